@@ -1,0 +1,310 @@
+//! The declarative topic catalog, `schemas/topics.toml`, compiled in.
+
+use std::{collections::BTreeMap, sync::LazyLock};
+
+use serde::Deserialize;
+
+use crate::events::EventType;
+
+const CATALOG_TOML: &str = include_str!("../topics.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("topics.toml does not parse: {0}")]
+    Parse(String),
+    #[error("topics.toml is inconsistent: {0}")]
+    Invalid(String),
+    #[error("no consumer named {0} in topics.toml")]
+    UnknownConsumer(String),
+}
+
+/// Settings that apply where a topic does not say otherwise.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Partitions of an event topic.
+    pub partitions: i32,
+    /// Wanted replication factor; `topics apply` caps it at the broker count.
+    pub replication_factor: i32,
+    /// `retention.ms` of an event topic.
+    pub retention_ms: i64,
+    /// Partitions of a dead-letter topic.
+    pub dead_letter_partitions: i32,
+    /// `retention.ms` of a dead-letter topic.
+    pub dead_letter_retention_ms: i64,
+}
+
+/// `cleanup.policy` of a topic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CleanupPolicy {
+    #[default]
+    Delete,
+    Compact,
+    #[serde(rename = "compact,delete")]
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTopic {
+    name: String,
+    description: String,
+    events: Vec<String>,
+    partitions: Option<i32>,
+    retention_ms: Option<i64>,
+    #[serde(default)]
+    cleanup_policy: CleanupPolicy,
+    #[serde(default)]
+    config: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCatalog {
+    defaults: Defaults,
+    topic: Vec<RawTopic>,
+    consumer: Vec<ConsumerSpec>,
+}
+
+/// A topic with every default applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub description: String,
+    /// Event types carried; empty for dead-letter topics (raw records).
+    pub events: Vec<EventType>,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    /// Topic configs to enforce (`retention.ms`, `cleanup.policy`, ...).
+    pub config: BTreeMap<String, String>,
+    /// Set on dead-letter topics: the consumer whose failures it holds.
+    pub dead_letter_of: Option<String>,
+}
+
+/// A consumer: one binary, one consumer group, its own dead-letter topic.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerSpec {
+    pub name: String,
+    pub description: String,
+    pub group_id: String,
+    pub topics: Vec<String>,
+    pub dead_letter_topic: String,
+}
+
+/// The whole catalog, validated.
+#[derive(Debug, Clone)]
+pub struct TopicCatalog {
+    pub topics: Vec<TopicSpec>,
+    pub consumers: Vec<ConsumerSpec>,
+    by_event: BTreeMap<EventType, usize>,
+}
+
+static CATALOG: LazyLock<Result<TopicCatalog, String>> =
+    LazyLock::new(|| TopicCatalog::parse(CATALOG_TOML).map_err(|e| e.to_string()));
+
+/// The compiled-in catalog.
+pub fn catalog() -> Result<&'static TopicCatalog, CatalogError> {
+    CATALOG
+        .as_ref()
+        .map_err(|e| CatalogError::Invalid(e.clone()))
+}
+
+impl TopicCatalog {
+    pub fn parse(text: &str) -> Result<Self, CatalogError> {
+        let raw: RawCatalog =
+            toml::from_str(text).map_err(|e| CatalogError::Parse(e.to_string()))?;
+        let d = &raw.defaults;
+        let mut topics = Vec::new();
+        let mut by_event = BTreeMap::new();
+        for t in &raw.topic {
+            let mut events = Vec::new();
+            for name in &t.events {
+                let event_type = EventType::ALL
+                    .into_iter()
+                    .find(|e| e.name() == name)
+                    .ok_or_else(|| {
+                        CatalogError::Invalid(format!(
+                            "topic {}: unknown event type {name}",
+                            t.name
+                        ))
+                    })?;
+                if by_event.insert(event_type, topics.len()).is_some() {
+                    return Err(CatalogError::Invalid(format!(
+                        "{name} is routed to two topics"
+                    )));
+                }
+                events.push(event_type);
+            }
+            let mut config = t.config.clone();
+            config.insert(
+                "retention.ms".into(),
+                t.retention_ms.unwrap_or(d.retention_ms).to_string(),
+            );
+            config.insert("cleanup.policy".into(), t.cleanup_policy.as_str().into());
+            topics.push(TopicSpec {
+                name: t.name.clone(),
+                description: t.description.clone(),
+                events,
+                partitions: t.partitions.unwrap_or(d.partitions),
+                replication_factor: d.replication_factor,
+                config,
+                dead_letter_of: None,
+            });
+        }
+        if let Some(missing) = EventType::ALL
+            .into_iter()
+            .find(|e| !by_event.contains_key(e))
+        {
+            return Err(CatalogError::Invalid(format!(
+                "{} is not routed to any topic",
+                missing.name()
+            )));
+        }
+        for c in &raw.consumer {
+            if let Some(unknown) = c
+                .topics
+                .iter()
+                .find(|t| !topics.iter().any(|spec| &spec.name == *t))
+            {
+                return Err(CatalogError::Invalid(format!(
+                    "consumer {} reads unknown topic {unknown}",
+                    c.name
+                )));
+            }
+            if topics.iter().any(|t| t.name == c.dead_letter_topic) {
+                return Err(CatalogError::Invalid(format!(
+                    "{} is used twice",
+                    c.dead_letter_topic
+                )));
+            }
+            topics.push(TopicSpec {
+                name: c.dead_letter_topic.clone(),
+                description: format!("Dead letters of the {} consumer.", c.name),
+                events: Vec::new(),
+                partitions: d.dead_letter_partitions,
+                replication_factor: d.replication_factor,
+                config: BTreeMap::from([
+                    (
+                        "retention.ms".to_owned(),
+                        d.dead_letter_retention_ms.to_string(),
+                    ),
+                    ("cleanup.policy".to_owned(), "delete".to_owned()),
+                ]),
+                dead_letter_of: Some(c.name.clone()),
+            });
+        }
+        Ok(TopicCatalog {
+            topics,
+            consumers: raw.consumer,
+            by_event,
+        })
+    }
+
+    /// The topic an event type is published to.
+    pub fn topic_for(&self, event_type: EventType) -> &TopicSpec {
+        // Every event type is routed: `parse` refuses a catalog that misses one.
+        &self.topics[self.by_event[&event_type]]
+    }
+
+    pub fn consumer(&self, name: &str) -> Result<&ConsumerSpec, CatalogError> {
+        self.consumers
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| CatalogError::UnknownConsumer(name.to_owned()))
+    }
+
+    /// Returns the catalog with every topic name prefixed, for isolated test runs
+    /// and shared clusters (`GRIDSYNC_TOPIC_PREFIX`).
+    pub fn with_prefix(&self, prefix: &str) -> TopicCatalog {
+        let mut out = self.clone();
+        for t in &mut out.topics {
+            t.name = format!("{prefix}{}", t.name);
+        }
+        for c in &mut out.consumers {
+            c.group_id = format!("{prefix}{}", c.group_id);
+            c.dead_letter_topic = format!("{prefix}{}", c.dead_letter_topic);
+            for t in &mut c.topics {
+                *t = format!("{prefix}{t}");
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiled_catalog_routes_every_event_and_has_a_dlq_per_consumer() {
+        let catalog = catalog().unwrap();
+        for e in EventType::ALL {
+            assert!(catalog.topic_for(e).events.contains(&e));
+        }
+        for name in [
+            "notifications",
+            "billing",
+            "exceptions",
+            "distribution",
+            "audit",
+        ] {
+            let c = catalog.consumer(name).unwrap();
+            let dlq = catalog
+                .topics
+                .iter()
+                .find(|t| t.name == c.dead_letter_topic)
+                .unwrap();
+            assert_eq!(dlq.dead_letter_of.as_deref(), Some(name));
+        }
+        assert_eq!(
+            catalog.topic_for(EventType::PurchaseOrderReceived).config["retention.ms"],
+            "1209600000"
+        );
+    }
+
+    #[test]
+    fn inconsistent_catalogs_are_refused() {
+        let unrouted = CATALOG_TOML.replace("\"DeliveryPerformed\"", "");
+        assert!(
+            matches!(TopicCatalog::parse(&unrouted), Err(CatalogError::Invalid(m)) if m.contains("DeliveryPerformed"))
+        );
+        let typo = CATALOG_TOML.replacen("partitions = 6", "partitionz = 6", 1);
+        assert!(matches!(
+            TopicCatalog::parse(&typo),
+            Err(CatalogError::Parse(_))
+        ));
+        let unknown_topic = CATALOG_TOML.replacen(
+            "topics = [\"gridsync.tg.invoices\"",
+            "topics = [\"nope\"",
+            1,
+        );
+        assert!(
+            matches!(TopicCatalog::parse(&unknown_topic), Err(CatalogError::Invalid(m)) if m.contains("nope"))
+        );
+    }
+
+    #[test]
+    fn prefix_renames_topics_groups_and_dead_letters() {
+        let p = catalog().unwrap().with_prefix("t1.");
+        let c = p.consumer("billing").unwrap();
+        assert_eq!(c.group_id, "t1.gridsync.billing");
+        assert_eq!(c.dead_letter_topic, "t1.gridsync.billing.dlq");
+        assert!(c.topics.iter().all(|t| t.starts_with("t1.")));
+        assert_eq!(
+            p.topic_for(EventType::InvoiceReceived).name,
+            "t1.gridsync.tg.invoices"
+        );
+    }
+}
