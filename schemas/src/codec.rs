@@ -113,6 +113,24 @@ pub enum CodecError {
     TrailingBytes(usize),
 }
 
+impl CodecError {
+    /// Short machine-readable class, for metrics labels and dead-letter headers.
+    pub const fn class(&self) -> &'static str {
+        match self {
+            CodecError::InvalidSchemaSet(_) => "codec.invalid_schema_set",
+            CodecError::Empty => "codec.empty",
+            CodecError::Truncated(_) => "codec.truncated",
+            CodecError::UnknownFraming(_) => "codec.unknown_framing",
+            CodecError::UnknownFingerprint(_) => "codec.unknown_fingerprint",
+            CodecError::RegistryRequired(_) => "codec.registry_required",
+            CodecError::NotAnEvent(_) => "codec.not_an_event",
+            CodecError::Encode { .. } => "codec.encode",
+            CodecError::Decode { .. } => "codec.decode",
+            CodecError::TrailingBytes(_) => "codec.trailing_bytes",
+        }
+    }
+}
+
 /// One schema version this build can read.
 #[derive(Debug)]
 pub struct KnownSchema {

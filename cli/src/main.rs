@@ -1,0 +1,75 @@
+//! `gridsync`: the operator CLI.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gridsync_core::config::KafkaArgs;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gridsync",
+    version,
+    about = "Operate the gridsync pipeline: topics, schemas, dead letters."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Topics of the catalog (schemas/topics.toml).
+    Topics {
+        #[command(subcommand)]
+        command: commands::topics::TopicsCommand,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
+    /// The Avro event contract.
+    Schemas {
+        #[command(subcommand)]
+        command: commands::schemas::SchemasCommand,
+    },
+    /// Dead-letter topics.
+    Dlq {
+        #[command(subcommand)]
+        command: commands::dlq::DlqCommand,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
+    /// Publish sample events of every type, to see the pipeline work.
+    Demo {
+        #[command(flatten)]
+        args: commands::demo::DemoArgs,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gridsync: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Topics { command, kafka } => commands::topics::run(command, &kafka).await,
+            Command::Schemas { command } => commands::schemas::run(command),
+            Command::Dlq { command, kafka } => commands::dlq::run(command, &kafka).await,
+            Command::Demo { args, kafka } => commands::demo::run(args, &kafka).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gridsync: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

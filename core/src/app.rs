@@ -1,0 +1,295 @@
+//! The common `main` of a consumer binary: flags, telemetry, the consumer
+//! loop, and a clean exit on SIGTERM.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use clap::Parser;
+use gridsync_schemas::catalog;
+
+use crate::{
+    config::{KafkaArgs, TelemetryArgs},
+    kafka::{run_consumer, ConsumerSettings, EventProducer, Handler, RetryPolicy},
+    registry::EventDecoder,
+    shutdown,
+    telemetry::{self, Health, Metrics},
+};
+
+/// Flags every consumer binary takes.
+#[derive(Debug, Parser)]
+pub struct ConsumerCli {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+    #[command(flatten)]
+    pub retry: RetryPolicy,
+    /// Records buffered per assigned partition before fetching waits.
+    #[arg(long, env = "GRIDSYNC_PARTITION_BUFFER", default_value_t = 64)]
+    pub partition_buffer: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("catalog: {0}")]
+    Catalog(#[from] catalog::CatalogError),
+    #[error("schemas: {0}")]
+    Codec(#[from] gridsync_schemas::CodecError),
+    #[error(transparent)]
+    Publish(#[from] crate::kafka::PublishError),
+    #[error(transparent)]
+    Consumer(#[from] crate::kafka::consumer::ConsumerError),
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What a handler factory gets to build its handler with.
+pub struct ConsumerDeps {
+    pub producer: EventProducer,
+    pub metrics: Metrics,
+    pub kafka: KafkaArgs,
+}
+
+/// The metrics address: the flag, else 127.0.0.1:`default_port`.
+pub fn metrics_addr(telemetry: &TelemetryArgs, default_port: u16) -> SocketAddr {
+    telemetry
+        .metrics_addr
+        .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, default_port)))
+}
+
+/// Runs the consumer named `name` in the catalog until SIGTERM/SIGINT.
+pub async fn run_consumer_binary<H, F>(
+    name: &str,
+    default_metrics_port: u16,
+    cli: ConsumerCli,
+    make_handler: F,
+) -> Result<(), AppError>
+where
+    H: Handler,
+    F: FnOnce(&ConsumerDeps) -> Result<H, AppError>,
+{
+    telemetry::logging::init(&cli.telemetry);
+    let shutdown = shutdown::on_signals().map_err(|source| AppError::Io {
+        what: "installing signal handlers",
+        source,
+    })?;
+    let metrics = Metrics::new(name)?;
+    let health = Health::default();
+    let addr = metrics_addr(&cli.telemetry, default_metrics_port);
+    let (bound, server) = telemetry::serve(addr, metrics.clone(), health.clone(), shutdown.clone())
+        .await
+        .map_err(|source| AppError::Io {
+            what: "binding the metrics address",
+            source,
+        })?;
+    tracing::info!(
+        metrics = %format!("http://{bound}/metrics"),
+        kafka = ?cli.kafka.redacted_properties().unwrap_or_default(),
+        "{name} consumer starting"
+    );
+
+    let catalog = catalog::catalog()?.with_prefix(&cli.kafka.topic_prefix);
+    let settings =
+        ConsumerSettings::from_catalog(catalog.consumer(name)?, cli.retry, cli.partition_buffer);
+    let producer = EventProducer::new(&cli.kafka, metrics.clone())?;
+    let decoder = EventDecoder::new(cli.kafka.schema_registry_url.as_deref())?;
+    let deps = ConsumerDeps {
+        producer: producer.clone(),
+        metrics: metrics.clone(),
+        kafka: cli.kafka.clone(),
+    };
+    let handler = make_handler(&deps)?;
+
+    let result = run_consumer(
+        &cli.kafka,
+        settings,
+        handler,
+        decoder,
+        producer.clone(),
+        metrics,
+        health,
+        shutdown.clone(),
+    )
+    .await;
+    shutdown.cancel();
+    if let Err(e) = producer.flush(std::time::Duration::from_secs(10)) {
+        tracing::warn!(error = %e, "flushing the producer on exit");
+    }
+    if let Ok(Err(e)) = server.await {
+        tracing::warn!(error = %e, "metrics server");
+    }
+    result.map_err(AppError::from)
+}
+
+/// The whole `main` of a consumer binary: parses flags, runs, and turns the
+/// outcome into an exit code with the error on stderr.
+pub fn consumer_main<H, F>(
+    name: &str,
+    default_metrics_port: u16,
+    make_handler: F,
+) -> std::process::ExitCode
+where
+    H: Handler,
+    F: FnOnce(&ConsumerDeps) -> Result<H, AppError>,
+{
+    let cli = ConsumerCli::parse();
+    block_on_main(
+        name,
+        run_consumer_binary(name, default_metrics_port, cli, make_handler),
+    )
+}
+
+/// The handler of a consumer whose flow logic has not landed yet: it counts and
+/// logs every event it receives (so the consumer group, topics, offsets and
+/// metrics are real), and performs no side effect.
+pub struct ObservingHandler {
+    observed: prometheus::IntCounterVec,
+}
+
+impl ObservingHandler {
+    pub fn new(deps: &ConsumerDeps) -> Result<Self, AppError> {
+        let observed = prometheus::IntCounterVec::new(
+            prometheus::opts!(
+                "events_observed_total",
+                "Events received by a consumer whose flow logic is not implemented yet."
+            ),
+            &["event_type"],
+        )?;
+        deps.metrics.register(Box::new(observed.clone()))?;
+        Ok(ObservingHandler { observed })
+    }
+}
+
+impl Handler for ObservingHandler {
+    async fn handle(
+        &self,
+        record: &crate::kafka::Record,
+    ) -> Result<(), crate::kafka::HandlerError> {
+        let event_type = record.event.event_type().name();
+        self.observed.with_label_values(&[event_type]).inc();
+        tracing::info!(
+            event_type,
+            key = record.key.as_deref().unwrap_or(""),
+            "event observed (flow logic pending)"
+        );
+        Ok(())
+    }
+}
+
+/// Flags every producer binary takes.
+#[derive(Debug, Parser)]
+pub struct ProducerCli {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
+/// What a producer's event source gets.
+pub struct ProducerDeps {
+    pub producer: EventProducer,
+    pub metrics: Metrics,
+    pub health: Health,
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+/// The whole `main` of a producer binary: telemetry, the event producer, then
+/// `source` until SIGTERM/SIGINT; queued records are flushed before exit.
+pub fn producer_main<F, Fut>(
+    name: &str,
+    default_metrics_port: u16,
+    source: F,
+) -> std::process::ExitCode
+where
+    F: FnOnce(ProducerDeps) -> Fut,
+    Fut: std::future::Future<Output = Result<(), AppError>>,
+{
+    let cli = ProducerCli::parse();
+    let run = async move {
+        telemetry::logging::init(&cli.telemetry);
+        let shutdown = shutdown::on_signals().map_err(|source| AppError::Io {
+            what: "installing signal handlers",
+            source,
+        })?;
+        let metrics = Metrics::new(name)?;
+        let health = Health::default();
+        let addr = metrics_addr(&cli.telemetry, default_metrics_port);
+        let (bound, server) =
+            telemetry::serve(addr, metrics.clone(), health.clone(), shutdown.clone())
+                .await
+                .map_err(|source| AppError::Io {
+                    what: "binding the metrics address",
+                    source,
+                })?;
+        tracing::info!(metrics = %format!("http://{bound}/metrics"), kafka = ?cli.kafka.redacted_properties().unwrap_or_default(), "{name} starting");
+        let producer = EventProducer::new(&cli.kafka, metrics.clone())?;
+        let result = source(ProducerDeps {
+            producer: producer.clone(),
+            metrics,
+            health,
+            shutdown: shutdown.clone(),
+        })
+        .await;
+        shutdown.cancel();
+        if let Err(e) = producer.flush(std::time::Duration::from_secs(10)) {
+            tracing::warn!(error = %e, "flushing the producer on exit");
+        }
+        if let Ok(Err(e)) = server.await {
+            tracing::warn!(error = %e, "metrics server");
+        }
+        tracing::info!("{name} stopped");
+        result
+    };
+    block_on_main(name, run)
+}
+
+fn block_on_main(
+    name: &str,
+    run: impl std::future::Future<Output = Result<(), AppError>>,
+) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{name}: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "{name} failed");
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The source of a producer whose connector has not landed yet: ready once
+/// the brokers answer, then idle until shutdown.
+pub async fn await_connector(deps: ProducerDeps) -> Result<(), AppError> {
+    loop {
+        match deps
+            .producer
+            .check_brokers(std::time::Duration::from_secs(5))
+            .await
+        {
+            Ok(brokers) => {
+                tracing::info!(brokers, "connected to Kafka; ready");
+                deps.health.set_ready(true);
+                break;
+            }
+            Err(e) => tracing::warn!(error = %e, "Kafka not reachable yet"),
+        }
+        if deps.shutdown.is_cancelled() {
+            return Ok(());
+        }
+    }
+    deps.shutdown.cancelled().await;
+    deps.health.set_ready(false);
+    Ok(())
+}

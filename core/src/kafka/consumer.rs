@@ -1,0 +1,479 @@
+//! The consumer loop every consumer binary runs.
+//!
+//! At-least-once, after rust-rdkafka's `at_least_once.rs`: auto-commit is on
+//! but offsets are stored by hand, only after a record's work succeeded (or it
+//! went to the dead-letter topic). One worker task per assigned partition keeps
+//! each partition in order while partitions run concurrently.
+//!
+//! Failures: transient ones are retried with backoff, indefinitely, so a
+//! record is never skipped because a dependency is down; permanent ones (an
+//! undecodable record, a refused request) go to the consumer's dead-letter
+//! topic with their context, and the records after them carry on.
+
+use std::{
+    future::Future,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Instant,
+};
+
+use gridsync_schemas::{catalog::ConsumerSpec, Event};
+use rdkafka::{
+    consumer::{CommitMode, Consumer, StreamConsumer},
+    error::KafkaError,
+    message::{Message, OwnedMessage},
+    types::RDKafkaErrorCode,
+};
+use tokio::{sync::mpsc, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{
+    context::{Assignments, GridsyncConsumerContext, WorkerSlot},
+    dead_letter::{self, Failure, Stage},
+    headers, EventProducer, RetryPolicy,
+};
+use crate::{
+    config::{ConfigError, KafkaArgs},
+    registry::EventDecoder,
+    telemetry::{Health, Metrics, TraceContext},
+};
+
+/// One decoded record handed to a [`Handler`].
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub event: Event,
+    /// Schema version the producer wrote (0: an unknown version from a registry).
+    pub writer_version: u32,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    /// From the `traceparent` header, or a new trace when it had none.
+    pub trace: TraceContext,
+}
+
+/// Why a handler could not do its work.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HandlerError {
+    /// May succeed later (timeout, 429, 5xx, broker down): retried.
+    #[error("{class}: {message}")]
+    Transient { class: String, message: String },
+    /// Will not succeed as it is (validation, 4xx): dead-lettered.
+    #[error("{class}: {message}")]
+    Permanent { class: String, message: String },
+}
+
+impl HandlerError {
+    pub fn transient(class: impl Into<String>, error: impl std::fmt::Display) -> Self {
+        HandlerError::Transient {
+            class: class.into(),
+            message: error.to_string(),
+        }
+    }
+
+    pub fn permanent(class: impl Into<String>, error: impl std::fmt::Display) -> Self {
+        HandlerError::Permanent {
+            class: class.into(),
+            message: error.to_string(),
+        }
+    }
+
+    fn class(&self) -> &str {
+        match self {
+            HandlerError::Transient { class, .. } | HandlerError::Permanent { class, .. } => class,
+        }
+    }
+}
+
+/// A consumer's flow logic: the work done for one record. It must be
+/// idempotent: after a crash or a rebalance the same record can come again.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, record: &Record) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// Settings of one consumer.
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    /// Consumer name (logs, metrics, dead-letter headers).
+    pub name: String,
+    pub group_id: String,
+    pub topics: Vec<String>,
+    pub dead_letter_topic: String,
+    pub retry: RetryPolicy,
+    /// Records buffered per partition worker; when full, fetching waits.
+    pub partition_buffer: usize,
+}
+
+impl ConsumerSettings {
+    pub fn from_catalog(spec: &ConsumerSpec, retry: RetryPolicy, partition_buffer: usize) -> Self {
+        ConsumerSettings {
+            name: spec.name.clone(),
+            group_id: spec.group_id.clone(),
+            topics: spec.topics.clone(),
+            dead_letter_topic: spec.dead_letter_topic.clone(),
+            retry,
+            partition_buffer: partition_buffer.max(1),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("creating the Kafka consumer: {0}")]
+    Create(#[source] KafkaError),
+    #[error("subscribing to {topics:?}: {source}")]
+    Subscribe {
+        topics: Vec<String>,
+        #[source]
+        source: KafkaError,
+    },
+}
+
+/// Defaults a deployment may change through `--kafka-option`.
+const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("auto.offset.reset", "earliest"),
+    ("statistics.interval.ms", "5000"),
+    // Bound librdkafka's prefetch: processing is slower than fetching.
+    ("queued.max.messages.kbytes", "16384"),
+];
+
+/// What at-least-once depends on; not overridable.
+const CONSUMER_OVERRIDES: &[(&str, &str)] = &[
+    ("enable.auto.commit", "true"),
+    ("enable.auto.offset.store", "false"),
+];
+
+/// What a worker needs, shared by all of them.
+struct Shared<H> {
+    consumer: Arc<StreamConsumer<GridsyncConsumerContext>>,
+    assignments: Assignments,
+    handler: H,
+    decoder: EventDecoder,
+    producer: EventProducer,
+    metrics: Metrics,
+    settings: ConsumerSettings,
+}
+
+/// Runs until `shutdown`, then finishes the records in hand, commits the
+/// stored offsets and leaves the group.
+pub async fn run_consumer<H: Handler>(
+    kafka: &KafkaArgs,
+    settings: ConsumerSettings,
+    handler: H,
+    decoder: EventDecoder,
+    producer: EventProducer,
+    metrics: Metrics,
+    health: Health,
+    shutdown: CancellationToken,
+) -> Result<(), ConsumerError> {
+    let assignments = Assignments::default();
+    let context = GridsyncConsumerContext::new(metrics.clone(), assignments.clone());
+    let consumer: StreamConsumer<GridsyncConsumerContext> = kafka
+        .client_config(CONSUMER_DEFAULTS, CONSUMER_OVERRIDES)?
+        .set("group.id", &settings.group_id)
+        .create_with_context(context)
+        .map_err(ConsumerError::Create)?;
+    let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(|source| ConsumerError::Subscribe {
+            topics: settings.topics.clone(),
+            source,
+        })?;
+    tracing::info!(consumer = %settings.name, group = %settings.group_id, topics = ?settings.topics, "consuming");
+    health.set_ready(true);
+
+    let shared = Arc::new(Shared {
+        consumer: Arc::new(consumer),
+        assignments,
+        handler,
+        decoder,
+        producer,
+        metrics,
+        settings,
+    });
+    let mut workers = JoinSet::new();
+    let next_worker_id = AtomicU64::new(1);
+
+    loop {
+        let message = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            message = shared.consumer.recv() => message,
+        };
+        let message = match message {
+            Ok(m) => m.detach(),
+            Err(e) => {
+                // librdkafka reconnects by itself; these are informational.
+                shared.metrics.failure("consume", "kafka");
+                tracing::warn!(error = %e, "consumer error");
+                continue;
+            }
+        };
+        let partition = (message.topic().to_owned(), message.partition());
+        let sender = {
+            let mut map = shared.assignments.lock();
+            match map.get(&partition) {
+                Some(slot) if !slot.records.is_closed() => slot.records.clone(),
+                _ => {
+                    let (records, inbox) = mpsc::channel(shared.settings.partition_buffer);
+                    let slot = WorkerSlot {
+                        id: next_worker_id.fetch_add(1, Ordering::Relaxed),
+                        records,
+                        cancel: shutdown.child_token(),
+                    };
+                    workers.spawn(partition_worker(
+                        shared.clone(),
+                        slot.id,
+                        inbox,
+                        slot.cancel.clone(),
+                    ));
+                    let sender = slot.records.clone();
+                    map.insert(partition, slot);
+                    sender
+                }
+            }
+        };
+        // Waits while the worker's buffer is full: backpressure on fetching.
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            sent = sender.send(message) => {
+                // A closed worker was revoked meanwhile; the record goes to the new owner.
+                let _ = sent;
+            }
+        }
+    }
+
+    health.set_ready(false);
+    // Every worker's token is a child of `shutdown`: idle ones return now, busy
+    // ones finish the record in hand and store its offset first.
+    while let Some(joined) = workers.join_next().await {
+        if let Err(e) = joined {
+            tracing::error!(error = %e, "partition worker failed");
+        }
+    }
+    match shared.consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "final offset commit failed; uncommitted records will be redelivered")
+        }
+    }
+    tracing::info!(consumer = %shared.settings.name, "stopped; offsets committed");
+    // Dropping the last handle closes the consumer, which leaves the group.
+    Ok(())
+}
+
+/// Processes one partition's records in order until revoked or shut down.
+async fn partition_worker<H: Handler>(
+    shared: Arc<Shared<H>>,
+    worker_id: u64,
+    mut inbox: mpsc::Receiver<OwnedMessage>,
+    cancel: CancellationToken,
+) {
+    // Offsets below this were processed by this worker already: a redelivery
+    // after a rebalance is skipped, and the stored offset never goes backwards.
+    let mut next_offset: Option<i64> = None;
+    loop {
+        let message = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return,
+            message = inbox.recv() => match message { Some(m) => m, None => return },
+        };
+        if next_offset.is_some_and(|next| message.offset() < next) {
+            continue;
+        }
+        let started = Instant::now();
+        shared.metrics.record_received(message.topic());
+        let Some(outcome) = process(&shared, &message, &cancel).await else {
+            // Abandoned on shutdown or revoke: not stored, so redelivered.
+            return;
+        };
+        if !store_offset(&shared, worker_id, &message) {
+            return;
+        }
+        next_offset = Some(message.offset() + 1);
+        shared
+            .metrics
+            .record_processed(message.topic(), outcome, started.elapsed());
+    }
+}
+
+/// Stores the offset after `message` if this worker still owns its partition.
+fn store_offset<H>(shared: &Shared<H>, worker_id: u64, message: &OwnedMessage) -> bool {
+    let map = shared.assignments.lock();
+    let key = (message.topic().to_owned(), message.partition());
+    if map.get(&key).map(|slot| slot.id) != Some(worker_id) {
+        return false;
+    }
+    match shared
+        .consumer
+        .store_offset(message.topic(), message.partition(), message.offset() + 1)
+    {
+        Ok(()) => true,
+        Err(KafkaError::StoreOffset(RDKafkaErrorCode::State)) => {
+            // Revoked between the check and the store: the new owner redoes it.
+            tracing::debug!(
+                topic = message.topic(),
+                partition = message.partition(),
+                "partition revoked; record will be redelivered"
+            );
+            false
+        }
+        Err(e) => {
+            shared.metrics.failure("store_offset", "kafka");
+            tracing::warn!(error = %e, "storing offset failed; record will be redelivered");
+            false
+        }
+    }
+}
+
+/// Decodes and handles one record. `None` when abandoned (cancelled while
+/// retrying); otherwise the outcome label.
+async fn process<H: Handler>(
+    shared: &Shared<H>,
+    message: &OwnedMessage,
+    cancel: &CancellationToken,
+) -> Option<&'static str> {
+    let topic = message.topic();
+    let payload = message.payload().unwrap_or_default();
+    let decoder = &shared.decoder;
+    let decoded = match retry(shared, cancel, topic, Stage::Decode, move || {
+        decoder.decode(payload)
+    })
+    .await?
+    {
+        Ok(decoded) => decoded,
+        Err(failure) => return dead_letter(shared, message, failure, cancel).await,
+    };
+    let trace = headers::get(message.headers(), headers::TRACEPARENT)
+        .and_then(TraceContext::parse)
+        .unwrap_or_else(TraceContext::new_root);
+    let envelope = decoded.event.envelope();
+    let span = tracing::info_span!(
+        "record",
+        consumer = %shared.settings.name,
+        topic,
+        partition = message.partition(),
+        offset = message.offset(),
+        event_type = decoded.event.event_type().name(),
+        event_id = %envelope.event_id,
+        correlation_id = %envelope.correlation_id,
+        trace_id = %trace.trace_id_hex(),
+        parent_span_id = %trace.span_id_hex(),
+    );
+    let record = Record {
+        event: decoded.event,
+        writer_version: decoded.writer_version,
+        topic: topic.to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned()),
+        trace,
+    };
+    let (handler, record) = (&shared.handler, &record);
+    let handled = retry(shared, cancel, topic, Stage::Process, move || {
+        handler.handle(record)
+    })
+    .instrument(span)
+    .await?;
+    match handled {
+        Ok(()) => Some("ok"),
+        Err(failure) => dead_letter(shared, message, failure, cancel).await,
+    }
+}
+
+/// Runs `attempt` until it succeeds or fails permanently, backing off between
+/// transient failures. `None` if cancelled meanwhile.
+async fn retry<H, T, F, Fut>(
+    shared: &Shared<H>,
+    cancel: &CancellationToken,
+    topic: &str,
+    stage: Stage,
+    mut attempt: F,
+) -> Option<Result<T, Failure>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, HandlerError>>,
+{
+    let policy = shared.settings.retry;
+    let mut failures = 0u32;
+    loop {
+        match attempt().await {
+            Ok(value) => return Some(Ok(value)),
+            Err(HandlerError::Permanent { class, message }) => {
+                return Some(Err(Failure {
+                    stage,
+                    class,
+                    message,
+                }))
+            }
+            Err(error @ HandlerError::Transient { .. }) => {
+                failures += 1;
+                shared.metrics.retried(topic);
+                shared
+                    .metrics
+                    .failure(&stage.as_str().to_ascii_lowercase(), error.class());
+                if policy.is_paused(failures) {
+                    tracing::error!(%error, attempt = failures, "partition paused: retrying the same record until it succeeds");
+                } else {
+                    tracing::warn!(%error, attempt = failures, "transient failure; retrying");
+                }
+                tokio::select! {
+                    _ = cancel.cancelled() => return None,
+                    _ = tokio::time::sleep(policy.delay(failures)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Sends the original record with its error context to the dead-letter topic,
+/// retrying until Kafka acknowledges it: a dead letter is never dropped.
+async fn dead_letter<H>(
+    shared: &Shared<H>,
+    message: &OwnedMessage,
+    failure: Failure,
+    cancel: &CancellationToken,
+) -> Option<&'static str> {
+    let dlq = &shared.settings.dead_letter_topic;
+    tracing::warn!(
+        topic = message.topic(), partition = message.partition(), offset = message.offset(),
+        stage = failure.stage.as_str(), class = %failure.class, error = %failure.message,
+        dead_letter_topic = %dlq, "dead-lettering record"
+    );
+    let (producer, group, failure_ref) = (&shared.producer, &shared.settings.group_id, &failure);
+    let sent = retry(
+        shared,
+        cancel,
+        message.topic(),
+        failure.stage,
+        move || async move {
+            let headers = dead_letter::headers(message, group, failure_ref);
+            producer
+                .send(dlq, message.key(), message.payload(), headers)
+                .await
+                .map_err(|e| HandlerError::transient("kafka.dead_letter", e))
+        },
+    )
+    .await?;
+    match sent {
+        Ok(_) => {
+            shared
+                .metrics
+                .dead_lettered(message.topic(), failure.stage.as_str());
+            shared
+                .metrics
+                .failure(&failure.stage.as_str().to_ascii_lowercase(), &failure.class);
+            Some("dead_lettered")
+        }
+        // Sending is only ever retried, never refused; kept for exhaustiveness.
+        Err(_) => None,
+    }
+}

@@ -1,0 +1,130 @@
+//! The consumer's librdkafka context: lag metrics from statistics, and
+//! rebalance handling that stops the workers of revoked partitions.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use rdkafka::{
+    consumer::{BaseConsumer, ConsumerContext, Rebalance},
+    error::KafkaResult,
+    message::OwnedMessage,
+    statistics::Statistics,
+    ClientContext, TopicPartitionList,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::telemetry::Metrics;
+
+/// The worker that owns one assigned partition.
+pub struct WorkerSlot {
+    /// Distinguishes a new worker for a re-assigned partition from the old one.
+    pub id: u64,
+    pub records: mpsc::Sender<OwnedMessage>,
+    /// Cancelled when the partition is revoked, or on shutdown.
+    pub cancel: CancellationToken,
+}
+
+/// Partition → its current worker. Shared by the dispatcher, the workers (who
+/// may only store an offset while they are still the current worker) and the
+/// rebalance callback (which removes revoked partitions).
+#[derive(Clone, Default)]
+pub struct Assignments(Arc<Mutex<HashMap<(String, i32), WorkerSlot>>>);
+
+impl Assignments {
+    pub fn lock(&self) -> MutexGuard<'_, HashMap<(String, i32), WorkerSlot>> {
+        // A poisoned lock only means a panic elsewhere; the map itself stays consistent.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Stops and forgets the workers of `partitions`.
+    fn revoke(&self, partitions: &TopicPartitionList) {
+        let mut map = self.lock();
+        for elem in partitions.elements() {
+            if let Some(slot) = map.remove(&(elem.topic().to_owned(), elem.partition())) {
+                slot.cancel.cancel();
+            }
+        }
+    }
+}
+
+pub struct GridsyncConsumerContext {
+    metrics: Metrics,
+    assignments: Assignments,
+}
+
+impl GridsyncConsumerContext {
+    pub fn new(metrics: Metrics, assignments: Assignments) -> Self {
+        GridsyncConsumerContext {
+            metrics,
+            assignments,
+        }
+    }
+}
+
+impl ClientContext for GridsyncConsumerContext {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // librdkafka reports the internal UA partition as -1 and -1 lag when unknown.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.metrics
+                        .set_consumer_lag(topic, *partition, p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for GridsyncConsumerContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            // Work in flight for these partitions may finish, but its offset is
+            // not stored: the new owner gets the record again (at-least-once).
+            self.assignments.revoke(partitions);
+            for elem in partitions.elements() {
+                self.metrics
+                    .clear_consumer_lag(elem.topic(), elem.partition());
+            }
+            self.metrics.rebalance("revoke");
+            tracing::info!(partitions = partitions.count(), "partitions revoked");
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                self.metrics.rebalance("assign");
+                let list: Vec<String> = partitions
+                    .elements()
+                    .iter()
+                    .map(|e| format!("{}[{}]", e.topic(), e.partition()))
+                    .collect();
+                tracing::info!(partitions = %list.join(","), "partitions assigned");
+            }
+            Rebalance::Error(e) => {
+                self.metrics.rebalance("error");
+                tracing::warn!(error = %e, "rebalance error");
+            }
+            Rebalance::Revoke(_) => {}
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => tracing::debug!(partitions = offsets.count(), "offsets committed"),
+            // Nothing stored since the last commit: not an error.
+            Err(rdkafka::error::KafkaError::ConsumerCommit(
+                rdkafka::types::RDKafkaErrorCode::NoOffset,
+            )) => {}
+            Err(e) => {
+                self.metrics.failure("commit", "kafka");
+                tracing::warn!(error = %e, "offset commit failed; it is retried with the next commit");
+            }
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Everything that talks to Kafka, through rdkafka only.
+
+pub mod admin;
+pub mod consumer;
+pub mod context;
+pub mod dead_letter;
+pub mod headers;
+pub mod producer;
+pub mod retry;
+
+pub use consumer::{run_consumer, ConsumerSettings, Handler, HandlerError, Record};
+pub use producer::{Delivered, EventProducer, PublishError};
+pub use retry::RetryPolicy;

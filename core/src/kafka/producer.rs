@@ -1,0 +1,221 @@
+//! The event producer: idempotent, every record keyed and self-describing.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use gridsync_schemas::{catalog::TopicCatalog, codec, Codec, CodecError, Event};
+use rdkafka::{
+    error::KafkaError,
+    message::{Header, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord, Producer},
+    util::Timeout,
+};
+
+use super::headers;
+use crate::{
+    config::{ConfigError, KafkaArgs},
+    registry::{RegistryError, SchemaRegistry},
+    telemetry::{Metrics, TraceContext},
+};
+
+/// Where a record landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("topic catalog: {0}")]
+    Catalog(#[from] gridsync_schemas::catalog::CatalogError),
+    #[error(transparent)]
+    Encode(#[from] CodecError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("creating the Kafka producer: {0}")]
+    Create(#[source] KafkaError),
+    #[error("Kafka did not acknowledge the record for {topic}: {source}")]
+    Kafka {
+        topic: String,
+        #[source]
+        source: KafkaError,
+    },
+}
+
+impl PublishError {
+    /// Worth retrying: the broker or registry may come back; bad data will not change.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PublishError::Kafka { .. } => true,
+            PublishError::Registry(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+/// Librdkafka settings the producer's guarantees depend on; they override user options.
+const PRODUCER_OVERRIDES: &[(&str, &str)] = &[("enable.idempotence", "true"), ("acks", "all")];
+
+/// Publishes events to the topics of the catalog.
+#[derive(Clone)]
+pub struct EventProducer {
+    producer: FutureProducer,
+    catalog: Arc<TopicCatalog>,
+    codec: &'static Codec,
+    registry: Option<Arc<SchemaRegistry>>,
+    metrics: Metrics,
+}
+
+impl EventProducer {
+    pub fn new(kafka: &KafkaArgs, metrics: Metrics) -> Result<Self, PublishError> {
+        let producer = kafka
+            .client_config(&[], PRODUCER_OVERRIDES)?
+            .create()
+            .map_err(PublishError::Create)?;
+        let catalog = gridsync_schemas::catalog::catalog()?.with_prefix(&kafka.topic_prefix);
+        let registry = kafka
+            .schema_registry_url
+            .as_deref()
+            .map(|url| Arc::new(SchemaRegistry::new(url)));
+        Ok(EventProducer {
+            producer,
+            catalog: Arc::new(catalog),
+            codec: codec()?,
+            registry,
+            metrics,
+        })
+    }
+
+    /// The catalog in use (with the topic prefix applied).
+    pub fn catalog(&self) -> &TopicCatalog {
+        &self.catalog
+    }
+
+    /// Publishes to the event type's topic and waits for Kafka's acknowledgement.
+    /// `parent` is the trace of the record being handled, if any.
+    pub async fn publish(
+        &self,
+        event: &Event,
+        parent: Option<&TraceContext>,
+    ) -> Result<Delivered, PublishError> {
+        let topic = self.catalog.topic_for(event.event_type()).name.clone();
+        self.publish_to(&topic, event, parent).await
+    }
+
+    /// Publishes to an explicit topic.
+    pub async fn publish_to(
+        &self,
+        topic: &str,
+        event: &Event,
+        parent: Option<&TraceContext>,
+    ) -> Result<Delivered, PublishError> {
+        let envelope = event.envelope();
+        let trace = parent
+            .map_or_else(TraceContext::new_root, TraceContext::child)
+            .to_string();
+        let (payload, schema_header, schema_value) = match &self.registry {
+            Some(registry) => {
+                let id = registry.register(event.event_type()).await?;
+                let datum = self.codec.encode_datum(event)?;
+                let mut payload = Vec::with_capacity(5 + datum.len());
+                payload.push(gridsync_schemas::codec::CONFLUENT_MAGIC);
+                payload.extend_from_slice(&id.to_be_bytes());
+                payload.extend_from_slice(&datum);
+                (payload, headers::SCHEMA_ID, id.to_string())
+            }
+            None => {
+                let fingerprint = self.codec.current(event.event_type()).fingerprint;
+                (
+                    self.codec.encode(event)?,
+                    headers::SCHEMA_FINGERPRINT,
+                    fingerprint.to_string(),
+                )
+            }
+        };
+        let record_headers = OwnedHeaders::new_with_capacity(5)
+            .insert(Header {
+                key: headers::EVENT_TYPE,
+                value: Some(event.event_type().name()),
+            })
+            .insert(Header {
+                key: headers::EVENT_ID,
+                value: Some(envelope.event_id.as_str()),
+            })
+            .insert(Header {
+                key: headers::CORRELATION_ID,
+                value: Some(envelope.correlation_id.as_str()),
+            })
+            .insert(Header {
+                key: schema_header,
+                value: Some(schema_value.as_str()),
+            })
+            .insert(Header {
+                key: headers::TRACEPARENT,
+                value: Some(trace.as_str()),
+            });
+        let key = envelope.record_key();
+        self.send(topic, Some(key.as_bytes()), Some(&payload), record_headers)
+            .await
+    }
+
+    /// Sends raw bytes (dead letters, re-drives) and waits for the acknowledgement.
+    pub async fn send(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        headers: OwnedHeaders,
+    ) -> Result<Delivered, PublishError> {
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if let Some(payload) = payload {
+            record = record.payload(payload);
+        }
+        let started = Instant::now();
+        // Queue-full waits are bounded by librdkafka's own delivery timeout.
+        match self.producer.send(record, Timeout::Never).await {
+            Ok(delivery) => {
+                self.metrics.record_produced(topic, started.elapsed());
+                Ok(Delivered {
+                    topic: topic.to_owned(),
+                    partition: delivery.partition,
+                    offset: delivery.offset,
+                })
+            }
+            Err((source, _)) => {
+                self.metrics.failure("produce", "kafka");
+                Err(PublishError::Kafka {
+                    topic: topic.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Asks the cluster for its metadata; returns how many brokers answered.
+    pub async fn check_brokers(&self, timeout: Duration) -> Result<usize, KafkaError> {
+        let producer = self.producer.clone();
+        // fetch_metadata blocks; a panicked lookup counts as a failed one.
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, timeout)
+                .map(|m| m.brokers().len())
+        })
+        .await
+        .unwrap_or(Err(KafkaError::Canceled))
+    }
+
+    /// Waits for every queued record to be acknowledged (on shutdown).
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer.flush(timeout)
+    }
+}

@@ -1,0 +1,19 @@
+//! gridsync's shared runtime: everything a producer or consumer binary needs
+//! besides its own flow logic.
+//!
+//! - [`config`]: Kafka and telemetry settings from flags and the environment.
+//! - [`kafka`]: the idempotent event producer, the at-least-once consumer loop
+//!   with retries and dead letters, and `topics apply`.
+//! - [`registry`]: the Confluent Schema Registry client and the decoder that
+//!   reads either framing.
+//! - [`telemetry`]: Prometheus metrics, `/metrics` `/healthz` `/readyz`,
+//!   tracing (text or JSON) and W3C trace context.
+//! - [`shutdown`]: SIGTERM/SIGINT as a cancellation signal.
+//! - [`app`]: the common `main` of a consumer binary.
+
+pub mod app;
+pub mod config;
+pub mod kafka;
+pub mod registry;
+pub mod shutdown;
+pub mod telemetry;

@@ -1,0 +1,10 @@
+//! Metrics, health endpoints, logs and trace context.
+
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod trace_context;
+
+pub use http::{serve, Health};
+pub use metrics::Metrics;
+pub use trace_context::TraceContext;
