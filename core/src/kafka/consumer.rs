@@ -312,7 +312,8 @@ fn store_offset<H>(shared: &Shared<H>, worker_id: u64, message: &OwnedMessage) -
     }
     match shared
         .consumer
-        .store_offset(message.topic(), message.partition(), message.offset() + 1)
+        // rd_kafka_offset_store commits `offset + 1` itself: pass the record's own offset.
+        .store_offset(message.topic(), message.partition(), message.offset())
     {
         Ok(()) => true,
         Err(KafkaError::StoreOffset(RDKafkaErrorCode::State)) => {

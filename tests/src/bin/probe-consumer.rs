@@ -1,0 +1,125 @@
+//! A consumer for the integration tests, built on the same consumer loop as the
+//! real consumers. Its work is observable: it appends `event_id topic partition
+//! offset` to a file (fsynced) for every record it processes.
+//!
+//! Business keys steer failures: `POISON...` fails permanently (dead letter),
+//! `FLAKY...` fails transiently twice, then succeeds.
+
+use std::{collections::HashMap, io::Write, path::PathBuf, sync::Mutex, time::Duration};
+
+use clap::Parser;
+use gridsync_core::{
+    config::{KafkaArgs, TelemetryArgs},
+    kafka::{
+        run_consumer, ConsumerSettings, EventProducer, Handler, HandlerError, Record, RetryPolicy,
+    },
+    registry::EventDecoder,
+    shutdown,
+    telemetry::{self, Health, Metrics},
+};
+
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+    #[arg(long)]
+    topic: String,
+    #[arg(long)]
+    group: String,
+    #[arg(long)]
+    dead_letter_topic: String,
+    /// Where processed records are appended.
+    #[arg(long)]
+    out: PathBuf,
+    /// Pause before each record, to make the stream slow enough to interrupt.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
+}
+
+struct Probe {
+    out: Mutex<std::fs::File>,
+    delay: Duration,
+    flaky_attempts: Mutex<HashMap<String, u32>>,
+}
+
+impl Handler for Probe {
+    async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
+        let envelope = record.event.envelope();
+        if envelope.business_key.starts_with("POISON") {
+            return Err(HandlerError::permanent(
+                "probe.poison",
+                format!("{} is poison", envelope.business_key),
+            ));
+        }
+        if envelope.business_key.starts_with("FLAKY") {
+            let mut attempts = self
+                .flaky_attempts
+                .lock()
+                .map_err(|e| HandlerError::transient("probe.lock", e))?;
+            let n = attempts.entry(envelope.event_id.clone()).or_default();
+            *n += 1;
+            if *n <= 2 {
+                return Err(HandlerError::transient(
+                    "probe.flaky",
+                    format!("attempt {n} fails"),
+                ));
+            }
+        }
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        let line = format!(
+            "{}\t{}\t{}\t{}\n",
+            envelope.event_id, record.topic, record.partition, record.offset
+        );
+        let mut out = self
+            .out
+            .lock()
+            .map_err(|e| HandlerError::transient("probe.lock", e))?;
+        out.write_all(line.as_bytes())
+            .and_then(|()| out.sync_data())
+            .map_err(|e| HandlerError::transient("probe.io", e))
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::logging::init(&cli.telemetry);
+    let shutdown = shutdown::on_signals()?;
+    let metrics = Metrics::new("probe")?;
+    let health = Health::default();
+    if let Some(addr) = cli.telemetry.metrics_addr {
+        telemetry::serve(addr, metrics.clone(), health.clone(), shutdown.clone()).await?;
+    }
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&cli.out)?;
+    let probe = Probe {
+        out: Mutex::new(out),
+        delay: Duration::from_millis(cli.delay_ms),
+        flaky_attempts: Mutex::default(),
+    };
+    let settings = ConsumerSettings {
+        name: "probe".into(),
+        group_id: cli.group.clone(),
+        topics: vec![cli.topic.clone()],
+        dead_letter_topic: cli.dead_letter_topic.clone(),
+        retry: RetryPolicy {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(200),
+            attempts_before_pause: 3,
+        },
+        partition_buffer: 16,
+    };
+    let producer = EventProducer::new(&cli.kafka, metrics.clone())?;
+    let decoder = EventDecoder::new(None)?;
+    run_consumer(
+        &cli.kafka, settings, probe, decoder, producer, metrics, health, shutdown,
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,406 @@
+//! The shared consumer loop's guarantees, checked on a real broker with the
+//! probe consumer as a separate process: at-least-once across SIGKILL, clean
+//! SIGTERM, dead letters with context, retries of transient failures.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+    process::{Child, Command, ExitStatus, Stdio},
+    time::Duration,
+};
+
+use futures::{stream, StreamExt};
+use gridsync_core::{
+    kafka::{admin::apply_topics, dead_letter, headers, EventProducer},
+    telemetry::Metrics,
+};
+use gridsync_schemas::{catalog::TopicSpec, codec, samples::sample, EventType};
+use gridsync_tests::{
+    free_port, payload, processed_lines, read_topic, unique_prefix, wait_until, Broker,
+};
+use nix::{sys::signal, unistd::Pid};
+use rdkafka::{message::OwnedHeaders, Message};
+
+const PARTITIONS: i32 = 6;
+
+struct Setup {
+    broker: Broker,
+    topic: String,
+    dlq: String,
+    group: String,
+    producer: EventProducer,
+    dir: tempfile::TempDir,
+}
+
+async fn setup(name: &str) -> Setup {
+    let broker = Broker::start().unwrap();
+    let prefix = unique_prefix(name);
+    let kafka = broker.kafka_args(&prefix);
+    let spec = |name: String, partitions| TopicSpec {
+        name,
+        description: String::new(),
+        events: vec![],
+        partitions,
+        replication_factor: 1,
+        config: BTreeMap::new(),
+        dead_letter_of: None,
+    };
+    let (topic, dlq) = (format!("{prefix}probe"), format!("{prefix}probe.dlq"));
+    apply_topics(
+        &kafka,
+        &[spec(topic.clone(), PARTITIONS), spec(dlq.clone(), 1)],
+        false,
+    )
+    .await
+    .unwrap();
+    let producer = EventProducer::new(&kafka, Metrics::new("test").unwrap()).unwrap();
+    Setup {
+        broker,
+        topic,
+        dlq,
+        group: format!("{prefix}probe-group"),
+        producer,
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+impl Setup {
+    fn out(&self) -> std::path::PathBuf {
+        self.dir.path().join("processed.tsv")
+    }
+
+    fn spawn_probe(&self, delay_ms: u64, metrics_port: Option<u16>) -> Child {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_probe-consumer"));
+        cmd.args([
+            "--brokers",
+            &self.broker.brokers(),
+            "--topic",
+            &self.topic,
+            "--group",
+            &self.group,
+        ])
+        .args([
+            "--dead-letter-topic",
+            &self.dlq,
+            "--delay-ms",
+            &delay_ms.to_string(),
+        ])
+        .arg("--out")
+        .arg(self.out())
+        .env("GRIDSYNC_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::File::create(self.dir.path().join(format!("probe-{}.log", rand_suffix())))
+                .unwrap(),
+        );
+        if let Some(port) = metrics_port {
+            cmd.args(["--metrics-addr", &format!("127.0.0.1:{port}")]);
+        }
+        cmd.spawn().unwrap()
+    }
+
+    /// Publishes `count` events with distinct keys over all partitions; returns their ids.
+    async fn publish_many(&self, count: u64) -> BTreeSet<String> {
+        let events: Vec<_> = (0..count)
+            .map(|i| sample(EventType::PurchaseOrderReceived, &format!("P{}", i % 37), i))
+            .collect();
+        let results: Vec<_> = stream::iter(&events)
+            .map(|e| self.producer.publish_to(&self.topic, e, None))
+            .buffer_unordered(256)
+            .collect()
+            .await;
+        assert!(results.iter().all(Result::is_ok));
+        events
+            .iter()
+            .map(|e| e.envelope().event_id.clone())
+            .collect()
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}
+
+fn sigterm(child: &Child) {
+    signal::kill(Pid::from_raw(child.id() as i32), signal::Signal::SIGTERM).unwrap();
+}
+
+async fn wait_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let mut status = None;
+    wait_until(timeout, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    })
+    .await;
+    status.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("consumer did not exit within {timeout:?}")
+    })
+}
+
+fn ids(out: &Path) -> Vec<String> {
+    processed_lines(out)
+        .into_iter()
+        .map(|(id, ..)| id)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consumer_killed_mid_stream_resumes_and_skips_nothing() {
+    let s = setup("sigkill").await;
+    let published = s.publish_many(1500).await;
+
+    let mut first = s.spawn_probe(20, None);
+    assert!(
+        wait_until(Duration::from_secs(90), || ids(&s.out()).len() >= 300).await,
+        "the probe never got going"
+    );
+    first.kill().unwrap(); // SIGKILL: no chance to commit
+    first.wait().unwrap();
+    let before_kill = ids(&s.out()).len();
+    assert!(before_kill < 1500, "killed mid-stream, not after the end");
+
+    let mut second = s.spawn_probe(0, None);
+    let all_seen = wait_until(Duration::from_secs(120), || {
+        ids(&s.out()).into_iter().collect::<BTreeSet<_>>().len() == 1500
+    })
+    .await;
+    sigterm(&second);
+    assert!(wait_exit(&mut second, Duration::from_secs(30))
+        .await
+        .success());
+    assert!(all_seen, "after the restart every record is processed");
+
+    let lines = processed_lines(&s.out());
+    let seen: BTreeSet<String> = lines.iter().map(|(id, ..)| id.clone()).collect();
+    assert_eq!(seen, published, "every record at least once");
+    // No offset skipped: each partition's processed offsets are exactly 0..n.
+    let mut by_partition: BTreeMap<i32, BTreeSet<i64>> = BTreeMap::new();
+    for (_, _, partition, offset) in &lines {
+        by_partition.entry(*partition).or_default().insert(*offset);
+    }
+    let total: usize = by_partition.values().map(BTreeSet::len).sum();
+    assert_eq!(total, 1500);
+    for (partition, offsets) in by_partition {
+        let n = offsets.len() as i64;
+        assert_eq!(
+            offsets,
+            (0..n).collect::<BTreeSet<_>>(),
+            "partition {partition} has a gap"
+        );
+    }
+    eprintln!(
+        "processed before kill: {before_kill}; redelivered after restart: {}",
+        lines.len() - 1500
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_finishes_in_flight_work_commits_and_exits() {
+    let s = setup("sigterm").await;
+    let published = s.publish_many(600).await;
+
+    let mut first = s.spawn_probe(20, None);
+    assert!(
+        wait_until(Duration::from_secs(90), || ids(&s.out()).len() >= 100).await,
+        "the probe never got going"
+    );
+    sigterm(&first);
+    let status = wait_exit(&mut first, Duration::from_secs(30)).await;
+    assert!(status.success(), "clean exit on SIGTERM, got {status}");
+    let before = ids(&s.out());
+    assert!(before.len() < 600, "stopped mid-stream");
+
+    let mut second = s.spawn_probe(0, None);
+    let finished = wait_until(Duration::from_secs(90), || ids(&s.out()).len() >= 600).await;
+    let lines = processed_lines(&s.out());
+    let mut by_partition: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for (_, _, p, o) in &lines {
+        by_partition.entry(*p).or_default().push(*o);
+    }
+    if !finished {
+        let kept = s.dir.path().to_owned();
+        std::mem::forget(s);
+        panic!(
+            "{} before SIGTERM, {} in all, logs in {}: {by_partition:?}",
+            before.len(),
+            lines.len(),
+            kept.display()
+        );
+    }
+    sigterm(&second);
+    assert!(wait_exit(&mut second, Duration::from_secs(30))
+        .await
+        .success());
+
+    // The offsets of everything finished before SIGTERM were committed: nothing ran twice.
+    let all = ids(&s.out());
+    assert_eq!(all.len(), 600, "no record processed twice");
+    assert_eq!(all.into_iter().collect::<BTreeSet<_>>(), published);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_records_are_dead_lettered_with_context_and_the_records_after_them_flow() {
+    let s = setup("poison").await;
+    let key = b"ACME/ONE-PARTITION".as_slice();
+    let codec = codec().unwrap();
+    let event = |seq: u64, business_key: &str| {
+        let mut e = sample(EventType::InvoiceReceived, "ACME", seq);
+        e.envelope_mut().business_key = business_key.into();
+        e
+    };
+    // All on one key, so one partition, in this order.
+    let mut good_ids = Vec::new();
+    let mut sent = Vec::new();
+    for seq in 0..5 {
+        let e = event(seq, "INV-OK");
+        good_ids.push(e.envelope().event_id.clone());
+        sent.push(codec.encode(&e).unwrap());
+    }
+    let undecodable = b"{\"not\": \"avro\"}".to_vec();
+    sent.push(undecodable.clone());
+    let poison = codec.encode(&event(100, "POISON-1")).unwrap();
+    sent.push(poison.clone());
+    let flaky = event(101, "FLAKY-1");
+    good_ids.push(flaky.envelope().event_id.clone());
+    sent.push(codec.encode(&flaky).unwrap());
+    for seq in 5..10 {
+        let e = event(seq, "INV-OK");
+        good_ids.push(e.envelope().event_id.clone());
+        sent.push(codec.encode(&e).unwrap());
+    }
+    let mut offsets = Vec::new();
+    for bytes in &sent {
+        let d = s
+            .producer
+            .send(&s.topic, Some(key), Some(bytes), OwnedHeaders::new())
+            .await
+            .unwrap();
+        offsets.push((d.partition, d.offset));
+    }
+
+    let port = free_port();
+    let mut probe = s.spawn_probe(0, Some(port));
+    assert!(
+        wait_until(Duration::from_secs(90), || ids(&s.out()).len() >= 11).await,
+        "good records after the bad ones were processed"
+    );
+    assert_eq!(
+        ids(&s.out()),
+        good_ids,
+        "in order, the flaky one retried in place"
+    );
+
+    let dead = read_topic(&s.broker.brokers(), &s.dlq, 2, Duration::from_secs(30)).unwrap();
+    assert_eq!(dead.len(), 2);
+    let header = |m: &rdkafka::message::OwnedMessage, name| {
+        headers::get(m.headers(), name).map(str::to_owned)
+    };
+    let (undecodable_dl, poison_dl) = (&dead[0], &dead[1]);
+    assert_eq!(
+        payload(undecodable_dl),
+        undecodable.as_slice(),
+        "original bytes kept"
+    );
+    assert_eq!(undecodable_dl.key(), Some(key));
+    assert_eq!(
+        header(undecodable_dl, dead_letter::STAGE).as_deref(),
+        Some("DECODE")
+    );
+    assert_eq!(
+        header(undecodable_dl, dead_letter::ERROR_CLASS).as_deref(),
+        Some("codec.unknown_framing")
+    );
+    assert_eq!(
+        header(undecodable_dl, dead_letter::ORIGINAL_TOPIC),
+        Some(s.topic.clone())
+    );
+    assert_eq!(
+        header(undecodable_dl, dead_letter::ORIGINAL_PARTITION),
+        Some(offsets[5].0.to_string())
+    );
+    assert_eq!(
+        header(undecodable_dl, dead_letter::ORIGINAL_OFFSET),
+        Some(offsets[5].1.to_string())
+    );
+    assert_eq!(
+        header(undecodable_dl, dead_letter::CONSUMER),
+        Some(s.group.clone())
+    );
+    assert!(header(undecodable_dl, dead_letter::ERROR_MESSAGE)
+        .unwrap()
+        .contains("0x7B"));
+    assert!(header(undecodable_dl, dead_letter::FAILED_AT).is_some());
+
+    assert_eq!(payload(poison_dl), poison.as_slice());
+    assert_eq!(
+        header(poison_dl, dead_letter::STAGE).as_deref(),
+        Some("PROCESS")
+    );
+    assert_eq!(
+        header(poison_dl, dead_letter::ERROR_CLASS).as_deref(),
+        Some("probe.poison")
+    );
+    assert!(header(poison_dl, dead_letter::ERROR_MESSAGE)
+        .unwrap()
+        .contains("POISON-1 is poison"));
+    assert_eq!(
+        header(poison_dl, dead_letter::ORIGINAL_OFFSET),
+        Some(offsets[6].1.to_string())
+    );
+
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // Prometheus orders labels its own way: match every fragment, in any order.
+    let value = |fragments: &[&str]| {
+        metrics
+            .lines()
+            .find(|l| !l.starts_with('#') && fragments.iter().all(|f| l.contains(f)))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    assert_eq!(
+        value(&["gridsync_dead_letters_total{", "stage=\"DECODE\""]),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        value(&["gridsync_dead_letters_total{", "stage=\"PROCESS\""]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&[
+            "gridsync_failures_total{",
+            "reason=\"codec.unknown_framing\""
+        ]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&["gridsync_retries_total{"]),
+        Some(2.0),
+        "the flaky record was retried twice"
+    );
+    assert_eq!(
+        value(&[
+            "gridsync_records_processed_total{",
+            "outcome=\"dead_lettered\""
+        ]),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(&["gridsync_records_processed_total{", "outcome=\"ok\""]),
+        Some(11.0)
+    );
+
+    sigterm(&probe);
+    assert!(wait_exit(&mut probe, Duration::from_secs(30))
+        .await
+        .success());
+}
