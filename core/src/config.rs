@@ -27,24 +27,24 @@ pub enum ConfigError {
 #[derive(Debug, Clone, clap::Args)]
 pub struct KafkaArgs {
     /// Bootstrap servers, comma-separated.
-    #[arg(long, env = "GRIDSYNC_BROKERS", default_value = DEFAULT_BROKERS)]
+    #[arg(long, global = true, env = "GRIDSYNC_BROKERS", default_value = DEFAULT_BROKERS)]
     pub brokers: String,
 
     /// Extra librdkafka property, `key=value`, repeatable (e.g.
     /// `security.protocol=SASL_SSL`). Also taken from `GRIDSYNC_KAFKA_<KEY>`
     /// variables (`SASL_USERNAME` → `sasl.username`); `GRIDSYNC_KAFKA_<KEY>_FILE`
     /// reads the value from a file, for secrets. Flags win over the environment.
-    #[arg(long = "kafka-option", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    #[arg(long = "kafka-option", global = true, value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub kafka_options: Vec<(String, String)>,
 
     /// Prefix for every topic and consumer group name, to share a cluster or
     /// isolate a test run.
-    #[arg(long, env = "GRIDSYNC_TOPIC_PREFIX", default_value = "")]
+    #[arg(long, global = true, env = "GRIDSYNC_TOPIC_PREFIX", default_value = "")]
     pub topic_prefix: String,
 
     /// Confluent Schema Registry URL. When set, producers write the Confluent
     /// wire format (`00` + schema id); consumers read both framings regardless.
-    #[arg(long, env = "GRIDSYNC_SCHEMA_REGISTRY_URL")]
+    #[arg(long, global = true, env = "GRIDSYNC_SCHEMA_REGISTRY_URL")]
     pub schema_registry_url: Option<String>,
 }
 

@@ -88,6 +88,25 @@ pub enum AdminError {
     },
     #[error("the admin task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("the broker does not support {request}; make these changes by other means:\n  {}", pending.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
+    Unsupported {
+        request: &'static str,
+        pending: Vec<TopicChange>,
+    },
+}
+
+/// Turns a broker's "unsupported" answer into an error that lists what is left to do.
+fn unsupported<'a>(
+    request: &'static str,
+    pending: &'a [TopicChange],
+) -> impl FnOnce(KafkaError) -> AdminError + 'a {
+    move |e| match e {
+        KafkaError::AdminOp(RDKafkaErrorCode::UnsupportedFeature) => AdminError::Unsupported {
+            request,
+            pending: pending.to_vec(),
+        },
+        other => AdminError::Kafka(other),
+    }
 }
 
 /// Partition count of every existing topic, and how many brokers there are.
@@ -211,7 +230,16 @@ pub async fn apply_topics(
         })
         .collect();
     if !dry_run && !grow.is_empty() {
-        for result in admin.create_partitions(&grow, &options).await? {
+        let pending: Vec<TopicChange> = changes
+            .iter()
+            .filter(|c| matches!(c, TopicChange::PartitionsAdded { .. }))
+            .cloned()
+            .collect();
+        for result in admin
+            .create_partitions(&grow, &options)
+            .await
+            .map_err(unsupported("CreatePartitions", &pending))?
+        {
             result.map_err(|(topic, code)| AdminError::Topic {
                 operation: "add partitions to",
                 topic,

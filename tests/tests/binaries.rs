@@ -1,0 +1,191 @@
+//! Every binary of the workspace, as an operator runs it: the CLI applies the
+//! topics and publishes demo events; each producer and consumer serves
+//! /healthz, /readyz and /metrics, consumes what it should, and exits cleanly
+//! on SIGTERM. Needs the workspace's binaries: `cargo test --workspace`.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Output, Stdio},
+    time::Duration,
+};
+
+use gridsync_tests::{free_port, unique_prefix, wait_until, Broker};
+use nix::{sys::signal, unistd::Pid};
+
+fn binary(name: &str) -> PathBuf {
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join(name);
+    assert!(
+        path.is_file(),
+        "{} is not built: run `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
+fn gridsync(args: &[&str], broker: &Broker, prefix: &str) -> Output {
+    Command::new(binary("gridsync"))
+        .args(args)
+        .args(["--brokers", &broker.brokers(), "--topic-prefix", prefix])
+        .output()
+        .unwrap()
+}
+
+async fn get(url: &str) -> Option<(u16, String)> {
+    let response = reqwest::get(url).await.ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.text().await.ok()?))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
+    let broker = Broker::start().unwrap();
+    let prefix = unique_prefix("binaries");
+
+    let applied = gridsync(&["topics", "apply"], &broker, &prefix);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&applied.stdout).contains("13 topics in the catalog; 13 changed")
+    );
+    let again = gridsync(&["topics", "apply"], &broker, &prefix);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 changed"));
+    let demo = gridsync(&["demo", "--count", "1"], &broker, &prefix);
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    assert!(String::from_utf8_lossy(&demo.stdout).contains("published 14 events"));
+
+    let logs = tempfile::tempdir().unwrap();
+    let names = [
+        "tg-producer",
+        "amp-producer",
+        "notifications-consumer",
+        "billing-consumer",
+        "exceptions-consumer",
+        "distribution-consumer",
+        "audit-consumer",
+    ];
+    let mut running: Vec<(&str, u16, Child)> = names
+        .iter()
+        .map(|name| {
+            let port = free_port();
+            let child = Command::new(binary(name))
+                .args(["--brokers", &broker.brokers(), "--topic-prefix", &prefix])
+                .args([
+                    "--metrics-addr",
+                    &format!("127.0.0.1:{port}"),
+                    "--log-format",
+                    "json",
+                ])
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(logs.path().join(format!("{name}.log"))).unwrap())
+                .spawn()
+                .unwrap();
+            (*name, port, child)
+        })
+        .collect();
+
+    for (name, port, _) in &running {
+        let base = format!("http://127.0.0.1:{port}");
+        assert_eq!(
+            get(&format!("{base}/healthz")).await.map(|r| r.0),
+            Some(200),
+            "{name} /healthz"
+        );
+        let mut ready = false;
+        for _ in 0..600 {
+            if get(&format!("{base}/readyz")).await.map(|r| r.0) == Some(200) {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(ready, "{name} never became ready");
+    }
+
+    // One demo event per type; each topic carries two types but exceptions (one).
+    // notifications: orders + shipments + document-status; billing: invoices +
+    // amp.billing; exceptions: exceptions + document-status; distribution:
+    // partner-content + document-status; audit: every event topic.
+    let expected = [
+        ("notifications-consumer", 6.0),
+        ("billing-consumer", 4.0),
+        ("exceptions-consumer", 3.0),
+        ("distribution-consumer", 4.0),
+        ("audit-consumer", 14.0),
+    ];
+    for (name, want) in expected {
+        let port = running
+            .iter()
+            .find(|(n, ..)| *n == name)
+            .map(|(_, p, _)| *p)
+            .unwrap();
+        let mut seen = 0.0;
+        for _ in 0..600 {
+            let metrics = get(&format!("http://127.0.0.1:{port}/metrics"))
+                .await
+                .map(|r| r.1)
+                .unwrap_or_default();
+            seen = metrics
+                .lines()
+                .filter(|l| l.starts_with("gridsync_events_observed_total{"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum();
+            if seen >= want {
+                assert!(
+                    metrics.contains("gridsync_records_in_total{"),
+                    "{name} exports records_in"
+                );
+                assert!(
+                    metrics.contains("gridsync_processing_seconds_bucket{"),
+                    "{name} exports latency"
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(seen, want, "{name} consumed its topics' events");
+    }
+
+    for (_, _, child) in &running {
+        signal::kill(Pid::from_raw(child.id() as i32), signal::Signal::SIGTERM).unwrap();
+    }
+    for (name, _, child) in &mut running {
+        let mut status = None;
+        wait_until(Duration::from_secs(30), || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        })
+        .await;
+        let status = status.unwrap_or_else(|| panic!("{name} ignored SIGTERM"));
+        assert!(status.success(), "{name} exited with {status}");
+    }
+
+    // JSON logs, with the record's trace context on each record's lines.
+    let audit_log = std::fs::read_to_string(logs.path().join("audit-consumer.log")).unwrap();
+    let observed: Vec<serde_json::Value> = audit_log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("event observed"))
+        })
+        .collect();
+    assert_eq!(observed.len(), 14, "{audit_log}");
+    assert!(observed.iter().all(|v| v["span"]["trace_id"]
+        .as_str()
+        .is_some_and(|t| t.len() == 32)));
+    assert!(audit_log.contains("offsets committed"));
+}
