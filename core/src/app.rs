@@ -8,7 +8,9 @@ use gridsync_schemas::catalog;
 
 use crate::{
     config::{KafkaArgs, TelemetryArgs},
-    kafka::{run_consumer, ConsumerSettings, EventProducer, Handler, RetryPolicy},
+    kafka::{
+        run_consumer, ConsumerServices, ConsumerSettings, EventProducer, Handler, RetryPolicy,
+    },
     registry::EventDecoder,
     shutdown,
     telemetry::{self, Health, Metrics},
@@ -105,17 +107,13 @@ where
     };
     let handler = make_handler(&deps)?;
 
-    let result = run_consumer(
-        &cli.kafka,
-        settings,
-        handler,
+    let services = ConsumerServices {
         decoder,
-        producer.clone(),
+        producer: producer.clone(),
         metrics,
         health,
-        shutdown.clone(),
-    )
-    .await;
+    };
+    let result = run_consumer(&cli.kafka, settings, handler, services, shutdown.clone()).await;
     shutdown.cancel();
     if let Err(e) = producer.flush(std::time::Duration::from_secs(10)) {
         tracing::warn!(error = %e, "flushing the producer on exit");

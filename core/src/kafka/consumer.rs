@@ -159,18 +159,32 @@ struct Shared<H> {
     settings: ConsumerSettings,
 }
 
+/// The services the consumer loop uses besides its handler.
+pub struct ConsumerServices {
+    /// Reads either framing.
+    pub decoder: EventDecoder,
+    /// Sends dead letters.
+    pub producer: EventProducer,
+    pub metrics: Metrics,
+    /// Set ready once subscribed, unready on shutdown.
+    pub health: Health,
+}
+
 /// Runs until `shutdown`, then finishes the records in hand, commits the
 /// stored offsets and leaves the group.
 pub async fn run_consumer<H: Handler>(
     kafka: &KafkaArgs,
     settings: ConsumerSettings,
     handler: H,
-    decoder: EventDecoder,
-    producer: EventProducer,
-    metrics: Metrics,
-    health: Health,
+    services: ConsumerServices,
     shutdown: CancellationToken,
 ) -> Result<(), ConsumerError> {
+    let ConsumerServices {
+        decoder,
+        producer,
+        metrics,
+        health,
+    } = services;
     let assignments = Assignments::default();
     let context = GridsyncConsumerContext::new(metrics.clone(), assignments.clone());
     let consumer: StreamConsumer<GridsyncConsumerContext> = kafka

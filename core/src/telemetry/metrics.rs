@@ -192,22 +192,42 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    /// The sample line of `text` whose name and labels include every fragment (any order).
+    fn sample<'a>(text: &'a str, fragments: &[&str]) -> Option<&'a str> {
+        text.lines()
+            .find(|l| !l.starts_with('#') && fragments.iter().all(|f| l.contains(f)))
+    }
+
     #[test]
     fn renders_prometheus_text_with_component_label() {
         let m = Metrics::new("billing").unwrap();
         m.record_received("gridsync.tg.invoices");
-        m.dead_lettered("gridsync.tg.invoices", "decode");
+        m.dead_lettered("gridsync.tg.invoices", "DECODE");
         m.set_consumer_lag("gridsync.tg.invoices", 2, 17);
         let text = m.render();
+        let topic = r#"topic="gridsync.tg.invoices""#;
+        let component = r#"component="billing""#;
         assert!(
-            text.contains(
-                r#"gridsync_records_in_total{component="billing",topic="gridsync.tg.invoices"} 1"#
-            ),
+            sample(&text, &["gridsync_records_in_total{", topic, component])
+                .is_some_and(|l| l.ends_with(" 1")),
             "{text}"
         );
-        assert!(text.contains(r#"gridsync_dead_letters_total{component="billing",stage="decode",topic="gridsync.tg.invoices"} 1"#));
-        assert!(text.contains(r#"gridsync_consumer_lag{component="billing",partition="2",topic="gridsync.tg.invoices"} 17"#));
+        assert!(sample(
+            &text,
+            &[
+                "gridsync_dead_letters_total{",
+                topic,
+                r#"stage="DECODE""#,
+                component
+            ]
+        )
+        .is_some_and(|l| l.ends_with(" 1")));
+        assert!(sample(
+            &text,
+            &["gridsync_consumer_lag{", topic, r#"partition="2""#]
+        )
+        .is_some_and(|l| l.ends_with(" 17")));
         m.clear_consumer_lag("gridsync.tg.invoices", 2);
-        assert!(!m.render().contains("gridsync_consumer_lag{"));
+        assert!(sample(&m.render(), &["gridsync_consumer_lag{"]).is_none());
     }
 }

@@ -11,7 +11,8 @@ use clap::Parser;
 use gridsync_core::{
     config::{KafkaArgs, TelemetryArgs},
     kafka::{
-        run_consumer, ConsumerSettings, EventProducer, Handler, HandlerError, Record, RetryPolicy,
+        run_consumer, ConsumerServices, ConsumerSettings, EventProducer, Handler, HandlerError,
+        Record, RetryPolicy,
     },
     registry::EventDecoder,
     shutdown,
@@ -117,9 +118,12 @@ async fn main() -> anyhow::Result<()> {
     };
     let producer = EventProducer::new(&cli.kafka, metrics.clone())?;
     let decoder = EventDecoder::new(None)?;
-    run_consumer(
-        &cli.kafka, settings, probe, decoder, producer, metrics, health, shutdown,
-    )
-    .await?;
+    let services = ConsumerServices {
+        decoder,
+        producer,
+        metrics,
+        health,
+    };
+    run_consumer(&cli.kafka, settings, probe, services, shutdown).await?;
     Ok(())
 }
