@@ -1,7 +1,8 @@
 //! Produce → consume throughput on a local Tansu broker, events/s.
 //!
 //! `cargo bench -p gridsync-tests --bench kafka_throughput`
-//! (`GRIDSYNC_BENCH_EVENTS` sets the count, default 20000).
+//! (`GRIDSYNC_BENCH_EVENTS` sets the count, default 5000; `GRIDSYNC_BENCH_BROKERS`
+//! measures an existing cluster instead of starting a local broker).
 
 use std::time::{Duration, Instant};
 
@@ -22,10 +23,21 @@ async fn main() -> anyhow::Result<()> {
     let events: u64 = std::env::var("GRIDSYNC_BENCH_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
-    let broker = Broker::start()?;
+        .unwrap_or(5_000);
+    // An external broker (`GRIDSYNC_BENCH_BROKERS`) or a fresh local one.
+    let local = match std::env::var("GRIDSYNC_BENCH_BROKERS") {
+        Ok(_) => None,
+        Err(_) => Some(Broker::start()?),
+    };
+    let brokers = match &local {
+        Some(broker) => broker.brokers(),
+        None => std::env::var("GRIDSYNC_BENCH_BROKERS")?,
+    };
     let prefix = unique_prefix("bench");
-    let kafka = broker.kafka_args(&prefix);
+    let kafka = gridsync_core::config::KafkaArgs {
+        topic_prefix: prefix.clone(),
+        ..gridsync_core::config::KafkaArgs::for_brokers(&brokers)
+    };
     let catalog = catalog()?.with_prefix(&prefix);
     apply_topics(&kafka, &catalog.topics, false).await?;
     let topic = catalog
@@ -48,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(failed == 0, "{failed} records were not acknowledged");
 
     let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.brokers())
+        .set("bootstrap.servers", &brokers)
         .set("group.id", format!("{prefix}bench"))
         .set("auto.offset.reset", "earliest")
         .create()?;
@@ -66,7 +78,11 @@ async fn main() -> anyhow::Result<()> {
     let group_join = first_at.map_or(0.0, |t| (t - consume_started).as_secs_f64());
     let consume_secs = consume_started.elapsed().as_secs_f64() - group_join;
 
-    println!("kafka_throughput: {events} PurchaseOrderReceived events (5 lines each) on Tansu (memory storage)");
+    let on = match &local {
+        Some(_) => "a local Tansu 0.6.0 with SQLite storage".to_owned(),
+        None => brokers.clone(),
+    };
+    println!("kafka_throughput: {events} PurchaseOrderReceived events (5 lines each) on {on}");
     println!(
         "  produce (idempotent, acks=all, acknowledged): {:>10.0} events/s  ({produce_secs:.2} s)",
         events as f64 / produce_secs
