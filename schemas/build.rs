@@ -18,8 +18,7 @@ use std::{
 use serde_json::Value;
 
 fn main() {
-    let manifest =
-        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let avro = manifest.join("avro");
     println!("cargo:rerun-if-changed=avro");
     println!("cargo:rerun-if-changed=build");
@@ -31,8 +30,8 @@ fn main() {
 
     let mut events = Vec::new();
     for (stem, json) in read_dir_sorted(&avro.join("events")) {
-        let inlined = inline::inline_named_types(&json, &common)
-            .unwrap_or_else(|e| panic!("avro/events/{stem}.avsc: {e}"));
+        let inlined =
+            inline::inline_named_types(&json, &common).unwrap_or_else(|e| panic!("avro/events/{stem}.avsc: {e}"));
         let name = inline::full_name(&inlined, None);
         assert_eq!(
             name,
@@ -43,11 +42,7 @@ fn main() {
             .into_iter()
             .map(|(file, json)| (parse_version(&stem, &file), json.to_string()))
             .collect::<Vec<_>>();
-        events.push(rust_gen::EventSchema {
-            name: stem,
-            current: inlined,
-            history,
-        });
+        events.push(rust_gen::EventSchema { name: stem, current: inlined, history });
     }
 
     let code = rust_gen::generate(&events).unwrap_or_else(|e| panic!("code generation: {e}"));
@@ -68,15 +63,9 @@ fn read_dir_sorted(dir: &Path) -> Vec<(String, Value)> {
     files
         .into_iter()
         .map(|path| {
-            let text =
-                fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let json =
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let stem = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or_default()
-                .to_owned();
+            let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
             (stem, json)
         })
         .collect()
@@ -86,7 +75,5 @@ fn read_dir_sorted(dir: &Path) -> Vec<(String, Value)> {
 fn parse_version(event: &str, stem: &str) -> u32 {
     stem.strip_prefix('v')
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| {
-            panic!("avro/history/{event}/{stem}.avsc: history files are named v<N>.avsc")
-        })
+        .unwrap_or_else(|| panic!("avro/history/{event}/{stem}.avsc: history files are named v<N>.avsc"))
 }

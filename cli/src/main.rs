@@ -1,5 +1,14 @@
 //! `gridsync`: the operator CLI.
 
+/// `println!` that returns the error of a closed stdout (`gridsync ... | head`)
+/// instead of panicking; `main` treats a broken pipe as a normal end.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?;
+    }};
+}
+
 mod commands;
 
 use std::process::ExitCode;
@@ -8,11 +17,7 @@ use clap::{Parser, Subcommand};
 use gridsync_core::config::KafkaArgs;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "gridsync",
-    version,
-    about = "Operate the gridsync pipeline: topics, schemas, dead letters."
-)]
+#[command(name = "gridsync", version, about = "Operate the gridsync pipeline: topics, schemas, dead letters.")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -67,6 +72,9 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(code) => code,
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("gridsync: {e:#}");
             ExitCode::FAILURE

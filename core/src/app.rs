@@ -8,9 +8,7 @@ use gridsync_schemas::catalog;
 
 use crate::{
     config::{KafkaArgs, TelemetryArgs},
-    kafka::{
-        run_consumer, ConsumerServices, ConsumerSettings, EventProducer, Handler, RetryPolicy,
-    },
+    kafka::{run_consumer, ConsumerServices, ConsumerSettings, EventProducer, Handler, RetryPolicy},
     registry::EventDecoder,
     shutdown,
     telemetry::{self, Health, Metrics},
@@ -59,9 +57,7 @@ pub struct ConsumerDeps {
 
 /// The metrics address: the flag, else 127.0.0.1:`default_port`.
 pub fn metrics_addr(telemetry: &TelemetryArgs, default_port: u16) -> SocketAddr {
-    telemetry
-        .metrics_addr
-        .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, default_port)))
+    telemetry.metrics_addr.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, default_port)))
 }
 
 /// Runs the consumer named `name` in the catalog until SIGTERM/SIGINT.
@@ -76,19 +72,14 @@ where
     F: FnOnce(&ConsumerDeps) -> Result<H, AppError>,
 {
     telemetry::logging::init(&cli.telemetry);
-    let shutdown = shutdown::on_signals().map_err(|source| AppError::Io {
-        what: "installing signal handlers",
-        source,
-    })?;
+    let shutdown =
+        shutdown::on_signals().map_err(|source| AppError::Io { what: "installing signal handlers", source })?;
     let metrics = Metrics::new(name)?;
     let health = Health::default();
     let addr = metrics_addr(&cli.telemetry, default_metrics_port);
     let (bound, server) = telemetry::serve(addr, metrics.clone(), health.clone(), shutdown.clone())
         .await
-        .map_err(|source| AppError::Io {
-            what: "binding the metrics address",
-            source,
-        })?;
+        .map_err(|source| AppError::Io { what: "binding the metrics address", source })?;
     tracing::info!(
         metrics = %format!("http://{bound}/metrics"),
         kafka = ?cli.kafka.redacted_properties().unwrap_or_default(),
@@ -96,23 +87,13 @@ where
     );
 
     let catalog = catalog::catalog()?.with_prefix(&cli.kafka.topic_prefix);
-    let settings =
-        ConsumerSettings::from_catalog(catalog.consumer(name)?, cli.retry, cli.partition_buffer);
+    let settings = ConsumerSettings::from_catalog(catalog.consumer(name)?, cli.retry, cli.partition_buffer);
     let producer = EventProducer::new(&cli.kafka, metrics.clone())?;
     let decoder = EventDecoder::new(cli.kafka.schema_registry_url.as_deref())?;
-    let deps = ConsumerDeps {
-        producer: producer.clone(),
-        metrics: metrics.clone(),
-        kafka: cli.kafka.clone(),
-    };
+    let deps = ConsumerDeps { producer: producer.clone(), metrics: metrics.clone(), kafka: cli.kafka.clone() };
     let handler = make_handler(&deps)?;
 
-    let services = ConsumerServices {
-        decoder,
-        producer: producer.clone(),
-        metrics,
-        health,
-    };
+    let services = ConsumerServices { decoder, producer: producer.clone(), metrics, health };
     let result = run_consumer(&cli.kafka, settings, handler, services, shutdown.clone()).await;
     shutdown.cancel();
     if let Err(e) = producer.flush(std::time::Duration::from_secs(10)) {
@@ -126,20 +107,13 @@ where
 
 /// The whole `main` of a consumer binary: parses flags, runs, and turns the
 /// outcome into an exit code with the error on stderr.
-pub fn consumer_main<H, F>(
-    name: &str,
-    default_metrics_port: u16,
-    make_handler: F,
-) -> std::process::ExitCode
+pub fn consumer_main<H, F>(name: &str, default_metrics_port: u16, make_handler: F) -> std::process::ExitCode
 where
     H: Handler,
     F: FnOnce(&ConsumerDeps) -> Result<H, AppError>,
 {
     let cli = ConsumerCli::parse();
-    block_on_main(
-        name,
-        run_consumer_binary(name, default_metrics_port, cli, make_handler),
-    )
+    block_on_main(name, run_consumer_binary(name, default_metrics_port, cli, make_handler))
 }
 
 /// The handler of a consumer whose flow logic has not landed yet: it counts and
@@ -164,17 +138,10 @@ impl ObservingHandler {
 }
 
 impl Handler for ObservingHandler {
-    async fn handle(
-        &self,
-        record: &crate::kafka::Record,
-    ) -> Result<(), crate::kafka::HandlerError> {
+    async fn handle(&self, record: &crate::kafka::Record) -> Result<(), crate::kafka::HandlerError> {
         let event_type = record.event.event_type().name();
         self.observed.with_label_values(&[event_type]).inc();
-        tracing::info!(
-            event_type,
-            key = record.key.as_deref().unwrap_or(""),
-            "event observed (flow logic pending)"
-        );
+        tracing::info!(event_type, key = record.key.as_deref().unwrap_or(""), "event observed (flow logic pending)");
         Ok(())
     }
 }
@@ -198,11 +165,7 @@ pub struct ProducerDeps {
 
 /// The whole `main` of a producer binary: telemetry, the event producer, then
 /// `source` until SIGTERM/SIGINT; queued records are flushed before exit.
-pub fn producer_main<F, Fut>(
-    name: &str,
-    default_metrics_port: u16,
-    source: F,
-) -> std::process::ExitCode
+pub fn producer_main<F, Fut>(name: &str, default_metrics_port: u16, source: F) -> std::process::ExitCode
 where
     F: FnOnce(ProducerDeps) -> Fut,
     Fut: std::future::Future<Output = Result<(), AppError>>,
@@ -210,29 +173,18 @@ where
     let cli = ProducerCli::parse();
     let run = async move {
         telemetry::logging::init(&cli.telemetry);
-        let shutdown = shutdown::on_signals().map_err(|source| AppError::Io {
-            what: "installing signal handlers",
-            source,
-        })?;
+        let shutdown =
+            shutdown::on_signals().map_err(|source| AppError::Io { what: "installing signal handlers", source })?;
         let metrics = Metrics::new(name)?;
         let health = Health::default();
         let addr = metrics_addr(&cli.telemetry, default_metrics_port);
-        let (bound, server) =
-            telemetry::serve(addr, metrics.clone(), health.clone(), shutdown.clone())
-                .await
-                .map_err(|source| AppError::Io {
-                    what: "binding the metrics address",
-                    source,
-                })?;
+        let (bound, server) = telemetry::serve(addr, metrics.clone(), health.clone(), shutdown.clone())
+            .await
+            .map_err(|source| AppError::Io { what: "binding the metrics address", source })?;
         tracing::info!(metrics = %format!("http://{bound}/metrics"), kafka = ?cli.kafka.redacted_properties().unwrap_or_default(), "{name} starting");
         let producer = EventProducer::new(&cli.kafka, metrics.clone())?;
-        let result = source(ProducerDeps {
-            producer: producer.clone(),
-            metrics,
-            health,
-            shutdown: shutdown.clone(),
-        })
-        .await;
+        let result =
+            source(ProducerDeps { producer: producer.clone(), metrics, health, shutdown: shutdown.clone() }).await;
         shutdown.cancel();
         if let Err(e) = producer.flush(std::time::Duration::from_secs(10)) {
             tracing::warn!(error = %e, "flushing the producer on exit");
@@ -246,10 +198,7 @@ where
     block_on_main(name, run)
 }
 
-fn block_on_main(
-    name: &str,
-    run: impl std::future::Future<Output = Result<(), AppError>>,
-) -> std::process::ExitCode {
+fn block_on_main(name: &str, run: impl std::future::Future<Output = Result<(), AppError>>) -> std::process::ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -271,11 +220,7 @@ fn block_on_main(
 /// the brokers answer, then idle until shutdown.
 pub async fn await_connector(deps: ProducerDeps) -> Result<(), AppError> {
     loop {
-        match deps
-            .producer
-            .check_brokers(std::time::Duration::from_secs(5))
-            .await
-        {
+        match deps.producer.check_brokers(std::time::Duration::from_secs(5)).await {
             Ok(brokers) => {
                 tracing::info!(brokers, "connected to Kafka; ready");
                 deps.health.set_ready(true);

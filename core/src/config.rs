@@ -82,12 +82,10 @@ impl KafkaArgs {
             };
             let (suffix, value) = match suffix.strip_suffix("_FILE") {
                 Some(key) => {
-                    let secret = std::fs::read_to_string(&value).map_err(|source| {
-                        ConfigError::SecretFile {
-                            var: var.clone(),
-                            path: value.into(),
-                            source,
-                        }
+                    let secret = std::fs::read_to_string(&value).map_err(|source| ConfigError::SecretFile {
+                        var: var.clone(),
+                        path: value.into(),
+                        source,
                     })?;
                     (key, secret.trim_end_matches(['\n', '\r']).to_owned())
                 }
@@ -136,17 +134,7 @@ impl KafkaArgs {
 
 /// Whether a librdkafka property holds a secret that must never be logged.
 pub fn is_secret(key: &str) -> bool {
-    [
-        "password",
-        "secret",
-        "pem",
-        "jaas",
-        "token",
-        "oauthbearer.config",
-        "credentials",
-    ]
-    .iter()
-    .any(|s| key.contains(s))
+    ["password", "secret", "pem", "jaas", "token", "oauthbearer.config", "credentials"].iter().any(|s| key.contains(s))
 }
 
 /// Log output format.
@@ -188,15 +176,9 @@ mod tests {
         let mut args = KafkaArgs::for_brokers("b1:9092,b2:9092");
         args.kafka_options = vec![("security.protocol".into(), "SASL_SSL".into())];
         let env = vec![
-            (
-                "GRIDSYNC_KAFKA_SECURITY_PROTOCOL".to_owned(),
-                "PLAINTEXT".to_owned(),
-            ),
+            ("GRIDSYNC_KAFKA_SECURITY_PROTOCOL".to_owned(), "PLAINTEXT".to_owned()),
             ("GRIDSYNC_KAFKA_SASL_USERNAME".to_owned(), "svc".to_owned()),
-            (
-                "GRIDSYNC_KAFKA_SASL_PASSWORD_FILE".to_owned(),
-                secret.display().to_string(),
-            ),
+            ("GRIDSYNC_KAFKA_SASL_PASSWORD_FILE".to_owned(), secret.display().to_string()),
             ("UNRELATED".to_owned(), "x".to_owned()),
         ];
         let props = args.properties_from(env.into_iter()).unwrap();
@@ -210,28 +192,16 @@ mod tests {
     #[test]
     fn unreadable_secret_file_is_a_clear_error() {
         let args = KafkaArgs::for_brokers("b:9092");
-        let env = vec![(
-            "GRIDSYNC_KAFKA_SASL_PASSWORD_FILE".to_owned(),
-            "/nonexistent/pw".to_owned(),
-        )];
+        let env = vec![("GRIDSYNC_KAFKA_SASL_PASSWORD_FILE".to_owned(), "/nonexistent/pw".to_owned())];
         let err = args.properties_from(env.into_iter()).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("GRIDSYNC_KAFKA_SASL_PASSWORD_FILE"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("GRIDSYNC_KAFKA_SASL_PASSWORD_FILE"), "{err}");
     }
 
     #[test]
     fn secrets_are_redacted_and_bad_options_refused() {
-        assert!(
-            is_secret("sasl.password") && is_secret("ssl.key.password") && is_secret("ssl.key.pem")
-        );
+        assert!(is_secret("sasl.password") && is_secret("ssl.key.password") && is_secret("ssl.key.pem"));
         assert!(!is_secret("sasl.username") && !is_secret("bootstrap.servers"));
         assert!(parse_key_value("no-equals").is_err());
-        assert_eq!(
-            parse_key_value("a.b=c=d").unwrap(),
-            ("a.b".into(), "c=d".into())
-        );
+        assert_eq!(parse_key_value("a.b=c=d").unwrap(), ("a.b".into(), "c=d".into()));
     }
 }

@@ -20,11 +20,7 @@ pub enum RegistryError {
     #[error("schema registry unreachable: {0}")]
     Unreachable(#[source] reqwest::Error),
     #[error("schema registry answered {status} for {path}: {body}")]
-    Status {
-        status: u16,
-        path: String,
-        body: String,
-    },
+    Status { status: u16, path: String, body: String },
     #[error("schema registry response for {path} is not understood: {message}")]
     Response { path: String, message: String },
     #[error("schema {id} from the registry does not parse: {message}")]
@@ -81,35 +77,20 @@ impl SchemaRegistry {
         request: reqwest::RequestBuilder,
         path: &str,
     ) -> Result<T, RegistryError> {
-        let response = request
-            .header(reqwest::header::ACCEPT, CONTENT_TYPE)
-            .send()
-            .await
-            .map_err(RegistryError::Unreachable)?;
+        let response =
+            request.header(reqwest::header::ACCEPT, CONTENT_TYPE).send().await.map_err(RegistryError::Unreachable)?;
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
-            return Err(RegistryError::Status {
-                status: status.as_u16(),
-                path: path.to_owned(),
-                body,
-            });
+            return Err(RegistryError::Status { status: status.as_u16(), path: path.to_owned(), body });
         }
-        response.json().await.map_err(|e| RegistryError::Response {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })
+        response.json().await.map_err(|e| RegistryError::Response { path: path.to_owned(), message: e.to_string() })
     }
 
     /// Registers the current schema of `event_type` (idempotent on the registry
     /// side) and returns its id.
     pub async fn register(&self, event_type: EventType) -> Result<u32, RegistryError> {
-        if let Some(id) = self
-            .registered
-            .read()
-            .ok()
-            .and_then(|m| m.get(&event_type).copied())
-        {
+        if let Some(id) = self.registered.read().ok().and_then(|m| m.get(&event_type).copied()) {
             return Ok(id);
         }
         let path = format!("/subjects/{}/versions", Self::subject(event_type));
@@ -132,16 +113,9 @@ impl SchemaRegistry {
             return Ok(schema);
         }
         let path = format!("/schemas/ids/{id}");
-        let SchemaResponse { schema } = self
-            .call(self.http.get(format!("{}{path}", self.base_url)), &path)
-            .await?;
+        let SchemaResponse { schema } = self.call(self.http.get(format!("{}{path}", self.base_url)), &path).await?;
         let parsed =
-            Arc::new(
-                Schema::parse_str(&schema).map_err(|e| RegistryError::BadSchema {
-                    id,
-                    message: e.to_string(),
-                })?,
-            );
+            Arc::new(Schema::parse_str(&schema).map_err(|e| RegistryError::BadSchema { id, message: e.to_string() })?);
         if let Ok(mut m) = self.schemas.write() {
             m.insert(id, parsed.clone());
         }
@@ -159,10 +133,7 @@ pub struct EventDecoder {
 
 impl EventDecoder {
     pub fn new(registry_url: Option<&str>) -> Result<Self, CodecError> {
-        Ok(EventDecoder {
-            codec: codec()?,
-            registry: registry_url.map(|url| Arc::new(SchemaRegistry::new(url))),
-        })
+        Ok(EventDecoder { codec: codec()?, registry: registry_url.map(|url| Arc::new(SchemaRegistry::new(url))) })
     }
 
     /// Decodes one record value. Undecodable bytes are a permanent error; a
@@ -172,10 +143,8 @@ impl EventDecoder {
         match Framing::sniff(bytes).map_err(permanent)? {
             (Framing::SingleObject(_), _) => self.codec.decode(bytes).map_err(permanent),
             (Framing::Confluent { schema_id }, datum) => {
-                let registry = self
-                    .registry
-                    .as_ref()
-                    .ok_or_else(|| permanent(CodecError::RegistryRequired(schema_id)))?;
+                let registry =
+                    self.registry.as_ref().ok_or_else(|| permanent(CodecError::RegistryRequired(schema_id)))?;
                 let writer = registry.schema(schema_id).await.map_err(|e| {
                     if e.is_transient() {
                         HandlerError::transient("registry.unavailable", e)
@@ -183,9 +152,7 @@ impl EventDecoder {
                         HandlerError::permanent("registry.schema", e)
                     }
                 })?;
-                self.codec
-                    .decode_datum_with_writer(&writer, datum)
-                    .map_err(permanent)
+                self.codec.decode_datum_with_writer(&writer, datum).map_err(permanent)
             }
         }
     }

@@ -14,25 +14,19 @@ fn codec_per_event_type(c: &mut Criterion) {
     encode.throughput(Throughput::Elements(1));
     for event_type in EventType::ALL {
         let event = sample(event_type, "ACME", 42);
-        encode.bench_with_input(
-            BenchmarkId::from_parameter(event_type.name()),
-            &event,
-            |b, e| b.iter(|| codec.encode(e)),
-        );
+        encode.bench_with_input(BenchmarkId::from_parameter(event_type.name()), &event, |b, e| {
+            b.iter(|| codec.encode(e))
+        });
     }
     encode.finish();
 
     let mut decode = c.benchmark_group("decode");
     decode.throughput(Throughput::Elements(1));
     for event_type in EventType::ALL {
-        let bytes = codec
-            .encode(&sample(event_type, "ACME", 42))
-            .unwrap_or_default();
-        decode.bench_with_input(
-            BenchmarkId::from_parameter(event_type.name()),
-            &bytes,
-            |b, bytes| b.iter(|| codec.decode(bytes)),
-        );
+        let bytes = codec.encode(&sample(event_type, "ACME", 42)).unwrap_or_default();
+        decode.bench_with_input(BenchmarkId::from_parameter(event_type.name()), &bytes, |b, bytes| {
+            b.iter(|| codec.decode(bytes))
+        });
     }
     decode.finish();
 }

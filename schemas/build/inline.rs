@@ -6,9 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 
-const PRIMITIVES: [&str; 8] = [
-    "null", "boolean", "int", "long", "float", "double", "bytes", "string",
-];
+const PRIMITIVES: [&str; 8] = ["null", "boolean", "int", "long", "float", "double", "bytes", "string"];
 
 /// Full name of a named schema object, resolving its namespace against `enclosing`.
 pub fn full_name(schema: &Value, enclosing: Option<&str>) -> String {
@@ -27,10 +25,7 @@ fn namespace_of(full: &str) -> Option<&str> {
 }
 
 /// Replaces the first reference to each common type by its definition.
-pub fn inline_named_types(
-    schema: &Value,
-    common: &BTreeMap<String, Value>,
-) -> Result<Value, String> {
+pub fn inline_named_types(schema: &Value, common: &BTreeMap<String, Value>) -> Result<Value, String> {
     let mut defined = HashSet::new();
     walk(schema, common, &mut defined, None)
 }
@@ -56,11 +51,9 @@ fn walk(
                 Err(format!("unknown type {full}"))
             }
         }
-        Value::Array(branches) => branches
-            .iter()
-            .map(|b| walk(b, common, defined, ns))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Value::Array),
+        Value::Array(branches) => {
+            branches.iter().map(|b| walk(b, common, defined, ns)).collect::<Result<Vec<_>, _>>().map(Value::Array)
+        }
         Value::Object(object) => {
             let mut out = object.clone();
             match object.get("type").and_then(Value::as_str) {
@@ -70,9 +63,7 @@ fn walk(
                         return Err(format!("{full} is defined twice"));
                     }
                     let inner_ns = namespace_of(&full);
-                    let fields = object["fields"]
-                        .as_array()
-                        .ok_or(format!("{full}: no fields"))?;
+                    let fields = object["fields"].as_array().ok_or(format!("{full}: no fields"))?;
                     let mut new_fields = Vec::with_capacity(fields.len());
                     for field in fields {
                         let mut f = field.clone();
@@ -91,10 +82,7 @@ fn walk(
                     out.insert("items".into(), walk(&object["items"], common, defined, ns)?);
                 }
                 Some("map") => {
-                    out.insert(
-                        "values".into(),
-                        walk(&object["values"], common, defined, ns)?,
-                    );
+                    out.insert("values".into(), walk(&object["values"], common, defined, ns)?);
                 }
                 Some(_) => {}
                 None => {

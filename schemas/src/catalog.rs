@@ -4,7 +4,7 @@ use std::{collections::BTreeMap, sync::LazyLock};
 
 use serde::Deserialize;
 
-use crate::events::EventType;
+use crate::events::{Envelope, EventType};
 
 const CATALOG_TOML: &str = include_str!("../topics.toml");
 
@@ -22,6 +22,8 @@ pub enum CatalogError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Defaults {
+    /// How event records are keyed.
+    pub key: RecordKey,
     /// Partitions of an event topic.
     pub partitions: i32,
     /// Wanted replication factor; `topics apply` caps it at the broker count.
@@ -32,6 +34,37 @@ pub struct Defaults {
     pub dead_letter_partitions: i32,
     /// `retention.ms` of a dead-letter topic.
     pub dead_letter_retention_ms: i64,
+}
+
+/// How a topic's records are keyed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum RecordKey {
+    /// `<trading_partner_id>/<business_key>`, e.g. `ACME/PO12345`: every record
+    /// of one business transaction lands in one partition, in order.
+    #[default]
+    #[serde(rename = "trading_partner_id/business_key")]
+    PartnerAndBusinessKey,
+    /// The key of the record that failed (dead-letter topics).
+    #[serde(rename = "original")]
+    Original,
+}
+
+impl RecordKey {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RecordKey::PartnerAndBusinessKey => "trading_partner_id/business_key",
+            RecordKey::Original => "original",
+        }
+    }
+
+    /// The key of an event published under this strategy; `None` where events
+    /// are not published (dead-letter topics copy the failed record's key).
+    pub fn key_for(self, envelope: &Envelope) -> Option<String> {
+        match self {
+            RecordKey::PartnerAndBusinessKey => Some(envelope.record_key()),
+            RecordKey::Original => None,
+        }
+    }
 }
 
 /// `cleanup.policy` of a topic.
@@ -61,6 +94,7 @@ struct RawTopic {
     name: String,
     description: String,
     events: Vec<String>,
+    key: Option<RecordKey>,
     partitions: Option<i32>,
     retention_ms: Option<i64>,
     #[serde(default)]
@@ -84,6 +118,7 @@ pub struct TopicSpec {
     pub description: String,
     /// Event types carried; empty for dead-letter topics (raw records).
     pub events: Vec<EventType>,
+    pub key: RecordKey,
     pub partitions: i32,
     pub replication_factor: i32,
     /// Topic configs to enforce (`retention.ms`, `cleanup.policy`, ...).
@@ -116,15 +151,12 @@ static CATALOG: LazyLock<Result<TopicCatalog, String>> =
 
 /// The compiled-in catalog.
 pub fn catalog() -> Result<&'static TopicCatalog, CatalogError> {
-    CATALOG
-        .as_ref()
-        .map_err(|e| CatalogError::Invalid(e.clone()))
+    CATALOG.as_ref().map_err(|e| CatalogError::Invalid(e.clone()))
 }
 
 impl TopicCatalog {
     pub fn parse(text: &str) -> Result<Self, CatalogError> {
-        let raw: RawCatalog =
-            toml::from_str(text).map_err(|e| CatalogError::Parse(e.to_string()))?;
+        let raw: RawCatalog = toml::from_str(text).map_err(|e| CatalogError::Parse(e.to_string()))?;
         let d = &raw.defaults;
         let mut topics = Vec::new();
         let mut by_event = BTreeMap::new();
@@ -134,82 +166,57 @@ impl TopicCatalog {
                 let event_type = EventType::ALL
                     .into_iter()
                     .find(|e| e.name() == name)
-                    .ok_or_else(|| {
-                        CatalogError::Invalid(format!(
-                            "topic {}: unknown event type {name}",
-                            t.name
-                        ))
-                    })?;
+                    .ok_or_else(|| CatalogError::Invalid(format!("topic {}: unknown event type {name}", t.name)))?;
                 if by_event.insert(event_type, topics.len()).is_some() {
-                    return Err(CatalogError::Invalid(format!(
-                        "{name} is routed to two topics"
-                    )));
+                    return Err(CatalogError::Invalid(format!("{name} is routed to two topics")));
                 }
                 events.push(event_type);
             }
+            if t.key == Some(RecordKey::Original) {
+                return Err(CatalogError::Invalid(format!(
+                    "topic {}: event topics cannot be keyed `original`",
+                    t.name
+                )));
+            }
             let mut config = t.config.clone();
-            config.insert(
-                "retention.ms".into(),
-                t.retention_ms.unwrap_or(d.retention_ms).to_string(),
-            );
+            config.insert("retention.ms".into(), t.retention_ms.unwrap_or(d.retention_ms).to_string());
             config.insert("cleanup.policy".into(), t.cleanup_policy.as_str().into());
             topics.push(TopicSpec {
                 name: t.name.clone(),
                 description: t.description.clone(),
                 events,
+                key: t.key.unwrap_or(d.key),
                 partitions: t.partitions.unwrap_or(d.partitions),
                 replication_factor: d.replication_factor,
                 config,
                 dead_letter_of: None,
             });
         }
-        if let Some(missing) = EventType::ALL
-            .into_iter()
-            .find(|e| !by_event.contains_key(e))
-        {
-            return Err(CatalogError::Invalid(format!(
-                "{} is not routed to any topic",
-                missing.name()
-            )));
+        if let Some(missing) = EventType::ALL.into_iter().find(|e| !by_event.contains_key(e)) {
+            return Err(CatalogError::Invalid(format!("{} is not routed to any topic", missing.name())));
         }
         for c in &raw.consumer {
-            if let Some(unknown) = c
-                .topics
-                .iter()
-                .find(|t| !topics.iter().any(|spec| &spec.name == *t))
-            {
-                return Err(CatalogError::Invalid(format!(
-                    "consumer {} reads unknown topic {unknown}",
-                    c.name
-                )));
+            if let Some(unknown) = c.topics.iter().find(|t| !topics.iter().any(|spec| &spec.name == *t)) {
+                return Err(CatalogError::Invalid(format!("consumer {} reads unknown topic {unknown}", c.name)));
             }
             if topics.iter().any(|t| t.name == c.dead_letter_topic) {
-                return Err(CatalogError::Invalid(format!(
-                    "{} is used twice",
-                    c.dead_letter_topic
-                )));
+                return Err(CatalogError::Invalid(format!("{} is used twice", c.dead_letter_topic)));
             }
             topics.push(TopicSpec {
                 name: c.dead_letter_topic.clone(),
                 description: format!("Dead letters of the {} consumer.", c.name),
                 events: Vec::new(),
+                key: RecordKey::Original,
                 partitions: d.dead_letter_partitions,
                 replication_factor: d.replication_factor,
                 config: BTreeMap::from([
-                    (
-                        "retention.ms".to_owned(),
-                        d.dead_letter_retention_ms.to_string(),
-                    ),
+                    ("retention.ms".to_owned(), d.dead_letter_retention_ms.to_string()),
                     ("cleanup.policy".to_owned(), "delete".to_owned()),
                 ]),
                 dead_letter_of: Some(c.name.clone()),
             });
         }
-        Ok(TopicCatalog {
-            topics,
-            consumers: raw.consumer,
-            by_event,
-        })
+        Ok(TopicCatalog { topics, consumers: raw.consumer, by_event })
     }
 
     /// The topic an event type is published to.
@@ -219,10 +226,7 @@ impl TopicCatalog {
     }
 
     pub fn consumer(&self, name: &str) -> Result<&ConsumerSpec, CatalogError> {
-        self.consumers
-            .iter()
-            .find(|c| c.name == name)
-            .ok_or_else(|| CatalogError::UnknownConsumer(name.to_owned()))
+        self.consumers.iter().find(|c| c.name == name).ok_or_else(|| CatalogError::UnknownConsumer(name.to_owned()))
     }
 
     /// Returns the catalog with every topic name prefixed, for isolated test runs
@@ -253,25 +257,12 @@ mod tests {
         for e in EventType::ALL {
             assert!(catalog.topic_for(e).events.contains(&e));
         }
-        for name in [
-            "notifications",
-            "billing",
-            "exceptions",
-            "distribution",
-            "audit",
-        ] {
+        for name in ["notifications", "billing", "exceptions", "distribution", "audit"] {
             let c = catalog.consumer(name).unwrap();
-            let dlq = catalog
-                .topics
-                .iter()
-                .find(|t| t.name == c.dead_letter_topic)
-                .unwrap();
+            let dlq = catalog.topics.iter().find(|t| t.name == c.dead_letter_topic).unwrap();
             assert_eq!(dlq.dead_letter_of.as_deref(), Some(name));
         }
-        assert_eq!(
-            catalog.topic_for(EventType::PurchaseOrderReceived).config["retention.ms"],
-            "1209600000"
-        );
+        assert_eq!(catalog.topic_for(EventType::PurchaseOrderReceived).config["retention.ms"], "1209600000");
     }
 
     #[test]
@@ -280,19 +271,16 @@ mod tests {
         assert!(
             matches!(TopicCatalog::parse(&unrouted), Err(CatalogError::Invalid(m)) if m.contains("DeliveryPerformed"))
         );
-        let typo = CATALOG_TOML.replacen("partitions = 6", "partitionz = 6", 1);
-        assert!(matches!(
-            TopicCatalog::parse(&typo),
-            Err(CatalogError::Parse(_))
-        ));
-        let unknown_topic = CATALOG_TOML.replacen(
-            "topics = [\"gridsync.tg.invoices\"",
-            "topics = [\"nope\"",
+        let original_key = CATALOG_TOML.replacen(
+            "events = [\"DeliveryPerformed\"]",
+            "events = [\"DeliveryPerformed\"]\nkey = \"original\"",
             1,
         );
-        assert!(
-            matches!(TopicCatalog::parse(&unknown_topic), Err(CatalogError::Invalid(m)) if m.contains("nope"))
-        );
+        assert!(matches!(TopicCatalog::parse(&original_key), Err(CatalogError::Invalid(m)) if m.contains("original")));
+        let typo = CATALOG_TOML.replacen("partitions = 6", "partitionz = 6", 1);
+        assert!(matches!(TopicCatalog::parse(&typo), Err(CatalogError::Parse(_))));
+        let unknown_topic = CATALOG_TOML.replacen("topics = [\"gridsync.tg.invoices\"", "topics = [\"nope\"", 1);
+        assert!(matches!(TopicCatalog::parse(&unknown_topic), Err(CatalogError::Invalid(m)) if m.contains("nope")));
     }
 
     #[test]
@@ -302,9 +290,6 @@ mod tests {
         assert_eq!(c.group_id, "t1.gridsync.billing");
         assert_eq!(c.dead_letter_topic, "t1.gridsync.billing.dlq");
         assert!(c.topics.iter().all(|t| t.starts_with("t1.")));
-        assert_eq!(
-            p.topic_for(EventType::InvoiceReceived).name,
-            "t1.gridsync.tg.invoices"
-        );
+        assert_eq!(p.topic_for(EventType::InvoiceReceived).name, "t1.gridsync.tg.invoices");
     }
 }

@@ -9,8 +9,8 @@
 use std::{collections::HashMap, fmt, sync::LazyLock};
 
 use apache_avro::{
-    rabin::Rabin, reader::datum::GenericDatumReader, schema_compatibility::SchemaCompatibility,
-    types::Value, writer::datum::GenericDatumWriter, Schema,
+    rabin::Rabin, reader::datum::GenericDatumReader, schema_compatibility::SchemaCompatibility, types::Value,
+    writer::datum::GenericDatumWriter, Schema,
 };
 
 use crate::events::{Event, EventType};
@@ -57,21 +57,12 @@ impl Framing {
         match bytes {
             [] => Err(CodecError::Empty),
             [0xC3, 0x01, rest @ ..] => {
-                let (fp, datum) = rest
-                    .split_first_chunk::<8>()
-                    .ok_or(CodecError::Truncated("fingerprint"))?;
+                let (fp, datum) = rest.split_first_chunk::<8>().ok_or(CodecError::Truncated("fingerprint"))?;
                 Ok((Framing::SingleObject(Fingerprint(*fp)), datum))
             }
             [CONFLUENT_MAGIC, rest @ ..] => {
-                let (id, datum) = rest
-                    .split_first_chunk::<4>()
-                    .ok_or(CodecError::Truncated("schema id"))?;
-                Ok((
-                    Framing::Confluent {
-                        schema_id: u32::from_be_bytes(*id),
-                    },
-                    datum,
-                ))
+                let (id, datum) = rest.split_first_chunk::<4>().ok_or(CodecError::Truncated("schema id"))?;
+                Ok((Framing::Confluent { schema_id: u32::from_be_bytes(*id) }, datum))
             }
             [first, ..] => Err(CodecError::UnknownFraming(*first)),
         }
@@ -86,9 +77,7 @@ pub enum CodecError {
     Empty,
     #[error("record value is truncated inside the {0}")]
     Truncated(&'static str),
-    #[error(
-        "unknown framing: first byte 0x{0:02X} (expected C3 01 single-object or 00 Confluent)"
-    )]
+    #[error("unknown framing: first byte 0x{0:02X} (expected C3 01 single-object or 00 Confluent)")]
     UnknownFraming(u8),
     #[error("unknown writer schema fingerprint {0}: not a version this build knows")]
     UnknownFingerprint(Fingerprint),
@@ -158,9 +147,7 @@ static CODEC: LazyLock<Result<Codec, String>> = LazyLock::new(|| {
 
 /// The process-wide codec; schemas are parsed once.
 pub fn codec() -> Result<&'static Codec, CodecError> {
-    CODEC
-        .as_ref()
-        .map_err(|e| CodecError::InvalidSchemaSet(e.clone()))
+    CODEC.as_ref().map_err(|e| CodecError::InvalidSchemaSet(e.clone()))
 }
 
 /// Parses every current and historical schema. Versions: history files are
@@ -170,8 +157,8 @@ fn load_schemas() -> Result<Vec<KnownSchema>, String> {
     let mut out = Vec::new();
     for event_type in EventType::ALL {
         let name = event_type.name();
-        let current = Schema::parse_str(event_type.current_schema_json())
-            .map_err(|e| format!("{name} current: {e}"))?;
+        let current =
+            Schema::parse_str(event_type.current_schema_json()).map_err(|e| format!("{name} current: {e}"))?;
         let current_fp = Fingerprint::of(&current);
         let mut latest = 0;
         let mut current_version = None;
@@ -183,22 +170,10 @@ fn load_schemas() -> Result<Vec<KnownSchema>, String> {
                 current_version = Some(*version);
                 continue;
             }
-            out.push(KnownSchema {
-                event_type,
-                version: *version,
-                fingerprint,
-                schema,
-                current: false,
-            });
+            out.push(KnownSchema { event_type, version: *version, fingerprint, schema, current: false });
         }
         let version = current_version.unwrap_or(latest + 1);
-        out.push(KnownSchema {
-            event_type,
-            version,
-            fingerprint: current_fp,
-            schema: current,
-            current: true,
-        });
+        out.push(KnownSchema { event_type, version, fingerprint: current_fp, schema: current, current: true });
     }
     Ok(out)
 }
@@ -235,31 +210,15 @@ impl Codec {
         let mut readers = Vec::with_capacity(schemas.len());
         for known in schemas {
             let reader = if known.current {
-                writers.insert(
-                    known.event_type,
-                    GenericDatumWriter::builder(&known.schema)
-                        .build()
-                        .map_err(invalid)?,
-                );
-                GenericDatumReader::builder(&known.schema)
-                    .build()
-                    .map_err(invalid)?
+                writers.insert(known.event_type, GenericDatumWriter::builder(&known.schema).build().map_err(invalid)?);
+                GenericDatumReader::builder(&known.schema).build().map_err(invalid)?
             } else {
                 let reader_schema = &schemas[current[&known.event_type]].schema;
-                GenericDatumReader::builder(&known.schema)
-                    .reader_schema(reader_schema)
-                    .build()
-                    .map_err(invalid)?
+                GenericDatumReader::builder(&known.schema).reader_schema(reader_schema).build().map_err(invalid)?
             };
             readers.push(reader);
         }
-        Ok(Codec {
-            schemas,
-            by_fingerprint,
-            current,
-            writers,
-            readers,
-        })
+        Ok(Codec { schemas, by_fingerprint, current, writers, readers })
     }
 
     /// Every schema version this build knows.
@@ -273,21 +232,14 @@ impl Codec {
     }
 
     pub fn by_fingerprint(&self, fingerprint: Fingerprint) -> Option<&'static KnownSchema> {
-        self.by_fingerprint
-            .get(&fingerprint)
-            .map(|&i| &self.schemas[i])
+        self.by_fingerprint.get(&fingerprint).map(|&i| &self.schemas[i])
     }
 
     /// The bare Avro datum, written with the current schema.
     pub fn encode_datum(&self, event: &Event) -> Result<Vec<u8>, CodecError> {
         let event_type = event.event_type();
         let writer = &self.writers[&event_type];
-        event
-            .write_datum(writer)
-            .map_err(|source| CodecError::Encode {
-                event_type: event_type.name(),
-                source,
-            })
+        event.write_datum(writer).map_err(|source| CodecError::Encode { event_type: event_type.name(), source })
     }
 
     /// Single-object encoding with the current schema.
@@ -306,10 +258,8 @@ impl Codec {
     pub fn decode(&self, bytes: &[u8]) -> Result<Decoded, CodecError> {
         match Framing::sniff(bytes)? {
             (Framing::SingleObject(fingerprint), datum) => {
-                let &index = self
-                    .by_fingerprint
-                    .get(&fingerprint)
-                    .ok_or(CodecError::UnknownFingerprint(fingerprint))?;
+                let &index =
+                    self.by_fingerprint.get(&fingerprint).ok_or(CodecError::UnknownFingerprint(fingerprint))?;
                 self.decode_known(index, datum)
             }
             (Framing::Confluent { schema_id }, _) => Err(CodecError::RegistryRequired(schema_id)),
@@ -319,42 +269,25 @@ impl Codec {
     fn decode_known(&self, index: usize, datum: &[u8]) -> Result<Decoded, CodecError> {
         let known = &self.schemas[index];
         let reader = &self.readers[index];
-        let decode_err = |source| CodecError::Decode {
-            event_type: known.event_type.name(),
-            version: known.version,
-            source,
-        };
+        let decode_err =
+            |source| CodecError::Decode { event_type: known.event_type.name(), version: known.version, source };
         let mut rest = datum;
         let event = if known.current {
-            known
-                .event_type
-                .read_datum(reader, &mut rest)
-                .map_err(decode_err)?
+            known.event_type.read_datum(reader, &mut rest).map_err(decode_err)?
         } else {
             let value = reader.read_value(&mut rest).map_err(decode_err)?;
-            known
-                .event_type
-                .from_avro_value(&value)
-                .map_err(decode_err)?
+            known.event_type.from_avro_value(&value).map_err(decode_err)?
         };
         if !rest.is_empty() {
             return Err(CodecError::TrailingBytes(rest.len()));
         }
-        Ok(Decoded {
-            event,
-            writer_version: known.version,
-            writer_fingerprint: known.fingerprint,
-        })
+        Ok(Decoded { event, writer_version: known.version, writer_fingerprint: known.fingerprint })
     }
 
     /// Decodes a bare datum whose writer schema came from elsewhere (a schema
     /// registry). A writer schema this build knows takes the fast path; an
     /// unknown one is resolved against the current schema of its record name.
-    pub fn decode_datum_with_writer(
-        &self,
-        writer: &Schema,
-        datum: &[u8],
-    ) -> Result<Decoded, CodecError> {
+    pub fn decode_datum_with_writer(&self, writer: &Schema, datum: &[u8]) -> Result<Decoded, CodecError> {
         let fingerprint = Fingerprint::of(writer);
         if let Some(&index) = self.by_fingerprint.get(&fingerprint) {
             return self.decode_known(index, datum);
@@ -368,26 +301,15 @@ impl Codec {
             .find(|t| name == format!("gridsync.events.{}", t.name()))
             .ok_or_else(|| CodecError::NotAnEvent(name.clone()))?;
         let reader_schema = &self.current(event_type).schema;
-        let decode_err = |source| CodecError::Decode {
-            event_type: event_type.name(),
-            version: 0,
-            source,
-        };
-        let reader = GenericDatumReader::builder(writer)
-            .reader_schema(reader_schema)
-            .build()
-            .map_err(decode_err)?;
+        let decode_err = |source| CodecError::Decode { event_type: event_type.name(), version: 0, source };
+        let reader = GenericDatumReader::builder(writer).reader_schema(reader_schema).build().map_err(decode_err)?;
         let mut rest = datum;
         let value = reader.read_value(&mut rest).map_err(decode_err)?;
         let event = event_type.from_avro_value(&value).map_err(decode_err)?;
         if !rest.is_empty() {
             return Err(CodecError::TrailingBytes(rest.len()));
         }
-        Ok(Decoded {
-            event,
-            writer_version: 0,
-            writer_fingerprint: fingerprint,
-        })
+        Ok(Decoded { event, writer_version: 0, writer_fingerprint: fingerprint })
     }
 
     /// Reads a single-object record as a generic value through another reader
@@ -397,18 +319,11 @@ impl Codec {
         let Framing::SingleObject(fingerprint) = framing else {
             return Err(CodecError::UnknownFraming(bytes[0]));
         };
-        let known = self
-            .by_fingerprint(fingerprint)
-            .ok_or(CodecError::UnknownFingerprint(fingerprint))?;
-        let decode_err = |source| CodecError::Decode {
-            event_type: known.event_type.name(),
-            version: known.version,
-            source,
-        };
-        let reader = GenericDatumReader::builder(&known.schema)
-            .reader_schema(reader_schema)
-            .build()
-            .map_err(decode_err)?;
+        let known = self.by_fingerprint(fingerprint).ok_or(CodecError::UnknownFingerprint(fingerprint))?;
+        let decode_err =
+            |source| CodecError::Decode { event_type: known.event_type.name(), version: known.version, source };
+        let reader =
+            GenericDatumReader::builder(&known.schema).reader_schema(reader_schema).build().map_err(decode_err)?;
         let mut rest = datum;
         reader.read_value(&mut rest).map_err(decode_err)
     }
@@ -417,10 +332,7 @@ impl Codec {
     /// to that schema (dropping fields it does not have) and frames it with
     /// that version's fingerprint. What a producer built against that version writes.
     pub fn encode_as(&self, event: &Event, known: &KnownSchema) -> Result<Vec<u8>, CodecError> {
-        let encode_err = |source| CodecError::Encode {
-            event_type: known.event_type.name(),
-            source,
-        };
+        let encode_err = |source| CodecError::Encode { event_type: known.event_type.name(), source };
         let value = apache_avro::to_value(event).map_err(encode_err)?;
         let value = value.resolve(&known.schema).map_err(encode_err)?;
         let datum = GenericDatumWriter::builder(&known.schema)
@@ -436,9 +348,6 @@ impl Codec {
 
     /// Full (backward and forward) compatibility of two schemas.
     pub fn fully_compatible(a: &Schema, b: &Schema) -> bool {
-        matches!(
-            SchemaCompatibility::mutual_read(a, b),
-            Ok(apache_avro::schema_compatibility::Compatibility::Full)
-        )
+        matches!(SchemaCompatibility::mutual_read(a, b), Ok(apache_avro::schema_compatibility::Compatibility::Full))
     }
 }

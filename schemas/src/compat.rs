@@ -10,17 +10,9 @@ use crate::{codec::Codec, events::EventType};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CompatProblem {
     /// Data written with `old` cannot be read by the current schema.
-    NotBackward {
-        event_type: EventType,
-        old: u32,
-        reason: String,
-    },
+    NotBackward { event_type: EventType, old: u32, reason: String },
     /// Data written with the current schema cannot be read by a consumer still on `old`.
-    NotForward {
-        event_type: EventType,
-        old: u32,
-        reason: String,
-    },
+    NotForward { event_type: EventType, old: u32, reason: String },
     /// The current schema is not in history yet (`gridsync schemas freeze`).
     NotFrozen { event_type: EventType, version: u32 },
 }
@@ -58,9 +50,7 @@ pub struct CompatReport {
 fn full(writer: &apache_avro::Schema, reader: &apache_avro::Schema) -> Result<(), String> {
     match SchemaCompatibility::can_read(writer, reader) {
         Ok(Compatibility::Full) => Ok(()),
-        Ok(partial) => Err(format!(
-            "only {partial:?} compatibility (an enum or union does not cover every value)"
-        )),
+        Ok(partial) => Err(format!("only {partial:?} compatibility (an enum or union does not cover every value)")),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -70,35 +60,16 @@ pub fn check(codec: &Codec) -> CompatReport {
     let mut report = CompatReport::default();
     for event_type in EventType::ALL {
         let current = codec.current(event_type);
-        if !event_type
-            .history()
-            .iter()
-            .any(|(v, _)| *v == current.version)
-        {
-            report.problems.push(CompatProblem::NotFrozen {
-                event_type,
-                version: current.version,
-            });
+        if !event_type.history().iter().any(|(v, _)| *v == current.version) {
+            report.problems.push(CompatProblem::NotFrozen { event_type, version: current.version });
         }
-        for old in codec
-            .known_schemas()
-            .iter()
-            .filter(|k| k.event_type == event_type && !k.current)
-        {
+        for old in codec.known_schemas().iter().filter(|k| k.event_type == event_type && !k.current) {
             report.pairs_checked += 1;
             if let Err(reason) = full(&old.schema, &current.schema) {
-                report.problems.push(CompatProblem::NotBackward {
-                    event_type,
-                    old: old.version,
-                    reason,
-                });
+                report.problems.push(CompatProblem::NotBackward { event_type, old: old.version, reason });
             }
             if let Err(reason) = full(&current.schema, &old.schema) {
-                report.problems.push(CompatProblem::NotForward {
-                    event_type,
-                    old: old.version,
-                    reason,
-                });
+                report.problems.push(CompatProblem::NotForward { event_type, old: old.version, reason });
             }
         }
     }
@@ -107,18 +78,11 @@ pub fn check(codec: &Codec) -> CompatReport {
 
 /// Writes each current schema that is not kept yet as the next history
 /// version, `<avro_dir>/history/<Event>/v<N>.avsc`. Returns the files written.
-pub fn freeze(
-    codec: &Codec,
-    avro_dir: &std::path::Path,
-) -> std::io::Result<Vec<std::path::PathBuf>> {
+pub fn freeze(codec: &Codec, avro_dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
     let mut written = Vec::new();
     for event_type in EventType::ALL {
         let current = codec.current(event_type);
-        if event_type
-            .history()
-            .iter()
-            .any(|(v, _)| *v == current.version)
-        {
+        if event_type.history().iter().any(|(v, _)| *v == current.version) {
             continue;
         }
         let dir = avro_dir.join("history").join(event_type.name());
@@ -138,18 +102,13 @@ mod tests {
     use super::full;
 
     fn record(fields: &str) -> Schema {
-        Schema::parse_str(&format!(
-            r#"{{"type":"record","name":"R","fields":[{fields}]}}"#
-        ))
-        .unwrap()
+        Schema::parse_str(&format!(r#"{{"type":"record","name":"R","fields":[{fields}]}}"#)).unwrap()
     }
 
     #[test]
     fn optional_field_with_default_is_fully_compatible() {
         let old = record(r#"{"name":"a","type":"string"}"#);
-        let new = record(
-            r#"{"name":"a","type":"string"},{"name":"b","type":["null","string"],"default":null}"#,
-        );
+        let new = record(r#"{"name":"a","type":"string"},{"name":"b","type":["null","string"],"default":null}"#);
         assert!(full(&old, &new).is_ok() && full(&new, &old).is_ok());
     }
 
@@ -157,10 +116,7 @@ mod tests {
     fn required_field_without_default_breaks_backward_compatibility() {
         let old = record(r#"{"name":"a","type":"string"}"#);
         let new = record(r#"{"name":"a","type":"string"},{"name":"b","type":"string"}"#);
-        assert!(
-            full(&old, &new).is_err(),
-            "new reader cannot fill b from old data"
-        );
+        assert!(full(&old, &new).is_err(), "new reader cannot fill b from old data");
         assert!(full(&new, &old).is_ok());
     }
 

@@ -27,10 +27,7 @@ impl Envelope {
     pub fn deterministic_event_id(source: SourceSystem, parts: &[&str]) -> String {
         // Namespace: UUID v5 of "gridsync.events" in the URL namespace, fixed forever.
         let namespace = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, b"gridsync.events");
-        let name = std::iter::once(source.as_str())
-            .chain(parts.iter().copied())
-            .collect::<Vec<_>>()
-            .join("\u{1f}");
+        let name = std::iter::once(source.as_str()).chain(parts.iter().copied()).collect::<Vec<_>>().join("\u{1f}");
         uuid::Uuid::new_v5(&namespace, name.as_bytes()).to_string()
     }
 }
@@ -41,18 +38,9 @@ mod tests {
 
     #[test]
     fn event_ids_are_deterministic_and_distinct() {
-        let a = Envelope::deterministic_event_id(
-            SourceSystem::TradingGrid,
-            &["ACME", "000000001", "0001"],
-        );
-        let b = Envelope::deterministic_event_id(
-            SourceSystem::TradingGrid,
-            &["ACME", "000000001", "0001"],
-        );
-        let c = Envelope::deterministic_event_id(
-            SourceSystem::TradingGrid,
-            &["ACME", "000000001", "0002"],
-        );
+        let a = Envelope::deterministic_event_id(SourceSystem::TradingGrid, &["ACME", "000000001", "0001"]);
+        let b = Envelope::deterministic_event_id(SourceSystem::TradingGrid, &["ACME", "000000001", "0001"]);
+        let c = Envelope::deterministic_event_id(SourceSystem::TradingGrid, &["ACME", "000000001", "0002"]);
         // Joining with a separator keeps ("AB","C") apart from ("A","BC").
         let d = Envelope::deterministic_event_id(SourceSystem::TradingGrid, &["AB", "C"]);
         let e = Envelope::deterministic_event_id(SourceSystem::TradingGrid, &["A", "BC"]);

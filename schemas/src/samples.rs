@@ -11,26 +11,16 @@ use crate::{
 
 /// An exact decimal `mantissa × 10^-scale`; scale must be at most 6.
 fn dec(mantissa: i64, scale: u32) -> Decimal {
-    Decimal::new(rust_decimal::Decimal::new(
-        mantissa,
-        scale.min(Decimal::SCALE),
-    ))
-    .unwrap_or_default()
+    Decimal::new(rust_decimal::Decimal::new(mantissa, scale.min(Decimal::SCALE))).unwrap_or_default()
 }
 
 fn date(days_after_2026_11_01: i64) -> Option<Date> {
     let base = chrono::NaiveDate::from_ymd_opt(2026, 11, 1)?;
-    base.checked_add_signed(chrono::Duration::try_days(days_after_2026_11_01)?)
-        .map(Date::new)
+    base.checked_add_signed(chrono::Duration::try_days(days_after_2026_11_01)?).map(Date::new)
 }
 
 fn party(id: &str, name: &str) -> Party {
-    Party {
-        id: id.into(),
-        id_qualifier: Some("ZZ".into()),
-        name: Some(name.into()),
-        email: None,
-    }
+    Party { id: id.into(), id_qualifier: Some("ZZ".into()), name: Some(name.into()), email: None }
 }
 
 fn lines(count: u64) -> Vec<OrderLine> {
@@ -69,10 +59,7 @@ pub fn sample(event_type: EventType, partner: &str, seq: u64) -> Event {
     let occurred = Timestamp::from_millis(1_793_000_000_000 + seq as i64 * 1000);
     let seq_text = seq.to_string();
     let envelope = Envelope {
-        event_id: Envelope::deterministic_event_id(
-            source_system,
-            &[partner, event_type.name(), &seq_text],
-        ),
+        event_id: Envelope::deterministic_event_id(source_system, &[partner, event_type.name(), &seq_text]),
         event_type: event_type.name().into(),
         occurred_at: occurred,
         ingested_at: Timestamp::from_millis(occurred.millis() + 250),
@@ -80,27 +67,23 @@ pub fn sample(event_type: EventType, partner: &str, seq: u64) -> Event {
         trading_partner_id: partner.into(),
         business_key,
         correlation_id: Envelope::correlation_id_for(partner, &po),
-        trading_grid_document: (source_system == SourceSystem::TradingGrid).then(|| {
-            TradingGridDocumentRef {
-                standard: EdiStandard::X12,
-                document_type: "850".into(),
-                sender_id: partner.into(),
-                receiver_id: "GRIDSYNC".into(),
-                interchange_control_number: format!("{seq:09}"),
-                group_control_number: Some(seq.to_string()),
-                transaction_control_number: format!("{:04}", seq % 10_000),
-                file_name: Some(format!("{partner}_{seq}.edi")),
-                lens_transaction_id: None,
-            }
+        trading_grid_document: (source_system == SourceSystem::TradingGrid).then(|| TradingGridDocumentRef {
+            standard: EdiStandard::X12,
+            document_type: "850".into(),
+            sender_id: partner.into(),
+            receiver_id: "GRIDSYNC".into(),
+            interchange_control_number: format!("{seq:09}"),
+            group_control_number: Some(seq.to_string()),
+            transaction_control_number: format!("{:04}", seq % 10_000),
+            file_name: Some(format!("{partner}_{seq}.edi")),
+            lens_transaction_id: None,
         }),
-        amplience_content: (source_system == SourceSystem::Amplience).then(|| {
-            AmplienceContentRef {
-                hub_id: Some("5f2a1c3b4d5e6f7a8b9c0d1e".into()),
-                content_item_id: format!("6a1d3c2e-0000-4000-8000-{seq:012}"),
-                version: 3,
-                content_type_uri: "https://schemas.gridsync.example/partner-content.json".into(),
-                delivery_key: Some(format!("partner-content/{seq}")),
-            }
+        amplience_content: (source_system == SourceSystem::Amplience).then(|| AmplienceContentRef {
+            hub_id: Some("5f2a1c3b4d5e6f7a8b9c0d1e".into()),
+            content_item_id: format!("6a1d3c2e-0000-4000-8000-{seq:012}"),
+            version: 3,
+            content_type_uri: "https://schemas.gridsync.example/partner-content.json".into(),
+            delivery_key: Some(format!("partner-content/{seq}")),
         }),
     };
     let buyer = party(partner, "Acme Retail Ltd");
@@ -257,10 +240,7 @@ pub fn sample(event_type: EventType, partner: &str, seq: u64) -> Event {
             reason: "segment 14 (SE): SE02 0002 does not match ST02 0001".into(),
             document_type: Some("850".into()),
             quarantine_path: Some(format!("quarantine/{partner}_{seq}.edi")),
-            details: BTreeMap::from([
-                ("segment".into(), "14".into()),
-                ("element".into(), "SE02".into()),
-            ]),
+            details: BTreeMap::from([("segment".into(), "14".into()), ("element".into(), "SE02".into())]),
         }
         .into(),
         EventType::DeliveryPerformed => DeliveryPerformed {

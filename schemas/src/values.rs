@@ -64,10 +64,7 @@ impl Decimal {
 
     fn from_unscaled_bytes(bytes: &[u8]) -> Result<Self, ValueError> {
         if bytes.is_empty() || bytes.len() > 16 {
-            return Err(ValueError::DecimalOutOfRange(format!(
-                "{} bytes",
-                bytes.len()
-            )));
+            return Err(ValueError::DecimalOutOfRange(format!("{} bytes", bytes.len())));
         }
         // Big-endian two's complement, sign-extended to 16 bytes.
         let fill = if bytes[0] & 0x80 != 0 { 0xFF } else { 0x00 };
@@ -91,8 +88,8 @@ impl Decimal {
 impl FromStr for Decimal {
     type Err = ValueError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let value = rust_decimal::Decimal::from_str_exact(s.trim())
-            .map_err(|_| ValueError::NotADecimal(s.to_owned()))?;
+        let value =
+            rust_decimal::Decimal::from_str_exact(s.trim()).map_err(|_| ValueError::NotADecimal(s.to_owned()))?;
         Decimal::new(value)
     }
 }
@@ -169,18 +166,14 @@ impl Date {
     }
 
     fn from_days(days: i64) -> Option<Self> {
-        NaiveDate::default()
-            .checked_add_signed(chrono::Duration::try_days(days)?)
-            .map(Date)
+        NaiveDate::default().checked_add_signed(chrono::Duration::try_days(days)?).map(Date)
     }
 }
 
 impl FromStr for Date {
     type Err = ValueError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .map(Date)
-            .map_err(|_| ValueError::NotADate(s.to_owned()))
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").map(Date).map_err(|_| ValueError::NotADate(s.to_owned()))
     }
 }
 
@@ -260,9 +253,7 @@ impl FromStr for Timestamp {
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.to_datetime() {
-            Some(t) => t
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                .fmt(f),
+            Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).fmt(f),
             None => write!(f, "{}ms", self.0),
         }
     }
@@ -310,17 +301,7 @@ mod tests {
 
     #[test]
     fn decimal_bytes_round_trip_at_scale_six() {
-        for s in [
-            "0",
-            "1",
-            "-1",
-            "12.5",
-            "-0.000001",
-            "99999999999999999999.999999",
-            "-128",
-            "127.999999",
-            "255",
-        ] {
+        for s in ["0", "1", "-1", "12.5", "-0.000001", "99999999999999999999.999999", "-128", "127.999999", "255"] {
             let d: Decimal = s.parse().unwrap();
             let back = Decimal::from_unscaled_bytes(&d.to_unscaled_bytes()).unwrap();
             assert_eq!(back, d, "{s}");
@@ -331,28 +312,16 @@ mod tests {
             "12.5".parse::<Decimal>().unwrap().to_unscaled_bytes(),
             [0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0xBE, 0xBC, 0x20]
         );
-        assert_eq!(
-            "-0.000001".parse::<Decimal>().unwrap().to_unscaled_bytes(),
-            [0xFF; 12]
-        );
+        assert_eq!("-0.000001".parse::<Decimal>().unwrap().to_unscaled_bytes(), [0xFF; 12]);
         // 28 digits fit; more than 12 bytes of two's complement do not.
         assert!("9999999999999999999999.999999".parse::<Decimal>().is_ok());
-        assert!(matches!(
-            "50000000000000000000000.5".parse::<Decimal>(),
-            Err(ValueError::DecimalOutOfRange(_))
-        ));
+        assert!(matches!("50000000000000000000000.5".parse::<Decimal>(), Err(ValueError::DecimalOutOfRange(_))));
     }
 
     #[test]
     fn decimal_refuses_to_round() {
-        assert!(matches!(
-            "1.0000001".parse::<Decimal>(),
-            Err(ValueError::TooManyDecimalPlaces(_))
-        ));
-        assert!(matches!(
-            "1.5e3".parse::<Decimal>(),
-            Err(ValueError::NotADecimal(_))
-        ));
+        assert!(matches!("1.0000001".parse::<Decimal>(), Err(ValueError::TooManyDecimalPlaces(_))));
+        assert!(matches!("1.5e3".parse::<Decimal>(), Err(ValueError::NotADecimal(_))));
         assert_eq!("1.500000000".parse::<Decimal>().unwrap().to_string(), "1.5");
     }
 
@@ -362,16 +331,10 @@ mod tests {
         assert_eq!(serde_json::to_string(&d).unwrap(), "\"19.99\"");
         let date = Date::from_ymd(2026, 11, 25).unwrap();
         assert_eq!(serde_json::to_string(&date).unwrap(), "\"2026-11-25\"");
-        assert_eq!(
-            serde_json::from_str::<Date>("\"2026-11-25\"").unwrap(),
-            date
-        );
+        assert_eq!(serde_json::from_str::<Date>("\"2026-11-25\"").unwrap(), date);
         assert_eq!(date.days_since_epoch(), 20_782);
         let ts = Timestamp::from_millis(1_764_072_000_123);
         assert_eq!(ts.to_string(), "2025-11-25T12:00:00.123Z");
-        assert_eq!(
-            serde_json::from_str::<Timestamp>("\"2025-11-25T12:00:00.123Z\"").unwrap(),
-            ts
-        );
+        assert_eq!(serde_json::from_str::<Timestamp>("\"2025-11-25T12:00:00.123Z\"").unwrap(), ts);
     }
 }

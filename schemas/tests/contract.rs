@@ -29,55 +29,28 @@ fn framing_is_the_avro_single_object_encoding() {
         let bytes = codec.encode(&sample(event_type, "ACME", 1)).unwrap();
         let current = codec.current(event_type);
         // apache-avro's own header builder computes the same 10 bytes.
-        let expected = apache_avro::headers::RabinFingerprintHeader::from_schema(&current.schema)
-            .build_header();
+        let expected = apache_avro::headers::RabinFingerprintHeader::from_schema(&current.schema).build_header();
         assert_eq!(&bytes[..10], expected.as_slice(), "{}", event_type.name());
-        assert_eq!(
-            Framing::sniff(&bytes).unwrap().0,
-            Framing::SingleObject(current.fingerprint)
-        );
+        assert_eq!(Framing::sniff(&bytes).unwrap().0, Framing::SingleObject(current.fingerprint));
     }
 }
 
 #[test]
 fn bad_framing_gives_precise_errors() {
     let codec = codec().unwrap();
-    let good = codec
-        .encode(&sample(EventType::InvoiceReceived, "ACME", 1))
-        .unwrap();
+    let good = codec.encode(&sample(EventType::InvoiceReceived, "ACME", 1)).unwrap();
     assert!(matches!(codec.decode(&[]), Err(CodecError::Empty)));
-    assert!(matches!(
-        codec.decode(b"{\"json\":1}"),
-        Err(CodecError::UnknownFraming(b'{'))
-    ));
-    assert!(matches!(
-        codec.decode(&good[..6]),
-        Err(CodecError::Truncated("fingerprint"))
-    ));
-    assert!(matches!(
-        codec.decode(&[0, 0, 0]),
-        Err(CodecError::Truncated("schema id"))
-    ));
-    assert!(matches!(
-        codec.decode(&[0, 0, 0, 0, 7, 2]),
-        Err(CodecError::RegistryRequired(7))
-    ));
+    assert!(matches!(codec.decode(b"{\"json\":1}"), Err(CodecError::UnknownFraming(b'{'))));
+    assert!(matches!(codec.decode(&good[..6]), Err(CodecError::Truncated("fingerprint"))));
+    assert!(matches!(codec.decode(&[0, 0, 0]), Err(CodecError::Truncated("schema id"))));
+    assert!(matches!(codec.decode(&[0, 0, 0, 0, 7, 2]), Err(CodecError::RegistryRequired(7))));
     let mut unknown = good.clone();
     unknown[2] ^= 0xFF;
-    assert!(matches!(
-        codec.decode(&unknown),
-        Err(CodecError::UnknownFingerprint(_))
-    ));
+    assert!(matches!(codec.decode(&unknown), Err(CodecError::UnknownFingerprint(_))));
     let mut trailing = good.clone();
     trailing.push(0);
-    assert!(matches!(
-        codec.decode(&trailing),
-        Err(CodecError::TrailingBytes(1))
-    ));
-    assert!(matches!(
-        codec.decode(&good[..good.len() - 3]),
-        Err(CodecError::Decode { .. })
-    ));
+    assert!(matches!(codec.decode(&trailing), Err(CodecError::TrailingBytes(1))));
+    assert!(matches!(codec.decode(&good[..good.len() - 3]), Err(CodecError::Decode { .. })));
 }
 
 #[test]
@@ -89,10 +62,7 @@ fn a_record_written_with_v1_is_read_by_the_current_reader() {
         .find(|k| k.event_type == EventType::PurchaseOrderReceived && k.version == 1)
         .unwrap();
     assert!(!v1.current);
-    let Event::PurchaseOrderReceived(po) = sample(EventType::PurchaseOrderReceived, "ACME", 3)
-    else {
-        unreachable!()
-    };
+    let Event::PurchaseOrderReceived(po) = sample(EventType::PurchaseOrderReceived, "ACME", 3) else { unreachable!() };
     assert!(po.requested_delivery_date.is_some());
     let bytes = codec.encode_as(&po.clone().into(), v1).unwrap();
     assert_eq!(&bytes[2..10], &v1.fingerprint.0);
@@ -100,10 +70,7 @@ fn a_record_written_with_v1_is_read_by_the_current_reader() {
     let decoded = codec.decode(&bytes).unwrap();
     assert_eq!(decoded.writer_version, 1);
     // The field v1 does not have takes the reader's default; everything else survives.
-    let expected = PurchaseOrderReceived {
-        requested_delivery_date: None,
-        ..po
-    };
+    let expected = PurchaseOrderReceived { requested_delivery_date: None, ..po };
     assert_eq!(decoded.event, Event::PurchaseOrderReceived(expected));
 }
 
@@ -117,14 +84,10 @@ fn a_record_written_with_the_current_schema_is_read_by_a_v1_reader() {
         .unwrap();
     let event = sample(EventType::PurchaseOrderReceived, "ACME", 4);
     let bytes = codec.encode(&event).unwrap();
-    let Value::Record(fields) = codec.decode_as(&bytes, &v1.schema).unwrap() else {
-        panic!("not a record")
-    };
+    let Value::Record(fields) = codec.decode_as(&bytes, &v1.schema).unwrap() else { panic!("not a record") };
     let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
     assert!(!names.contains(&"requested_delivery_date"));
-    assert!(fields
-        .iter()
-        .any(|(n, v)| n == "po_number" && *v == Value::String("PO000004".into())));
+    assert!(fields.iter().any(|(n, v)| n == "po_number" && *v == Value::String("PO000004".into())));
     assert_eq!(fields.len(), 10);
 }
 
@@ -138,9 +101,7 @@ fn the_kept_schemas_are_compatible_and_frozen() {
 
 #[test]
 fn events_print_as_json_with_exact_decimals_and_dates() {
-    let json = sample(EventType::InvoiceReceived, "ACME", 5)
-        .to_json()
-        .unwrap();
+    let json = sample(EventType::InvoiceReceived, "ACME", 5).to_json().unwrap();
     assert_eq!(json["total_amount"], "4326.48");
     assert_eq!(json["invoice_date"], "2026-11-05");
     assert_eq!(json["envelope"]["source_system"], "TRADING_GRID");

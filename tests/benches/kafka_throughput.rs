@@ -20,10 +20,7 @@ use rdkafka::{
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let events: u64 = std::env::var("GRIDSYNC_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5_000);
+    let events: u64 = std::env::var("GRIDSYNC_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
     // An external broker (`GRIDSYNC_BENCH_BROKERS`) or a fresh local one.
     let local = match std::env::var("GRIDSYNC_BENCH_BROKERS") {
         Ok(_) => None,
@@ -40,21 +37,14 @@ async fn main() -> anyhow::Result<()> {
     };
     let catalog = catalog()?.with_prefix(&prefix);
     apply_topics(&kafka, &catalog.topics, false).await?;
-    let topic = catalog
-        .topic_for(EventType::PurchaseOrderReceived)
-        .name
-        .clone();
+    let topic = catalog.topic_for(EventType::PurchaseOrderReceived).name.clone();
     let producer = EventProducer::new(&kafka, Metrics::new("bench")?)?;
-    let samples: Vec<_> = (0..events)
-        .map(|i| sample(EventType::PurchaseOrderReceived, &format!("P{}", i % 50), i))
-        .collect();
+    let samples: Vec<_> =
+        (0..events).map(|i| sample(EventType::PurchaseOrderReceived, &format!("P{}", i % 50), i)).collect();
 
     let started = Instant::now();
-    let results: Vec<_> = stream::iter(&samples)
-        .map(|event| producer.publish(event, None))
-        .buffer_unordered(1024)
-        .collect()
-        .await;
+    let results: Vec<_> =
+        stream::iter(&samples).map(|event| producer.publish(event, None)).buffer_unordered(1024).collect().await;
     let produce_secs = started.elapsed().as_secs_f64();
     let failed = results.iter().filter(|r| r.is_err()).count();
     anyhow::ensure!(failed == 0, "{failed} records were not acknowledged");

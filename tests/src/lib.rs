@@ -28,17 +28,12 @@ pub fn tansu_binary() -> PathBuf {
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .map(|dir| dir.join("tansu"))
         .find(|p| p.is_file());
-    on_path.unwrap_or_else(|| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo/bin/tansu")
-    })
+    on_path.unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo/bin/tansu"))
 }
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
 }
 
 /// A Tansu broker on a free loopback port with SQLite storage in a temporary
@@ -57,11 +52,7 @@ pub struct Broker {
 impl Broker {
     pub fn start() -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let mut broker = Broker {
-            child: None,
-            port: free_port(),
-            dir,
-        };
+        let mut broker = Broker { child: None, port: free_port(), dir };
         broker.spawn()?;
         Ok(broker)
     }
@@ -76,29 +67,15 @@ impl Broker {
         let url = format!("tcp://127.0.0.1:{}", self.port);
         // Relative to the broker's working folder, the temporary one.
         let storage = "sqlite://tansu.db";
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("tansu.log"))?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("tansu.log"))?;
         let child = Command::new(tansu_binary())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                storage,
-            ])
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", storage])
             .current_dir(self.dir.path())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .with_context(|| {
-                format!(
-                    "starting {} (deploy/local-broker.sh install installs it)",
-                    tansu_binary().display()
-                )
+                format!("starting {} (deploy/local-broker.sh install installs it)", tansu_binary().display())
             })?;
         self.child = Some(child);
         self.wait_ready(Duration::from_secs(30))
@@ -113,15 +90,9 @@ impl Broker {
 
     fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
         let started = Instant::now();
-        let producer: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", self.brokers())
-            .create()?;
+        let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", self.brokers()).create()?;
         loop {
-            if producer
-                .client()
-                .fetch_metadata(None, Duration::from_secs(2))
-                .is_ok()
-            {
+            if producer.client().fetch_metadata(None, Duration::from_secs(2)).is_ok() {
                 return Ok(());
             }
             if started.elapsed() > timeout {
@@ -137,10 +108,7 @@ impl Broker {
 
     /// Kafka settings for this broker, with every topic and group prefixed.
     pub fn kafka_args(&self, prefix: &str) -> KafkaArgs {
-        KafkaArgs {
-            topic_prefix: prefix.to_owned(),
-            ..KafkaArgs::for_brokers(self.brokers())
-        }
+        KafkaArgs { topic_prefix: prefix.to_owned(), ..KafkaArgs::for_brokers(self.brokers()) }
     }
 }
 
@@ -153,20 +121,11 @@ impl Drop for Broker {
 /// A prefix no other test in this process uses: isolates topics and groups.
 pub fn unique_prefix(name: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "t{}-{name}-{}.",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("t{}-{name}-{}.", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Reads every record of `topic` from the beginning until `count` arrived or `timeout` passed.
-pub fn read_topic(
-    brokers: &str,
-    topic: &str,
-    count: usize,
-    timeout: Duration,
-) -> anyhow::Result<Vec<OwnedMessage>> {
+pub fn read_topic(brokers: &str, topic: &str, count: usize, timeout: Duration) -> anyhow::Result<Vec<OwnedMessage>> {
     let reader: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "gridsync-test-reader")
@@ -209,12 +168,7 @@ pub fn processed_lines(path: &Path) -> Vec<(String, String, i32, i64)> {
         .lines()
         .filter_map(|line| {
             let mut f = line.split('\t');
-            Some((
-                f.next()?.to_owned(),
-                f.next()?.to_owned(),
-                f.next()?.parse().ok()?,
-                f.next()?.parse().ok()?,
-            ))
+            Some((f.next()?.to_owned(), f.next()?.to_owned(), f.next()?.parse().ok()?, f.next()?.parse().ok()?))
         })
         .collect()
 }

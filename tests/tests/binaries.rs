@@ -15,16 +15,8 @@ use nix::{sys::signal, unistd::Pid};
 fn binary(name: &str) -> PathBuf {
     // target/<profile>/deps/<test> → target/<profile>/<name>
     let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join(name);
-    assert!(
-        path.is_file(),
-        "{} is not built: run `cargo test --workspace`",
-        path.display()
-    );
+    let path = exe.parent().and_then(|deps| deps.parent()).unwrap().join(name);
+    assert!(path.is_file(), "{} is not built: run `cargo test --workspace`", path.display());
     path
 }
 
@@ -48,22 +40,12 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
     let prefix = unique_prefix("binaries");
 
     let applied = gridsync(&["topics", "apply"], &broker, &prefix);
-    assert!(
-        applied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&applied.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&applied.stdout).contains("13 topics in the catalog; 13 changed")
-    );
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    assert!(String::from_utf8_lossy(&applied.stdout).contains("13 topics in the catalog; 13 changed"));
     let again = gridsync(&["topics", "apply"], &broker, &prefix);
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 changed"));
     let demo = gridsync(&["demo", "--count", "1"], &broker, &prefix);
-    assert!(
-        demo.status.success(),
-        "{}",
-        String::from_utf8_lossy(&demo.stderr)
-    );
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
     assert!(String::from_utf8_lossy(&demo.stdout).contains("published 14 events"));
 
     let logs = tempfile::tempdir().unwrap();
@@ -82,12 +64,7 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
             let port = free_port();
             let child = Command::new(binary(name))
                 .args(["--brokers", &broker.brokers(), "--topic-prefix", &prefix])
-                .args([
-                    "--metrics-addr",
-                    &format!("127.0.0.1:{port}"),
-                    "--log-format",
-                    "json",
-                ])
+                .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--log-format", "json"])
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(logs.path().join(format!("{name}.log"))).unwrap())
                 .spawn()
@@ -98,11 +75,7 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
 
     for (name, port, _) in &running {
         let base = format!("http://127.0.0.1:{port}");
-        assert_eq!(
-            get(&format!("{base}/healthz")).await.map(|r| r.0),
-            Some(200),
-            "{name} /healthz"
-        );
+        assert_eq!(get(&format!("{base}/healthz")).await.map(|r| r.0), Some(200), "{name} /healthz");
         let mut ready = false;
         for _ in 0..600 {
             if get(&format!("{base}/readyz")).await.map(|r| r.0) == Some(200) {
@@ -126,31 +99,18 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
         ("audit-consumer", 14.0),
     ];
     for (name, want) in expected {
-        let port = running
-            .iter()
-            .find(|(n, ..)| *n == name)
-            .map(|(_, p, _)| *p)
-            .unwrap();
+        let port = running.iter().find(|(n, ..)| *n == name).map(|(_, p, _)| *p).unwrap();
         let mut seen = 0.0;
         for _ in 0..600 {
-            let metrics = get(&format!("http://127.0.0.1:{port}/metrics"))
-                .await
-                .map(|r| r.1)
-                .unwrap_or_default();
+            let metrics = get(&format!("http://127.0.0.1:{port}/metrics")).await.map(|r| r.1).unwrap_or_default();
             seen = metrics
                 .lines()
                 .filter(|l| l.starts_with("gridsync_events_observed_total{"))
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                 .sum();
             if seen >= want {
-                assert!(
-                    metrics.contains("gridsync_records_in_total{"),
-                    "{name} exports records_in"
-                );
-                assert!(
-                    metrics.contains("gridsync_processing_seconds_bucket{"),
-                    "{name} exports latency"
-                );
+                assert!(metrics.contains("gridsync_records_in_total{"), "{name} exports records_in");
+                assert!(metrics.contains("gridsync_processing_seconds_bucket{"), "{name} exports latency");
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -177,15 +137,9 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
     let observed: Vec<serde_json::Value> = audit_log
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| {
-            v["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("event observed"))
-        })
+        .filter(|v| v["message"].as_str().is_some_and(|m| m.contains("event observed")))
         .collect();
     assert_eq!(observed.len(), 14, "{audit_log}");
-    assert!(observed.iter().all(|v| v["span"]["trace_id"]
-        .as_str()
-        .is_some_and(|t| t.len() == 32)));
+    assert!(observed.iter().all(|v| v["span"]["trace_id"].as_str().is_some_and(|t| t.len() == 32)));
     assert!(audit_log.contains("offsets committed"));
 }

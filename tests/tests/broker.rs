@@ -14,41 +14,23 @@ use rdkafka::{
 };
 
 async fn produce_one_batch(brokers: &str, topic: &str, count: usize) -> Vec<i64> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .unwrap();
-    admin
-        .create_topics(
-            &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await
-        .unwrap();
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    admin.create_topics(&[NewTopic::new(topic, 1, TopicReplication::Fixed(1))], &AdminOptions::new()).await.unwrap();
     // Sent together with a linger: librdkafka puts them in one record batch.
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "100")
-        .create()
-        .unwrap();
+    let producer: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", brokers).set("linger.ms", "100").create().unwrap();
     let sends = (0..count).map(|i| {
         let producer = producer.clone();
         async move {
             let payload = format!("record {i}");
             producer
-                .send(
-                    FutureRecord::to(topic).key("k").payload(&payload),
-                    Duration::from_secs(10),
-                )
+                .send(FutureRecord::to(topic).key("k").payload(&payload), Duration::from_secs(10))
                 .await
                 .map(|d| d.offset)
         }
     });
-    join_all(sends)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect()
+    join_all(sends).await.into_iter().map(Result::unwrap).collect()
 }
 
 fn read_from(brokers: &str, topic: &str, start: i64, want: usize) -> Vec<i64> {
@@ -59,9 +41,7 @@ fn read_from(brokers: &str, topic: &str, start: i64, want: usize) -> Vec<i64> {
         .create()
         .unwrap();
     let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, 0, Offset::Offset(start))
-        .unwrap();
+    assignment.add_partition_offset(topic, 0, Offset::Offset(start)).unwrap();
     consumer.assign(&assignment).unwrap();
     let started = std::time::Instant::now();
     let mut offsets = Vec::new();
@@ -79,10 +59,7 @@ async fn a_fetch_from_the_middle_of_a_batch_returns_the_rest_of_it() {
     let offsets = produce_one_batch(&broker.brokers(), "mid-batch", 25).await;
     assert_eq!(offsets, (0..25).collect::<Vec<_>>());
     // What a consumer resuming from a committed offset does.
-    assert_eq!(
-        read_from(&broker.brokers(), "mid-batch", 10, 15),
-        (10..25).collect::<Vec<_>>()
-    );
+    assert_eq!(read_from(&broker.brokers(), "mid-batch", 10, 15), (10..25).collect::<Vec<_>>());
     assert_eq!(read_from(&broker.brokers(), "mid-batch", 24, 1), vec![24]);
 }
 
@@ -91,8 +68,5 @@ async fn records_survive_a_broker_restart() {
     let mut broker = Broker::start().unwrap();
     produce_one_batch(&broker.brokers(), "durable", 5).await;
     broker.restart().unwrap();
-    assert_eq!(
-        read_from(&broker.brokers(), "durable", 0, 5),
-        (0..5).collect::<Vec<_>>()
-    );
+    assert_eq!(read_from(&broker.brokers(), "durable", 0, 5), (0..5).collect::<Vec<_>>());
 }

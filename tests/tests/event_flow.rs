@@ -51,23 +51,11 @@ async fn every_event_type_round_trips_through_the_broker_with_key_and_headers() 
         let envelope = event.envelope();
         assert_eq!(record.key(), Some(envelope.record_key().as_bytes()));
         let h = record.headers();
-        assert_eq!(
-            headers::get(h, headers::EVENT_TYPE),
-            Some(event_type.name())
-        );
-        assert_eq!(
-            headers::get(h, headers::EVENT_ID),
-            Some(envelope.event_id.as_str())
-        );
-        assert_eq!(
-            headers::get(h, headers::CORRELATION_ID),
-            Some(envelope.correlation_id.as_str())
-        );
+        assert_eq!(headers::get(h, headers::EVENT_TYPE), Some(event_type.name()));
+        assert_eq!(headers::get(h, headers::EVENT_ID), Some(envelope.event_id.as_str()));
+        assert_eq!(headers::get(h, headers::CORRELATION_ID), Some(envelope.correlation_id.as_str()));
         let fingerprint = codec().unwrap().current(event_type).fingerprint.to_string();
-        assert_eq!(
-            headers::get(h, headers::SCHEMA_FINGERPRINT),
-            Some(fingerprint.as_str())
-        );
+        assert_eq!(headers::get(h, headers::SCHEMA_FINGERPRINT), Some(fingerprint.as_str()));
         let trace = TraceContext::parse(headers::get(h, headers::TRACEPARENT).unwrap()).unwrap();
         assert_eq!(trace.trace_id, parent.trace_id, "the trace continues");
         assert_ne!(trace.span_id, parent.span_id, "as a child span");
@@ -86,11 +74,7 @@ async fn one_business_transaction_stays_in_one_partition_in_order() {
     // Twenty versions of the same PO (same partner and business key) among other traffic.
     let mut same_key = Vec::new();
     for seq in 0..60u64 {
-        let mut event = sample(
-            EventType::PurchaseOrderReceived,
-            if seq % 3 == 0 { "ACME" } else { "GLOBEX" },
-            seq,
-        );
+        let mut event = sample(EventType::PurchaseOrderReceived, if seq % 3 == 0 { "ACME" } else { "GLOBEX" }, seq);
         if seq % 3 == 0 {
             event.envelope_mut().business_key = "PO-SHARED".into();
             same_key.push(event.envelope().event_id.clone());
@@ -100,31 +84,14 @@ async fn one_business_transaction_stays_in_one_partition_in_order() {
     let topic = &catalog.topic_for(EventType::PurchaseOrderReceived).name;
     let records = read_topic(&broker.brokers(), topic, 60, WAIT).unwrap();
     assert_eq!(records.len(), 60);
-    let shared: Vec<_> = records
-        .iter()
-        .filter(|m| m.key() == Some(b"ACME/PO-SHARED".as_slice()))
-        .collect();
+    let shared: Vec<_> = records.iter().filter(|m| m.key() == Some(b"ACME/PO-SHARED".as_slice())).collect();
     assert_eq!(shared.len(), 20);
-    assert!(
-        shared
-            .iter()
-            .all(|m| m.partition() == shared[0].partition()),
-        "one partition"
-    );
+    assert!(shared.iter().all(|m| m.partition() == shared[0].partition()), "one partition");
     let mut in_partition_order = shared.clone();
     in_partition_order.sort_by_key(|m| m.offset());
     let ids: Vec<String> = in_partition_order
         .iter()
-        .map(|m| {
-            codec()
-                .unwrap()
-                .decode(payload(m))
-                .unwrap()
-                .event
-                .envelope()
-                .event_id
-                .clone()
-        })
+        .map(|m| codec().unwrap().decode(payload(m)).unwrap().event.envelope().event_id.clone())
         .collect();
     assert_eq!(ids, same_key, "in publish order");
 }
@@ -138,10 +105,7 @@ async fn old_and_new_schema_versions_read_each_other_through_the_broker() {
     apply_topics(&kafka, &catalog.topics, false).await.unwrap();
     let producer = EventProducer::new(&kafka, Metrics::new("test").unwrap()).unwrap();
     let codec = codec().unwrap();
-    let topic = catalog
-        .topic_for(EventType::PurchaseOrderReceived)
-        .name
-        .clone();
+    let topic = catalog.topic_for(EventType::PurchaseOrderReceived).name.clone();
     let v1 = codec
         .known_schemas()
         .iter()
@@ -152,25 +116,14 @@ async fn old_and_new_schema_versions_read_each_other_through_the_broker() {
     let old_event = sample(EventType::PurchaseOrderReceived, "ACME", 1);
     let old_bytes = codec.encode_as(&old_event, v1).unwrap();
     let key = old_event.envelope().record_key();
-    producer
-        .send(
-            &topic,
-            Some(key.as_bytes()),
-            Some(&old_bytes),
-            OwnedHeaders::new(),
-        )
-        .await
-        .unwrap();
+    producer.send(&topic, Some(key.as_bytes()), Some(&old_bytes), OwnedHeaders::new()).await.unwrap();
     let new_event = sample(EventType::PurchaseOrderReceived, "ACME", 2);
     producer
         .send(
             &topic,
             Some(b"ACME/PO000002"),
             Some(&codec.encode(&new_event).unwrap()),
-            OwnedHeaders::new().insert(Header {
-                key: "x",
-                value: Some("y"),
-            }),
+            OwnedHeaders::new().insert(Header { key: "x", value: Some("y") }),
         )
         .await
         .unwrap();
@@ -182,9 +135,7 @@ async fn old_and_new_schema_versions_read_each_other_through_the_broker() {
     for record in &records {
         // The current consumer reads both.
         let decoded = codec.decode(payload(record)).unwrap();
-        let Event::PurchaseOrderReceived(po) = &decoded.event else {
-            panic!("wrong type")
-        };
+        let Event::PurchaseOrderReceived(po) = &decoded.event else { panic!("wrong type") };
         if decoded.writer_version == 1 {
             saw_old = true;
             assert_eq!(po.requested_delivery_date, None, "the reader's default");
@@ -193,16 +144,9 @@ async fn old_and_new_schema_versions_read_each_other_through_the_broker() {
             saw_new = true;
             assert!(po.requested_delivery_date.is_some());
             // A consumer still on v1 reads the new record, without the new field.
-            let Value::Record(fields) = codec.decode_as(payload(record), &v1.schema).unwrap()
-            else {
-                panic!()
-            };
-            assert!(fields
-                .iter()
-                .all(|(name, _)| name != "requested_delivery_date"));
-            assert!(fields
-                .iter()
-                .any(|(name, v)| name == "po_number" && *v == Value::String("PO000002".into())));
+            let Value::Record(fields) = codec.decode_as(payload(record), &v1.schema).unwrap() else { panic!() };
+            assert!(fields.iter().all(|(name, _)| name != "requested_delivery_date"));
+            assert!(fields.iter().any(|(name, v)| name == "po_number" && *v == Value::String("PO000002".into())));
         }
     }
     assert!(saw_old && saw_new);

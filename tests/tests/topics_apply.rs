@@ -16,9 +16,7 @@ async fn applying_the_catalog_twice_changes_nothing_the_second_time() {
     let first = apply_topics(&kafka, &topics, false).await.unwrap();
     assert_eq!(first, dry, "and then does exactly that");
     assert!(
-        first
-            .iter()
-            .all(|c| matches!(c, TopicChange::Created { replication: 1, .. })),
+        first.iter().all(|c| matches!(c, TopicChange::Created { replication: 1, .. })),
         "replication capped at one broker"
     );
     let second = apply_topics(&kafka, &topics, false).await.unwrap();
@@ -36,9 +34,7 @@ async fn drift_is_reported_exactly_and_an_unsupported_request_is_named() {
 
     // The catalog now wants more partitions on one topic and another retention on the other.
     topics[0].partitions += 2;
-    topics[1]
-        .config
-        .insert("retention.ms".into(), "86400000".into());
+    topics[1].config.insert("retention.ms".into(), "86400000".into());
     let partitions = TopicChange::PartitionsAdded {
         topic: topics[0].name.clone(),
         from: topics[0].partitions - 2,
@@ -50,20 +46,14 @@ async fn drift_is_reported_exactly_and_an_unsupported_request_is_named() {
         from: Some("1209600000".into()),
         to: "86400000".into(),
     };
-    assert_eq!(
-        apply_topics(&kafka, &topics, true).await.unwrap(),
-        vec![partitions.clone(), retention.clone()]
-    );
+    assert_eq!(apply_topics(&kafka, &topics, true).await.unwrap(), vec![partitions.clone(), retention.clone()]);
 
     // Kafka applies both. Tansu 0.6.0 implements neither CreatePartitions nor
     // AlterConfigs: the error names the request and what is left to do.
     match apply_topics(&kafka, &topics, false).await {
         Ok(changes) => {
             assert_eq!(changes, vec![partitions, retention]);
-            assert!(apply_topics(&kafka, &topics, false)
-                .await
-                .unwrap()
-                .is_empty());
+            assert!(apply_topics(&kafka, &topics, false).await.unwrap().is_empty());
         }
         Err(AdminError::Unsupported { request, pending }) => {
             assert_eq!(request, "CreatePartitions");

@@ -20,19 +20,11 @@ pub async fn run(args: DemoArgs, kafka: &KafkaArgs) -> anyhow::Result<ExitCode> 
     let mut published = 0;
     for seq in 1..=args.count {
         for event_type in EventType::ALL {
-            let delivered = producer
-                .publish(&sample(event_type, &args.partner, seq), None)
-                .await?;
-            println!(
-                "{} -> {}[{}]@{}",
-                event_type.name(),
-                delivered.topic,
-                delivered.partition,
-                delivered.offset
-            );
+            let delivered = producer.publish(&sample(event_type, &args.partner, seq), None).await?;
+            outln!("{} -> {}[{}]@{}", event_type.name(), delivered.topic, delivered.partition, delivered.offset);
             published += 1;
         }
     }
-    println!("published {published} events");
+    outln!("published {published} events");
     Ok(ExitCode::SUCCESS)
 }

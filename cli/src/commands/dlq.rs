@@ -64,19 +64,13 @@ pub async fn run(command: DlqCommand, kafka: &KafkaArgs) -> anyhow::Result<ExitC
                         .map(|h| {
                             h.iter()
                                 .map(|h| {
-                                    (
-                                        h.key.to_owned(),
-                                        String::from_utf8_lossy(h.value.unwrap_or_default()).into(),
-                                    )
+                                    (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into())
                                 })
                                 .collect()
                         })
                         .unwrap_or_default();
                     let payload = m.payload().unwrap_or_default();
-                    let event = codec
-                        .decode(payload)
-                        .ok()
-                        .and_then(|d| d.event.to_json().ok());
+                    let event = codec.decode(payload).ok().and_then(|d| d.event.to_json().ok());
                     let line = serde_json::json!({
                         "dlq_partition": m.partition(),
                         "dlq_offset": m.offset(),
@@ -85,7 +79,7 @@ pub async fn run(command: DlqCommand, kafka: &KafkaArgs) -> anyhow::Result<ExitC
                         "payload_bytes": payload.len(),
                         "event": event,
                     });
-                    println!("{line}");
+                    outln!("{line}");
                     shown += 1;
                 }
             }

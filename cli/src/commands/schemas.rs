@@ -30,25 +30,21 @@ pub fn run(command: SchemasCommand) -> anyhow::Result<ExitCode> {
             for problem in &report.problems {
                 eprintln!("{problem}");
             }
-            println!(
+            outln!(
                 "{} event types, {} earlier versions checked, {} problems",
                 EventType::ALL.len(),
                 report.pairs_checked,
                 report.problems.len()
             );
-            return Ok(if report.problems.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            });
+            return Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
         SchemasCommand::Freeze { avro_dir } => {
             let written = compat::freeze(codec, &avro_dir)?;
             for path in &written {
-                println!("wrote {}", path.display());
+                outln!("wrote {}", path.display());
             }
             if written.is_empty() {
-                println!("every current schema is already kept");
+                outln!("every current schema is already kept");
             }
         }
         SchemasCommand::Show { event_type } => {
@@ -57,11 +53,11 @@ pub fn run(command: SchemasCommand) -> anyhow::Result<ExitCode> {
                 .find(|t| t.name() == event_type)
                 .ok_or_else(|| anyhow::anyhow!("unknown event type {event_type}"))?;
             let json: serde_json::Value = serde_json::from_str(t.current_schema_json())?;
-            println!("{}", serde_json::to_string_pretty(&json)?);
+            outln!("{}", serde_json::to_string_pretty(&json)?);
         }
         SchemasCommand::List => {
             for k in codec.known_schemas() {
-                println!(
+                outln!(
                     "{:<28} v{} {}{}",
                     k.event_type.name(),
                     k.version,

@@ -28,13 +28,9 @@ pub async fn run(command: TopicsCommand, kafka: &KafkaArgs) -> anyhow::Result<Ex
                 .with_context(|| format!("applying topics on {}", kafka.brokers))?;
             let verb = if dry_run { "would change" } else { "changed" };
             for change in &changes {
-                println!("{change}");
+                outln!("{change}");
             }
-            println!(
-                "{} topics in the catalog; {} {verb}",
-                catalog.topics.len(),
-                changes.len()
-            );
+            outln!("{} topics in the catalog; {} {verb}", catalog.topics.len(), changes.len());
         }
         TopicsCommand::List => {
             for t in &catalog.topics {
@@ -43,17 +39,11 @@ pub async fn run(command: TopicsCommand, kafka: &KafkaArgs) -> anyhow::Result<Ex
                     Some(consumer) => format!("dead letters of {consumer}"),
                     None => events.join(", "),
                 };
-                let config: Vec<String> =
-                    t.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                println!(
-                    "{}  partitions={} {}  [{what}]",
-                    t.name,
-                    t.partitions,
-                    config.join(" ")
-                );
+                let config: Vec<String> = t.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                outln!("{}  partitions={} key={} {}  [{what}]", t.name, t.partitions, t.key.as_str(), config.join(" "));
             }
             for c in &catalog.consumers {
-                println!(
+                outln!(
                     "consumer {} group={} reads {} -> {}",
                     c.name,
                     c.group_id,

@@ -8,10 +8,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use gridsync_schemas::catalog::TopicSpec;
 use rdkafka::{
-    admin::{
-        AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier,
-        TopicReplication,
-    },
+    admin::{AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication},
     client::DefaultClientContext,
     error::KafkaError,
     types::RDKafkaErrorCode,
@@ -24,51 +21,22 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// One change `apply` made (or, on a dry run, would make).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TopicChange {
-    Created {
-        topic: String,
-        partitions: i32,
-        replication: i32,
-    },
-    PartitionsAdded {
-        topic: String,
-        from: i32,
-        to: i32,
-    },
-    ConfigSet {
-        topic: String,
-        key: String,
-        from: Option<String>,
-        to: String,
-    },
+    Created { topic: String, partitions: i32, replication: i32 },
+    PartitionsAdded { topic: String, from: i32, to: i32 },
+    ConfigSet { topic: String, key: String, from: Option<String>, to: String },
 }
 
 impl std::fmt::Display for TopicChange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TopicChange::Created {
-                topic,
-                partitions,
-                replication,
-            } => {
-                write!(
-                    f,
-                    "create {topic} (partitions={partitions}, replication={replication})"
-                )
+            TopicChange::Created { topic, partitions, replication } => {
+                write!(f, "create {topic} (partitions={partitions}, replication={replication})")
             }
             TopicChange::PartitionsAdded { topic, from, to } => {
                 write!(f, "partitions {topic}: {from} -> {to}")
             }
-            TopicChange::ConfigSet {
-                topic,
-                key,
-                from,
-                to,
-            } => {
-                write!(
-                    f,
-                    "config {topic}: {key} {} -> {to}",
-                    from.as_deref().unwrap_or("(unset)")
-                )
+            TopicChange::ConfigSet { topic, key, from, to } => {
+                write!(f, "config {topic}: {key} {} -> {to}", from.as_deref().unwrap_or("(unset)"))
             }
         }
     }
@@ -81,30 +49,19 @@ pub enum AdminError {
     #[error("Kafka admin request failed: {0}")]
     Kafka(#[from] KafkaError),
     #[error("{operation} {topic}: {code}")]
-    Topic {
-        operation: &'static str,
-        topic: String,
-        code: RDKafkaErrorCode,
-    },
+    Topic { operation: &'static str, topic: String, code: RDKafkaErrorCode },
     #[error("the admin task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
     #[error("the broker does not support {request}; make these changes by other means:\n  {}", pending.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
-    Unsupported {
-        request: &'static str,
-        pending: Vec<TopicChange>,
-    },
+    Unsupported { request: &'static str, pending: Vec<TopicChange> },
 }
 
 /// Turns a broker's "unsupported" answer into an error that lists what is left to do.
-fn unsupported<'a>(
-    request: &'static str,
-    pending: &'a [TopicChange],
-) -> impl FnOnce(KafkaError) -> AdminError + 'a {
+fn unsupported<'a>(request: &'static str, pending: &'a [TopicChange]) -> impl FnOnce(KafkaError) -> AdminError + 'a {
     move |e| match e {
-        KafkaError::AdminOp(RDKafkaErrorCode::UnsupportedFeature) => AdminError::Unsupported {
-            request,
-            pending: pending.to_vec(),
-        },
+        KafkaError::AdminOp(RDKafkaErrorCode::UnsupportedFeature) => {
+            AdminError::Unsupported { request, pending: pending.to_vec() }
+        }
         other => AdminError::Kafka(other),
     }
 }
@@ -117,11 +74,7 @@ async fn describe_cluster(
     // fetch_metadata blocks; keep it off the async workers.
     tokio::task::spawn_blocking(move || {
         let metadata = admin.inner().fetch_metadata(None, TIMEOUT)?;
-        let topics = metadata
-            .topics()
-            .iter()
-            .map(|t| (t.name().to_owned(), t.partitions().len() as i32))
-            .collect();
+        let topics = metadata.topics().iter().map(|t| (t.name().to_owned(), t.partitions().len() as i32)).collect();
         Ok((topics, metadata.brokers().len() as i32))
     })
     .await?
@@ -132,31 +85,19 @@ async fn describe_configs(
     admin: &AdminClient<DefaultClientContext>,
     topics: &[&TopicSpec],
 ) -> Result<BTreeMap<String, BTreeMap<String, String>>, AdminError> {
-    let resources: Vec<ResourceSpecifier<'_>> = topics
-        .iter()
-        .map(|t| ResourceSpecifier::Topic(&t.name))
-        .collect();
+    let resources: Vec<ResourceSpecifier<'_>> = topics.iter().map(|t| ResourceSpecifier::Topic(&t.name)).collect();
     let mut out = BTreeMap::new();
     if resources.is_empty() {
         return Ok(out);
     }
-    let results = admin
-        .describe_configs(
-            &resources,
-            &AdminOptions::new().request_timeout(Some(TIMEOUT)),
-        )
-        .await?;
+    let results = admin.describe_configs(&resources, &AdminOptions::new().request_timeout(Some(TIMEOUT))).await?;
     for (spec, result) in topics.iter().zip(results) {
         let resource = result.map_err(|code| AdminError::Topic {
             operation: "describe configs of",
             topic: spec.name.clone(),
             code,
         })?;
-        let values = resource
-            .entries
-            .into_iter()
-            .filter_map(|e| e.value.map(|v| (e.name, v)))
-            .collect();
+        let values = resource.entries.into_iter().filter_map(|e| e.value.map(|v| (e.name, v))).collect();
         out.insert(spec.name.clone(), values);
     }
     Ok(out)
@@ -168,31 +109,22 @@ pub async fn apply_topics(
     topics: &[TopicSpec],
     dry_run: bool,
 ) -> Result<Vec<TopicChange>, AdminError> {
-    let admin: Arc<AdminClient<DefaultClientContext>> =
-        Arc::new(kafka.client_config(&[], &[])?.create()?);
-    let options = AdminOptions::new()
-        .request_timeout(Some(TIMEOUT))
-        .operation_timeout(Some(TIMEOUT));
+    let admin: Arc<AdminClient<DefaultClientContext>> = Arc::new(kafka.client_config(&[], &[])?.create()?);
+    let options = AdminOptions::new().request_timeout(Some(TIMEOUT)).operation_timeout(Some(TIMEOUT));
     let (existing, brokers) = describe_cluster(&admin).await?;
     let mut changes = Vec::new();
 
-    let missing: Vec<&TopicSpec> = topics
-        .iter()
-        .filter(|t| !existing.contains_key(&t.name))
-        .collect();
+    let missing: Vec<&TopicSpec> = topics.iter().filter(|t| !existing.contains_key(&t.name)).collect();
     let new_topics: Vec<NewTopic<'_>> = missing
         .iter()
         .map(|t| {
             let replication = t.replication_factor.min(brokers.max(1));
-            changes.push(TopicChange::Created {
-                topic: t.name.clone(),
-                partitions: t.partitions,
-                replication,
-            });
-            t.config.iter().fold(
-                NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(replication)),
-                |nt, (k, v)| nt.set(k, v),
-            )
+            changes.push(TopicChange::Created { topic: t.name.clone(), partitions: t.partitions, replication });
+            t.config
+                .iter()
+                .fold(NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(replication)), |nt, (k, v)| {
+                    nt.set(k, v)
+                })
         })
         .collect();
     if !dry_run && !new_topics.is_empty() {
@@ -200,51 +132,29 @@ pub async fn apply_topics(
             match result {
                 // Created concurrently by someone else: the next run reconciles it.
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((topic, code)) => {
-                    return Err(AdminError::Topic {
-                        operation: "create",
-                        topic,
-                        code,
-                    })
-                }
+                Err((topic, code)) => return Err(AdminError::Topic { operation: "create", topic, code }),
             }
         }
     }
 
-    let present: Vec<&TopicSpec> = topics
-        .iter()
-        .filter(|t| existing.contains_key(&t.name))
-        .collect();
+    let present: Vec<&TopicSpec> = topics.iter().filter(|t| existing.contains_key(&t.name)).collect();
     let grow: Vec<NewPartitions<'_>> = present
         .iter()
         .filter_map(|t| {
             let have = existing[&t.name];
             (have < t.partitions).then(|| {
-                changes.push(TopicChange::PartitionsAdded {
-                    topic: t.name.clone(),
-                    from: have,
-                    to: t.partitions,
-                });
+                changes.push(TopicChange::PartitionsAdded { topic: t.name.clone(), from: have, to: t.partitions });
                 NewPartitions::new(&t.name, t.partitions as usize)
             })
         })
         .collect();
     if !dry_run && !grow.is_empty() {
-        let pending: Vec<TopicChange> = changes
-            .iter()
-            .filter(|c| matches!(c, TopicChange::PartitionsAdded { .. }))
-            .cloned()
-            .collect();
-        for result in admin
-            .create_partitions(&grow, &options)
-            .await
-            .map_err(unsupported("CreatePartitions", &pending))?
+        let pending: Vec<TopicChange> =
+            changes.iter().filter(|c| matches!(c, TopicChange::PartitionsAdded { .. })).cloned().collect();
+        for result in
+            admin.create_partitions(&grow, &options).await.map_err(unsupported("CreatePartitions", &pending))?
         {
-            result.map_err(|(topic, code)| AdminError::Topic {
-                operation: "add partitions to",
-                topic,
-                code,
-            })?;
+            result.map_err(|(topic, code)| AdminError::Topic { operation: "add partitions to", topic, code })?;
         }
     }
 
@@ -252,11 +162,8 @@ pub async fn apply_topics(
     let mut alter = Vec::new();
     for t in &present {
         let have = current.get(&t.name);
-        let differs: Vec<(&String, &String)> = t
-            .config
-            .iter()
-            .filter(|(k, v)| have.and_then(|h| h.get(*k)) != Some(*v))
-            .collect();
+        let differs: Vec<(&String, &String)> =
+            t.config.iter().filter(|(k, v)| have.and_then(|h| h.get(*k)) != Some(*v)).collect();
         if differs.is_empty() {
             continue;
         }
@@ -269,18 +176,11 @@ pub async fn apply_topics(
             });
         }
         // AlterConfigs replaces a topic's whole config: send every managed key.
-        alter.push(t.config.iter().fold(
-            AlterConfig::new(ResourceSpecifier::Topic(&t.name)),
-            |ac, (k, v)| ac.set(k, v),
-        ));
+        alter
+            .push(t.config.iter().fold(AlterConfig::new(ResourceSpecifier::Topic(&t.name)), |ac, (k, v)| ac.set(k, v)));
     }
     if !dry_run && !alter.is_empty() {
-        for (result, spec) in admin
-            .alter_configs(&alter, &options)
-            .await?
-            .into_iter()
-            .zip(&alter)
-        {
+        for (result, spec) in admin.alter_configs(&alter, &options).await?.into_iter().zip(&alter) {
             result.map_err(|(_, code)| AdminError::Topic {
                 operation: "alter configs of",
                 topic: match spec.specifier {

@@ -68,17 +68,11 @@ pub enum HandlerError {
 
 impl HandlerError {
     pub fn transient(class: impl Into<String>, error: impl std::fmt::Display) -> Self {
-        HandlerError::Transient {
-            class: class.into(),
-            message: error.to_string(),
-        }
+        HandlerError::Transient { class: class.into(), message: error.to_string() }
     }
 
     pub fn permanent(class: impl Into<String>, error: impl std::fmt::Display) -> Self {
-        HandlerError::Permanent {
-            class: class.into(),
-            message: error.to_string(),
-        }
+        HandlerError::Permanent { class: class.into(), message: error.to_string() }
     }
 
     fn class(&self) -> &str {
@@ -143,10 +137,7 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
 ];
 
 /// What at-least-once depends on; not overridable.
-const CONSUMER_OVERRIDES: &[(&str, &str)] = &[
-    ("enable.auto.commit", "true"),
-    ("enable.auto.offset.store", "false"),
-];
+const CONSUMER_OVERRIDES: &[(&str, &str)] = &[("enable.auto.commit", "true"), ("enable.auto.offset.store", "false")];
 
 /// What a worker needs, shared by all of them.
 struct Shared<H> {
@@ -179,12 +170,7 @@ pub async fn run_consumer<H: Handler>(
     services: ConsumerServices,
     shutdown: CancellationToken,
 ) -> Result<(), ConsumerError> {
-    let ConsumerServices {
-        decoder,
-        producer,
-        metrics,
-        health,
-    } = services;
+    let ConsumerServices { decoder, producer, metrics, health } = services;
     let assignments = Assignments::default();
     let context = GridsyncConsumerContext::new(metrics.clone(), assignments.clone());
     let consumer: StreamConsumer<GridsyncConsumerContext> = kafka
@@ -195,22 +181,12 @@ pub async fn run_consumer<H: Handler>(
     let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
     consumer
         .subscribe(&topics)
-        .map_err(|source| ConsumerError::Subscribe {
-            topics: settings.topics.clone(),
-            source,
-        })?;
+        .map_err(|source| ConsumerError::Subscribe { topics: settings.topics.clone(), source })?;
     tracing::info!(consumer = %settings.name, group = %settings.group_id, topics = ?settings.topics, "consuming");
     health.set_ready(true);
 
-    let shared = Arc::new(Shared {
-        consumer: Arc::new(consumer),
-        assignments,
-        handler,
-        decoder,
-        producer,
-        metrics,
-        settings,
-    });
+    let shared =
+        Arc::new(Shared { consumer: Arc::new(consumer), assignments, handler, decoder, producer, metrics, settings });
     let mut workers = JoinSet::new();
     let next_worker_id = AtomicU64::new(1);
 
@@ -241,12 +217,7 @@ pub async fn run_consumer<H: Handler>(
                         records,
                         cancel: shutdown.child_token(),
                     };
-                    workers.spawn(partition_worker(
-                        shared.clone(),
-                        slot.id,
-                        inbox,
-                        slot.cancel.clone(),
-                    ));
+                    workers.spawn(partition_worker(shared.clone(), slot.id, inbox, slot.cancel.clone()));
                     let sender = slot.records.clone();
                     map.insert(partition, slot);
                     sender
@@ -311,9 +282,7 @@ async fn partition_worker<H: Handler>(
             return;
         }
         next_offset = Some(message.offset() + 1);
-        shared
-            .metrics
-            .record_processed(message.topic(), outcome, started.elapsed());
+        shared.metrics.record_processed(message.topic(), outcome, started.elapsed());
     }
 }
 
@@ -357,11 +326,7 @@ async fn process<H: Handler>(
     let topic = message.topic();
     let payload = message.payload().unwrap_or_default();
     let decoder = &shared.decoder;
-    let decoded = match retry(shared, cancel, topic, Stage::Decode, move || {
-        decoder.decode(payload)
-    })
-    .await?
-    {
+    let decoded = match retry(shared, cancel, topic, Stage::Decode, move || decoder.decode(payload)).await? {
         Ok(decoded) => decoded,
         Err(failure) => return dead_letter(shared, message, failure, cancel).await,
     };
@@ -387,17 +352,11 @@ async fn process<H: Handler>(
         topic: topic.to_owned(),
         partition: message.partition(),
         offset: message.offset(),
-        key: message
-            .key()
-            .map(|k| String::from_utf8_lossy(k).into_owned()),
+        key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
         trace,
     };
     let (handler, record) = (&shared.handler, &record);
-    let handled = retry(shared, cancel, topic, Stage::Process, move || {
-        handler.handle(record)
-    })
-    .instrument(span)
-    .await?;
+    let handled = retry(shared, cancel, topic, Stage::Process, move || handler.handle(record)).instrument(span).await?;
     match handled {
         Ok(()) => Some("ok"),
         Err(failure) => dead_letter(shared, message, failure, cancel).await,
@@ -422,19 +381,11 @@ where
     loop {
         match attempt().await {
             Ok(value) => return Some(Ok(value)),
-            Err(HandlerError::Permanent { class, message }) => {
-                return Some(Err(Failure {
-                    stage,
-                    class,
-                    message,
-                }))
-            }
+            Err(HandlerError::Permanent { class, message }) => return Some(Err(Failure { stage, class, message })),
             Err(error @ HandlerError::Transient { .. }) => {
                 failures += 1;
                 shared.metrics.retried(topic);
-                shared
-                    .metrics
-                    .failure(&stage.as_str().to_ascii_lowercase(), error.class());
+                shared.metrics.failure(&stage.as_str().to_ascii_lowercase(), error.class());
                 if policy.is_paused(failures) {
                     tracing::error!(%error, attempt = failures, "partition paused: retrying the same record until it succeeds");
                 } else {
@@ -464,28 +415,18 @@ async fn dead_letter<H>(
         dead_letter_topic = %dlq, "dead-lettering record"
     );
     let (producer, group, failure_ref) = (&shared.producer, &shared.settings.group_id, &failure);
-    let sent = retry(
-        shared,
-        cancel,
-        message.topic(),
-        failure.stage,
-        move || async move {
-            let headers = dead_letter::headers(message, group, failure_ref);
-            producer
-                .send(dlq, message.key(), message.payload(), headers)
-                .await
-                .map_err(|e| HandlerError::transient("kafka.dead_letter", e))
-        },
-    )
+    let sent = retry(shared, cancel, message.topic(), failure.stage, move || async move {
+        let headers = dead_letter::headers(message, group, failure_ref);
+        producer
+            .send(dlq, message.key(), message.payload(), headers)
+            .await
+            .map_err(|e| HandlerError::transient("kafka.dead_letter", e))
+    })
     .await?;
     match sent {
         Ok(_) => {
-            shared
-                .metrics
-                .dead_lettered(message.topic(), failure.stage.as_str());
-            shared
-                .metrics
-                .failure(&failure.stage.as_str().to_ascii_lowercase(), &failure.class);
+            shared.metrics.dead_lettered(message.topic(), failure.stage.as_str());
+            shared.metrics.failure(&failure.stage.as_str().to_ascii_lowercase(), &failure.class);
             Some("dead_lettered")
         }
         // Sending is only ever retried, never refused; kept for exhaustiveness.

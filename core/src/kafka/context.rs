@@ -36,9 +36,7 @@ pub struct Assignments(Arc<Mutex<HashMap<(String, i32), WorkerSlot>>>);
 impl Assignments {
     pub fn lock(&self) -> MutexGuard<'_, HashMap<(String, i32), WorkerSlot>> {
         // A poisoned lock only means a panic elsewhere; the map itself stays consistent.
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Stops and forgets the workers of `partitions`.
@@ -59,10 +57,7 @@ pub struct GridsyncConsumerContext {
 
 impl GridsyncConsumerContext {
     pub fn new(metrics: Metrics, assignments: Assignments) -> Self {
-        GridsyncConsumerContext {
-            metrics,
-            assignments,
-        }
+        GridsyncConsumerContext { metrics, assignments }
     }
 }
 
@@ -72,8 +67,7 @@ impl ClientContext for GridsyncConsumerContext {
             for (partition, p) in &t.partitions {
                 // librdkafka reports the internal UA partition as -1 and -1 lag when unknown.
                 if *partition >= 0 && p.consumer_lag >= 0 {
-                    self.metrics
-                        .set_consumer_lag(topic, *partition, p.consumer_lag);
+                    self.metrics.set_consumer_lag(topic, *partition, p.consumer_lag);
                 }
             }
         }
@@ -87,8 +81,7 @@ impl ConsumerContext for GridsyncConsumerContext {
             // not stored: the new owner gets the record again (at-least-once).
             self.assignments.revoke(partitions);
             for elem in partitions.elements() {
-                self.metrics
-                    .clear_consumer_lag(elem.topic(), elem.partition());
+                self.metrics.clear_consumer_lag(elem.topic(), elem.partition());
             }
             self.metrics.rebalance("revoke");
             tracing::info!(partitions = partitions.count(), "partitions revoked");
@@ -99,11 +92,8 @@ impl ConsumerContext for GridsyncConsumerContext {
         match rebalance {
             Rebalance::Assign(partitions) => {
                 self.metrics.rebalance("assign");
-                let list: Vec<String> = partitions
-                    .elements()
-                    .iter()
-                    .map(|e| format!("{}[{}]", e.topic(), e.partition()))
-                    .collect();
+                let list: Vec<String> =
+                    partitions.elements().iter().map(|e| format!("{}[{}]", e.topic(), e.partition())).collect();
                 tracing::info!(partitions = %list.join(","), "partitions assigned");
             }
             Rebalance::Error(e) => {
@@ -118,9 +108,7 @@ impl ConsumerContext for GridsyncConsumerContext {
         match result {
             Ok(()) => tracing::debug!(partitions = offsets.count(), "offsets committed"),
             // Nothing stored since the last commit: not an error.
-            Err(rdkafka::error::KafkaError::ConsumerCommit(
-                rdkafka::types::RDKafkaErrorCode::NoOffset,
-            )) => {}
+            Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => {
                 self.metrics.failure("commit", "kafka");
                 tracing::warn!(error = %e, "offset commit failed; it is retried with the next commit");

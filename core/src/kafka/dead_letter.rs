@@ -62,10 +62,7 @@ pub fn headers(original: &OwnedMessage, consumer: &str, failure: &Failure) -> Ow
         (ERROR_MESSAGE, failure.message.as_str()),
         (FAILED_AT, failed_at.as_str()),
     ] {
-        out = out.insert(Header {
-            key,
-            value: Some(value),
-        });
+        out = out.insert(Header { key, value: Some(value) });
     }
     out
 }

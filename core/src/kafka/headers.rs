@@ -16,11 +16,7 @@ pub use crate::telemetry::trace_context::TRACEPARENT;
 
 /// The first header named `name`, as UTF-8.
 pub fn get<'a, H: Headers>(headers: Option<&'a H>, name: &str) -> Option<&'a str> {
-    headers?
-        .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| h.value)
-        .and_then(|v| std::str::from_utf8(v).ok())
+    headers?.iter().find(|h| h.key == name).and_then(|h| h.value).and_then(|v| std::str::from_utf8(v).ok())
 }
 
 /// Copies every header (for dead letters, which keep the original ones).
@@ -28,10 +24,7 @@ pub fn copy<H: Headers>(headers: Option<&H>) -> OwnedHeaders {
     let mut out = OwnedHeaders::new();
     if let Some(headers) = headers {
         for h in headers.iter() {
-            out = out.insert(rdkafka::message::Header {
-                key: h.key,
-                value: h.value,
-            });
+            out = out.insert(rdkafka::message::Header { key: h.key, value: h.value });
         }
     }
     out

@@ -8,8 +8,6 @@ pub mod headers;
 pub mod producer;
 pub mod retry;
 
-pub use consumer::{
-    run_consumer, ConsumerServices, ConsumerSettings, Handler, HandlerError, Record,
-};
+pub use consumer::{run_consumer, ConsumerServices, ConsumerSettings, Handler, HandlerError, Record};
 pub use producer::{Delivered, EventProducer, PublishError};
 pub use retry::RetryPolicy;

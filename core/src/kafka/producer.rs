@@ -40,6 +40,8 @@ pub enum PublishError {
     Registry(#[from] RegistryError),
     #[error("creating the Kafka producer: {0}")]
     Create(#[source] KafkaError),
+    #[error("topic {0} has no event key strategy")]
+    Unkeyed(String),
     #[error("Kafka did not acknowledge the record for {topic}: {source}")]
     Kafka {
         topic: String,
@@ -74,22 +76,10 @@ pub struct EventProducer {
 
 impl EventProducer {
     pub fn new(kafka: &KafkaArgs, metrics: Metrics) -> Result<Self, PublishError> {
-        let producer = kafka
-            .client_config(&[], PRODUCER_OVERRIDES)?
-            .create()
-            .map_err(PublishError::Create)?;
+        let producer = kafka.client_config(&[], PRODUCER_OVERRIDES)?.create().map_err(PublishError::Create)?;
         let catalog = gridsync_schemas::catalog::catalog()?.with_prefix(&kafka.topic_prefix);
-        let registry = kafka
-            .schema_registry_url
-            .as_deref()
-            .map(|url| Arc::new(SchemaRegistry::new(url)));
-        Ok(EventProducer {
-            producer,
-            catalog: Arc::new(catalog),
-            codec: codec()?,
-            registry,
-            metrics,
-        })
+        let registry = kafka.schema_registry_url.as_deref().map(|url| Arc::new(SchemaRegistry::new(url)));
+        Ok(EventProducer { producer, catalog: Arc::new(catalog), codec: codec()?, registry, metrics })
     }
 
     /// The catalog in use (with the topic prefix applied).
@@ -99,11 +89,7 @@ impl EventProducer {
 
     /// Publishes to the event type's topic and waits for Kafka's acknowledgement.
     /// `parent` is the trace of the record being handled, if any.
-    pub async fn publish(
-        &self,
-        event: &Event,
-        parent: Option<&TraceContext>,
-    ) -> Result<Delivered, PublishError> {
+    pub async fn publish(&self, event: &Event, parent: Option<&TraceContext>) -> Result<Delivered, PublishError> {
         let topic = self.catalog.topic_for(event.event_type()).name.clone();
         self.publish_to(&topic, event, parent).await
     }
@@ -116,9 +102,7 @@ impl EventProducer {
         parent: Option<&TraceContext>,
     ) -> Result<Delivered, PublishError> {
         let envelope = event.envelope();
-        let trace = parent
-            .map_or_else(TraceContext::new_root, TraceContext::child)
-            .to_string();
+        let trace = parent.map_or_else(TraceContext::new_root, TraceContext::child).to_string();
         let (payload, schema_header, schema_value) = match &self.registry {
             Some(registry) => {
                 let id = registry.register(event.event_type()).await?;
@@ -131,37 +115,17 @@ impl EventProducer {
             }
             None => {
                 let fingerprint = self.codec.current(event.event_type()).fingerprint;
-                (
-                    self.codec.encode(event)?,
-                    headers::SCHEMA_FINGERPRINT,
-                    fingerprint.to_string(),
-                )
+                (self.codec.encode(event)?, headers::SCHEMA_FINGERPRINT, fingerprint.to_string())
             }
         };
         let record_headers = OwnedHeaders::new_with_capacity(5)
-            .insert(Header {
-                key: headers::EVENT_TYPE,
-                value: Some(event.event_type().name()),
-            })
-            .insert(Header {
-                key: headers::EVENT_ID,
-                value: Some(envelope.event_id.as_str()),
-            })
-            .insert(Header {
-                key: headers::CORRELATION_ID,
-                value: Some(envelope.correlation_id.as_str()),
-            })
-            .insert(Header {
-                key: schema_header,
-                value: Some(schema_value.as_str()),
-            })
-            .insert(Header {
-                key: headers::TRACEPARENT,
-                value: Some(trace.as_str()),
-            });
+            .insert(Header { key: headers::EVENT_TYPE, value: Some(event.event_type().name()) })
+            .insert(Header { key: headers::EVENT_ID, value: Some(envelope.event_id.as_str()) })
+            .insert(Header { key: headers::CORRELATION_ID, value: Some(envelope.correlation_id.as_str()) })
+            .insert(Header { key: schema_header, value: Some(schema_value.as_str()) })
+            .insert(Header { key: headers::TRACEPARENT, value: Some(trace.as_str()) });
         let key = envelope.record_key();
-        self.send(topic, Some(key.as_bytes()), Some(&payload), record_headers)
-            .await
+        self.send(topic, Some(key.as_bytes()), Some(&payload), record_headers).await
     }
 
     /// Sends raw bytes (dead letters, re-drives) and waits for the acknowledgement.
@@ -184,18 +148,11 @@ impl EventProducer {
         match self.producer.send(record, Timeout::Never).await {
             Ok(delivery) => {
                 self.metrics.record_produced(topic, started.elapsed());
-                Ok(Delivered {
-                    topic: topic.to_owned(),
-                    partition: delivery.partition,
-                    offset: delivery.offset,
-                })
+                Ok(Delivered { topic: topic.to_owned(), partition: delivery.partition, offset: delivery.offset })
             }
             Err((source, _)) => {
                 self.metrics.failure("produce", "kafka");
-                Err(PublishError::Kafka {
-                    topic: topic.to_owned(),
-                    source,
-                })
+                Err(PublishError::Kafka { topic: topic.to_owned(), source })
             }
         }
     }
@@ -204,14 +161,9 @@ impl EventProducer {
     pub async fn check_brokers(&self, timeout: Duration) -> Result<usize, KafkaError> {
         let producer = self.producer.clone();
         // fetch_metadata blocks; a panicked lookup counts as a failed one.
-        tokio::task::spawn_blocking(move || {
-            producer
-                .client()
-                .fetch_metadata(None, timeout)
-                .map(|m| m.brokers().len())
-        })
-        .await
-        .unwrap_or(Err(KafkaError::Canceled))
+        tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout).map(|m| m.brokers().len()))
+            .await
+            .unwrap_or(Err(KafkaError::Canceled))
     }
 
     /// Waits for every queued record to be acknowledged (on shutdown).

@@ -19,11 +19,7 @@ pub struct RetryPolicy {
     #[arg(long = "retry-max", env = "GRIDSYNC_RETRY_MAX_MS", value_parser = parse_millis, default_value = "30000")]
     pub max: Duration,
     /// Retries before the partition counts as paused (logged as such).
-    #[arg(
-        long = "retry-attempts-before-pause",
-        env = "GRIDSYNC_RETRY_ATTEMPTS_BEFORE_PAUSE",
-        default_value_t = 8
-    )]
+    #[arg(long = "retry-attempts-before-pause", env = "GRIDSYNC_RETRY_ATTEMPTS_BEFORE_PAUSE", default_value_t = 8)]
     pub attempts_before_pause: u32,
 }
 
@@ -33,11 +29,7 @@ fn parse_millis(s: &str) -> Result<Duration, std::num::ParseIntError> {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(30),
-            attempts_before_pause: 8,
-        }
+        RetryPolicy { initial: Duration::from_millis(100), max: Duration::from_secs(30), attempts_before_pause: 8 }
     }
 }
 
@@ -46,10 +38,7 @@ impl RetryPolicy {
     /// fixed and half random, so retries of many records spread out but never
     /// collapse to zero.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let exp = self.initial.saturating_mul(
-            1u32.checked_shl(attempt.saturating_sub(1))
-                .unwrap_or(u32::MAX),
-        );
+        let exp = self.initial.saturating_mul(1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX));
         let base = exp.min(self.max);
         let half = base / 2;
         half + half.mul_f64(rand::rng().random::<f64>())
@@ -67,27 +56,15 @@ mod tests {
 
     #[test]
     fn delays_grow_exponentially_within_jitter_and_cap_at_max() {
-        let p = RetryPolicy {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(2),
-            attempts_before_pause: 3,
-        };
+        let p =
+            RetryPolicy { initial: Duration::from_millis(100), max: Duration::from_secs(2), attempts_before_pause: 3 };
         for _ in 0..200 {
             let d1 = p.delay(1);
-            assert!(
-                d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100),
-                "{d1:?}"
-            );
+            assert!(d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100), "{d1:?}");
             let d3 = p.delay(3);
-            assert!(
-                d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400),
-                "{d3:?}"
-            );
+            assert!(d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400), "{d3:?}");
             let d40 = p.delay(40);
-            assert!(
-                d40 >= Duration::from_secs(1) && d40 <= Duration::from_secs(2),
-                "{d40:?}"
-            );
+            assert!(d40 >= Duration::from_secs(1) && d40 <= Duration::from_secs(2), "{d40:?}");
         }
         assert!(!p.is_paused(3));
         assert!(p.is_paused(4));

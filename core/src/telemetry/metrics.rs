@@ -6,8 +6,7 @@
 use std::time::Duration;
 
 use prometheus::{
-    exponential_buckets, histogram_opts, opts, Encoder, HistogramVec, IntCounterVec, IntGaugeVec,
-    Registry, TextEncoder,
+    exponential_buckets, histogram_opts, opts, Encoder, HistogramVec, IntCounterVec, IntGaugeVec, Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -25,12 +24,7 @@ pub struct Metrics {
     rebalances: IntCounterVec,
 }
 
-fn counter(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> Result<IntCounterVec, prometheus::Error> {
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec, prometheus::Error> {
     let c = IntCounterVec::new(opts!(name, help), labels)?;
     registry.register(Box::new(c.clone()))?;
     Ok(c)
@@ -54,29 +48,17 @@ impl Metrics {
         )?;
         registry.register(Box::new(processing_seconds.clone()))?;
         let produce_seconds = HistogramVec::new(
-            histogram_opts!(
-                "produce_seconds",
-                "Time from send to broker acknowledgement.",
-                latency
-            ),
+            histogram_opts!("produce_seconds", "Time from send to broker acknowledgement.", latency),
             &["topic"],
         )?;
         registry.register(Box::new(produce_seconds.clone()))?;
         let consumer_lag = IntGaugeVec::new(
-            opts!(
-                "consumer_lag",
-                "Records behind the partition's high watermark, per partition."
-            ),
+            opts!("consumer_lag", "Records behind the partition's high watermark, per partition."),
             &["topic", "partition"],
         )?;
         registry.register(Box::new(consumer_lag.clone()))?;
         Ok(Metrics {
-            records_in: counter(
-                &registry,
-                "records_in_total",
-                "Records received from Kafka.",
-                &["topic"],
-            )?,
+            records_in: counter(&registry, "records_in_total", "Records received from Kafka.", &["topic"])?,
             records_out: counter(
                 &registry,
                 "records_out_total",
@@ -89,30 +71,15 @@ impl Metrics {
                 "Records whose offset was stored, by outcome.",
                 &["topic", "outcome"],
             )?,
-            failures: counter(
-                &registry,
-                "failures_total",
-                "Failures by stage and reason.",
-                &["stage", "reason"],
-            )?,
+            failures: counter(&registry, "failures_total", "Failures by stage and reason.", &["stage", "reason"])?,
             dead_letters: counter(
                 &registry,
                 "dead_letters_total",
                 "Records sent to a dead-letter topic, by original topic.",
                 &["topic", "stage"],
             )?,
-            retries: counter(
-                &registry,
-                "retries_total",
-                "Retries after transient failures.",
-                &["topic"],
-            )?,
-            rebalances: counter(
-                &registry,
-                "rebalances_total",
-                "Consumer group rebalances by kind.",
-                &["kind"],
-            )?,
+            retries: counter(&registry, "retries_total", "Retries after transient failures.", &["topic"])?,
+            rebalances: counter(&registry, "rebalances_total", "Consumer group rebalances by kind.", &["kind"])?,
             processing_seconds,
             produce_seconds,
             consumer_lag,
@@ -121,10 +88,7 @@ impl Metrics {
     }
 
     /// Registers a component's own collector (e.g. flow-specific counters).
-    pub fn register(
-        &self,
-        collector: Box<dyn prometheus::core::Collector>,
-    ) -> Result<(), prometheus::Error> {
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) -> Result<(), prometheus::Error> {
         self.registry.register(collector)
     }
 
@@ -134,18 +98,12 @@ impl Metrics {
 
     pub fn record_produced(&self, topic: &str, took: Duration) {
         self.records_out.with_label_values(&[topic]).inc();
-        self.produce_seconds
-            .with_label_values(&[topic])
-            .observe(took.as_secs_f64());
+        self.produce_seconds.with_label_values(&[topic]).observe(took.as_secs_f64());
     }
 
     pub fn record_processed(&self, topic: &str, outcome: &str, took: Duration) {
-        self.records_processed
-            .with_label_values(&[topic, outcome])
-            .inc();
-        self.processing_seconds
-            .with_label_values(&[topic])
-            .observe(took.as_secs_f64());
+        self.records_processed.with_label_values(&[topic, outcome]).inc();
+        self.processing_seconds.with_label_values(&[topic]).observe(took.as_secs_f64());
     }
 
     pub fn failure(&self, stage: &str, reason: &str) {
@@ -165,16 +123,12 @@ impl Metrics {
     }
 
     pub fn set_consumer_lag(&self, topic: &str, partition: i32, lag: i64) {
-        self.consumer_lag
-            .with_label_values(&[topic, &partition.to_string()])
-            .set(lag);
+        self.consumer_lag.with_label_values(&[topic, &partition.to_string()]).set(lag);
     }
 
     /// Forgets a partition's lag once it is no longer assigned here.
     pub fn clear_consumer_lag(&self, topic: &str, partition: i32) {
-        let _ = self
-            .consumer_lag
-            .remove_label_values(&[topic, &partition.to_string()]);
+        let _ = self.consumer_lag.remove_label_values(&[topic, &partition.to_string()]);
     }
 
     /// The Prometheus text exposition of every metric.
@@ -194,8 +148,7 @@ mod tests {
 
     /// The sample line of `text` whose name and labels include every fragment (any order).
     fn sample<'a>(text: &'a str, fragments: &[&str]) -> Option<&'a str> {
-        text.lines()
-            .find(|l| !l.starts_with('#') && fragments.iter().all(|f| l.contains(f)))
+        text.lines().find(|l| !l.starts_with('#') && fragments.iter().all(|f| l.contains(f)))
     }
 
     #[test]
@@ -208,25 +161,14 @@ mod tests {
         let topic = r#"topic="gridsync.tg.invoices""#;
         let component = r#"component="billing""#;
         assert!(
-            sample(&text, &["gridsync_records_in_total{", topic, component])
-                .is_some_and(|l| l.ends_with(" 1")),
+            sample(&text, &["gridsync_records_in_total{", topic, component]).is_some_and(|l| l.ends_with(" 1")),
             "{text}"
         );
-        assert!(sample(
-            &text,
-            &[
-                "gridsync_dead_letters_total{",
-                topic,
-                r#"stage="DECODE""#,
-                component
-            ]
-        )
-        .is_some_and(|l| l.ends_with(" 1")));
-        assert!(sample(
-            &text,
-            &["gridsync_consumer_lag{", topic, r#"partition="2""#]
-        )
-        .is_some_and(|l| l.ends_with(" 17")));
+        assert!(sample(&text, &["gridsync_dead_letters_total{", topic, r#"stage="DECODE""#, component])
+            .is_some_and(|l| l.ends_with(" 1")));
+        assert!(
+            sample(&text, &["gridsync_consumer_lag{", topic, r#"partition="2""#]).is_some_and(|l| l.ends_with(" 17"))
+        );
         m.clear_consumer_lag("gridsync.tg.invoices", 2);
         assert!(sample(&m.render(), &["gridsync_consumer_lag{"]).is_none());
     }

@@ -38,11 +38,7 @@ impl TraceContext {
         let mut span_id = [0u8; 8];
         rng.fill_bytes(&mut trace_id);
         rng.fill_bytes(&mut span_id);
-        TraceContext {
-            trace_id,
-            span_id,
-            sampled: true,
-        }
+        TraceContext { trace_id, span_id, sampled: true }
     }
 
     /// The same trace, a new span: what a record produced while handling this one carries.
@@ -55,8 +51,7 @@ impl TraceContext {
     /// Parses `00-<32 hex>-<16 hex>-<2 hex>`; all-zero ids are invalid per the spec.
     pub fn parse(header: &str) -> Option<Self> {
         let mut parts = header.trim().split('-');
-        let (version, trace, span, flags) =
-            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         if version != "00" || parts.next().is_some() {
             return None;
         }
@@ -66,11 +61,7 @@ impl TraceContext {
         if trace_id == [0; 16] || span_id == [0; 8] {
             return None;
         }
-        Some(TraceContext {
-            trace_id,
-            span_id,
-            sampled: flags & 1 == 1,
-        })
+        Some(TraceContext { trace_id, span_id, sampled: flags & 1 == 1 })
     }
 
     pub fn trace_id_hex(&self) -> String {
@@ -84,13 +75,7 @@ impl TraceContext {
 
 impl fmt::Display for TraceContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "00-{}-{}-{:02x}",
-            hex(&self.trace_id),
-            hex(&self.span_id),
-            u8::from(self.sampled)
-        )
+        write!(f, "00-{}-{}-{:02x}", hex(&self.trace_id), hex(&self.span_id), u8::from(self.sampled))
     }
 }
 

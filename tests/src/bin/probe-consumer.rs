@@ -11,8 +11,7 @@ use clap::Parser;
 use gridsync_core::{
     config::{KafkaArgs, TelemetryArgs},
     kafka::{
-        run_consumer, ConsumerServices, ConsumerSettings, EventProducer, Handler, HandlerError,
-        Record, RetryPolicy,
+        run_consumer, ConsumerServices, ConsumerSettings, EventProducer, Handler, HandlerError, Record, RetryPolicy,
     },
     registry::EventDecoder,
     shutdown,
@@ -49,36 +48,21 @@ impl Handler for Probe {
     async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
         let envelope = record.event.envelope();
         if envelope.business_key.starts_with("POISON") {
-            return Err(HandlerError::permanent(
-                "probe.poison",
-                format!("{} is poison", envelope.business_key),
-            ));
+            return Err(HandlerError::permanent("probe.poison", format!("{} is poison", envelope.business_key)));
         }
         if envelope.business_key.starts_with("FLAKY") {
-            let mut attempts = self
-                .flaky_attempts
-                .lock()
-                .map_err(|e| HandlerError::transient("probe.lock", e))?;
+            let mut attempts = self.flaky_attempts.lock().map_err(|e| HandlerError::transient("probe.lock", e))?;
             let n = attempts.entry(envelope.event_id.clone()).or_default();
             *n += 1;
             if *n <= 2 {
-                return Err(HandlerError::transient(
-                    "probe.flaky",
-                    format!("attempt {n} fails"),
-                ));
+                return Err(HandlerError::transient("probe.flaky", format!("attempt {n} fails")));
             }
         }
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
-        let line = format!(
-            "{}\t{}\t{}\t{}\n",
-            envelope.event_id, record.topic, record.partition, record.offset
-        );
-        let mut out = self
-            .out
-            .lock()
-            .map_err(|e| HandlerError::transient("probe.lock", e))?;
+        let line = format!("{}\t{}\t{}\t{}\n", envelope.event_id, record.topic, record.partition, record.offset);
+        let mut out = self.out.lock().map_err(|e| HandlerError::transient("probe.lock", e))?;
         out.write_all(line.as_bytes())
             .and_then(|()| out.sync_data())
             .map_err(|e| HandlerError::transient("probe.io", e))
@@ -95,15 +79,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(addr) = cli.telemetry.metrics_addr {
         telemetry::serve(addr, metrics.clone(), health.clone(), shutdown.clone()).await?;
     }
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&cli.out)?;
-    let probe = Probe {
-        out: Mutex::new(out),
-        delay: Duration::from_millis(cli.delay_ms),
-        flaky_attempts: Mutex::default(),
-    };
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(&cli.out)?;
+    let probe =
+        Probe { out: Mutex::new(out), delay: Duration::from_millis(cli.delay_ms), flaky_attempts: Mutex::default() };
     let settings = ConsumerSettings {
         name: "probe".into(),
         group_id: cli.group.clone(),
@@ -118,12 +96,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let producer = EventProducer::new(&cli.kafka, metrics.clone())?;
     let decoder = EventDecoder::new(None)?;
-    let services = ConsumerServices {
-        decoder,
-        producer,
-        metrics,
-        health,
-    };
+    let services = ConsumerServices { decoder, producer, metrics, health };
     run_consumer(&cli.kafka, settings, probe, services, shutdown).await?;
     Ok(())
 }
