@@ -48,6 +48,55 @@ pub enum AppError {
     },
 }
 
+/// What every binary runs beside its work: the shutdown signal, metrics,
+/// readiness and the HTTP server for them.
+struct Runtime {
+    shutdown: tokio_util::sync::CancellationToken,
+    metrics: Metrics,
+    health: Health,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Runtime {
+    async fn start(
+        name: &str,
+        telemetry: &TelemetryArgs,
+        kafka: &KafkaArgs,
+        default_port: u16,
+    ) -> Result<Self, AppError> {
+        telemetry::logging::init(telemetry);
+        let shutdown =
+            shutdown::on_signals().map_err(|source| AppError::Io { what: "installing signal handlers", source })?;
+        let metrics = Metrics::new(name)?;
+        let health = Health::default();
+        let (bound, server) =
+            telemetry::serve(metrics_addr(telemetry, default_port), metrics.clone(), health.clone(), shutdown.clone())
+                .await
+                .map_err(|source| AppError::Io { what: "binding the metrics address", source })?;
+        tracing::info!(
+            metrics = %format!("http://{bound}/metrics"),
+            kafka = ?kafka.redacted_properties().unwrap_or_default(),
+            "{name} starting"
+        );
+        Ok(Runtime { shutdown, metrics, health, server })
+    }
+
+    /// Stops the HTTP server and flushes what the producer still holds.
+    async fn finish(
+        shutdown: tokio_util::sync::CancellationToken,
+        server: tokio::task::JoinHandle<std::io::Result<()>>,
+        producer: &EventProducer,
+    ) {
+        shutdown.cancel();
+        if let Err(e) = producer.flush(std::time::Duration::from_secs(10)) {
+            tracing::warn!(error = %e, "flushing the producer on exit");
+        }
+        if let Ok(Err(e)) = server.await {
+            tracing::warn!(error = %e, "metrics server");
+        }
+    }
+}
+
 /// What a handler factory gets to build its handler with.
 pub struct ConsumerDeps {
     pub producer: EventProducer,
@@ -71,21 +120,8 @@ where
     H: Handler,
     F: FnOnce(&ConsumerDeps) -> Result<H, AppError>,
 {
-    telemetry::logging::init(&cli.telemetry);
-    let shutdown =
-        shutdown::on_signals().map_err(|source| AppError::Io { what: "installing signal handlers", source })?;
-    let metrics = Metrics::new(name)?;
-    let health = Health::default();
-    let addr = metrics_addr(&cli.telemetry, default_metrics_port);
-    let (bound, server) = telemetry::serve(addr, metrics.clone(), health.clone(), shutdown.clone())
-        .await
-        .map_err(|source| AppError::Io { what: "binding the metrics address", source })?;
-    tracing::info!(
-        metrics = %format!("http://{bound}/metrics"),
-        kafka = ?cli.kafka.redacted_properties().unwrap_or_default(),
-        "{name} consumer starting"
-    );
-
+    let Runtime { shutdown, metrics, health, server } =
+        Runtime::start(name, &cli.telemetry, &cli.kafka, default_metrics_port).await?;
     let catalog = catalog::catalog()?.with_prefix(&cli.kafka.topic_prefix);
     let settings = ConsumerSettings::from_catalog(catalog.consumer(name)?, cli.retry, cli.partition_buffer);
     let producer = EventProducer::new(&cli.kafka, metrics.clone())?;
@@ -95,13 +131,7 @@ where
 
     let services = ConsumerServices { decoder, producer: producer.clone(), metrics, health };
     let result = run_consumer(&cli.kafka, settings, handler, services, shutdown.clone()).await;
-    shutdown.cancel();
-    if let Err(e) = producer.flush(std::time::Duration::from_secs(10)) {
-        tracing::warn!(error = %e, "flushing the producer on exit");
-    }
-    if let Ok(Err(e)) = server.await {
-        tracing::warn!(error = %e, "metrics server");
-    }
+    Runtime::finish(shutdown, server, &producer).await;
     result.map_err(AppError::from)
 }
 
@@ -172,26 +202,12 @@ where
 {
     let cli = ProducerCli::parse();
     let run = async move {
-        telemetry::logging::init(&cli.telemetry);
-        let shutdown =
-            shutdown::on_signals().map_err(|source| AppError::Io { what: "installing signal handlers", source })?;
-        let metrics = Metrics::new(name)?;
-        let health = Health::default();
-        let addr = metrics_addr(&cli.telemetry, default_metrics_port);
-        let (bound, server) = telemetry::serve(addr, metrics.clone(), health.clone(), shutdown.clone())
-            .await
-            .map_err(|source| AppError::Io { what: "binding the metrics address", source })?;
-        tracing::info!(metrics = %format!("http://{bound}/metrics"), kafka = ?cli.kafka.redacted_properties().unwrap_or_default(), "{name} starting");
+        let Runtime { shutdown, metrics, health, server } =
+            Runtime::start(name, &cli.telemetry, &cli.kafka, default_metrics_port).await?;
         let producer = EventProducer::new(&cli.kafka, metrics.clone())?;
         let result =
             source(ProducerDeps { producer: producer.clone(), metrics, health, shutdown: shutdown.clone() }).await;
-        shutdown.cancel();
-        if let Err(e) = producer.flush(std::time::Duration::from_secs(10)) {
-            tracing::warn!(error = %e, "flushing the producer on exit");
-        }
-        if let Ok(Err(e)) = server.await {
-            tracing::warn!(error = %e, "metrics server");
-        }
+        Runtime::finish(shutdown, server, &producer).await;
         tracing::info!("{name} stopped");
         result
     };

@@ -194,11 +194,31 @@ impl Types {
     }
 }
 
+/// Writes a method whose body matches on every event type: `signature`
+/// (with its doc lines) and one arm per name, from `arm(name)`.
+fn match_method(o: &mut String, signature: &str, names: &[&str], arm: impl Fn(&str) -> String) {
+    let _ = writeln!(o, "{signature} {{\n        match self {{");
+    for name in names {
+        let _ = writeln!(o, "            {},", arm(name));
+    }
+    o.push_str("        }\n    }\n\n");
+}
+
 /// `EventType`, `Event` and the per-type codec dispatch.
 fn dispatch(events: &[EventSchema]) -> Result<String, String> {
     let mut o = String::new();
     let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
     let n = names.len();
+    let mut schema_json = BTreeMap::new();
+    for e in events {
+        schema_json.insert(e.name.as_str(), serde_json::to_string(&e.current).map_err(|e| e.to_string())?);
+    }
+    let history: BTreeMap<&str, String> = events
+        .iter()
+        .map(|e| {
+            (e.name.as_str(), e.history.iter().map(|(v, j)| format!("({v}, {j:?})")).collect::<Vec<_>>().join(", "))
+        })
+        .collect();
 
     o.push_str("/// Every event type of the contract, one per `.avsc` in `schemas/avro/events`.\n");
     o.push_str("#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]\npub enum EventType {\n");
@@ -206,79 +226,78 @@ fn dispatch(events: &[EventSchema]) -> Result<String, String> {
         let _ = writeln!(o, "    {name},");
     }
     o.push_str("}\n\nimpl EventType {\n");
-    let _ = writeln!(
-        o,
-        "    /// Every event type, in name order.\n    pub const ALL: [EventType; {n}] = [{}];",
-        names.iter().map(|n| format!("EventType::{n}")).collect::<Vec<_>>().join(", ")
+    let all = names.iter().map(|n| format!("EventType::{n}")).collect::<Vec<_>>().join(", ");
+    let _ = writeln!(o, "    /// Every event type, in name order.\n    pub const ALL: [EventType; {n}] = [{all}];\n");
+    match_method(
+        &mut o,
+        "    /// The Avro record name, also the `event_type` in the envelope and record headers.\n    pub const fn name(self) -> &'static str",
+        &names,
+        |t| format!("EventType::{t} => \"{t}\""),
     );
-    o.push_str("    /// The Avro record name, also the `event_type` in the envelope and record headers.\n");
-    o.push_str("    pub const fn name(self) -> &'static str {\n        match self {\n");
-    for name in &names {
-        let _ = writeln!(o, "            EventType::{name} => \"{name}\",");
-    }
-    o.push_str("        }\n    }\n\n");
-    o.push_str("    /// The current schema, self-contained (common types inlined), as JSON.\n");
-    o.push_str("    pub const fn current_schema_json(self) -> &'static str {\n        match self {\n");
-    for e in events {
-        let json = serde_json::to_string(&e.current).map_err(|e| e.to_string())?;
-        let _ = writeln!(o, "            EventType::{} => {json:?},", e.name);
-    }
-    o.push_str("        }\n    }\n\n");
-    o.push_str("    /// Earlier versions kept in `schemas/avro/history`, as (version, JSON).\n");
-    o.push_str("    pub const fn history(self) -> &'static [(u32, &'static str)] {\n        match self {\n");
-    for e in events {
-        let items: Vec<String> = e.history.iter().map(|(v, j)| format!("({v}, {j:?})")).collect();
-        let _ = writeln!(o, "            EventType::{} => &[{}],", e.name, items.join(", "));
-    }
-    o.push_str("        }\n    }\n}\n\n");
+    match_method(
+        &mut o,
+        "    /// The current schema, self-contained (common types inlined), as JSON.\n    pub const fn current_schema_json(self) -> &'static str",
+        &names,
+        |t| format!("EventType::{t} => {:?}", schema_json[t]),
+    );
+    match_method(
+        &mut o,
+        "    /// Earlier versions kept in `schemas/avro/history`, as (version, JSON).\n    pub const fn history(self) -> &'static [(u32, &'static str)]",
+        &names,
+        |t| format!("EventType::{t} => &[{}]", history[t]),
+    );
+    match_method(
+        &mut o,
+        "    pub(crate) fn read_datum(self, reader: &apache_avro::reader::datum::GenericDatumReader<'_>, datum: &mut &[u8]) -> apache_avro::AvroResult<Event>",
+        &names,
+        |t| format!("EventType::{t} => reader.read_deser::<{t}>(datum).map(Event::{t})"),
+    );
+    match_method(
+        &mut o,
+        "    pub(crate) fn from_avro_value(self, value: &apache_avro::types::Value) -> apache_avro::AvroResult<Event>",
+        &names,
+        |t| format!("EventType::{t} => apache_avro::from_value::<{t}>(value).map(Event::{t})"),
+    );
+    o.push_str("}\n\n");
 
     o.push_str("/// Any event of the contract.\n#[derive(Debug, Clone, PartialEq)]\npub enum Event {\n");
     for name in &names {
         let _ = writeln!(o, "    {name}({name}),");
     }
     o.push_str("}\n\nimpl Event {\n");
-    o.push_str(
-        "    /// Which event type this is.\n    pub const fn event_type(&self) -> EventType {\n        match self {\n",
+    match_method(
+        &mut o,
+        "    /// Which event type this is.\n    pub const fn event_type(&self) -> EventType",
+        &names,
+        |t| format!("Event::{t}(_) => EventType::{t}"),
     );
-    for name in &names {
-        let _ = writeln!(o, "            Event::{name}(_) => EventType::{name},");
-    }
-    o.push_str("        }\n    }\n\n    /// The shared envelope.\n    pub const fn envelope(&self) -> &Envelope {\n        match self {\n");
-    for name in &names {
-        let _ = writeln!(o, "            Event::{name}(e) => &e.envelope,");
-    }
-    o.push_str("        }\n    }\n\n    /// The shared envelope, mutably.\n    pub fn envelope_mut(&mut self) -> &mut Envelope {\n        match self {\n");
-    for name in &names {
-        let _ = writeln!(o, "            Event::{name}(e) => &mut e.envelope,");
-    }
-    o.push_str("        }\n    }\n\n");
-    o.push_str("    pub(crate) fn write_datum(&self, writer: &apache_avro::writer::datum::GenericDatumWriter<'_>) -> apache_avro::AvroResult<Vec<u8>> {\n        match self {\n");
-    for name in &names {
-        let _ = writeln!(o, "            Event::{name}(e) => writer.write_ser_to_vec(e),");
-    }
-    o.push_str("        }\n    }\n}\n\n");
+    match_method(&mut o, "    /// The shared envelope.\n    pub const fn envelope(&self) -> &Envelope", &names, |t| {
+        format!("Event::{t}(e) => &e.envelope")
+    });
+    match_method(
+        &mut o,
+        "    /// The shared envelope, mutably.\n    pub fn envelope_mut(&mut self) -> &mut Envelope",
+        &names,
+        |t| format!("Event::{t}(e) => &mut e.envelope"),
+    );
+    match_method(
+        &mut o,
+        "    pub(crate) fn write_datum(&self, writer: &apache_avro::writer::datum::GenericDatumWriter<'_>) -> apache_avro::AvroResult<Vec<u8>>",
+        &names,
+        |t| format!("Event::{t}(e) => writer.write_ser_to_vec(e)"),
+    );
+    o.push_str("}\n\n");
 
-    o.push_str("/// Serialises the inner record, untagged: the event as its Avro record.\n");
-    o.push_str("impl serde::Serialize for Event {\n    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {\n        match self {\n");
-    for name in &names {
-        let _ = writeln!(o, "            Event::{name}(e) => e.serialize(serializer),");
-    }
-    o.push_str("        }\n    }\n}\n\n");
-
-    o.push_str("impl EventType {\n");
-    o.push_str("    pub(crate) fn read_datum(self, reader: &apache_avro::reader::datum::GenericDatumReader<'_>, datum: &mut &[u8]) -> apache_avro::AvroResult<Event> {\n        match self {\n");
-    for name in &names {
-        let _ = writeln!(o, "            EventType::{name} => reader.read_deser::<{name}>(datum).map(Event::{name}),");
-    }
-    o.push_str("        }\n    }\n\n");
-    o.push_str("    pub(crate) fn from_avro_value(self, value: &apache_avro::types::Value) -> apache_avro::AvroResult<Event> {\n        match self {\n");
-    for name in &names {
-        let _ = writeln!(
-            o,
-            "            EventType::{name} => apache_avro::from_value::<{name}>(value).map(Event::{name}),"
-        );
-    }
-    o.push_str("        }\n    }\n}\n\n");
+    o.push_str(
+        "/// Serialises the inner record, untagged: the event as its Avro record.\nimpl serde::Serialize for Event {\n",
+    );
+    match_method(
+        &mut o,
+        "    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>",
+        &names,
+        |t| format!("Event::{t}(e) => e.serialize(serializer)"),
+    );
+    o.push_str("}\n\n");
 
     for name in &names {
         let _ = writeln!(o, "impl From<{name}> for Event {{\n    fn from(event: {name}) -> Self {{\n        Event::{name}(event)\n    }}\n}}\n");

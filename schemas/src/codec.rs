@@ -231,6 +231,11 @@ impl Codec {
         &self.schemas[self.current[&event_type]]
     }
 
+    /// A given version of an event type's schema, if kept.
+    pub fn version(&self, event_type: EventType, version: u32) -> Option<&'static KnownSchema> {
+        self.schemas.iter().find(|k| k.event_type == event_type && k.version == version)
+    }
+
     pub fn by_fingerprint(&self, fingerprint: Fingerprint) -> Option<&'static KnownSchema> {
         self.by_fingerprint.get(&fingerprint).map(|&i| &self.schemas[i])
     }

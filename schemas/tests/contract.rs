@@ -56,11 +56,7 @@ fn bad_framing_gives_precise_errors() {
 #[test]
 fn a_record_written_with_v1_is_read_by_the_current_reader() {
     let codec = codec().unwrap();
-    let v1 = codec
-        .known_schemas()
-        .iter()
-        .find(|k| k.event_type == EventType::PurchaseOrderReceived && k.version == 1)
-        .unwrap();
+    let v1 = codec.version(EventType::PurchaseOrderReceived, 1).unwrap();
     assert!(!v1.current);
     let Event::PurchaseOrderReceived(po) = sample(EventType::PurchaseOrderReceived, "ACME", 3) else { unreachable!() };
     assert!(po.requested_delivery_date.is_some());
@@ -77,11 +73,7 @@ fn a_record_written_with_v1_is_read_by_the_current_reader() {
 #[test]
 fn a_record_written_with_the_current_schema_is_read_by_a_v1_reader() {
     let codec = codec().unwrap();
-    let v1 = codec
-        .known_schemas()
-        .iter()
-        .find(|k| k.event_type == EventType::PurchaseOrderReceived && k.version == 1)
-        .unwrap();
+    let v1 = codec.version(EventType::PurchaseOrderReceived, 1).unwrap();
     let event = sample(EventType::PurchaseOrderReceived, "ACME", 4);
     let bytes = codec.encode(&event).unwrap();
     let Value::Record(fields) = codec.decode_as(&bytes, &v1.schema).unwrap() else { panic!("not a record") };

@@ -118,6 +118,34 @@ impl Drop for Broker {
     }
 }
 
+/// A broker with the catalog's topics applied under a unique prefix, and a
+/// producer for them: the starting point of most pipeline tests.
+pub struct Pipeline {
+    pub broker: Broker,
+    pub kafka: KafkaArgs,
+    pub catalog: gridsync_schemas::catalog::TopicCatalog,
+    pub producer: gridsync_core::kafka::EventProducer,
+}
+
+impl Pipeline {
+    /// `registry_url` makes the producer write the Confluent framing.
+    pub async fn start(name: &str, registry_url: Option<&str>) -> anyhow::Result<Self> {
+        let broker = Broker::start()?;
+        let prefix = unique_prefix(name);
+        let kafka = KafkaArgs { schema_registry_url: registry_url.map(str::to_owned), ..broker.kafka_args(&prefix) };
+        let catalog = gridsync_schemas::catalog::catalog()?.with_prefix(&prefix);
+        gridsync_core::kafka::admin::apply_topics(&kafka, &catalog.topics, false).await?;
+        let producer =
+            gridsync_core::kafka::EventProducer::new(&kafka, gridsync_core::telemetry::Metrics::new("test")?)?;
+        Ok(Pipeline { broker, kafka, catalog, producer })
+    }
+
+    /// The topic an event type is published to.
+    pub fn topic(&self, event_type: gridsync_schemas::EventType) -> &str {
+        &self.catalog.topic_for(event_type).name
+    }
+}
+
 /// A prefix no other test in this process uses: isolates topics and groups.
 pub fn unique_prefix(name: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);

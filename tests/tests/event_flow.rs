@@ -5,12 +5,9 @@
 use std::time::Duration;
 
 use apache_avro::types::Value;
-use gridsync_core::{
-    kafka::{admin::apply_topics, headers, EventProducer},
-    telemetry::{Metrics, TraceContext},
-};
-use gridsync_schemas::{catalog::catalog, codec, events::Event, samples::sample, EventType};
-use gridsync_tests::{payload, read_topic, unique_prefix, Broker};
+use gridsync_core::{kafka::headers, telemetry::TraceContext};
+use gridsync_schemas::{codec, events::Event, samples::sample, EventType};
+use gridsync_tests::{payload, read_topic, Pipeline};
 use rdkafka::{
     message::{Header, OwnedHeaders},
     Message,
@@ -20,12 +17,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn every_event_type_round_trips_through_the_broker_with_key_and_headers() {
-    let broker = Broker::start().unwrap();
-    let prefix = unique_prefix("roundtrip");
-    let kafka = broker.kafka_args(&prefix);
-    let catalog = catalog().unwrap().with_prefix(&prefix);
-    apply_topics(&kafka, &catalog.topics, false).await.unwrap();
-    let producer = EventProducer::new(&kafka, Metrics::new("test").unwrap()).unwrap();
+    let Pipeline { broker, catalog, producer, .. } = Pipeline::start("roundtrip", None).await.unwrap();
     let parent = TraceContext::new_root();
 
     let mut published = Vec::new();
@@ -64,12 +56,7 @@ async fn every_event_type_round_trips_through_the_broker_with_key_and_headers() 
 
 #[tokio::test]
 async fn one_business_transaction_stays_in_one_partition_in_order() {
-    let broker = Broker::start().unwrap();
-    let prefix = unique_prefix("ordering");
-    let kafka = broker.kafka_args(&prefix);
-    let catalog = catalog().unwrap().with_prefix(&prefix);
-    apply_topics(&kafka, &catalog.topics, false).await.unwrap();
-    let producer = EventProducer::new(&kafka, Metrics::new("test").unwrap()).unwrap();
+    let Pipeline { broker, catalog, producer, .. } = Pipeline::start("ordering", None).await.unwrap();
 
     // Twenty versions of the same PO (same partner and business key) among other traffic.
     let mut same_key = Vec::new();
@@ -98,19 +85,10 @@ async fn one_business_transaction_stays_in_one_partition_in_order() {
 
 #[tokio::test]
 async fn old_and_new_schema_versions_read_each_other_through_the_broker() {
-    let broker = Broker::start().unwrap();
-    let prefix = unique_prefix("evolution");
-    let kafka = broker.kafka_args(&prefix);
-    let catalog = catalog().unwrap().with_prefix(&prefix);
-    apply_topics(&kafka, &catalog.topics, false).await.unwrap();
-    let producer = EventProducer::new(&kafka, Metrics::new("test").unwrap()).unwrap();
+    let Pipeline { broker, catalog, producer, .. } = Pipeline::start("evolution", None).await.unwrap();
     let codec = codec().unwrap();
     let topic = catalog.topic_for(EventType::PurchaseOrderReceived).name.clone();
-    let v1 = codec
-        .known_schemas()
-        .iter()
-        .find(|k| k.event_type == EventType::PurchaseOrderReceived && k.version == 1)
-        .unwrap();
+    let v1 = codec.version(EventType::PurchaseOrderReceived, 1).unwrap();
 
     // An old producer (v1, no requested_delivery_date) and a current one share the topic.
     let old_event = sample(EventType::PurchaseOrderReceived, "ACME", 1);
