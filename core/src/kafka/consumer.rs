@@ -287,6 +287,8 @@ async fn partition_worker<H: Handler>(
 }
 
 /// Stores the offset after `message` if this worker still owns its partition.
+/// Returns whether it still does: a worker must only stop once its partition
+/// was revoked, else the records buffered for it would be lost.
 fn store_offset<H>(shared: &Shared<H>, worker_id: u64, message: &OwnedMessage) -> bool {
     let map = shared.assignments.lock();
     let key = (message.topic().to_owned(), message.partition());
@@ -309,9 +311,11 @@ fn store_offset<H>(shared: &Shared<H>, worker_id: u64, message: &OwnedMessage) -
             false
         }
         Err(e) => {
+            // The record was processed; the next stored offset supersedes this
+            // one, and a crash before it only means a redelivery.
             shared.metrics.failure("store_offset", "kafka");
-            tracing::warn!(error = %e, "storing offset failed; record will be redelivered");
-            false
+            tracing::warn!(error = %e, "storing offset failed; carrying on");
+            true
         }
     }
 }

@@ -1,0 +1,52 @@
+//! Parse and validation errors that say exactly where and what.
+
+use std::fmt;
+
+/// What went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No interchange header where one must start.
+    UnknownStart,
+    /// The ISA header is not 106 bytes of fixed-width elements, or the UNA string is short.
+    BadHeader,
+    /// A separator is unusable (alphanumeric, or the same as another).
+    BadSeparators,
+    /// The file ends inside an interchange.
+    Truncated,
+    /// A segment appears where the envelope does not allow it.
+    UnexpectedSegment,
+    /// A required element is missing or empty.
+    MissingElement,
+    /// A trailer's control number differs from its header's.
+    ControlNumberMismatch,
+    /// A trailer's count differs from what it counts.
+    CountMismatch,
+    /// A count is not a number.
+    NotANumber,
+}
+
+/// An EDI error at a segment (1-based, over the whole file) and element (1-based).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdiError {
+    pub kind: ErrorKind,
+    pub segment: usize,
+    pub element: Option<usize>,
+    pub message: String,
+}
+
+impl EdiError {
+    pub(crate) fn new(kind: ErrorKind, segment: usize, element: Option<usize>, message: String) -> Self {
+        EdiError { kind, segment, element, message }
+    }
+}
+
+impl fmt::Display for EdiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.element {
+            Some(e) => write!(f, "segment {}, element {e}: {}", self.segment, self.message),
+            None => write!(f, "segment {}: {}", self.segment, self.message),
+        }
+    }
+}
+
+impl std::error::Error for EdiError {}

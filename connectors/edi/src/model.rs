@@ -1,0 +1,278 @@
+//! What a parsed interchange looks like: slices of the input, read on demand.
+
+use std::borrow::Cow;
+
+use crate::error::{EdiError, ErrorKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standard {
+    X12,
+    Edifact,
+}
+
+/// The separators an interchange declares (ISA, UNA) or defaults to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delimiters {
+    pub element: u8,
+    pub component: u8,
+    pub segment: u8,
+    /// X12 from 00402 (ISA11); EDIFACT syntax 4 (UNA5 when not a space).
+    pub repetition: Option<u8>,
+    /// EDIFACT only: the next byte is literal.
+    pub release: Option<u8>,
+    /// EDIFACT only (UNA3); X12 always uses `.`.
+    pub decimal: u8,
+}
+
+impl Delimiters {
+    /// Splits `bytes` at `separator`, honouring the release character.
+    pub(crate) fn split<'a>(&self, bytes: &'a [u8], separator: u8) -> Vec<&'a [u8]> {
+        let mut parts = Vec::new();
+        let mut start = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            if Some(bytes[i]) == self.release {
+                i += 2;
+                continue;
+            }
+            if bytes[i] == separator {
+                parts.push(&bytes[start..i]);
+                start = i + 1;
+            }
+            i += 1;
+        }
+        parts.push(&bytes[start.min(bytes.len())..]);
+        parts
+    }
+
+    /// The text of a value: release characters removed, invalid UTF-8 replaced.
+    pub(crate) fn text<'a>(&self, bytes: &'a [u8]) -> Cow<'a, str> {
+        match self.release {
+            Some(release) if bytes.contains(&release) => {
+                let mut out = Vec::with_capacity(bytes.len());
+                let mut i = 0;
+                while i < bytes.len() {
+                    if bytes[i] == release && i + 1 < bytes.len() {
+                        i += 1;
+                    }
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+                Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+            }
+            _ => String::from_utf8_lossy(bytes),
+        }
+    }
+}
+
+/// One segment: its tag and raw elements, sliced from the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment<'a> {
+    /// Position in the file, 1-based, counted over every interchange.
+    pub index: usize,
+    pub tag: &'a str,
+    elements: Vec<&'a [u8]>,
+    delimiters: Delimiters,
+}
+
+impl<'a> Segment<'a> {
+    pub(crate) fn new(index: usize, raw: &'a [u8], delimiters: Delimiters) -> Result<Self, EdiError> {
+        let mut parts = delimiters.split(raw, delimiters.element).into_iter();
+        let tag_bytes = parts.next().unwrap_or_default();
+        let tag = std::str::from_utf8(tag_bytes)
+            .ok()
+            .filter(|t| !t.is_empty() && t.len() <= 3 && t.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .ok_or_else(|| {
+                EdiError::new(
+                    ErrorKind::UnexpectedSegment,
+                    index,
+                    None,
+                    format!("not a segment tag: {:?}", String::from_utf8_lossy(&tag_bytes[..tag_bytes.len().min(16)])),
+                )
+            })?;
+        Ok(Segment { index, tag, elements: parts.collect(), delimiters })
+    }
+
+    /// Number of elements after the tag.
+    pub fn len(&self) -> usize {
+        self.elements.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.elements.is_empty()
+    }
+
+    /// Element `n` (1-based) as sent, escapes included.
+    pub fn raw(&self, n: usize) -> Option<&'a [u8]> {
+        n.checked_sub(1).and_then(|i| self.elements.get(i)).copied()
+    }
+
+    /// Element `n` (1-based) as text; `None` when absent or empty.
+    pub fn element(&self, n: usize) -> Option<Cow<'a, str>> {
+        self.raw(n).filter(|e| !e.is_empty()).map(|e| self.delimiters.text(e))
+    }
+
+    /// Component `c` of element `n` (both 1-based); `None` when absent or empty.
+    pub fn component(&self, n: usize, c: usize) -> Option<Cow<'a, str>> {
+        let element = self.raw(n)?;
+        let parts = self.delimiters.split(element, self.delimiters.component);
+        c.checked_sub(1).and_then(|i| parts.get(i)).filter(|p| !p.is_empty()).map(|p| self.delimiters.text(p))
+    }
+
+    /// Element `n`, trimmed, or an error naming it.
+    pub fn required(&self, n: usize, what: &str) -> Result<Cow<'a, str>, EdiError> {
+        match self.element(n) {
+            Some(v) if !v.trim().is_empty() => Ok(match v {
+                Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
+                Cow::Owned(s) => Cow::Owned(s.trim().to_owned()),
+            }),
+            _ => Err(EdiError::new(
+                ErrorKind::MissingElement,
+                self.index,
+                Some(n),
+                format!("{}{n:02} ({what}) is missing", self.tag),
+            )),
+        }
+    }
+
+    /// Component `c` of element `n`, trimmed, or an error naming it.
+    pub fn required_component(&self, n: usize, c: usize, what: &str) -> Result<String, EdiError> {
+        self.component(n, c).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).ok_or_else(|| {
+            EdiError::new(
+                ErrorKind::MissingElement,
+                self.index,
+                Some(n),
+                format!("{}{n:02}-{c} ({what}) is missing", self.tag),
+            )
+        })
+    }
+
+    /// Element `n` as a count, or an error naming it.
+    pub(crate) fn count(&self, n: usize, what: &str) -> Result<usize, EdiError> {
+        let value = self.required(n, what)?;
+        value.parse().map_err(|_| {
+            EdiError::new(
+                ErrorKind::NotANumber,
+                self.index,
+                Some(n),
+                format!("{}{n:02} ({what}) is not a number: {value:?}", self.tag),
+            )
+        })
+    }
+}
+
+/// One transaction set (X12 ST..SE) or message (EDIFACT UNH..UNT).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transaction<'a> {
+    /// `850`, `810`, ... or `ORDERS`, `INVOIC`, ...
+    pub document_type: String,
+    /// ST02 / UNH01.
+    pub control_number: String,
+    /// EDIFACT: the message version, e.g. `D:96A:UN`.
+    pub version: Option<String>,
+    /// Every segment from the header to the trailer, both included.
+    pub segments: Vec<Segment<'a>>,
+}
+
+impl<'a> Transaction<'a> {
+    /// The segments between header and trailer.
+    pub fn body(&self) -> &[Segment<'a>] {
+        let end = self.segments.len().saturating_sub(1);
+        self.segments.get(1..end).unwrap_or_default()
+    }
+}
+
+/// A functional group (X12 GS..GE, EDIFACT UNG..UNE). EDIFACT messages sent
+/// without UNG form one implicit group whose fields are `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group<'a> {
+    /// GS01 (`PO`, `IN`, ...) or UNG01.
+    pub functional_id: Option<String>,
+    pub sender_id: Option<String>,
+    pub receiver_id: Option<String>,
+    /// GS06 / UNG05.
+    pub control_number: Option<String>,
+    /// GS08 / UNG07.
+    pub version: Option<String>,
+    pub transactions: Vec<Transaction<'a>>,
+}
+
+/// One interchange (ISA..IEA, UNB..UNZ).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interchange<'a> {
+    pub standard: Standard,
+    pub delimiters: Delimiters,
+    pub sender_qualifier: Option<String>,
+    pub sender_id: String,
+    pub receiver_qualifier: Option<String>,
+    pub receiver_id: String,
+    /// ISA13 / UNB05.
+    pub control_number: String,
+    /// ISA09 (YYMMDD) / UNB04-1 (YYMMDD or CCYYMMDD).
+    pub date: String,
+    /// ISA10 / UNB04-2 (HHMM).
+    pub time: String,
+    /// ISA12 (`00401`) / UNB01 (`UNOA:3`).
+    pub version: String,
+    /// ISA15 = `T` / UNB11 = `1`.
+    pub test: bool,
+    pub groups: Vec<Group<'a>>,
+    /// Index of the trailer segment (IEA/UNZ) in the file.
+    pub last_segment_index: usize,
+}
+
+impl Interchange<'_> {
+    /// Every transaction of every group, in order.
+    pub fn transactions(&self) -> impl Iterator<Item = &Transaction<'_>> {
+        self.groups.iter().flat_map(|g| g.transactions.iter())
+    }
+}
+
+/// Compares control numbers as numbers when both are, else as text
+/// (`000000001` and `1` are the same control number).
+pub(crate) fn same_control_number(a: &str, b: &str) -> bool {
+    match (a.trim().parse::<u64>(), b.trim().parse::<u64>()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a.trim() == b.trim(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EDIFACT: Delimiters = Delimiters {
+        element: b'+',
+        component: b':',
+        segment: b'\'',
+        repetition: None,
+        release: Some(b'?'),
+        decimal: b'.',
+    };
+
+    #[test]
+    fn release_character_protects_separators_and_itself() {
+        let s = Segment::new(4, b"FTX+AAI+++Price ?+ VAT?: 20?? off:second", EDIFACT).unwrap();
+        assert_eq!(s.tag, "FTX");
+        assert_eq!(s.len(), 4);
+        assert_eq!(s.element(2), None);
+        assert_eq!(s.component(4, 1).as_deref(), Some("Price + VAT: 20? off"));
+        assert_eq!(s.component(4, 2).as_deref(), Some("second"));
+        assert!(matches!(s.element(1), Some(Cow::Borrowed("AAI"))), "no copy without escapes");
+    }
+
+    #[test]
+    fn missing_elements_are_named() {
+        let s = Segment::new(9, b"BEG+00++", EDIFACT).unwrap();
+        let err = s.required(3, "purchase order number").unwrap_err();
+        assert_eq!((err.kind, err.segment, err.element), (ErrorKind::MissingElement, 9, Some(3)));
+        assert_eq!(err.to_string(), "segment 9, element 3: BEG03 (purchase order number) is missing");
+    }
+
+    #[test]
+    fn control_numbers_compare_numerically() {
+        assert!(same_control_number("000000905", "905"));
+        assert!(!same_control_number("905", "906"));
+        assert!(same_control_number("ABC1", " ABC1"));
+    }
+}
