@@ -37,6 +37,11 @@ enum Command {
         #[command(subcommand)]
         command: commands::schemas::SchemasCommand,
     },
+    /// EDI files (X12, EDIFACT).
+    Edi {
+        #[command(subcommand)]
+        command: commands::edi::EdiCommand,
+    },
     /// Dead-letter topics.
     Dlq {
         #[command(subcommand)]
@@ -66,6 +71,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Topics { command, kafka } => commands::topics::run(command, &kafka).await,
             Command::Schemas { command } => commands::schemas::run(command),
+            Command::Edi { command } => commands::edi::run(command),
             Command::Dlq { command, kafka } => commands::dlq::run(command, &kafka).await,
             Command::Demo { args, kafka } => commands::demo::run(args, &kafka).await,
         }

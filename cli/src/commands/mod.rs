@@ -1,4 +1,5 @@
 pub mod demo;
 pub mod dlq;
+pub mod edi;
 pub mod schemas;
 pub mod topics;

@@ -23,6 +23,10 @@ pub enum ErrorKind {
     CountMismatch,
     /// A count is not a number.
     NotANumber,
+    /// A value cannot be read as what it must be (decimal, date).
+    InvalidValue,
+    /// The document type is not one gridsync maps.
+    Unsupported,
 }
 
 /// An EDI error at a segment (1-based, over the whole file) and element (1-based).

@@ -9,10 +9,12 @@
 mod edifact;
 mod envelope;
 mod error;
+pub mod map;
 mod model;
 mod x12;
 
 pub use error::{EdiError, ErrorKind};
+pub use map::{map_interchange, MapContext, Mapped};
 pub use model::{Delimiters, Group, Interchange, Segment, Standard, Transaction};
 
 /// Parses every interchange in `input`, X12 or EDIFACT (detected from the

@@ -1,0 +1,279 @@
+//! EDIFACT ORDERS, ORDRSP, DESADV and INVOIC (D.96A and later directories).
+
+use gridsync_schemas::{
+    events::{
+        InvoiceReceived, OrderLine, OrderResponseReceived, OrderResponseStatus, Party, PurchaseOrderReceived,
+        ShipNoticeReceived,
+    },
+    Date, Decimal, Event, EventType,
+};
+
+use super::{
+    line_amount, total,
+    values::{date, decimal, party, timestamp},
+    Source,
+};
+use crate::{EdiError, Segment};
+
+pub(crate) fn map(source: &Source<'_>) -> Result<Event, EdiError> {
+    match source.tx.document_type.as_str() {
+        "ORDERS" => purchase_order(source),
+        "ORDRSP" => order_response(source),
+        "DESADV" => ship_notice(source),
+        "INVOIC" => invoice(source),
+        _ => Err(source.unsupported()),
+    }
+}
+
+/// BGM document number (C106 or the simple 1004 of older directories) and message function.
+fn document_number(source: &Source<'_>) -> Result<(String, Option<String>), EdiError> {
+    let bgm = source.require("BGM", &[])?;
+    Ok((bgm.required_component(2, 1, "document number")?, bgm.element(3).map(|v| v.trim().to_owned())))
+}
+
+/// The date of the first DTM whose qualifier (DTM01-1) is one of `qualifiers`
+/// (formats 102 CCYYMMDD and 203 CCYYMMDDHHMM).
+fn dtm(source: &Source<'_>, qualifiers: &[&str]) -> Result<Option<Date>, EdiError> {
+    let found = source
+        .body()
+        .iter()
+        .find(|s| s.tag == "DTM" && s.component(1, 1).is_some_and(|q| qualifiers.contains(&q.trim())));
+    found.and_then(|s| s.component(1, 2).map(|d| date(s, 1, d.get(..8).unwrap_or(&d)))).transpose()
+}
+
+/// NAD party with one of the qualifiers: id NAD02-1 (agency NAD02-3), name NAD04-1 or NAD03-1.
+fn nad_party(source: &Source<'_>, qualifiers: &[&str]) -> Option<Party> {
+    let nad = source.find("NAD", qualifiers)?;
+    let name = nad.component(4, 1).or_else(|| nad.component(3, 1)).map(|v| v.trim().to_owned());
+    let id = nad.component(2, 1).map(|v| v.trim().to_owned()).or_else(|| name.clone())?;
+    Some(party(id, nad.component(2, 3).map(|v| v.trim().to_owned()), name))
+}
+
+fn envelope_party(id: &str) -> Party {
+    party(id.trim().to_owned(), None, None)
+}
+
+/// First RFF reference with qualifier `qualifier` (RFF01-1), e.g. `ON` for the order number.
+fn reference(source: &Source<'_>, qualifier: &str) -> Option<String> {
+    let rff =
+        source.body().iter().find(|s| s.tag == "RFF" && s.component(1, 1).is_some_and(|q| q.trim() == qualifier))?;
+    rff.component(1, 2).map(|v| v.trim().to_owned())
+}
+
+/// The amount of the first MOA in the message whose qualifier is one of `qualifiers`.
+fn amount(source: &Source<'_>, qualifiers: &[&str]) -> Result<Option<Decimal>, EdiError> {
+    let moa = source
+        .body()
+        .iter()
+        .find(|s| s.tag == "MOA" && s.component(1, 1).is_some_and(|q| qualifiers.contains(&q.trim())));
+    moa.and_then(|s| s.component(1, 2).map(|v| decimal(s, 1, &v, source.mark(), 0))).transpose()
+}
+
+/// Line items: LIN starts one (LIN01 line number, LIN03-1 item id); PIA adds
+/// ids, IMD the description, QTY (one of `quantity_qualifiers`) the quantity,
+/// PRI the price, MOA+203 the line amount.
+fn lines(source: &Source<'_>, quantity_qualifiers: &[&str]) -> Result<Vec<OrderLine>, EdiError> {
+    let mark = source.mark();
+    let mut lines: Vec<(OrderLine, bool)> = Vec::new();
+    for segment in source.body() {
+        if segment.tag == "LIN" {
+            let line_number =
+                segment.element(1).map(|v| v.trim().to_owned()).unwrap_or_else(|| (lines.len() + 1).to_string());
+            let product_id =
+                segment.component(3, 1).map(|v| v.trim().to_owned()).unwrap_or_else(|| line_number.clone());
+            let line = OrderLine {
+                line_number,
+                product_id,
+                buyer_product_id: None,
+                description: None,
+                quantity: Decimal::default(),
+                unit_of_measure: "PCE".to_owned(),
+                unit_price: None,
+                line_amount: None,
+            };
+            lines.push((line, false));
+            continue;
+        }
+        let Some((line, has_quantity)) = lines.last_mut() else { continue };
+        match segment.tag {
+            "PIA" => {
+                for n in 2..=6 {
+                    let (Some(id), Some(kind)) = (segment.component(n, 1), segment.component(n, 2)) else { continue };
+                    if matches!(kind.trim(), "IN" | "BP") && line.buyer_product_id.is_none() {
+                        line.buyer_product_id = Some(id.trim().to_owned());
+                    }
+                }
+            }
+            "IMD" => {
+                line.description =
+                    segment.component(3, 4).or_else(|| segment.component(3, 5)).map(|v| v.trim().to_owned())
+            }
+            "QTY"
+                if segment.component(1, 1).is_some_and(|q| quantity_qualifiers.contains(&q.trim()))
+                    && !*has_quantity =>
+            {
+                let text = segment.required_component(1, 2, "quantity")?;
+                line.quantity = decimal(segment, 1, &text, mark, 0)?;
+                if let Some(unit) = segment.component(1, 3) {
+                    line.unit_of_measure = unit.trim().to_owned();
+                }
+                *has_quantity = true;
+            }
+            "PRI" if line.unit_price.is_none() => {
+                line.unit_price = segment.component(1, 2).map(|p| decimal(segment, 1, &p, mark, 0)).transpose()?;
+            }
+            "MOA" if segment.component(1, 1).is_some_and(|q| q.trim() == "203") => {
+                line.line_amount = segment.component(1, 2).map(|a| decimal(segment, 1, &a, mark, 0)).transpose()?;
+            }
+            _ => {}
+        }
+    }
+    Ok(lines
+        .into_iter()
+        .map(|(mut line, _)| {
+            line.line_amount = line.line_amount.or_else(|| line_amount(line.quantity, line.unit_price));
+            line
+        })
+        .collect())
+}
+
+fn currency(source: &Source<'_>) -> Option<String> {
+    let cux = source.find("CUX", &[])?;
+    cux.component(1, 2).map(|v| v.trim().to_owned())
+}
+
+fn purchase_order(source: &Source<'_>) -> Result<Event, EdiError> {
+    let (po_number, function) = document_number(source)?;
+    let po_date = dtm(source, &["137", "4"])?;
+    let lines = lines(source, &["21"])?;
+    let stated_total = amount(source, &["86", "79", "128"])?;
+    let envelope = source.envelope(
+        EventType::PurchaseOrderReceived,
+        &po_number,
+        Some(&po_number),
+        po_date.map(|d| timestamp(d, None)),
+    );
+    Ok(PurchaseOrderReceived {
+        envelope,
+        purpose: function,
+        po_date,
+        buyer: nad_party(source, &["BY"]).unwrap_or_else(|| envelope_party(&source.interchange.sender_id)),
+        seller: nad_party(source, &["SU", "SE"]).unwrap_or_else(|| envelope_party(&source.interchange.receiver_id)),
+        ship_to: nad_party(source, &["DP", "ST"]),
+        currency: currency(source),
+        total_amount: stated_total.or_else(|| total(&lines)),
+        requested_delivery_date: dtm(source, &["2", "64"])?,
+        lines,
+        po_number,
+    }
+    .into())
+}
+
+fn order_response(source: &Source<'_>) -> Result<Event, EdiError> {
+    let (response_number, function) = document_number(source)?;
+    let po_number = reference(source, "ON").unwrap_or(response_number);
+    let bgm_response = source.find("BGM", &[]).and_then(|b| b.element(4)).map(|v| v.trim().to_owned());
+    let status = match (function.as_deref(), bgm_response.as_deref()) {
+        (_, Some("AP")) | (Some("29"), _) => OrderResponseStatus::Accepted,
+        (_, Some("CA")) | (Some("4"), _) => OrderResponseStatus::AcceptedWithChanges,
+        (_, Some("RE")) | (Some("27"), _) => OrderResponseStatus::Rejected,
+        _ => OrderResponseStatus::Pending,
+    };
+    let response_date = dtm(source, &["137"])?;
+    let envelope = source.envelope(
+        EventType::OrderResponseReceived,
+        &po_number,
+        Some(&po_number),
+        response_date.map(|d| timestamp(d, None)),
+    );
+    Ok(OrderResponseReceived {
+        envelope,
+        response_date,
+        status,
+        buyer: nad_party(source, &["BY"]).unwrap_or_else(|| envelope_party(&source.interchange.receiver_id)),
+        seller: nad_party(source, &["SU", "SE"]).unwrap_or_else(|| envelope_party(&source.interchange.sender_id)),
+        lines: lines(source, &["21", "113", "12"])?,
+        note: source.find("FTX", &[]).and_then(|f| f.component(4, 1)).map(|v| v.trim().to_owned()),
+        po_number,
+    }
+    .into())
+}
+
+fn ship_notice(source: &Source<'_>) -> Result<Event, EdiError> {
+    let (shipment_id, _) = document_number(source)?;
+    let shipped = dtm(source, &["11", "137"])?;
+    let mut po_numbers = Vec::new();
+    for rff in source.body().iter().filter(|s| s.tag == "RFF" && s.component(1, 1).is_some_and(|q| q.trim() == "ON")) {
+        if let Some(po) = rff.component(1, 2).map(|v| v.trim().to_owned()) {
+            if !po_numbers.contains(&po) {
+                po_numbers.push(po);
+            }
+        }
+    }
+    let shipped_at = shipped.map(|d| timestamp(d, None));
+    let envelope = source.envelope(
+        EventType::ShipNoticeReceived,
+        &shipment_id,
+        po_numbers.first().map(String::as_str),
+        shipped_at,
+    );
+    let carrier = source
+        .find("TDT", &[])
+        .and_then(|t: &Segment<'_>| t.component(5, 4).or_else(|| t.component(5, 1)))
+        .map(|v| v.trim().to_owned());
+    Ok(ShipNoticeReceived {
+        envelope,
+        shipment_id,
+        po_numbers,
+        shipped_at,
+        estimated_delivery_date: dtm(source, &["17", "2", "132"])?,
+        carrier,
+        tracking_number: reference(source, "CN")
+            .or_else(|| reference(source, "BM"))
+            .or_else(|| reference(source, "AAS")),
+        ship_from: nad_party(source, &["SF", "SU"]),
+        ship_to: nad_party(source, &["ST", "DP"]),
+        lines: lines(source, &["12"])?,
+    }
+    .into())
+}
+
+fn invoice(source: &Source<'_>) -> Result<Event, EdiError> {
+    let (invoice_number, _) = document_number(source)?;
+    let missing = |what: &str| {
+        EdiError::new(
+            crate::ErrorKind::MissingElement,
+            source.tx.segments[0].index,
+            None,
+            format!("INVOIC {invoice_number} has no {what}"),
+        )
+    };
+    let invoice_date = dtm(source, &["137", "3"])?.ok_or_else(|| missing("invoice date (DTM+137)"))?;
+    let po_number = reference(source, "ON");
+    let currency = currency(source).ok_or_else(|| missing("currency (CUX)"))?;
+    let total_amount =
+        amount(source, &["77", "86", "39", "9"])?.ok_or_else(|| missing("invoice total (MOA+77/86/39)"))?;
+    let envelope = source.envelope(
+        EventType::InvoiceReceived,
+        &invoice_number,
+        po_number.as_deref(),
+        Some(timestamp(invoice_date, None)),
+    );
+    Ok(InvoiceReceived {
+        envelope,
+        invoice_date,
+        po_number,
+        buyer: nad_party(source, &["BY", "IV"]).unwrap_or_else(|| envelope_party(&source.interchange.receiver_id)),
+        seller: nad_party(source, &["SU", "SE", "II"]).unwrap_or_else(|| envelope_party(&source.interchange.sender_id)),
+        currency,
+        due_date: dtm(source, &["13"])?,
+        payment_terms: source
+            .find("PAT", &[])
+            .and_then(|p| p.component(3, 4).map(|days| format!("NET{}", days.trim()))),
+        lines: lines(source, &["47", "46"])?,
+        tax_amount: amount(source, &["124", "176", "150"])?,
+        total_amount,
+        invoice_number,
+    }
+    .into())
+}

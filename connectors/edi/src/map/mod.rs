@@ -1,0 +1,180 @@
+//! Transactions → the contract's events. One function per document type and
+//! standard; the envelope (ids, partner, correlation, source reference) is
+//! built the same way for all.
+
+mod edifact;
+mod values;
+mod x12;
+
+use gridsync_schemas::{
+    events::{EdiStandard, Envelope, SourceSystem, TradingGridDocumentRef},
+    Event, EventType, Timestamp,
+};
+
+use crate::{EdiError, ErrorKind, Group, Interchange, Segment, Standard, Transaction};
+
+/// What mapping needs besides the interchange.
+#[derive(Debug, Clone, Copy)]
+pub struct MapContext<'a> {
+    /// The file the interchange came in, recorded in every event.
+    pub file_name: Option<&'a str>,
+    /// When gridsync read it.
+    pub ingested_at: Timestamp,
+}
+
+/// What a file maps to: its events, and the transactions gridsync does not map.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Mapped {
+    pub events: Vec<Event>,
+    /// `(document type, control number)` of transactions skipped as unsupported.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Maps every transaction of `interchange`; the first malformed one fails the whole
+/// interchange (it is quarantined as a unit, with that precise reason).
+pub fn map_interchange(interchange: &Interchange<'_>, ctx: &MapContext<'_>) -> Result<Mapped, EdiError> {
+    let mut mapped = Mapped::default();
+    for group in &interchange.groups {
+        for tx in &group.transactions {
+            let source = Source { interchange, group, tx, ctx };
+            let event = match interchange.standard {
+                Standard::X12 => x12::map(&source),
+                Standard::Edifact => edifact::map(&source),
+            };
+            match event {
+                Ok(event) => mapped.events.push(event),
+                Err(e) if e.kind == ErrorKind::Unsupported => {
+                    mapped.skipped.push((tx.document_type.clone(), tx.control_number.clone()))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(mapped)
+}
+
+/// One transaction and everything around it.
+pub(crate) struct Source<'s> {
+    pub interchange: &'s Interchange<'s>,
+    pub group: &'s Group<'s>,
+    pub tx: &'s Transaction<'s>,
+    pub ctx: &'s MapContext<'s>,
+}
+
+impl<'s> Source<'s> {
+    pub fn body(&self) -> &'s [Segment<'s>] {
+        self.tx.body()
+    }
+
+    /// The decimal mark of this interchange.
+    pub fn mark(&self) -> u8 {
+        self.interchange.delimiters.decimal
+    }
+
+    /// The trading partner: the interchange's sender.
+    pub fn partner(&self) -> &'s str {
+        self.interchange.sender_id.trim()
+    }
+
+    /// The first segment tagged `tag` whose element 1 is one of `qualifiers` (any if empty).
+    pub fn find(&self, tag: &str, qualifiers: &[&str]) -> Option<&'s Segment<'s>> {
+        self.body().iter().find(|s| {
+            s.tag == tag && (qualifiers.is_empty() || s.element(1).is_some_and(|q| qualifiers.contains(&q.trim())))
+        })
+    }
+
+    pub fn require(&self, tag: &str, qualifiers: &[&str]) -> Result<&'s Segment<'s>, EdiError> {
+        self.find(tag, qualifiers).ok_or_else(|| {
+            let which =
+                if qualifiers.is_empty() { String::new() } else { format!(" with qualifier {}", qualifiers.join("/")) };
+            EdiError::new(
+                ErrorKind::MissingElement,
+                self.tx.segments[0].index,
+                None,
+                format!("{} {} has no {tag} segment{which}", self.tx.document_type, self.tx.control_number),
+            )
+        })
+    }
+
+    /// The interchange's own date and time, for documents without one.
+    pub fn interchange_time(&self) -> Option<Timestamp> {
+        let header = &self.tx.segments[0];
+        values::date(header, 0, &self.interchange.date).ok().map(|d| values::timestamp(d, Some(&self.interchange.time)))
+    }
+
+    /// The envelope of the event this transaction maps to.
+    pub fn envelope(
+        &self,
+        event_type: EventType,
+        business_key: &str,
+        po_number: Option<&str>,
+        occurred: Option<Timestamp>,
+    ) -> Envelope {
+        let ix = self.interchange;
+        let group_control = self.group.control_number.clone();
+        let parts = [
+            ix.sender_id.trim(),
+            ix.receiver_id.trim(),
+            ix.control_number.trim(),
+            group_control.as_deref().unwrap_or(""),
+            self.tx.control_number.trim(),
+        ];
+        let partner = self.partner();
+        Envelope {
+            // Same file, same ids: a re-read is recognised downstream.
+            event_id: Envelope::deterministic_event_id(SourceSystem::TradingGrid, &parts),
+            event_type: event_type.name().to_owned(),
+            occurred_at: occurred.or_else(|| self.interchange_time()).unwrap_or(self.ctx.ingested_at),
+            ingested_at: self.ctx.ingested_at,
+            source_system: SourceSystem::TradingGrid,
+            trading_partner_id: partner.to_owned(),
+            business_key: business_key.to_owned(),
+            correlation_id: match po_number {
+                Some(po) => Envelope::correlation_id_for(partner, po),
+                None => format!("{partner}/{}/{business_key}", self.tx.document_type),
+            },
+            trading_grid_document: Some(TradingGridDocumentRef {
+                standard: match ix.standard {
+                    Standard::X12 => EdiStandard::X12,
+                    Standard::Edifact => EdiStandard::Edifact,
+                },
+                document_type: self.tx.document_type.clone(),
+                sender_id: ix.sender_id.trim().to_owned(),
+                receiver_id: ix.receiver_id.trim().to_owned(),
+                interchange_control_number: ix.control_number.trim().to_owned(),
+                group_control_number: group_control,
+                transaction_control_number: self.tx.control_number.trim().to_owned(),
+                file_name: self.ctx.file_name.map(str::to_owned),
+                lens_transaction_id: None,
+            }),
+            amplience_content: None,
+        }
+    }
+
+    pub fn unsupported(&self) -> EdiError {
+        EdiError::new(
+            ErrorKind::Unsupported,
+            self.tx.segments[0].index,
+            None,
+            format!("document type {} is not mapped", self.tx.document_type),
+        )
+    }
+}
+
+/// `quantity × unit price`, rounded to the contract's six places.
+pub(crate) fn line_amount(
+    quantity: gridsync_schemas::Decimal,
+    price: Option<gridsync_schemas::Decimal>,
+) -> Option<gridsync_schemas::Decimal> {
+    let product = quantity.value().checked_mul(price?.value())?;
+    gridsync_schemas::Decimal::new(product.round_dp(gridsync_schemas::Decimal::SCALE)).ok()
+}
+
+/// The sum of every line amount, when every line has one.
+pub(crate) fn total(lines: &[gridsync_schemas::events::OrderLine]) -> Option<gridsync_schemas::Decimal> {
+    let mut sum = rust_decimal::Decimal::ZERO;
+    for line in lines {
+        sum = sum.checked_add(line.line_amount?.value())?;
+    }
+    gridsync_schemas::Decimal::new(sum).ok()
+}

@@ -1,0 +1,264 @@
+//! X12 850, 855, 856 and 810.
+
+use gridsync_schemas::{
+    events::{
+        InvoiceReceived, OrderLine, OrderResponseReceived, OrderResponseStatus, Party, PurchaseOrderReceived,
+        ShipNoticeReceived,
+    },
+    Date, Event, EventType,
+};
+
+use super::{
+    line_amount, total,
+    values::{date, decimal, optional_decimal, party, timestamp},
+    Source,
+};
+use crate::{EdiError, Segment};
+
+pub(crate) fn map(source: &Source<'_>) -> Result<Event, EdiError> {
+    match source.tx.document_type.as_str() {
+        "850" => purchase_order(source),
+        "855" => order_response(source),
+        "856" => ship_notice(source),
+        "810" => invoice(source),
+        _ => Err(source.unsupported()),
+    }
+}
+
+/// N1 parties whose N101 is one of `codes`: name N102, qualifier N103, id N104.
+fn n1_party(source: &Source<'_>, codes: &[&str]) -> Option<Party> {
+    let n1 = source.find("N1", codes)?;
+    let name = n1.element(2).map(|v| v.trim().to_owned());
+    let id = n1.element(4).map(|v| v.trim().to_owned()).or_else(|| name.clone())?;
+    Some(party(id, n1.element(3).map(|v| v.trim().to_owned()), name))
+}
+
+/// The interchange sender or receiver, when the document names no party.
+fn envelope_party(id: &str) -> Party {
+    party(id.trim().to_owned(), None, None)
+}
+
+/// A date in element `n` of the first DTM whose DTM01 is one of `qualifiers`.
+fn dtm(source: &Source<'_>, qualifiers: &[&str]) -> Result<Option<Date>, EdiError> {
+    source.find("DTM", qualifiers).and_then(|s| s.element(2).map(|d| date(s, 2, &d))).transpose()
+}
+
+/// Product ids from qualifier/id pairs starting at element `first`: the seller's
+/// (VP, VN, UP, EN, UK, SK) and the buyer's (BP, IN).
+fn product_ids(segment: &Segment<'_>, first: usize) -> (Option<String>, Option<String>) {
+    let (mut seller, mut buyer) = (None, None);
+    let mut n = first;
+    while let Some(qualifier) = segment.element(n) {
+        let id = segment.element(n + 1).map(|v| v.trim().to_owned());
+        match qualifier.trim() {
+            "VP" | "VN" | "UP" | "EN" | "UK" | "SK" | "MG" if seller.is_none() => seller = id,
+            "BP" | "IN" if buyer.is_none() => buyer = id,
+            _ => {}
+        }
+        n += 2;
+    }
+    (seller, buyer)
+}
+
+/// Lines from PO1/IT1-shaped segments (line, quantity, unit, price, ids from
+/// element 6), each with the PID*F description that follows it.
+fn item_lines(source: &Source<'_>, tag: &str) -> Result<Vec<OrderLine>, EdiError> {
+    let mut lines: Vec<OrderLine> = Vec::new();
+    for segment in source.body() {
+        if segment.tag == tag {
+            let quantity = decimal(segment, 2, &segment.required(2, "quantity")?, b'.', 0)?;
+            let unit_price = optional_decimal(segment, 4, b'.')?;
+            let (seller, buyer) = product_ids(segment, 6);
+            let line_number =
+                segment.element(1).map(|v| v.trim().to_owned()).unwrap_or_else(|| (lines.len() + 1).to_string());
+            lines.push(OrderLine {
+                product_id: seller.or_else(|| buyer.clone()).unwrap_or_else(|| line_number.clone()),
+                line_number,
+                buyer_product_id: buyer,
+                description: None,
+                quantity,
+                unit_of_measure: segment.required(3, "unit of measure")?.into_owned(),
+                unit_price,
+                line_amount: line_amount(quantity, unit_price),
+            });
+        } else if segment.tag == "PID" && segment.element(1).is_some_and(|t| t.trim() == "F") {
+            if let Some(line) = lines.last_mut() {
+                line.description = segment.element(5).map(|v| v.trim().to_owned());
+            }
+        }
+    }
+    Ok(lines)
+}
+
+fn purchase_order(source: &Source<'_>) -> Result<Event, EdiError> {
+    let beg = source.require("BEG", &[])?;
+    let po_number = beg.required(3, "purchase order number")?.into_owned();
+    let po_date = beg.element(5).map(|d| date(beg, 5, &d)).transpose()?;
+    let lines = item_lines(source, "PO1")?;
+    let stated_total =
+        source.find("AMT", &["TT"]).map(|a| decimal(a, 2, &a.required(2, "amount")?, b'.', 0)).transpose()?;
+    let envelope = source.envelope(
+        EventType::PurchaseOrderReceived,
+        &po_number,
+        Some(&po_number),
+        po_date.map(|d| timestamp(d, None)),
+    );
+    Ok(PurchaseOrderReceived {
+        envelope,
+        purpose: beg.element(1).map(|v| v.trim().to_owned()),
+        po_date,
+        buyer: n1_party(source, &["BY"]).unwrap_or_else(|| envelope_party(&source.interchange.sender_id)),
+        seller: n1_party(source, &["SE", "SU", "VN"])
+            .unwrap_or_else(|| envelope_party(&source.interchange.receiver_id)),
+        ship_to: n1_party(source, &["ST"]),
+        currency: source.find("CUR", &["BY", "SE"]).and_then(|c| c.element(2)).map(|v| v.trim().to_owned()),
+        total_amount: stated_total.or_else(|| total(&lines)),
+        requested_delivery_date: dtm(source, &["002", "010"])?,
+        lines,
+        po_number,
+    }
+    .into())
+}
+
+fn order_response(source: &Source<'_>) -> Result<Event, EdiError> {
+    let bak = source.require("BAK", &[])?;
+    let po_number = bak.required(3, "purchase order number")?.into_owned();
+    let status = match bak.required(2, "acknowledgment type")?.as_ref() {
+        "AT" | "AK" => OrderResponseStatus::Accepted,
+        "AC" | "AE" => OrderResponseStatus::AcceptedWithChanges,
+        "RD" | "RF" | "RJ" => OrderResponseStatus::Rejected,
+        _ => OrderResponseStatus::Pending,
+    };
+    let response_date = bak.element(9).map(|d| date(bak, 9, &d)).transpose()?;
+    let envelope = source.envelope(
+        EventType::OrderResponseReceived,
+        &po_number,
+        Some(&po_number),
+        response_date.map(|d| timestamp(d, None)),
+    );
+    let note = source.find("MSG", &[]).and_then(|m| m.element(1)).map(|v| v.trim().to_owned());
+    Ok(OrderResponseReceived {
+        envelope,
+        response_date,
+        status,
+        buyer: n1_party(source, &["BY"]).unwrap_or_else(|| envelope_party(&source.interchange.receiver_id)),
+        seller: n1_party(source, &["SE", "SU", "VN"]).unwrap_or_else(|| envelope_party(&source.interchange.sender_id)),
+        lines: item_lines(source, "PO1")?,
+        note,
+        po_number,
+    }
+    .into())
+}
+
+fn ship_notice(source: &Source<'_>) -> Result<Event, EdiError> {
+    let bsn = source.require("BSN", &[])?;
+    let shipment_id = bsn.required(2, "shipment identification")?.into_owned();
+    let shipped_date = bsn.element(3).map(|d| date(bsn, 3, &d)).transpose()?;
+    let shipped_at = shipped_date.map(|d| timestamp(d, bsn.element(4).as_deref()));
+    let mut po_numbers: Vec<String> = Vec::new();
+    for prf in source.body().iter().filter(|s| s.tag == "PRF") {
+        let po = prf.required(1, "purchase order number")?.into_owned();
+        if !po_numbers.contains(&po) {
+            po_numbers.push(po);
+        }
+    }
+    // Item level: LIN carries the product, the SN1 after it the quantity shipped.
+    let mut lines: Vec<OrderLine> = Vec::new();
+    let mut product: Option<(Option<String>, Option<String>)> = None;
+    for segment in source.body() {
+        match segment.tag {
+            "LIN" => product = Some(product_ids(segment, 2)),
+            "SN1" => {
+                let quantity = decimal(segment, 2, &segment.required(2, "units shipped")?, b'.', 0)?;
+                let (seller, buyer) = product.take().unwrap_or_default();
+                let line_number =
+                    segment.element(1).map(|v| v.trim().to_owned()).unwrap_or_else(|| (lines.len() + 1).to_string());
+                lines.push(OrderLine {
+                    product_id: seller.or_else(|| buyer.clone()).unwrap_or_else(|| line_number.clone()),
+                    line_number,
+                    buyer_product_id: buyer,
+                    description: None,
+                    quantity,
+                    unit_of_measure: segment.required(3, "unit of measure")?.into_owned(),
+                    unit_price: None,
+                    line_amount: None,
+                });
+            }
+            _ => {}
+        }
+    }
+    let first_po = po_numbers.first().cloned();
+    let envelope = source.envelope(EventType::ShipNoticeReceived, &shipment_id, first_po.as_deref(), shipped_at);
+    let reference = |q: &[&str]| source.find("REF", q).and_then(|r| r.element(2)).map(|v| v.trim().to_owned());
+    Ok(ShipNoticeReceived {
+        envelope,
+        shipment_id,
+        po_numbers,
+        shipped_at,
+        estimated_delivery_date: dtm(source, &["017", "067"])?,
+        carrier: source
+            .find("TD5", &[])
+            .and_then(|t| t.element(3).or_else(|| t.element(5)))
+            .map(|v| v.trim().to_owned()),
+        tracking_number: reference(&["CN", "2I"]).or_else(|| reference(&["BM"])),
+        ship_from: n1_party(source, &["SF"]),
+        ship_to: n1_party(source, &["ST"]),
+        lines,
+    }
+    .into())
+}
+
+fn invoice(source: &Source<'_>) -> Result<Event, EdiError> {
+    let big = source.require("BIG", &[])?;
+    let invoice_date = date(big, 1, &big.required(1, "invoice date")?)?;
+    let invoice_number = big.required(2, "invoice number")?.into_owned();
+    let po_number = big.element(4).map(|v| v.trim().to_owned());
+    let tds = source.require("TDS", &[])?;
+    // TDS01 is N2: two implied decimal places.
+    let total_amount = decimal(tds, 1, &tds.required(1, "total invoice amount")?, b'.', 2)?;
+    let mut tax: Option<rust_decimal::Decimal> = None;
+    for txi in source.body().iter().filter(|s| s.tag == "TXI") {
+        if let Some(amount) = optional_decimal(txi, 2, b'.')? {
+            tax = Some(tax.unwrap_or_default() + amount.value());
+        }
+    }
+    let itd = source.find("ITD", &[]);
+    let due_date = match itd {
+        Some(itd) if itd.element(6).is_some() => itd.element(6).map(|d| date(itd, 6, &d)).transpose()?,
+        Some(itd) => itd
+            .element(7)
+            .and_then(|days| days.trim().parse::<i64>().ok())
+            .and_then(|days| invoice_date.value().checked_add_signed(chrono::Duration::days(days)))
+            .map(Date::new),
+        None => None,
+    };
+    let payment_terms = itd.and_then(|itd| {
+        itd.element(12).map(|v| v.trim().to_owned()).or_else(|| itd.element(7).map(|d| format!("NET{}", d.trim())))
+    });
+    let envelope = source.envelope(
+        EventType::InvoiceReceived,
+        &invoice_number,
+        po_number.as_deref(),
+        Some(timestamp(invoice_date, None)),
+    );
+    Ok(InvoiceReceived {
+        envelope,
+        invoice_date,
+        po_number,
+        buyer: n1_party(source, &["BT", "BY"]).unwrap_or_else(|| envelope_party(&source.interchange.receiver_id)),
+        seller: n1_party(source, &["SE", "RE", "SU", "RI"])
+            .unwrap_or_else(|| envelope_party(&source.interchange.sender_id)),
+        // X12 is a US standard: no CUR segment means US dollars.
+        currency: source
+            .find("CUR", &["SE", "BY"])
+            .and_then(|c| c.element(2))
+            .map_or_else(|| "USD".to_owned(), |v| v.trim().to_owned()),
+        due_date,
+        payment_terms,
+        lines: item_lines(source, "IT1")?,
+        tax_amount: tax.and_then(|t| gridsync_schemas::Decimal::new(t).ok()),
+        total_amount,
+        invoice_number,
+    }
+    .into())
+}

@@ -1,0 +1,164 @@
+//! Files in, events out: what each document maps to, exactly.
+
+use gridsync_edi::{map_interchange, parse, ErrorKind, MapContext};
+use gridsync_schemas::{
+    events::{EdiStandard, Event, OrderResponseStatus},
+    Timestamp,
+};
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+const CTX: MapContext<'static> =
+    MapContext { file_name: Some("inbound/file.edi"), ingested_at: Timestamp::from_millis(1_795_000_000_000) };
+
+fn events(bytes: &[u8]) -> Vec<Event> {
+    parse(bytes).unwrap().iter().flat_map(|ix| map_interchange(ix, &CTX).unwrap().events).collect()
+}
+
+fn json(event: &Event) -> serde_json::Value {
+    event.to_json().unwrap()
+}
+
+#[test]
+fn x12_850_maps_to_a_purchase_order_with_exact_amounts() {
+    let all = events(&fixture("x12_multi_interchange_crlf.edi"));
+    assert_eq!(all.len(), 3, "two 850s and an 810");
+    let Event::PurchaseOrderReceived(po) = &all[0] else { panic!("{:?}", all[0].event_type()) };
+    assert_eq!(po.po_number, "4500012345");
+    assert_eq!(po.po_date.map(|d| d.to_string()).as_deref(), Some("2026-11-25"));
+    assert_eq!(po.requested_delivery_date.map(|d| d.to_string()).as_deref(), Some("2026-12-02"));
+    assert_eq!(po.currency.as_deref(), Some("USD"));
+    assert_eq!((po.buyer.id.as_str(), po.buyer.name.as_deref()), ("ACME-BUYER", Some("Acme Retail Inc")));
+    assert_eq!(po.ship_to.as_ref().map(|p| p.id.as_str()), Some("DC-CHI"));
+    assert_eq!(po.seller.id, "GRIDSYNC");
+    let v = json(&all[0]);
+    assert_eq!(v["lines"][0]["product_id"], "SKU-1001");
+    assert_eq!(v["lines"][0]["buyer_product_id"], "ACM-1");
+    assert_eq!(v["lines"][0]["description"], "Blue widget, large");
+    assert_eq!(v["lines"][0]["quantity"], "120");
+    assert_eq!(v["lines"][0]["unit_price"], "9.95");
+    assert_eq!(v["lines"][0]["line_amount"], "1194", "exact, shown normalised");
+    assert_eq!(v["lines"][1]["unit_of_measure"], "CA");
+    assert_eq!(v["total_amount"], "2370", "120 × 9.95 + 48 × 24.5");
+
+    let envelope = &po.envelope;
+    assert_eq!(envelope.trading_partner_id, "ACME");
+    assert_eq!(envelope.business_key, "4500012345");
+    assert_eq!(envelope.correlation_id, "ACME/PO/4500012345");
+    assert_eq!(envelope.ingested_at, CTX.ingested_at);
+    let doc = envelope.trading_grid_document.as_ref().unwrap();
+    assert_eq!((doc.standard, doc.document_type.as_str()), (EdiStandard::X12, "850"));
+    assert_eq!(
+        (doc.interchange_control_number.as_str(), doc.group_control_number.as_deref()),
+        ("000000905", Some("905"))
+    );
+    assert_eq!((doc.transaction_control_number.as_str(), doc.file_name.as_deref()), ("0001", Some("inbound/file.edi")));
+    // Re-reading the same file yields the same ids; the second PO has its own.
+    assert_eq!(events(&fixture("x12_multi_interchange_crlf.edi"))[0].envelope().event_id, envelope.event_id);
+    assert_ne!(all[2].envelope().event_id, envelope.event_id);
+}
+
+#[test]
+fn x12_810_maps_to_an_invoice_with_implied_decimals_and_terms() {
+    let all = events(&fixture("x12_multi_interchange_crlf.edi"));
+    let Event::InvoiceReceived(inv) = &all[1] else { panic!("{:?}", all[1].event_type()) };
+    assert_eq!(inv.invoice_number, "INV-88001");
+    assert_eq!(inv.invoice_date.to_string(), "2026-11-26");
+    assert_eq!(inv.po_number.as_deref(), Some("4500012345"));
+    assert_eq!(inv.total_amount.to_string(), "2370", "TDS*237000 has two implied decimals");
+    assert_eq!(inv.due_date.map(|d| d.to_string()).as_deref(), Some("2026-12-26"), "ITD07: net 30 days");
+    assert_eq!(inv.payment_terms.as_deref(), Some("NET30"));
+    assert_eq!((inv.buyer.id.as_str(), inv.seller.id.as_str()), ("ACME-BUYER", "GRIDSYNC"));
+    assert_eq!(inv.lines.len(), 2);
+    assert_eq!(inv.envelope.correlation_id, "ACME/PO/4500012345", "the invoice joins its PO's transaction");
+}
+
+#[test]
+fn x12_856_maps_to_a_ship_notice() {
+    let all = events(&fixture("x12_pipes_00501_no_newlines.edi"));
+    let Event::ShipNoticeReceived(asn) = &all[0] else { panic!() };
+    assert_eq!(asn.shipment_id, "SHIP-3321");
+    assert_eq!(asn.po_numbers, ["4500012345"]);
+    assert_eq!(asn.shipped_at.map(|t| t.to_string()).as_deref(), Some("2026-11-27T09:00:00.000Z"));
+    assert_eq!(asn.carrier.as_deref(), Some("DHLX"));
+    assert_eq!(asn.tracking_number.as_deref(), Some("BOL-99812"));
+    assert_eq!((asn.lines[0].product_id.as_str(), asn.lines[0].quantity.to_string()), ("SKU-1001", "120".to_owned()));
+    assert_eq!(asn.envelope.correlation_id, "GLOBEX/PO/4500012345");
+}
+
+#[test]
+fn edifact_orders_map_with_the_una_decimal_comma() {
+    let all = events(&fixture("edifact_una_group_release.edi"));
+    assert_eq!(all.len(), 2);
+    let Event::PurchaseOrderReceived(po) = &all[0] else { panic!() };
+    assert_eq!(po.po_number, "PO-DE-7781");
+    assert_eq!(po.purpose.as_deref(), Some("9"));
+    assert_eq!(po.currency.as_deref(), Some("EUR"));
+    assert_eq!(po.requested_delivery_date.map(|d| d.to_string()).as_deref(), Some("2026-12-03"));
+    assert_eq!(
+        (po.buyer.id.as_str(), po.buyer.id_qualifier.as_deref(), po.buyer.name.as_deref()),
+        ("5412345000013", Some("9"), Some("Acme Retail GmbH"))
+    );
+    let v = json(&all[0]);
+    assert_eq!(v["lines"][0]["product_id"], "4000862141404");
+    assert_eq!(v["lines"][0]["unit_price"], "12.5");
+    assert_eq!(v["lines"][1]["quantity"], "6.5");
+    assert_eq!(v["total_amount"], "620.8", "48 × 12,50 + 6,5 × 3,2");
+    let doc = po.envelope.trading_grid_document.as_ref().unwrap();
+    assert_eq!(
+        (doc.standard, doc.group_control_number.as_deref(), doc.transaction_control_number.as_str()),
+        (EdiStandard::Edifact, Some("GRP7"), "M0001")
+    );
+    assert_eq!(all[1].envelope().business_key, "PO-DE-7782");
+}
+
+#[test]
+fn edifact_invoic_and_desadv_map() {
+    let all = events(&fixture("edifact_default_separators_one_line.edi"));
+    let Event::InvoiceReceived(inv) = &all[0] else { panic!() };
+    assert_eq!((inv.invoice_number.as_str(), inv.currency.as_str()), ("INV-DE-5001", "EUR"));
+    assert_eq!(inv.total_amount.to_string(), "714");
+    assert_eq!(inv.lines[0].line_amount.map(|a| a.to_string()).as_deref(), Some("600"));
+    assert_eq!(inv.envelope.correlation_id, "4012345500004/PO/PO-DE-7781");
+    let Event::ShipNoticeReceived(asn) = &all[1] else { panic!() };
+    assert_eq!(
+        (asn.shipment_id.as_str(), asn.po_numbers.as_slice()),
+        ("DN-5550", ["PO-DE-7781".to_owned()].as_slice())
+    );
+    assert_eq!(asn.lines[0].quantity.to_string(), "48");
+}
+
+#[test]
+fn order_responses_in_both_standards() {
+    let x12 = b"ISA*00*          *00*          *ZZ*SUPPLIER       *ZZ*GRIDSYNC       *261125*1432*U*00401*000000077*0*P*>~GS*PR*SUPPLIER*GRIDSYNC*20261125*1432*77*X*004010~ST*855*0001~BAK*00*AC*4500012345*20261125*****20261126~PO1*1*100*EA*9.95**VP*SKU-1001~ACK*IB*20*EA~SE*5*0001~GE*1*77~IEA*1*000000077~";
+    let x = events(x12);
+    let [Event::OrderResponseReceived(x)] = x.as_slice() else { panic!("{x:?}") };
+    assert_eq!((x.po_number.as_str(), x.status), ("4500012345", OrderResponseStatus::AcceptedWithChanges));
+    assert_eq!(x.response_date.map(|d| d.to_string()).as_deref(), Some("2026-11-26"));
+    let edifact = b"UNB+UNOA:2+SUP:14+GS:14+261125:1432+9'UNH+1+ORDRSP:D:96A:UN'BGM+231+RSP-1+27'DTM+137:20261125:102'RFF+ON:PO-DE-7781'UNT+5+1'UNZ+1+9'";
+    let e = events(edifact);
+    let [Event::OrderResponseReceived(e)] = e.as_slice() else { panic!("{e:?}") };
+    assert_eq!((e.po_number.as_str(), e.status), ("PO-DE-7781", OrderResponseStatus::Rejected));
+}
+
+#[test]
+fn unsupported_documents_are_skipped_and_bad_values_are_precise() {
+    let inventory = b"ISA*00*          *00*          *ZZ*ACME           *ZZ*GRIDSYNC       *261125*1432*U*00401*000000001*0*P*>~GS*IB*ACME*GRIDSYNC*20261125*1432*1*X*004010~ST*846*0001~BIA*00*SI*INV1*20261125~SE*3*0001~GE*1*1~IEA*1*000000001~";
+    let ix = parse(inventory).unwrap();
+    let mapped = map_interchange(&ix[0], &CTX).unwrap();
+    assert!(mapped.events.is_empty());
+    assert_eq!(mapped.skipped, [("846".to_owned(), "0001".to_owned())]);
+
+    let bad_quantity = b"ISA*00*          *00*          *ZZ*ACME           *ZZ*GRIDSYNC       *261125*1432*U*00401*000000001*0*P*>~GS*PO*ACME*GRIDSYNC*20261125*1432*1*X*004010~ST*850*0001~BEG*00*SA*PO1**20261125~PO1*1*twelve*EA*9.95~SE*4*0001~GE*1*1~IEA*1*000000001~";
+    let ix = parse(bad_quantity).unwrap();
+    let err = map_interchange(&ix[0], &CTX).unwrap_err();
+    assert_eq!((err.kind, err.segment, err.element), (ErrorKind::InvalidValue, 5, Some(2)));
+    assert_eq!(err.to_string(), "segment 5, element 2: PO102: \"twelve\" is not a decimal");
+
+    let no_beg = b"ISA*00*          *00*          *ZZ*ACME           *ZZ*GRIDSYNC       *261125*1432*U*00401*000000001*0*P*>~GS*PO*ACME*GRIDSYNC*20261125*1432*1*X*004010~ST*850*0001~SE*2*0001~GE*1*1~IEA*1*000000001~";
+    let err = map_interchange(&parse(no_beg).unwrap()[0], &CTX).unwrap_err();
+    assert_eq!((err.kind, err.segment), (ErrorKind::MissingElement, 3));
+    assert!(err.message.contains("850 0001 has no BEG segment"));
+}
