@@ -41,7 +41,8 @@ fn x12_file(interchanges: usize, lines: usize) -> Vec<u8> {
 fn edifact_file(messages: usize, lines: usize) -> Vec<u8> {
     let mut out = String::from("UNA:+.? 'UNB+UNOC:3+5412345000013:14+4012345500004:14+261125:1432+ICR1'");
     for m in 0..messages {
-        let mut segments = vec![format!("UNH+M{m}+ORDERS:D:96A:UN"), format!("BGM+220+PO-{m}+9"), "DTM+137:20261125:102".to_owned()];
+        let mut segments =
+            vec![format!("UNH+M{m}+ORDERS:D:96A:UN"), format!("BGM+220+PO-{m}+9"), "DTM+137:20261125:102".to_owned()];
         segments.push("FTX+AAI+++Deliver to dock 3?: rear entrance ?+ call ahead".to_owned());
         segments.push("NAD+BY+5412345000013::9++Acme Retail GmbH".to_owned());
         for l in 0..lines {
@@ -61,13 +62,17 @@ fn edifact_file(messages: usize, lines: usize) -> Vec<u8> {
 
 fn throughput(c: &mut Criterion) {
     let ctx = MapContext { file_name: None, ingested_at: Timestamp::from_millis(0) };
-    for (name, file) in [("x12_2000_interchanges", x12_file(2000, 20)), ("edifact_2000_messages", edifact_file(2000, 20))] {
+    for (name, file) in
+        [("x12_2000_interchanges", x12_file(2000, 20)), ("edifact_2000_messages", edifact_file(2000, 20))]
+    {
         let mut group = c.benchmark_group(name);
         group.throughput(Throughput::Bytes(file.len() as u64));
         group.bench_function("parse", |b| b.iter(|| parse(&file).map(|i| i.len())));
         group.bench_function("parse_and_map", |b| {
             b.iter(|| {
-                parse(&file).map(|ixs| ixs.iter().map(|ix| map_interchange(ix, &ctx).map(|m| m.events.len()).unwrap_or(0)).sum::<usize>())
+                parse(&file).map(|ixs| {
+                    ixs.iter().map(|ix| map_interchange(ix, &ctx).map(|m| m.events.len()).unwrap_or(0)).sum::<usize>()
+                })
             })
         });
         group.finish();

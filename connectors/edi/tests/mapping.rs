@@ -144,6 +144,54 @@ fn order_responses_in_both_standards() {
 }
 
 #[test]
+fn remittance_advices_in_both_standards() {
+    let x12 = b"ISA*00*          *00*          *ZZ*ACME           *ZZ*GRIDSYNC       *261125*1432*U*00401*000000078*0*P*>~GS*RA*ACME*GRIDSYNC*20261125*1432*78*X*004010~ST*820*0001~BPR*C*2357.5*C*ACH*CCP*01*011000015*DA*123456*1512345678**01*031000053*DA*987654*20261224~TRN*1*PAY-20261224-01~N1*PR*Acme Retail Inc*92*ACME-BUYER~N1*PE*Gridsync Supplies*92*GRIDSYNC~ENT*1~RMR*IV*INV-88001**2357.5*2370~ADX*-12.5*CS~SE*9*0001~GE*1*78~IEA*1*000000078~";
+    let x = events(x12);
+    let [Event::RemittanceAdviceReceived(x)] = x.as_slice() else { panic!("{x:?}") };
+    assert_eq!((x.payment_reference.as_str(), x.total_amount.to_string()), ("PAY-20261224-01", "2357.5".to_owned()));
+    assert_eq!(x.payment_date.map(|d| d.to_string()).as_deref(), Some("2026-12-24"));
+    assert_eq!((x.payer.id.as_str(), x.payee.id.as_str(), x.currency.as_str()), ("ACME-BUYER", "GRIDSYNC", "USD"));
+    assert_eq!(x.remittances.len(), 1);
+    assert_eq!(x.remittances[0].invoice_number, "INV-88001");
+    assert_eq!(x.remittances[0].adjustment_amount.map(|a| a.to_string()).as_deref(), Some("-12.5"));
+    assert_eq!(x.remittances[0].adjustment_reason.as_deref(), Some("CS"));
+
+    let edifact = b"UNB+UNOA:2+BUYER:14+GS:14+261224:0800+11'UNH+1+REMADV:D:96A:UN'BGM+481+PAY-DE-1+9'DTM+203:20261224:102'MOA+9:714.00'CUX+2:EUR:11'NAD+PR+5412345000013::9'DOC+380+INV-DE-5001'MOA+12:714.00'UNT+9+1'UNZ+1+11'";
+    let e = events(edifact);
+    let [Event::RemittanceAdviceReceived(e)] = e.as_slice() else { panic!("{e:?}") };
+    assert_eq!(
+        (e.payment_reference.as_str(), e.currency.as_str(), e.total_amount.to_string()),
+        ("PAY-DE-1", "EUR", "714".to_owned())
+    );
+    assert_eq!(
+        (e.remittances[0].invoice_number.as_str(), e.remittances[0].amount_paid.to_string()),
+        ("INV-DE-5001", "714".to_owned())
+    );
+    assert_eq!(e.payer.id, "5412345000013");
+}
+
+#[test]
+fn delivery_confirmations_in_both_standards() {
+    let x12 = b"ISA*00*          *00*          *ZZ*CARRIER        *ZZ*GRIDSYNC       *261128*1600*U*00401*000000079*0*P*>~GS*QM*CARRIER*GRIDSYNC*20261128*1600*79*X*004010~ST*214*0001~B10*PRO-7781*SHIP-3321*DHLX~L11*4500012345*PO~AT7*D1*NS***20261128*1530~MS1*CHICAGO*IL~SE*6*0001~GE*1*79~IEA*1*000000079~";
+    let x = events(x12);
+    let [Event::DeliveryConfirmed(x)] = x.as_slice() else { panic!("{x:?}") };
+    assert_eq!(
+        (x.shipment_id.as_str(), x.status_code.as_str(), x.po_number.as_deref()),
+        ("SHIP-3321", "D1", Some("4500012345"))
+    );
+    assert_eq!(x.delivered_at.to_string(), "2026-11-28T15:30:00.000Z");
+    assert_eq!(x.location.as_deref(), Some("CHICAGO, IL"));
+    assert_eq!(x.envelope.correlation_id, "CARRIER/PO/4500012345");
+
+    let edifact = b"UNB+UNOA:2+CARRIER:14+GS:14+261128:1600+12'UNH+1+IFTSTA:D:96A:UN'BGM+23+ST-1+9'CNI+1+DN-5550'STS+1+21'RFF+ON:PO-DE-7781'DTM+334:20261128:102'LOC+10+:::Berlin'NAD+CN+++J. Schmidt'UNT+9+1'UNZ+1+12'";
+    let e = events(edifact);
+    let [Event::DeliveryConfirmed(e)] = e.as_slice() else { panic!("{e:?}") };
+    assert_eq!((e.shipment_id.as_str(), e.status_code.as_str()), ("DN-5550", "21"));
+    assert_eq!(e.delivered_at.to_string(), "2026-11-28T00:00:00.000Z");
+    assert_eq!((e.location.as_deref(), e.received_by.as_deref()), (Some("Berlin"), Some("J. Schmidt")));
+}
+
+#[test]
 fn unsupported_documents_are_skipped_and_bad_values_are_precise() {
     let inventory = b"ISA*00*          *00*          *ZZ*ACME           *ZZ*GRIDSYNC       *261125*1432*U*00401*000000001*0*P*>~GS*IB*ACME*GRIDSYNC*20261125*1432*1*X*004010~ST*846*0001~BIA*00*SI*INV1*20261125~SE*3*0001~GE*1*1~IEA*1*000000001~";
     let ix = parse(inventory).unwrap();

@@ -2,8 +2,8 @@
 
 use gridsync_schemas::{
     events::{
-        InvoiceReceived, OrderLine, OrderResponseReceived, OrderResponseStatus, Party, PurchaseOrderReceived,
-        ShipNoticeReceived,
+        DeliveryConfirmed, InvoiceReceived, OrderLine, OrderResponseReceived, OrderResponseStatus, Party,
+        PurchaseOrderReceived, RemittanceAdviceReceived, RemittedInvoice, ShipNoticeReceived,
     },
     Date, Decimal, Event, EventType,
 };
@@ -21,6 +21,8 @@ pub(crate) fn map(source: &Source<'_>) -> Result<Event, EdiError> {
         "ORDRSP" => order_response(source),
         "DESADV" => ship_notice(source),
         "INVOIC" => invoice(source),
+        "REMADV" => remittance_advice(source),
+        "IFTSTA" => delivery_status(source),
         _ => Err(source.unsupported()),
     }
 }
@@ -274,6 +276,94 @@ fn invoice(source: &Source<'_>) -> Result<Event, EdiError> {
         tax_amount: amount(source, &["124", "176", "150"])?,
         total_amount,
         invoice_number,
+    }
+    .into())
+}
+
+fn remittance_advice(source: &Source<'_>) -> Result<Event, EdiError> {
+    let (payment_reference, _) = document_number(source)?;
+    let missing = |what: &str| {
+        EdiError::new(
+            crate::ErrorKind::MissingElement,
+            source.tx.segments[0].index,
+            None,
+            format!("REMADV {payment_reference} has no {what}"),
+        )
+    };
+    let mark = source.mark();
+    // Each DOC is one invoice; the MOA+12 after it is the amount paid.
+    let mut remittances: Vec<RemittedInvoice> = Vec::new();
+    let mut header_total = None;
+    for segment in source.body() {
+        match (segment.tag, segment.component(1, 1).as_deref().map(str::trim)) {
+            ("DOC", _) => remittances.push(RemittedInvoice {
+                invoice_number: segment.required_component(2, 1, "document number")?,
+                amount_paid: Decimal::default(),
+                adjustment_amount: None,
+                adjustment_reason: None,
+            }),
+            ("MOA", Some(qualifier)) => {
+                let value = segment.component(1, 2).map(|v| decimal(segment, 1, &v, mark, 0)).transpose()?;
+                match (remittances.last_mut(), qualifier) {
+                    (Some(invoice), "12") => invoice.amount_paid = value.unwrap_or_default(),
+                    (Some(invoice), "52") => invoice.adjustment_amount = value,
+                    (None, "9" | "12") => header_total = header_total.or(value),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    let total_amount = header_total.ok_or_else(|| missing("total (MOA+9 before the first DOC)"))?;
+    let payment_date = dtm(source, &["203", "137"])?;
+    let envelope = source.envelope(
+        EventType::RemittanceAdviceReceived,
+        &payment_reference,
+        None,
+        payment_date.map(|d| timestamp(d, None)),
+    );
+    Ok(RemittanceAdviceReceived {
+        envelope,
+        payment_date,
+        payer: nad_party(source, &["PR"]).unwrap_or_else(|| envelope_party(&source.interchange.sender_id)),
+        payee: nad_party(source, &["PE"]).unwrap_or_else(|| envelope_party(&source.interchange.receiver_id)),
+        currency: currency(source).ok_or_else(|| missing("currency (CUX)"))?,
+        total_amount,
+        remittances,
+        payment_reference,
+    }
+    .into())
+}
+
+fn delivery_status(source: &Source<'_>) -> Result<Event, EdiError> {
+    let cni = source.require("CNI", &[])?;
+    let shipment_id = cni.required_component(2, 1, "consignment reference")?;
+    let sts = source.require("STS", &[])?;
+    let status_code = sts.required_component(2, 1, "status event")?;
+    let missing = || {
+        EdiError::new(
+            crate::ErrorKind::MissingElement,
+            sts.index,
+            None,
+            format!("IFTSTA {shipment_id} has no status date (DTM+334/8/11)"),
+        )
+    };
+    let delivered = dtm(source, &["334", "8", "11"])?.ok_or_else(missing)?;
+    let delivered_at = timestamp(delivered, None);
+    let po_number = reference(source, "ON");
+    let envelope =
+        source.envelope(EventType::DeliveryConfirmed, &shipment_id, po_number.as_deref(), Some(delivered_at));
+    Ok(DeliveryConfirmed {
+        envelope,
+        shipment_id,
+        po_number,
+        delivered_at,
+        status_code,
+        received_by: source.find("NAD", &["CN", "DP"]).and_then(|n| n.component(4, 1)).map(|v| v.trim().to_owned()),
+        location: source
+            .find("LOC", &[])
+            .and_then(|l| l.component(2, 4).or_else(|| l.component(2, 1)))
+            .map(|v| v.trim().to_owned()),
     }
     .into())
 }

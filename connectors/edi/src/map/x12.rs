@@ -2,8 +2,8 @@
 
 use gridsync_schemas::{
     events::{
-        InvoiceReceived, OrderLine, OrderResponseReceived, OrderResponseStatus, Party, PurchaseOrderReceived,
-        ShipNoticeReceived,
+        DeliveryConfirmed, InvoiceReceived, OrderLine, OrderResponseReceived, OrderResponseStatus, Party,
+        PurchaseOrderReceived, RemittanceAdviceReceived, RemittedInvoice, ShipNoticeReceived,
     },
     Date, Event, EventType,
 };
@@ -21,6 +21,8 @@ pub(crate) fn map(source: &Source<'_>) -> Result<Event, EdiError> {
         "855" => order_response(source),
         "856" => ship_notice(source),
         "810" => invoice(source),
+        "820" => remittance_advice(source),
+        "214" => delivery_status(source),
         _ => Err(source.unsupported()),
     }
 }
@@ -261,4 +263,73 @@ fn invoice(source: &Source<'_>) -> Result<Event, EdiError> {
         invoice_number,
     }
     .into())
+}
+
+fn remittance_advice(source: &Source<'_>) -> Result<Event, EdiError> {
+    let bpr = source.require("BPR", &[])?;
+    let total_amount = decimal(bpr, 2, &bpr.required(2, "total payment amount")?, b'.', 0)?;
+    let payment_date = bpr.element(16).map(|d| date(bpr, 16, &d)).transpose()?;
+    let trn = source.require("TRN", &[])?;
+    let payment_reference = trn.required(2, "payment reference")?.into_owned();
+    // Each RMR*IV is one invoice; an ADX after it adjusts that invoice.
+    let mut remittances: Vec<RemittedInvoice> = Vec::new();
+    for segment in source.body() {
+        match segment.tag {
+            "RMR" if segment.element(1).is_some_and(|q| q.trim() == "IV") => remittances.push(RemittedInvoice {
+                invoice_number: segment.required(2, "invoice number")?.into_owned(),
+                amount_paid: decimal(segment, 4, &segment.required(4, "amount paid")?, b'.', 0)?,
+                adjustment_amount: None,
+                adjustment_reason: None,
+            }),
+            "ADX" => {
+                if let Some(last) = remittances.last_mut() {
+                    last.adjustment_amount = optional_decimal(segment, 1, b'.')?;
+                    last.adjustment_reason = segment.element(2).map(|v| v.trim().to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    let envelope = source.envelope(
+        EventType::RemittanceAdviceReceived,
+        &payment_reference,
+        None,
+        payment_date.map(|d| timestamp(d, None)),
+    );
+    Ok(RemittanceAdviceReceived {
+        envelope,
+        payment_reference,
+        payment_date,
+        payer: n1_party(source, &["PR"]).unwrap_or_else(|| envelope_party(&source.interchange.sender_id)),
+        payee: n1_party(source, &["PE"]).unwrap_or_else(|| envelope_party(&source.interchange.receiver_id)),
+        currency: source
+            .find("CUR", &["PR", "PE"])
+            .and_then(|c| c.element(2))
+            .map_or_else(|| "USD".to_owned(), |v| v.trim().to_owned()),
+        total_amount,
+        remittances,
+    }
+    .into())
+}
+
+fn delivery_status(source: &Source<'_>) -> Result<Event, EdiError> {
+    let b10 = source.require("B10", &[])?;
+    let shipment_id = b10.required(2, "shipment identification number")?.into_owned();
+    let at7 = source.require("AT7", &[])?;
+    let status_code = at7.required(1, "shipment status code")?.into_owned();
+    let delivered_date = date(at7, 5, &at7.required(5, "status date")?)?;
+    let delivered_at = timestamp(delivered_date, at7.element(6).as_deref());
+    let po_number = source
+        .body()
+        .iter()
+        .find(|s| s.tag == "L11" && s.element(2).is_some_and(|q| q.trim() == "PO"))
+        .and_then(|s| s.element(1))
+        .map(|v| v.trim().to_owned());
+    let location = source.find("MS1", &[]).map(|m| {
+        [m.element(1), m.element(2)].into_iter().flatten().map(|v| v.trim().to_owned()).collect::<Vec<_>>().join(", ")
+    });
+    let envelope =
+        source.envelope(EventType::DeliveryConfirmed, &shipment_id, po_number.as_deref(), Some(delivered_at));
+    Ok(DeliveryConfirmed { envelope, shipment_id, po_number, delivered_at, status_code, received_by: None, location }
+        .into())
 }
