@@ -13,6 +13,8 @@ local_dir=${GRIDSYNC_LOCAL_DIR:-$root/.local}
 export GRIDSYNC_BROKERS=${GRIDSYNC_BROKERS:-127.0.0.1:${GRIDSYNC_BROKER_PORT:-9092}}
 export PATH="$HOME/.cargo/bin:$PATH"
 bin=$root/target/debug
+# The Trading Grid inbound mailbox: drop EDI files into $GRIDSYNC_TG_MAILBOX_DIR/inbound.
+export GRIDSYNC_TG_MAILBOX_DIR=${GRIDSYNC_TG_MAILBOX_DIR:-$local_dir/tg-mailbox}
 
 # name and metrics port of every long-running binary
 components=(
@@ -81,11 +83,19 @@ start() {
         curl -fs "http://127.0.0.1:$2/readyz" >/dev/null || { echo "$1 is not ready; see $local_dir/logs/$1.log" >&2; exit 1; }
     done
     "$bin/gridsync" demo --count 3 | tail -n 1
+    # Sample partner files (X12 and EDIFACT) through the Trading Grid mailbox.
+    mkdir -p "$GRIDSYNC_TG_MAILBOX_DIR/inbound"
+    for f in "$root"/connectors/edi/tests/fixtures/*.edi; do
+        cp "$f" "$GRIDSYNC_TG_MAILBOX_DIR/inbound/$(date +%s%N)-$(basename "$f")"
+    done
+    echo "dropped $(ls "$root"/connectors/edi/tests/fixtures/*.edi | wc -l) sample EDI files into $GRIDSYNC_TG_MAILBOX_DIR/inbound"
     echo
     echo "gridsync is running on $GRIDSYNC_BROKERS:"
     status
     echo
     echo "Try: curl -s http://127.0.0.1:9475/metrics | grep gridsync_events_observed_total"
+    echo "     ls $GRIDSYNC_TG_MAILBOX_DIR/processed $GRIDSYNC_TG_MAILBOX_DIR/quarantine"
+    echo "     $bin/gridsync edi inspect <file>       (what an EDI file maps to)"
     echo "     $bin/gridsync dlq show billing        (dead letters)"
     echo "Stop: deploy/run-local.sh stop"
 }

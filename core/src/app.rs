@@ -40,6 +40,8 @@ pub enum AppError {
     Publish(#[from] crate::kafka::PublishError),
     #[error(transparent)]
     Consumer(#[from] crate::kafka::consumer::ConsumerError),
+    #[error("{0}")]
+    Source(Box<dyn std::error::Error + Send + Sync>),
     #[error("{what}: {source}")]
     Io {
         what: &'static str,
@@ -176,14 +178,20 @@ impl Handler for ObservingHandler {
     }
 }
 
-/// Flags every producer binary takes.
+/// Flags every producer binary takes, and its own (`A`).
 #[derive(Debug, Parser)]
-pub struct ProducerCli {
+pub struct ProducerCli<A: clap::Args> {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
+    #[command(flatten)]
+    pub source: A,
 }
+
+/// For a producer without flags of its own.
+#[derive(Debug, clap::Args)]
+pub struct NoArgs {}
 
 /// What a producer's event source gets.
 pub struct ProducerDeps {
@@ -195,18 +203,22 @@ pub struct ProducerDeps {
 
 /// The whole `main` of a producer binary: telemetry, the event producer, then
 /// `source` until SIGTERM/SIGINT; queued records are flushed before exit.
-pub fn producer_main<F, Fut>(name: &str, default_metrics_port: u16, source: F) -> std::process::ExitCode
+pub fn producer_main<A, F, Fut>(name: &str, default_metrics_port: u16, source: F) -> std::process::ExitCode
 where
-    F: FnOnce(ProducerDeps) -> Fut,
+    A: clap::Args,
+    F: FnOnce(ProducerDeps, A) -> Fut,
     Fut: std::future::Future<Output = Result<(), AppError>>,
 {
-    let cli = ProducerCli::parse();
+    let cli = ProducerCli::<A>::parse();
     let run = async move {
         let Runtime { shutdown, metrics, health, server } =
             Runtime::start(name, &cli.telemetry, &cli.kafka, default_metrics_port).await?;
         let producer = EventProducer::new(&cli.kafka, metrics.clone())?;
-        let result =
-            source(ProducerDeps { producer: producer.clone(), metrics, health, shutdown: shutdown.clone() }).await;
+        let result = source(
+            ProducerDeps { producer: producer.clone(), metrics, health, shutdown: shutdown.clone() },
+            cli.source,
+        )
+        .await;
         Runtime::finish(shutdown, server, &producer).await;
         tracing::info!("{name} stopped");
         result
@@ -232,21 +244,29 @@ fn block_on_main(name: &str, run: impl std::future::Future<Output = Result<(), A
     }
 }
 
-/// The source of a producer whose connector has not landed yet: ready once
-/// the brokers answer, then idle until shutdown.
-pub async fn await_connector(deps: ProducerDeps) -> Result<(), AppError> {
+/// Waits until the brokers answer (or shutdown); then the producer is ready.
+/// Returns false on shutdown.
+pub async fn wait_for_brokers(deps: &ProducerDeps) -> bool {
     loop {
         match deps.producer.check_brokers(std::time::Duration::from_secs(5)).await {
             Ok(brokers) => {
                 tracing::info!(brokers, "connected to Kafka; ready");
                 deps.health.set_ready(true);
-                break;
+                return true;
             }
             Err(e) => tracing::warn!(error = %e, "Kafka not reachable yet"),
         }
         if deps.shutdown.is_cancelled() {
-            return Ok(());
+            return false;
         }
+    }
+}
+
+/// The source of a producer whose connector has not landed yet: ready once
+/// the brokers answer, then idle until shutdown.
+pub async fn await_connector(deps: ProducerDeps, _: NoArgs) -> Result<(), AppError> {
+    if !wait_for_brokers(&deps).await {
+        return Ok(());
     }
     deps.shutdown.cancelled().await;
     deps.health.set_ready(false);

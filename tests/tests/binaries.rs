@@ -65,6 +65,7 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
             let child = Command::new(binary(name))
                 .args(["--brokers", &broker.brokers(), "--topic-prefix", &prefix])
                 .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--log-format", "json"])
+                .env("GRIDSYNC_TG_MAILBOX_DIR", logs.path().join("tg-mailbox"))
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(logs.path().join(format!("{name}.log"))).unwrap())
                 .spawn()

@@ -51,6 +51,25 @@ pub fn parse(input: &[u8]) -> Result<Vec<Interchange<'_>>, EdiError> {
     Ok(interchanges)
 }
 
+/// The interchange sender of a file, read as leniently as possible (for a file
+/// that does not parse): ISA06, or UNB02-1 with the default or UNA separators.
+pub fn sniff_sender(input: &[u8]) -> Option<String> {
+    let start = skip_blank(input, 0);
+    let rest = input.get(start..)?;
+    let text = |b: &[u8]| Some(String::from_utf8_lossy(b).trim().to_owned()).filter(|s| !s.is_empty());
+    if rest.starts_with(b"ISA") {
+        let separator = *rest.get(3)?;
+        return rest.split(|&b| b == separator).nth(6).and_then(text);
+    }
+    let (element, component, terminator) = match rest.get(..9) {
+        Some(una) if una.starts_with(b"UNA") => (una[4], una[3], una[8]),
+        _ => (b'+', b':', b'\''),
+    };
+    let unb = rest.windows(3).position(|w| w == b"UNB")?;
+    let segment = rest[unb..].split(|&b| b == terminator).next()?;
+    segment.split(|&b| b == element).nth(2)?.split(|&b| b == component).next().and_then(text)
+}
+
 /// Skips whitespace (and a UTF-8 byte order mark) between interchanges.
 fn skip_blank(input: &[u8], mut offset: usize) -> usize {
     if input[offset..].starts_with(&[0xEF, 0xBB, 0xBF]) {

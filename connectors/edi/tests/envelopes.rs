@@ -1,6 +1,6 @@
 //! Envelopes of real-world-shaped files, and precise errors for broken ones.
 
-use gridsync_edi::{parse, EdiError, ErrorKind, Standard};
+use gridsync_edi::{parse, sniff_sender, EdiError, ErrorKind, Standard};
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
@@ -205,4 +205,12 @@ fn edifact_envelope_errors_are_precise() {
 
     let bad_una = error("UNA:+.? +UNB+UNOA:2+S+R+261125:1432+7+UNZ+0+7+");
     assert_eq!(bad_una.kind, ErrorKind::BadSeparators);
+}
+
+#[test]
+fn the_sender_of_a_broken_file_is_still_found() {
+    assert_eq!(sniff_sender(format!("{ISA}\nGS*PO~ST*850").as_bytes()).as_deref(), Some("ACME"));
+    assert_eq!(sniff_sender(b"UNB+UNOA:2+SENDER:14+R:14+261125:1432+7'UNH+1").as_deref(), Some("SENDER"));
+    assert_eq!(sniff_sender(b"UNA|*.? !UNB*UNOA|2*OTHER|14*R*261125|1432*7!").as_deref(), Some("OTHER"));
+    assert_eq!(sniff_sender(b"garbage"), None);
 }

@@ -1,9 +1,10 @@
-//! The Trading Grid producer: publishes what arrives from Trading Grid (EDI
-//! files in the inbound mailbox, Lens status changes) as Avro events.
-//!
-//! The connector itself (EDI parsing, mailboxes, Lens polling) lands with its
-//! own issue; until then the binary connects, reports ready and waits.
+//! The Trading Grid producer: publishes what arrives from Trading Grid as Avro
+//! events. Today's source is the inbound mailbox (a local folder an AS2/SFTP
+//! gateway writes); SFTP and Lens polling come next.
+
+mod inbound;
+mod telemetry;
 
 fn main() -> std::process::ExitCode {
-    gridsync_core::app::producer_main("tg-producer", 9464, gridsync_core::app::await_connector)
+    gridsync_core::app::producer_main("tg-producer", 9464, inbound::run)
 }

@@ -1,0 +1,182 @@
+//! A mailbox in a local directory, where an AS2/SFTP gateway drops files.
+//!
+//! Layout under the root: `inbound/` (arrivals), `inbound/.processing/`
+//! (claimed), `processed/`, `quarantine/` (with a `.reason` file beside each
+//! file). Claiming is a rename within one file system, so it is atomic; a file
+//! left in `.processing/` by a crash is claimed again on the next start, never
+//! lost.
+
+use std::{
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
+
+use super::{Claimed, MailboxError, Outcome};
+
+/// Files still being written by the gateway: skipped until renamed.
+const IN_PROGRESS_SUFFIXES: [&str; 3] = [".tmp", ".part", ".filepart"];
+
+pub struct LocalMailbox {
+    inbound: PathBuf,
+    processing: PathBuf,
+    processed: PathBuf,
+    quarantine: PathBuf,
+    max_bytes: u64,
+}
+
+fn io(operation: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> MailboxError {
+    let path = path.to_owned();
+    move |source| MailboxError::Io { operation, path, source }
+}
+
+/// A name that cannot leave its directory and is not hidden or half-written.
+fn acceptable(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+        && name != ".."
+        && !IN_PROGRESS_SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
+impl LocalMailbox {
+    /// Creates the folders under `root` if they are missing.
+    pub async fn open(root: &Path, max_bytes: u64) -> Result<Self, MailboxError> {
+        let mailbox = LocalMailbox {
+            inbound: root.join("inbound"),
+            processing: root.join("inbound").join(".processing"),
+            processed: root.join("processed"),
+            quarantine: root.join("quarantine"),
+            max_bytes,
+        };
+        for dir in [&mailbox.processing, &mailbox.processed, &mailbox.quarantine] {
+            tokio::fs::create_dir_all(dir).await.map_err(io("creating", dir))?;
+        }
+        Ok(mailbox)
+    }
+
+    pub fn inbound_dir(&self) -> &Path {
+        &self.inbound
+    }
+
+    /// Regular files in `dir` with acceptable names, oldest first.
+    async fn files(dir: &Path) -> Result<Vec<(String, SystemTime)>, MailboxError> {
+        let mut entries = tokio::fs::read_dir(dir).await.map_err(io("listing", dir))?;
+        let mut files = Vec::new();
+        while let Some(entry) = entries.next_entry().await.map_err(io("listing", dir))? {
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            // symlink_metadata: a link is never followed out of the mailbox.
+            let Ok(meta) = tokio::fs::symlink_metadata(entry.path()).await else { continue };
+            if meta.is_file() && acceptable(&name) {
+                files.push((name, meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
+            }
+        }
+        files.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(files)
+    }
+
+    /// Files claimed before a crash: to be processed again first.
+    pub async fn unfinished(&self) -> Result<Vec<String>, MailboxError> {
+        Ok(Self::files(&self.processing).await?.into_iter().map(|(n, _)| n).collect())
+    }
+
+    /// Files waiting in `inbound/`.
+    pub async fn waiting(&self) -> Result<Vec<String>, MailboxError> {
+        Ok(Self::files(&self.inbound).await?.into_iter().map(|(n, _)| n).collect())
+    }
+
+    /// Claims a waiting file (or re-reads one already in `.processing/`).
+    /// `None` when another process claimed it first. A file over the size
+    /// limit is claimed without its bytes and reported in `too_large`.
+    pub async fn claim(&self, name: &str) -> Result<Option<Result<Claimed, String>>, MailboxError> {
+        if !acceptable(name) {
+            return Ok(None);
+        }
+        let claimed = self.processing.join(name);
+        let waiting = self.inbound.join(name);
+        if tokio::fs::symlink_metadata(&claimed).await.is_err() {
+            match tokio::fs::rename(&waiting, &claimed).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(io("claiming", &waiting)(e)),
+            }
+        }
+        let meta = tokio::fs::metadata(&claimed).await.map_err(io("reading", &claimed))?;
+        if meta.len() > self.max_bytes {
+            return Ok(Some(Err(format!("{name} is {} bytes; the limit is {}", meta.len(), self.max_bytes))));
+        }
+        let bytes = tokio::fs::read(&claimed).await.map_err(io("reading", &claimed))?;
+        let arrived = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        Ok(Some(Ok(Claimed { name: name.to_owned(), bytes, arrived })))
+    }
+
+    /// Moves a claimed file on. A quarantined file gets a `<name>.reason` beside it.
+    /// Returns where the file now is.
+    pub async fn finish(&self, name: &str, outcome: &Outcome) -> Result<PathBuf, MailboxError> {
+        let from = self.processing.join(name);
+        let dir = match outcome {
+            Outcome::Processed => &self.processed,
+            Outcome::Quarantined { .. } => &self.quarantine,
+        };
+        let mut to = dir.join(name);
+        // Never overwrite an earlier file of the same name.
+        let mut n = 1;
+        while tokio::fs::symlink_metadata(&to).await.is_ok() {
+            to = dir.join(format!("{name}.{n}"));
+            n += 1;
+        }
+        if let Outcome::Quarantined { reason } = outcome {
+            let reason_file =
+                to.with_file_name(format!("{}.reason", to.file_name().and_then(|f| f.to_str()).unwrap_or(name)));
+            tokio::fs::write(&reason_file, format!("{reason}\n")).await.map_err(io("writing", &reason_file))?;
+        }
+        tokio::fs::rename(&from, &to).await.map_err(io("moving", &from))?;
+        Ok(to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn claims_atomically_recovers_after_a_crash_and_never_overwrites() {
+        let root = tempfile::tempdir().unwrap();
+        let mailbox = LocalMailbox::open(root.path(), 1024).await.unwrap();
+        for (name, body) in
+            [("a.edi", "A"), ("b.edi", "B"), (".hidden", "H"), ("c.edi.part", "P"), ("big.edi", &"x".repeat(2000))]
+        {
+            std::fs::write(mailbox.inbound_dir().join(name), body).unwrap();
+        }
+        std::os::unix::fs::symlink("/etc/passwd", mailbox.inbound_dir().join("link.edi")).unwrap();
+        let mut waiting = mailbox.waiting().await.unwrap();
+        waiting.sort();
+        assert_eq!(waiting, ["a.edi", "b.edi", "big.edi"], "no hidden, partial or linked files");
+
+        let a = mailbox.claim("a.edi").await.unwrap().unwrap().unwrap();
+        assert_eq!(a.bytes, b"A");
+        assert!(mailbox.claim("a.edi").await.unwrap().is_some(), "a claimed file is re-read by its owner");
+        assert!(mailbox.claim("../etc/passwd").await.unwrap().is_none());
+        assert!(mailbox.claim("gone.edi").await.unwrap().is_none());
+        let too_large = mailbox.claim("big.edi").await.unwrap().unwrap().unwrap_err();
+        assert!(too_large.contains("2000 bytes; the limit is 1024"));
+
+        // A crash now: "a.edi" stays claimed and is found again on restart.
+        let reopened = LocalMailbox::open(root.path(), 1024).await.unwrap();
+        let mut unfinished = reopened.unfinished().await.unwrap();
+        unfinished.sort();
+        assert_eq!(unfinished, ["a.edi", "big.edi"]);
+
+        let done = reopened.finish("a.edi", &Outcome::Processed).await.unwrap();
+        assert_eq!(done, root.path().join("processed/a.edi"));
+        std::fs::write(mailbox.inbound_dir().join("a.edi"), "A again").unwrap();
+        reopened.claim("a.edi").await.unwrap().unwrap().unwrap();
+        let again = reopened.finish("a.edi", &Outcome::Processed).await.unwrap();
+        assert_eq!(again, root.path().join("processed/a.edi.1"));
+        assert_eq!(std::fs::read_to_string(root.path().join("processed/a.edi")).unwrap(), "A");
+
+        let q = reopened.finish("big.edi", &Outcome::Quarantined { reason: "too large".into() }).await.unwrap();
+        assert_eq!(q, root.path().join("quarantine/big.edi"));
+        assert_eq!(std::fs::read_to_string(root.path().join("quarantine/big.edi.reason")).unwrap(), "too large\n");
+        assert!(reopened.unfinished().await.unwrap().is_empty());
+    }
+}

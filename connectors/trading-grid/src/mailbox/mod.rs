@@ -1,0 +1,36 @@
+//! Inbound mailboxes: files arrive, are claimed atomically, processed, and
+//! moved on only once their work is durable.
+
+mod local;
+
+pub use local::LocalMailbox;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailboxError {
+    #[error("{operation} {path}: {source}")]
+    Io {
+        operation: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A file this process has claimed: nobody else will process it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// The file's name as it arrived (no directories).
+    pub name: String,
+    pub bytes: Vec<u8>,
+    /// When it arrived (its modification time), for end-to-end lag.
+    pub arrived: std::time::SystemTime,
+}
+
+/// How processing a claimed file ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its events are acknowledged by Kafka.
+    Processed,
+    /// It cannot be processed as it is; `reason` says why, precisely.
+    Quarantined { reason: String },
+}

@@ -1,0 +1,55 @@
+//! The producer's own metrics, beside the runtime's.
+
+use gridsync_core::{app::AppError, telemetry::Metrics};
+use prometheus::{exponential_buckets, histogram_opts, opts, HistogramVec, IntCounterVec};
+
+#[derive(Clone)]
+pub struct InboundMetrics {
+    documents: IntCounterVec,
+    files: IntCounterVec,
+    parse_failures: IntCounterVec,
+    bytes: IntCounterVec,
+    lag: HistogramVec,
+}
+
+impl InboundMetrics {
+    pub fn register(metrics: &Metrics) -> Result<Self, AppError> {
+        let documents = IntCounterVec::new(
+            opts!("tg_documents_total", "Documents published, by type and partner."),
+            &["document_type", "partner"],
+        )?;
+        let files = IntCounterVec::new(opts!("tg_files_total", "Inbound files by outcome."), &["outcome"])?;
+        let parse_failures =
+            IntCounterVec::new(opts!("tg_parse_failures_total", "Quarantined files by reason."), &["reason"])?;
+        let bytes = IntCounterVec::new(opts!("tg_bytes_total", "Bytes of inbound files processed."), &["outcome"])?;
+        let lag = HistogramVec::new(
+            histogram_opts!(
+                "tg_file_to_ack_seconds",
+                "From a file's arrival to Kafka's acknowledgement of its last event.",
+                exponential_buckets(0.005, 2.0, 16)?
+            ),
+            &["outcome"],
+        )?;
+        for c in [&documents, &files, &parse_failures, &bytes] {
+            metrics.register(Box::new(c.clone()))?;
+        }
+        metrics.register(Box::new(lag.clone()))?;
+        Ok(InboundMetrics { documents, files, parse_failures, bytes, lag })
+    }
+
+    pub fn document(&self, document_type: &str, partner: &str) {
+        self.documents.with_label_values(&[document_type, partner]).inc();
+    }
+
+    pub fn file(&self, outcome: &str, bytes: usize, arrived: std::time::SystemTime) {
+        self.files.with_label_values(&[outcome]).inc();
+        self.bytes.with_label_values(&[outcome]).inc_by(bytes as u64);
+        if let Ok(lag) = arrived.elapsed() {
+            self.lag.with_label_values(&[outcome]).observe(lag.as_secs_f64());
+        }
+    }
+
+    pub fn parse_failure(&self, reason: &str) {
+        self.parse_failures.with_label_values(&[reason]).inc();
+    }
+}
