@@ -146,6 +146,16 @@ impl Pipeline {
     }
 }
 
+/// A binary of the workspace, next to the running test's own folder
+/// (`target/<profile>/deps/<test>` → `target/<profile>/<name>`). The workspace's
+/// binaries are built by `cargo test --workspace`.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let path = exe.parent().and_then(Path::parent).map(|dir| dir.join(name)).unwrap_or_default();
+    assert!(path.is_file(), "{} is not built: run `cargo test --workspace`", path.display());
+    path
+}
+
 /// A prefix no other test in this process uses: isolates topics and groups.
 pub fn unique_prefix(name: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);

@@ -4,24 +4,15 @@
 //! on SIGTERM. Needs the workspace's binaries: `cargo test --workspace`.
 
 use std::{
-    path::PathBuf,
     process::{Child, Command, Output, Stdio},
     time::Duration,
 };
 
-use gridsync_tests::{free_port, unique_prefix, wait_until, Broker};
+use gridsync_tests::{free_port, unique_prefix, wait_until, workspace_binary, Broker};
 use nix::{sys::signal, unistd::Pid};
 
-fn binary(name: &str) -> PathBuf {
-    // target/<profile>/deps/<test> → target/<profile>/<name>
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().and_then(|deps| deps.parent()).unwrap().join(name);
-    assert!(path.is_file(), "{} is not built: run `cargo test --workspace`", path.display());
-    path
-}
-
 fn gridsync(args: &[&str], broker: &Broker, prefix: &str) -> Output {
-    Command::new(binary("gridsync"))
+    Command::new(workspace_binary("gridsync"))
         .args(args)
         .args(["--brokers", &broker.brokers(), "--topic-prefix", prefix])
         .output()
@@ -62,7 +53,7 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
         .iter()
         .map(|name| {
             let port = free_port();
-            let child = Command::new(binary(name))
+            let child = Command::new(workspace_binary(name))
                 .args(["--brokers", &broker.brokers(), "--topic-prefix", &prefix])
                 .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--log-format", "json"])
                 .env("GRIDSYNC_TG_MAILBOX_DIR", logs.path().join("tg-mailbox"))

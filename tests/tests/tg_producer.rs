@@ -10,15 +10,8 @@ use std::{
 };
 
 use gridsync_schemas::{codec, events::Event, EventType};
-use gridsync_tests::{free_port, payload, read_topic, wait_until, Pipeline};
+use gridsync_tests::{free_port, payload, read_topic, wait_until, workspace_binary, Pipeline};
 use nix::{sys::signal, unistd::Pid};
-
-fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().and_then(|deps| deps.parent()).unwrap().join(name);
-    assert!(path.is_file(), "{} is not built: run `cargo test --workspace`", path.display());
-    path
-}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/edi/tests/fixtures").join(name)
@@ -51,7 +44,7 @@ async fn files_in_the_mailbox_become_events_and_bad_ones_are_quarantined() {
     std::fs::write(inbound.join("still-uploading.edi.part"), "ISA").unwrap();
 
     let port = free_port();
-    let mut producer = Command::new(binary("tg-producer"))
+    let mut producer = Command::new(workspace_binary("tg-producer"))
         .args(["--brokers", &pipeline.broker.brokers(), "--topic-prefix", &pipeline.kafka.topic_prefix])
         .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--poll-ms", "100"])
         .arg("--mailbox-dir")

@@ -242,14 +242,7 @@ fn ship_notice(source: &Source<'_>) -> Result<Event, EdiError> {
 
 fn invoice(source: &Source<'_>) -> Result<Event, EdiError> {
     let (invoice_number, _) = document_number(source)?;
-    let missing = |what: &str| {
-        EdiError::new(
-            crate::ErrorKind::MissingElement,
-            source.tx.segments[0].index,
-            None,
-            format!("INVOIC {invoice_number} has no {what}"),
-        )
-    };
+    let missing = |what: &str| source.missing(&invoice_number, what);
     let invoice_date = dtm(source, &["137", "3"])?.ok_or_else(|| missing("invoice date (DTM+137)"))?;
     let po_number = reference(source, "ON");
     let currency = currency(source).ok_or_else(|| missing("currency (CUX)"))?;
@@ -282,14 +275,7 @@ fn invoice(source: &Source<'_>) -> Result<Event, EdiError> {
 
 fn remittance_advice(source: &Source<'_>) -> Result<Event, EdiError> {
     let (payment_reference, _) = document_number(source)?;
-    let missing = |what: &str| {
-        EdiError::new(
-            crate::ErrorKind::MissingElement,
-            source.tx.segments[0].index,
-            None,
-            format!("REMADV {payment_reference} has no {what}"),
-        )
-    };
+    let missing = |what: &str| source.missing(&payment_reference, what);
     let mark = source.mark();
     // Each DOC is one invoice; the MOA+12 after it is the amount paid.
     let mut remittances: Vec<RemittedInvoice> = Vec::new();

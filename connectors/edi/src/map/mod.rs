@@ -151,6 +151,16 @@ impl<'s> Source<'s> {
         }
     }
 
+    /// `<type> <number> has no <what>`, at the transaction's header.
+    pub fn missing(&self, number: &str, what: &str) -> EdiError {
+        EdiError::new(
+            ErrorKind::MissingElement,
+            self.tx.segments[0].index,
+            None,
+            format!("{} {number} has no {what}", self.tx.document_type),
+        )
+    }
+
     pub fn unsupported(&self) -> EdiError {
         EdiError::new(
             ErrorKind::Unsupported,

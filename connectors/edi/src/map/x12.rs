@@ -62,27 +62,36 @@ fn product_ids(segment: &Segment<'_>, first: usize) -> (Option<String>, Option<S
     (seller, buyer)
 }
 
+/// A line from a segment shaped like PO1, IT1 and SN1: line number (element 1,
+/// else `fallback_number`), quantity (2), unit (3); ids and price found by the caller.
+fn x12_line(
+    segment: &Segment<'_>,
+    (seller, buyer): (Option<String>, Option<String>),
+    fallback_number: usize,
+    unit_price: Option<gridsync_schemas::Decimal>,
+) -> Result<OrderLine, EdiError> {
+    let quantity = decimal(segment, 2, &segment.required(2, "quantity")?, b'.', 0)?;
+    let line_number = segment.element(1).map(|v| v.trim().to_owned()).unwrap_or_else(|| fallback_number.to_string());
+    Ok(OrderLine {
+        product_id: seller.or_else(|| buyer.clone()).unwrap_or_else(|| line_number.clone()),
+        line_number,
+        buyer_product_id: buyer,
+        description: None,
+        quantity,
+        unit_of_measure: segment.required(3, "unit of measure")?.into_owned(),
+        unit_price,
+        line_amount: line_amount(quantity, unit_price),
+    })
+}
+
 /// Lines from PO1/IT1-shaped segments (line, quantity, unit, price, ids from
 /// element 6), each with the PID*F description that follows it.
 fn item_lines(source: &Source<'_>, tag: &str) -> Result<Vec<OrderLine>, EdiError> {
     let mut lines: Vec<OrderLine> = Vec::new();
     for segment in source.body() {
         if segment.tag == tag {
-            let quantity = decimal(segment, 2, &segment.required(2, "quantity")?, b'.', 0)?;
-            let unit_price = optional_decimal(segment, 4, b'.')?;
-            let (seller, buyer) = product_ids(segment, 6);
-            let line_number =
-                segment.element(1).map(|v| v.trim().to_owned()).unwrap_or_else(|| (lines.len() + 1).to_string());
-            lines.push(OrderLine {
-                product_id: seller.or_else(|| buyer.clone()).unwrap_or_else(|| line_number.clone()),
-                line_number,
-                buyer_product_id: buyer,
-                description: None,
-                quantity,
-                unit_of_measure: segment.required(3, "unit of measure")?.into_owned(),
-                unit_price,
-                line_amount: line_amount(quantity, unit_price),
-            });
+            let price = optional_decimal(segment, 4, b'.')?;
+            lines.push(x12_line(segment, product_ids(segment, 6), lines.len() + 1, price)?);
         } else if segment.tag == "PID" && segment.element(1).is_some_and(|t| t.trim() == "F") {
             if let Some(line) = lines.last_mut() {
                 line.description = segment.element(5).map(|v| v.trim().to_owned());
@@ -171,20 +180,8 @@ fn ship_notice(source: &Source<'_>) -> Result<Event, EdiError> {
         match segment.tag {
             "LIN" => product = Some(product_ids(segment, 2)),
             "SN1" => {
-                let quantity = decimal(segment, 2, &segment.required(2, "units shipped")?, b'.', 0)?;
-                let (seller, buyer) = product.take().unwrap_or_default();
-                let line_number =
-                    segment.element(1).map(|v| v.trim().to_owned()).unwrap_or_else(|| (lines.len() + 1).to_string());
-                lines.push(OrderLine {
-                    product_id: seller.or_else(|| buyer.clone()).unwrap_or_else(|| line_number.clone()),
-                    line_number,
-                    buyer_product_id: buyer,
-                    description: None,
-                    quantity,
-                    unit_of_measure: segment.required(3, "unit of measure")?.into_owned(),
-                    unit_price: None,
-                    line_amount: None,
-                });
+                let ids = product.take().unwrap_or_default();
+                lines.push(x12_line(segment, ids, lines.len() + 1, None)?);
             }
             _ => {}
         }
