@@ -1,9 +1,12 @@
-//! Inbound mailboxes: files arrive, are claimed atomically, processed, and
-//! moved on only once their work is durable.
+//! Mailboxes. Inbound: files arrive, are claimed atomically, processed, and
+//! moved on only once their work is durable. Outbound: files for partners,
+//! written atomically with a checksum.
 
 mod local;
+mod outbound;
 
 pub use local::LocalMailbox;
+pub use outbound::{OutboundMailbox, Written};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailboxError {
