@@ -328,3 +328,65 @@ async fn consumers_joining_and_leaving_the_group_share_the_work_and_lose_nothing
     assert!(duplicates <= 4 * PARTITIONS as usize, "{duplicates} records processed twice");
     assert!(!processed_lines(&out_a).is_empty() && !processed_lines(&out_b).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partition_stuck_on_a_record_does_not_hold_up_the_others() {
+    let s = setup("stuck").await;
+    // One partition: a record that cannot be processed yet, then 100 more behind it
+    // (far more than the probe's 16-record buffer).
+    let mut stuck_partition = None;
+    for i in 0..101u64 {
+        let mut event = sample(EventType::PurchaseOrderReceived, "ACME", 10_000 + i);
+        event.envelope_mut().business_key = "HELD".into();
+        if i == 0 {
+            event.envelope_mut().correlation_id = "STUCK".into();
+        }
+        let delivered = s.producer.publish_to(&s.topic, &event, None).await.unwrap();
+        stuck_partition = Some(delivered.partition);
+    }
+    let stuck_partition = stuck_partition.unwrap();
+    // Traffic on every partition.
+    let mut others = BTreeSet::new();
+    for i in 0..300u64 {
+        let event = sample(EventType::PurchaseOrderReceived, &format!("P{}", i % 29), i);
+        let delivered = s.producer.publish_to(&s.topic, &event, None).await.unwrap();
+        if delivered.partition != stuck_partition {
+            others.insert(event.envelope().event_id.clone());
+        }
+    }
+    assert!(others.len() > 150, "traffic lands on the other partitions");
+
+    let port = free_port();
+    let mut probe = s.spawn_probe(0, Some(port));
+    let seen = || ids(&s.out()).into_iter().collect::<BTreeSet<_>>();
+    let flowed = wait_until(Duration::from_secs(90), || others.is_subset(&seen())).await;
+    let lines = processed_lines(&s.out());
+    assert!(
+        flowed,
+        "{} of {} other-partition records processed while one partition is stuck",
+        others.intersection(&seen()).count(),
+        others.len()
+    );
+    assert!(
+        lines.iter().all(|(_, _, partition, _)| *partition != stuck_partition),
+        "nothing behind the stuck record ran"
+    );
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("gridsync_partition_pauses_total{")),
+        "the pause is counted: {metrics}"
+    );
+
+    // Released: the stuck partition resumes and catches up, in order, without gaps.
+    std::fs::write(s.out().with_extension("release"), "").unwrap();
+    assert!(wait_until(Duration::from_secs(90), || seen().len() == 401).await, "{} of 401", seen().len());
+    let held: Vec<i64> =
+        processed_lines(&s.out()).into_iter().filter(|(_, _, p, _)| *p == stuck_partition).map(|(.., o)| o).collect();
+    assert_eq!(
+        held,
+        (0..held.len() as i64).collect::<Vec<_>>(),
+        "the stuck partition ran in order from its first record"
+    );
+    sigterm(&probe);
+    assert!(wait_exit(&mut probe, Duration::from_secs(30)).await.success());
+}

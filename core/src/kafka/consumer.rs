@@ -10,14 +10,7 @@
 //! undecodable record, a refused request) go to the consumer's dead-letter
 //! topic with their context, and the records after them carry on.
 
-use std::{
-    future::Future,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-    time::Instant,
-};
+use std::{future::Future, sync::Arc, time::Instant};
 
 use gridsync_schemas::{catalog::ConsumerSpec, Event};
 use rdkafka::{
@@ -26,13 +19,14 @@ use rdkafka::{
     message::{Message, OwnedMessage},
     types::RDKafkaErrorCode,
 };
-use tokio::{sync::mpsc, task::JoinSet};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{
-    context::{Assignments, GridsyncConsumerContext, WorkerSlot},
+    context::{Assignments, GridsyncConsumerContext},
     dead_letter::{self, Failure, Stage},
+    dispatch::Dispatcher,
     headers, EventProducer, RetryPolicy,
 };
 use crate::{
@@ -140,14 +134,14 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
 const CONSUMER_OVERRIDES: &[(&str, &str)] = &[("enable.auto.commit", "true"), ("enable.auto.offset.store", "false")];
 
 /// What a worker needs, shared by all of them.
-struct Shared<H> {
-    consumer: Arc<StreamConsumer<GridsyncConsumerContext>>,
-    assignments: Assignments,
-    handler: H,
-    decoder: EventDecoder,
-    producer: EventProducer,
-    metrics: Metrics,
-    settings: ConsumerSettings,
+pub(crate) struct Shared<H> {
+    pub(crate) consumer: Arc<StreamConsumer<GridsyncConsumerContext>>,
+    pub(crate) assignments: Assignments,
+    pub(crate) handler: H,
+    pub(crate) decoder: EventDecoder,
+    pub(crate) producer: EventProducer,
+    pub(crate) metrics: Metrics,
+    pub(crate) settings: ConsumerSettings,
 }
 
 /// The services the consumer loop uses besides its handler.
@@ -187,61 +181,31 @@ pub async fn run_consumer<H: Handler>(
 
     let shared =
         Arc::new(Shared { consumer: Arc::new(consumer), assignments, handler, decoder, producer, metrics, settings });
-    let mut workers = JoinSet::new();
-    let next_worker_id = AtomicU64::new(1);
+    let mut dispatcher = Dispatcher::new(shared.clone(), shutdown.clone());
+    // While a partition is paused, its waiting records are offered to its worker this often.
+    let mut drain = tokio::time::interval(std::time::Duration::from_millis(20));
+    drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     loop {
-        let message = tokio::select! {
+        tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            message = shared.consumer.recv() => message,
-        };
-        let message = match message {
-            Ok(m) => m.detach(),
-            Err(e) => {
-                // librdkafka reconnects by itself; these are informational.
-                shared.metrics.failure("consume", "kafka");
-                tracing::warn!(error = %e, "consumer error");
-                continue;
-            }
-        };
-        let partition = (message.topic().to_owned(), message.partition());
-        let sender = {
-            let mut map = shared.assignments.lock();
-            match map.get(&partition) {
-                Some(slot) if !slot.records.is_closed() => slot.records.clone(),
-                _ => {
-                    let (records, inbox) = mpsc::channel(shared.settings.partition_buffer);
-                    let slot = WorkerSlot {
-                        id: next_worker_id.fetch_add(1, Ordering::Relaxed),
-                        records,
-                        cancel: shutdown.child_token(),
-                    };
-                    workers.spawn(partition_worker(shared.clone(), slot.id, inbox, slot.cancel.clone()));
-                    let sender = slot.records.clone();
-                    map.insert(partition, slot);
-                    sender
+            _ = drain.tick(), if dispatcher.has_overflow() => dispatcher.drain_overflow(),
+            message = shared.consumer.recv() => match message {
+                Ok(m) => dispatcher.route(m.detach()),
+                Err(e) => {
+                    // librdkafka reconnects by itself; these are informational.
+                    shared.metrics.failure("consume", "kafka");
+                    tracing::warn!(error = %e, "consumer error");
                 }
-            }
-        };
-        // Waits while the worker's buffer is full: backpressure on fetching.
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            sent = sender.send(message) => {
-                // A closed worker was revoked meanwhile; the record goes to the new owner.
-                let _ = sent;
-            }
+            },
         }
     }
 
     health.set_ready(false);
     // Every worker's token is a child of `shutdown`: idle ones return now, busy
     // ones finish the record in hand and store its offset first.
-    while let Some(joined) = workers.join_next().await {
-        if let Err(e) = joined {
-            tracing::error!(error = %e, "partition worker failed");
-        }
-    }
+    dispatcher.finish().await;
     match shared.consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
         Err(e) => {
@@ -254,7 +218,7 @@ pub async fn run_consumer<H: Handler>(
 }
 
 /// Processes one partition's records in order until revoked or shut down.
-async fn partition_worker<H: Handler>(
+pub(crate) async fn partition_worker<H: Handler>(
     shared: Arc<Shared<H>>,
     worker_id: u64,
     mut inbox: mpsc::Receiver<OwnedMessage>,

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod consumer;
 pub mod context;
 pub mod dead_letter;
+mod dispatch;
 pub mod headers;
 pub mod producer;
 pub mod retry;

@@ -22,6 +22,7 @@ pub struct Metrics {
     produce_seconds: HistogramVec,
     consumer_lag: IntGaugeVec,
     rebalances: IntCounterVec,
+    partition_pauses: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec, prometheus::Error> {
@@ -80,6 +81,12 @@ impl Metrics {
             )?,
             retries: counter(&registry, "retries_total", "Retries after transient failures.", &["topic"])?,
             rebalances: counter(&registry, "rebalances_total", "Consumer group rebalances by kind.", &["kind"])?,
+            partition_pauses: counter(
+                &registry,
+                "partition_pauses_total",
+                "Partitions paused because their worker fell behind (a record being retried).",
+                &["topic"],
+            )?,
             processing_seconds,
             produce_seconds,
             consumer_lag,
@@ -120,6 +127,10 @@ impl Metrics {
 
     pub fn rebalance(&self, kind: &str) {
         self.rebalances.with_label_values(&[kind]).inc();
+    }
+
+    pub fn partition_paused(&self, topic: &str) {
+        self.partition_pauses.with_label_values(&[topic]).inc();
     }
 
     pub fn set_consumer_lag(&self, topic: &str, partition: i32, lag: i64) {

@@ -3,7 +3,8 @@
 //! offset` to a file (fsynced) for every record it processes.
 //!
 //! Business keys steer failures: `POISON...` fails permanently (dead letter),
-//! `FLAKY...` fails transiently twice, then succeeds.
+//! `FLAKY...` fails transiently twice, then succeeds. A record whose
+//! correlation id is `STUCK` fails transiently until `<out>.release` exists.
 
 use std::{collections::HashMap, io::Write, path::PathBuf, sync::Mutex, time::Duration};
 
@@ -40,6 +41,7 @@ struct Cli {
 
 struct Probe {
     out: Mutex<std::fs::File>,
+    release: PathBuf,
     delay: Duration,
     flaky_attempts: Mutex<HashMap<String, u32>>,
 }
@@ -49,6 +51,9 @@ impl Handler for Probe {
         let envelope = record.event.envelope();
         if envelope.business_key.starts_with("POISON") {
             return Err(HandlerError::permanent("probe.poison", format!("{} is poison", envelope.business_key)));
+        }
+        if envelope.correlation_id == "STUCK" && !self.release.exists() {
+            return Err(HandlerError::transient("probe.stuck", "held until released"));
         }
         if envelope.business_key.starts_with("FLAKY") {
             let mut attempts = self.flaky_attempts.lock().map_err(|e| HandlerError::transient("probe.lock", e))?;
@@ -80,8 +85,13 @@ async fn main() -> anyhow::Result<()> {
         telemetry::serve(addr, metrics.clone(), health.clone(), shutdown.clone()).await?;
     }
     let out = std::fs::OpenOptions::new().create(true).append(true).open(&cli.out)?;
-    let probe =
-        Probe { out: Mutex::new(out), delay: Duration::from_millis(cli.delay_ms), flaky_attempts: Mutex::default() };
+    let release = cli.out.with_extension("release");
+    let probe = Probe {
+        out: Mutex::new(out),
+        release,
+        delay: Duration::from_millis(cli.delay_ms),
+        flaky_attempts: Mutex::default(),
+    };
     let settings = ConsumerSettings {
         name: "probe".into(),
         group_id: cli.group.clone(),

@@ -1,0 +1,177 @@
+//! Routes fetched records to their partition's worker.
+//!
+//! The dispatcher never waits on a worker. When a worker's buffer is full, the
+//! partition's further records queue, in order, in an overflow queue that
+//! drains into the worker as it makes room: a burst is absorbed there. Only
+//! when the queue grows past a limit (the worker is stuck retrying a record)
+//! is the partition paused in librdkafka, so it stops fetching for it while the
+//! other partitions go on; it resumes once the queue is empty. Pausing is kept
+//! for that case because librdkafka discards what it prefetched for a paused
+//! partition and fetches it again after the resume.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+};
+
+use rdkafka::{
+    consumer::Consumer,
+    message::{Message, OwnedMessage},
+    TopicPartitionList,
+};
+use tokio::{
+    sync::mpsc::{self, error::TrySendError},
+    task::JoinSet,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    consumer::{partition_worker, Shared},
+    context::WorkerSlot,
+    Handler,
+};
+
+type PartitionKey = (String, i32);
+
+/// Records fetched for a partition whose worker is full, waiting for room.
+struct Overflow {
+    /// The worker they are for; if the partition changed hands meanwhile, they are dropped.
+    worker_id: u64,
+    records: VecDeque<OwnedMessage>,
+    paused: bool,
+}
+
+/// What became of an overflow queue after offering it to its worker.
+enum Drained {
+    /// All records are with the worker: the queue can go.
+    Empty,
+    /// Records still wait for room.
+    Waiting,
+    /// The partition changed hands: the records are dropped (the owner fetches them again).
+    Revoked,
+}
+
+pub(crate) struct Dispatcher<H> {
+    shared: Arc<Shared<H>>,
+    workers: JoinSet<()>,
+    next_worker_id: u64,
+    overflow: HashMap<PartitionKey, Overflow>,
+    shutdown: CancellationToken,
+}
+
+impl<H: Handler> Dispatcher<H> {
+    pub fn new(shared: Arc<Shared<H>>, shutdown: CancellationToken) -> Self {
+        Dispatcher { shared, workers: JoinSet::new(), next_worker_id: 1, overflow: HashMap::new(), shutdown }
+    }
+
+    /// The current worker of a partition, started if there is none.
+    fn worker_for(&mut self, key: &PartitionKey) -> (u64, mpsc::Sender<OwnedMessage>) {
+        let mut map = self.shared.assignments.lock();
+        if let Some(slot) = map.get(key).filter(|slot| !slot.records.is_closed()) {
+            return (slot.id, slot.records.clone());
+        }
+        let (records, inbox) = mpsc::channel(self.shared.settings.partition_buffer);
+        let slot = WorkerSlot { id: self.next_worker_id, records, cancel: self.shutdown.child_token() };
+        self.next_worker_id += 1;
+        self.workers.spawn(partition_worker(self.shared.clone(), slot.id, inbox, slot.cancel.clone()));
+        let handle = (slot.id, slot.records.clone());
+        map.insert(key.clone(), slot);
+        handle
+    }
+
+    /// Hands a record to its partition's worker without ever waiting.
+    pub fn route(&mut self, message: OwnedMessage) {
+        let key = (message.topic().to_owned(), message.partition());
+        if let Some(overflow) = self.overflow.get_mut(&key) {
+            // Behind the records already waiting: order is kept.
+            overflow.records.push_back(message);
+            self.drain(&key);
+            return;
+        }
+        let (worker_id, sender) = self.worker_for(&key);
+        match sender.try_send(message) {
+            Ok(()) => {}
+            Err(TrySendError::Full(message)) => {
+                self.overflow.insert(key, Overflow { worker_id, records: VecDeque::from([message]), paused: false });
+            }
+            // Revoked meanwhile: the new owner fetches the record again.
+            Err(TrySendError::Closed(_)) => {}
+        }
+    }
+
+    pub fn has_overflow(&self) -> bool {
+        !self.overflow.is_empty()
+    }
+
+    /// Offers every waiting record to its worker (on a timer, so a queue drains
+    /// even when no new record arrives for its partition).
+    pub fn drain_overflow(&mut self) {
+        let keys: Vec<PartitionKey> = self.overflow.keys().cloned().collect();
+        for key in keys {
+            self.drain(&key);
+        }
+    }
+
+    /// Moves a partition's waiting records into its worker while it has room;
+    /// pauses the partition when too many wait, resumes it when none do.
+    fn drain(&mut self, key: &PartitionKey) {
+        let limit = self.shared.settings.partition_buffer * 4;
+        let Some(overflow) = self.overflow.get_mut(key) else { return };
+        let drained = {
+            let map = self.shared.assignments.lock();
+            match map.get(key).filter(|slot| slot.id == overflow.worker_id) {
+                None => Drained::Revoked,
+                Some(slot) => loop {
+                    let Some(message) = overflow.records.pop_front() else { break Drained::Empty };
+                    match slot.records.try_send(message) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(message)) => {
+                            overflow.records.push_front(message);
+                            break Drained::Waiting;
+                        }
+                        Err(TrySendError::Closed(_)) => break Drained::Revoked,
+                    }
+                },
+            }
+        };
+        let (paused, waiting) = (overflow.paused, overflow.records.len());
+        match drained {
+            Drained::Waiting if waiting > limit && !paused => {
+                overflow.paused = true;
+                self.set_paused(key, true);
+            }
+            Drained::Waiting => {}
+            Drained::Empty | Drained::Revoked => {
+                self.overflow.remove(key);
+                if paused {
+                    self.set_paused(key, false);
+                }
+            }
+        }
+    }
+
+    fn set_paused(&self, (topic, partition): &PartitionKey, paused: bool) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, *partition);
+        let result = if paused { self.shared.consumer.pause(&tpl) } else { self.shared.consumer.resume(&tpl) };
+        match result {
+            Ok(()) if paused => {
+                self.shared.metrics.partition_paused(topic);
+                tracing::warn!(topic = %topic, partition, "partition paused: its worker is behind (a record is being retried)");
+            }
+            Ok(()) => tracing::info!(topic = %topic, partition, "partition resumed"),
+            // Not assigned any more: nothing to pause or resume.
+            Err(e) => tracing::debug!(topic = %topic, partition, error = %e, "pause/resume"),
+        }
+    }
+
+    /// Waits for every worker: idle ones return at once on shutdown, busy ones
+    /// after finishing (and storing) the record in hand.
+    pub async fn finish(mut self) {
+        while let Some(joined) = self.workers.join_next().await {
+            if let Err(e) = joined {
+                tracing::error!(error = %e, "partition worker failed");
+            }
+        }
+    }
+}
