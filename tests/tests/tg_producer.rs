@@ -89,6 +89,7 @@ async fn files_in_the_mailbox_become_events_and_bad_ones_are_quarantined() {
     assert_eq!(exception.envelope.trading_partner_id, "BADCO");
     assert_eq!(exception.reason, "broken.edi: segment 5, element 1: SE01 says 9 segments, found 3");
     assert_eq!((exception.details["segment"].as_str(), exception.details["element"].as_str()), ("5", "1"));
+    assert_eq!(exception.quarantine_path.as_deref(), Some("quarantine/broken.edi"));
 
     let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
     assert!(

@@ -158,6 +158,8 @@ impl Inbound {
         details.insert("file".to_owned(), claimed.name.clone());
         details.insert("bytes".to_owned(), claimed.bytes.len().to_string());
         let now = Timestamp::now();
+        let outcome = Outcome::Quarantined { reason: reason.clone() };
+        let destination = self.mailbox.destination(&claimed.name, &outcome).await;
         let event: Event = DocumentExchangeException {
             envelope: Envelope {
                 event_id: Envelope::deterministic_event_id(
@@ -178,14 +180,14 @@ impl Inbound {
             severity: Severity::Error,
             reason: reason.clone(),
             document_type: None,
-            quarantine_path: Some(format!("quarantine/{}", claimed.name)),
+            quarantine_path: Some(destination.display().to_string()),
             details,
         }
         .into();
         if !self.publish(&event).await {
             return Ok(());
         }
-        let moved = self.mailbox.finish(&claimed.name, &Outcome::Quarantined { reason: reason.clone() }).await?;
+        let moved = self.mailbox.finish(&claimed.name, &outcome).await?;
         self.metrics.parse_failure(metric_reason);
         self.metrics.file("quarantined", claimed.bytes.len(), claimed.arrived);
         tracing::warn!(file = %claimed.name, to = %moved.display(), %reason, "quarantined");

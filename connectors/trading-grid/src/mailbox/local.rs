@@ -17,6 +17,7 @@ use super::{Claimed, MailboxError, Outcome};
 const IN_PROGRESS_SUFFIXES: [&str; 3] = [".tmp", ".part", ".filepart"];
 
 pub struct LocalMailbox {
+    root: PathBuf,
     inbound: PathBuf,
     processing: PathBuf,
     processed: PathBuf,
@@ -42,6 +43,7 @@ impl LocalMailbox {
     /// Creates the folders under `root` if they are missing.
     pub async fn open(root: &Path, max_bytes: u64) -> Result<Self, MailboxError> {
         let mailbox = LocalMailbox {
+            root: root.to_owned(),
             inbound: root.join("inbound"),
             processing: root.join("inbound").join(".processing"),
             processed: root.join("processed"),
@@ -109,21 +111,27 @@ impl LocalMailbox {
         Ok(Some(Ok(Claimed { name: name.to_owned(), bytes, arrived })))
     }
 
-    /// Moves a claimed file on. A quarantined file gets a `<name>.reason` beside it.
-    /// Returns where the file now is.
-    pub async fn finish(&self, name: &str, outcome: &Outcome) -> Result<PathBuf, MailboxError> {
-        let from = self.processing.join(name);
-        let dir = match outcome {
-            Outcome::Processed => &self.processed,
-            Outcome::Quarantined { .. } => &self.quarantine,
+    /// Where `finish` will put a file, relative to the mailbox root (e.g.
+    /// `quarantine/broken.edi`): an earlier file of the same name is never overwritten.
+    pub async fn destination(&self, name: &str, outcome: &Outcome) -> PathBuf {
+        let (dir, folder) = match outcome {
+            Outcome::Processed => (&self.processed, "processed"),
+            Outcome::Quarantined { .. } => (&self.quarantine, "quarantine"),
         };
-        let mut to = dir.join(name);
-        // Never overwrite an earlier file of the same name.
+        let mut file = name.to_owned();
         let mut n = 1;
-        while tokio::fs::symlink_metadata(&to).await.is_ok() {
-            to = dir.join(format!("{name}.{n}"));
+        while tokio::fs::symlink_metadata(dir.join(&file)).await.is_ok() {
+            file = format!("{name}.{n}");
             n += 1;
         }
+        Path::new(folder).join(file)
+    }
+
+    /// Moves a claimed file on, to `destination`. A quarantined file gets a
+    /// `<file>.reason` beside it. Returns where the file now is.
+    pub async fn finish(&self, name: &str, outcome: &Outcome) -> Result<PathBuf, MailboxError> {
+        let from = self.processing.join(name);
+        let to = self.root.join(self.destination(name, outcome).await);
         if let Outcome::Quarantined { reason } = outcome {
             let reason_file =
                 to.with_file_name(format!("{}.reason", to.file_name().and_then(|f| f.to_str()).unwrap_or(name)));
@@ -174,7 +182,9 @@ mod tests {
         assert_eq!(again, root.path().join("processed/a.edi.1"));
         assert_eq!(std::fs::read_to_string(root.path().join("processed/a.edi")).unwrap(), "A");
 
-        let q = reopened.finish("big.edi", &Outcome::Quarantined { reason: "too large".into() }).await.unwrap();
+        let quarantined = Outcome::Quarantined { reason: "too large".into() };
+        assert_eq!(reopened.destination("big.edi", &quarantined).await, Path::new("quarantine/big.edi"));
+        let q = reopened.finish("big.edi", &quarantined).await.unwrap();
         assert_eq!(q, root.path().join("quarantine/big.edi"));
         assert_eq!(std::fs::read_to_string(root.path().join("quarantine/big.edi.reason")).unwrap(), "too large\n");
         assert!(reopened.unfinished().await.unwrap().is_empty());
