@@ -192,6 +192,36 @@ fn delivery_confirmations_in_both_standards() {
 }
 
 #[test]
+fn functional_acknowledgements_in_both_standards() {
+    let x12 = b"ISA*00*          *00*          *ZZ*ACME           *ZZ*GRIDSYNC       *261125*1500*U*00401*000000080*0*P*>~GS*FA*ACME*GRIDSYNC*20261125*1500*80*X*004010~ST*997*0001~AK1*IN*1205~AK2*810*0001~AK3*IT1*12**8~AK4*3*212*4*9,95~AK5*R*5~AK9*R*1*1*0~SE*8*0001~GE*1*80~IEA*1*000000080~";
+    let x = events(x12);
+    let [Event::FunctionalAckReceived(x)] = x.as_slice() else { panic!("{x:?}") };
+    assert_eq!(
+        (x.acknowledged_interchange_control_number.as_str(), x.status),
+        ("1205", gridsync_schemas::events::AckStatus::Rejected)
+    );
+    assert_eq!(x.acknowledged_document_type.as_deref(), Some("810"));
+    assert_eq!(
+        x.errors,
+        [
+            "810 0001: segment IT1 at position 12: error 8",
+            "810 0001: element 3 : error 4 (data \"9,95\")",
+            "810 0001: transaction set R: 5",
+        ]
+    );
+
+    let edifact = b"UNB+UNOA:2+ACME:14+GS:14+261125:1500+81'UNH+1+CONTRL:D:3:UN'UCI+ICR0042+GS:14+ACME:14+7'UCM+M0002+INVOIC:D:96A:UN+4+13'UCS+5+12'UNT+5+1'UNZ+1+81'";
+    let e = events(edifact);
+    let [Event::FunctionalAckReceived(e)] = e.as_slice() else { panic!("{e:?}") };
+    assert_eq!(
+        (e.acknowledged_interchange_control_number.as_str(), e.status),
+        ("ICR0042", gridsync_schemas::events::AckStatus::Accepted)
+    );
+    assert_eq!(e.errors, ["INVOIC M0002: rejected, error 13", "INVOIC M0002: segment 5: error 12"]);
+    assert_eq!(e.envelope.business_key, "ICR0042");
+}
+
+#[test]
 fn unsupported_documents_are_skipped_and_bad_values_are_precise() {
     let inventory = b"ISA*00*          *00*          *ZZ*ACME           *ZZ*GRIDSYNC       *261125*1432*U*00401*000000001*0*P*>~GS*IB*ACME*GRIDSYNC*20261125*1432*1*X*004010~ST*846*0001~BIA*00*SI*INV1*20261125~SE*3*0001~GE*1*1~IEA*1*000000001~";
     let ix = parse(inventory).unwrap();

@@ -2,8 +2,9 @@
 
 use gridsync_schemas::{
     events::{
-        DeliveryConfirmed, InvoiceReceived, OrderLine, OrderResponseReceived, OrderResponseStatus, Party,
-        PurchaseOrderReceived, RemittanceAdviceReceived, RemittedInvoice, ShipNoticeReceived,
+        AckStatus, DeliveryConfirmed, FunctionalAckReceived, InvoiceReceived, OrderLine, OrderResponseReceived,
+        OrderResponseStatus, Party, PurchaseOrderReceived, RemittanceAdviceReceived, RemittedInvoice,
+        ShipNoticeReceived,
     },
     Date, Decimal, Event, EventType,
 };
@@ -23,6 +24,7 @@ pub(crate) fn map(source: &Source<'_>) -> Result<Event, EdiError> {
         "INVOIC" => invoice(source),
         "REMADV" => remittance_advice(source),
         "IFTSTA" => delivery_status(source),
+        "CONTRL" => functional_ack(source),
         _ => Err(source.unsupported()),
     }
 }
@@ -350,6 +352,56 @@ fn delivery_status(source: &Source<'_>) -> Result<Event, EdiError> {
             .find("LOC", &[])
             .and_then(|l| l.component(2, 4).or_else(|| l.component(2, 1)))
             .map(|v| v.trim().to_owned()),
+    }
+    .into())
+}
+
+/// A partner's CONTRL for one of our interchanges: UCI names it (UCI01) and
+/// says what became of it (UCI04: 4 rejected, 7 acknowledged, 8 received).
+fn functional_ack(source: &Source<'_>) -> Result<Event, EdiError> {
+    let uci = source.require("UCI", &[])?;
+    let interchange = uci.required(1, "interchange control reference")?.into_owned();
+    let status = match uci.required(4, "action")?.as_ref() {
+        "7" => AckStatus::Accepted,
+        "8" => AckStatus::Received,
+        "4" => AckStatus::Rejected,
+        other => {
+            return Err(EdiError::new(
+                crate::ErrorKind::InvalidValue,
+                uci.index,
+                Some(4),
+                format!("UCI04: {other:?} is not 4, 7 or 8"),
+            ))
+        }
+    };
+    let mut errors = Vec::new();
+    if let Some(code) = uci.element(5) {
+        errors.push(format!("interchange: error {}", code.trim()));
+    }
+    let mut message = String::new();
+    for segment in source.body() {
+        let c = |n: usize, k: usize| segment.component(n, k).map(|v| v.trim().to_owned()).unwrap_or_default();
+        match segment.tag {
+            "UCM" => {
+                message = format!("{} {}", c(2, 1), c(1, 1));
+                if c(3, 1) == "4" {
+                    errors.push(format!("{message}: rejected, error {}", c(4, 1)));
+                }
+            }
+            "UCS" => errors.push(format!("{message}: segment {}: error {}", c(1, 1), c(2, 1))),
+            "UCD" => errors.push(format!("{message}: element {}: error {}", c(2, 1), c(1, 1))),
+            _ => {}
+        }
+    }
+    let document_type = source.find("UCM", &[]).and_then(|u| u.component(2, 1)).map(|v| v.trim().to_owned());
+    let envelope = source.envelope(EventType::FunctionalAckReceived, &interchange, None, source.interchange_time());
+    Ok(FunctionalAckReceived {
+        envelope,
+        acknowledged_interchange_control_number: interchange,
+        acknowledged_group_control_number: None,
+        acknowledged_document_type: document_type,
+        status,
+        errors,
     }
     .into())
 }

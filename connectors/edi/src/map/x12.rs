@@ -2,8 +2,9 @@
 
 use gridsync_schemas::{
     events::{
-        DeliveryConfirmed, InvoiceReceived, OrderLine, OrderResponseReceived, OrderResponseStatus, Party,
-        PurchaseOrderReceived, RemittanceAdviceReceived, RemittedInvoice, ShipNoticeReceived,
+        AckStatus, DeliveryConfirmed, FunctionalAckReceived, InvoiceReceived, OrderLine, OrderResponseReceived,
+        OrderResponseStatus, Party, PurchaseOrderReceived, RemittanceAdviceReceived, RemittedInvoice,
+        ShipNoticeReceived,
     },
     Date, Event, EventType,
 };
@@ -23,6 +24,7 @@ pub(crate) fn map(source: &Source<'_>) -> Result<Event, EdiError> {
         "810" => invoice(source),
         "820" => remittance_advice(source),
         "214" => delivery_status(source),
+        "997" => functional_ack(source),
         _ => Err(source.unsupported()),
     }
 }
@@ -329,4 +331,50 @@ fn delivery_status(source: &Source<'_>) -> Result<Event, EdiError> {
         source.envelope(EventType::DeliveryConfirmed, &shipment_id, po_number.as_deref(), Some(delivered_at));
     Ok(DeliveryConfirmed { envelope, shipment_id, po_number, delivered_at, status_code, received_by: None, location }
         .into())
+}
+
+/// A partner's 997 for one of our groups. gridsync numbers its outbound groups
+/// with their interchange control number (GS06 = ISA13), so AK102 names both.
+fn functional_ack(source: &Source<'_>) -> Result<Event, EdiError> {
+    let ak1 = source.require("AK1", &[])?;
+    let group_control = ak1.required(2, "group control number")?.into_owned();
+    let ak9 = source.require("AK9", &[])?;
+    let status = match ak9.required(1, "functional group acknowledge code")?.as_ref() {
+        "A" => AckStatus::Accepted,
+        "E" => AckStatus::AcceptedWithErrors,
+        "P" => AckStatus::PartiallyAccepted,
+        "R" => AckStatus::Rejected,
+        other => {
+            return Err(EdiError::new(
+                crate::ErrorKind::InvalidValue,
+                ak9.index,
+                Some(1),
+                format!("AK901: {other:?} is not A, E, P or R"),
+            ))
+        }
+    };
+    // Every error the partner reported: rejected sets, bad segments, bad elements.
+    let mut errors = Vec::new();
+    let mut set = String::new();
+    for segment in source.body() {
+        let e = |n: usize| segment.element(n).map(|v| v.trim().to_owned()).unwrap_or_default();
+        match segment.tag {
+            "AK2" => set = format!("{} {}", e(1), e(2)),
+            "AK3" => errors.push(format!("{set}: segment {} at position {}: error {}", e(1), e(2), e(4))),
+            "AK4" => errors.push(format!("{set}: element {} : error {} (data {:?})", e(1), e(3), e(4))),
+            "AK5" if e(1) != "A" => errors.push(format!("{set}: transaction set {}: {}", e(1), e(2))),
+            _ => {}
+        }
+    }
+    let document_type = source.find("AK2", &[]).and_then(|a| a.element(1)).map(|v| v.trim().to_owned());
+    let envelope = source.envelope(EventType::FunctionalAckReceived, &group_control, None, source.interchange_time());
+    Ok(FunctionalAckReceived {
+        envelope,
+        acknowledged_interchange_control_number: group_control.clone(),
+        acknowledged_group_control_number: Some(group_control),
+        acknowledged_document_type: document_type,
+        status,
+        errors,
+    }
+    .into())
 }
