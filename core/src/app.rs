@@ -1,5 +1,5 @@
-//! The common `main` of a consumer binary: flags, telemetry, the consumer
-//! loop, and a clean exit on SIGTERM.
+//! The common `main` of every producer and consumer binary: flags, telemetry,
+//! the binary's work, and a clean exit on SIGTERM.
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -23,7 +23,8 @@ pub struct ConsumerCli {
     pub telemetry: TelemetryArgs,
     #[command(flatten)]
     pub retry: RetryPolicy,
-    /// Records buffered per assigned partition before fetching waits.
+    /// Records buffered per assigned partition. More wait in order behind them;
+    /// past four times this, the partition is paused until its worker catches up.
     #[arg(long, env = "GRIDSYNC_PARTITION_BUFFER", default_value_t = 64)]
     pub partition_buffer: usize,
 }

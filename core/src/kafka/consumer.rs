@@ -91,7 +91,7 @@ pub struct ConsumerSettings {
     pub topics: Vec<String>,
     pub dead_letter_topic: String,
     pub retry: RetryPolicy,
-    /// Records buffered per partition worker; when full, fetching waits.
+    /// Records buffered per partition worker; see `dispatch` for what happens when it is full.
     pub partition_buffer: usize,
 }
 
