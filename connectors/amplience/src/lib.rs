@@ -1,0 +1,3 @@
+//! The Amplience Dynamic Content connector.
+
+pub mod webhook;
