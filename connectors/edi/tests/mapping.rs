@@ -219,6 +219,12 @@ fn functional_acknowledgements_in_both_standards() {
     );
     assert_eq!(e.errors, ["INVOIC M0002: rejected, error 13", "INVOIC M0002: segment 5: error 12"]);
     assert_eq!(e.envelope.business_key, "ICR0042");
+
+    let unknown =
+        b"UNB+UNOA:2+ACME:14+GS:14+261125:1500+82'UNH+1+CONTRL:D:3:UN'UCI+ICR0042+GS:14+ACME:14+9'UNT+3+1'UNZ+1+82'";
+    let err = map_interchange(&parse(unknown).unwrap()[0], &CTX).unwrap_err();
+    assert_eq!((err.kind, err.segment, err.element), (ErrorKind::InvalidValue, 3, Some(4)));
+    assert_eq!(err.message, "UCI04 (action): \"9\" is not one of 7, 8, 4");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use gridsync_schemas::{
 
 use super::{
     line_amount, total,
-    values::{date, decimal, party, timestamp},
+    values::{coded, date, decimal, party, timestamp},
     Source,
 };
 use crate::{EdiError, Segment};
@@ -361,19 +361,8 @@ fn delivery_status(source: &Source<'_>) -> Result<Event, EdiError> {
 fn functional_ack(source: &Source<'_>) -> Result<Event, EdiError> {
     let uci = source.require("UCI", &[])?;
     let interchange = uci.required(1, "interchange control reference")?.into_owned();
-    let status = match uci.required(4, "action")?.as_ref() {
-        "7" => AckStatus::Accepted,
-        "8" => AckStatus::Received,
-        "4" => AckStatus::Rejected,
-        other => {
-            return Err(EdiError::new(
-                crate::ErrorKind::InvalidValue,
-                uci.index,
-                Some(4),
-                format!("UCI04: {other:?} is not 4, 7 or 8"),
-            ))
-        }
-    };
+    let status =
+        coded(uci, 4, "action", &[("7", AckStatus::Accepted), ("8", AckStatus::Received), ("4", AckStatus::Rejected)])?;
     let mut errors = Vec::new();
     if let Some(code) = uci.element(5) {
         errors.push(format!("interchange: error {}", code.trim()));

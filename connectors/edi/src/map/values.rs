@@ -52,3 +52,12 @@ pub(crate) fn timestamp(date: Date, hhmm: Option<&str>) -> Timestamp {
 pub(crate) fn party(id: String, qualifier: Option<String>, name: Option<String>) -> Party {
     Party { id, id_qualifier: qualifier, name, email: None }
 }
+
+/// Element `n` as one of the `codes` it may hold, or a precise error listing them.
+pub(crate) fn coded<T: Copy>(segment: &Segment<'_>, n: usize, what: &str, codes: &[(&str, T)]) -> Result<T, EdiError> {
+    let value = segment.required(n, what)?;
+    codes.iter().find(|(code, _)| *code == value.as_ref()).map(|(_, v)| *v).ok_or_else(|| {
+        let allowed: Vec<&str> = codes.iter().map(|(code, _)| *code).collect();
+        invalid(segment, n, format!("{}{n:02} ({what}): {value:?} is not one of {}", segment.tag, allowed.join(", ")))
+    })
+}

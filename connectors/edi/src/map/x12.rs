@@ -11,7 +11,7 @@ use gridsync_schemas::{
 
 use super::{
     line_amount, total,
-    values::{date, decimal, optional_decimal, party, timestamp},
+    values::{coded, date, decimal, optional_decimal, party, timestamp},
     Source,
 };
 use crate::{EdiError, Segment};
@@ -339,20 +339,17 @@ fn functional_ack(source: &Source<'_>) -> Result<Event, EdiError> {
     let ak1 = source.require("AK1", &[])?;
     let group_control = ak1.required(2, "group control number")?.into_owned();
     let ak9 = source.require("AK9", &[])?;
-    let status = match ak9.required(1, "functional group acknowledge code")?.as_ref() {
-        "A" => AckStatus::Accepted,
-        "E" => AckStatus::AcceptedWithErrors,
-        "P" => AckStatus::PartiallyAccepted,
-        "R" => AckStatus::Rejected,
-        other => {
-            return Err(EdiError::new(
-                crate::ErrorKind::InvalidValue,
-                ak9.index,
-                Some(1),
-                format!("AK901: {other:?} is not A, E, P or R"),
-            ))
-        }
-    };
+    let status = coded(
+        ak9,
+        1,
+        "functional group acknowledge code",
+        &[
+            ("A", AckStatus::Accepted),
+            ("E", AckStatus::AcceptedWithErrors),
+            ("P", AckStatus::PartiallyAccepted),
+            ("R", AckStatus::Rejected),
+        ],
+    )?;
     // Every error the partner reported: rejected sets, bad segments, bad elements.
     let mut errors = Vec::new();
     let mut set = String::new();
