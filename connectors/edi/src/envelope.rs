@@ -55,24 +55,7 @@ pub(crate) fn next_segment<'a>(
             return Ok(None);
         }
         let rest = &input[pos..];
-        let end = match delimiters.release {
-            None => memchr::memchr(delimiters.segment, rest),
-            Some(release) => {
-                let mut i = 0;
-                let mut found = None;
-                while i < rest.len() {
-                    if rest[i] == release {
-                        i += 2;
-                    } else if rest[i] == delimiters.segment {
-                        found = Some(i);
-                        break;
-                    } else {
-                        i += 1;
-                    }
-                }
-                found
-            }
-        };
+        let end = delimiters.find(rest, delimiters.segment);
         let Some(end) = end else {
             return Err(EdiError::new(
                 ErrorKind::Truncated,

@@ -25,23 +25,31 @@ pub struct Delimiters {
 }
 
 impl Delimiters {
-    /// Splits `bytes` at `separator`, honouring the release character.
-    pub(crate) fn split<'a>(&self, bytes: &'a [u8], separator: u8) -> Vec<&'a [u8]> {
-        let mut parts = Vec::new();
-        let mut start = 0;
+    /// Position of the first `separator` in `bytes` that is not released
+    /// (escaped by the release character).
+    pub(crate) fn find(&self, bytes: &[u8], separator: u8) -> Option<usize> {
+        let Some(release) = self.release else { return memchr::memchr(separator, bytes) };
         let mut i = 0;
         while i < bytes.len() {
-            if Some(bytes[i]) == self.release {
+            if bytes[i] == release {
                 i += 2;
-                continue;
+            } else if bytes[i] == separator {
+                return Some(i);
+            } else {
+                i += 1;
             }
-            if bytes[i] == separator {
-                parts.push(&bytes[start..i]);
-                start = i + 1;
-            }
-            i += 1;
         }
-        parts.push(&bytes[start.min(bytes.len())..]);
+        None
+    }
+
+    /// Splits `bytes` at `separator`, honouring the release character.
+    pub(crate) fn split<'a>(&self, mut bytes: &'a [u8], separator: u8) -> Vec<&'a [u8]> {
+        let mut parts = Vec::new();
+        while let Some(at) = self.find(bytes, separator) {
+            parts.push(&bytes[..at]);
+            bytes = &bytes[at + 1..];
+        }
+        parts.push(bytes);
         parts
     }
 

@@ -53,10 +53,6 @@ fn nad_party(source: &Source<'_>, qualifiers: &[&str]) -> Option<Party> {
     Some(party(id, nad.component(2, 3).map(|v| v.trim().to_owned()), name))
 }
 
-fn envelope_party(id: &str) -> Party {
-    party(id.trim().to_owned(), None, None)
-}
-
 /// First RFF reference with qualifier `qualifier` (RFF01-1), e.g. `ON` for the order number.
 fn reference(source: &Source<'_>, qualifier: &str) -> Option<String> {
     let rff =
@@ -161,8 +157,8 @@ fn purchase_order(source: &Source<'_>) -> Result<Event, EdiError> {
         envelope,
         purpose: function,
         po_date,
-        buyer: nad_party(source, &["BY"]).unwrap_or_else(|| envelope_party(&source.interchange.sender_id)),
-        seller: nad_party(source, &["SU", "SE"]).unwrap_or_else(|| envelope_party(&source.interchange.receiver_id)),
+        buyer: nad_party(source, &["BY"]).unwrap_or_else(|| source.sender_party()),
+        seller: nad_party(source, &["SU", "SE"]).unwrap_or_else(|| source.receiver_party()),
         ship_to: nad_party(source, &["DP", "ST"]),
         currency: currency(source),
         total_amount: stated_total.or_else(|| total(&lines)),
@@ -194,8 +190,8 @@ fn order_response(source: &Source<'_>) -> Result<Event, EdiError> {
         envelope,
         response_date,
         status,
-        buyer: nad_party(source, &["BY"]).unwrap_or_else(|| envelope_party(&source.interchange.receiver_id)),
-        seller: nad_party(source, &["SU", "SE"]).unwrap_or_else(|| envelope_party(&source.interchange.sender_id)),
+        buyer: nad_party(source, &["BY"]).unwrap_or_else(|| source.receiver_party()),
+        seller: nad_party(source, &["SU", "SE"]).unwrap_or_else(|| source.sender_party()),
         lines: lines(source, &["21", "113", "12"])?,
         note: source.find("FTX", &[]).and_then(|f| f.component(4, 1)).map(|v| v.trim().to_owned()),
         po_number,
@@ -260,8 +256,8 @@ fn invoice(source: &Source<'_>) -> Result<Event, EdiError> {
         envelope,
         invoice_date,
         po_number,
-        buyer: nad_party(source, &["BY", "IV"]).unwrap_or_else(|| envelope_party(&source.interchange.receiver_id)),
-        seller: nad_party(source, &["SU", "SE", "II"]).unwrap_or_else(|| envelope_party(&source.interchange.sender_id)),
+        buyer: nad_party(source, &["BY", "IV"]).unwrap_or_else(|| source.receiver_party()),
+        seller: nad_party(source, &["SU", "SE", "II"]).unwrap_or_else(|| source.sender_party()),
         currency,
         due_date: dtm(source, &["13"])?,
         payment_terms: source
@@ -313,8 +309,8 @@ fn remittance_advice(source: &Source<'_>) -> Result<Event, EdiError> {
     Ok(RemittanceAdviceReceived {
         envelope,
         payment_date,
-        payer: nad_party(source, &["PR"]).unwrap_or_else(|| envelope_party(&source.interchange.sender_id)),
-        payee: nad_party(source, &["PE"]).unwrap_or_else(|| envelope_party(&source.interchange.receiver_id)),
+        payer: nad_party(source, &["PR"]).unwrap_or_else(|| source.sender_party()),
+        payee: nad_party(source, &["PE"]).unwrap_or_else(|| source.receiver_party()),
         currency: currency(source).ok_or_else(|| missing("currency (CUX)"))?,
         total_amount,
         remittances,

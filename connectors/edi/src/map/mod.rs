@@ -96,6 +96,16 @@ impl<'s> Source<'s> {
         })
     }
 
+    /// The interchange sender as a party, for documents that name none.
+    pub fn sender_party(&self) -> gridsync_schemas::events::Party {
+        values::party(self.interchange.sender_id.trim().to_owned(), None, None)
+    }
+
+    /// The interchange receiver as a party, for documents that name none.
+    pub fn receiver_party(&self) -> gridsync_schemas::events::Party {
+        values::party(self.interchange.receiver_id.trim().to_owned(), None, None)
+    }
+
     /// The interchange's own date and time, for documents without one.
     pub fn interchange_time(&self) -> Option<Timestamp> {
         let header = &self.tx.segments[0];

@@ -37,11 +37,6 @@ fn n1_party(source: &Source<'_>, codes: &[&str]) -> Option<Party> {
     Some(party(id, n1.element(3).map(|v| v.trim().to_owned()), name))
 }
 
-/// The interchange sender or receiver, when the document names no party.
-fn envelope_party(id: &str) -> Party {
-    party(id.trim().to_owned(), None, None)
-}
-
 /// A date in element `n` of the first DTM whose DTM01 is one of `qualifiers`.
 fn dtm(source: &Source<'_>, qualifiers: &[&str]) -> Result<Option<Date>, EdiError> {
     source.find("DTM", qualifiers).and_then(|s| s.element(2).map(|d| date(s, 2, &d))).transpose()
@@ -120,9 +115,8 @@ fn purchase_order(source: &Source<'_>) -> Result<Event, EdiError> {
         envelope,
         purpose: beg.element(1).map(|v| v.trim().to_owned()),
         po_date,
-        buyer: n1_party(source, &["BY"]).unwrap_or_else(|| envelope_party(&source.interchange.sender_id)),
-        seller: n1_party(source, &["SE", "SU", "VN"])
-            .unwrap_or_else(|| envelope_party(&source.interchange.receiver_id)),
+        buyer: n1_party(source, &["BY"]).unwrap_or_else(|| source.sender_party()),
+        seller: n1_party(source, &["SE", "SU", "VN"]).unwrap_or_else(|| source.receiver_party()),
         ship_to: n1_party(source, &["ST"]),
         currency: source.find("CUR", &["BY", "SE"]).and_then(|c| c.element(2)).map(|v| v.trim().to_owned()),
         total_amount: stated_total.or_else(|| total(&lines)),
@@ -154,8 +148,8 @@ fn order_response(source: &Source<'_>) -> Result<Event, EdiError> {
         envelope,
         response_date,
         status,
-        buyer: n1_party(source, &["BY"]).unwrap_or_else(|| envelope_party(&source.interchange.receiver_id)),
-        seller: n1_party(source, &["SE", "SU", "VN"]).unwrap_or_else(|| envelope_party(&source.interchange.sender_id)),
+        buyer: n1_party(source, &["BY"]).unwrap_or_else(|| source.receiver_party()),
+        seller: n1_party(source, &["SE", "SU", "VN"]).unwrap_or_else(|| source.sender_party()),
         lines: item_lines(source, "PO1")?,
         note,
         po_number,
@@ -246,9 +240,8 @@ fn invoice(source: &Source<'_>) -> Result<Event, EdiError> {
         envelope,
         invoice_date,
         po_number,
-        buyer: n1_party(source, &["BT", "BY"]).unwrap_or_else(|| envelope_party(&source.interchange.receiver_id)),
-        seller: n1_party(source, &["SE", "RE", "SU", "RI"])
-            .unwrap_or_else(|| envelope_party(&source.interchange.sender_id)),
+        buyer: n1_party(source, &["BT", "BY"]).unwrap_or_else(|| source.receiver_party()),
+        seller: n1_party(source, &["SE", "RE", "SU", "RI"]).unwrap_or_else(|| source.sender_party()),
         // X12 is a US standard: no CUR segment means US dollars.
         currency: source
             .find("CUR", &["SE", "BY"])
@@ -299,8 +292,8 @@ fn remittance_advice(source: &Source<'_>) -> Result<Event, EdiError> {
         envelope,
         payment_reference,
         payment_date,
-        payer: n1_party(source, &["PR"]).unwrap_or_else(|| envelope_party(&source.interchange.sender_id)),
-        payee: n1_party(source, &["PE"]).unwrap_or_else(|| envelope_party(&source.interchange.receiver_id)),
+        payer: n1_party(source, &["PR"]).unwrap_or_else(|| source.sender_party()),
+        payee: n1_party(source, &["PE"]).unwrap_or_else(|| source.receiver_party()),
         currency: source
             .find("CUR", &["PR", "PE"])
             .and_then(|c| c.element(2))

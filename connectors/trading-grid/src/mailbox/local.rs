@@ -11,7 +11,7 @@ use std::{
     time::SystemTime,
 };
 
-use super::{Claimed, MailboxError, Outcome};
+use super::{io, Claimed, MailboxError, Outcome};
 
 /// Files still being written by the gateway: skipped until renamed.
 const IN_PROGRESS_SUFFIXES: [&str; 3] = [".tmp", ".part", ".filepart"];
@@ -23,11 +23,6 @@ pub struct LocalMailbox {
     processed: PathBuf,
     quarantine: PathBuf,
     max_bytes: u64,
-}
-
-fn io(operation: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> MailboxError {
-    let path = path.to_owned();
-    move |source| MailboxError::Io { operation, path, source }
 }
 
 /// A name that cannot leave its directory and is not hidden or half-written.

@@ -19,6 +19,12 @@ pub enum MailboxError {
     },
 }
 
+/// Maps an I/O error on `path` to a [`MailboxError`] saying what was being done.
+fn io(operation: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> MailboxError {
+    let path = path.to_owned();
+    move |source| MailboxError::Io { operation, path, source }
+}
+
 /// A file this process has claimed: nobody else will process it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::MailboxError;
+use super::{io, MailboxError};
 
 pub struct OutboundMailbox {
     dir: PathBuf,
@@ -26,11 +26,6 @@ pub struct Written {
     pub sha256: String,
     /// False when an identical file was already there (a retry).
     pub created: bool,
-}
-
-fn io(operation: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> MailboxError {
-    let path = path.to_owned();
-    move |source| MailboxError::Io { operation, path, source }
 }
 
 /// Keeps `[A-Za-z0-9.-]` and maps everything else to `-`, so a partner id or
