@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace: unit tests, the schema compatibility check, and the
-# integration tests, which start their own Tansu brokers (installed here if missing).
+# integration tests, which start their own Tansu brokers (installed here if missing), and the
+# store's tests on SQLite and on the PostgreSQL server at 127.0.0.1:5432.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -8,6 +9,12 @@ cd "$root"
 export PATH="$HOME/.cargo/bin:$PATH"
 
 "$root/deploy/local-broker.sh" install
+# The store's tests use PostgreSQL as well as SQLite (GRIDSYNC_TEST_POSTGRES_URL overrides).
+postgres_url=${GRIDSYNC_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+if command -v pg_isready >/dev/null && ! pg_isready -q -d "$postgres_url"; then
+  echo "PostgreSQL is not answering at $postgres_url: start it, or set GRIDSYNC_TEST_POSTGRES_URL" >&2
+  exit 1
+fi
 cargo build --workspace --locked --quiet
 echo "== schema compatibility"
 cargo run --locked --quiet -p gridsync-cli -- schemas check

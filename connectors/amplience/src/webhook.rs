@@ -36,6 +36,11 @@ impl Secret {
         Secret(secret.as_bytes().to_vec())
     }
 
+    /// The secret's text, for the one place that must send it (the token request).
+    pub fn expose(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
     fn mac(&self) -> HmacSha256 {
         // HMAC takes keys of any length.
         <HmacSha256 as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))

@@ -1,0 +1,372 @@
+//! The Content Management API client: content items (create, read, update
+//! with optimistic concurrency, list), workflow states by label, publishing.
+
+use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+use crate::{
+    auth::TokenSource,
+    error::AmplienceError,
+    model::{ContentItem, NewContentItem, Page, WorkflowState},
+    rate_limit::RateLimiter,
+    transport::{RetryPolicy, Transport, TransportStats},
+    webhook::Secret,
+};
+
+pub const DEFAULT_API_URL: &str = "https://api.amplience.net/v2/content";
+pub const DEFAULT_TOKEN_URL: &str = "https://auth.amplience.net/oauth/token";
+
+/// Re-reads of an item whose update keeps meeting a newer version.
+const MAX_CONFLICT_RETRIES: u32 = 5;
+/// Page size when scanning a repository.
+const SCAN_PAGE_SIZE: u32 = 100;
+
+/// How to reach and use the Management API.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ManagementArgs {
+    /// Base URL of the Content Management API.
+    #[arg(long = "amplience-api-url", env = "GRIDSYNC_AMPLIENCE_API_URL", default_value = DEFAULT_API_URL)]
+    pub api_url: String,
+    /// OAuth2 token endpoint.
+    #[arg(long = "amplience-token-url", env = "GRIDSYNC_AMPLIENCE_TOKEN_URL", default_value = DEFAULT_TOKEN_URL)]
+    pub token_url: String,
+    /// The hub (24 hex characters) whose workflow states are used.
+    #[arg(long = "amplience-hub-id", env = "GRIDSYNC_AMPLIENCE_HUB_ID")]
+    pub hub_id: Option<String>,
+    /// OAuth2 client id.
+    #[arg(long = "amplience-client-id", env = "GRIDSYNC_AMPLIENCE_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// OAuth2 client secret (prefer the environment or the _FILE variant).
+    #[arg(long = "amplience-client-secret", env = "GRIDSYNC_AMPLIENCE_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// A file holding the client secret.
+    #[arg(long = "amplience-client-secret-file", env = "GRIDSYNC_AMPLIENCE_CLIENT_SECRET_FILE")]
+    pub client_secret_file: Option<PathBuf>,
+    /// Requests per second this client sends at most (0: no limit).
+    #[arg(
+        long = "amplience-requests-per-second",
+        env = "GRIDSYNC_AMPLIENCE_REQUESTS_PER_SECOND",
+        default_value_t = 20.0
+    )]
+    pub requests_per_second: f64,
+    /// Publish requests per minute (Amplience allows 100 publishes and unpublishes a minute).
+    #[arg(
+        long = "amplience-publishes-per-minute",
+        env = "GRIDSYNC_AMPLIENCE_PUBLISHES_PER_MINUTE",
+        default_value_t = 90
+    )]
+    pub publishes_per_minute: u32,
+    /// Timeout of one request, in milliseconds.
+    #[arg(long = "amplience-timeout-ms", env = "GRIDSYNC_AMPLIENCE_TIMEOUT_MS", default_value_t = 30_000)]
+    pub timeout_ms: u64,
+    /// Attempts per request on 429, 5xx and timeouts, the first included.
+    #[arg(long = "amplience-max-attempts", env = "GRIDSYNC_AMPLIENCE_MAX_ATTEMPTS", default_value_t = 8)]
+    pub max_attempts: u32,
+    /// Longest wait between attempts, `Retry-After` included, in milliseconds.
+    #[arg(long = "amplience-max-backoff-ms", env = "GRIDSYNC_AMPLIENCE_MAX_BACKOFF_MS", default_value_t = 30_000)]
+    pub max_backoff_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("Amplience Management API: {0} is not set")]
+    Missing(&'static str),
+    #[error("reading the Amplience client secret from {path}: {source}")]
+    SecretFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("building the HTTP client: {0}")]
+    Http(#[source] reqwest::Error),
+}
+
+impl ManagementArgs {
+    /// Whether credentials were given at all (the client is optional in some binaries).
+    pub fn is_configured(&self) -> bool {
+        self.client_id.is_some()
+    }
+
+    fn secret(&self) -> Result<Secret, ConfigError> {
+        if let Some(path) = &self.client_secret_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::SecretFile { path: path.clone(), source })?;
+            return Ok(Secret::new(text.trim_end_matches(['\r', '\n'])));
+        }
+        self.client_secret.as_deref().map(Secret::new).ok_or(ConfigError::Missing("--amplience-client-secret"))
+    }
+
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_attempts.max(1),
+            max_backoff: Duration::from_millis(self.max_backoff_ms),
+            ..RetryPolicy::default()
+        }
+    }
+}
+
+/// Whether `ensure_item` made the item or found it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ensured {
+    Created(ContentItem),
+    Existing(ContentItem),
+}
+
+impl Ensured {
+    pub fn item(&self) -> &ContentItem {
+        match self {
+            Ensured::Created(item) | Ensured::Existing(item) => item,
+        }
+    }
+}
+
+pub struct ManagementClient {
+    transport: Transport,
+    publishes: RateLimiter,
+    api_url: String,
+    hub_id: Option<String>,
+    tokens: Arc<TokenSource>,
+    /// Workflow states of the hub, read once (and again for an unknown label or id).
+    states: Mutex<Vec<WorkflowState>>,
+    /// Items found or created by delivery key, so repeats skip the lookup.
+    by_delivery_key: Mutex<HashMap<String, String>>,
+}
+
+impl ManagementClient {
+    pub fn new(args: &ManagementArgs) -> Result<Self, ConfigError> {
+        let client_id = args.client_id.clone().ok_or(ConfigError::Missing("--amplience-client-id"))?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(args.timeout_ms))
+            .user_agent(concat!("gridsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(ConfigError::Http)?;
+        let tokens = Arc::new(TokenSource::new(http.clone(), args.token_url.clone(), client_id, args.secret()?));
+        let limiter = RateLimiter::new(args.requests_per_second, 5);
+        Ok(ManagementClient {
+            transport: Transport::new(http, Some(tokens.clone()), limiter, args.retry_policy()),
+            publishes: RateLimiter::per_minute(args.publishes_per_minute, 5),
+            api_url: args.api_url.trim_end_matches('/').to_owned(),
+            hub_id: args.hub_id.clone(),
+            tokens,
+            states: Mutex::new(Vec::new()),
+            by_delivery_key: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The client id: items this client changes carry it as their author.
+    pub fn client_id(&self) -> &str {
+        self.tokens.client_id()
+    }
+
+    pub fn stats(&self) -> &TransportStats {
+        self.transport.stats()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.api_url)
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(String, Value), AmplienceError> {
+        let url = self.url(path);
+        let name = crate::transport::method_name(&method);
+        let response = self.transport.send(method, &url, body, None).await?;
+        let value = if response.body.is_empty() { Value::Null } else { response.json(name, &url)? };
+        Ok((url, value))
+    }
+
+    async fn item_call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<ContentItem, AmplienceError> {
+        let name = crate::transport::method_name(&method);
+        let (url, value) = self.call(method, path, body).await?;
+        serde_json::from_value(value).map_err(|e| AmplienceError::Unexpected {
+            method: name,
+            url,
+            message: format!("content item: {e}"),
+        })
+    }
+
+    pub async fn get_item(&self, id: &str) -> Result<ContentItem, AmplienceError> {
+        self.item_call(Method::GET, &format!("/content-items/{id}"), None).await
+    }
+
+    /// Creates an item in `repository_id`. Prefer `ensure_item` for items with a delivery key.
+    pub async fn create_item(&self, repository_id: &str, item: &NewContentItem) -> Result<ContentItem, AmplienceError> {
+        let path = format!("/content-repositories/{repository_id}/content-items");
+        self.item_call(Method::POST, &path, Some(&item.to_request())).await
+    }
+
+    /// Creates the item unless one with its delivery key exists (a retry, a
+    /// replay, a crash after the create): exactly one item per key.
+    pub async fn ensure_item(&self, repository_id: &str, item: &NewContentItem) -> Result<Ensured, AmplienceError> {
+        let key =
+            item.delivery_key.as_ref().map(|k| k.as_str().to_owned()).ok_or_else(|| AmplienceError::Unexpected {
+                method: "POST",
+                url: self.url("/content-items"),
+                message: "ensure_item needs a delivery key".into(),
+            })?;
+        if let Some(id) = self.by_delivery_key.lock().await.get(&key).cloned() {
+            match self.get_item(&id).await {
+                Ok(existing) => return Ok(Ensured::Existing(existing)),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let ensured = match self.create_item(repository_id, item).await {
+            Ok(created) => Ensured::Created(created),
+            // Amplience refuses a second item with a key in use: find the first one.
+            Err(e) if e.is_conflict() || e.codes().iter().any(|c| c.contains("DELIVERY_KEY")) => {
+                match self.find_by_delivery_key(repository_id, &key).await? {
+                    Some(existing) => Ensured::Existing(existing),
+                    None => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        self.by_delivery_key.lock().await.insert(key, ensured.item().id.clone());
+        Ok(ensured)
+    }
+
+    /// One page (0-based) of a repository's items.
+    pub async fn list_items(
+        &self,
+        repository_id: &str,
+        page: u32,
+        size: u32,
+    ) -> Result<Page<ContentItem>, AmplienceError> {
+        let path = format!("/content-repositories/{repository_id}/content-items?page={page}&size={size}");
+        let (url, value) = self.call(Method::GET, &path, None).await?;
+        Page::from_hal(&value, "content-items").map_err(|message| AmplienceError::Unexpected {
+            method: "GET",
+            url,
+            message,
+        })
+    }
+
+    /// Every item of a repository, following the pages.
+    pub async fn all_items(&self, repository_id: &str) -> Result<Vec<ContentItem>, AmplienceError> {
+        let mut items = Vec::new();
+        for number in 0.. {
+            let page = self.list_items(repository_id, number, SCAN_PAGE_SIZE).await?;
+            let more = page.has_next() && !page.items.is_empty();
+            items.extend(page.items);
+            if !more {
+                break;
+            }
+        }
+        Ok(items)
+    }
+
+    /// The item of `repository_id` whose delivery key is `key`, by scanning the pages.
+    pub async fn find_by_delivery_key(
+        &self,
+        repository_id: &str,
+        key: &str,
+    ) -> Result<Option<ContentItem>, AmplienceError> {
+        for number in 0.. {
+            let page = self.list_items(repository_id, number, SCAN_PAGE_SIZE).await?;
+            if let Some(found) = page.items.iter().find(|i| i.delivery_key() == Some(key)) {
+                return Ok(Some(found.clone()));
+            }
+            if !page.has_next() || page.items.is_empty() {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Applies `change` to the item's current state and saves it with the
+    /// version it read; when someone saved in between (409), reads again and
+    /// re-applies, a bounded number of times.
+    pub async fn update_item(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut ContentItem),
+    ) -> Result<ContentItem, AmplienceError> {
+        let path = format!("/content-items/{id}");
+        for _ in 0..=MAX_CONFLICT_RETRIES {
+            let mut item = self.get_item(id).await?;
+            change(&mut item);
+            let body = json!({ "label": item.label, "body": item.body, "version": item.version });
+            match self.item_call(Method::PATCH, &path, Some(&body)).await {
+                Err(e) if e.is_conflict() => tracing::info!(id, "content item changed meanwhile; re-applying"),
+                other => return other,
+            }
+        }
+        Err(AmplienceError::ConflictPersisted { id: id.to_owned(), attempts: MAX_CONFLICT_RETRIES })
+    }
+
+    /// The hub's workflow states.
+    pub async fn workflow_states(&self) -> Result<Vec<WorkflowState>, AmplienceError> {
+        let hub = self.hub_id.as_deref().ok_or_else(|| AmplienceError::Unexpected {
+            method: "GET",
+            url: self.url("/hubs/?/workflow-states"),
+            message: "no hub id configured (--amplience-hub-id)".into(),
+        })?;
+        let mut states = Vec::new();
+        for number in 0.. {
+            let path = format!("/hubs/{hub}/workflow-states?page={number}&size=100");
+            let (url, value) = self.call(Method::GET, &path, None).await?;
+            let page: Page<WorkflowState> = Page::from_hal(&value, "workflow-states")
+                .map_err(|message| AmplienceError::Unexpected { method: "GET", url, message })?;
+            let more = page.has_next() && !page.items.is_empty();
+            states.extend(page.items);
+            if !more {
+                break;
+            }
+        }
+        Ok(states)
+    }
+
+    /// Looks a state up in the cache, reading the hub's states again once if absent.
+    async fn find_state(
+        &self,
+        matches: impl Fn(&WorkflowState) -> bool,
+    ) -> Result<Option<WorkflowState>, AmplienceError> {
+        let mut states = self.states.lock().await;
+        if let Some(found) = states.iter().find(|s| matches(s)) {
+            return Ok(Some(found.clone()));
+        }
+        *states = self.workflow_states().await?;
+        Ok(states.iter().find(|s| matches(s)).cloned())
+    }
+
+    /// The id of the workflow state labelled `label` (case-insensitive).
+    pub async fn workflow_state_id(&self, label: &str) -> Result<String, AmplienceError> {
+        self.find_state(|s| s.label.eq_ignore_ascii_case(label))
+            .await?
+            .map(|s| s.id)
+            .ok_or_else(|| AmplienceError::UnknownWorkflowState(label.to_owned()))
+    }
+
+    /// The label of the workflow state `id`, if the hub has it.
+    pub async fn workflow_state_label(&self, id: &str) -> Result<Option<String>, AmplienceError> {
+        Ok(self.find_state(|s| s.id == id).await?.map(|s| s.label))
+    }
+
+    /// Moves the item to the workflow state labelled `label`.
+    pub async fn assign_workflow_state(&self, id: &str, label: &str) -> Result<ContentItem, AmplienceError> {
+        let state = self.workflow_state_id(label).await?;
+        let path = format!("/content-items/{id}/workflow");
+        for _ in 0..=MAX_CONFLICT_RETRIES {
+            let item = self.get_item(id).await?;
+            if item.workflow_state() == Some(state.as_str()) {
+                return Ok(item);
+            }
+            let body = json!({ "version": item.version, "state": state });
+            match self.item_call(Method::PATCH, &path, Some(&body)).await {
+                Err(e) if e.is_conflict() => continue,
+                other => return other,
+            }
+        }
+        Err(AmplienceError::ConflictPersisted { id: id.to_owned(), attempts: MAX_CONFLICT_RETRIES })
+    }
+
+    /// Publishes the item's current version; returns the publishing job's URL.
+    pub async fn publish(&self, id: &str) -> Result<Option<String>, AmplienceError> {
+        let url = self.url(&format!("/content-items/{id}/publish"));
+        let response = self.transport.send(Method::POST, &url, None, Some(&self.publishes)).await?;
+        Ok(response.headers.get(reqwest::header::LOCATION).and_then(|l| l.to_str().ok()).map(str::to_owned))
+    }
+}

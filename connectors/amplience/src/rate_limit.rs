@@ -1,0 +1,74 @@
+//! A client-side rate limiter: requests are spaced so that no more than
+//! `per_second` leave on average, with a small burst allowed. Staying under
+//! Amplience's limits is cheaper than riding out its 429s.
+
+use std::time::Duration;
+
+use tokio::{sync::Mutex, time::Instant};
+
+#[derive(Debug)]
+pub struct RateLimiter {
+    interval: Duration,
+    burst: Duration,
+    next: Mutex<Instant>,
+}
+
+impl RateLimiter {
+    /// `per_second` requests per second on average (0 means unlimited);
+    /// up to `burst` may go at once after a quiet spell.
+    pub fn new(per_second: f64, burst: u32) -> Self {
+        let interval = if per_second > 0.0 { Duration::from_secs_f64(1.0 / per_second) } else { Duration::ZERO };
+        let burst = interval * burst.max(1);
+        let now = Instant::now();
+        RateLimiter { interval, burst, next: Mutex::new(now.checked_sub(burst).unwrap_or(now)) }
+    }
+
+    /// `per_minute` requests per minute (Amplience's publish limit is 100).
+    pub fn per_minute(per_minute: u32, burst: u32) -> Self {
+        Self::new(f64::from(per_minute) / 60.0, burst)
+    }
+
+    /// Waits for this request's slot.
+    pub async fn acquire(&self) {
+        if self.interval.is_zero() {
+            return;
+        }
+        let slot = {
+            let mut next = self.next.lock().await;
+            let now = Instant::now();
+            // Unused capacity accumulates up to the burst, no further.
+            let earliest = now.checked_sub(self.burst).unwrap_or(now);
+            let slot = (*next).max(earliest);
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_are_spaced_after_the_burst() {
+        let limiter = RateLimiter::new(10.0, 2);
+        let started = Instant::now();
+        for _ in 0..7 {
+            limiter.acquire().await;
+        }
+        // Two go at once, then one every 100 ms.
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(400) && elapsed < Duration::from_millis(600), "{elapsed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn zero_means_unlimited() {
+        let limiter = RateLimiter::new(0.0, 1);
+        let started = Instant::now();
+        for _ in 0..100 {
+            limiter.acquire().await;
+        }
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+}

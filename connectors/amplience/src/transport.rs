@@ -1,0 +1,246 @@
+//! How every request to Amplience is sent: rate limited, authenticated when
+//! the API needs it (one refresh on 401), and retried on 429, 5xx and timeouts
+//! with exponential backoff and full jitter, honouring `Retry-After`, a
+//! bounded number of times.
+
+use std::{sync::Arc, time::Duration};
+
+use rand::Rng;
+use reqwest::{header::HeaderMap, Method};
+
+use crate::{auth::TokenSource, error::AmplienceError, rate_limit::RateLimiter};
+
+/// How hard to try before giving up.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+    /// Backoff before the second attempt; doubles each time.
+    pub initial_backoff: Duration,
+    /// Upper bound of one wait, `Retry-After` included.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1`: the server's `Retry-After` when
+    /// given, else full jitter over the exponential step; capped either way.
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let delay = retry_after.unwrap_or_else(|| {
+            let step = self.initial_backoff.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+            let capped = step.min(self.max_backoff);
+            capped.mul_f64(rand::rng().random_range(0.0..=1.0))
+        });
+        delay.min(self.max_backoff)
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+/// A sent request's successful answer.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn json<T: serde::de::DeserializeOwned>(&self, method: &'static str, url: &str) -> Result<T, AmplienceError> {
+        serde_json::from_slice(&self.body).map_err(|e| AmplienceError::Unexpected {
+            method,
+            url: url.to_owned(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Counts of what the transport did, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    pub retries: std::sync::atomic::AtomicU64,
+    pub token_refreshes: std::sync::atomic::AtomicU64,
+}
+
+/// The shared sending machinery of one API client.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    http: reqwest::Client,
+    tokens: Option<Arc<TokenSource>>,
+    limiter: Arc<RateLimiter>,
+    retry: RetryPolicy,
+    stats: Arc<TransportStats>,
+}
+
+impl Transport {
+    pub fn new(
+        http: reqwest::Client,
+        tokens: Option<Arc<TokenSource>>,
+        limiter: RateLimiter,
+        retry: RetryPolicy,
+    ) -> Self {
+        Transport { http, tokens, limiter: Arc::new(limiter), retry, stats: Arc::default() }
+    }
+
+    pub fn stats(&self) -> &TransportStats {
+        &self.stats
+    }
+
+    /// Sends `method url` with an optional JSON body until it succeeds, fails
+    /// for good, or the attempts run out (the last error is returned).
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&serde_json::Value>,
+        extra_limiter: Option<&RateLimiter>,
+    ) -> Result<Response, AmplienceError> {
+        let name = method_name(&method);
+        let mut attempt = 0;
+        let mut refreshed = false;
+        loop {
+            attempt += 1;
+            let result = self.attempt(method.clone(), name, url, body, extra_limiter).await;
+            let error = match result {
+                Ok(response) => return Ok(response),
+                Err(Attempt::Unauthorized(token)) if !refreshed => {
+                    // Expired or revoked early: one new token, then the same request again.
+                    refreshed = true;
+                    attempt -= 1;
+                    self.stats.token_refreshes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if let Some(tokens) = &self.tokens {
+                        tokens.invalidate(&token).await;
+                    }
+                    continue;
+                }
+                Err(Attempt::Unauthorized(_)) => AmplienceError::Api {
+                    method: name,
+                    url: url.to_owned(),
+                    status: 401,
+                    errors: Vec::new(),
+                    retry_after: None,
+                },
+                Err(Attempt::Failed(error)) => error,
+            };
+            if !error.is_retryable() || attempt >= self.retry.max_attempts {
+                return Err(error);
+            }
+            let retry_after = match &error {
+                AmplienceError::Api { retry_after, .. } => *retry_after,
+                _ => None,
+            };
+            let delay = self.retry.delay(attempt, retry_after);
+            tracing::warn!(%error, attempt, delay_ms = delay.as_millis() as u64, "Amplience request failed; retrying");
+            self.stats.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        method: Method,
+        name: &'static str,
+        url: &str,
+        body: Option<&serde_json::Value>,
+        extra_limiter: Option<&RateLimiter>,
+    ) -> Result<Response, Attempt> {
+        self.limiter.acquire().await;
+        if let Some(limiter) = extra_limiter {
+            limiter.acquire().await;
+        }
+        let mut request = self.http.request(method, url);
+        let mut token = None;
+        if let Some(tokens) = &self.tokens {
+            let value = tokens.token().await.map_err(Attempt::Failed)?;
+            request = request.bearer_auth(&value);
+            token = Some(value);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let transport =
+            |source| Attempt::Failed(AmplienceError::Transport { method: name, url: url.to_owned(), source });
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(transport)?.to_vec();
+        match (status, token) {
+            (200..=299, _) => Ok(Response { status, headers, body }),
+            (401, Some(token)) => Err(Attempt::Unauthorized(token)),
+            _ => Err(Attempt::Failed(AmplienceError::from_response(
+                name,
+                url.to_owned(),
+                status,
+                retry_after(&headers),
+                &body,
+            ))),
+        }
+    }
+}
+
+enum Attempt {
+    /// 401 with this token.
+    Unauthorized(String),
+    Failed(AmplienceError),
+}
+
+pub(crate) fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PATCH => "PATCH",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        _ => "REQUEST",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_honours_retry_after() {
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+        };
+        for attempt in 1..10 {
+            let bound = Duration::from_millis(100 * (1 << (attempt - 1))).min(Duration::from_secs(2));
+            assert!(policy.delay(attempt, None) <= bound);
+        }
+        assert_eq!(policy.delay(1, Some(Duration::from_secs(1))), Duration::from_secs(1));
+        assert_eq!(policy.delay(1, Some(Duration::from_secs(60))), Duration::from_secs(2), "capped");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut headers = HeaderMap::new();
+        headers.insert(reqwest::header::RETRY_AFTER, "3".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
+        let soon = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(120));
+        headers.insert(reqwest::header::RETRY_AFTER, soon.parse().unwrap());
+        let parsed = retry_after(&headers).unwrap();
+        assert!(parsed > Duration::from_secs(100) && parsed <= Duration::from_secs(120), "{parsed:?}");
+        headers.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&headers), None);
+    }
+}

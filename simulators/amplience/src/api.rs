@@ -1,0 +1,319 @@
+//! The HTTP face of the simulator: Amplience's token endpoint, Management API
+//! and Delivery API on one port, plus `/__sim/*` controls for tests.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    body::Body,
+    extract::{Form, Path, Query, Request, State},
+    http::{header, HeaderMap, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, patch, post},
+    Json, Router,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::{
+    faults::{FaultSpec, Faults, Scope},
+    hub::{Hub, HubError},
+    webhooks::WebhookSender,
+};
+
+/// A client allowed to get tokens.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: String,
+    pub secret: String,
+}
+
+pub struct SimState {
+    pub hub: Mutex<Hub>,
+    pub faults: Mutex<Faults>,
+    pub clients: Vec<Client>,
+    pub token_ttl: Duration,
+    /// Issued tokens: client id and expiry.
+    tokens: Mutex<HashMap<String, (String, Instant)>>,
+    pub webhooks: WebhookSender,
+    /// Requests answered, by status.
+    answered: Mutex<HashMap<u16, u64>>,
+}
+
+type Shared = Arc<SimState>;
+
+impl SimState {
+    pub fn new(hub: Hub, clients: Vec<Client>, token_ttl: Duration, webhooks: WebhookSender) -> Self {
+        SimState {
+            hub: Mutex::new(hub),
+            faults: Mutex::default(),
+            clients,
+            token_ttl,
+            tokens: Mutex::default(),
+            webhooks,
+            answered: Mutex::default(),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panicked handler must not take the simulator down with it.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn error(err: HubError) -> Response {
+    let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(err.body())).into_response()
+}
+
+fn answer(result: Result<Value, HubError>, ok: StatusCode) -> Response {
+    match result {
+        Ok(value) => (ok, Json(value)).into_response(),
+        Err(e) => error(e),
+    }
+}
+
+pub fn router(state: Shared) -> Router {
+    let management = Router::new()
+        .route("/hubs/{hub}/workflow-states", get(workflow_states))
+        .route("/content-repositories/{repo}/content-items", post(create_item).get(list_items))
+        .route("/content-items/{id}", get(get_item).patch(update_item))
+        .route("/content-items/{id}/workflow", patch(assign_workflow))
+        .route("/content-items/{id}/publish", post(publish))
+        .route("/publishing-jobs/{id}", get(publishing_job))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .route("/oauth/token", post(token))
+        .nest("/v2/content", management)
+        .route("/content/id/{id}", get(delivery_by_id))
+        .route("/content/key/{*key}", get(delivery_by_key))
+        .layer(middleware::from_fn_with_state(state.clone(), inject_faults))
+        .route("/__sim/faults", post(add_fault).delete(clear_faults))
+        .route("/__sim/expire-tokens", post(expire_tokens))
+        .route("/__sim/webhooks", get(webhook_log))
+        .route("/__sim/webhooks/{id}/redeliver", post(redeliver))
+        .route("/__sim/stats", get(stats))
+        .with_state(state)
+}
+
+/// Applies the next queued fault for the request's scope, and counts answers.
+async fn inject_faults(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let scope = if path.starts_with("/oauth") {
+        Scope::Token
+    } else if path.starts_with("/content/") {
+        Scope::Delivery
+    } else {
+        Scope::Api
+    };
+    let fault = lock(&state.faults).take(scope);
+    let response = match fault {
+        Some(fault) => {
+            if !fault.delay.is_zero() {
+                tokio::time::sleep(fault.delay).await;
+            }
+            match fault.status.and_then(|s| StatusCode::from_u16(s).ok()) {
+                Some(status) => {
+                    let code =
+                        if status == StatusCode::TOO_MANY_REQUESTS { "TOO_MANY_REQUESTS" } else { "SERVER_ERROR" };
+                    let body = json!({ "errors": [{ "level": "ERROR", "code": code, "message": "injected fault" }] });
+                    let mut response = (status, Json(body)).into_response();
+                    if let Some(seconds) = fault.retry_after {
+                        response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+                    }
+                    response
+                }
+                None => next.run(request).await,
+            }
+        }
+        None => next.run(request).await,
+    };
+    *lock(&state.answered).entry(response.status().as_u16()).or_default() += 1;
+    response
+}
+
+/// The client id behind a request's bearer token; 401 when missing or expired.
+#[derive(Clone)]
+struct Actor(String);
+
+async fn authenticate(State(state): State<Shared>, mut request: Request, next: Next) -> Response {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| v[7..].trim().to_owned()));
+    let actor = token.and_then(|t| {
+        let tokens = lock(&state.tokens);
+        tokens.get(&t).filter(|(_, expires)| Instant::now() < *expires).map(|(client, _)| client.clone())
+    });
+    match actor {
+        Some(actor) => {
+            request.extensions_mut().insert(Actor(actor));
+            next.run(request).await
+        }
+        None => {
+            error(HubError { status: 401, code: "UNAUTHORIZED", message: "missing, unknown or expired token".into() })
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenRequest {
+    grant_type: String,
+    client_id: String,
+    client_secret: String,
+}
+
+async fn token(State(state): State<Shared>, Form(form): Form<TokenRequest>) -> Response {
+    let known = state.clients.iter().any(|c| c.id == form.client_id && c.secret == form.client_secret);
+    if form.grant_type != "client_credentials" || !known {
+        return (StatusCode::BAD_REQUEST, Json(json!({ "error": "invalid_client" }))).into_response();
+    }
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    lock(&state.tokens).insert(token.clone(), (form.client_id, Instant::now() + state.token_ttl));
+    Json(json!({ "access_token": token, "token_type": "bearer", "expires_in": state.token_ttl.as_secs() }))
+        .into_response()
+}
+
+async fn workflow_states(State(state): State<Shared>, Path(hub): Path<String>) -> Response {
+    let hub_state = lock(&state.hub);
+    if hub_state.hub_id != hub {
+        return error(HubError { status: 404, code: "HUB_NOT_FOUND", message: format!("no hub {hub}") });
+    }
+    Json(hub_state.states_page()).into_response()
+}
+
+fn actor(request_actor: &axum::Extension<Actor>) -> &str {
+    &request_actor.0 .0
+}
+
+async fn create_item(
+    State(state): State<Shared>,
+    actor_ext: axum::Extension<Actor>,
+    Path(repo): Path<String>,
+    Json(request): Json<Value>,
+) -> Response {
+    let created = lock(&state.hub).create(&repo, &request, actor(&actor_ext)).map(|i| json!(i));
+    answer(created, StatusCode::CREATED)
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    #[serde(default)]
+    page: usize,
+    #[serde(default = "twenty")]
+    size: usize,
+}
+
+fn twenty() -> usize {
+    20
+}
+
+async fn list_items(State(state): State<Shared>, Path(repo): Path<String>, Query(q): Query<PageQuery>) -> Response {
+    answer(lock(&state.hub).page(&repo, q.page, q.size), StatusCode::OK)
+}
+
+async fn get_item(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+    answer(lock(&state.hub).item(&id).map(|i| json!(i)), StatusCode::OK)
+}
+
+async fn update_item(
+    State(state): State<Shared>,
+    actor_ext: axum::Extension<Actor>,
+    Path(id): Path<String>,
+    Json(request): Json<Value>,
+) -> Response {
+    answer(lock(&state.hub).update(&id, &request, actor(&actor_ext)).map(|i| json!(i)), StatusCode::OK)
+}
+
+async fn assign_workflow(
+    State(state): State<Shared>,
+    actor_ext: axum::Extension<Actor>,
+    Path(id): Path<String>,
+    Json(request): Json<Value>,
+) -> Response {
+    let result = lock(&state.hub).assign_workflow(&id, &request, actor(&actor_ext));
+    match result {
+        Ok((item, change)) => {
+            state.webhooks.send(&change);
+            Json(json!(item)).into_response()
+        }
+        Err(e) => error(e),
+    }
+}
+
+async fn publish(State(state): State<Shared>, actor_ext: axum::Extension<Actor>, Path(id): Path<String>) -> Response {
+    let result = lock(&state.hub).publish(&id, actor(&actor_ext));
+    match result {
+        Ok(change) => {
+            state.webhooks.send(&change);
+            let job = uuid::Uuid::new_v4();
+            let mut headers = HeaderMap::new();
+            if let Ok(location) = format!("/v2/content/publishing-jobs/{job}").parse() {
+                headers.insert(header::LOCATION, location);
+            }
+            (StatusCode::ACCEPTED, headers, Body::empty()).into_response()
+        }
+        Err(e) => error(e),
+    }
+}
+
+async fn publishing_job(Path(id): Path<String>) -> Json<Value> {
+    Json(json!({ "id": id, "state": "COMPLETED" }))
+}
+
+fn delivered(content: Option<Value>, what: &str) -> Response {
+    match content {
+        Some(content) => Json(json!({ "content": content })).into_response(),
+        None => (StatusCode::NOT_FOUND, Json(json!({ "error": { "type": "CONTENT_NOT_FOUND", "message": what } })))
+            .into_response(),
+    }
+}
+
+async fn delivery_by_id(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+    delivered(lock(&state.hub).published_by_id(&id), &format!("no published content with id {id}"))
+}
+
+async fn delivery_by_key(State(state): State<Shared>, Path(key): Path<String>) -> Response {
+    delivered(lock(&state.hub).published_by_key(&key), &format!("no published content with key {key}"))
+}
+
+async fn add_fault(State(state): State<Shared>, Json(spec): Json<FaultSpec>) -> StatusCode {
+    lock(&state.faults).push(spec);
+    StatusCode::NO_CONTENT
+}
+
+async fn clear_faults(State(state): State<Shared>) -> StatusCode {
+    lock(&state.faults).clear();
+    StatusCode::NO_CONTENT
+}
+
+/// Every issued token expires now, as if the session had timed out.
+async fn expire_tokens(State(state): State<Shared>) -> StatusCode {
+    for (_, expires) in lock(&state.tokens).values_mut() {
+        *expires = Instant::now();
+    }
+    StatusCode::NO_CONTENT
+}
+
+async fn webhook_log(State(state): State<Shared>) -> Json<Value> {
+    Json(json!(state.webhooks.log()))
+}
+
+async fn redeliver(State(state): State<Shared>, Path(id): Path<String>) -> StatusCode {
+    if state.webhooks.redeliver(&id) {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::NOT_FOUND
+    }
+}
+
+async fn stats(State(state): State<Shared>) -> Json<Value> {
+    let hub = lock(&state.hub);
+    let answered: HashMap<String, u64> = lock(&state.answered).iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    Json(json!({ "creates": hub.creates, "answered": answered }))
+}

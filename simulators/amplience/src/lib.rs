@@ -1,0 +1,78 @@
+//! A local Amplience: the token endpoint, the Content Management API, the
+//! Content Delivery API and a signed webhook sender, on one port, behaving as
+//! documented (versions and 409s, HAL paging, workflow states, `{"errors"}`
+//! bodies) with injectable faults (429 + Retry-After, 5xx, slow answers,
+//! expired tokens). Used by the tests and the local demo.
+
+mod api;
+mod faults;
+mod hub;
+mod webhooks;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+pub use api::Client;
+pub use faults::{FaultSpec, Scope};
+pub use webhooks::{DeliveryLog, WebhookTarget};
+
+/// How the simulated hub is set up.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub hub_id: String,
+    pub repositories: Vec<String>,
+    pub workflow_states: Vec<String>,
+    pub clients: Vec<Client>,
+    pub token_ttl: Duration,
+    pub webhook: Option<WebhookTarget>,
+}
+
+/// The defaults: one hub, two repositories, the workflow states gridsync's
+/// default mapping uses, and one client (`gridsync` / `gridsync-secret`).
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            hub_id: "5f0000000000000000000001".into(),
+            repositories: vec!["5f00000000000000000000a1".into(), "5f00000000000000000000a2".into()],
+            workflow_states: ["Draft", "In review", "Approved", "Payment confirmed", "Dispute resolved"]
+                .map(String::from)
+                .to_vec(),
+            clients: vec![Client { id: "gridsync".into(), secret: "gridsync-secret".into() }],
+            token_ttl: Duration::from_secs(300),
+            webhook: None,
+        }
+    }
+}
+
+/// A running simulator.
+pub struct Simulator {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Simulator {
+    /// Serves on `listener` until `shutdown` (or the task is dropped).
+    pub async fn start(
+        config: SimConfig,
+        listener: tokio::net::TcpListener,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let hub = hub::Hub::new(&config.hub_id, config.repositories.clone(), &config.workflow_states);
+        let sender = webhooks::WebhookSender::start(config.webhook.clone());
+        let state = Arc::new(api::SimState::new(hub, config.clients.clone(), config.token_ttl, sender));
+        let app = api::router(state);
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+        });
+        Ok(Simulator { addr, task })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Waits for the server to stop.
+    pub async fn stopped(self) -> std::io::Result<()> {
+        self.task.await.unwrap_or(Ok(()))
+    }
+}

@@ -1,0 +1,67 @@
+//! `amp-sim`: the Amplience simulator as a process, for the local demo.
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::Context;
+use clap::Parser;
+use gridsync_amp_sim::{Client, SimConfig, Simulator, WebhookTarget};
+use gridsync_amplience::Secret;
+
+#[derive(Debug, Parser)]
+#[command(name = "amp-sim", about = "A local Amplience: token, Management and Delivery APIs, signed webhooks, faults.")]
+struct Cli {
+    /// Address to serve on.
+    #[arg(long, env = "AMP_SIM_LISTEN", default_value = "127.0.0.1:9480")]
+    listen: SocketAddr,
+    /// Where to send webhooks (the amp-producer's /webhooks/amplience).
+    #[arg(long, env = "AMP_SIM_WEBHOOK_URL")]
+    webhook_url: Option<String>,
+    /// The secret webhooks are signed with.
+    #[arg(long, env = "AMP_SIM_WEBHOOK_SECRET", hide_env_values = true, default_value = "amp-sim-webhook-secret")]
+    webhook_secret: String,
+    /// A client allowed to get tokens, `id:secret`; repeatable.
+    #[arg(long = "client", env = "AMP_SIM_CLIENTS", value_delimiter = ',')]
+    clients: Vec<String>,
+    /// Token lifetime in seconds.
+    #[arg(long, default_value_t = 300)]
+    token_ttl_secs: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let cli = Cli::parse();
+    let mut config = SimConfig { token_ttl: Duration::from_secs(cli.token_ttl_secs), ..SimConfig::default() };
+    if !cli.clients.is_empty() {
+        config.clients = cli
+            .clients
+            .iter()
+            .map(|c| {
+                let (id, secret) = c.split_once(':').context("--client takes id:secret")?;
+                Ok(Client { id: id.into(), secret: secret.into() })
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    config.webhook = cli.webhook_url.map(|url| WebhookTarget { url, secret: Secret::new(&cli.webhook_secret) });
+    let listener =
+        tokio::net::TcpListener::bind(cli.listen).await.with_context(|| format!("binding {}", cli.listen))?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let sim = Simulator::start(config.clone(), listener, shutdown.clone()).await?;
+    tracing::info!(url = %sim.url(), hub = %config.hub_id, repositories = ?config.repositories, "amp-sim ready");
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return,
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        signal.cancel();
+    });
+    sim.stopped().await?;
+    Ok(())
+}

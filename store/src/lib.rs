@@ -1,0 +1,154 @@
+//! gridsync's durable state, on SQLite (the embedded default: a file beside
+//! the binary) or PostgreSQL (shared by replicas): which webhook deliveries
+//! were already published, and more as the connectors need it.
+//!
+//! One SQL dialect serves both: `$n` placeholders, `ON CONFLICT`, integers
+//! for time (milliseconds since the epoch).
+
+mod webhooks;
+
+use std::time::Duration;
+
+use sqlx::{any::AnyPoolOptions, AnyPool};
+
+pub use webhooks::{HandledDelivery, WebhookDeliveries};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store URL {0:?} is neither sqlite:// nor postgres://")]
+    UnsupportedUrl(String),
+    #[error("connecting to the {backend} store: {source}")]
+    Connect {
+        backend: Backend,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("preparing the {backend} store's tables: {source}")]
+    Migrate {
+        backend: Backend,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("{what}: {source}")]
+    Query {
+        what: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+impl StoreError {
+    fn query(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+        move |source| StoreError::Query { what, source }
+    }
+}
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        })
+    }
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+}
+
+/// The tables, created if missing; every statement is idempotent and valid on both backends.
+const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS webhook_deliveries (
+        delivery_id TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        recorded_at BIGINT NOT NULL
+    )"];
+
+/// A connection pool to the store, its tables ready.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path/to/file.db` — created if missing — or
+    /// `postgres://user@host/db`) and creates the tables that are missing.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let backend = Backend::of_url(url)?;
+        sqlx::any::install_default_drivers();
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+            }
+            _ => url.to_owned(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // Several connections (and processes) share the file: wait for
+                        // a lock instead of failing, and let readers run beside a writer.
+                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|source| StoreError::Connect { backend, source })?;
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        for statement in SCHEMA {
+            sqlx::query(statement)
+                .execute(&self.pool)
+                .await
+                .map_err(|source| StoreError::Migrate { backend: self.backend, source })?;
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs one statement as given (operators' and tests' DDL, never with input).
+    pub async fn execute_unchecked(&self, statement: &str) -> Result<(), StoreError> {
+        sqlx::raw_sql(statement).execute(&self.pool).await.map_err(StoreError::query("running a statement"))?;
+        Ok(())
+    }
+
+    /// Webhook deliveries already turned into events.
+    pub fn webhook_deliveries(&self) -> WebhookDeliveries {
+        WebhookDeliveries::new(self.pool.clone())
+    }
+}
+
+/// Milliseconds since the epoch, now.
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

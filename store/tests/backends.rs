@@ -1,0 +1,54 @@
+//! The store against real databases: a SQLite file, and the PostgreSQL server
+//! on 127.0.0.1:5432 (`GRIDSYNC_TEST_POSTGRES_URL` overrides), each test in a
+//! schema of its own.
+
+use gridsync_store::{Backend, HandledDelivery, Store};
+
+const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A store in a fresh PostgreSQL schema.
+async fn postgres_store() -> Store {
+    let base = std::env::var("GRIDSYNC_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned());
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let admin = Store::connect(&base).await.expect("PostgreSQL on 127.0.0.1:5432 (deploy/test.sh checks it)");
+    admin.execute_unchecked(&format!("CREATE SCHEMA {schema}")).await.unwrap();
+    Store::connect(&format!("{base}?options=-c%20search_path%3D{schema}")).await.unwrap()
+}
+
+async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
+    Store::connect(&format!("sqlite://{}", dir.path().join("gridsync.db").display())).await.unwrap()
+}
+
+async fn deliveries_are_recorded_once(store: Store) {
+    let deliveries = store.webhook_deliveries();
+    assert_eq!(deliveries.get("d-1").await.unwrap(), None);
+    let first = HandledDelivery { event_id: "e-1".into(), outcome: "published".into() };
+    deliveries.record("d-1", &first).await.unwrap();
+    let second = HandledDelivery { event_id: "e-2".into(), outcome: "published".into() };
+    deliveries.record("d-1", &second).await.unwrap();
+    assert_eq!(deliveries.get("d-1").await.unwrap(), Some(first), "the first outcome wins");
+    assert_eq!(deliveries.get("d-2").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn sqlite_records_webhook_deliveries_once_and_survives_a_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    assert_eq!(store.backend(), Backend::Sqlite);
+    deliveries_are_recorded_once(store).await;
+    let reopened = sqlite_store(&dir).await;
+    assert!(reopened.webhook_deliveries().get("d-1").await.unwrap().is_some(), "kept on disk");
+}
+
+#[tokio::test]
+async fn postgres_records_webhook_deliveries_once() {
+    let store = postgres_store().await;
+    assert_eq!(store.backend(), Backend::Postgres);
+    deliveries_are_recorded_once(store).await;
+}
+
+#[tokio::test]
+async fn an_unknown_url_is_a_clear_error() {
+    let err = Store::connect("mysql://localhost/x").await.unwrap_err();
+    assert_eq!(err.to_string(), "store URL \"mysql://localhost/x\" is neither sqlite:// nor postgres://");
+}
