@@ -16,8 +16,21 @@ bin=$root/target/debug
 # The Trading Grid inbound mailbox: drop EDI files into $GRIDSYNC_TG_MAILBOX_DIR/inbound.
 export GRIDSYNC_TG_MAILBOX_DIR=${GRIDSYNC_TG_MAILBOX_DIR:-$local_dir/tg-mailbox}
 
+# Amplience is the local simulator (amp-sim) unless these point elsewhere. Its webhooks go
+# to amp-producer; the secrets are generated on first start into .local/secrets.
+amp_sim=http://127.0.0.1:9480
+export GRIDSYNC_AMPLIENCE_API_URL=${GRIDSYNC_AMPLIENCE_API_URL:-$amp_sim/v2/content}
+export GRIDSYNC_AMPLIENCE_TOKEN_URL=${GRIDSYNC_AMPLIENCE_TOKEN_URL:-$amp_sim/oauth/token}
+export GRIDSYNC_AMPLIENCE_DELIVERY_URL=${GRIDSYNC_AMPLIENCE_DELIVERY_URL:-$amp_sim}
+export GRIDSYNC_AMPLIENCE_HUB_ID=${GRIDSYNC_AMPLIENCE_HUB_ID:-5f0000000000000000000001}
+export GRIDSYNC_AMPLIENCE_CLIENT_ID=${GRIDSYNC_AMPLIENCE_CLIENT_ID:-gridsync}
+export GRIDSYNC_AMPLIENCE_CLIENT_SECRET_FILE=${GRIDSYNC_AMPLIENCE_CLIENT_SECRET_FILE:-$local_dir/secrets/amplience-client-secret}
+export GRIDSYNC_AMP_WEBHOOK_SECRET_FILE=${GRIDSYNC_AMP_WEBHOOK_SECRET_FILE:-$local_dir/secrets/amplience-webhook-secret}
+export GRIDSYNC_AMP_STORE_URL=${GRIDSYNC_AMP_STORE_URL:-sqlite://$local_dir/amp-producer.db}
+
 # name and metrics port of every long-running binary
 components=(
+    "amp-sim 9480"
     "tg-producer 9464"
     "amp-producer 9465"
     "notifications-consumer 9471"
@@ -34,7 +47,9 @@ status() {
         pid=$(cat "$local_dir/pids/$1.pid" 2>/dev/null || true)
         state=$pid
         if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then state=stopped; fi
-        printf '%-24s %-8s %-38s %s\n' "$1" "$state" "http://127.0.0.1:$2/metrics" "$local_dir/logs/$1.log"
+        url=http://127.0.0.1:$2/metrics
+        [ "$1" = amp-sim ] && url="http://127.0.0.1:$2 (Amplience API)"
+        printf '%-24s %-8s %-38s %s\n' "$1" "$state" "$url" "$local_dir/logs/$1.log"
     done
     "$root/deploy/local-broker.sh" status || true
 }
@@ -64,14 +79,24 @@ start() {
     echo "building the workspace..." >&2
     (cd "$root" && cargo build --workspace --bins --locked --quiet)
     "$bin/gridsync" topics apply
-    mkdir -p "$local_dir/logs" "$local_dir/pids"
+    mkdir -p "$local_dir/logs" "$local_dir/pids" "$local_dir/secrets"
+    for secret in "$GRIDSYNC_AMPLIENCE_CLIENT_SECRET_FILE" "$GRIDSYNC_AMP_WEBHOOK_SECRET_FILE"; do
+        [ -s "$secret" ] || (umask 077 && head -c 24 /dev/urandom | base64 >"$secret")
+    done
     for c in "${components[@]}"; do
         set -- $c
         pid_file=$local_dir/pids/$1.pid
         if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
             continue
         fi
-        nohup "$bin/$1" --metrics-addr "127.0.0.1:$2" >>"$local_dir/logs/$1.log" 2>&1 &
+        if [ "$1" = amp-sim ]; then
+            AMP_SIM_WEBHOOK_SECRET=$(cat "$GRIDSYNC_AMP_WEBHOOK_SECRET_FILE") \
+            AMP_SIM_CLIENTS="$GRIDSYNC_AMPLIENCE_CLIENT_ID:$(cat "$GRIDSYNC_AMPLIENCE_CLIENT_SECRET_FILE")" \
+                nohup "$bin/amp-sim" --listen "127.0.0.1:$2" --webhook-url http://127.0.0.1:9466/webhooks/amplience \
+                >>"$local_dir/logs/$1.log" 2>&1 &
+        else
+            nohup "$bin/$1" --metrics-addr "127.0.0.1:$2" >>"$local_dir/logs/$1.log" 2>&1 &
+        fi
         echo $! >"$pid_file"
     done
     for c in "${components[@]}"; do
@@ -89,6 +114,9 @@ start() {
         cp "$f" "$GRIDSYNC_TG_MAILBOX_DIR/inbound/$(date +%s%N)-$(basename "$f")"
     done
     echo "dropped $(ls "$root"/connectors/edi/tests/fixtures/*.edi | wc -l) sample EDI files into $GRIDSYNC_TG_MAILBOX_DIR/inbound"
+    # People at work in Amplience: a payment confirmed, a dispute resolved, terms approved and published.
+    curl -fs -X POST "$amp_sim/__sim/demo" >/dev/null
+    echo "played the Amplience demo in amp-sim: 4 signed webhooks on their way to amp-producer"
     echo
     echo "gridsync is running on $GRIDSYNC_BROKERS:"
     status
@@ -96,7 +124,8 @@ start() {
     echo "Try: curl -s http://127.0.0.1:9475/metrics | grep gridsync_events_observed_total"
     echo "     ls $GRIDSYNC_TG_MAILBOX_DIR/processed $GRIDSYNC_TG_MAILBOX_DIR/quarantine"
     echo "     $bin/gridsync edi inspect <file>       (what an EDI file maps to)"
-    echo "     $bin/gridsync dlq show billing        (dead letters)"
+    echo "     curl -s http://127.0.0.1:9465/metrics | grep amp_webhooks_total"
+    echo "     $bin/gridsync dlq show billing        (dead letters; amp-producer: refused webhooks)"
     echo "Stop: deploy/run-local.sh stop"
 }
 

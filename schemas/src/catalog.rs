@@ -14,7 +14,7 @@ pub enum CatalogError {
     Parse(String),
     #[error("topics.toml is inconsistent: {0}")]
     Invalid(String),
-    #[error("no consumer named {0} in topics.toml")]
+    #[error("no consumer or producer named {0} in topics.toml")]
     UnknownConsumer(String),
 }
 
@@ -109,6 +109,8 @@ struct RawCatalog {
     defaults: Defaults,
     topic: Vec<RawTopic>,
     consumer: Vec<ConsumerSpec>,
+    #[serde(default)]
+    producer: Vec<ProducerSpec>,
 }
 
 /// A topic with every default applied.
@@ -138,11 +140,22 @@ pub struct ConsumerSpec {
     pub dead_letter_topic: String,
 }
 
+/// A producer that quarantines input it cannot turn into events (a forged or
+/// unmappable webhook) in a dead-letter topic of its own.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProducerSpec {
+    pub name: String,
+    pub description: String,
+    pub dead_letter_topic: String,
+}
+
 /// The whole catalog, validated.
 #[derive(Debug, Clone)]
 pub struct TopicCatalog {
     pub topics: Vec<TopicSpec>,
     pub consumers: Vec<ConsumerSpec>,
+    pub producers: Vec<ProducerSpec>,
     by_event: BTreeMap<EventType, usize>,
 }
 
@@ -199,12 +212,17 @@ impl TopicCatalog {
             if let Some(unknown) = c.topics.iter().find(|t| !topics.iter().any(|spec| &spec.name == *t)) {
                 return Err(CatalogError::Invalid(format!("consumer {} reads unknown topic {unknown}", c.name)));
             }
-            if topics.iter().any(|t| t.name == c.dead_letter_topic) {
-                return Err(CatalogError::Invalid(format!("{} is used twice", c.dead_letter_topic)));
+        }
+        let owners = raw.consumer.iter().map(|c| (&c.name, &c.dead_letter_topic, "consumer"));
+        for (name, dead_letter_topic, role) in
+            owners.chain(raw.producer.iter().map(|p| (&p.name, &p.dead_letter_topic, "producer")))
+        {
+            if topics.iter().any(|t| &t.name == dead_letter_topic) {
+                return Err(CatalogError::Invalid(format!("{dead_letter_topic} is used twice")));
             }
             topics.push(TopicSpec {
-                name: c.dead_letter_topic.clone(),
-                description: format!("Dead letters of the {} consumer.", c.name),
+                name: dead_letter_topic.clone(),
+                description: format!("Dead letters of the {name} {role}."),
                 events: Vec::new(),
                 key: RecordKey::Original,
                 partitions: d.dead_letter_partitions,
@@ -213,10 +231,10 @@ impl TopicCatalog {
                     ("retention.ms".to_owned(), d.dead_letter_retention_ms.to_string()),
                     ("cleanup.policy".to_owned(), "delete".to_owned()),
                 ]),
-                dead_letter_of: Some(c.name.clone()),
+                dead_letter_of: Some(name.clone()),
             });
         }
-        Ok(TopicCatalog { topics, consumers: raw.consumer, by_event })
+        Ok(TopicCatalog { topics, consumers: raw.consumer, producers: raw.producer, by_event })
     }
 
     /// The topic an event type is published to.
@@ -227,6 +245,16 @@ impl TopicCatalog {
 
     pub fn consumer(&self, name: &str) -> Result<&ConsumerSpec, CatalogError> {
         self.consumers.iter().find(|c| c.name == name).ok_or_else(|| CatalogError::UnknownConsumer(name.to_owned()))
+    }
+
+    /// The dead-letter topic of a consumer or producer.
+    pub fn dead_letter_topic(&self, name: &str) -> Result<&str, CatalogError> {
+        let consumers = self.consumers.iter().map(|c| (&c.name, &c.dead_letter_topic));
+        consumers
+            .chain(self.producers.iter().map(|p| (&p.name, &p.dead_letter_topic)))
+            .find(|(n, _)| *n == name)
+            .map(|(_, topic)| topic.as_str())
+            .ok_or_else(|| CatalogError::UnknownConsumer(name.to_owned()))
     }
 
     /// Returns the catalog with every topic name prefixed, for isolated test runs
@@ -242,6 +270,9 @@ impl TopicCatalog {
             for t in &mut c.topics {
                 *t = format!("{prefix}{t}");
             }
+        }
+        for p in &mut out.producers {
+            p.dead_letter_topic = format!("{prefix}{}", p.dead_letter_topic);
         }
         out
     }

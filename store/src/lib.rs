@@ -1,16 +1,18 @@
 //! gridsync's durable state, on SQLite (the embedded default: a file beside
 //! the binary) or PostgreSQL (shared by replicas): which webhook deliveries
-//! were already published, and more as the connectors need it.
+//! were already published, and the control numbers of outbound EDI.
 //!
 //! One SQL dialect serves both: `$n` placeholders, `ON CONFLICT`, integers
 //! for time (milliseconds since the epoch).
 
+mod control_numbers;
 mod webhooks;
 
 use std::time::Duration;
 
 use sqlx::{any::AnyPoolOptions, AnyPool};
 
+pub use control_numbers::{ControlNumbers, MAX_CONTROL_NUMBER};
 pub use webhooks::{HandledDelivery, WebhookDeliveries};
 
 #[derive(Debug, thiserror::Error)]
@@ -72,12 +74,20 @@ impl Backend {
 }
 
 /// The tables, created if missing; every statement is idempotent and valid on both backends.
-const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS webhook_deliveries (
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS webhook_deliveries (
         delivery_id TEXT PRIMARY KEY,
         event_id TEXT NOT NULL,
         outcome TEXT NOT NULL,
         recorded_at BIGINT NOT NULL
-    )"];
+    )",
+    "CREATE TABLE IF NOT EXISTS control_numbers (
+        partner TEXT NOT NULL,
+        standard TEXT NOT NULL,
+        last_used BIGINT NOT NULL,
+        PRIMARY KEY (partner, standard)
+    )",
+];
 
 /// A connection pool to the store, its tables ready.
 #[derive(Clone, Debug)]
@@ -138,6 +148,11 @@ impl Store {
     pub async fn execute_unchecked(&self, statement: &str) -> Result<(), StoreError> {
         sqlx::raw_sql(statement).execute(&self.pool).await.map_err(StoreError::query("running a statement"))?;
         Ok(())
+    }
+
+    /// Outbound interchange control numbers.
+    pub fn control_numbers(&self) -> ControlNumbers {
+        ControlNumbers::new(self.pool.clone())
     }
 
     /// Webhook deliveries already turned into events.

@@ -8,11 +8,16 @@ const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// A store in a fresh PostgreSQL schema.
 async fn postgres_store() -> Store {
+    Store::connect(&postgres_schema_url().await).await.unwrap()
+}
+
+/// The URL of a fresh PostgreSQL schema.
+async fn postgres_schema_url() -> String {
     let base = std::env::var("GRIDSYNC_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned());
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
     let admin = Store::connect(&base).await.expect("PostgreSQL on 127.0.0.1:5432 (deploy/test.sh checks it)");
     admin.execute_unchecked(&format!("CREATE SCHEMA {schema}")).await.unwrap();
-    Store::connect(&format!("{base}?options=-c%20search_path%3D{schema}")).await.unwrap()
+    format!("{base}?options=-c%20search_path%3D{schema}")
 }
 
 async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
@@ -51,4 +56,68 @@ async fn postgres_records_webhook_deliveries_once() {
 async fn an_unknown_url_is_a_clear_error() {
     let err = Store::connect("mysql://localhost/x").await.unwrap_err();
     assert_eq!(err.to_string(), "store URL \"mysql://localhost/x\" is neither sqlite:// nor postgres://");
+}
+
+/// Several stores (as several processes would) allocating at once never get the same number.
+async fn control_numbers_never_repeat(stores: Vec<Store>) {
+    let tasks: Vec<_> = stores
+        .into_iter()
+        .enumerate()
+        .map(|(i, store)| {
+            tokio::spawn(async move {
+                let numbers = store.control_numbers();
+                let mut got = Vec::new();
+                for _ in 0..25 {
+                    got.push(numbers.next("ACME", "X12").await.unwrap());
+                }
+                // Another partner and standard keep their own sequences.
+                assert_eq!(numbers.next(&format!("OTHER{i}"), "EDIFACT").await.unwrap(), 1);
+                got
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all.sort();
+    assert_eq!(all, (1..=100).collect::<Vec<i64>>(), "every number once, none skipped");
+}
+
+#[tokio::test]
+async fn sqlite_control_numbers_never_repeat_across_connections_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(sqlite_store(&dir).await);
+    }
+    control_numbers_never_repeat(stores).await;
+    let reopened = sqlite_store(&dir).await;
+    assert_eq!(reopened.control_numbers().last("ACME", "X12").await.unwrap(), Some(100));
+    assert_eq!(reopened.control_numbers().next("ACME", "X12").await.unwrap(), 101);
+}
+
+#[tokio::test]
+async fn postgres_control_numbers_never_repeat_across_connections() {
+    let url = postgres_schema_url().await;
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(Store::connect(&url).await.unwrap());
+    }
+    control_numbers_never_repeat(stores).await;
+}
+
+#[tokio::test]
+async fn control_numbers_wrap_after_nine_digits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    store.control_numbers().next("ACME", "X12").await.unwrap();
+    store
+        .execute_unchecked(&format!(
+            "UPDATE control_numbers SET last_used = {} WHERE partner = 'ACME'",
+            gridsync_store::MAX_CONTROL_NUMBER
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.control_numbers().next("ACME", "X12").await.unwrap(), 1);
 }

@@ -81,7 +81,13 @@ impl Broker {
         self.wait_ready(Duration::from_secs(30))
     }
 
-    fn stop(&mut self) {
+    /// Starts a stopped broker again on the same port and storage.
+    pub fn start_again(&mut self) -> anyhow::Result<()> {
+        self.spawn()
+    }
+
+    /// Kills the broker (Kafka "down"); `start_again` brings it back.
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -209,6 +215,17 @@ pub fn processed_lines(path: &Path) -> Vec<(String, String, i32, i64)> {
             Some((f.next()?.to_owned(), f.next()?.to_owned(), f.next()?.parse().ok()?, f.next()?.parse().ok()?))
         })
         .collect()
+}
+
+/// The value of the first sample of `metric` whose labels contain `labels`
+/// (e.g. `outcome="published"`) on a Prometheus endpoint; 0 when absent.
+pub async fn metric_value(metrics_url: &str, metric: &str, labels: &str) -> f64 {
+    let Ok(response) = reqwest::get(metrics_url).await else { return 0.0 };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with(['{', ' ']) && l.contains(labels))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// The message's payload, for assertions.

@@ -34,7 +34,7 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
 
     let applied = gridsync(&["topics", "apply"], &broker, &prefix);
     assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
-    assert!(String::from_utf8_lossy(&applied.stdout).contains("13 topics in the catalog; 13 changed"));
+    assert!(String::from_utf8_lossy(&applied.stdout).contains("14 topics in the catalog; 14 changed"));
     let again = gridsync(&["topics", "apply"], &broker, &prefix);
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 changed"));
     let demo = gridsync(&["demo", "--count", "1"], &broker, &prefix);
@@ -51,6 +51,8 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
         "distribution-consumer",
         "audit-consumer",
     ];
+    let webhook_port = free_port().to_string();
+    let amp_store = format!("sqlite://{}", logs.path().join("amp-producer.db").display());
     let mut running: Vec<(&str, u16, Child)> = names
         .iter()
         .map(|name| {
@@ -59,6 +61,9 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
                 .args(["--brokers", &broker.brokers(), "--topic-prefix", &prefix])
                 .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--log-format", "json"])
                 .env("GRIDSYNC_TG_MAILBOX_DIR", logs.path().join("tg-mailbox"))
+                .env("GRIDSYNC_AMP_LISTEN", format!("127.0.0.1:{webhook_port}"))
+                .env("GRIDSYNC_AMP_WEBHOOK_SECRET", "binaries-test-secret")
+                .env("GRIDSYNC_AMP_STORE_URL", &amp_store)
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(logs.path().join(format!("{name}.log"))).unwrap())
                 .spawn()

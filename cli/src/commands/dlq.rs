@@ -104,7 +104,7 @@ pub async fn run(command: DlqCommand, kafka: &KafkaArgs) -> anyhow::Result<ExitC
         DlqCommand::Show { consumer, limit } => (consumer, *limit, false),
         DlqCommand::Redrive { consumer, limit } => (consumer, *limit, true),
     };
-    let topic = catalog.consumer(consumer)?.dead_letter_topic.clone();
+    let topic = catalog.dead_letter_topic(consumer)?.to_owned();
     let kafka = kafka.clone();
     let group = format!("{}gridsync.dlq-redrive.{consumer}", kafka.topic_prefix);
     let producer = if redrive { Some(EventProducer::new(&kafka, Metrics::new("gridsync-dlq")?)?) } else { None };

@@ -16,6 +16,8 @@ pub const FAILED_AT: &str = "gridsync.dlq.failed_at";
 /// Where in the consumer a record failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// A producer refused its input before it became an event (a forged or malformed webhook).
+    Receive,
     /// The bytes are not a record this build can decode.
     Decode,
     /// The consumer's work refused the record.
@@ -25,6 +27,7 @@ pub enum Stage {
 impl Stage {
     pub const fn as_str(self) -> &'static str {
         match self {
+            Stage::Receive => "RECEIVE",
             Stage::Decode => "DECODE",
             Stage::Process => "PROCESS",
         }
@@ -38,6 +41,26 @@ pub struct Failure {
     /// Short machine-readable class, e.g. `codec.unknown_fingerprint`.
     pub class: String,
     pub message: String,
+}
+
+/// Headers of a producer's dead letter (its input never was a record): who
+/// refused it, why, and the `context` the input came with.
+pub fn producer_headers(producer: &str, failure: &Failure, context: &[(&str, &str)]) -> OwnedHeaders {
+    let failed_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut out = OwnedHeaders::new_with_capacity(5 + context.len());
+    for (key, value) in [
+        (CONSUMER, producer),
+        (STAGE, failure.stage.as_str()),
+        (ERROR_CLASS, failure.class.as_str()),
+        (ERROR_MESSAGE, failure.message.as_str()),
+        (FAILED_AT, failed_at.as_str()),
+    ]
+    .into_iter()
+    .chain(context.iter().copied())
+    {
+        out = out.insert(Header { key, value: Some(value) });
+    }
+    out
 }
 
 /// Headers of the dead-letter record: the original ones, then the error context

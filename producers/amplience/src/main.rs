@@ -1,9 +1,14 @@
-//! The Amplience producer: turns signed Amplience webhooks (workflow changes,
-//! publishes, payments, disputes) into Avro events.
-//!
-//! The webhook receiver lands with its own issue; until then the binary
-//! connects, reports ready and waits.
+//! The Amplience producer: signed Amplience webhooks (workflow changes,
+//! publishes, payment confirmations, dispute resolutions) into Avro events,
+//! acknowledged to Amplience only once Kafka has them.
+
+mod args;
+mod mapping;
+mod receiver;
+mod resolve;
+mod source;
+mod telemetry;
 
 fn main() -> std::process::ExitCode {
-    gridsync_core::app::producer_main("amp-producer", 9465, gridsync_core::app::await_connector)
+    gridsync_core::app::producer_main("amp-producer", 9465, source::run)
 }

@@ -97,6 +97,8 @@ pub fn router(state: Shared) -> Router {
         .route("/__sim/webhooks", get(webhook_log))
         .route("/__sim/webhooks/{id}/redeliver", post(redeliver))
         .route("/__sim/stats", get(stats))
+        .route("/__sim/demo", post(demo))
+        .route("/readyz", get(|| async { "ready\n" }))
         .with_state(state)
 }
 
@@ -316,4 +318,12 @@ async fn stats(State(state): State<Shared>) -> Json<Value> {
     let hub = lock(&state.hub);
     let answered: HashMap<String, u64> = lock(&state.answered).iter().map(|(k, v)| (k.to_string(), *v)).collect();
     Json(json!({ "creates": hub.creates, "answered": answered }))
+}
+
+/// Plays what people do in Amplience, as `demo.user`: finance confirms a
+/// payment, a dispute is resolved, legal approves and publishes a contract.
+/// Each change fires its webhook, as in a real hub.
+async fn demo(State(state): State<Shared>) -> Response {
+    let result = crate::demo::play(&state);
+    answer(result.map(|ids| json!({ "items": ids })), StatusCode::CREATED)
 }

@@ -5,6 +5,7 @@
 //! expired tokens). Used by the tests and the local demo.
 
 mod api;
+mod demo;
 mod faults;
 mod hub;
 mod webhooks;

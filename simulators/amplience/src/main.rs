@@ -16,10 +16,10 @@ struct Cli {
     /// Where to send webhooks (the amp-producer's /webhooks/amplience).
     #[arg(long, env = "AMP_SIM_WEBHOOK_URL")]
     webhook_url: Option<String>,
-    /// The secret webhooks are signed with.
-    #[arg(long, env = "AMP_SIM_WEBHOOK_SECRET", hide_env_values = true, default_value = "amp-sim-webhook-secret")]
-    webhook_secret: String,
-    /// A client allowed to get tokens, `id:secret`; repeatable.
+    /// The secret webhooks are signed with (also the receiver's GRIDSYNC_AMP_WEBHOOK_SECRET).
+    #[arg(long, env = "AMP_SIM_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
+    /// A client allowed to get tokens, `id:secret`; repeatable. Default: gridsync:gridsync-secret.
     #[arg(long = "client", env = "AMP_SIM_CLIENTS", value_delimiter = ',')]
     clients: Vec<String>,
     /// Token lifetime in seconds.
@@ -44,7 +44,11 @@ async fn main() -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<_>>()?;
     }
-    config.webhook = cli.webhook_url.map(|url| WebhookTarget { url, secret: Secret::new(&cli.webhook_secret) });
+    config.webhook = match (cli.webhook_url, cli.webhook_secret) {
+        (Some(url), Some(secret)) => Some(WebhookTarget { url, secret: Secret::new(&secret) }),
+        (Some(_), None) => anyhow::bail!("--webhook-url needs --webhook-secret (or AMP_SIM_WEBHOOK_SECRET)"),
+        (None, _) => None,
+    };
     let listener =
         tokio::net::TcpListener::bind(cli.listen).await.with_context(|| format!("binding {}", cli.listen))?;
     let shutdown = tokio_util::sync::CancellationToken::new();

@@ -1,0 +1,89 @@
+//! The Amplience producer's flags (each also an environment variable).
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use gridsync_amplience::{management::ManagementArgs, transport::RetryPolicy, Secret};
+
+#[derive(Debug, clap::Args)]
+pub struct WebhookArgs {
+    /// Address of the webhook endpoint (`POST /webhooks/amplience`).
+    #[arg(long, env = "GRIDSYNC_AMP_LISTEN", default_value = "127.0.0.1:9466")]
+    pub listen: SocketAddr,
+    /// The webhook secret configured in Amplience.
+    #[arg(long, env = "GRIDSYNC_AMP_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// A file holding the webhook secret (instead of --webhook-secret).
+    #[arg(long, env = "GRIDSYNC_AMP_WEBHOOK_SECRET_FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// The previous webhook secret, still accepted while a rotation completes.
+    #[arg(long, env = "GRIDSYNC_AMP_WEBHOOK_SECRET_PREVIOUS", hide_env_values = true)]
+    pub webhook_secret_previous: Option<String>,
+    /// Largest webhook body accepted, in bytes (Amplience sends at most 200 KB).
+    #[arg(long, env = "GRIDSYNC_AMP_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    pub max_body_bytes: usize,
+    /// How long a webhook waits for Kafka's acknowledgement before the answer is 503.
+    #[arg(long, env = "GRIDSYNC_AMP_PUBLISH_TIMEOUT_MS", default_value_t = 10_000)]
+    pub publish_timeout_ms: u64,
+    /// Where handled delivery ids are kept (`sqlite://file.db` or `postgres://...`;
+    /// share one PostgreSQL database between replicas).
+    #[arg(long, env = "GRIDSYNC_AMP_STORE_URL", default_value = "sqlite://amp-producer.db")]
+    pub store_url: String,
+    /// The mapping file (content types and workflow states); default: the built-in one.
+    #[arg(long, env = "GRIDSYNC_AMP_MAPPING")]
+    pub mapping: Option<PathBuf>,
+    /// Base URL of the Content Delivery API, e.g. https://<hub>.cdn.content.amplience.net.
+    #[arg(long = "amplience-delivery-url", env = "GRIDSYNC_AMPLIENCE_DELIVERY_URL")]
+    pub delivery_url: Option<String>,
+    #[command(flatten)]
+    pub management: ManagementArgs,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArgsError {
+    #[error("no webhook secret: set GRIDSYNC_AMP_WEBHOOK_SECRET or GRIDSYNC_AMP_WEBHOOK_SECRET_FILE")]
+    NoSecret,
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("mapping file {path}: {message}")]
+    Mapping { path: String, message: String },
+}
+
+impl WebhookArgs {
+    /// The current secret, then the previous one during a rotation.
+    pub fn secrets(&self) -> Result<Vec<Secret>, ArgsError> {
+        let current = match (&self.webhook_secret_file, &self.webhook_secret) {
+            (Some(path), _) => std::fs::read_to_string(path)
+                .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
+                .map_err(|source| ArgsError::Read { path: path.clone(), source })?,
+            (None, Some(secret)) => secret.clone(),
+            (None, None) => return Err(ArgsError::NoSecret),
+        };
+        let mut secrets = vec![Secret::new(&current)];
+        secrets.extend(self.webhook_secret_previous.as_deref().map(Secret::new));
+        Ok(secrets)
+    }
+
+    pub fn mapping(&self) -> Result<crate::mapping::MappingConfig, ArgsError> {
+        let (path, text) = match &self.mapping {
+            Some(path) => (
+                path.display().to_string(),
+                std::fs::read_to_string(path).map_err(|source| ArgsError::Read { path: path.clone(), source })?,
+            ),
+            None => ("(built-in)".to_owned(), crate::mapping::DEFAULT_MAPPING.to_owned()),
+        };
+        crate::mapping::MappingConfig::parse(&text).map_err(|message| ArgsError::Mapping { path, message })
+    }
+
+    pub fn publish_timeout(&self) -> Duration {
+        Duration::from_millis(self.publish_timeout_ms)
+    }
+
+    pub fn delivery_retry(&self) -> RetryPolicy {
+        // A webhook is answered within seconds; Amplience retries the rest.
+        RetryPolicy { max_attempts: 3, ..self.management.retry_policy() }
+    }
+}

@@ -1,0 +1,265 @@
+//! The webhook endpoint: verify, deduplicate, map, publish, and only then
+//! answer 2xx. Every other answer makes Amplience send the webhook again,
+//! except for input that can never succeed (forged → 401, malformed → 400),
+//! which is quarantined in the dead-letter topic with its reason.
+
+use std::{
+    collections::HashMap,
+    hash::{Hash, Hasher},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use axum::{
+    body::Bytes,
+    extract::{rejection::BytesRejection, ConnectInfo, DefaultBodyLimit, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+    Json, Router,
+};
+use futures::{
+    future::{BoxFuture, Shared},
+    FutureExt,
+};
+use gridsync_amplience::webhook::{self, Envelope as Webhook, Secret, SignatureError, SIGNATURE_HEADER};
+use gridsync_core::kafka::{
+    dead_letter::{self, Failure, Stage},
+    EventProducer,
+};
+use gridsync_schemas::Event;
+use gridsync_store::{HandledDelivery, WebhookDeliveries};
+use serde_json::json;
+
+use crate::{
+    mapping::Mapped,
+    resolve::{ResolveError, Resolver},
+    telemetry::{Outcome, WebhookMetrics},
+};
+
+pub const WEBHOOK_PATH: &str = "/webhooks/amplience";
+
+/// Concurrent deliveries of one id wait for each other on one of these.
+const DELIVERY_LOCKS: usize = 64;
+
+pub struct Receiver {
+    pub secrets: Vec<Secret>,
+    pub resolver: Resolver,
+    pub deliveries: WebhookDeliveries,
+    pub producer: EventProducer,
+    pub dead_letter_topic: String,
+    pub publish_timeout: Duration,
+    pub metrics: WebhookMetrics,
+    pub locks: Vec<tokio::sync::Mutex<()>>,
+    /// Publishes still waiting for Kafka, by delivery id: a redelivery waits
+    /// for the first attempt instead of publishing the event a second time.
+    pub pending: std::sync::Mutex<HashMap<String, PendingPublish>>,
+}
+
+/// The outcome of a publish task: the event id, or why Kafka refused it.
+type PendingPublish = Shared<BoxFuture<'static, Result<String, String>>>;
+
+impl Receiver {
+    pub fn locks() -> Vec<tokio::sync::Mutex<()>> {
+        (0..DELIVERY_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect()
+    }
+
+    fn lock_for(&self, delivery_id: &str) -> &tokio::sync::Mutex<()> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        delivery_id.hash(&mut hasher);
+        &self.locks[(hasher.finish() as usize) % self.locks.len()]
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, PendingPublish>> {
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Publishes `event` in a task of its own, which records the delivery once
+    /// Kafka acknowledged it, however long that takes: a webhook answered 503
+    /// meanwhile finds it done (or still pending) when Amplience sends it again.
+    fn start_publish(self: &Arc<Self>, webhook: &Webhook, event: Box<Event>) -> PendingPublish {
+        let receiver = Arc::clone(self);
+        let (delivery_id, name) = (webhook.id.clone(), webhook.name.clone());
+        let task = tokio::spawn(async move {
+            let event_type = event.event_type().name();
+            let event_id = event.envelope().event_id.clone();
+            let result = receiver.producer.publish(&event, None).await;
+            let outcome = match result {
+                Ok(delivered) => {
+                    receiver.metrics.published(event_type);
+                    tracing::info!(delivery = %delivery_id, %name, event_type, %event_id, topic = %delivered.topic,
+                        partition = delivered.partition, offset = delivered.offset, "published");
+                    let handled = HandledDelivery { event_id: event_id.clone(), outcome: "published".into() };
+                    // Published already: failing to record only risks one duplicate
+                    // later, with the same event id, which consumers deduplicate.
+                    if let Err(e) = receiver.deliveries.record(&delivery_id, &handled).await {
+                        tracing::warn!(delivery = %delivery_id, error = %e, "recording the webhook delivery");
+                    }
+                    Ok(event_id)
+                }
+                Err(e) => Err(format!("Kafka: {e}")),
+            };
+            receiver.pending().remove(&delivery_id);
+            outcome
+        });
+        let shared = task.map(|joined| joined.unwrap_or_else(|e| Err(format!("publish task: {e}")))).boxed().shared();
+        self.pending().insert(webhook.id.clone(), shared.clone());
+        shared
+    }
+
+    /// Waits for a publish, at most the publish timeout.
+    async fn await_publish(&self, webhook: &Webhook, publish: PendingPublish) -> (Outcome, Response) {
+        match tokio::time::timeout(self.publish_timeout, publish).await {
+            Ok(Ok(event_id)) => {
+                let body = json!({ "status": "published", "eventId": event_id });
+                (Outcome::Published, reply(StatusCode::OK, body))
+            }
+            Ok(Err(e)) => unavailable(webhook, &e),
+            Err(_) => unavailable(webhook, "Kafka did not acknowledge in time"),
+        }
+    }
+}
+
+pub fn router(receiver: Arc<Receiver>, max_body_bytes: usize) -> Router {
+    Router::new().route(WEBHOOK_PATH, post(receive)).layer(DefaultBodyLimit::max(max_body_bytes)).with_state(receiver)
+}
+
+fn reply(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+async fn receive(
+    State(receiver): State<Arc<Receiver>>,
+    ConnectInfo(remote): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let (outcome, response) = handle(&receiver, &remote.to_string(), &headers, body).await;
+    receiver.metrics.answered(outcome, started);
+    response
+}
+
+async fn handle(
+    receiver: &Arc<Receiver>,
+    remote: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> (Outcome, Response) {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            receiver.metrics.rejected("too_large");
+            tracing::warn!(remote, error = %rejection, "webhook refused: body");
+            return (Outcome::Rejected, reply(rejection.status(), json!({ "error": rejection.body_text() })));
+        }
+    };
+    let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    if let Err(e) = webhook::verify(&body, signature, &receiver.secrets) {
+        let reason = match e {
+            SignatureError::Missing => "signature_missing",
+            SignatureError::NotBase64 => "signature_not_base64",
+            SignatureError::Mismatch => "signature_mismatch",
+            SignatureError::NoSecret => "no_secret_configured",
+        };
+        receiver.metrics.rejected(reason);
+        tracing::warn!(remote, reason, "webhook refused: signature");
+        // Kept for the security trail; a forged request is refused whether or not that works.
+        let _ = quarantine(receiver, &body, None, remote, &format!("webhook.{reason}"), &e.to_string()).await;
+        return (Outcome::Rejected, reply(StatusCode::UNAUTHORIZED, json!({ "error": "invalid signature" })));
+    }
+    let webhook: Webhook = match serde_json::from_slice(&body) {
+        Ok(webhook) => webhook,
+        Err(e) => {
+            receiver.metrics.rejected("malformed");
+            let message = format!("the body is not a webhook envelope: {e}");
+            tracing::warn!(remote, %message, "webhook refused");
+            return match quarantine(receiver, &body, None, remote, "webhook.malformed", &message).await {
+                Ok(()) => (Outcome::Rejected, reply(StatusCode::BAD_REQUEST, json!({ "error": message }))),
+                Err(unavailable) => unavailable,
+            };
+        }
+    };
+    let _same_delivery = receiver.lock_for(&webhook.id).lock().await;
+    match receiver.deliveries.get(&webhook.id).await {
+        Ok(Some(earlier)) => {
+            tracing::info!(delivery = %webhook.id, outcome = %earlier.outcome, "duplicate webhook delivery");
+            let body = json!({ "status": "duplicate", "eventId": earlier.event_id, "outcome": earlier.outcome });
+            return (Outcome::Duplicate, reply(StatusCode::OK, body));
+        }
+        Ok(None) => {}
+        Err(e) => return unavailable(&webhook, &format!("store: {e}")),
+    }
+    let earlier_attempt = receiver.pending().get(&webhook.id).cloned();
+    if let Some(publish) = earlier_attempt {
+        return receiver.await_publish(&webhook, publish).await;
+    }
+    let (outcome, handled, response) = match receiver.resolver.map(&webhook).await {
+        Ok(Mapped::Event(event)) => {
+            let publish = receiver.start_publish(&webhook, event);
+            return receiver.await_publish(&webhook, publish).await;
+        }
+        Ok(Mapped::Ignored(reason)) => {
+            receiver.metrics.ignored(reason);
+            tracing::info!(delivery = %webhook.id, name = %webhook.name, reason, "webhook ignored");
+            let handled = HandledDelivery { event_id: String::new(), outcome: format!("ignored:{reason}") };
+            (Outcome::Ignored, handled, reply(StatusCode::OK, json!({ "status": "ignored", "reason": reason })))
+        }
+        Err(ResolveError::Transient(message)) => return unavailable(&webhook, &message),
+        Err(ResolveError::Permanent(e)) => {
+            tracing::warn!(delivery = %webhook.id, name = %webhook.name, error = %e, "webhook quarantined");
+            if let Err(unavailable) =
+                quarantine(receiver, &body, Some(&webhook), remote, "webhook.unmappable", &e.to_string()).await
+            {
+                return unavailable;
+            }
+            let handled = HandledDelivery { event_id: String::new(), outcome: "quarantined".into() };
+            let body = json!({ "status": "quarantined", "reason": e.to_string() });
+            (Outcome::Quarantined, handled, reply(StatusCode::OK, body))
+        }
+    };
+    if let Err(e) = receiver.deliveries.record(&webhook.id, &handled).await {
+        tracing::warn!(delivery = %webhook.id, error = %e, "recording the webhook delivery");
+    }
+    (outcome, response)
+}
+
+fn unavailable(webhook: &Webhook, reason: &str) -> (Outcome, Response) {
+    tracing::warn!(delivery = %webhook.id, name = %webhook.name, reason, "webhook not accepted now; Amplience will retry");
+    (Outcome::Unavailable, reply(StatusCode::SERVICE_UNAVAILABLE, json!({ "error": reason })))
+}
+
+/// Writes the raw body and why it was refused to the dead-letter topic; a 503
+/// when even that fails, so that the input is sent again rather than lost.
+async fn quarantine(
+    receiver: &Receiver,
+    body: &[u8],
+    webhook: Option<&Webhook>,
+    remote: &str,
+    class: &str,
+    message: &str,
+) -> Result<(), (Outcome, Response)> {
+    let failure = Failure {
+        stage: if webhook.is_some() { Stage::Process } else { Stage::Receive },
+        class: class.into(),
+        message: message.into(),
+    };
+    let mut context = vec![("gridsync.webhook.remote", remote)];
+    if let Some(webhook) = webhook {
+        context.push(("gridsync.webhook.id", webhook.id.as_str()));
+        context.push(("gridsync.webhook.name", webhook.name.as_str()));
+    }
+    let headers = dead_letter::producer_headers("amp-producer", &failure, &context);
+    let key = webhook.map(|w| w.id.as_bytes());
+    let sent = receiver.producer.send(&receiver.dead_letter_topic, key, Some(body), headers);
+    match tokio::time::timeout(receiver.publish_timeout, sent).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(quarantine_failed(&e.to_string())),
+        Err(_) => Err(quarantine_failed("Kafka did not acknowledge in time")),
+    }
+}
+
+fn quarantine_failed(reason: &str) -> (Outcome, Response) {
+    tracing::warn!(reason, "could not quarantine a webhook");
+    (Outcome::Unavailable, reply(StatusCode::SERVICE_UNAVAILABLE, json!({ "error": format!("quarantine: {reason}") })))
+}

@@ -1,0 +1,100 @@
+//! What a webhook needs from Amplience before it can be mapped: the workflow
+//! state's label (Management API), and for a publish the item's version
+//! (Management API) and the published body (Delivery API).
+
+use std::sync::Arc;
+
+use gridsync_amplience::{webhook::Envelope as Webhook, AmplienceError, DeliveryClient, ManagementClient};
+use serde_json::Value;
+
+use crate::mapping::{self, MapError, Mapped, MappingConfig, SNAPSHOT_PUBLISHED, WORKFLOW_UPDATED};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The webhook can never become an event: quarantine it.
+    #[error(transparent)]
+    Permanent(#[from] MapError),
+    /// Amplience could not answer now: 503, so the webhook is sent again.
+    #[error("{0}")]
+    Transient(String),
+}
+
+impl From<AmplienceError> for ResolveError {
+    fn from(e: AmplienceError) -> Self {
+        if e.is_retryable() {
+            ResolveError::Transient(e.to_string())
+        } else {
+            ResolveError::Permanent(MapError(e.to_string()))
+        }
+    }
+}
+
+pub struct Resolver {
+    pub config: MappingConfig,
+    pub hub_id: Option<String>,
+    pub management: Option<Arc<ManagementClient>>,
+    pub delivery: Option<DeliveryClient>,
+}
+
+impl Resolver {
+    pub async fn map(&self, webhook: &Webhook) -> Result<Mapped, ResolveError> {
+        match webhook.name.as_str() {
+            WORKFLOW_UPDATED => self.workflow_updated(webhook).await,
+            SNAPSHOT_PUBLISHED => self.snapshot_published(webhook).await,
+            _ => Ok(Mapped::Ignored("event_not_mapped")),
+        }
+    }
+
+    async fn workflow_updated(&self, webhook: &Webhook) -> Result<Mapped, ResolveError> {
+        let item = mapping::webhook_item(webhook)?;
+        let Some(state) = item.workflow_state() else { return Ok(Mapped::Ignored("no_workflow_state")) };
+        // The payload names the state by id; the mapping speaks labels when a
+        // Management API client can translate, ids otherwise.
+        let label = match &self.management {
+            Some(client) => client.workflow_state_label(state).await?.unwrap_or_else(|| state.to_owned()),
+            None => state.to_owned(),
+        };
+        Ok(mapping::workflow_change(&self.config, &item, &label, self.hub_id.as_deref())?)
+    }
+
+    async fn snapshot_published(&self, webhook: &Webhook) -> Result<Mapped, ResolveError> {
+        let payload = &webhook.payload;
+        if payload.get("createdFrom").and_then(Value::as_str) != Some("content-item") {
+            return Ok(Mapped::Ignored("not_a_content_item_publish"));
+        }
+        let actor = payload.get("createdBy").and_then(Value::as_str);
+        if mapping::is_own_change(&self.config, actor, None) {
+            return Ok(Mapped::Ignored("own_change"));
+        }
+        let root = payload.get("rootContentItem");
+        let text = |field: &str| root.and_then(|r| r.get(field)).and_then(Value::as_str);
+        let (Some(id), Some(content_type)) = (text("id"), text("contentTypeUri")) else {
+            return Err(
+                MapError(format!("{SNAPSHOT_PUBLISHED}: payload.rootContentItem lacks id or contentTypeUri")).into()
+            );
+        };
+        let Some(kind) = self.config.partner_content.get(content_type).copied() else {
+            return Ok(Mapped::Ignored("content_type_not_mapped"));
+        };
+        let (Some(management), Some(delivery)) = (&self.management, &self.delivery) else {
+            return Err(MapError(format!(
+                "{SNAPSHOT_PUBLISHED}: mapping a publish needs the Management API (--amplience-client-id) and the Delivery API (--amplience-delivery-url)"
+            ))
+            .into());
+        };
+        let item = management.get_item(id).await?;
+        if mapping::is_own_change(&self.config, None, Some(&item)) {
+            return Ok(Mapped::Ignored("own_change"));
+        }
+        let published = match delivery.by_id(id).await {
+            Ok(body) => body,
+            // The CDN may not serve a fresh publish yet: ask to be sent again.
+            Err(e) if e.is_not_found() => {
+                return Err(ResolveError::Transient(format!("not on the Delivery API yet: {e}")))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let snapshot = payload.get("id").and_then(Value::as_str);
+        Ok(Mapped::Event(Box::new(mapping::published(kind, &item, &published, snapshot, self.hub_id.as_deref())?)))
+    }
+}

@@ -1,0 +1,73 @@
+//! The producer's source: the webhook server, from start to a clean stop.
+
+use std::{sync::Arc, time::Duration};
+
+use gridsync_amplience::{management::ManagementArgs, DeliveryClient, ManagementClient};
+use gridsync_core::app::{wait_for_brokers, AppError, ProducerDeps};
+use gridsync_store::Store;
+
+use crate::{args::WebhookArgs, receiver::Receiver, resolve::Resolver, telemetry::WebhookMetrics};
+
+fn source_error(e: impl std::error::Error + Send + Sync + 'static) -> AppError {
+    AppError::Source(Box::new(e))
+}
+
+pub async fn run(deps: ProducerDeps, args: WebhookArgs) -> Result<(), AppError> {
+    let secrets = args.secrets().map_err(source_error)?;
+    let config = args.mapping().map_err(source_error)?;
+    let store = Store::connect(&args.store_url).await.map_err(source_error)?;
+    let management = if args.management.is_configured() {
+        // Answers are due within seconds: fewer, shorter retries than the default.
+        let bounded = ManagementArgs {
+            max_attempts: args.management.max_attempts.min(3),
+            max_backoff_ms: args.management.max_backoff_ms.min(2_000),
+            ..args.management.clone()
+        };
+        Some(Arc::new(ManagementClient::new(&bounded).map_err(source_error)?))
+    } else {
+        tracing::warn!(
+            "no Management API client configured: workflow states are matched by id, publishes are quarantined"
+        );
+        None
+    };
+    let delivery = args
+        .delivery_url
+        .as_deref()
+        .map(|url| DeliveryClient::new(url, Duration::from_secs(5), args.delivery_retry()))
+        .transpose()
+        .map_err(source_error)?;
+    let producer = deps.producer.clone();
+    let catalog = producer.catalog().clone();
+    let receiver = Arc::new(Receiver {
+        secrets,
+        resolver: Resolver { config, hub_id: args.management.hub_id.clone(), management, delivery },
+        deliveries: store.webhook_deliveries(),
+        producer: producer.clone(),
+        dead_letter_topic: catalog.dead_letter_topic("amp-producer")?.to_owned(),
+        publish_timeout: args.publish_timeout(),
+        metrics: WebhookMetrics::register(&deps.metrics)?,
+        locks: Receiver::locks(),
+        pending: std::sync::Mutex::default(),
+    });
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| AppError::Io { what: "binding the webhook address", source })?;
+    let bound = listener.local_addr().map_err(|source| AppError::Io { what: "reading the webhook address", source })?;
+    tracing::info!(url = %format!("http://{bound}{}", crate::receiver::WEBHOOK_PATH), store = %store.backend(), "webhook endpoint listening");
+    let app = crate::receiver::router(receiver, args.max_body_bytes)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let shutdown = deps.shutdown.clone();
+    // Serving starts at once: while Kafka is unreachable, webhooks get 503 and come back.
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    });
+    wait_for_brokers(&deps).await;
+    deps.shutdown.cancelled().await;
+    deps.health.set_ready(false);
+    // In-flight webhooks finish (graceful shutdown); the runtime then flushes the producer.
+    match server.await {
+        Ok(result) => result.map_err(|source| AppError::Io { what: "serving webhooks", source }),
+        Err(e) => Err(source_error(e)),
+    }
+}

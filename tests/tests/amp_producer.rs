@@ -1,0 +1,332 @@
+//! The Amplience producer end to end: the simulator's signed webhooks reach
+//! the `amp-producer` binary over HTTP and become events on a real broker.
+//! Needs `cargo test --workspace` (binaries).
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use gridsync_amp_sim::{Client, SimConfig, Simulator, WebhookTarget};
+use gridsync_amplience::{
+    management::ManagementArgs,
+    webhook::{sign, SIGNATURE_HEADER},
+    DeliveryKey, ManagementClient, NewContentItem, Secret,
+};
+use gridsync_schemas::{codec, events::Event, EventType};
+use gridsync_tests::{free_port, metric_value, payload, read_topic, workspace_binary, Pipeline};
+use rdkafka::message::{Headers, Message};
+use serde_json::{json, Value};
+
+const SECRET: &str = "whsec-test";
+const PAYMENT: &str = "https://gridsync.example/schemas/payment-confirmation.json";
+const CONTRACT: &str = "https://gridsync.example/schemas/contract.json";
+
+struct Harness {
+    pipeline: Pipeline,
+    sim: Simulator,
+    config: SimConfig,
+    producer: Child,
+    webhook_url: String,
+    metrics_url: String,
+    dir: tempfile::TempDir,
+    _stop_sim: tokio_util::sync::DropGuard,
+}
+
+impl Harness {
+    async fn start(name: &str) -> Self {
+        let pipeline = Pipeline::start(name, None).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (listen, metrics) = (free_port(), free_port());
+        let webhook_url = format!("http://127.0.0.1:{listen}/webhooks/amplience");
+        let config = SimConfig {
+            clients: vec![
+                Client { id: "gridsync".into(), secret: "gridsync-secret".into() },
+                Client { id: "finance.user".into(), secret: "finance-secret".into() },
+            ],
+            webhook: Some(WebhookTarget { url: webhook_url.clone(), secret: Secret::new(SECRET) }),
+            ..SimConfig::default()
+        };
+        let stop = tokio_util::sync::CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim = Simulator::start(config.clone(), listener, stop.clone()).await.unwrap();
+        let producer = Command::new(workspace_binary("amp-producer"))
+            .args(["--brokers", &pipeline.broker.brokers(), "--topic-prefix", &pipeline.kafka.topic_prefix])
+            .args(["--metrics-addr", &format!("127.0.0.1:{metrics}"), "--listen", &format!("127.0.0.1:{listen}")])
+            .args(["--publish-timeout-ms", "3000", "--amplience-delivery-url", &sim.url()])
+            .args(["--amplience-api-url", &format!("{}/v2/content", sim.url())])
+            .args(["--amplience-token-url", &format!("{}/oauth/token", sim.url())])
+            .args(["--amplience-hub-id", &config.hub_id, "--amplience-client-id", "gridsync"])
+            .arg(format!("--store-url=sqlite://{}", dir.path().join("amp.db").display()))
+            .env("GRIDSYNC_AMP_WEBHOOK_SECRET", SECRET)
+            .env("GRIDSYNC_AMPLIENCE_CLIENT_SECRET", "gridsync-secret")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("producer.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let harness = Harness {
+            pipeline,
+            sim,
+            config,
+            producer,
+            webhook_url,
+            metrics_url: format!("http://127.0.0.1:{metrics}/metrics"),
+            dir,
+            _stop_sim: stop.drop_guard(),
+        };
+        let ready_url = harness.metrics_url.replace("/metrics", "/readyz");
+        for _ in 0..600 {
+            if reqwest::get(&ready_url).await.is_ok_and(|r| r.status().is_success()) {
+                return harness;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("amp-producer not ready:\n{}", harness.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("producer.log")).unwrap_or_default()
+    }
+
+    /// A Management API client acting as `client_id`.
+    fn client(&self, client_id: &str, secret: &str) -> ManagementClient {
+        ManagementClient::new(&ManagementArgs {
+            api_url: format!("{}/v2/content", self.sim.url()),
+            token_url: format!("{}/oauth/token", self.sim.url()),
+            hub_id: Some(self.config.hub_id.clone()),
+            client_id: Some(client_id.into()),
+            client_secret: Some(secret.into()),
+            client_secret_file: None,
+            requests_per_second: 0.0,
+            publishes_per_minute: 600,
+            timeout_ms: 5_000,
+            max_attempts: 3,
+            max_backoff_ms: 1_000,
+        })
+        .unwrap()
+    }
+
+    fn finance(&self) -> ManagementClient {
+        self.client("finance.user", "finance-secret")
+    }
+
+    async fn webhook_log(&self) -> Vec<Value> {
+        let log: Value =
+            reqwest::get(format!("{}/__sim/webhooks", self.sim.url())).await.unwrap().json().await.unwrap();
+        log.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until the simulator has finished `count` deliveries.
+    async fn deliveries(&self, count: usize) -> Vec<Value> {
+        for _ in 0..600 {
+            let log = self.webhook_log().await;
+            if log.len() >= count {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{count} webhook deliveries did not finish: {:?}\n{}", self.webhook_log().await, self.log());
+    }
+
+    async fn redeliver(&self, id: &str) {
+        let url = format!("{}/__sim/webhooks/{id}/redeliver", self.sim.url());
+        assert_eq!(reqwest::Client::new().post(url).send().await.unwrap().status(), 202);
+    }
+
+    fn events(&self, event_type: EventType, at_least: usize, timeout: Duration) -> Vec<Event> {
+        let topic = self.pipeline.topic(event_type);
+        read_topic(&self.pipeline.broker.brokers(), topic, at_least, timeout)
+            .unwrap()
+            .iter()
+            .map(|m| codec().unwrap().decode(payload(m)).unwrap().event)
+            .collect()
+    }
+
+    async fn metric(&self, metric: &str, labels: &str) -> f64 {
+        metric_value(&self.metrics_url, metric, labels).await
+    }
+
+    async fn post(&self, body: &[u8], signature: Option<&str>) -> reqwest::Response {
+        let mut request = reqwest::Client::new().post(&self.webhook_url).body(body.to_vec());
+        if let Some(signature) = signature {
+            request = request.header(SIGNATURE_HEADER, signature);
+        }
+        request.send().await.unwrap()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = self.producer.kill();
+        let _ = self.producer.wait();
+    }
+}
+
+fn payment_item(invoice: &str) -> NewContentItem {
+    let fields = json!({
+        "partnerId": "ACME", "invoiceNumber": invoice, "paymentReference": format!("PAY-{invoice}"),
+        "amount": "1250.50", "currency": "EUR", "paidAt": "2026-11-24T09:30:00Z", "note": "paid in full",
+    });
+    NewContentItem {
+        label: format!("Payment {invoice}"),
+        schema: PAYMENT.into(),
+        delivery_key: None,
+        folder_id: None,
+        locale: None,
+        fields: fields.as_object().unwrap().clone(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_webhook_delivered_three_times_becomes_exactly_one_event() {
+    let h = Harness::start("amp-dedupe").await;
+    let finance = h.finance();
+    let repo = &h.config.repositories[0];
+    let item = finance.create_item(repo, &payment_item("INV9001")).await.unwrap();
+    finance.assign_workflow_state(&item.id, "Payment confirmed").await.unwrap();
+
+    let first = h.deliveries(1).await;
+    let id = first[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(first[0]["last_status"], 200, "{first:?}\n{}", h.log());
+    h.redeliver(&id).await;
+    h.redeliver(&id).await;
+    let all = h.deliveries(3).await;
+    assert!(all.iter().all(|d| d["id"] == id.as_str() && d["last_status"] == 200), "{all:?}");
+
+    let events = h.events(EventType::PaymentConfirmed, 2, Duration::from_secs(5));
+    assert_eq!(events.len(), 1, "one event for three deliveries");
+    let Event::PaymentConfirmed(payment) = &events[0] else { panic!("{events:?}") };
+    assert_eq!(
+        (payment.invoice_number.as_str(), payment.payment_reference.as_str(), payment.amount.to_string().as_str()),
+        ("INV9001", "PAY-INV9001", "1250.5")
+    );
+    let content = payment.envelope.amplience_content.as_ref().unwrap();
+    assert_eq!((content.content_item_id.as_str(), content.version), (item.id.as_str(), 2));
+    assert_eq!(h.metric("gridsync_amp_webhooks_total", r#"outcome="published""#).await, 1.0);
+    assert_eq!(h.metric("gridsync_amp_webhooks_total", r#"outcome="duplicate""#).await, 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_unsigned_and_oversized_webhooks_are_refused_counted_and_quarantined() {
+    let h = Harness::start("amp-forged").await;
+    let body =
+        json!({"id": "forged-1", "name": "dynamic-content.content-item.workflow.updated", "payload": {}}).to_string();
+    let forged = sign(body.as_bytes(), &Secret::new("guessed"));
+    assert_eq!(h.post(body.as_bytes(), Some(&forged)).await.status(), 401);
+    assert_eq!(h.post(body.as_bytes(), None).await.status(), 401);
+    let huge = vec![b' '; 300 * 1024];
+    assert_eq!(h.post(&huge, Some(&sign(&huge, &Secret::new(SECRET)))).await.status(), 413);
+    let signed_garbage = b"{not json";
+    assert_eq!(h.post(signed_garbage, Some(&sign(signed_garbage, &Secret::new(SECRET)))).await.status(), 400);
+
+    assert_eq!(h.metric("gridsync_amp_webhooks_rejected_total", r#"reason="signature_mismatch""#).await, 1.0);
+    assert_eq!(h.metric("gridsync_amp_webhooks_rejected_total", r#"reason="signature_missing""#).await, 1.0);
+    assert_eq!(h.metric("gridsync_amp_webhooks_rejected_total", r#"reason="too_large""#).await, 1.0);
+    assert_eq!(h.metric("gridsync_amp_webhooks_rejected_total", r#"reason="malformed""#).await, 1.0);
+
+    let dlq = h.pipeline.catalog.dead_letter_topic("amp-producer").unwrap().to_owned();
+    let dead = read_topic(&h.pipeline.broker.brokers(), &dlq, 3, Duration::from_secs(20)).unwrap();
+    assert_eq!(dead.len(), 3, "forged, unsigned and malformed bodies are kept with their reason");
+    let header = |m: &rdkafka::message::OwnedMessage, key: &str| {
+        m.headers()
+            .and_then(|h| h.iter().find(|x| x.key == key)?.value.map(|v| String::from_utf8_lossy(v).into_owned()))
+    };
+    let class = |m| header(m, "__connect.errors.exception.class.name").unwrap_or_default();
+    let mut classes: Vec<String> = dead.iter().map(class).collect();
+    classes.sort();
+    assert_eq!(classes, ["webhook.malformed", "webhook.signature_mismatch", "webhook.signature_missing"]);
+    let forged_record = dead.iter().find(|m| class(m) == "webhook.signature_mismatch").unwrap();
+    assert_eq!(payload(forged_record), body.as_bytes());
+    assert!(header(forged_record, "gridsync.webhook.remote").is_some_and(|r| r.starts_with("127.0.0.1:")));
+    assert!(h.events(EventType::PaymentConfirmed, 1, Duration::from_secs(1)).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_while_kafka_is_down_gets_503_and_succeeds_on_redelivery() {
+    let mut h = Harness::start("amp-kafka-down").await;
+    let finance = h.finance();
+    let repo = h.config.repositories[0].clone();
+    let item = finance.create_item(&repo, &payment_item("INV9002")).await.unwrap();
+
+    h.pipeline.broker.stop();
+    // Built as the simulator would send it, so the same bytes can be sent twice.
+    let changed = finance.get_item(&item.id).await.unwrap();
+    let mut payload = serde_json::to_value(&changed).unwrap();
+    payload["workflow"] = json!({ "state": finance.workflow_state_id("Payment confirmed").await.unwrap() });
+    payload["lastModifiedBy"] = json!("finance.user");
+    let body = json!({ "id": "delivery-kafka-down", "name": "dynamic-content.content-item.workflow.updated",
+        "payload": payload })
+    .to_string();
+    let signature = sign(body.as_bytes(), &Secret::new(SECRET));
+    let refused = h.post(body.as_bytes(), Some(&signature)).await;
+    assert_eq!(refused.status(), 503, "{}", h.log());
+    assert_eq!(h.metric("gridsync_amp_webhooks_total", r#"outcome="unavailable""#).await, 1.0);
+
+    h.pipeline.broker.start_again().unwrap();
+    // Amplience sends it again until it is accepted. The refused attempt's
+    // record may reach Kafka first: the redelivery then finds it and does not
+    // publish a second one.
+    let mut accepted = h.post(body.as_bytes(), Some(&signature)).await;
+    for _ in 0..60 {
+        if accepted.status() != 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        accepted = h.post(body.as_bytes(), Some(&signature)).await;
+    }
+    assert_eq!(accepted.status(), 200, "{}", h.log());
+    let answer: Value = accepted.json().await.unwrap();
+    assert!(answer["status"] == "published" || answer["status"] == "duplicate", "{answer}");
+    let again = h.post(body.as_bytes(), Some(&signature)).await;
+    assert_eq!(again.json::<Value>().await.unwrap()["status"], "duplicate");
+
+    let events = h.events(EventType::PaymentConfirmed, 2, Duration::from_secs(8));
+    assert_eq!(events.len(), 1, "one event however many attempts");
+    assert_eq!(events[0].envelope().event_id, answer["eventId"].as_str().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn partner_content_approved_and_published_by_people_flows_and_gridsyncs_own_changes_do_not_loop() {
+    let h = Harness::start("amp-content").await;
+    let repo = h.config.repositories[0].clone();
+    let contract = |key: &str| NewContentItem {
+        label: "Master agreement 2027".into(),
+        schema: CONTRACT.into(),
+        delivery_key: Some(DeliveryKey::parse(key).unwrap()),
+        folder_id: None,
+        locale: Some("en-GB".into()),
+        fields: json!({"title": "Master agreement 2027", "targetPartnerIds": ["ACME"], "clauses": ["1", "2"]})
+            .as_object()
+            .unwrap()
+            .clone(),
+    };
+    // gridsync's own write: approved and published by the gridsync client.
+    let own = h.client("gridsync", "gridsync-secret");
+    let own_item = own.create_item(&repo, &contract("gridsync/revised/ACME/1")).await.unwrap();
+    own.assign_workflow_state(&own_item.id, "Approved").await.unwrap();
+    own.publish(&own_item.id).await.unwrap();
+    // A person's: legal approves, then publishes.
+    let legal = h.finance();
+    let item = legal.create_item(&repo, &contract("contracts/acme/2027")).await.unwrap();
+    legal.assign_workflow_state(&item.id, "Approved").await.unwrap();
+    legal.publish(&item.id).await.unwrap();
+
+    let log = h.deliveries(4).await;
+    assert!(log.iter().all(|d| d["last_status"] == 200), "{log:?}\n{}", h.log());
+    assert_eq!(h.metric("gridsync_amp_webhooks_ignored_total", r#"reason="own_change""#).await, 2.0);
+
+    let events = h.events(EventType::PartnerContentApproved, 3, Duration::from_secs(8));
+    assert_eq!(events.len(), 2, "approved and published, people's changes only: {events:?}");
+    let Event::PartnerContentApproved(approved) = &events[0] else { panic!("{events:?}") };
+    assert_eq!((approved.content.content_item_id.as_str(), approved.content.version), (item.id.as_str(), 2));
+    assert_eq!(approved.workflow_state, "Approved");
+    let Event::PartnerContentPublished(published) = &events[1] else { panic!("{events:?}") };
+    assert_eq!(published.content.title, "Master agreement 2027");
+    assert!(published.content.requires_read_confirmation);
+    let body: Value = serde_json::from_str(published.content.body_json.as_deref().unwrap()).unwrap();
+    assert_eq!(body["_meta"]["deliveryId"], item.id.as_str(), "the body as the Delivery API serves it");
+    assert_eq!(
+        published.envelope.amplience_content.as_ref().unwrap().delivery_key.as_deref(),
+        Some("contracts/acme/2027")
+    );
+}
