@@ -235,27 +235,43 @@ impl ManagementClient {
         page: u32,
         size: u32,
     ) -> Result<Page<ContentItem>, AmplienceError> {
-        let path = format!("/content-repositories/{repository_id}/content-items?page={page}&size={size}");
-        let (url, value) = self.call(Method::GET, &path, None).await?;
-        Page::from_hal(&value, "content-items").map_err(|message| AmplienceError::Unexpected {
-            method: "GET",
-            url,
-            message,
-        })
+        self.get_page(&format!("/content-repositories/{repository_id}/content-items"), "content-items", page, size)
+            .await
     }
 
-    /// Every item of a repository, following the pages.
-    pub async fn all_items(&self, repository_id: &str) -> Result<Vec<ContentItem>, AmplienceError> {
+    /// One HAL page of the list at `path`, its items under `_embedded[embedded]`.
+    async fn get_page<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        embedded: &str,
+        page: u32,
+        size: u32,
+    ) -> Result<Page<T>, AmplienceError> {
+        let (url, value) = self.call(Method::GET, &format!("{path}?page={page}&size={size}"), None).await?;
+        Page::from_hal(&value, embedded).map_err(|message| AmplienceError::Unexpected { method: "GET", url, message })
+    }
+
+    /// Every item of the list at `path`, following the pages.
+    async fn all_pages<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        embedded: &str,
+    ) -> Result<Vec<T>, AmplienceError> {
         let mut items = Vec::new();
         for number in 0.. {
-            let page = self.list_items(repository_id, number, SCAN_PAGE_SIZE).await?;
-            let more = page.has_next() && !page.items.is_empty();
+            let page = self.get_page(path, embedded, number, SCAN_PAGE_SIZE).await?;
+            let last = page.is_last();
             items.extend(page.items);
-            if !more {
+            if last {
                 break;
             }
         }
         Ok(items)
+    }
+
+    /// Every item of a repository, following the pages.
+    pub async fn all_items(&self, repository_id: &str) -> Result<Vec<ContentItem>, AmplienceError> {
+        self.all_pages(&format!("/content-repositories/{repository_id}/content-items"), "content-items").await
     }
 
     /// The item of `repository_id` whose delivery key is `key`, by scanning the pages.
@@ -269,7 +285,7 @@ impl ManagementClient {
             if let Some(found) = page.items.iter().find(|i| i.delivery_key() == Some(key)) {
                 return Ok(Some(found.clone()));
             }
-            if !page.has_next() || page.items.is_empty() {
+            if page.is_last() {
                 break;
             }
         }
@@ -304,19 +320,7 @@ impl ManagementClient {
             url: self.url("/hubs/?/workflow-states"),
             message: "no hub id configured (--amplience-hub-id)".into(),
         })?;
-        let mut states = Vec::new();
-        for number in 0.. {
-            let path = format!("/hubs/{hub}/workflow-states?page={number}&size=100");
-            let (url, value) = self.call(Method::GET, &path, None).await?;
-            let page: Page<WorkflowState> = Page::from_hal(&value, "workflow-states")
-                .map_err(|message| AmplienceError::Unexpected { method: "GET", url, message })?;
-            let more = page.has_next() && !page.items.is_empty();
-            states.extend(page.items);
-            if !more {
-                break;
-            }
-        }
-        Ok(states)
+        self.all_pages(&format!("/hubs/{hub}/workflow-states"), "workflow-states").await
     }
 
     /// Looks a state up in the cache, reading the hub's states again once if absent.

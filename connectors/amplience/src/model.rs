@@ -151,4 +151,10 @@ impl<T: serde::de::DeserializeOwned> Page<T> {
     pub fn has_next(&self) -> bool {
         self.next.is_some() || self.page.is_some_and(|p| p.number + 1 < p.total_pages)
     }
+
+    /// Whether paging stops here: no next page, or an empty one (a server that
+    /// keeps announcing pages it does not fill cannot loop a scan forever).
+    pub fn is_last(&self) -> bool {
+        !self.has_next() || self.items.is_empty()
+    }
 }
