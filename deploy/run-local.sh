@@ -15,6 +15,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 bin=$root/target/debug
 # The Trading Grid inbound mailbox: drop EDI files into $GRIDSYNC_TG_MAILBOX_DIR/inbound.
 export GRIDSYNC_TG_MAILBOX_DIR=${GRIDSYNC_TG_MAILBOX_DIR:-$local_dir/tg-mailbox}
+# Acknowledgements (997/CONTRL/TA1) go to $GRIDSYNC_TG_MAILBOX_DIR/outbound, numbered in this store.
+export GRIDSYNC_TG_STORE_URL=${GRIDSYNC_TG_STORE_URL:-sqlite://$local_dir/tg-producer.db}
 
 # Amplience is the local simulator (amp-sim) unless these point elsewhere. Its webhooks go
 # to amp-producer; the secrets are generated on first start into .local/secrets.

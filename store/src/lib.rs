@@ -1,11 +1,14 @@
 //! gridsync's durable state, on SQLite (the embedded default: a file beside
 //! the binary) or PostgreSQL (shared by replicas): which webhook deliveries
-//! were already published, and the control numbers of outbound EDI.
+//! were already published, the control numbers of outbound EDI and what each
+//! outbound interchange was numbered, and pollers' watermarks.
 //!
 //! One SQL dialect serves both: `$n` placeholders, `ON CONFLICT`, integers
 //! for time (milliseconds since the epoch).
 
 mod control_numbers;
+mod outbound;
+mod watermarks;
 mod webhooks;
 
 use std::time::Duration;
@@ -13,6 +16,8 @@ use std::time::Duration;
 use sqlx::{any::AnyPoolOptions, AnyPool};
 
 pub use control_numbers::{ControlNumbers, MAX_CONTROL_NUMBER};
+pub use outbound::{OutboundInterchanges, Reservation};
+pub use watermarks::Watermarks;
 pub use webhooks::{HandledDelivery, WebhookDeliveries};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +36,8 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    #[error("the {what} {key:?} vanished right after it was written")]
+    Vanished { what: &'static str, key: String },
     #[error("{what}: {source}")]
     Query {
         what: &'static str,
@@ -87,6 +94,18 @@ const SCHEMA: &[&str] = &[
         last_used BIGINT NOT NULL,
         PRIMARY KEY (partner, standard)
     )",
+    "CREATE TABLE IF NOT EXISTS outbound_interchanges (
+        document_key TEXT PRIMARY KEY,
+        partner TEXT NOT NULL,
+        standard TEXT NOT NULL,
+        control_number BIGINT NOT NULL,
+        prepared_at BIGINT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS watermarks (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at BIGINT NOT NULL
+    )",
 ];
 
 /// A connection pool to the store, its tables ready.
@@ -131,13 +150,17 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        for statement in SCHEMA {
-            sqlx::query(statement)
-                .execute(&self.pool)
-                .await
-                .map_err(|source| StoreError::Migrate { backend: self.backend, source })?;
+        let failed = |source| StoreError::Migrate { backend: self.backend, source };
+        let mut tx = self.pool.begin().await.map_err(failed)?;
+        if self.backend == Backend::Postgres {
+            // PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against a
+            // concurrent twin (replicas starting together): take turns.
+            sqlx::query("SELECT pg_advisory_xact_lock(4711)").execute(&mut *tx).await.map_err(failed)?;
         }
-        Ok(())
+        for statement in SCHEMA {
+            sqlx::query(statement).execute(&mut *tx).await.map_err(failed)?;
+        }
+        tx.commit().await.map_err(failed)
     }
 
     pub fn backend(&self) -> Backend {
@@ -153,6 +176,16 @@ impl Store {
     /// Outbound interchange control numbers.
     pub fn control_numbers(&self) -> ControlNumbers {
         ControlNumbers::new(self.pool.clone())
+    }
+
+    /// What each outbound interchange was numbered.
+    pub fn outbound_interchanges(&self) -> OutboundInterchanges {
+        OutboundInterchanges::new(self.pool.clone())
+    }
+
+    /// Pollers' watermarks.
+    pub fn watermarks(&self) -> Watermarks {
+        Watermarks::new(self.pool.clone())
     }
 
     /// Webhook deliveries already turned into events.

@@ -121,3 +121,51 @@ async fn control_numbers_wrap_after_nine_digits() {
         .unwrap();
     assert_eq!(store.control_numbers().next("ACME", "X12").await.unwrap(), 1);
 }
+
+/// Concurrent reservations of one key (a crash's retry racing a replica) agree
+/// on one control number; other keys get their own; watermarks overwrite.
+async fn outbound_reservations_are_stable(stores: Vec<Store>) {
+    let tasks: Vec<_> = stores
+        .iter()
+        .cloned()
+        .map(|store| {
+            tokio::spawn(async move { store.outbound_interchanges().reserve("997/ACME/905", "ACME", "X12").await })
+        })
+        .collect();
+    let mut reservations = Vec::new();
+    for task in tasks {
+        reservations.push(task.await.unwrap().unwrap());
+    }
+    assert!(reservations.windows(2).all(|w| w[0] == w[1]), "{reservations:?}");
+    let store = &stores[0];
+    let again = store.outbound_interchanges().reserve("997/ACME/905", "ACME", "X12").await.unwrap();
+    assert_eq!(again, reservations[0], "a retry gets the same number and time");
+    let other = store.outbound_interchanges().reserve("997/ACME/906", "ACME", "X12").await.unwrap();
+    assert!(other.control_number > again.control_number);
+
+    let marks = store.watermarks();
+    assert_eq!(marks.get("lens").await.unwrap(), None);
+    marks.set("lens", "2026-11-25T10:00:00Z").await.unwrap();
+    marks.set("lens", "2026-11-25T11:00:00Z").await.unwrap();
+    assert_eq!(marks.get("lens").await.unwrap().as_deref(), Some("2026-11-25T11:00:00Z"));
+}
+
+#[tokio::test]
+async fn sqlite_outbound_reservations_and_watermarks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stores = Vec::new();
+    for _ in 0..3 {
+        stores.push(sqlite_store(&dir).await);
+    }
+    outbound_reservations_are_stable(stores).await;
+}
+
+#[tokio::test]
+async fn postgres_outbound_reservations_and_watermarks() {
+    let url = postgres_schema_url().await;
+    let mut stores = Vec::new();
+    for _ in 0..3 {
+        stores.push(Store::connect(&url).await.unwrap());
+    }
+    outbound_reservations_are_stable(stores).await;
+}

@@ -53,6 +53,7 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
     ];
     let webhook_port = free_port().to_string();
     let amp_store = format!("sqlite://{}", logs.path().join("amp-producer.db").display());
+    let tg_store = format!("sqlite://{}", logs.path().join("tg-producer.db").display());
     let mut running: Vec<(&str, u16, Child)> = names
         .iter()
         .map(|name| {
@@ -64,6 +65,7 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
                 .env("GRIDSYNC_AMP_LISTEN", format!("127.0.0.1:{webhook_port}"))
                 .env("GRIDSYNC_AMP_WEBHOOK_SECRET", "binaries-test-secret")
                 .env("GRIDSYNC_AMP_STORE_URL", &amp_store)
+                .env("GRIDSYNC_TG_STORE_URL", &tg_store)
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(logs.path().join(format!("{name}.log"))).unwrap())
                 .spawn()

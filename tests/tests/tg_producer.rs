@@ -1,7 +1,9 @@
 //! The Trading Grid producer end to end: EDI files dropped in the inbound
 //! mailbox become events on the broker; a malformed file is quarantined with
 //! its precise reason and an exception event; a file claimed before a crash is
-//! processed on the next start. Needs `cargo test --workspace` (binaries).
+//! processed on the next start; every interchange is acknowledged (997/CONTRL,
+//! TA1 for a broken envelope) exactly once, even when a file comes again.
+//! Needs `cargo test --workspace` (binaries).
 
 use std::{
     path::{Path, PathBuf},
@@ -10,7 +12,7 @@ use std::{
 };
 
 use gridsync_schemas::{codec, events::Event, EventType};
-use gridsync_tests::{free_port, payload, read_topic, wait_until, workspace_binary, Pipeline};
+use gridsync_tests::{free_port, metric_value, payload, read_topic, wait_until, workspace_binary, Pipeline};
 use nix::{sys::signal, unistd::Pid};
 
 fn fixture(name: &str) -> PathBuf {
@@ -49,6 +51,8 @@ async fn files_in_the_mailbox_become_events_and_bad_ones_are_quarantined() {
         .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--poll-ms", "100"])
         .arg("--mailbox-dir")
         .arg(mailbox.path())
+        .arg("--store-url")
+        .arg(format!("sqlite://{}", mailbox.path().join("tg-producer.db").display()))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(mailbox.path().join("producer.log")).unwrap())
         .spawn()
@@ -101,6 +105,40 @@ async fn files_in_the_mailbox_become_events_and_bad_ones_are_quarantined() {
     assert!(metrics.lines().any(|l| l.starts_with("gridsync_tg_parse_failures_total{")
         && l.contains("CountMismatch")
         && l.ends_with(" 1")));
+
+    // Acknowledgements: one per inbound interchange (x12_multi has two), each with its checksum.
+    let outbound = mailbox.path().join("outbound");
+    let acks: Vec<String> = files(&outbound).into_iter().filter(|n| n.ends_with(".edi")).collect();
+    assert_eq!(
+        acks,
+        [
+            "4012345500004_CONTRL_5001-1.edi",
+            "5412345000013_CONTRL_ICR0042-1.edi",
+            "ACME_997_000000905-1.edi",
+            "ACME_997_000000906-2.edi",
+            "BADCO_TA1_000000001-1.edi",
+            "GLOBEX_997_000004242-1.edi",
+        ]
+    );
+    assert!(files(&outbound).contains(&"ACME_997_000000905-1.edi.sha256".to_owned()));
+    let ack = std::fs::read_to_string(outbound.join("ACME_997_000000905-1.edi")).unwrap();
+    assert!(ack.contains("AK1*PO*905~\nAK2*850*0001~\nAK5*A~\nAK9*A*1*1*1~"), "{ack}");
+    assert!(ack.contains("*ZZ*GRIDSYNC       *ZZ*ACME           *"), "from us to the partner: {ack}");
+    let ta1 = std::fs::read_to_string(outbound.join("BADCO_TA1_000000001-1.edi")).unwrap();
+    assert!(ta1.contains("TA1*000000001*261125*1432*R*024~"), "{ta1}");
+
+    // The same file again (a partner's resend, or a gateway's retry): its events go out
+    // again under the same ids, and its acknowledgement is the very same file.
+    let before = std::fs::read(outbound.join("ACME_997_000000905-1.edi")).unwrap();
+    std::fs::copy(fixture("x12_multi_interchange_crlf.edi"), inbound.join("x12_multi_interchange_crlf.edi")).unwrap();
+    assert!(wait_until(Duration::from_secs(60), || files(&processed).len() == 5).await);
+    assert_eq!(files(&outbound).len(), 12, "no new acknowledgement: {:?}", files(&outbound));
+    assert_eq!(std::fs::read(outbound.join("ACME_997_000000905-1.edi")).unwrap(), before);
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    let acked = |labels: &'static str| metric_value(&metrics_url, "gridsync_tg_acks_written_total", labels);
+    // Written (or found already written): 997s for 905, 906, 4242, then 905 and 906 again.
+    assert_eq!(acked("document_type=\"997\",outcome=\"accepted\"").await, 5.0);
+    assert_eq!(acked("document_type=\"TA1\",outcome=\"rejected\"").await, 1.0);
 
     signal::kill(Pid::from_raw(producer.id() as i32), signal::Signal::SIGTERM).unwrap();
     let mut status = None;

@@ -13,6 +13,7 @@ const GRAMMAR: Grammar = Grammar {
     group_control: 5,
     transaction: ("UNH", "UNT"),
     transaction_control: 1,
+    interchange_level: &[],
     groups_optional: true,
 };
 

@@ -22,6 +22,9 @@ pub(crate) struct Grammar {
     pub transaction_control: usize,
     /// EDIFACT messages may come without UNG; X12 transaction sets always in GS.
     pub groups_optional: bool,
+    /// Segments allowed directly in the interchange, outside any group: X12's
+    /// TA1 (interchange acknowledgement).
+    pub interchange_level: &'static [&'static str],
 }
 
 /// A group as found: its header (absent for bare EDIFACT messages) and its
@@ -217,6 +220,8 @@ pub(crate) fn walk<'a>(
             };
             check_trailer(&segment, actual, what, header, interchange_control)?;
             return Ok(Walked { groups, trailer: segment, end: pos });
+        } else if !group_open && grammar.interchange_level.contains(&tag) {
+            continue;
         } else {
             return Err(unexpected(&segment, "outside any transaction"));
         }

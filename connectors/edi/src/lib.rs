@@ -11,11 +11,13 @@ mod envelope;
 mod error;
 pub mod map;
 mod model;
+pub mod write;
 mod x12;
 
 pub use error::{EdiError, ErrorKind};
 pub use map::{map_interchange, MapContext, Mapped};
 pub use model::{Delimiters, Group, Interchange, Segment, Standard, Transaction};
+pub use write::{OutboundHeader, PartyId};
 
 /// Parses every interchange in `input`, X12 or EDIFACT (detected from the
 /// first non-blank bytes: `ISA` or `UNA`/`UNB`). Several interchanges may
@@ -54,12 +56,45 @@ pub fn parse(input: &[u8]) -> Result<Vec<Interchange<'_>>, EdiError> {
 /// The interchange sender of a file, read as leniently as possible (for a file
 /// that does not parse): ISA06, or UNB02-1 with the default or UNA separators.
 pub fn sniff_sender(input: &[u8]) -> Option<String> {
+    sniff_header(input).map(|h| h.sender.id)
+}
+
+/// The first interchange header of a file, read leniently: enough to answer a
+/// file whose envelope does not parse (a TA1 or a rejecting CONTRL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SniffedHeader {
+    pub standard: Standard,
+    pub sender: PartyId,
+    pub receiver: PartyId,
+    /// ISA13 / UNB05; empty when the header is cut short before it.
+    pub control_number: String,
+    pub date: String,
+    pub time: String,
+    pub test: bool,
+}
+
+/// Reads the first ISA or UNB of `input` without validating anything else.
+/// `None` when there is no sender to name.
+pub fn sniff_header(input: &[u8]) -> Option<SniffedHeader> {
     let start = skip_blank(input, 0);
     let rest = input.get(start..)?;
-    let text = |b: &[u8]| Some(String::from_utf8_lossy(b).trim().to_owned()).filter(|s| !s.is_empty());
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_owned();
+    let party = |id: String, qualifier: Option<String>| PartyId { id, qualifier: qualifier.filter(|q| !q.is_empty()) };
     if rest.starts_with(b"ISA") {
         let separator = *rest.get(3)?;
-        return rest.split(|&b| b == separator).nth(6).and_then(text);
+        let isa = &rest[..rest.len().min(106)];
+        let fields: Vec<String> = isa.split(|&b| b == separator).map(text).collect();
+        let field = |n: usize| fields.get(n).cloned().unwrap_or_default();
+        let sender = Some(field(6)).filter(|s| !s.is_empty())?;
+        return Some(SniffedHeader {
+            standard: Standard::X12,
+            sender: party(sender, Some(field(5))),
+            receiver: party(field(8), Some(field(7))),
+            control_number: field(13),
+            date: field(9),
+            time: field(10),
+            test: field(15) == "T",
+        });
     }
     let (element, component, terminator) = match rest.get(..9) {
         Some(una) if una.starts_with(b"UNA") => (una[4], una[3], una[8]),
@@ -67,7 +102,20 @@ pub fn sniff_sender(input: &[u8]) -> Option<String> {
     };
     let unb = rest.windows(3).position(|w| w == b"UNB")?;
     let segment = rest[unb..].split(|&b| b == terminator).next()?;
-    segment.split(|&b| b == element).nth(2)?.split(|&b| b == component).next().and_then(text)
+    let elements: Vec<&[u8]> = segment.split(|&b| b == element).collect();
+    let component_of = |n: usize, c: usize| {
+        elements.get(n).and_then(|e| e.split(|&b| b == component).nth(c)).map(text).unwrap_or_default()
+    };
+    let sender = Some(component_of(2, 0)).filter(|s| !s.is_empty())?;
+    Some(SniffedHeader {
+        standard: Standard::Edifact,
+        sender: party(sender, Some(component_of(2, 1))),
+        receiver: party(component_of(3, 0), Some(component_of(3, 1))),
+        control_number: component_of(5, 0),
+        date: component_of(4, 0),
+        time: component_of(4, 1),
+        test: component_of(11, 0) == "1",
+    })
 }
 
 /// Skips whitespace (and a UTF-8 byte order mark) between interchanges.

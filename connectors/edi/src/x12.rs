@@ -13,6 +13,7 @@ const GRAMMAR: Grammar = Grammar {
     group_control: 6,
     transaction: ("ST", "SE"),
     transaction_control: 2,
+    interchange_level: &["TA1"],
     groups_optional: false,
 };
 

@@ -1,100 +1,122 @@
 //! The inbound mailbox source: claim a file, parse and map it, publish its
-//! events, and only once Kafka acknowledged them move the file to
-//! `processed/`. A malformed file goes to `quarantine/` with its precise
-//! reason and a DocumentExchangeException event; it never blocks the next file.
+//! events, acknowledge it to the partner (997/CONTRL), and only then move the
+//! file to `processed/`. A malformed file goes to `quarantine/` with its
+//! precise reason, a DocumentExchangeException event and a rejecting
+//! acknowledgement; it never blocks the next file.
 //!
 //! A crash leaves the file claimed; the next start processes it again and
 //! publishes the same events with the same (deterministic) event ids, which
-//! downstream deduplication recognises.
+//! downstream deduplication recognises, and rewrites the same acknowledgement,
+//! which the outbound mailbox recognises.
 
-use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, fmt::Display, future::Future, time::Duration};
 
-use gridsync_core::{
-    app::{wait_for_brokers, AppError, ProducerDeps},
-    kafka::{EventProducer, RetryPolicy},
-};
-use gridsync_edi::{map_interchange, parse, sniff_sender, EdiError, MapContext};
+use gridsync_core::kafka::{EventProducer, RetryPolicy};
+use gridsync_edi::{map_interchange, parse, sniff_sender, write::AckVerdict, EdiError, Interchange, MapContext};
 use gridsync_schemas::{
     events::{DocumentExchangeException, Envelope, ExceptionKind, Severity, SourceSystem},
     Event, EventType, Timestamp,
 };
-use gridsync_trading_grid::mailbox::{Claimed, LocalMailbox, Outcome};
+use gridsync_trading_grid::mailbox::{Claimed, LocalMailbox, MailboxError, Outcome};
 use tokio_util::sync::CancellationToken;
 
-use crate::telemetry::InboundMetrics;
+use crate::{
+    acks::{Ack, Acknowledger},
+    args::InboundArgs,
+    telemetry::InboundMetrics,
+};
 
-/// The Trading Grid producer's own flags.
-#[derive(Debug, clap::Args)]
-pub struct InboundArgs {
-    /// Root of the inbound mailbox: files arrive in `inbound/`, and move to
-    /// `processed/` or `quarantine/` below it.
-    #[arg(long, env = "GRIDSYNC_TG_MAILBOX_DIR", default_value = "tg-mailbox")]
-    mailbox_dir: PathBuf,
-    /// How often to look for new files, in milliseconds.
-    #[arg(long, env = "GRIDSYNC_TG_POLL_MS", default_value_t = 1000)]
-    poll_ms: u64,
-    /// Largest file accepted, in bytes; larger ones are quarantined.
-    #[arg(long, env = "GRIDSYNC_TG_MAX_FILE_BYTES", default_value_t = 64 * 1024 * 1024)]
-    max_file_bytes: u64,
+pub struct Inbound {
+    pub mailbox: LocalMailbox,
+    pub acks: Option<Acknowledger>,
+    pub producer: EventProducer,
+    pub metrics: InboundMetrics,
+    pub shutdown: CancellationToken,
 }
 
-struct Inbound {
-    mailbox: LocalMailbox,
-    producer: EventProducer,
-    metrics: InboundMetrics,
-    shutdown: CancellationToken,
+/// Why a file is quarantined.
+struct Rejection {
+    reason: String,
+    metric_reason: String,
+    details: BTreeMap<String, String>,
+}
+
+impl Rejection {
+    fn edi(file: &str, e: &EdiError) -> Self {
+        Rejection {
+            reason: format!("{file}: {e}"),
+            metric_reason: format!("{:?}", e.kind),
+            details: BTreeMap::from([
+                ("segment".to_owned(), e.segment.to_string()),
+                ("element".to_owned(), e.element.map(|n| n.to_string()).unwrap_or_default()),
+                ("error_kind".to_owned(), format!("{:?}", e.kind)),
+            ]),
+        }
+    }
 }
 
 /// Watches the mailbox until shutdown.
-pub async fn run(deps: ProducerDeps, args: InboundArgs) -> Result<(), AppError> {
-    let mailbox =
-        LocalMailbox::open(&args.mailbox_dir, args.max_file_bytes).await.map_err(|e| AppError::Source(e.into()))?;
-    let metrics = InboundMetrics::register(&deps.metrics)?;
-    if !wait_for_brokers(&deps).await {
-        return Ok(());
-    }
+pub async fn run(inbound: Inbound, args: &InboundArgs) -> Result<(), MailboxError> {
     tracing::info!(mailbox = %args.mailbox_dir.display(), "watching the inbound mailbox");
-    let inbound = Inbound { mailbox, producer: deps.producer.clone(), metrics, shutdown: deps.shutdown.clone() };
     // Files claimed before a crash first, then arrivals, oldest first.
-    let mut names = inbound.mailbox.unfinished().await.map_err(|e| AppError::Source(e.into()))?;
+    let mut names = inbound.mailbox.unfinished().await?;
     loop {
-        names.extend(inbound.mailbox.waiting().await.map_err(|e| AppError::Source(e.into()))?);
+        names.extend(inbound.mailbox.waiting().await?);
         for name in names.drain(..) {
             if inbound.shutdown.is_cancelled() {
                 break;
             }
-            inbound.process(&name).await.map_err(|e| AppError::Source(e.into()))?;
+            inbound.process(&name).await?;
         }
         tokio::select! {
             _ = inbound.shutdown.cancelled() => break,
             _ = tokio::time::sleep(Duration::from_millis(args.poll_ms)) => {}
         }
     }
-    deps.health.set_ready(false);
     Ok(())
 }
 
+/// The file's content as an id: the same bytes, the same id, on every retry.
+fn content_id(bytes: &[u8]) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, bytes).to_string()
+}
+
 impl Inbound {
-    async fn process(&self, name: &str) -> Result<(), gridsync_trading_grid::mailbox::MailboxError> {
+    async fn process(&self, name: &str) -> Result<(), MailboxError> {
         let claimed = match self.mailbox.claim(name).await? {
             None => return Ok(()),
             Some(Err(too_large)) => {
                 let claimed =
                     Claimed { name: name.to_owned(), bytes: Vec::new(), arrived: std::time::SystemTime::now() };
-                return self.quarantine(&claimed, too_large, "too_large", BTreeMap::new()).await;
+                let rejection =
+                    Rejection { reason: too_large, metric_reason: "too_large".into(), details: BTreeMap::new() };
+                return self.quarantine(&claimed, rejection).await;
             }
             Some(Ok(claimed)) => claimed,
         };
-        let events = match self.map(&claimed) {
+        let interchanges = match parse(&claimed.bytes) {
+            Ok(interchanges) => interchanges,
+            Err(e) => {
+                if let Some(acks) = &self.acks {
+                    let id = content_id(&claimed.bytes);
+                    let written =
+                        self.retrying("writing the envelope rejection", || acks.envelope(&claimed.bytes, &e, &id));
+                    match written.await {
+                        None => return Ok(()),
+                        Some(Some(ack)) => self.acknowledged("rejected", &ack),
+                        Some(None) => {}
+                    }
+                }
+                return self.quarantine(&claimed, Rejection::edi(&claimed.name, &e)).await;
+            }
+        };
+        let events = match self.map(&claimed, &interchanges) {
             Ok(events) => events,
             Err(e) => {
-                let details = BTreeMap::from([
-                    ("segment".to_owned(), e.segment.to_string()),
-                    ("element".to_owned(), e.element.map(|n| n.to_string()).unwrap_or_default()),
-                    ("error_kind".to_owned(), format!("{:?}", e.kind)),
-                ]);
-                let reason = format!("{}: {e}", claimed.name);
-                return self.quarantine(&claimed, reason, &format!("{:?}", e.kind), details).await;
+                if !self.acknowledge(&interchanges, AckVerdict::Rejected(&e)).await {
+                    return Ok(());
+                }
+                return self.quarantine(&claimed, Rejection::edi(&claimed.name, &e)).await;
             }
         };
         for event in &events {
@@ -105,6 +127,9 @@ impl Inbound {
             let doc_type = event.envelope().trading_grid_document.as_ref().map_or("", |d| d.document_type.as_str());
             self.metrics.document(doc_type, &event.envelope().trading_partner_id);
         }
+        if !self.acknowledge(&interchanges, AckVerdict::Accepted).await {
+            return Ok(());
+        }
         self.mailbox.finish(&claimed.name, &Outcome::Processed).await?;
         self.metrics.file("processed", claimed.bytes.len(), claimed.arrived);
         tracing::info!(file = %claimed.name, events = events.len(), "processed");
@@ -112,11 +137,11 @@ impl Inbound {
     }
 
     /// Every event of every interchange in the file, or the first error.
-    fn map(&self, claimed: &Claimed) -> Result<Vec<Event>, EdiError> {
+    fn map(&self, claimed: &Claimed, interchanges: &[Interchange<'_>]) -> Result<Vec<Event>, EdiError> {
         let ctx = MapContext { file_name: Some(&claimed.name), ingested_at: Timestamp::now() };
         let mut events = Vec::new();
-        for interchange in parse(&claimed.bytes)? {
-            let mapped = map_interchange(&interchange, &ctx)?;
+        for interchange in interchanges {
+            let mapped = map_interchange(interchange, &ctx)?;
             for (document_type, control) in &mapped.skipped {
                 tracing::warn!(file = %claimed.name, document_type, control, "document type not mapped; skipped");
             }
@@ -125,18 +150,41 @@ impl Inbound {
         Ok(events)
     }
 
-    /// Publishes, retrying transient failures with backoff; false on shutdown.
-    async fn publish(&self, event: &Event) -> bool {
+    /// Writes the file's acknowledgements (when enabled); false on shutdown.
+    async fn acknowledge(&self, interchanges: &[Interchange<'_>], verdict: AckVerdict<'_>) -> bool {
+        let Some(acks) = &self.acks else { return true };
+        let outcome = if matches!(verdict, AckVerdict::Accepted) { "accepted" } else { "rejected" };
+        match self.retrying("writing acknowledgements", || acks.interchanges(interchanges, verdict)).await {
+            Some(written) => {
+                written.iter().for_each(|ack| self.acknowledged(outcome, ack));
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn acknowledged(&self, outcome: &str, ack: &Ack) {
+        self.metrics.ack(outcome, ack.document_type);
+        tracing::info!(file = %ack.written.path.display(), new = ack.written.created, outcome, "acknowledgement written");
+    }
+
+    /// Runs `op` until it succeeds, backing off between transient failures
+    /// (broker, store or disk unavailable); `None` on shutdown.
+    async fn retrying<T, E: Display, Fut: Future<Output = Result<T, E>>>(
+        &self,
+        what: &str,
+        mut op: impl FnMut() -> Fut,
+    ) -> Option<T> {
         let policy = RetryPolicy::default();
         let mut attempt = 0;
         loop {
-            match self.producer.publish(event, None).await {
-                Ok(_) => return true,
+            match op().await {
+                Ok(value) => return Some(value),
                 Err(e) => {
                     attempt += 1;
-                    tracing::warn!(error = %e, attempt, "publishing failed; retrying");
+                    tracing::warn!(error = %e, attempt, "{what} failed; retrying");
                     tokio::select! {
-                        _ = self.shutdown.cancelled() => return false,
+                        _ = self.shutdown.cancelled() => return None,
                         _ = tokio::time::sleep(policy.delay(attempt)) => {}
                     }
                 }
@@ -144,17 +192,16 @@ impl Inbound {
         }
     }
 
+    /// Publishes, retrying transient failures; false on shutdown.
+    async fn publish(&self, event: &Event) -> bool {
+        self.retrying("publishing", || self.producer.publish(event, None)).await.is_some()
+    }
+
     /// Publishes the exception, then moves the file to quarantine with its reason.
-    async fn quarantine(
-        &self,
-        claimed: &Claimed,
-        reason: String,
-        metric_reason: &str,
-        mut details: BTreeMap<String, String>,
-    ) -> Result<(), gridsync_trading_grid::mailbox::MailboxError> {
+    async fn quarantine(&self, claimed: &Claimed, rejection: Rejection) -> Result<(), MailboxError> {
+        let Rejection { reason, metric_reason, mut details } = rejection;
         let partner = sniff_sender(&claimed.bytes).unwrap_or_else(|| "unknown".to_owned());
-        // The same file content yields the same event id, on every retry.
-        let content = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, &claimed.bytes).to_string();
+        let content = content_id(&claimed.bytes);
         details.insert("file".to_owned(), claimed.name.clone());
         details.insert("bytes".to_owned(), claimed.bytes.len().to_string());
         let now = Timestamp::now();
@@ -188,7 +235,7 @@ impl Inbound {
             return Ok(());
         }
         let moved = self.mailbox.finish(&claimed.name, &outcome).await?;
-        self.metrics.parse_failure(metric_reason);
+        self.metrics.parse_failure(&metric_reason);
         self.metrics.file("quarantined", claimed.bytes.len(), claimed.arrived);
         tracing::warn!(file = %claimed.name, to = %moved.display(), %reason, "quarantined");
         Ok(())

@@ -10,6 +10,7 @@ pub struct InboundMetrics {
     parse_failures: IntCounterVec,
     bytes: IntCounterVec,
     lag: HistogramVec,
+    acks: IntCounterVec,
 }
 
 impl InboundMetrics {
@@ -30,11 +31,15 @@ impl InboundMetrics {
             ),
             &["outcome"],
         )?;
-        for c in [&documents, &files, &parse_failures, &bytes] {
+        let acks = IntCounterVec::new(
+            opts!("tg_acks_written_total", "Acknowledgements written to the outbound mailbox."),
+            &["outcome", "document_type"],
+        )?;
+        for c in [&documents, &files, &parse_failures, &bytes, &acks] {
             metrics.register(Box::new(c.clone()))?;
         }
         metrics.register(Box::new(lag.clone()))?;
-        Ok(InboundMetrics { documents, files, parse_failures, bytes, lag })
+        Ok(InboundMetrics { documents, files, parse_failures, bytes, lag, acks })
     }
 
     pub fn document(&self, document_type: &str, partner: &str) {
@@ -47,6 +52,10 @@ impl InboundMetrics {
         if let Ok(lag) = arrived.elapsed() {
             self.lag.with_label_values(&[outcome]).observe(lag.as_secs_f64());
         }
+    }
+
+    pub fn ack(&self, outcome: &str, document_type: &str) {
+        self.acks.with_label_values(&[outcome, document_type]).inc();
     }
 
     pub fn parse_failure(&self, reason: &str) {

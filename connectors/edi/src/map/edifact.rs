@@ -373,7 +373,10 @@ fn functional_ack(source: &Source<'_>) -> Result<Event, EdiError> {
                     errors.push(format!("{message}: rejected, error {}", c(4, 1)));
                 }
             }
-            "UCS" => errors.push(format!("{message}: segment {}: error {}", c(1, 1), c(2, 1))),
+            "UCS" => errors.push(match c(2, 1) {
+                code if code.is_empty() => format!("{message}: segment {} in error", c(1, 1)),
+                code => format!("{message}: segment {}: error {code}", c(1, 1)),
+            }),
             "UCD" => errors.push(format!("{message}: element {}: error {}", c(2, 1), c(1, 1))),
             _ => {}
         }

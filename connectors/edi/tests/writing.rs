@@ -1,0 +1,192 @@
+//! What gridsync writes back: acknowledgements and remittance advice, each
+//! read back through gridsync's own parser and mapper (which also parses
+//! partners' files), and checked segment by segment where partners look.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use gridsync_edi::{
+    map_interchange, parse,
+    write::{envelope_rejection, functional_ack, remittance_advice, AckVerdict, Remittance},
+    ErrorKind, MapContext, PartyId, Standard,
+};
+use gridsync_schemas::{
+    events::{AckStatus, Event},
+    Timestamp,
+};
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+fn prepared() -> NaiveDateTime {
+    NaiveDate::from_ymd_opt(2026, 11, 25).unwrap().and_hms_opt(15, 5, 0).unwrap()
+}
+
+/// Parses and maps what gridsync wrote, as a partner's system would read it.
+fn read_back(bytes: &[u8]) -> Vec<Event> {
+    let ctx = MapContext { file_name: None, ingested_at: Timestamp::from_millis(0) };
+    parse(bytes).unwrap().iter().flat_map(|ix| map_interchange(ix, &ctx).unwrap().events).collect()
+}
+
+fn lines(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8(bytes.to_vec()).unwrap().lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn x12_997_accepts_every_group_of_an_interchange() {
+    let file = fixture("x12_multi_interchange_crlf.edi");
+    let inbound = parse(&file).unwrap();
+    let ack = functional_ack(&inbound[0], AckVerdict::Accepted, 17, prepared()).unwrap();
+    let text = lines(&ack);
+    assert!(text[0].contains("*ZZ*GRIDSYNC       *ZZ*ACME           *261125*1505*U*00401*000000017*"), "{text:?}");
+    // One 997 per inbound group (PO 905 and IN 906).
+    let expected = ["AK1*PO*905", "AK2*850*0001", "AK5*A", "AK9*A*1*1*1", "AK1*IN*906", "AK2*810*0007"];
+    for line in expected {
+        assert!(text.iter().any(|l| l == &format!("{line}~")), "{line} missing from {text:?}");
+    }
+    let events = read_back(&ack);
+    assert_eq!(events.len(), 2);
+    let Event::FunctionalAckReceived(fa) = &events[0] else { panic!("{events:?}") };
+    assert_eq!(fa.status, AckStatus::Accepted);
+    assert_eq!(fa.acknowledged_group_control_number.as_deref(), Some("905"));
+    assert_eq!(fa.envelope.trading_partner_id, "GRIDSYNC", "we are the sender of the 997");
+    assert!(fa.errors.is_empty());
+}
+
+#[test]
+fn x12_997_rejects_with_the_segment_and_element_in_error() {
+    let file = fixture("x12_multi_interchange_crlf.edi");
+    // The second interchange's 850 without its PO number (BEG03).
+    let broken = String::from_utf8(file).unwrap().replace("BEG*00*SA*4500022345**", "BEG*00*SA***");
+    let inbound = parse(broken.as_bytes()).unwrap();
+    let ctx = MapContext { file_name: None, ingested_at: Timestamp::from_millis(0) };
+    let error = map_interchange(&inbound[1], &ctx).unwrap_err();
+    assert_eq!((error.kind, error.element), (ErrorKind::MissingElement, Some(3)));
+
+    let ack = functional_ack(&inbound[1], AckVerdict::Rejected(&error), 18, prepared()).unwrap();
+    let text = lines(&ack);
+    let body: Vec<&str> = text.iter().skip(3).take(6).map(String::as_str).collect();
+    assert_eq!(body, ["AK1*PO*907~", "AK2*850*0002~", "AK3*BEG*2**8~", "AK4*3**1~", "AK5*R*5~", "AK9*R*1*1*0~"]);
+    let Event::FunctionalAckReceived(fa) = &read_back(&ack)[0] else { panic!() };
+    assert_eq!(fa.status, AckStatus::Rejected);
+    assert_eq!(fa.errors[0], "850 0002: segment BEG at position 2: error 8");
+
+    // The file's other interchange is rejected too (the file is quarantined as a unit), without detail.
+    let sibling = functional_ack(&inbound[0], AckVerdict::Rejected(&error), 19, prepared()).unwrap();
+    let text = lines(&sibling);
+    assert!(text.contains(&"AK5*R~".to_owned()) && text.contains(&"AK9*R*1*1*0~".to_owned()), "{text:?}");
+    assert!(!text.iter().any(|l| l.starts_with("AK3")), "{text:?}");
+}
+
+#[test]
+fn x12_997_copies_a_bad_value_back_without_our_separators() {
+    let file = fixture("x12_multi_interchange_crlf.edi");
+    let broken = String::from_utf8(file).unwrap().replace("PO1*1*120*EA*9.95", "PO1*1*12:0*EA*9.95");
+    let inbound = parse(broken.as_bytes()).unwrap();
+    let ctx = MapContext { file_name: None, ingested_at: Timestamp::from_millis(0) };
+    let error = map_interchange(&inbound[0], &ctx).unwrap_err();
+    assert_eq!((error.kind, error.segment, error.element), (ErrorKind::InvalidValue, 11, Some(2)));
+    let ack = lines(&functional_ack(&inbound[0], AckVerdict::Rejected(&error), 20, prepared()).unwrap());
+    assert!(ack.contains(&"AK3*PO1*9**8~".to_owned()), "{ack:?}");
+    assert!(ack.contains(&"AK4*2**7*12 0~".to_owned()), "{ack:?}");
+}
+
+#[test]
+fn edifact_contrl_acknowledges_or_rejects_each_message() {
+    let file = fixture("edifact_una_group_release.edi");
+    let inbound = parse(&file).unwrap();
+    let ack = functional_ack(&inbound[0], AckVerdict::Accepted, 5, prepared()).unwrap();
+    let text = lines(&ack);
+    assert_eq!(text[1], "UNB+UNOC:3+4012345500004:14+5412345000013:14+261125:1505+5'");
+    assert_eq!(text[2], "UNH+1+CONTRL:D:3:UN'");
+    assert_eq!(text[3], "UCI+ICR0042+5412345000013:14+4012345500004:14+7'");
+    assert_eq!(text[4], "UCM+M0001+ORDERS:D:96A:UN+7'");
+    let Event::FunctionalAckReceived(fa) = &read_back(&ack)[0] else { panic!() };
+    assert_eq!((fa.status, fa.acknowledged_interchange_control_number.as_str()), (AckStatus::Accepted, "ICR0042"));
+
+    let broken = String::from_utf8(file).unwrap().replacen("PRI+AAA:12,50'", "PRI+AAA:twelve'", 1);
+    let inbound = parse(broken.as_bytes()).unwrap();
+    let ctx = MapContext { file_name: None, ingested_at: Timestamp::from_millis(0) };
+    let error = map_interchange(&inbound[0], &ctx).unwrap_err();
+    let ack = functional_ack(&inbound[0], AckVerdict::Rejected(&error), 6, prepared()).unwrap();
+    let text = lines(&ack);
+    assert_eq!(text[3], "UCI+ICR0042+5412345000013:14+4012345500004:14+4'");
+    assert_eq!(&text[4..7], ["UCM+M0001+ORDERS:D:96A:UN+4+12'", "UCS+11'", "UCD+12+1'"]);
+    assert_eq!(text[7], "UCM+M0002+ORDERS:D:96A:UN+4'");
+    let Event::FunctionalAckReceived(fa) = &read_back(&ack)[0] else { panic!() };
+    assert_eq!(fa.status, AckStatus::Rejected);
+    assert_eq!(
+        fa.errors[..3],
+        ["ORDERS M0001: rejected, error 12", "ORDERS M0001: segment 11 in error", "ORDERS M0001: element 1: error 12"]
+    );
+}
+
+#[test]
+fn broken_envelopes_are_answered_at_interchange_level() {
+    let file = String::from_utf8(fixture("x12_multi_interchange_crlf.edi")).unwrap();
+    let broken = file.replacen("IEA*2*000000905", "IEA*2*000000999", 1);
+    let error = parse(broken.as_bytes()).unwrap_err();
+    let ta1 = envelope_rejection(broken.as_bytes(), &error, 21, prepared()).unwrap().unwrap();
+    let text = lines(&ta1);
+    assert_eq!(text[1], "TA1*000000905*261125*1432*R*001~");
+    assert_eq!(text[2], "IEA*0*000000021~");
+    assert_eq!(parse(&ta1).unwrap()[0].groups.len(), 0, "a TA1 interchange is valid X12");
+
+    let cut = &file.as_bytes()[..400];
+    let error = parse(cut).unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Truncated);
+    let ta1 = lines(&envelope_rejection(cut, &error, 22, prepared()).unwrap().unwrap());
+    assert_eq!(ta1[1], "TA1*000000905*261125*1432*R*023~");
+
+    let edifact = String::from_utf8(fixture("edifact_una_group_release.edi")).unwrap();
+    let broken = edifact.replace("UNZ+1+ICR0042", "UNZ+1+ICR0043");
+    let error = parse(broken.as_bytes()).unwrap_err();
+    let contrl = envelope_rejection(broken.as_bytes(), &error, 7, prepared()).unwrap().unwrap();
+    assert_eq!(lines(&contrl)[3], "UCI+ICR0042+5412345000013:14+4012345500004:14+4+28'");
+    let Event::FunctionalAckReceived(fa) = &read_back(&contrl)[0] else { panic!() };
+    assert_eq!((fa.status, fa.errors[0].as_str()), (AckStatus::Rejected, "interchange: error 28"));
+
+    let error = parse(b"hello, not EDI").unwrap_err();
+    assert!(envelope_rejection(b"hello, not EDI", &error, 8, prepared()).is_none(), "nobody to answer");
+}
+
+fn remittance() -> Remittance {
+    Remittance {
+        payment_reference: "PAY-2026-0042".into(),
+        paid_on: NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(),
+        currency: "EUR".into(),
+        invoices: vec![
+            ("INV-88001".into(), "1500.5".parse().unwrap()),
+            ("INV-88002".into(), "99.125".parse().unwrap()),
+        ],
+        note: Some("Paid in full: thanks + see you".into()),
+    }
+}
+
+#[test]
+fn remittance_advice_reads_back_as_the_same_payment_in_both_standards() {
+    let us = PartyId { qualifier: Some("ZZ".into()), id: "GRIDSYNC".into() };
+    let partner = PartyId { qualifier: Some("ZZ".into()), id: "ACME".into() };
+    for standard in [Standard::X12, Standard::Edifact] {
+        let bytes = remittance_advice(standard, us.clone(), partner.clone(), &remittance(), 30, prepared()).unwrap();
+        let events = read_back(&bytes);
+        let Event::RemittanceAdviceReceived(advice) = &events[0] else { panic!("{events:?}") };
+        assert_eq!(advice.payment_reference, "PAY-2026-0042", "{standard:?}");
+        assert_eq!(advice.total_amount.to_string(), "1599.625", "{standard:?}");
+        assert_eq!(advice.currency, "EUR");
+        assert_eq!(advice.payment_date.map(|d| d.to_string()).as_deref(), Some("2026-11-24"));
+        assert_eq!((advice.payer.id.as_str(), advice.payee.id.as_str()), ("GRIDSYNC", "ACME"));
+        let paid: Vec<(String, String)> =
+            advice.remittances.iter().map(|r| (r.invoice_number.clone(), r.amount_paid.to_string())).collect();
+        assert_eq!(
+            paid,
+            [("INV-88001".to_owned(), "1500.5".to_owned()), ("INV-88002".to_owned(), "99.125".to_owned())]
+        );
+    }
+    let x12 =
+        lines(&remittance_advice(Standard::X12, us.clone(), partner.clone(), &remittance(), 30, prepared()).unwrap());
+    assert!(x12.contains(&"BPR*I*1599.625*C*NON************20261124~".to_owned()), "{x12:?}");
+    assert!(x12.contains(&"RMR*IV*INV-88001**1500.50~".to_owned()), "{x12:?}");
+    assert!(x12.contains(&"NTE*PMT*Paid in full  thanks + see you~".to_owned()), "{x12:?}");
+    let edifact = lines(&remittance_advice(Standard::Edifact, us, partner, &remittance(), 31, prepared()).unwrap());
+    assert!(edifact.contains(&"FTX+AAI+++Paid in full?: thanks ?+ see you'".to_owned()), "{edifact:?}");
+}
