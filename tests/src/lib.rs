@@ -1,5 +1,8 @@
 //! Test harness: a real Kafka-compatible broker (Tansu) per test binary, and
-//! helpers to produce and read records through rdkafka.
+//! helpers to produce and read records through rdkafka; a real OpenSSH server
+//! for the SFTP mailbox.
+
+pub mod ssh;
 
 use std::{
     net::TcpListener,

@@ -149,3 +149,72 @@ async fn files_in_the_mailbox_become_events_and_bad_ones_are_quarantined() {
     .await;
     assert!(status.is_some_and(|s| s.success()), "clean exit on SIGTERM");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_producer_reads_an_sftp_mailbox_and_acknowledges_through_it() {
+    let server = gridsync_tests::ssh::SshServer::start().unwrap();
+    let pipeline = Pipeline::start("tg-sftp", None).await.unwrap();
+    let root = server.root();
+    std::fs::create_dir_all(root.join("inbound")).unwrap();
+    std::fs::copy(fixture("edifact_una_group_release.edi"), root.join("inbound/orders.edi")).unwrap();
+    std::fs::write(root.join("inbound/garbage.edi"), "not EDI at all").unwrap();
+
+    let work = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut producer = Command::new(workspace_binary("tg-producer"))
+        .args(["--brokers", &pipeline.broker.brokers(), "--topic-prefix", &pipeline.kafka.topic_prefix])
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--poll-ms", "100"])
+        .args(["--sftp-host", "127.0.0.1", "--sftp-port", &server.port.to_string(), "--sftp-user", &server.user()])
+        .arg("--sftp-key-file")
+        .arg(server.client_key())
+        .arg("--sftp-known-hosts")
+        .arg(server.known_hosts().unwrap())
+        .arg("--sftp-root")
+        .arg(&root)
+        .arg("--store-url")
+        .arg(format!("sqlite://{}", work.path().join("tg-producer.db").display()))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(work.path().join("producer.log")).unwrap())
+        .spawn()
+        .unwrap();
+
+    let done = wait_until(Duration::from_secs(60), || {
+        files(&root.join("processed")) == ["orders.edi"] && files(&root.join("quarantine")).len() == 2
+    })
+    .await;
+    let log = std::fs::read_to_string(work.path().join("producer.log")).unwrap_or_default();
+    assert!(
+        done,
+        "{:?} {:?}\n{log}\n{}",
+        files(&root.join("processed")),
+        files(&root.join("quarantine")),
+        server.log()
+    );
+    let reason = std::fs::read_to_string(root.join("quarantine/garbage.edi.reason")).unwrap();
+    assert!(reason.starts_with("garbage.edi: segment 1: expected an interchange header"), "{reason}");
+    // The CONTRL for the orders went back through the same SFTP mailbox; nobody to answer for the garbage.
+    assert_eq!(
+        files(&root.join("outbound")),
+        ["5412345000013_CONTRL_ICR0042-1.edi", "5412345000013_CONTRL_ICR0042-1.edi.sha256"]
+    );
+
+    let codec = codec().unwrap();
+    let orders = read_topic(
+        &pipeline.broker.brokers(),
+        pipeline.topic(EventType::PurchaseOrderReceived),
+        2,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let numbers: Vec<String> = orders
+        .iter()
+        .filter_map(|m| match codec.decode(payload(m)).unwrap().event {
+            Event::PurchaseOrderReceived(po) => Some(po.po_number),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(numbers, ["PO-DE-7781", "PO-DE-7782"]);
+
+    signal::kill(Pid::from_raw(producer.id() as i32), signal::Signal::SIGTERM).unwrap();
+    assert!(wait_until(Duration::from_secs(30), || producer.try_wait().unwrap().is_some()).await);
+}

@@ -15,7 +15,7 @@ use gridsync_edi::{
     EdiError, Interchange, Standard,
 };
 use gridsync_store::{Reservation, Store, StoreError};
-use gridsync_trading_grid::mailbox::{MailboxError, OutboundMailbox, Written};
+use gridsync_trading_grid::mailbox::{MailboxError, OutboundMailbox, OutboundTarget, Written};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AckError {
@@ -39,7 +39,7 @@ pub struct Ack {
 
 pub struct Acknowledger {
     store: Store,
-    outbound: OutboundMailbox,
+    outbound: OutboundTarget,
 }
 
 /// Acknowledgements are never acknowledged (X12 and EDIFACT both forbid it).
@@ -55,7 +55,7 @@ fn standard_name(standard: Standard) -> &'static str {
 }
 
 impl Acknowledger {
-    pub fn new(store: Store, outbound: OutboundMailbox) -> Self {
+    pub fn new(store: Store, outbound: OutboundTarget) -> Self {
         Acknowledger { store, outbound }
     }
 

@@ -17,7 +17,7 @@ use gridsync_schemas::{
     events::{DocumentExchangeException, Envelope, ExceptionKind, Severity, SourceSystem},
     Event, EventType, Timestamp,
 };
-use gridsync_trading_grid::mailbox::{Claimed, LocalMailbox, MailboxError, Outcome};
+use gridsync_trading_grid::mailbox::{Claimed, InboundMailbox, MailboxError, Outcome};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -27,7 +27,7 @@ use crate::{
 };
 
 pub struct Inbound {
-    pub mailbox: LocalMailbox,
+    pub mailbox: InboundMailbox,
     pub acks: Option<Acknowledger>,
     pub producer: EventProducer,
     pub metrics: InboundMetrics,
@@ -56,24 +56,20 @@ impl Rejection {
 }
 
 /// Watches the mailbox until shutdown.
-pub async fn run(inbound: Inbound, args: &InboundArgs) -> Result<(), MailboxError> {
-    tracing::info!(mailbox = %args.mailbox_dir.display(), "watching the inbound mailbox");
-    // Files claimed before a crash first, then arrivals, oldest first.
-    let mut names = inbound.mailbox.unfinished().await?;
+///
+/// Mailbox errors (a dropped SFTP connection, a full disk) are logged and
+/// counted, and the next round tries again: the files stay where they were.
+pub async fn run(inbound: Inbound, args: &InboundArgs) {
     loop {
-        names.extend(inbound.mailbox.waiting().await?);
-        for name in names.drain(..) {
-            if inbound.shutdown.is_cancelled() {
-                break;
-            }
-            inbound.process(&name).await?;
+        if let Err(e) = inbound.round().await {
+            inbound.metrics.mailbox_error();
+            tracing::warn!(error = %e, "mailbox unavailable; trying again");
         }
         tokio::select! {
             _ = inbound.shutdown.cancelled() => break,
             _ = tokio::time::sleep(Duration::from_millis(args.poll_ms)) => {}
         }
     }
-    Ok(())
 }
 
 /// The file's content as an id: the same bytes, the same id, on every retry.
@@ -82,6 +78,19 @@ fn content_id(bytes: &[u8]) -> String {
 }
 
 impl Inbound {
+    /// Files claimed before a crash (or a failed round) first, then arrivals, oldest first.
+    async fn round(&self) -> Result<(), MailboxError> {
+        let mut names = self.mailbox.unfinished().await?;
+        names.extend(self.mailbox.waiting().await?);
+        for name in names {
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            self.process(&name).await?;
+        }
+        Ok(())
+    }
+
     async fn process(&self, name: &str) -> Result<(), MailboxError> {
         let claimed = match self.mailbox.claim(name).await? {
             None => return Ok(()),
@@ -206,7 +215,7 @@ impl Inbound {
         details.insert("bytes".to_owned(), claimed.bytes.len().to_string());
         let now = Timestamp::now();
         let outcome = Outcome::Quarantined { reason: reason.clone() };
-        let destination = self.mailbox.destination(&claimed.name, &outcome).await;
+        let destination = self.mailbox.destination(&claimed.name, &outcome).await?;
         let event: Event = DocumentExchangeException {
             envelope: Envelope {
                 event_id: Envelope::deterministic_event_id(

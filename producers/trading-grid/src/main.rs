@@ -1,7 +1,7 @@
 //! The Trading Grid producer: publishes what arrives from Trading Grid as Avro
 //! events. Its source is the inbound mailbox (a local folder an AS2/SFTP
-//! gateway writes); it acknowledges every inbound interchange through the
-//! outbound mailbox.
+//! gateway writes, or the SFTP mailbox itself); it acknowledges every inbound
+//! interchange through the outbound mailbox.
 
 mod acks;
 mod args;
@@ -9,7 +9,13 @@ mod inbound;
 mod telemetry;
 
 use gridsync_core::app::{wait_for_brokers, AppError, ProducerDeps};
-use gridsync_trading_grid::mailbox::{LocalMailbox, OutboundMailbox};
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use tokio_util::sync::CancellationToken;
+
+use gridsync_trading_grid::mailbox::{
+    InboundMailbox, LocalMailbox, MailboxError, OutboundMailbox, OutboundTarget, SftpAuth, SftpConfig, SftpMailbox,
+};
 
 fn main() -> std::process::ExitCode {
     gridsync_core::app::producer_main("tg-producer", 9464, run)
@@ -19,16 +25,92 @@ fn source_error(e: impl std::error::Error + Send + Sync + 'static) -> AppError {
     AppError::Source(Box::new(e))
 }
 
+/// A secret from a file, without the trailing newline editors add.
+fn read_secret(path: &PathBuf) -> Result<String, AppError> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
+        .map_err(|source| AppError::Io { what: "reading an SFTP secret file", source })
+}
+
+/// `~/` at the start of a path is the home folder.
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+fn sftp_config(args: &args::InboundArgs, host: &str) -> Result<SftpConfig, AppError> {
+    let sftp = &args.sftp;
+    let auth = match (&sftp.sftp_password_file, &sftp.sftp_key_file) {
+        (Some(password), None) => SftpAuth::Password(read_secret(password)?),
+        (None, Some(key)) => SftpAuth::Key {
+            path: key.clone(),
+            passphrase: sftp.sftp_key_passphrase_file.as_ref().map(read_secret).transpose()?,
+        },
+        _ => {
+            return Err(AppError::Source(
+                "SFTP needs --sftp-password-file or --sftp-key-file (GRIDSYNC_TG_SFTP_*)".into(),
+            ))
+        }
+    };
+    Ok(SftpConfig {
+        host: host.to_owned(),
+        port: sftp.sftp_port,
+        user: sftp.sftp_user.clone(),
+        auth,
+        known_hosts: expand_home(&sftp.sftp_known_hosts),
+        root: sftp.sftp_root.clone(),
+        max_bytes: args.max_file_bytes,
+        timeout: Duration::from_millis(sftp.sftp_timeout_ms),
+    })
+}
+
+/// Connects to the SFTP mailbox, waiting for a server that is down or
+/// unreachable; a refused host key or login is a configuration error and ends it.
+async fn open_sftp(config: SftpConfig, shutdown: &CancellationToken) -> Result<SftpMailbox, AppError> {
+    let policy = gridsync_core::kafka::RetryPolicy::default();
+    let mut attempt = 0;
+    loop {
+        match SftpMailbox::open(config.clone()).await {
+            Ok(mailbox) => return Ok(mailbox),
+            Err(e @ (MailboxError::HostKey { .. } | MailboxError::Auth { .. })) => return Err(source_error(e)),
+            Err(e) => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "SFTP mailbox unavailable; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Err(source_error(e)),
+                    _ = tokio::time::sleep(policy.delay(attempt)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// The inbound mailbox and where acknowledgements go: both local, or both on the SFTP server.
+async fn mailboxes(
+    args: &args::InboundArgs,
+    shutdown: &CancellationToken,
+) -> Result<(InboundMailbox, OutboundTarget), AppError> {
+    if let Some(host) = &args.sftp.sftp_host {
+        let sftp = Arc::new(open_sftp(sftp_config(args, host)?, shutdown).await?);
+        tracing::info!(host, root = %args.sftp.sftp_root, "watching the SFTP mailbox");
+        return Ok((InboundMailbox::Sftp(sftp.clone()), OutboundTarget::Sftp(sftp)));
+    }
+    let inbound = LocalMailbox::open(&args.mailbox_dir, args.max_file_bytes).await.map_err(source_error)?;
+    let dir = args.outbound_dir.clone().unwrap_or_else(|| args.mailbox_dir.join("outbound"));
+    let outbound = OutboundMailbox::open(&dir).await.map_err(source_error)?;
+    tracing::info!(mailbox = %args.mailbox_dir.display(), "watching the inbound mailbox");
+    Ok((InboundMailbox::Local(inbound), OutboundTarget::Local(outbound)))
+}
+
 async fn run(deps: ProducerDeps, args: args::TgArgs) -> Result<(), AppError> {
-    let inbound_args = &args.inbound;
-    let mailbox =
-        LocalMailbox::open(&inbound_args.mailbox_dir, inbound_args.max_file_bytes).await.map_err(source_error)?;
-    let acks = if inbound_args.no_acks {
+    let (mailbox, outbound) = mailboxes(&args.inbound, &deps.shutdown).await?;
+    let acks = if args.inbound.no_acks {
         None
     } else {
         let store = gridsync_store::Store::connect(&args.store_url).await.map_err(source_error)?;
-        let dir = inbound_args.outbound_dir.clone().unwrap_or_else(|| inbound_args.mailbox_dir.join("outbound"));
-        Some(acks::Acknowledger::new(store, OutboundMailbox::open(&dir).await.map_err(source_error)?))
+        Some(acks::Acknowledger::new(store, outbound))
     };
     let metrics = telemetry::InboundMetrics::register(&deps.metrics)?;
     if !wait_for_brokers(&deps).await {
@@ -36,7 +118,7 @@ async fn run(deps: ProducerDeps, args: args::TgArgs) -> Result<(), AppError> {
     }
     let inbound =
         inbound::Inbound { mailbox, acks, producer: deps.producer.clone(), metrics, shutdown: deps.shutdown.clone() };
-    let result = inbound::run(inbound, inbound_args).await.map_err(source_error);
+    inbound::run(inbound, &args.inbound).await;
     deps.health.set_ready(false);
-    result
+    Ok(())
 }

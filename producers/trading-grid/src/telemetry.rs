@@ -11,6 +11,7 @@ pub struct InboundMetrics {
     bytes: IntCounterVec,
     lag: HistogramVec,
     acks: IntCounterVec,
+    mailbox_errors: prometheus::IntCounter,
 }
 
 impl InboundMetrics {
@@ -35,11 +36,16 @@ impl InboundMetrics {
             opts!("tg_acks_written_total", "Acknowledgements written to the outbound mailbox."),
             &["outcome", "document_type"],
         )?;
+        let mailbox_errors = prometheus::IntCounter::with_opts(opts!(
+            "tg_mailbox_errors_total",
+            "Rounds of the inbound mailbox that failed (connection, permissions, disk); retried."
+        ))?;
+        metrics.register(Box::new(mailbox_errors.clone()))?;
         for c in [&documents, &files, &parse_failures, &bytes, &acks] {
             metrics.register(Box::new(c.clone()))?;
         }
         metrics.register(Box::new(lag.clone()))?;
-        Ok(InboundMetrics { documents, files, parse_failures, bytes, lag, acks })
+        Ok(InboundMetrics { documents, files, parse_failures, bytes, lag, acks, mailbox_errors })
     }
 
     pub fn document(&self, document_type: &str, partner: &str) {
@@ -56,6 +62,10 @@ impl InboundMetrics {
 
     pub fn ack(&self, outcome: &str, document_type: &str) {
         self.acks.with_label_values(&[outcome, document_type]).inc();
+    }
+
+    pub fn mailbox_error(&self) {
+        self.mailbox_errors.inc();
     }
 
     pub fn parse_failure(&self, reason: &str) {

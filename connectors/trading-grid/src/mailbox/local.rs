@@ -11,10 +11,7 @@ use std::{
     time::SystemTime,
 };
 
-use super::{io, Claimed, MailboxError, Outcome};
-
-/// Files still being written by the gateway: skipped until renamed.
-const IN_PROGRESS_SUFFIXES: [&str; 3] = [".tmp", ".part", ".filepart"];
+use super::{acceptable, io, Claimed, MailboxError, Outcome};
 
 pub struct LocalMailbox {
     root: PathBuf,
@@ -23,15 +20,6 @@ pub struct LocalMailbox {
     processed: PathBuf,
     quarantine: PathBuf,
     max_bytes: u64,
-}
-
-/// A name that cannot leave its directory and is not hidden or half-written.
-fn acceptable(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('.')
-        && !name.contains(['/', '\\', '\0'])
-        && name != ".."
-        && !IN_PROGRESS_SUFFIXES.iter().any(|s| name.ends_with(s))
 }
 
 impl LocalMailbox {

@@ -4,19 +4,119 @@
 
 mod local;
 mod outbound;
+mod sftp;
+
+use std::{path::PathBuf, sync::Arc};
 
 pub use local::LocalMailbox;
 pub use outbound::{OutboundMailbox, Written};
+pub use sftp::{SftpAuth, SftpConfig, SftpMailbox};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailboxError {
     #[error("{operation} {path}: {source}")]
     Io {
         operation: &'static str,
-        path: std::path::PathBuf,
+        path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    #[error("SFTP {operation} {path}: {source}")]
+    Sftp {
+        operation: &'static str,
+        path: String,
+        #[source]
+        source: russh_sftp::client::error::Error,
+    },
+    #[error("SSH to {host}: {message}")]
+    Ssh { host: String, message: String },
+    /// The server is not who it should be: never connect to it.
+    #[error("refusing {host}: {reason}")]
+    HostKey { host: String, reason: String },
+    #[error("{host} refused the credentials of {user:?}")]
+    Auth { user: String, host: String },
+    #[error("{path}: a different document already has this name (sha256 {existing_sha256})")]
+    Conflict { path: PathBuf, existing_sha256: String },
+    #[error("{0:?} is not a safe file name")]
+    UnsafeName(String),
+}
+
+/// Files still being written by the gateway: skipped until renamed.
+const IN_PROGRESS_SUFFIXES: [&str; 3] = [".tmp", ".part", ".filepart"];
+
+/// A name that cannot leave its directory and is not hidden or half-written.
+pub(crate) fn acceptable(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+        && name != ".."
+        && !IN_PROGRESS_SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
+/// An inbound mailbox, local or on an SFTP server: the same operations and guarantees.
+pub enum InboundMailbox {
+    Local(LocalMailbox),
+    Sftp(Arc<SftpMailbox>),
+}
+
+/// An outbound mailbox, local or on an SFTP server (the same connection as inbound).
+pub enum OutboundTarget {
+    Local(OutboundMailbox),
+    Sftp(Arc<SftpMailbox>),
+}
+
+impl OutboundTarget {
+    /// Writes `content` under `name` atomically with its checksum; the same
+    /// content again is a no-op, different content under the name is refused.
+    pub async fn write(&self, name: &str, content: &[u8]) -> Result<Written, MailboxError> {
+        match self {
+            OutboundTarget::Local(m) => m.write(name, content).await,
+            OutboundTarget::Sftp(m) => m.write_outbound(name, content).await,
+        }
+    }
+}
+
+impl InboundMailbox {
+    /// Files claimed before a crash: to be processed again first.
+    pub async fn unfinished(&self) -> Result<Vec<String>, MailboxError> {
+        match self {
+            InboundMailbox::Local(m) => m.unfinished().await,
+            InboundMailbox::Sftp(m) => m.unfinished().await,
+        }
+    }
+
+    /// Files waiting, oldest first.
+    pub async fn waiting(&self) -> Result<Vec<String>, MailboxError> {
+        match self {
+            InboundMailbox::Local(m) => m.waiting().await,
+            InboundMailbox::Sftp(m) => m.waiting().await,
+        }
+    }
+
+    /// Claims a file: `None` when it is gone or another process has it; the
+    /// inner `Err` says a file is too large (claimed without its bytes).
+    pub async fn claim(&self, name: &str) -> Result<Option<Result<Claimed, String>>, MailboxError> {
+        match self {
+            InboundMailbox::Local(m) => m.claim(name).await,
+            InboundMailbox::Sftp(m) => m.claim(name).await,
+        }
+    }
+
+    /// Where `finish` will put a file, relative to the mailbox root.
+    pub async fn destination(&self, name: &str, outcome: &Outcome) -> Result<PathBuf, MailboxError> {
+        match self {
+            InboundMailbox::Local(m) => Ok(m.destination(name, outcome).await),
+            InboundMailbox::Sftp(m) => m.destination(name, outcome).await,
+        }
+    }
+
+    /// Moves a claimed file to `processed/` or `quarantine/`.
+    pub async fn finish(&self, name: &str, outcome: &Outcome) -> Result<PathBuf, MailboxError> {
+        match self {
+            InboundMailbox::Local(m) => m.finish(name, outcome).await,
+            InboundMailbox::Sftp(m) => m.finish(name, outcome).await,
+        }
+    }
 }
 
 /// Maps an I/O error on `path` to a [`MailboxError`] saying what was being done.

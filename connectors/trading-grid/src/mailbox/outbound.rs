@@ -57,14 +57,7 @@ impl OutboundMailbox {
             if existing_sha == sha256 {
                 return Ok(Written { path, sha256, created: false });
             }
-            return Err(MailboxError::Io {
-                operation: "writing",
-                path,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::AlreadyExists,
-                    format!("a different document already has this name (sha256 {existing_sha})"),
-                ),
-            });
+            return Err(MailboxError::Conflict { path, existing_sha256: existing_sha });
         }
         let temp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let mut file = tokio::fs::File::create(&temp).await.map_err(io("creating", &temp))?;

@@ -1,0 +1,350 @@
+//! A mailbox on an SFTP server: how Trading Grid hands over and takes in
+//! documents in most real deployments.
+//!
+//! The same layout and guarantees as the local mailbox, on the server:
+//! `inbound/` (arrivals), `inbound/.processing/` (claimed by a rename, which
+//! the server performs atomically and refuses when the target exists),
+//! `processed/`, `quarantine/` (with a `.reason` beside each file) and
+//! `outbound/` (written under a hidden temporary name, then renamed, with a
+//! `.sha256` beside it).
+//!
+//! The server's host key must be in the configured `known_hosts` file: an
+//! unknown or changed key refuses the connection. A dropped connection is
+//! re-established on the next operation.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
+
+use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh_sftp::{
+    client::{error::Error as SftpError, SftpSession},
+    protocol::StatusCode,
+};
+use sha2::{Digest, Sha256};
+use tokio::{io::AsyncWriteExt, sync::Mutex as AsyncMutex};
+
+use super::{acceptable, Claimed, MailboxError, Outcome, Written};
+
+/// How to log in.
+#[derive(Clone)]
+pub enum SftpAuth {
+    Password(String),
+    /// An OpenSSH private key file, with its passphrase if it has one.
+    Key {
+        path: PathBuf,
+        passphrase: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for SftpAuth {
+    // Never print a password or passphrase.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SftpAuth::Password(_) => f.write_str("Password(***)"),
+            SftpAuth::Key { path, .. } => write!(f, "Key({})", path.display()),
+        }
+    }
+}
+
+/// Where the mailbox is and how to reach it.
+#[derive(Debug, Clone)]
+pub struct SftpConfig {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub auth: SftpAuth,
+    /// OpenSSH `known_hosts` file holding the server's host key.
+    pub known_hosts: PathBuf,
+    /// The mailbox root on the server (relative to the login directory, or absolute).
+    pub root: String,
+    /// Largest inbound file accepted, in bytes.
+    pub max_bytes: u64,
+    /// Connection and per-request timeout.
+    pub timeout: Duration,
+}
+
+/// Accepts the server only if its key is in `known_hosts`; remembers why not.
+struct HostKeyCheck {
+    host: String,
+    port: u16,
+    known_hosts: PathBuf,
+    refusal: Arc<Mutex<Option<String>>>,
+}
+
+impl russh::client::Handler for HostKeyCheck {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, offered: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let refusal = match offered {
+            PublicKeyOrCertificate::PublicKey { key, .. } => {
+                match russh::keys::check_known_hosts_path(&self.host, self.port, key, &self.known_hosts) {
+                    Ok(true) => return Ok(true),
+                    Ok(false) => format!(
+                        "host key {} is not in {}",
+                        key.fingerprint(Default::default()),
+                        self.known_hosts.display()
+                    ),
+                    Err(e) => format!("host key check against {}: {e}", self.known_hosts.display()),
+                }
+            }
+            PublicKeyOrCertificate::Certificate(_) => "host certificates are not supported".to_owned(),
+        };
+        if let Ok(mut slot) = self.refusal.lock() {
+            *slot = Some(refusal);
+        }
+        Ok(false)
+    }
+}
+
+pub struct SftpMailbox {
+    config: SftpConfig,
+    session: AsyncMutex<Option<Arc<SftpSession>>>,
+}
+
+fn sftp_error(operation: &'static str, path: &str) -> impl FnOnce(SftpError) -> MailboxError {
+    let path = path.to_owned();
+    move |source| MailboxError::Sftp { operation, path, source }
+}
+
+fn not_found(e: &SftpError) -> bool {
+    matches!(e, SftpError::Status(s) if s.status_code == StatusCode::NoSuchFile)
+}
+
+impl SftpMailbox {
+    /// Connects and creates the mailbox folders that are missing.
+    pub async fn open(config: SftpConfig) -> Result<Self, MailboxError> {
+        let mailbox = SftpMailbox { config, session: AsyncMutex::new(None) };
+        let sftp = mailbox.sftp().await?;
+        for dir in ["inbound", "inbound/.processing", "processed", "quarantine", "outbound"] {
+            let path = mailbox.path(dir);
+            if !sftp.try_exists(path.clone()).await.map_err(sftp_error("checking", &path))? {
+                sftp.create_dir(path.clone()).await.map_err(sftp_error("creating", &path))?;
+            }
+        }
+        Ok(mailbox)
+    }
+
+    fn path(&self, relative: &str) -> String {
+        format!("{}/{relative}", self.config.root.trim_end_matches('/'))
+    }
+
+    fn ssh_error(&self, message: String) -> MailboxError {
+        MailboxError::Ssh { host: format!("{}:{}", self.config.host, self.config.port), message }
+    }
+
+    /// The live session, connecting (again) if there is none.
+    async fn sftp(&self) -> Result<Arc<SftpSession>, MailboxError> {
+        let mut slot = self.session.lock().await;
+        if let Some(session) = slot.as_ref() {
+            return Ok(session.clone());
+        }
+        let session = Arc::new(self.connect().await?);
+        *slot = Some(session.clone());
+        Ok(session)
+    }
+
+    /// Runs `op` on the session; a failure that is not the server's answer
+    /// (a dropped connection, a timeout) forgets the session so the next
+    /// operation reconnects.
+    async fn with_sftp<T, F, Fut>(&self, op: F) -> Result<T, MailboxError>
+    where
+        F: FnOnce(Arc<SftpSession>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, MailboxError>>,
+    {
+        let result = op(self.sftp().await?).await;
+        if let Err(MailboxError::Sftp { source: SftpError::IO(_) | SftpError::Timeout, .. }) = &result {
+            *self.session.lock().await = None;
+        }
+        result
+    }
+
+    async fn connect(&self) -> Result<SftpSession, MailboxError> {
+        let c = &self.config;
+        let refusal = Arc::new(Mutex::new(None));
+        let check = HostKeyCheck {
+            host: c.host.clone(),
+            port: c.port,
+            known_hosts: c.known_hosts.clone(),
+            refusal: refusal.clone(),
+        };
+        let ssh_config =
+            Arc::new(russh::client::Config { inactivity_timeout: Some(c.timeout * 10), ..Default::default() });
+        let connecting = russh::client::connect(ssh_config, (c.host.as_str(), c.port), check);
+        let mut handle = match tokio::time::timeout(c.timeout, connecting).await {
+            Err(_) => return Err(self.ssh_error(format!("no answer within {:?}", c.timeout))),
+            Ok(Ok(handle)) => handle,
+            Ok(Err(e)) => {
+                let why = refusal.lock().ok().and_then(|r| r.clone());
+                return Err(match why {
+                    Some(reason) => MailboxError::HostKey { host: c.host.clone(), reason },
+                    None => self.ssh_error(e.to_string()),
+                });
+            }
+        };
+        let authenticated = match &c.auth {
+            SftpAuth::Password(password) => handle.authenticate_password(&c.user, password).await,
+            SftpAuth::Key { path, passphrase } => {
+                let key = russh::keys::load_secret_key(path, passphrase.as_deref())
+                    .map_err(|e| self.ssh_error(format!("reading the private key {}: {e}", path.display())))?;
+                let hash = handle.best_supported_rsa_hash().await.map_err(|e| self.ssh_error(e.to_string()))?;
+                handle.authenticate_publickey(&c.user, PrivateKeyWithHashAlg::new(Arc::new(key), hash.flatten())).await
+            }
+        }
+        .map_err(|e| self.ssh_error(e.to_string()))?;
+        if !authenticated.success() {
+            return Err(MailboxError::Auth { user: c.user.clone(), host: c.host.clone() });
+        }
+        let channel = handle.channel_open_session().await.map_err(|e| self.ssh_error(e.to_string()))?;
+        channel.request_subsystem(true, "sftp").await.map_err(|e| self.ssh_error(e.to_string()))?;
+        let sftp = SftpSession::new(channel.into_stream()).await.map_err(sftp_error("starting SFTP on", &c.host))?;
+        sftp.set_timeout(c.timeout.as_secs().max(1));
+        tracing::info!(host = %c.host, port = c.port, user = %c.user, root = %c.root, "SFTP mailbox connected");
+        Ok(sftp)
+    }
+
+    /// Regular files in `dir` with acceptable names, oldest first.
+    async fn files(&self, dir: &str) -> Result<Vec<String>, MailboxError> {
+        let path = self.path(dir);
+        self.with_sftp(|sftp| async move {
+            let entries = sftp.read_dir(path.clone()).await.map_err(sftp_error("listing", &path))?;
+            let mut files: Vec<(SystemTime, String)> = entries
+                .filter(|e| e.file_type().is_file() && acceptable(&e.file_name()))
+                .map(|e| (e.metadata().modified().unwrap_or(SystemTime::UNIX_EPOCH), e.file_name()))
+                .collect();
+            files.sort();
+            Ok(files.into_iter().map(|(_, name)| name).collect())
+        })
+        .await
+    }
+
+    /// Files claimed before a crash: to be processed again first.
+    pub async fn unfinished(&self) -> Result<Vec<String>, MailboxError> {
+        self.files("inbound/.processing").await
+    }
+
+    /// Files waiting in `inbound/`.
+    pub async fn waiting(&self) -> Result<Vec<String>, MailboxError> {
+        self.files("inbound").await
+    }
+
+    /// Claims a waiting file (or re-reads one already claimed), as `LocalMailbox::claim`.
+    pub async fn claim(&self, name: &str) -> Result<Option<Result<Claimed, String>>, MailboxError> {
+        if !acceptable(name) {
+            return Ok(None);
+        }
+        let claimed = self.path(&format!("inbound/.processing/{name}"));
+        let waiting = self.path(&format!("inbound/{name}"));
+        let max_bytes = self.config.max_bytes;
+        self.with_sftp(|sftp| async move {
+            let meta = match sftp.metadata(claimed.clone()).await {
+                Ok(meta) => meta,
+                Err(e) if not_found(&e) => {
+                    match sftp.rename(waiting.clone(), claimed.clone()).await {
+                        Ok(()) => {}
+                        // Gone, or claimed by another process first.
+                        Err(e) if not_found(&e) => return Ok(None),
+                        Err(e) => return Err(sftp_error("claiming", &waiting)(e)),
+                    }
+                    sftp.metadata(claimed.clone()).await.map_err(sftp_error("reading", &claimed))?
+                }
+                Err(e) => return Err(sftp_error("reading", &claimed)(e)),
+            };
+            if meta.len() > max_bytes {
+                return Ok(Some(Err(format!("{name} is {} bytes; the limit is {max_bytes}", meta.len()))));
+            }
+            let bytes = sftp.read(claimed.clone()).await.map_err(sftp_error("reading", &claimed))?;
+            let arrived = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            Ok(Some(Ok(Claimed { name: name.to_owned(), bytes, arrived })))
+        })
+        .await
+    }
+
+    /// Where `finish` will put a file, relative to the mailbox root: an earlier
+    /// file of the same name is never overwritten.
+    pub async fn destination(&self, name: &str, outcome: &Outcome) -> Result<PathBuf, MailboxError> {
+        let folder = match outcome {
+            Outcome::Processed => "processed",
+            Outcome::Quarantined { .. } => "quarantine",
+        };
+        let mut file = name.to_owned();
+        let mut n = 1;
+        loop {
+            let path = self.path(&format!("{folder}/{file}"));
+            let taken = self
+                .with_sftp(
+                    |sftp| async move { sftp.try_exists(path.clone()).await.map_err(sftp_error("checking", &path)) },
+                )
+                .await?;
+            if !taken {
+                return Ok(Path::new(folder).join(file));
+            }
+            file = format!("{name}.{n}");
+            n += 1;
+        }
+    }
+
+    /// Moves a claimed file on; a quarantined file gets a `.reason` beside it.
+    pub async fn finish(&self, name: &str, outcome: &Outcome) -> Result<PathBuf, MailboxError> {
+        let relative = self.destination(name, outcome).await?;
+        let to = self.path(&relative.display().to_string());
+        let from = self.path(&format!("inbound/.processing/{name}"));
+        self.with_sftp(|sftp| async move {
+            if let Outcome::Quarantined { reason } = outcome {
+                let reason_file = format!("{to}.reason");
+                write_file(&sftp, &reason_file, format!("{reason}\n").as_bytes()).await?;
+            }
+            sftp.rename(from.clone(), to.clone()).await.map_err(sftp_error("moving", &from))
+        })
+        .await?;
+        Ok(relative)
+    }
+
+    /// Writes a document to `outbound/` atomically with its checksum, as
+    /// `OutboundMailbox::write` does locally: the same content again is a
+    /// no-op, different content under the same name is refused.
+    pub async fn write_outbound(&self, name: &str, content: &[u8]) -> Result<Written, MailboxError> {
+        if !acceptable(name) {
+            return Err(MailboxError::UnsafeName(name.to_owned()));
+        }
+        let path = self.path(&format!("outbound/{name}"));
+        let temp = self.path(&format!("outbound/.{name}.tmp"));
+        let checksum = self.path(&format!("outbound/{name}.sha256"));
+        let sha256 = format!("{:x}", Sha256::digest(content));
+        self.with_sftp(|sftp| async move {
+            match sftp.read(path.clone()).await {
+                Ok(existing) => {
+                    let existing_sha = format!("{:x}", Sha256::digest(&existing));
+                    if existing_sha == sha256 {
+                        return Ok(Written { path: PathBuf::from(path), sha256, created: false });
+                    }
+                    return Err(MailboxError::Conflict { path: PathBuf::from(path), existing_sha256: existing_sha });
+                }
+                Err(e) if not_found(&e) => {}
+                Err(e) => return Err(sftp_error("reading", &path)(e)),
+            }
+            write_file(&sftp, &checksum, format!("{sha256}  {name}\n").as_bytes()).await?;
+            write_file(&sftp, &temp, content).await?;
+            sftp.rename(temp.clone(), path.clone()).await.map_err(sftp_error("renaming", &temp))?;
+            Ok(Written { path: PathBuf::from(path), sha256, created: true })
+        })
+        .await
+    }
+}
+
+/// Creates (or truncates) `path` on the server with `content`.
+async fn write_file(sftp: &SftpSession, path: &str, content: &[u8]) -> Result<(), MailboxError> {
+    let mut file = sftp.create(path.to_owned()).await.map_err(sftp_error("creating", path))?;
+    file.write_all(content).await.map_err(|e| MailboxError::Sftp {
+        operation: "writing",
+        path: path.to_owned(),
+        source: SftpError::IO(e.to_string()),
+    })?;
+    file.shutdown().await.map_err(|e| MailboxError::Sftp {
+        operation: "closing",
+        path: path.to_owned(),
+        source: SftpError::IO(e.to_string()),
+    })
+}

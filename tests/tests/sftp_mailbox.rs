@@ -1,0 +1,114 @@
+//! The SFTP mailbox against a real OpenSSH server on a loopback port: claim,
+//! size limit, unsafe names, processed and quarantined files, recovery after a
+//! crash, atomic outbound writes, and the refusals that keep it safe (unknown
+//! or changed host key, wrong credentials).
+
+use std::{path::Path, time::Duration};
+
+use gridsync_tests::ssh::SshServer;
+use gridsync_trading_grid::mailbox::{MailboxError, Outcome, SftpAuth, SftpConfig, SftpMailbox};
+
+fn config(server: &SshServer, known_hosts: &Path) -> SftpConfig {
+    SftpConfig {
+        host: "127.0.0.1".into(),
+        port: server.port,
+        user: server.user(),
+        auth: SftpAuth::Key { path: server.client_key(), passphrase: None },
+        known_hosts: known_hosts.to_owned(),
+        root: server.root().display().to_string(),
+        max_bytes: 1024,
+        timeout: Duration::from_secs(10),
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn claims_moves_and_writes_files_on_a_real_sftp_server() {
+    let server = SshServer::start().unwrap();
+    let known_hosts = server.known_hosts().unwrap();
+    let mailbox =
+        SftpMailbox::open(config(&server, &known_hosts)).await.unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    let root = server.root();
+    assert_eq!(names(&root), ["inbound", "outbound", "processed", "quarantine"]);
+
+    let inbound = root.join("inbound");
+    std::fs::write(inbound.join("a.edi"), "ISA first").unwrap();
+    std::fs::write(inbound.join("b.edi"), "ISA second").unwrap();
+    std::fs::write(inbound.join("big.edi"), "x".repeat(2000)).unwrap();
+    std::fs::write(inbound.join("c.edi.part"), "still uploading").unwrap();
+    std::fs::write(inbound.join(".hidden"), "no").unwrap();
+    let mut waiting = mailbox.waiting().await.unwrap();
+    waiting.sort();
+    assert_eq!(waiting, ["a.edi", "b.edi", "big.edi"]);
+
+    let a = mailbox.claim("a.edi").await.unwrap().unwrap().unwrap();
+    assert_eq!(a.bytes, b"ISA first");
+    assert!(inbound.join(".processing/a.edi").is_file(), "claimed by a rename on the server");
+    assert!(mailbox.claim("gone.edi").await.unwrap().is_none());
+    assert!(mailbox.claim("../../etc/passwd").await.unwrap().is_none());
+    let too_large = mailbox.claim("big.edi").await.unwrap().unwrap().unwrap_err();
+    assert_eq!(too_large, "big.edi is 2000 bytes; the limit is 1024");
+
+    // A second client (a restart after a crash) finds the claimed files.
+    let reopened = SftpMailbox::open(config(&server, &known_hosts)).await.unwrap();
+    assert_eq!(reopened.unfinished().await.unwrap().len(), 2);
+    assert_eq!(reopened.finish("a.edi", &Outcome::Processed).await.unwrap(), Path::new("processed/a.edi"));
+    std::fs::write(inbound.join("a.edi"), "ISA again").unwrap();
+    reopened.claim("a.edi").await.unwrap().unwrap().unwrap();
+    assert_eq!(reopened.finish("a.edi", &Outcome::Processed).await.unwrap(), Path::new("processed/a.edi.1"));
+    let quarantined = Outcome::Quarantined { reason: "big.edi is 2000 bytes".into() };
+    assert_eq!(reopened.finish("big.edi", &quarantined).await.unwrap(), Path::new("quarantine/big.edi"));
+    assert_eq!(std::fs::read_to_string(root.join("quarantine/big.edi.reason")).unwrap(), "big.edi is 2000 bytes\n");
+    assert_eq!(std::fs::read_to_string(root.join("processed/a.edi")).unwrap(), "ISA first");
+    assert!(names(&inbound.join(".processing")).is_empty());
+
+    let written = mailbox.write_outbound("ACME_997_905-1.edi", b"ISA*ack~").await.unwrap();
+    assert!(written.created);
+    assert_eq!(std::fs::read(root.join("outbound/ACME_997_905-1.edi")).unwrap(), b"ISA*ack~");
+    let sidecar = std::fs::read_to_string(root.join("outbound/ACME_997_905-1.edi.sha256")).unwrap();
+    assert_eq!(sidecar, format!("{}  ACME_997_905-1.edi\n", written.sha256));
+    assert!(!mailbox.write_outbound("ACME_997_905-1.edi", b"ISA*ack~").await.unwrap().created, "idempotent");
+    let conflict = mailbox.write_outbound("ACME_997_905-1.edi", b"different").await.unwrap_err();
+    assert!(matches!(conflict, MailboxError::Conflict { .. }), "{conflict}");
+    assert!(matches!(mailbox.write_outbound("../escape.edi", b"x").await, Err(MailboxError::UnsafeName(_))));
+    assert_eq!(names(&root.join("outbound")), ["ACME_997_905-1.edi", "ACME_997_905-1.edi.sha256"], "no temp files");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refuses_unknown_host_keys_and_wrong_credentials() {
+    let server = SshServer::start().unwrap();
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    let err = SftpMailbox::open(config(&server, empty.path())).await.err().unwrap();
+    let MailboxError::HostKey { reason, .. } = &err else { panic!("{err}") };
+    assert!(reason.contains("is not in"), "{reason}");
+
+    // A known_hosts entry for this address with another key: a changed key is refused too.
+    let other = tempfile::tempdir().unwrap();
+    let impostor = other.path().join("impostor");
+    std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&impostor)
+        .status()
+        .unwrap();
+    let public = std::fs::read_to_string(impostor.with_extension("pub")).unwrap();
+    let changed = other.path().join("known_hosts");
+    std::fs::write(&changed, format!("[127.0.0.1]:{} {public}", server.port)).unwrap();
+    let err = SftpMailbox::open(config(&server, &changed)).await.err().unwrap();
+    assert!(matches!(err, MailboxError::HostKey { .. }), "{err}");
+
+    let known_hosts = server.known_hosts().unwrap();
+    let mut wrong_password = config(&server, &known_hosts);
+    wrong_password.auth = SftpAuth::Password("not-the-password".into());
+    let err = SftpMailbox::open(wrong_password).await.err().unwrap();
+    assert!(matches!(err, MailboxError::Auth { .. }), "{err}");
+    assert!(!format!("{err} {err:?}").contains("not-the-password"), "the password never shows");
+    let mut wrong_key = config(&server, &known_hosts);
+    wrong_key.auth = SftpAuth::Key { path: impostor, passphrase: None };
+    assert!(matches!(SftpMailbox::open(wrong_key).await, Err(MailboxError::Auth { .. })));
+}
