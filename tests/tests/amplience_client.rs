@@ -6,8 +6,8 @@ use std::{sync::Arc, time::Duration};
 
 use gridsync_amp_sim::{SimConfig, Simulator};
 use gridsync_amplience::{
-    management::ManagementArgs, transport::RetryPolicy, AmplienceError, DeliveryClient, DeliveryKey, Ensured,
-    ManagementClient, NewContentItem,
+    management::ManagementArgs, AmplienceError, DeliveryClient, DeliveryKey, Ensured, ManagementClient, NewContentItem,
+    RetryPolicy,
 };
 use serde_json::{json, Value};
 

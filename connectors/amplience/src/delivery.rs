@@ -5,11 +5,9 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::{
-    error::AmplienceError,
-    rate_limit::RateLimiter,
-    transport::{RetryPolicy, Transport},
-};
+use gridsync_http::{RateLimiter, RetryPolicy};
+
+use crate::{error::AmplienceError, Transport};
 
 /// Reads published content from `https://{hub}.cdn.content.amplience.net`.
 #[derive(Debug, Clone)]
@@ -41,7 +39,7 @@ impl DeliveryClient {
     async fn content(&self, path: &str) -> Result<Value, AmplienceError> {
         let url = format!("{}{path}", self.base_url);
         let response = self.transport.send(Method::GET, &url, None, None).await?;
-        let mut body: Value = response.json("GET", &url)?;
+        let mut body: Value = response.json::<_, AmplienceError>("GET", &url)?;
         body.get_mut("content").map(Value::take).ok_or_else(|| AmplienceError::Unexpected {
             method: "GET",
             url,

@@ -72,8 +72,13 @@ fn describe(errors: &[ApiErrorEntry]) -> String {
     }
 }
 
-impl AmplienceError {
-    pub(crate) fn from_response(
+impl gridsync_http::ApiError for AmplienceError {
+    fn transport(method: &'static str, url: String, source: reqwest::Error) -> Self {
+        AmplienceError::Transport { method, url, source }
+    }
+
+    /// `{"errors":[...]}` parsed into the entries, when the body is that.
+    fn from_response(
         method: &'static str,
         url: String,
         status: u16,
@@ -84,6 +89,27 @@ impl AmplienceError {
         AmplienceError::Api { method, url, status, errors, retry_after }
     }
 
+    fn credentials(status: u16, message: String) -> Self {
+        AmplienceError::Credentials { status, message }
+    }
+
+    fn unexpected(method: &'static str, url: String, message: String) -> Self {
+        AmplienceError::Unexpected { method, url, message }
+    }
+
+    fn is_retryable(&self) -> bool {
+        AmplienceError::is_retryable(self)
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            AmplienceError::Api { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+impl AmplienceError {
     /// The HTTP status Amplience answered with, if it answered.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -121,6 +147,8 @@ impl AmplienceError {
 
 #[cfg(test)]
 mod tests {
+    use gridsync_http::ApiError;
+
     use super::*;
 
     #[test]

@@ -7,13 +7,12 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
+use gridsync_http::{method_name, Grant, RateLimiter, RetryPolicy, Secret, TransportStats};
+
 use crate::{
-    auth::TokenSource,
     error::AmplienceError,
     model::{ContentItem, NewContentItem, Page, WorkflowState},
-    rate_limit::RateLimiter,
-    transport::{RetryPolicy, Transport, TransportStats},
-    webhook::Secret,
+    TokenSource, Transport,
 };
 
 pub const DEFAULT_API_URL: &str = "https://api.amplience.net/v2/content";
@@ -143,7 +142,8 @@ impl ManagementClient {
             .user_agent(concat!("gridsync/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(ConfigError::Http)?;
-        let tokens = Arc::new(TokenSource::new(http.clone(), args.token_url.clone(), client_id, args.secret()?));
+        let tokens =
+            Arc::new(TokenSource::new(http.clone(), args.token_url.clone(), Grant::Form, client_id, args.secret()?));
         let limiter = RateLimiter::new(args.requests_per_second, 5);
         Ok(ManagementClient {
             transport: Transport::new(http, Some(tokens.clone()), limiter, args.retry_policy()),
@@ -171,14 +171,15 @@ impl ManagementClient {
 
     async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(String, Value), AmplienceError> {
         let url = self.url(path);
-        let name = crate::transport::method_name(&method);
+        let name = method_name(&method);
         let response = self.transport.send(method, &url, body, None).await?;
-        let value = if response.body.is_empty() { Value::Null } else { response.json(name, &url)? };
+        let value =
+            if response.body.is_empty() { Value::Null } else { response.json::<_, AmplienceError>(name, &url)? };
         Ok((url, value))
     }
 
     async fn item_call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<ContentItem, AmplienceError> {
-        let name = crate::transport::method_name(&method);
+        let name = method_name(&method);
         let (url, value) = self.call(method, path, body).await?;
         serde_json::from_value(value).map_err(|e| AmplienceError::Unexpected {
             method: name,

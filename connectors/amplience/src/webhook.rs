@@ -27,35 +27,16 @@ pub enum SignatureError {
     NoSecret,
 }
 
-/// A webhook secret (UTF-8, as configured in Amplience). Never printed.
-#[derive(Clone)]
-pub struct Secret(Vec<u8>);
+pub use gridsync_http::Secret;
 
-impl Secret {
-    pub fn new(secret: &str) -> Self {
-        Secret(secret.as_bytes().to_vec())
-    }
-
-    /// The secret's text, for the one place that must send it (the token request).
-    pub fn expose(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or_default()
-    }
-
-    fn mac(&self) -> HmacSha256 {
-        // HMAC takes keys of any length.
-        <HmacSha256 as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
+/// HMAC-SHA256 keyed with `secret` (HMAC takes keys of any length).
+fn mac(secret: &Secret) -> HmacSha256 {
+    <HmacSha256 as Mac>::new_from_slice(secret.bytes()).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
 }
 
 /// The signature Amplience sends for `body` (the simulator signs with this).
 pub fn sign(body: &[u8], secret: &Secret) -> String {
-    let mut mac = secret.mac();
+    let mut mac = mac(secret);
     mac.update(body);
     STANDARD.encode(mac.finalize().into_bytes())
 }
@@ -69,7 +50,7 @@ pub fn verify(body: &[u8], header: Option<&str>, secrets: &[Secret]) -> Result<(
     let header = header.map(str::trim).filter(|h| !h.is_empty()).ok_or(SignatureError::Missing)?;
     let signature = STANDARD.decode(header).map_err(|_| SignatureError::NotBase64)?;
     let matches = secrets.iter().any(|secret| {
-        let mut mac = secret.mac();
+        let mut mac = mac(secret);
         mac.update(body);
         mac.verify_slice(&signature).is_ok()
     });

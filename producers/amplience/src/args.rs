@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use gridsync_amplience::{management::ManagementArgs, transport::RetryPolicy, Secret};
+use gridsync_amplience::{management::ManagementArgs, RetryPolicy, Secret};
 
 #[derive(Debug, clap::Args)]
 pub struct WebhookArgs {

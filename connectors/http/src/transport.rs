@@ -1,5 +1,5 @@
-//! How every request to Amplience is sent: rate limited, authenticated when
-//! the API needs it (one refresh on 401), and retried on 429, 5xx and timeouts
+//! How every request to an API is sent: rate limited, authenticated when the
+//! API needs it (one refresh on 401), and retried on 429, 5xx and timeouts
 //! with exponential backoff and full jitter, honouring `Retry-After`, a
 //! bounded number of times.
 
@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use rand::Rng;
 use reqwest::{header::HeaderMap, Method};
 
-use crate::{auth::TokenSource, error::AmplienceError, rate_limit::RateLimiter};
+use crate::{rate_limit::RateLimiter, token::TokenSource, ApiError};
 
 /// How hard to try before giving up.
 #[derive(Debug, Clone, Copy)]
@@ -63,12 +63,8 @@ pub struct Response {
 }
 
 impl Response {
-    pub fn json<T: serde::de::DeserializeOwned>(&self, method: &'static str, url: &str) -> Result<T, AmplienceError> {
-        serde_json::from_slice(&self.body).map_err(|e| AmplienceError::Unexpected {
-            method,
-            url: url.to_owned(),
-            message: e.to_string(),
-        })
+    pub fn json<T: serde::de::DeserializeOwned, E: ApiError>(&self, method: &'static str, url: &str) -> Result<T, E> {
+        serde_json::from_slice(&self.body).map_err(|e| E::unexpected(method, url.to_owned(), e.to_string()))
     }
 }
 
@@ -79,20 +75,33 @@ pub struct TransportStats {
     pub token_refreshes: std::sync::atomic::AtomicU64,
 }
 
-/// The shared sending machinery of one API client.
-#[derive(Debug, Clone)]
-pub struct Transport {
+/// The shared sending machinery of one API client; `E` is the API's error.
+#[derive(Debug)]
+pub struct Transport<E> {
     http: reqwest::Client,
-    tokens: Option<Arc<TokenSource>>,
+    tokens: Option<Arc<TokenSource<E>>>,
     limiter: Arc<RateLimiter>,
     retry: RetryPolicy,
     stats: Arc<TransportStats>,
 }
 
-impl Transport {
+// Not derived: `E` itself need not be `Clone`.
+impl<E> Clone for Transport<E> {
+    fn clone(&self) -> Self {
+        Transport {
+            http: self.http.clone(),
+            tokens: self.tokens.clone(),
+            limiter: self.limiter.clone(),
+            retry: self.retry,
+            stats: self.stats.clone(),
+        }
+    }
+}
+
+impl<E: ApiError> Transport<E> {
     pub fn new(
         http: reqwest::Client,
-        tokens: Option<Arc<TokenSource>>,
+        tokens: Option<Arc<TokenSource<E>>>,
         limiter: RateLimiter,
         retry: RetryPolicy,
     ) -> Self {
@@ -111,7 +120,7 @@ impl Transport {
         url: &str,
         body: Option<&serde_json::Value>,
         extra_limiter: Option<&RateLimiter>,
-    ) -> Result<Response, AmplienceError> {
+    ) -> Result<Response, E> {
         let name = method_name(&method);
         let mut attempt = 0;
         let mut refreshed = false;
@@ -130,24 +139,14 @@ impl Transport {
                     }
                     continue;
                 }
-                Err(Attempt::Unauthorized(_)) => AmplienceError::Api {
-                    method: name,
-                    url: url.to_owned(),
-                    status: 401,
-                    errors: Vec::new(),
-                    retry_after: None,
-                },
+                Err(Attempt::Unauthorized(_)) => E::from_response(name, url.to_owned(), 401, None, b""),
                 Err(Attempt::Failed(error)) => error,
             };
             if !error.is_retryable() || attempt >= self.retry.max_attempts {
                 return Err(error);
             }
-            let retry_after = match &error {
-                AmplienceError::Api { retry_after, .. } => *retry_after,
-                _ => None,
-            };
-            let delay = self.retry.delay(attempt, retry_after);
-            tracing::warn!(%error, attempt, delay_ms = delay.as_millis() as u64, "Amplience request failed; retrying");
+            let delay = self.retry.delay(attempt, error.retry_after());
+            tracing::warn!(%error, attempt, delay_ms = delay.as_millis() as u64, "request failed; retrying");
             self.stats.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tokio::time::sleep(delay).await;
         }
@@ -160,7 +159,7 @@ impl Transport {
         url: &str,
         body: Option<&serde_json::Value>,
         extra_limiter: Option<&RateLimiter>,
-    ) -> Result<Response, Attempt> {
+    ) -> Result<Response, Attempt<E>> {
         self.limiter.acquire().await;
         if let Some(limiter) = extra_limiter {
             limiter.acquire().await;
@@ -175,8 +174,7 @@ impl Transport {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let transport =
-            |source| Attempt::Failed(AmplienceError::Transport { method: name, url: url.to_owned(), source });
+        let transport = |source| Attempt::Failed(E::transport(name, url.to_owned(), source));
         let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -184,24 +182,18 @@ impl Transport {
         match (status, token) {
             (200..=299, _) => Ok(Response { status, headers, body }),
             (401, Some(token)) => Err(Attempt::Unauthorized(token)),
-            _ => Err(Attempt::Failed(AmplienceError::from_response(
-                name,
-                url.to_owned(),
-                status,
-                retry_after(&headers),
-                &body,
-            ))),
+            _ => Err(Attempt::Failed(E::from_response(name, url.to_owned(), status, retry_after(&headers), &body))),
         }
     }
 }
 
-enum Attempt {
+enum Attempt<E> {
     /// 401 with this token.
     Unauthorized(String),
-    Failed(AmplienceError),
+    Failed(E),
 }
 
-pub(crate) fn method_name(method: &Method) -> &'static str {
+pub fn method_name(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::POST => "POST",

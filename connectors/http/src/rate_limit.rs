@@ -1,6 +1,6 @@
 //! A client-side rate limiter: requests are spaced so that no more than
 //! `per_second` leave on average, with a small burst allowed. Staying under
-//! Amplience's limits is cheaper than riding out its 429s.
+//! an API's limits is cheaper than riding out its 429s.
 
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ impl RateLimiter {
         RateLimiter { interval, burst, next: Mutex::new(now.checked_sub(burst).unwrap_or(now)) }
     }
 
-    /// `per_minute` requests per minute (Amplience's publish limit is 100).
+    /// `per_minute` requests per minute (e.g. Amplience's publish limit of 100).
     pub fn per_minute(per_minute: u32, burst: u32) -> Self {
         Self::new(f64::from(per_minute) / 60.0, burst)
     }
