@@ -19,8 +19,9 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use gridsync_sim_faults::Faults;
+
 use crate::{
-    faults::{FaultSpec, Faults, Scope},
     hub::{Hub, HubError},
     webhooks::WebhookSender,
 };
@@ -34,7 +35,7 @@ pub struct Client {
 
 pub struct SimState {
     pub hub: Mutex<Hub>,
-    pub faults: Mutex<Faults>,
+    pub faults: Arc<Faults>,
     pub clients: Vec<Client>,
     pub token_ttl: Duration,
     /// Issued tokens: client id and expiry.
@@ -50,7 +51,7 @@ impl SimState {
     pub fn new(hub: Hub, clients: Vec<Client>, token_ttl: Duration, webhooks: WebhookSender) -> Self {
         SimState {
             hub: Mutex::new(hub),
-            faults: Mutex::default(),
+            faults: Arc::new(Faults::new(FAULT_SCOPES)),
             clients,
             token_ttl,
             tokens: Mutex::default(),
@@ -92,7 +93,7 @@ pub fn router(state: Shared) -> Router {
         .route("/content/id/{id}", get(delivery_by_id))
         .route("/content/key/{*key}", get(delivery_by_key))
         .layer(middleware::from_fn_with_state(state.clone(), inject_faults))
-        .route("/__sim/faults", post(add_fault).delete(clear_faults))
+        .merge(gridsync_sim_faults::router(state.faults.clone()))
         .route("/__sim/expire-tokens", post(expire_tokens))
         .route("/__sim/webhooks", get(webhook_log))
         .route("/__sim/webhooks/{id}/redeliver", post(redeliver))
@@ -102,38 +103,26 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
+/// The scopes of `POST /__sim/faults`: the Management API (default), the token endpoint, the CDN.
+pub const FAULT_SCOPES: &[&str] = &["api", "token", "delivery"];
+
+/// Amplience's error body for an injected status.
+fn fault_body(status: StatusCode) -> serde_json::Value {
+    let code = if status == StatusCode::TOO_MANY_REQUESTS { "TOO_MANY_REQUESTS" } else { "SERVER_ERROR" };
+    json!({ "errors": [{ "level": "ERROR", "code": code, "message": "injected fault" }] })
+}
+
 /// Applies the next queued fault for the request's scope, and counts answers.
 async fn inject_faults(State(state): State<Shared>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     let scope = if path.starts_with("/oauth") {
-        Scope::Token
+        "token"
     } else if path.starts_with("/content/") {
-        Scope::Delivery
+        "delivery"
     } else {
-        Scope::Api
+        "api"
     };
-    let fault = lock(&state.faults).take(scope);
-    let response = match fault {
-        Some(fault) => {
-            if !fault.delay.is_zero() {
-                tokio::time::sleep(fault.delay).await;
-            }
-            match fault.status.and_then(|s| StatusCode::from_u16(s).ok()) {
-                Some(status) => {
-                    let code =
-                        if status == StatusCode::TOO_MANY_REQUESTS { "TOO_MANY_REQUESTS" } else { "SERVER_ERROR" };
-                    let body = json!({ "errors": [{ "level": "ERROR", "code": code, "message": "injected fault" }] });
-                    let mut response = (status, Json(body)).into_response();
-                    if let Some(seconds) = fault.retry_after {
-                        response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
-                    }
-                    response
-                }
-                None => next.run(request).await,
-            }
-        }
-        None => next.run(request).await,
-    };
+    let response = state.faults.apply(scope, request, next, fault_body).await;
     *lock(&state.answered).entry(response.status().as_u16()).or_default() += 1;
     response
 }
@@ -282,16 +271,6 @@ async fn delivery_by_id(State(state): State<Shared>, Path(id): Path<String>) -> 
 
 async fn delivery_by_key(State(state): State<Shared>, Path(key): Path<String>) -> Response {
     delivered(lock(&state.hub).published_by_key(&key), &format!("no published content with key {key}"))
-}
-
-async fn add_fault(State(state): State<Shared>, Json(spec): Json<FaultSpec>) -> StatusCode {
-    lock(&state.faults).push(spec);
-    StatusCode::NO_CONTENT
-}
-
-async fn clear_faults(State(state): State<Shared>) -> StatusCode {
-    lock(&state.faults).clear();
-    StatusCode::NO_CONTENT
 }
 
 /// Every issued token expires now, as if the session had timed out.

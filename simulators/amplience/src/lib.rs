@@ -6,14 +6,13 @@
 
 mod api;
 mod demo;
-mod faults;
 mod hub;
 mod webhooks;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 pub use api::Client;
-pub use faults::{FaultSpec, Scope};
+pub use gridsync_sim_faults::FaultSpec;
 pub use webhooks::{DeliveryLog, WebhookTarget};
 
 /// How the simulated hub is set up.
