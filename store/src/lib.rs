@@ -1,13 +1,14 @@
 //! gridsync's durable state, on SQLite (the embedded default: a file beside
 //! the binary) or PostgreSQL (shared by replicas): which webhook deliveries
 //! were already published, the control numbers of outbound EDI and what each
-//! outbound interchange was numbered, and pollers' watermarks.
+//! outbound interchange was numbered, and pollers' watermarks and last-seen states.
 //!
 //! One SQL dialect serves both: `$n` placeholders, `ON CONFLICT`, integers
 //! for time (milliseconds since the epoch).
 
 mod control_numbers;
 mod outbound;
+mod source_states;
 mod watermarks;
 mod webhooks;
 
@@ -17,6 +18,7 @@ use sqlx::{any::AnyPoolOptions, AnyPool};
 
 pub use control_numbers::{ControlNumbers, MAX_CONTROL_NUMBER};
 pub use outbound::{OutboundInterchanges, Reservation};
+pub use source_states::SourceStates;
 pub use watermarks::Watermarks;
 pub use webhooks::{HandledDelivery, WebhookDeliveries};
 
@@ -101,6 +103,13 @@ const SCHEMA: &[&str] = &[
         control_number BIGINT NOT NULL,
         prepared_at BIGINT NOT NULL
     )",
+    "CREATE TABLE IF NOT EXISTS source_states (
+        source TEXT NOT NULL,
+        item TEXT NOT NULL,
+        state TEXT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (source, item)
+    )",
     "CREATE TABLE IF NOT EXISTS watermarks (
         name TEXT PRIMARY KEY,
         value TEXT NOT NULL,
@@ -181,6 +190,11 @@ impl Store {
     /// What each outbound interchange was numbered.
     pub fn outbound_interchanges(&self) -> OutboundInterchanges {
         OutboundInterchanges::new(self.pool.clone())
+    }
+
+    /// The last state seen of each item of the polled `source`.
+    pub fn source_states(&self, source: &str) -> SourceStates {
+        SourceStates::new(self.pool.clone(), source)
     }
 
     /// Pollers' watermarks.

@@ -123,7 +123,7 @@ async fn control_numbers_wrap_after_nine_digits() {
 }
 
 /// Concurrent reservations of one key (a crash's retry racing a replica) agree
-/// on one control number; other keys get their own; watermarks overwrite.
+/// on one control number; other keys get their own; watermarks and source states overwrite.
 async fn outbound_reservations_are_stable(stores: Vec<Store>) {
     let tasks: Vec<_> = stores
         .iter()
@@ -148,6 +148,13 @@ async fn outbound_reservations_are_stable(stores: Vec<Store>) {
     marks.set("lens", "2026-11-25T10:00:00Z").await.unwrap();
     marks.set("lens", "2026-11-25T11:00:00Z").await.unwrap();
     assert_eq!(marks.get("lens").await.unwrap().as_deref(), Some("2026-11-25T11:00:00Z"));
+
+    let (lens, other) = (store.source_states("lens"), store.source_states("other"));
+    assert_eq!(lens.get("tx-1").await.unwrap(), None);
+    lens.set("tx-1", "S|W|").await.unwrap();
+    lens.set("tx-1", "S|A|").await.unwrap();
+    other.set("tx-1", "elsewhere").await.unwrap();
+    assert_eq!(lens.get("tx-1").await.unwrap().as_deref(), Some("S|A|"), "sources keep their own items");
 }
 
 #[tokio::test]

@@ -91,9 +91,7 @@ impl ManagementArgs {
 
     fn secret(&self) -> Result<Secret, ConfigError> {
         if let Some(path) = &self.client_secret_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| ConfigError::SecretFile { path: path.clone(), source })?;
-            return Ok(Secret::new(text.trim_end_matches(['\r', '\n'])));
+            return Secret::read_file(path).map_err(|source| ConfigError::SecretFile { path: path.clone(), source });
         }
         self.client_secret.as_deref().map(Secret::new).ok_or(ConfigError::Missing("--amplience-client-secret"))
     }

@@ -8,6 +8,12 @@ impl Secret {
         Secret(secret.as_bytes().to_vec())
     }
 
+    /// A secret kept in a file (a mounted secret), without the trailing newline editors add.
+    pub fn read_file(path: &std::path::Path) -> std::io::Result<Self> {
+        let text = std::fs::read_to_string(path)?;
+        Ok(Secret::new(text.trim_end_matches(['\r', '\n'])))
+    }
+
     /// The secret's text, for the one place that must send it (a token request).
     pub fn expose(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or_default()

@@ -4,7 +4,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use axum::{
@@ -19,7 +19,7 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use gridsync_sim_faults::Faults;
+use gridsync_sim_support::{faults::Faults, tokens::Tokens};
 
 use crate::{
     hub::{Hub, HubError},
@@ -39,7 +39,7 @@ pub struct SimState {
     pub clients: Vec<Client>,
     pub token_ttl: Duration,
     /// Issued tokens: client id and expiry.
-    tokens: Mutex<HashMap<String, (String, Instant)>>,
+    tokens: Arc<Tokens>,
     pub webhooks: WebhookSender,
     /// Requests answered, by status.
     answered: Mutex<HashMap<u16, u64>>,
@@ -54,7 +54,7 @@ impl SimState {
             faults: Arc::new(Faults::new(FAULT_SCOPES)),
             clients,
             token_ttl,
-            tokens: Mutex::default(),
+            tokens: Arc::default(),
             webhooks,
             answered: Mutex::default(),
         }
@@ -93,8 +93,8 @@ pub fn router(state: Shared) -> Router {
         .route("/content/id/{id}", get(delivery_by_id))
         .route("/content/key/{*key}", get(delivery_by_key))
         .layer(middleware::from_fn_with_state(state.clone(), inject_faults))
-        .merge(gridsync_sim_faults::router(state.faults.clone()))
-        .route("/__sim/expire-tokens", post(expire_tokens))
+        .merge(gridsync_sim_support::faults::router(state.faults.clone()))
+        .merge(gridsync_sim_support::tokens::router(state.tokens.clone()))
         .route("/__sim/webhooks", get(webhook_log))
         .route("/__sim/webhooks/{id}/redeliver", post(redeliver))
         .route("/__sim/stats", get(stats))
@@ -132,16 +132,7 @@ async fn inject_faults(State(state): State<Shared>, request: Request, next: Next
 struct Actor(String);
 
 async fn authenticate(State(state): State<Shared>, mut request: Request, next: Next) -> Response {
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| v[7..].trim().to_owned()));
-    let actor = token.and_then(|t| {
-        let tokens = lock(&state.tokens);
-        tokens.get(&t).filter(|(_, expires)| Instant::now() < *expires).map(|(client, _)| client.clone())
-    });
-    match actor {
+    match state.tokens.client(request.headers()) {
         Some(actor) => {
             request.extensions_mut().insert(Actor(actor));
             next.run(request).await
@@ -164,8 +155,7 @@ async fn token(State(state): State<Shared>, Form(form): Form<TokenRequest>) -> R
     if form.grant_type != "client_credentials" || !known {
         return (StatusCode::BAD_REQUEST, Json(json!({ "error": "invalid_client" }))).into_response();
     }
-    let token = uuid::Uuid::new_v4().simple().to_string();
-    lock(&state.tokens).insert(token.clone(), (form.client_id, Instant::now() + state.token_ttl));
+    let token = state.tokens.issue(&form.client_id, state.token_ttl);
     Json(json!({ "access_token": token, "token_type": "bearer", "expires_in": state.token_ttl.as_secs() }))
         .into_response()
 }
@@ -271,14 +261,6 @@ async fn delivery_by_id(State(state): State<Shared>, Path(id): Path<String>) -> 
 
 async fn delivery_by_key(State(state): State<Shared>, Path(key): Path<String>) -> Response {
     delivered(lock(&state.hub).published_by_key(&key), &format!("no published content with key {key}"))
-}
-
-/// Every issued token expires now, as if the session had timed out.
-async fn expire_tokens(State(state): State<Shared>) -> StatusCode {
-    for (_, expires) in lock(&state.tokens).values_mut() {
-        *expires = Instant::now();
-    }
-    StatusCode::NO_CONTENT
 }
 
 async fn webhook_log(State(state): State<Shared>) -> Json<Value> {

@@ -12,7 +12,7 @@ mod webhooks;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 pub use api::Client;
-pub use gridsync_sim_faults::FaultSpec;
+pub use gridsync_sim_support::faults::FaultSpec;
 pub use webhooks::{DeliveryLog, WebhookTarget};
 
 /// How the simulated hub is set up.
