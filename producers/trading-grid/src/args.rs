@@ -6,6 +6,10 @@ use std::path::PathBuf;
 pub struct TgArgs {
     #[command(flatten)]
     pub inbound: InboundArgs,
+    #[command(flatten)]
+    pub lens: gridsync_trading_grid::lens::LensArgs,
+    #[command(flatten)]
+    pub lens_poll: LensPollArgs,
     /// Where the producer keeps what must survive a restart: the control
     /// numbers of its acknowledgements (and, with Lens, its watermark).
     /// `sqlite://file.db` (created if missing) or `postgres://user@host/db`.
@@ -68,4 +72,23 @@ pub struct SftpArgs {
     /// Connection and request timeout, in milliseconds.
     #[arg(long, env = "GRIDSYNC_TG_SFTP_TIMEOUT_MS", default_value_t = 30_000)]
     pub sftp_timeout_ms: u64,
+}
+
+/// How the Lens poller runs (when `--lens-url` and `--lens-client-id` are set).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LensPollArgs {
+    /// How often to ask Lens for status changes, in milliseconds.
+    #[arg(long, env = "GRIDSYNC_LENS_POLL_MS", default_value_t = 60_000)]
+    pub lens_poll_ms: u64,
+    /// Transactions per page.
+    #[arg(long, env = "GRIDSYNC_LENS_PAGE_SIZE", default_value_t = 100)]
+    pub lens_page_size: u32,
+    /// Each poll re-reads this far behind the watermark, for updates Lens
+    /// records late; what did not change is not published again.
+    #[arg(long, env = "GRIDSYNC_LENS_LOOKBACK_MINUTES", default_value_t = 60)]
+    pub lens_lookback_minutes: u32,
+    /// gridsync's own EDI addresses (comma-separated): a transaction sent from
+    /// one of them is outbound, and its partner is the receiver.
+    #[arg(long = "own-address", env = "GRIDSYNC_TG_OWN_ADDRESSES", value_delimiter = ',', default_value = "GRIDSYNC")]
+    pub own_addresses: Vec<String>,
 }

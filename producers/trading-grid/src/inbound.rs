@@ -9,9 +9,9 @@
 //! downstream deduplication recognises, and rewrites the same acknowledgement,
 //! which the outbound mailbox recognises.
 
-use std::{collections::BTreeMap, fmt::Display, future::Future, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
-use gridsync_core::kafka::{EventProducer, RetryPolicy};
+use gridsync_core::kafka::EventProducer;
 use gridsync_edi::{map_interchange, parse, sniff_sender, write::AckVerdict, EdiError, Interchange, MapContext};
 use gridsync_schemas::{
     events::{DocumentExchangeException, Envelope, ExceptionKind, Severity, SourceSystem},
@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     acks::{Ack, Acknowledger},
     args::InboundArgs,
+    retry::retrying,
     telemetry::InboundMetrics,
 };
 
@@ -108,8 +109,9 @@ impl Inbound {
             Err(e) => {
                 if let Some(acks) = &self.acks {
                     let id = content_id(&claimed.bytes);
-                    let written =
-                        self.retrying("writing the envelope rejection", || acks.envelope(&claimed.bytes, &e, &id));
+                    let written = retrying(&self.shutdown, "writing the envelope rejection", || {
+                        acks.envelope(&claimed.bytes, &e, &id)
+                    });
                     match written.await {
                         None => return Ok(()),
                         Some(Some(ack)) => self.acknowledged("rejected", &ack),
@@ -163,7 +165,7 @@ impl Inbound {
     async fn acknowledge(&self, interchanges: &[Interchange<'_>], verdict: AckVerdict<'_>) -> bool {
         let Some(acks) = &self.acks else { return true };
         let outcome = if matches!(verdict, AckVerdict::Accepted) { "accepted" } else { "rejected" };
-        match self.retrying("writing acknowledgements", || acks.interchanges(interchanges, verdict)).await {
+        match retrying(&self.shutdown, "writing acknowledgements", || acks.interchanges(interchanges, verdict)).await {
             Some(written) => {
                 written.iter().for_each(|ack| self.acknowledged(outcome, ack));
                 true
@@ -177,33 +179,9 @@ impl Inbound {
         tracing::info!(file = %ack.written.path.display(), new = ack.written.created, outcome, "acknowledgement written");
     }
 
-    /// Runs `op` until it succeeds, backing off between transient failures
-    /// (broker, store or disk unavailable); `None` on shutdown.
-    async fn retrying<T, E: Display, Fut: Future<Output = Result<T, E>>>(
-        &self,
-        what: &str,
-        mut op: impl FnMut() -> Fut,
-    ) -> Option<T> {
-        let policy = RetryPolicy::default();
-        let mut attempt = 0;
-        loop {
-            match op().await {
-                Ok(value) => return Some(value),
-                Err(e) => {
-                    attempt += 1;
-                    tracing::warn!(error = %e, attempt, "{what} failed; retrying");
-                    tokio::select! {
-                        _ = self.shutdown.cancelled() => return None,
-                        _ = tokio::time::sleep(policy.delay(attempt)) => {}
-                    }
-                }
-            }
-        }
-    }
-
     /// Publishes, retrying transient failures; false on shutdown.
     async fn publish(&self, event: &Event) -> bool {
-        self.retrying("publishing", || self.producer.publish(event, None)).await.is_some()
+        retrying(&self.shutdown, "publishing", || self.producer.publish(event, None)).await.is_some()
     }
 
     /// Publishes the exception, then moves the file to quarantine with its reason.

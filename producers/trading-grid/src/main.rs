@@ -1,11 +1,14 @@
 //! The Trading Grid producer: publishes what arrives from Trading Grid as Avro
 //! events. Its source is the inbound mailbox (a local folder an AS2/SFTP
-//! gateway writes, or the SFTP mailbox itself); it acknowledges every inbound
-//! interchange through the outbound mailbox.
+//! gateway writes, or the SFTP mailbox itself), which it acknowledges through
+//! the outbound mailbox, and Lens, which it polls for document status changes.
 
 mod acks;
 mod args;
 mod inbound;
+mod lens;
+mod lens_events;
+mod retry;
 mod telemetry;
 
 use gridsync_core::app::{wait_for_brokers, AppError, ProducerDeps};
@@ -106,19 +109,42 @@ async fn mailboxes(
 
 async fn run(deps: ProducerDeps, args: args::TgArgs) -> Result<(), AppError> {
     let (mailbox, outbound) = mailboxes(&args.inbound, &deps.shutdown).await?;
-    let acks = if args.inbound.no_acks {
+    // The store keeps acknowledgement numbers and Lens progress: needed by either.
+    let store = if args.inbound.no_acks && !args.lens.is_configured() {
         None
     } else {
-        let store = gridsync_store::Store::connect(&args.store_url).await.map_err(source_error)?;
-        Some(acks::Acknowledger::new(store, outbound))
+        Some(gridsync_store::Store::connect(&args.store_url).await.map_err(source_error)?)
+    };
+    let acks = match (&store, args.inbound.no_acks) {
+        (Some(store), false) => Some(acks::Acknowledger::new(store.clone(), outbound)),
+        _ => None,
+    };
+    let lens_client = if args.lens.is_configured() {
+        Some(gridsync_trading_grid::lens::LensClient::new(&args.lens).map_err(source_error)?)
+    } else {
+        None
     };
     let metrics = telemetry::InboundMetrics::register(&deps.metrics)?;
+    let lens_metrics = telemetry::LensMetrics::register(&deps.metrics)?;
     if !wait_for_brokers(&deps).await {
         return Ok(());
     }
     let inbound =
         inbound::Inbound { mailbox, acks, producer: deps.producer.clone(), metrics, shutdown: deps.shutdown.clone() };
-    inbound::run(inbound, &args.inbound).await;
+    let poller = lens_client.zip(store).map(|(client, store)| lens::LensPoller {
+        client,
+        store,
+        producer: deps.producer.clone(),
+        metrics: lens_metrics,
+        shutdown: deps.shutdown.clone(),
+        args: args.lens_poll.clone(),
+    });
+    let polling = async {
+        if let Some(poller) = poller {
+            poller.run().await;
+        }
+    };
+    tokio::join!(inbound::run(inbound, &args.inbound), polling);
     deps.health.set_ready(false);
     Ok(())
 }

@@ -72,3 +72,31 @@ impl InboundMetrics {
         self.parse_failures.with_label_values(&[reason]).inc();
     }
 }
+
+/// The Lens poller's metrics.
+#[derive(Clone)]
+pub struct LensMetrics {
+    polls: IntCounterVec,
+    events: IntCounterVec,
+}
+
+impl LensMetrics {
+    pub fn register(metrics: &Metrics) -> Result<Self, AppError> {
+        let polls = IntCounterVec::new(opts!("tg_lens_polls_total", "Lens polls by outcome."), &["outcome"])?;
+        let events = IntCounterVec::new(
+            opts!("tg_lens_events_total", "Events published from Lens status changes, by type."),
+            &["event_type"],
+        )?;
+        metrics.register(Box::new(polls.clone()))?;
+        metrics.register(Box::new(events.clone()))?;
+        Ok(LensMetrics { polls, events })
+    }
+
+    pub fn poll(&self, outcome: &str) {
+        self.polls.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn event(&self, event_type: &str) {
+        self.events.with_label_values(&[event_type]).inc();
+    }
+}
