@@ -30,9 +30,18 @@ export GRIDSYNC_AMPLIENCE_CLIENT_SECRET_FILE=${GRIDSYNC_AMPLIENCE_CLIENT_SECRET_
 export GRIDSYNC_AMP_WEBHOOK_SECRET_FILE=${GRIDSYNC_AMP_WEBHOOK_SECRET_FILE:-$local_dir/secrets/amplience-webhook-secret}
 export GRIDSYNC_AMP_STORE_URL=${GRIDSYNC_AMP_STORE_URL:-sqlite://$local_dir/amp-producer.db}
 
+# Trading Grid is the local simulator (tg-sim): Lens on 9490, and a mailbox partner that picks
+# up what gridsync writes to the outbound mailbox and answers with acknowledgements.
+tg_sim=http://127.0.0.1:9490
+export GRIDSYNC_LENS_URL=${GRIDSYNC_LENS_URL:-$tg_sim}
+export GRIDSYNC_LENS_CLIENT_ID=${GRIDSYNC_LENS_CLIENT_ID:-gridsync}
+export GRIDSYNC_LENS_CLIENT_SECRET_FILE=${GRIDSYNC_LENS_CLIENT_SECRET_FILE:-$local_dir/secrets/lens-client-secret}
+export GRIDSYNC_LENS_POLL_MS=${GRIDSYNC_LENS_POLL_MS:-2000}
+
 # name and metrics port of every long-running binary
 components=(
     "amp-sim 9480"
+    "tg-sim 9490"
     "tg-producer 9464"
     "amp-producer 9465"
     "notifications-consumer 9471"
@@ -51,6 +60,7 @@ status() {
         if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then state=stopped; fi
         url=http://127.0.0.1:$2/metrics
         [ "$1" = amp-sim ] && url="http://127.0.0.1:$2 (Amplience API)"
+        [ "$1" = tg-sim ] && url="http://127.0.0.1:$2 (Lens API)"
         printf '%-24s %-8s %-38s %s\n' "$1" "$state" "$url" "$local_dir/logs/$1.log"
     done
     "$root/deploy/local-broker.sh" status || true
@@ -82,7 +92,8 @@ start() {
     (cd "$root" && cargo build --workspace --bins --locked --quiet)
     "$bin/gridsync" topics apply
     mkdir -p "$local_dir/logs" "$local_dir/pids" "$local_dir/secrets"
-    for secret in "$GRIDSYNC_AMPLIENCE_CLIENT_SECRET_FILE" "$GRIDSYNC_AMP_WEBHOOK_SECRET_FILE"; do
+    for secret in "$GRIDSYNC_AMPLIENCE_CLIENT_SECRET_FILE" "$GRIDSYNC_AMP_WEBHOOK_SECRET_FILE" \
+        "$GRIDSYNC_LENS_CLIENT_SECRET_FILE"; do
         [ -s "$secret" ] || (umask 077 && head -c 24 /dev/urandom | base64 >"$secret")
     done
     for c in "${components[@]}"; do
@@ -96,6 +107,11 @@ start() {
             AMP_SIM_CLIENTS="$GRIDSYNC_AMPLIENCE_CLIENT_ID:$(cat "$GRIDSYNC_AMPLIENCE_CLIENT_SECRET_FILE")" \
                 nohup "$bin/amp-sim" --listen "127.0.0.1:$2" --webhook-url http://127.0.0.1:9466/webhooks/amplience \
                 >>"$local_dir/logs/$1.log" 2>&1 &
+        elif [ "$1" = tg-sim ]; then
+            mkdir -p "$GRIDSYNC_TG_MAILBOX_DIR/inbound" "$GRIDSYNC_TG_MAILBOX_DIR/outbound"
+            TG_SIM_CONSUMERS="$GRIDSYNC_LENS_CLIENT_ID:$(cat "$GRIDSYNC_LENS_CLIENT_SECRET_FILE")" \
+                nohup "$bin/tg-sim" --listen "127.0.0.1:$2" --outbound-dir "$GRIDSYNC_TG_MAILBOX_DIR/outbound" \
+                --inbound-dir "$GRIDSYNC_TG_MAILBOX_DIR/inbound" >>"$local_dir/logs/$1.log" 2>&1 &
         else
             nohup "$bin/$1" --metrics-addr "127.0.0.1:$2" >>"$local_dir/logs/$1.log" 2>&1 &
         fi
@@ -125,6 +141,8 @@ start() {
     echo
     echo "Try: curl -s http://127.0.0.1:9475/metrics | grep gridsync_events_observed_total"
     echo "     ls $GRIDSYNC_TG_MAILBOX_DIR/processed $GRIDSYNC_TG_MAILBOX_DIR/quarantine"
+    echo "     ls $GRIDSYNC_TG_MAILBOX_DIR/outbound/.picked-up   (our 997/CONTRL/TA1, picked up by tg-sim's partner)"
+    echo "     curl -s $tg_sim/__sim/transactions          (what Lens reports; tg-producer polls it)"
     echo "     $bin/gridsync edi inspect <file>       (what an EDI file maps to)"
     echo "     curl -s http://127.0.0.1:9465/metrics | grep amp_webhooks_total"
     echo "     $bin/gridsync dlq show billing        (dead letters; amp-producer: refused webhooks)"
