@@ -330,3 +330,60 @@ async fn partner_content_approved_and_published_by_people_flows_and_gridsyncs_ow
         Some("contracts/acme/2027")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edition_publishes_each_of_its_partner_content_items_once() {
+    let h = Harness::start("amp-edition").await;
+    let repo = h.config.repositories[0].clone();
+    let legal = h.finance();
+    let item = |label: &str, schema: &str, fields: Value| NewContentItem {
+        label: label.into(),
+        schema: schema.into(),
+        delivery_key: None,
+        folder_id: None,
+        locale: None,
+        fields: fields.as_object().unwrap().clone(),
+    };
+    let terms = "https://gridsync.example/schemas/trading-terms.json";
+    let policy = "https://gridsync.example/schemas/policy-notice.json";
+    let banner = "https://gridsync.example/schemas/homepage-banner.json";
+    let mut ids = Vec::new();
+    for (label, schema) in [("Trading terms 2027", terms), ("Returns policy", policy), ("Winter banner", banner)] {
+        let fields = json!({"title": label, "targetPartnerIds": ["ACME", "GLOBEX"]});
+        ids.push(legal.create_item(&repo, &item(label, schema, fields)).await.unwrap().id);
+    }
+    let edition = json!({"name": "January 2027 release", "items": ids, "by": "legal.user"});
+    let response = reqwest::Client::new().post(format!("{}/__sim/editions", h.sim.url())).json(&edition).send();
+    assert_eq!(response.await.unwrap().status(), 201);
+
+    let log = h.deliveries(1).await;
+    assert_eq!(
+        (log[0]["name"].as_str(), log[0]["last_status"].as_u64()),
+        (Some("dynamic-content.edition.published"), Some(200)),
+        "{log:?}\n{}",
+        h.log()
+    );
+    let events = h.events(EventType::PartnerContentPublished, 3, Duration::from_secs(8));
+    let published: Vec<(String, String)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::PartnerContentPublished(p) => Some((p.content.content_item_id.clone(), p.content.title.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        published,
+        [(ids[0].clone(), "Trading terms 2027".to_owned()), (ids[1].clone(), "Returns policy".to_owned())],
+        "the banner is not partner content"
+    );
+    let Event::PartnerContentPublished(first) = &events[0] else { panic!() };
+    assert!(first.snapshot_id.is_some(), "the edition is recorded as the snapshot");
+
+    // Sent again, the edition publishes nothing more.
+    let id = log[0]["id"].as_str().unwrap().to_owned();
+    h.redeliver(&id).await;
+    let log = h.deliveries(2).await;
+    assert_eq!(log.len(), 2);
+    assert_eq!(h.metric("gridsync_amp_webhooks_total", r#"outcome="duplicate""#).await, 1.0);
+    assert_eq!(h.events(EventType::PartnerContentPublished, 3, Duration::from_secs(3)).len(), 2);
+}

@@ -18,6 +18,7 @@ use serde_json::Value;
 
 pub const WORKFLOW_UPDATED: &str = "dynamic-content.content-item.workflow.updated";
 pub const SNAPSHOT_PUBLISHED: &str = "dynamic-content.snapshot.published";
+pub const EDITION_PUBLISHED: &str = "dynamic-content.edition.published";
 
 /// The built-in mapping (`default-mapping.toml`).
 pub const DEFAULT_MAPPING: &str = include_str!("../default-mapping.toml");
@@ -38,6 +39,65 @@ pub struct MappingConfig {
     pub payments: StateTrigger,
     /// The dispute resolution content type and its "resolved" states.
     pub disputes: StateTrigger,
+    /// Where an edition's published content items are found (optional).
+    #[serde(default)]
+    pub editions: EditionMapping,
+}
+
+/// Amplience's documentation gives no payload for `edition.published`, so
+/// where its content items are listed is configuration: JSON pointers into
+/// the webhook's `payload` (`*` stands for every element of an array), each
+/// reaching an item id. A custom payload template can put them anywhere.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditionMapping {
+    pub content_item_ids: Vec<String>,
+}
+
+impl Default for EditionMapping {
+    fn default() -> Self {
+        EditionMapping { content_item_ids: vec!["/slots/*/id".into(), "/contentItems/*/id".into()] }
+    }
+}
+
+/// The strings `pattern` reaches in `value`: a JSON pointer whose `*` segments
+/// fan out over every element of an array (or value of an object).
+fn reach<'v>(value: &'v Value, segments: &[&str], found: &mut Vec<&'v str>) {
+    let Some((first, rest)) = segments.split_first() else {
+        found.extend(value.as_str());
+        return;
+    };
+    match (*first, value) {
+        ("*", Value::Array(items)) => items.iter().for_each(|v| reach(v, rest, found)),
+        ("*", Value::Object(map)) => map.values().for_each(|v| reach(v, rest, found)),
+        (key, Value::Object(map)) => {
+            if let Some(v) = map.get(&key.replace("~1", "/").replace("~0", "~")) {
+                reach(v, rest, found);
+            }
+        }
+        (index, Value::Array(items)) => {
+            if let Some(v) = index.parse::<usize>().ok().and_then(|i| items.get(i)) {
+                reach(v, rest, found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The content item ids an edition webhook lists, in order, each once.
+pub fn edition_item_ids(config: &EditionMapping, webhook: &Webhook) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for pattern in &config.content_item_ids {
+        let segments: Vec<&str> = pattern.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        let mut found = Vec::new();
+        reach(&webhook.payload, &segments, &mut found);
+        for id in found {
+            if !ids.iter().any(|known| known == id) {
+                ids.push(id.to_owned());
+            }
+        }
+    }
+    ids
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,6 +123,8 @@ fn state_matches(states: &[String], state: &str) -> bool {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mapped {
     Event(Box<Event>),
+    /// Several events from one webhook (an edition's items), published together.
+    Events(Vec<Event>),
     /// Nothing for gridsync to do; the reason is counted.
     Ignored(&'static str),
 }
@@ -443,5 +505,20 @@ mod tests {
         let body = json!({"partnerId": "A", "invoiceNumber": "I", "paymentReference": "P", "amount": "12,5", "currency": "EUR"});
         let err = payment(&item(PAYMENT, body, "u"), None).unwrap_err();
         assert!(err.0.starts_with("payment confirmation: field `amount`"), "{err}");
+    }
+
+    #[test]
+    fn edition_item_ids_follow_the_configured_pointers() {
+        let webhook: Webhook = serde_json::from_value(json!({
+            "id": "d-1", "name": EDITION_PUBLISHED,
+            "payload": {"id": "e-1", "slots": [{"id": "a"}, {"id": "b"}, {"other": 1}],
+                        "contentItems": [{"id": "b"}, {"id": "c"}], "weird/key": {"list": ["x", "y"]}},
+        }))
+        .unwrap();
+        assert_eq!(edition_item_ids(&config().editions, &webhook), ["a", "b", "c"], "in order, each once");
+        let custom = EditionMapping { content_item_ids: vec!["/weird~1key/list/*".into(), "/slots/1/id".into()] };
+        assert_eq!(edition_item_ids(&custom, &webhook), ["x", "y", "b"]);
+        let nowhere = EditionMapping { content_item_ids: vec!["/items/*/id".into()] };
+        assert!(edition_item_ids(&nowhere, &webhook).is_empty());
     }
 }

@@ -74,37 +74,42 @@ impl Receiver {
         self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Publishes `event` in a task of its own, which records the delivery once
-    /// Kafka acknowledged it, however long that takes: a webhook answered 503
-    /// meanwhile finds it done (or still pending) when Amplience sends it again.
-    fn start_publish(self: &Arc<Self>, webhook: &Webhook, event: Box<Event>) -> PendingPublish {
+    /// Publishes `events` in a task of its own, which records the delivery once
+    /// Kafka acknowledged them all, however long that takes: a webhook answered
+    /// 503 meanwhile finds it done (or still pending) when Amplience sends it again.
+    fn start_publish(self: &Arc<Self>, webhook: &Webhook, events: Vec<Event>) -> PendingPublish {
         let receiver = Arc::clone(self);
         let (delivery_id, name) = (webhook.id.clone(), webhook.name.clone());
         let task = tokio::spawn(async move {
-            let event_type = event.event_type().name();
-            let event_id = event.envelope().event_id.clone();
-            let result = receiver.producer.publish(&event, None).await;
-            let outcome = match result {
-                Ok(delivered) => {
-                    receiver.metrics.published(event_type);
-                    tracing::info!(delivery = %delivery_id, %name, event_type, %event_id, topic = %delivered.topic,
-                        partition = delivered.partition, offset = delivered.offset, "published");
-                    let handled = HandledDelivery { event_id: event_id.clone(), outcome: "published".into() };
-                    // Published already: failing to record only risks one duplicate
-                    // later, with the same event id, which consumers deduplicate.
-                    if let Err(e) = receiver.deliveries.record(&delivery_id, &handled).await {
-                        tracing::warn!(delivery = %delivery_id, error = %e, "recording the webhook delivery");
-                    }
-                    Ok(event_id)
+            let outcome = receiver.publish_all(&delivery_id, &name, &events).await;
+            if let Ok(event_ids) = &outcome {
+                let handled = HandledDelivery { event_id: event_ids.clone(), outcome: "published".into() };
+                // Published already: failing to record only risks duplicates
+                // later, with the same event ids, which consumers deduplicate.
+                if let Err(e) = receiver.deliveries.record(&delivery_id, &handled).await {
+                    tracing::warn!(delivery = %delivery_id, error = %e, "recording the webhook delivery");
                 }
-                Err(e) => Err(format!("Kafka: {e}")),
-            };
+            }
             receiver.pending().remove(&delivery_id);
             outcome
         });
         let shared = task.map(|joined| joined.unwrap_or_else(|e| Err(format!("publish task: {e}")))).boxed().shared();
         self.pending().insert(webhook.id.clone(), shared.clone());
         shared
+    }
+
+    /// Publishes each event in order; the ids, comma-separated, or the first refusal.
+    async fn publish_all(&self, delivery_id: &str, name: &str, events: &[Event]) -> Result<String, String> {
+        let mut ids = Vec::with_capacity(events.len());
+        for event in events {
+            let (event_type, event_id) = (event.event_type().name(), &event.envelope().event_id);
+            let delivered = self.producer.publish(event, None).await.map_err(|e| format!("Kafka: {e}"))?;
+            self.metrics.published(event_type);
+            tracing::info!(delivery = %delivery_id, %name, event_type, %event_id, topic = %delivered.topic,
+                partition = delivered.partition, offset = delivered.offset, "published");
+            ids.push(event_id.clone());
+        }
+        Ok(ids.join(","))
     }
 
     /// Waits for a publish, at most the publish timeout.
@@ -196,7 +201,11 @@ async fn handle(
     }
     let (outcome, handled, response) = match receiver.resolver.map(&webhook).await {
         Ok(Mapped::Event(event)) => {
-            let publish = receiver.start_publish(&webhook, event);
+            let publish = receiver.start_publish(&webhook, vec![*event]);
+            return receiver.await_publish(&webhook, publish).await;
+        }
+        Ok(Mapped::Events(events)) => {
+            let publish = receiver.start_publish(&webhook, events);
             return receiver.await_publish(&webhook, publish).await;
         }
         Ok(Mapped::Ignored(reason)) => {

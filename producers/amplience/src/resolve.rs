@@ -7,7 +7,9 @@ use std::sync::Arc;
 use gridsync_amplience::{webhook::Envelope as Webhook, AmplienceError, DeliveryClient, ManagementClient};
 use serde_json::Value;
 
-use crate::mapping::{self, MapError, Mapped, MappingConfig, SNAPSHOT_PUBLISHED, WORKFLOW_UPDATED};
+use gridsync_schemas::Event;
+
+use crate::mapping::{self, MapError, Mapped, MappingConfig, EDITION_PUBLISHED, SNAPSHOT_PUBLISHED, WORKFLOW_UPDATED};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
@@ -41,6 +43,7 @@ impl Resolver {
         match webhook.name.as_str() {
             WORKFLOW_UPDATED => self.workflow_updated(webhook).await,
             SNAPSHOT_PUBLISHED => self.snapshot_published(webhook).await,
+            EDITION_PUBLISHED => self.edition_published(webhook).await,
             _ => Ok(Mapped::Ignored("event_not_mapped")),
         }
     }
@@ -73,18 +76,59 @@ impl Resolver {
                 MapError(format!("{SNAPSHOT_PUBLISHED}: payload.rootContentItem lacks id or contentTypeUri")).into()
             );
         };
-        let Some(kind) = self.config.partner_content.get(content_type).copied() else {
+        if !self.config.partner_content.contains_key(content_type) {
             return Ok(Mapped::Ignored("content_type_not_mapped"));
-        };
+        }
+        let snapshot = payload.get("id").and_then(Value::as_str);
+        Ok(match self.published_item(SNAPSHOT_PUBLISHED, id, snapshot).await? {
+            Ok(event) => Mapped::Event(Box::new(event)),
+            Err(reason) => Mapped::Ignored(reason),
+        })
+    }
+
+    /// Every partner-content item an edition published, each mapped like a
+    /// single publish; other items of the edition are not gridsync's concern.
+    async fn edition_published(&self, webhook: &Webhook) -> Result<Mapped, ResolveError> {
+        let actor = webhook.payload.get("publishedBy").and_then(Value::as_str);
+        if mapping::is_own_change(&self.config, actor, None) {
+            return Ok(Mapped::Ignored("own_change"));
+        }
+        let ids = mapping::edition_item_ids(&self.config.editions, webhook);
+        if ids.is_empty() {
+            tracing::warn!(delivery = %webhook.id, pointers = ?self.config.editions.content_item_ids,
+                "an edition webhook lists no content items where the mapping looks: see [editions] in the mapping");
+            return Ok(Mapped::Ignored("edition_without_items"));
+        }
+        let edition = webhook.payload.get("id").and_then(Value::as_str);
+        let mut events = Vec::new();
+        for id in &ids {
+            if let Ok(event) = self.published_item(EDITION_PUBLISHED, id, edition).await? {
+                events.push(event);
+            }
+        }
+        Ok(if events.is_empty() { Mapped::Ignored("no_partner_content_in_edition") } else { Mapped::Events(events) })
+    }
+
+    /// The PartnerContentPublished event of item `id` as published now
+    /// (`snapshot`: the snapshot or edition id), or why it is not one.
+    async fn published_item(
+        &self,
+        webhook_name: &str,
+        id: &str,
+        snapshot: Option<&str>,
+    ) -> Result<Result<Event, &'static str>, ResolveError> {
         let (Some(management), Some(delivery)) = (&self.management, &self.delivery) else {
             return Err(MapError(format!(
-                "{SNAPSHOT_PUBLISHED}: mapping a publish needs the Management API (--amplience-client-id) and the Delivery API (--amplience-delivery-url)"
+                "{webhook_name}: mapping a publish needs the Management API (--amplience-client-id) and the Delivery API (--amplience-delivery-url)"
             ))
             .into());
         };
         let item = management.get_item(id).await?;
+        let Some(kind) = item.schema().and_then(|schema| self.config.partner_content.get(schema)).copied() else {
+            return Ok(Err("content_type_not_mapped"));
+        };
         if mapping::is_own_change(&self.config, None, Some(&item)) {
-            return Ok(Mapped::Ignored("own_change"));
+            return Ok(Err("own_change"));
         }
         let published = match delivery.by_id(id).await {
             Ok(body) => body,
@@ -94,7 +138,6 @@ impl Resolver {
             }
             Err(e) => return Err(e.into()),
         };
-        let snapshot = payload.get("id").and_then(Value::as_str);
-        Ok(Mapped::Event(Box::new(mapping::published(kind, &item, &published, snapshot, self.hub_id.as_deref())?)))
+        Ok(Ok(mapping::published(kind, &item, &published, snapshot, self.hub_id.as_deref())?))
     }
 }

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use gridsync_sim_support::{faults::Faults, tokens::Tokens};
 
 use crate::{
-    hub::{Hub, HubError},
+    hub::{Change, Hub, HubError},
     webhooks::WebhookSender,
 };
 
@@ -99,6 +99,7 @@ pub fn router(state: Shared) -> Router {
         .route("/__sim/webhooks/{id}/redeliver", post(redeliver))
         .route("/__sim/stats", get(stats))
         .route("/__sim/demo", post(demo))
+        .route("/__sim/editions", post(publish_edition))
         .route("/readyz", get(|| async { "ready\n" }))
         .with_state(state)
 }
@@ -284,6 +285,29 @@ async fn stats(State(state): State<Shared>) -> Json<Value> {
 /// Plays what people do in Amplience, as `demo.user`: finance confirms a
 /// payment, a dispute is resolved, legal approves and publishes a contract.
 /// Each change fires its webhook, as in a real hub.
+#[derive(Deserialize)]
+struct EditionRequest {
+    name: String,
+    items: Vec<String>,
+    #[serde(default = "editor")]
+    by: String,
+}
+
+fn editor() -> String {
+    "demo.user".into()
+}
+
+/// Publishes items together as an edition, and fires `edition.published`.
+async fn publish_edition(State(state): State<Shared>, Json(request): Json<EditionRequest>) -> Response {
+    let change = lock(&state.hub).publish_edition(&request.name, &request.items, &request.by);
+    let sent = change.map(|change| {
+        let webhook = state.webhooks.send(&change);
+        let Change::EditionPublished { edition_id, .. } = change else { return json!({}) };
+        json!({ "edition": edition_id, "webhook": webhook })
+    });
+    answer(sent, StatusCode::CREATED)
+}
+
 async fn demo(State(state): State<Shared>) -> Response {
     let result = crate::demo::play(&state);
     answer(result.map(|ids| json!({ "items": ids })), StatusCode::CREATED)

@@ -31,7 +31,18 @@ impl HubError {
 #[derive(Debug, Clone)]
 pub enum Change {
     WorkflowUpdated(ContentItem),
-    Published { item: ContentItem, snapshot_id: String, by: String },
+    Published {
+        item: ContentItem,
+        snapshot_id: String,
+        by: String,
+    },
+    /// An edition went live: its slots' items are published together.
+    EditionPublished {
+        edition_id: String,
+        name: String,
+        items: Vec<ContentItem>,
+        by: String,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -177,6 +188,18 @@ impl Hub {
         }
         self.published.insert(id.to_owned(), content);
         Ok(Change::Published { item, snapshot_id: uuid::Uuid::new_v4().to_string(), by: actor.to_owned() })
+    }
+
+    /// Publishes `ids` together as an edition named `name`.
+    pub fn publish_edition(&mut self, name: &str, ids: &[String], actor: &str) -> Result<Change, HubError> {
+        let mut items = Vec::new();
+        for id in ids {
+            if let Change::Published { item, .. } = self.publish(id, actor)? {
+                items.push(item);
+            }
+        }
+        let edition_id = format!("{:024x}", uuid::Uuid::new_v4().as_u128() >> 32);
+        Ok(Change::EditionPublished { edition_id, name: name.to_owned(), items, by: actor.to_owned() })
     }
 
     pub fn published_by_id(&self, id: &str) -> Option<Value> {

@@ -86,6 +86,19 @@ impl WebhookSender {
                     },
                 }),
             ),
+            // Each slot names its content item, as a custom payload template lists them.
+            Change::EditionPublished { edition_id, name, items, by } => (
+                "dynamic-content.edition.published",
+                json!({
+                    "id": edition_id,
+                    "name": name,
+                    "publishedBy": by,
+                    "publishedDate": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "slots": items.iter().map(|item| json!({
+                        "id": item.id, "label": item.label, "contentTypeUri": item.schema(),
+                    })).collect::<Vec<_>>(),
+                }),
+            ),
         };
         let id = uuid::Uuid::new_v4().to_string();
         let envelope = json!({
