@@ -233,9 +233,14 @@ async fn handle(
     (outcome, response)
 }
 
+/// 503: the input is not accepted now, and its sender will try again.
 fn unavailable(webhook: &Webhook, reason: &str) -> (Outcome, Response) {
     tracing::warn!(delivery = %webhook.id, name = %webhook.name, reason, "webhook not accepted now; Amplience will retry");
-    (Outcome::Unavailable, reply(StatusCode::SERVICE_UNAVAILABLE, json!({ "error": reason })))
+    service_unavailable(reason.to_owned())
+}
+
+fn service_unavailable(error: String) -> (Outcome, Response) {
+    (Outcome::Unavailable, reply(StatusCode::SERVICE_UNAVAILABLE, json!({ "error": error })))
 }
 
 /// Writes the raw body and why it was refused to the dead-letter topic; a 503
@@ -270,5 +275,5 @@ async fn quarantine(
 
 fn quarantine_failed(reason: &str) -> (Outcome, Response) {
     tracing::warn!(reason, "could not quarantine a webhook");
-    (Outcome::Unavailable, reply(StatusCode::SERVICE_UNAVAILABLE, json!({ "error": format!("quarantine: {reason}") })))
+    service_unavailable(format!("quarantine: {reason}"))
 }

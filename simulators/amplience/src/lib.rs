@@ -13,6 +13,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 pub use api::Client;
 pub use gridsync_sim_support::faults::FaultSpec;
+use gridsync_sim_support::server::Server;
 pub use webhooks::{DeliveryLog, WebhookTarget};
 
 /// How the simulated hub is set up.
@@ -46,7 +47,7 @@ impl Default for SimConfig {
 /// A running simulator.
 pub struct Simulator {
     pub addr: SocketAddr,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: Server,
 }
 
 impl Simulator {
@@ -56,23 +57,19 @@ impl Simulator {
         listener: tokio::net::TcpListener,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> std::io::Result<Self> {
-        let addr = listener.local_addr()?;
         let hub = hub::Hub::new(&config.hub_id, config.repositories.clone(), &config.workflow_states);
         let sender = webhooks::WebhookSender::start(config.webhook.clone());
         let state = Arc::new(api::SimState::new(hub, config.clients.clone(), config.token_ttl, sender));
-        let app = api::router(state);
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
-        });
-        Ok(Simulator { addr, task })
+        let server = Server::serve(listener, api::router(state), shutdown)?;
+        Ok(Simulator { addr: server.addr, server })
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// Waits for the server to stop.
     pub async fn stopped(self) -> std::io::Result<()> {
-        self.task.await.unwrap_or(Ok(()))
+        self.server.stopped().await
     }
 }

@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::Parser;
 use gridsync_amp_sim::{Client, SimConfig, Simulator, WebhookTarget};
 use gridsync_amplience::Secret;
+use gridsync_sim_support::server;
 
 #[derive(Debug, Parser)]
 #[command(name = "amp-sim", about = "A local Amplience: token, Management and Delivery APIs, signed webhooks, faults.")]
@@ -29,20 +30,12 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    server::init_logging();
     let cli = Cli::parse();
     let mut config = SimConfig { token_ttl: Duration::from_secs(cli.token_ttl_secs), ..SimConfig::default() };
     if !cli.clients.is_empty() {
-        config.clients = cli
-            .clients
-            .iter()
-            .map(|c| {
-                let (id, secret) = c.split_once(':').context("--client takes id:secret")?;
-                Ok(Client { id: id.into(), secret: secret.into() })
-            })
-            .collect::<anyhow::Result<_>>()?;
+        let clients = server::credentials(&cli.clients, "--client").map_err(anyhow::Error::msg)?;
+        config.clients = clients.into_iter().map(|(id, secret)| Client { id, secret }).collect();
     }
     config.webhook = match (cli.webhook_url, cli.webhook_secret) {
         (Some(url), Some(secret)) => Some(WebhookTarget { url, secret: Secret::new(&secret) }),
@@ -54,18 +47,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let sim = Simulator::start(config.clone(), listener, shutdown.clone()).await?;
     tracing::info!(url = %sim.url(), hub = %config.hub_id, repositories = ?config.repositories, "amp-sim ready");
-    let signal = shutdown.clone();
-    tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => return,
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        signal.cancel();
-    });
+    server::cancel_on_signal(shutdown.clone());
     sim.stopped().await?;
     Ok(())
 }

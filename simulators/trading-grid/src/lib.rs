@@ -14,6 +14,7 @@ pub mod partner;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use gridsync_sim_support::server::Server;
 pub use lens::Ledger;
 
 /// A consumer key allowed to get tokens.
@@ -44,7 +45,7 @@ pub struct Simulator {
     pub addr: SocketAddr,
     /// What Lens reports; the mailbox partner adds to it.
     pub ledger: Arc<Ledger>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: Server,
 }
 
 impl Simulator {
@@ -54,21 +55,17 @@ impl Simulator {
         listener: tokio::net::TcpListener,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> std::io::Result<Self> {
-        let addr = listener.local_addr()?;
         let ledger = Arc::new(Ledger::default());
-        let app = lens::router(config, ledger.clone());
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
-        });
-        Ok(Simulator { addr, ledger, task })
+        let server = Server::serve(listener, lens::router(config, ledger.clone()), shutdown)?;
+        Ok(Simulator { addr: server.addr, ledger, server })
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// Waits for the server to stop.
     pub async fn stopped(self) -> std::io::Result<()> {
-        self.task.await.unwrap_or(Ok(()))
+        self.server.stopped().await
     }
 }

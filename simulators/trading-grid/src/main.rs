@@ -4,6 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use clap::Parser;
+use gridsync_sim_support::server;
 use gridsync_tg_sim::{
     partner::{self, PartnerConfig},
     Consumer, SimConfig, Simulator,
@@ -34,20 +35,12 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    server::init_logging();
     let cli = Cli::parse();
     let mut config = SimConfig { token_ttl: Duration::from_secs(cli.token_ttl_secs), ..SimConfig::default() };
     if !cli.consumers.is_empty() {
-        config.consumers = cli
-            .consumers
-            .iter()
-            .map(|c| {
-                let (key, secret) = c.split_once(':').context("--consumer takes key:secret")?;
-                Ok(Consumer { key: key.into(), secret: secret.into() })
-            })
-            .collect::<anyhow::Result<_>>()?;
+        let consumers = server::credentials(&cli.consumers, "--consumer").map_err(anyhow::Error::msg)?;
+        config.consumers = consumers.into_iter().map(|(key, secret)| Consumer { key, secret }).collect();
     }
     let listener =
         tokio::net::TcpListener::bind(cli.listen).await.with_context(|| format!("binding {}", cli.listen))?;
@@ -62,15 +55,7 @@ async fn main() -> anyhow::Result<()> {
         (None, None) => None,
         _ => anyhow::bail!("the mailbox partner needs both --outbound-dir and --inbound-dir"),
     };
-    let signal = shutdown.clone();
-    tokio::spawn(async move {
-        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else { return };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        signal.cancel();
-    });
+    server::cancel_on_signal(shutdown.clone());
     sim.stopped().await?;
     if let Some(partner) = partner {
         partner.await.context("the mailbox partner")?.context("the mailbox partner")?;
