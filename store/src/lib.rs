@@ -1,13 +1,15 @@
 //! gridsync's durable state, on SQLite (the embedded default: a file beside
 //! the binary) or PostgreSQL (shared by replicas): which webhook deliveries
 //! were already published, the control numbers of outbound EDI and what each
-//! outbound interchange was numbered, and pollers' watermarks and last-seen states.
+//! outbound interchange was numbered, events already published, and pollers'
+//! watermarks and last-seen states.
 //!
 //! One SQL dialect serves both: `$n` placeholders, `ON CONFLICT`, integers
 //! for time (milliseconds since the epoch).
 
 mod control_numbers;
 mod outbound;
+mod published;
 mod source_states;
 mod watermarks;
 mod webhooks;
@@ -18,6 +20,7 @@ use sqlx::{any::AnyPoolOptions, AnyPool};
 
 pub use control_numbers::{ControlNumbers, MAX_CONTROL_NUMBER};
 pub use outbound::{OutboundInterchanges, Reservation};
+pub use published::PublishedEvents;
 pub use source_states::SourceStates;
 pub use watermarks::Watermarks;
 pub use webhooks::{HandledDelivery, WebhookDeliveries};
@@ -102,6 +105,11 @@ const SCHEMA: &[&str] = &[
         standard TEXT NOT NULL,
         control_number BIGINT NOT NULL,
         prepared_at BIGINT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS published_events (
+        event_id TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        published_at BIGINT NOT NULL
     )",
     "CREATE TABLE IF NOT EXISTS source_states (
         source TEXT NOT NULL,
@@ -190,6 +198,11 @@ impl Store {
     /// What each outbound interchange was numbered.
     pub fn outbound_interchanges(&self) -> OutboundInterchanges {
         OutboundInterchanges::new(self.pool.clone())
+    }
+
+    /// Events already acknowledged by Kafka.
+    pub fn published_events(&self) -> PublishedEvents {
+        PublishedEvents::new(self.pool.clone())
     }
 
     /// The last state seen of each item of the polled `source`.

@@ -123,7 +123,8 @@ async fn control_numbers_wrap_after_nine_digits() {
 }
 
 /// Concurrent reservations of one key (a crash's retry racing a replica) agree
-/// on one control number; other keys get their own; watermarks and source states overwrite.
+/// on one control number; other keys get their own; watermarks and source states overwrite;
+/// published events are recorded once.
 async fn outbound_reservations_are_stable(stores: Vec<Store>) {
     let tasks: Vec<_> = stores
         .iter()
@@ -155,6 +156,12 @@ async fn outbound_reservations_are_stable(stores: Vec<Store>) {
     lens.set("tx-1", "S|A|").await.unwrap();
     other.set("tx-1", "elsewhere").await.unwrap();
     assert_eq!(lens.get("tx-1").await.unwrap().as_deref(), Some("S|A|"), "sources keep their own items");
+
+    let published = store.published_events();
+    assert!(!published.contains("e-1").await.unwrap());
+    published.record("e-1", "tg-producer").await.unwrap();
+    published.record("e-1", "tg-producer").await.unwrap();
+    assert!(published.contains("e-1").await.unwrap() && !published.contains("e-2").await.unwrap());
 }
 
 #[tokio::test]

@@ -127,8 +127,8 @@ async fn files_in_the_mailbox_become_events_and_bad_ones_are_quarantined() {
     let ta1 = std::fs::read_to_string(outbound.join("BADCO_TA1_000000001-1.edi")).unwrap();
     assert!(ta1.contains("TA1*000000001*261125*1432*R*024~"), "{ta1}");
 
-    // The same file again (a partner's resend, or a gateway's retry): its events go out
-    // again under the same ids, and its acknowledgement is the very same file.
+    // The same file again (a partner's resend, or a gateway's retry): Kafka has its events
+    // already, so none goes out again, and its acknowledgement is the very same file.
     let before = std::fs::read(outbound.join("ACME_997_000000905-1.edi")).unwrap();
     std::fs::copy(fixture("x12_multi_interchange_crlf.edi"), inbound.join("x12_multi_interchange_crlf.edi")).unwrap();
     assert!(wait_until(Duration::from_secs(60), || files(&processed).len() == 5).await);
@@ -139,6 +139,15 @@ async fn files_in_the_mailbox_become_events_and_bad_ones_are_quarantined() {
     // Written (or found already written): 997s for 905, 906, 4242, then 905 and 906 again.
     assert_eq!(acked("document_type=\"997\",outcome=\"accepted\"").await, 5.0);
     assert_eq!(acked("document_type=\"TA1\",outcome=\"rejected\"").await, 1.0);
+    assert_eq!(metric_value(&metrics_url, "gridsync_tg_events_already_published_total", "").await, 3.0);
+    let orders = read_topic(
+        &pipeline.broker.brokers(),
+        pipeline.topic(EventType::PurchaseOrderReceived),
+        6,
+        Duration::from_secs(3),
+    )
+    .unwrap();
+    assert_eq!(orders.len(), 4, "the resent file's orders are not published twice");
 
     signal::kill(Pid::from_raw(producer.id() as i32), signal::Signal::SIGTERM).unwrap();
     let mut status = None;

@@ -4,10 +4,10 @@
 //! precise reason, a DocumentExchangeException event and a rejecting
 //! acknowledgement; it never blocks the next file.
 //!
-//! A crash leaves the file claimed; the next start processes it again and
-//! publishes the same events with the same (deterministic) event ids, which
-//! downstream deduplication recognises, and rewrites the same acknowledgement,
-//! which the outbound mailbox recognises.
+//! A crash leaves the file claimed; the next round processes it again: events
+//! Kafka already acknowledged are recorded in the store and not published
+//! again (event ids are deterministic: same file, same ids), and the same
+//! acknowledgement is rewritten, which the outbound mailbox recognises.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -17,6 +17,7 @@ use gridsync_schemas::{
     events::{DocumentExchangeException, Envelope, ExceptionKind, Severity, SourceSystem},
     Event, EventType, Timestamp,
 };
+use gridsync_store::PublishedEvents;
 use gridsync_trading_grid::mailbox::{Claimed, InboundMailbox, MailboxError, Outcome};
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +30,8 @@ use crate::{
 
 pub struct Inbound {
     pub mailbox: InboundMailbox,
+    /// Events Kafka already has: not published again when a file is.
+    pub published: PublishedEvents,
     pub acks: Option<Acknowledger>,
     pub producer: EventProducer,
     pub metrics: InboundMetrics,
@@ -179,9 +182,26 @@ impl Inbound {
         tracing::info!(file = %ack.written.path.display(), new = ack.written.created, outcome, "acknowledgement written");
     }
 
-    /// Publishes, retrying transient failures; false on shutdown.
+    /// Publishes unless Kafka already has the event (a file processed again
+    /// after a crash, or sent again), retrying transient failures; false on shutdown.
     async fn publish(&self, event: &Event) -> bool {
-        retrying(&self.shutdown, "publishing", || self.producer.publish(event, None)).await.is_some()
+        let id = &event.envelope().event_id;
+        let Some(seen) = retrying(&self.shutdown, "reading the published events", || self.published.contains(id)).await
+        else {
+            return false;
+        };
+        if seen {
+            self.metrics.already_published();
+            return true;
+        }
+        if retrying(&self.shutdown, "publishing", || self.producer.publish(event, None)).await.is_none() {
+            return false;
+        }
+        // A crash right here is the one window left: the event goes out again
+        // on the next start, under the same id, which consumers deduplicate.
+        retrying(&self.shutdown, "recording a published event", || self.published.record(id, "tg-producer"))
+            .await
+            .is_some()
     }
 
     /// Publishes the exception, then moves the file to quarantine with its reason.

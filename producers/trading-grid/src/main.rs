@@ -109,16 +109,9 @@ async fn mailboxes(
 
 async fn run(deps: ProducerDeps, args: args::TgArgs) -> Result<(), AppError> {
     let (mailbox, outbound) = mailboxes(&args.inbound, &deps.shutdown).await?;
-    // The store keeps acknowledgement numbers and Lens progress: needed by either.
-    let store = if args.inbound.no_acks && !args.lens.is_configured() {
-        None
-    } else {
-        Some(gridsync_store::Store::connect(&args.store_url).await.map_err(source_error)?)
-    };
-    let acks = match (&store, args.inbound.no_acks) {
-        (Some(store), false) => Some(acks::Acknowledger::new(store.clone(), outbound)),
-        _ => None,
-    };
+    // Events published, acknowledgement numbers, Lens progress.
+    let store = gridsync_store::Store::connect(&args.store_url).await.map_err(source_error)?;
+    let acks = (!args.inbound.no_acks).then(|| acks::Acknowledger::new(store.clone(), outbound));
     let lens_client = if args.lens.is_configured() {
         Some(gridsync_trading_grid::lens::LensClient::new(&args.lens).map_err(source_error)?)
     } else {
@@ -129,9 +122,15 @@ async fn run(deps: ProducerDeps, args: args::TgArgs) -> Result<(), AppError> {
     if !wait_for_brokers(&deps).await {
         return Ok(());
     }
-    let inbound =
-        inbound::Inbound { mailbox, acks, producer: deps.producer.clone(), metrics, shutdown: deps.shutdown.clone() };
-    let poller = lens_client.zip(store).map(|(client, store)| lens::LensPoller {
+    let inbound = inbound::Inbound {
+        mailbox,
+        published: store.published_events(),
+        acks,
+        producer: deps.producer.clone(),
+        metrics,
+        shutdown: deps.shutdown.clone(),
+    };
+    let poller = lens_client.map(|client| lens::LensPoller {
         client,
         store,
         producer: deps.producer.clone(),

@@ -12,6 +12,7 @@ pub struct InboundMetrics {
     lag: HistogramVec,
     acks: IntCounterVec,
     mailbox_errors: prometheus::IntCounter,
+    already_published: prometheus::IntCounter,
 }
 
 impl InboundMetrics {
@@ -41,11 +42,16 @@ impl InboundMetrics {
             "Rounds of the inbound mailbox that failed (connection, permissions, disk); retried."
         ))?;
         metrics.register(Box::new(mailbox_errors.clone()))?;
+        let already_published = prometheus::IntCounter::with_opts(opts!(
+            "tg_events_already_published_total",
+            "Events of files processed again (after a crash, or resent) that Kafka already had: not published again."
+        ))?;
+        metrics.register(Box::new(already_published.clone()))?;
         for c in [&documents, &files, &parse_failures, &bytes, &acks] {
             metrics.register(Box::new(c.clone()))?;
         }
         metrics.register(Box::new(lag.clone()))?;
-        Ok(InboundMetrics { documents, files, parse_failures, bytes, lag, acks, mailbox_errors })
+        Ok(InboundMetrics { documents, files, parse_failures, bytes, lag, acks, mailbox_errors, already_published })
     }
 
     pub fn document(&self, document_type: &str, partner: &str) {
@@ -62,6 +68,10 @@ impl InboundMetrics {
 
     pub fn ack(&self, outcome: &str, document_type: &str) {
         self.acks.with_label_values(&[outcome, document_type]).inc();
+    }
+
+    pub fn already_published(&self) {
+        self.already_published.inc();
     }
 
     pub fn mailbox_error(&self) {
