@@ -190,3 +190,18 @@ fn remittance_advice_reads_back_as_the_same_payment_in_both_standards() {
     let edifact = lines(&remittance_advice(Standard::Edifact, us, partner, &remittance(), 31, prepared()).unwrap());
     assert!(edifact.contains(&"FTX+AAI+++Paid in full?: thanks ?+ see you'".to_owned()), "{edifact:?}");
 }
+
+#[test]
+fn what_cannot_be_written_is_an_error_not_a_broken_file() {
+    // A partner using `|` may have a `*` in its id: X12 with gridsync's `*` cannot carry it.
+    let file = String::from_utf8(fixture("x12_pipes_00501_no_newlines.edi")).unwrap();
+    let odd = file.replace("|ZZ|GLOBEX         |", "|ZZ|GLO*BEX        |").replace("SH|GLOBEX|", "SH|GLO*BEX|");
+    let inbound = parse(odd.as_bytes()).unwrap();
+    let err = functional_ack(&inbound[0], AckVerdict::Accepted, 1, prepared()).unwrap_err();
+    assert!(err.to_string().contains("contains a separator ('*')"), "{err}");
+
+    // A header naming no receiver (or no control number) cannot be answered at all.
+    let nameless = "ISA*00*          *00*          *ZZ*ACME           *ZZ*               *261125*1432*U*00401*000000001*0*P*>~GS*PO";
+    let error = parse(nameless.as_bytes()).unwrap_err();
+    assert!(envelope_rejection(nameless.as_bytes(), &error, 9, prepared()).is_none());
+}

@@ -37,6 +37,14 @@ pub struct Ack {
     pub written: Written,
 }
 
+impl AckError {
+    /// The store or the mailbox may answer later; an acknowledgement that
+    /// cannot be written (a partner id it cannot hold) never will.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, AckError::Store(_) | AckError::Mailbox(_))
+    }
+}
+
 pub struct Acknowledger {
     store: Store,
     outbound: OutboundTarget,

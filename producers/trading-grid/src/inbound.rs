@@ -22,7 +22,7 @@ use gridsync_trading_grid::mailbox::{Claimed, InboundMailbox, MailboxError, Outc
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    acks::{Ack, Acknowledger},
+    acks::{Ack, AckError, Acknowledger},
     args::InboundArgs,
     retry::retrying,
     telemetry::InboundMetrics,
@@ -112,13 +112,12 @@ impl Inbound {
             Err(e) => {
                 if let Some(acks) = &self.acks {
                     let id = content_id(&claimed.bytes);
-                    let written = retrying(&self.shutdown, "writing the envelope rejection", || {
-                        acks.envelope(&claimed.bytes, &e, &id)
-                    });
+                    let written = self.ack_step("rejecting the envelope", || acks.envelope(&claimed.bytes, &e, &id));
                     match written.await {
                         None => return Ok(()),
-                        Some(Some(ack)) => self.acknowledged("rejected", &ack),
-                        Some(None) => {}
+                        Some(Ok(Some(ack))) => self.acknowledged("rejected", &ack),
+                        Some(Ok(None)) => {}
+                        Some(Err(unwritable)) => self.unwritable(&unwritable),
                     }
                 }
                 return self.quarantine(&claimed, Rejection::edi(&claimed.name, &e)).await;
@@ -168,13 +167,37 @@ impl Inbound {
     async fn acknowledge(&self, interchanges: &[Interchange<'_>], verdict: AckVerdict<'_>) -> bool {
         let Some(acks) = &self.acks else { return true };
         let outcome = if matches!(verdict, AckVerdict::Accepted) { "accepted" } else { "rejected" };
-        match retrying(&self.shutdown, "writing acknowledgements", || acks.interchanges(interchanges, verdict)).await {
-            Some(written) => {
-                written.iter().for_each(|ack| self.acknowledged(outcome, ack));
-                true
-            }
-            None => false,
+        match self.ack_step("writing acknowledgements", || acks.interchanges(interchanges, verdict)).await {
+            Some(Ok(written)) => written.iter().for_each(|ack| self.acknowledged(outcome, ack)),
+            Some(Err(unwritable)) => self.unwritable(&unwritable),
+            None => return false,
         }
+        true
+    }
+
+    /// Runs an acknowledgement step, retrying while the store or the mailbox is
+    /// unavailable; an acknowledgement that can never be written comes back as
+    /// `Some(Err)`, so that it does not hold up the mailbox. `None` on shutdown.
+    async fn ack_step<T, Fut: std::future::Future<Output = Result<T, AckError>>>(
+        &self,
+        what: &str,
+        mut step: impl FnMut() -> Fut,
+    ) -> Option<Result<T, AckError>> {
+        let attempt = || {
+            let running = step();
+            async move {
+                match running.await {
+                    Err(e) if !e.is_transient() => Ok(Err(e)),
+                    other => other.map(Ok),
+                }
+            }
+        };
+        retrying(&self.shutdown, what, attempt).await
+    }
+
+    fn unwritable(&self, error: &AckError) {
+        self.metrics.ack("unwritable", "none");
+        tracing::warn!(%error, "an acknowledgement cannot be written; the file goes on without it");
     }
 
     fn acknowledged(&self, outcome: &str, ack: &Ack) {

@@ -7,7 +7,7 @@
 use chrono::NaiveDateTime;
 
 use super::{
-    segments::{composite, printable_copy, OutSegment},
+    segments::{composite, printable_copy, Element, OutSegment},
     write_interchange, Body, OutTransaction, OutboundHeader, PartyId, WriteError,
 };
 use crate::{EdiError, ErrorKind, Interchange, Standard, Transaction};
@@ -136,18 +136,18 @@ fn contrl(inbound: &Interchange<'_>, verdict: AckVerdict<'_>) -> OutTransaction 
     };
     let mut body = vec![OutSegment::new(
         "UCI",
-        [inbound.control_number.trim().to_owned(), sender.composite(), receiver.composite(), action.to_owned()],
+        [Element::from(inbound.control_number.trim()), sender.composite(), receiver.composite(), Element::from(action)],
     )];
     for tx in inbound.transactions() {
         let kind =
             composite(std::iter::once(tx.document_type.as_str()).chain(tx.version.as_deref().unwrap_or("").split(':')));
-        let reference = tx.control_number.clone();
+        let reference = Element::from(&tx.control_number);
         match verdict {
-            AckVerdict::Accepted => body.push(OutSegment::new("UCM", [reference, kind, "7".into()])),
+            AckVerdict::Accepted => body.push(OutSegment::new("UCM", [reference, kind, Element::from("7")])),
             AckVerdict::Rejected(error) => match located(tx, error) {
                 Some((position, _)) => {
                     let code = edifact_code(error.kind);
-                    body.push(OutSegment::new("UCM", [reference, kind, "4".into(), code.into()]));
+                    body.push(OutSegment::new("UCM", [reference, kind, Element::from("4"), Element::from(code)]));
                     match error.element {
                         Some(element) => {
                             body.push(OutSegment::new("UCS", [position.to_string()]));
@@ -156,7 +156,7 @@ fn contrl(inbound: &Interchange<'_>, verdict: AckVerdict<'_>) -> OutTransaction 
                         None => body.push(OutSegment::new("UCS", [position.to_string(), code.to_owned()])),
                     }
                 }
-                None => body.push(OutSegment::new("UCM", [reference, kind, "4".into()])),
+                None => body.push(OutSegment::new("UCM", [reference, kind, Element::from("4")])),
             },
         }
     }
@@ -177,15 +177,17 @@ fn ta1_code(error: &EdiError) -> &'static str {
 
 /// A rejection of the first interchange of `input`, whose envelope failed
 /// with `error`: TA1 (X12) or CONTRL with UCI action 4 (EDIFACT). `None` when
-/// not even the sender, receiver and control number can be read: there is
-/// nobody to answer.
+/// the sender, receiver or control number cannot be read: there is nobody to
+/// answer, or nothing to name.
 pub fn envelope_rejection(
     input: &[u8],
     error: &EdiError,
     control_number: u32,
     prepared_at: NaiveDateTime,
 ) -> Option<Result<Vec<u8>, WriteError>> {
-    let sniffed = crate::sniff_header(input)?;
+    // Nobody to answer, or nothing to name: no rejection can be addressed.
+    let sniffed = crate::sniff_header(input)
+        .filter(|h| !h.receiver.id.is_empty() && !h.control_number.is_empty() && !h.sender.id.is_empty())?;
     let header =
         reply_header(sniffed.standard, sniffed.sender, sniffed.receiver, sniffed.test, control_number, prepared_at);
     let control = printable_copy(&sniffed.control_number);
@@ -198,11 +200,11 @@ pub fn envelope_rejection(
             let uci = OutSegment::new(
                 "UCI",
                 [
-                    sniffed.control_number.clone(),
+                    Element::from(&sniffed.control_number),
                     header.receiver.composite(),
                     header.sender.composite(),
-                    "4".into(),
-                    edifact_code(error.kind).into(),
+                    Element::from("4"),
+                    Element::from(edifact_code(error.kind)),
                 ],
             );
             Body::Transactions {

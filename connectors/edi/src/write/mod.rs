@@ -11,12 +11,12 @@ mod segments;
 
 pub use ack::{envelope_rejection, functional_ack, AckVerdict};
 pub use remittance::{remittance_advice, Remittance};
-pub use segments::OutSegment;
+pub use segments::{Element, OutSegment};
 
 use chrono::NaiveDateTime;
 
 use crate::Standard;
-use segments::SegmentWriter;
+use segments::{composite, SegmentWriter};
 
 /// The largest control number an envelope holds (ISA13 has nine digits).
 pub const MAX_CONTROL_NUMBER: u32 = 999_999_999;
@@ -30,6 +30,11 @@ pub enum WriteError {
     TooLong { what: &'static str, value: String, max: usize },
     #[error("control number {0} is outside 1..={MAX_CONTROL_NUMBER}")]
     ControlNumber(u32),
+    /// ISA is fixed width in bytes: its values must be ASCII.
+    #[error("{what} {value:?} is not ASCII, which the fixed-width ISA needs")]
+    NotAscii { what: &'static str, value: String },
+    #[error("the interchange {0} id is empty")]
+    MissingParty(&'static str),
 }
 
 /// An interchange party: its id and, optionally, the id's qualifier (ISA05/07, UNB02-2/03-2).
@@ -41,10 +46,10 @@ pub struct PartyId {
 
 impl PartyId {
     /// As an EDIFACT composite (`id:qualifier`).
-    pub(crate) fn composite(&self) -> String {
+    pub(crate) fn composite(&self) -> Element {
         match &self.qualifier {
-            Some(q) => segments::composite([self.id.as_str(), q.as_str()]),
-            None => self.id.clone(),
+            Some(q) => composite([self.id.as_str(), q.as_str()]),
+            None => Element::from(&self.id),
         }
     }
 }
@@ -90,6 +95,11 @@ pub fn write_interchange(header: &OutboundHeader, body: &Body) -> Result<Vec<u8>
     if header.control_number == 0 || header.control_number > MAX_CONTROL_NUMBER {
         return Err(WriteError::ControlNumber(header.control_number));
     }
+    for (what, party) in [("sender", &header.sender), ("receiver", &header.receiver)] {
+        if party.id.trim().is_empty() {
+            return Err(WriteError::MissingParty(what));
+        }
+    }
     match header.standard {
         Standard::X12 => x12(header, body),
         Standard::Edifact => edifact(header, body),
@@ -102,6 +112,9 @@ fn x12(header: &OutboundHeader, body: &Body) -> Result<Vec<u8>, WriteError> {
     let date = header.prepared_at.format("%y%m%d").to_string();
     let time = header.prepared_at.format("%H%M").to_string();
     let padded = |what: &'static str, value: &str, width: usize| {
+        if !value.is_ascii() {
+            return Err(WriteError::NotAscii { what, value: value.to_owned() });
+        }
         if value.len() > width {
             return Err(WriteError::TooLong { what, value: value.to_owned(), max: width });
         }
@@ -126,7 +139,7 @@ fn x12(header: &OutboundHeader, body: &Body) -> Result<Vec<u8>, WriteError> {
         "0",
         if header.test { "T" } else { "P" },
         ":",
-    ]);
+    ])?;
     let groups = match body {
         Body::Segments(segments) => {
             for s in segments {
@@ -161,14 +174,12 @@ fn x12(header: &OutboundHeader, body: &Body) -> Result<Vec<u8>, WriteError> {
 fn edifact(header: &OutboundHeader, body: &Body) -> Result<Vec<u8>, WriteError> {
     let mut w = SegmentWriter::new(Standard::Edifact);
     let control = header.control_number.to_string();
-    let prepared = segments::composite([
-        header.prepared_at.format("%y%m%d").to_string(),
-        header.prepared_at.format("%H%M").to_string(),
-    ]);
-    let mut unb = vec![segments::composite(["UNOC", "3"]), header.sender.composite(), header.receiver.composite()];
-    unb.extend([prepared, control.clone()]);
+    let prepared =
+        composite([header.prepared_at.format("%y%m%d").to_string(), header.prepared_at.format("%H%M").to_string()]);
+    let mut unb = vec![composite(["UNOC", "3"]), header.sender.composite(), header.receiver.composite()];
+    unb.extend([prepared, Element::from(&control)]);
     if header.test {
-        unb.extend(["".into(), "".into(), "".into(), "".into(), "".into(), "1".into()]);
+        unb.extend(["", "", "", "", "", "1"].map(Element::from));
     }
     w.segment(&OutSegment::new("UNB", unb))?;
     let messages = match body {
@@ -181,8 +192,8 @@ fn edifact(header: &OutboundHeader, body: &Body) -> Result<Vec<u8>, WriteError> 
         Body::Transactions { transactions, .. } => {
             for (n, tx) in transactions.iter().enumerate() {
                 let reference = (n + 1).to_string();
-                let kind = format!("{}:{}", tx.document_type, tx.version).replace(':', segments::COMPONENT);
-                w.segment(&OutSegment::new("UNH", [reference.as_str(), &kind]))?;
+                let kind = composite(std::iter::once(tx.document_type).chain(tx.version.split(':')));
+                w.segment(&OutSegment::new("UNH", [Element::from(&reference), kind]))?;
                 for s in &tx.body {
                     w.segment(s)?;
                 }
@@ -262,6 +273,10 @@ mod tests {
         let body = Body::Segments(vec![OutSegment::new("TA1", ["12*3"])]);
         let err = write_interchange(&header(Standard::X12), &body).unwrap_err();
         assert_eq!(err.to_string(), "TA101: \"12*3\" contains a separator ('*') and X12 cannot escape it");
+        let mut starred = header(Standard::X12);
+        starred.sender.id = "GLO*BEX".into();
+        let err = write_interchange(&starred, &body).unwrap_err();
+        assert_eq!(err.to_string(), "ISA06: \"GLO*BEX        \" contains a separator ('*') and X12 cannot escape it");
         let mut long = header(Standard::X12);
         long.receiver.id = "A-PARTNER-ID-LONGER-THAN-15".into();
         assert!(matches!(write_interchange(&long, &body), Err(WriteError::TooLong { what: "ISA08", .. })));

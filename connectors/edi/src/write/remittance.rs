@@ -5,7 +5,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use gridsync_schemas::{events::PaymentConfirmed, Decimal};
 
 use super::{
-    segments::{composite, printable_copy, OutSegment},
+    segments::{composite, printable_copy, Element, OutSegment},
     write_interchange, Body, OutTransaction, OutboundHeader, PartyId, WriteError,
 };
 use crate::Standard;
@@ -99,8 +99,8 @@ pub fn remittance_advice(
                 OutSegment::new("DTM", [composite(["137", paid_on.as_str(), "102"])]),
                 OutSegment::new("CUX", [composite(["2", remittance.currency.as_str(), "11"])]),
                 OutSegment::new("MOA", [composite(["9", total.as_str()])]),
-                OutSegment::new("NAD", ["PR".to_owned(), composite([payer.as_str(), "", "ZZZ"])]),
-                OutSegment::new("NAD", ["PE".to_owned(), composite([payee.as_str(), "", "ZZZ"])]),
+                OutSegment::new("NAD", [Element::from("PR"), composite([payer.as_str(), "", "ZZZ"])]),
+                OutSegment::new("NAD", [Element::from("PE"), composite([payee.as_str(), "", "ZZZ"])]),
             ];
             body.extend(remittance.note.as_deref().map(|n| OutSegment::new("FTX", ["AAI", "", "", n])));
             for (invoice, amount) in &remittance.invoices {

@@ -3,24 +3,49 @@
 use super::WriteError;
 use crate::Standard;
 
-/// Stands for the component separator inside an element value, until the
-/// writer knows the standard (X12 `:`, EDIFACT `:` — escaped where literal).
-pub(crate) const COMPONENT: &str = "\u{1f}";
+/// One element: its components (one for a simple element). Components stay
+/// apart until written, so no value can smuggle in a separator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Element(Vec<String>);
 
-/// Joins components into one composite element.
-pub(crate) fn composite<S: AsRef<str>>(parts: impl IntoIterator<Item = S>) -> String {
-    parts.into_iter().map(|p| p.as_ref().to_owned()).collect::<Vec<_>>().join(COMPONENT)
+impl Element {
+    fn is_empty(&self) -> bool {
+        self.0.iter().all(String::is_empty)
+    }
 }
 
-/// One segment: tag and element values (trailing empty elements are dropped).
+impl From<String> for Element {
+    fn from(value: String) -> Self {
+        Element(vec![value])
+    }
+}
+
+impl From<&String> for Element {
+    fn from(value: &String) -> Self {
+        Element(vec![value.clone()])
+    }
+}
+
+impl From<&str> for Element {
+    fn from(value: &str) -> Self {
+        Element(vec![value.to_owned()])
+    }
+}
+
+/// A composite element of `parts`.
+pub(crate) fn composite<S: AsRef<str>>(parts: impl IntoIterator<Item = S>) -> Element {
+    Element(parts.into_iter().map(|p| p.as_ref().to_owned()).collect())
+}
+
+/// One segment: tag and elements (trailing empty elements are dropped).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutSegment {
     pub tag: &'static str,
-    pub elements: Vec<String>,
+    pub elements: Vec<Element>,
 }
 
 impl OutSegment {
-    pub fn new<S: Into<String>>(tag: &'static str, elements: impl IntoIterator<Item = S>) -> Self {
+    pub fn new<E: Into<Element>>(tag: &'static str, elements: impl IntoIterator<Item = E>) -> Self {
         OutSegment { tag, elements: elements.into_iter().map(Into::into).collect() }
     }
 }
@@ -46,14 +71,20 @@ impl SegmentWriter {
         SegmentWriter { standard, out }
     }
 
-    /// The ISA header, already padded to its fixed widths (its values hold no separators).
-    pub fn raw_isa(&mut self, elements: &[&str; 16]) {
+    /// The ISA header, its values already padded to their fixed widths; ISA16
+    /// is the component separator itself, the others are checked like any value.
+    pub fn raw_isa(&mut self, elements: &[&str; 16]) -> Result<(), WriteError> {
         self.out.extend_from_slice(b"ISA");
-        for e in elements {
+        for (n, e) in elements.iter().enumerate() {
             self.out.push(X12_ELEMENT);
-            self.out.extend_from_slice(e.as_bytes());
+            if n == 15 {
+                self.out.extend_from_slice(e.as_bytes());
+            } else {
+                self.value("ISA", n + 1, e)?;
+            }
         }
         self.out.extend_from_slice(&[X12_SEGMENT, b'\n']);
+        Ok(())
     }
 
     pub fn segment(&mut self, segment: &OutSegment) -> Result<(), WriteError> {
@@ -63,9 +94,9 @@ impl SegmentWriter {
         };
         let used = segment.elements.iter().rposition(|e| !e.is_empty()).map_or(0, |i| i + 1);
         self.out.extend_from_slice(segment.tag.as_bytes());
-        for (n, value) in segment.elements[..used].iter().enumerate() {
+        for (n, element) in segment.elements[..used].iter().enumerate() {
             self.out.push(element_sep);
-            for (c, component) in value.split(COMPONENT).enumerate() {
+            for (c, component) in element.0.iter().enumerate() {
                 if c > 0 {
                     self.out.push(match self.standard {
                         Standard::X12 => X12_COMPONENT,
