@@ -283,4 +283,22 @@ mod tests {
         long.control_number = 0;
         assert_eq!(write_interchange(&long, &body), Err(WriteError::ControlNumber(0)));
     }
+
+    #[test]
+    fn partner_values_cannot_break_the_envelope() {
+        let body = Body::Segments(vec![OutSegment::new("TA1", ["1"])]);
+        let mut accented = header(Standard::X12);
+        accented.receiver.id = "GLÖBEX".into();
+        assert!(matches!(write_interchange(&accented, &body), Err(WriteError::NotAscii { what: "ISA08", .. })));
+
+        // A control character in a partner's id is a value, not a component separator.
+        let mut odd = header(Standard::Edifact);
+        odd.receiver = PartyId { qualifier: Some("14".into()), id: "ACME\u{1f}X:Y".into() };
+        let bytes = write_interchange(&odd, &Body::Segments(Vec::new())).unwrap();
+        let parsed = crate::parse(&bytes).unwrap();
+        assert_eq!(
+            (parsed[0].receiver_id.as_str(), parsed[0].receiver_qualifier.as_deref()),
+            ("ACME\u{1f}X:Y", Some("14"))
+        );
+    }
 }
