@@ -103,6 +103,10 @@ async fn the_client_rides_out_faults_and_scrolls_through_pages() {
     post(format!("{}/__sim/expire-tokens", sim.url()), json!({})).await;
     assert_eq!(client.search(&self::query(10)).await.unwrap().transactions.len(), 10);
     assert_eq!(client.stats().token_refreshes.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // Or Lens answers 401 to a token it has revoked: the same.
+    post(faults.clone(), json!({"status": 401})).await;
+    assert_eq!(client.search(&self::query(10)).await.unwrap().transactions.len(), 10);
+    assert_eq!(client.stats().token_refreshes.load(std::sync::atomic::Ordering::Relaxed), 2);
 
     // Wrong credentials are a clear error that does not leak the secret.
     let wrong = LensClient::new(&args(&sim, "not-the-secret")).unwrap();
