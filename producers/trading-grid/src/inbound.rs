@@ -82,7 +82,9 @@ fn content_id(bytes: &[u8]) -> String {
 }
 
 impl Inbound {
-    /// Files claimed before a crash (or a failed round) first, then arrivals, oldest first.
+    /// Files claimed before a crash (or a failed round) first, then arrivals,
+    /// oldest first. A file the mailbox fails on stays where it is for the next
+    /// round, and the files after it go on.
     async fn round(&self) -> Result<(), MailboxError> {
         let mut names = self.mailbox.unfinished().await?;
         names.extend(self.mailbox.waiting().await?);
@@ -90,7 +92,10 @@ impl Inbound {
             if self.shutdown.is_cancelled() {
                 break;
             }
-            self.process(&name).await?;
+            if let Err(e) = self.process(&name).await {
+                self.metrics.mailbox_error();
+                tracing::warn!(file = %name, error = %e, "mailbox failed on a file; trying it again next round");
+            }
         }
         Ok(())
     }
