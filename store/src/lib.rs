@@ -200,6 +200,44 @@ impl Store {
         OutboundInterchanges::new(self.pool.clone())
     }
 
+    /// Forgets what is older than `age`: published events, webhook deliveries
+    /// and polled items' states (an input older than that, seen again, is
+    /// treated as new). Control numbers and outbound reservations are kept.
+    /// Returns the rows removed.
+    pub async fn prune(&self, age: Duration) -> Result<u64, StoreError> {
+        let cutoff = now_millis().saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
+        let mut removed = 0;
+        for statement in [
+            "DELETE FROM published_events WHERE published_at < $1",
+            "DELETE FROM webhook_deliveries WHERE recorded_at < $1",
+            "DELETE FROM source_states WHERE updated_at < $1",
+        ] {
+            let done = sqlx::query(statement)
+                .bind(cutoff)
+                .execute(&self.pool)
+                .await
+                .map_err(StoreError::query("pruning old records"))?;
+            removed += done.rows_affected();
+        }
+        Ok(removed)
+    }
+
+    /// Prunes records older than `retention` now and every hour, until
+    /// `shutdown` completes, so the store does not grow without bound.
+    pub async fn prune_hourly(&self, retention: Duration, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            match self.prune(retention).await {
+                Ok(removed) => tracing::debug!(removed, "pruned the store"),
+                Err(e) => tracing::warn!(error = %e, "pruning the store failed; trying again in an hour"),
+            }
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            }
+        }
+    }
+
     /// Events already acknowledged by Kafka.
     pub fn published_events(&self) -> PublishedEvents {
         PublishedEvents::new(self.pool.clone())

@@ -28,6 +28,11 @@ pub struct WebhookArgs {
     /// share one PostgreSQL database between replicas).
     #[arg(long, env = "GRIDSYNC_AMP_STORE_URL", default_value = "sqlite://amp-producer.db")]
     pub store_url: String,
+    /// How long handled delivery ids are remembered, in days (Amplience
+    /// retries within hours; a replay after longer is deduplicated downstream
+    /// by its deterministic event id).
+    #[arg(long, env = "GRIDSYNC_AMP_STORE_RETENTION_DAYS", default_value_t = 30)]
+    pub store_retention_days: u32,
     /// The mapping file (content types and workflow states); default: the built-in one.
     #[arg(long, env = "GRIDSYNC_AMP_MAPPING")]
     pub mapping: Option<PathBuf>,

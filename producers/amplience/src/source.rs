@@ -62,6 +62,9 @@ pub async fn run(deps: ProducerDeps, args: WebhookArgs) -> Result<(), AppError> 
     let server = tokio::spawn(async move {
         axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
     });
+    let retention = Duration::from_secs(u64::from(args.store_retention_days) * 24 * 3600);
+    let pruning = deps.shutdown.clone().cancelled_owned();
+    tokio::spawn(async move { store.prune_hourly(retention, pruning).await });
     wait_for_brokers(&deps).await;
     deps.shutdown.cancelled().await;
     deps.health.set_ready(false);

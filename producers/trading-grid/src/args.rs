@@ -15,6 +15,10 @@ pub struct TgArgs {
     /// `sqlite://file.db` (created if missing) or `postgres://user@host/db`.
     #[arg(long, env = "GRIDSYNC_TG_STORE_URL", default_value = "sqlite://tg-producer.db")]
     pub store_url: String,
+    /// How long the store remembers published events and Lens states, in
+    /// days: a file resent after longer is published again (same event ids).
+    #[arg(long, env = "GRIDSYNC_TG_STORE_RETENTION_DAYS", default_value_t = 30)]
+    pub store_retention_days: u32,
 }
 
 #[derive(Debug, clap::Args)]

@@ -132,7 +132,7 @@ async fn run(deps: ProducerDeps, args: args::TgArgs) -> Result<(), AppError> {
     };
     let poller = lens_client.map(|client| lens::LensPoller {
         client,
-        store,
+        store: store.clone(),
         producer: deps.producer.clone(),
         metrics: lens_metrics,
         shutdown: deps.shutdown.clone(),
@@ -143,7 +143,12 @@ async fn run(deps: ProducerDeps, args: args::TgArgs) -> Result<(), AppError> {
             poller.run().await;
         }
     };
-    tokio::join!(inbound::run(inbound, &args.inbound), polling);
+    let retention = Duration::from_secs(u64::from(args.store_retention_days) * 24 * 3600);
+    tokio::join!(
+        inbound::run(inbound, &args.inbound),
+        polling,
+        store.prune_hourly(retention, deps.shutdown.cancelled())
+    );
     deps.health.set_ready(false);
     Ok(())
 }
