@@ -121,6 +121,7 @@ pub(crate) fn parse_interchange(input: &[u8], start: usize, base: usize) -> Resu
         version: unb.element(1).map(|v| v.into_owned()).unwrap_or_default(),
         test: unb.element(11).is_some_and(|v| v.trim() == "1"),
         groups,
+        interchange_acks: walked.interchange_level,
         last_segment_index: walked.trailer.index,
     };
     Ok((interchange, walked.end - start))

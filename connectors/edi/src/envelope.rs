@@ -36,6 +36,8 @@ pub(crate) struct RawGroup<'a> {
 
 pub(crate) struct Walked<'a> {
     pub groups: Vec<RawGroup<'a>>,
+    /// Segments of `Grammar::interchange_level` (X12 TA1), in order.
+    pub interchange_level: Vec<Segment<'a>>,
     pub trailer: Segment<'a>,
     /// Byte offset just past the trailer.
     pub end: usize,
@@ -129,6 +131,7 @@ pub(crate) fn walk<'a>(
 ) -> Result<Walked<'a>, EdiError> {
     let mut index = header.index;
     let mut groups: Vec<RawGroup<'a>> = Vec::new();
+    let mut interchange_level = Vec::new();
     let mut group_open = false;
     let mut transaction: Option<Vec<Segment<'a>>> = None;
     loop {
@@ -219,9 +222,9 @@ pub(crate) fn walk<'a>(
                 (groups.iter().map(|g| g.transactions.len()).sum(), "messages")
             };
             check_trailer(&segment, actual, what, header, interchange_control)?;
-            return Ok(Walked { groups, trailer: segment, end: pos });
+            return Ok(Walked { groups, interchange_level, trailer: segment, end: pos });
         } else if !group_open && grammar.interchange_level.contains(&tag) {
-            continue;
+            interchange_level.push(segment);
         } else {
             return Err(unexpected(&segment, "outside any transaction"));
         }

@@ -225,6 +225,8 @@ pub struct Interchange<'a> {
     /// ISA15 = `T` / UNB11 = `1`.
     pub test: bool,
     pub groups: Vec<Group<'a>>,
+    /// Interchange acknowledgements (X12 TA1) the interchange carries outside any group.
+    pub interchange_acks: Vec<Segment<'a>>,
     /// Index of the trailer segment (IEA/UNZ) in the file.
     pub last_segment_index: usize,
 }

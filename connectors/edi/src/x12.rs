@@ -114,6 +114,7 @@ pub(crate) fn parse_interchange(input: &[u8], start: usize, base: usize) -> Resu
         version: text(12),
         test: text(15) == "T",
         groups,
+        interchange_acks: walked.interchange_level,
         last_segment_index: walked.trailer.index,
     };
     Ok((interchange, walked.end - start))

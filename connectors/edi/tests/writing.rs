@@ -130,6 +130,14 @@ fn broken_envelopes_are_answered_at_interchange_level() {
     assert_eq!(text[1], "TA1*000000905*261125*1432*R*001~");
     assert_eq!(text[2], "IEA*0*000000021~");
     assert_eq!(parse(&ta1).unwrap()[0].groups.len(), 0, "a TA1 interchange is valid X12");
+    // Read back as a partner's TA1 would be: the interchange it names, rejected, with the note.
+    let Event::FunctionalAckReceived(fa) = &read_back(&ta1)[0] else { panic!() };
+    assert_eq!(fa.acknowledged_interchange_control_number, "000000905");
+    assert_eq!(
+        (fa.status, fa.errors.as_slice()),
+        (AckStatus::Rejected, ["interchange: note 001".to_owned()].as_slice())
+    );
+    assert_eq!(fa.envelope.trading_grid_document.as_ref().map(|d| d.document_type.as_str()), Some("TA1"));
 
     let cut = &file.as_bytes()[..400];
     let error = parse(cut).unwrap_err();

@@ -50,6 +50,10 @@ pub fn map_interchange(interchange: &Interchange<'_>, ctx: &MapContext<'_>) -> R
             }
         }
     }
+    // A partner's TA1: what became of one of our interchanges.
+    for ta1 in &interchange.interchange_acks {
+        mapped.events.push(x12::interchange_ack(interchange, ta1, ctx)?);
+    }
     Ok(mapped)
 }
 
@@ -69,11 +73,6 @@ impl<'s> Source<'s> {
     /// The decimal mark of this interchange.
     pub fn mark(&self) -> u8 {
         self.interchange.delimiters.decimal
-    }
-
-    /// The trading partner: the interchange's sender.
-    pub fn partner(&self) -> &'s str {
-        self.interchange.sender_id.trim()
     }
 
     /// The first segment tagged `tag` whose element 1 is one of `qualifiers` (any if empty).
@@ -120,45 +119,13 @@ impl<'s> Source<'s> {
         po_number: Option<&str>,
         occurred: Option<Timestamp>,
     ) -> Envelope {
-        let ix = self.interchange;
-        let group_control = self.group.control_number.clone();
-        let parts = [
-            ix.sender_id.trim(),
-            ix.receiver_id.trim(),
-            ix.control_number.trim(),
-            group_control.as_deref().unwrap_or(""),
-            self.tx.control_number.trim(),
-        ];
-        let partner = self.partner();
-        Envelope {
-            // Same file, same ids: a re-read is recognised downstream.
-            event_id: Envelope::deterministic_event_id(SourceSystem::TradingGrid, &parts),
-            event_type: event_type.name().to_owned(),
-            occurred_at: occurred.or_else(|| self.interchange_time()).unwrap_or(self.ctx.ingested_at),
-            ingested_at: self.ctx.ingested_at,
-            source_system: SourceSystem::TradingGrid,
-            trading_partner_id: partner.to_owned(),
-            business_key: business_key.to_owned(),
-            correlation_id: match po_number {
-                Some(po) => Envelope::correlation_id_for(partner, po),
-                None => format!("{partner}/{}/{business_key}", self.tx.document_type),
-            },
-            trading_grid_document: Some(TradingGridDocumentRef {
-                standard: match ix.standard {
-                    Standard::X12 => EdiStandard::X12,
-                    Standard::Edifact => EdiStandard::Edifact,
-                },
-                document_type: self.tx.document_type.clone(),
-                sender_id: ix.sender_id.trim().to_owned(),
-                receiver_id: ix.receiver_id.trim().to_owned(),
-                interchange_control_number: ix.control_number.trim().to_owned(),
-                group_control_number: group_control,
-                transaction_control_number: self.tx.control_number.trim().to_owned(),
-                file_name: self.ctx.file_name.map(str::to_owned),
-                lens_transaction_id: None,
-            }),
-            amplience_content: None,
-        }
+        let document = Document {
+            group_control: self.group.control_number.clone(),
+            document_type: &self.tx.document_type,
+            control_number: &self.tx.control_number,
+        };
+        let occurred = occurred.or_else(|| self.interchange_time());
+        envelope_of(self.interchange, self.ctx, &document, event_type, business_key, po_number, occurred)
     }
 
     /// `<type> <number> has no <what>`, at the transaction's header.
@@ -178,6 +145,65 @@ impl<'s> Source<'s> {
             None,
             format!("document type {} is not mapped", self.tx.document_type),
         )
+    }
+}
+
+/// Which document of an interchange an event comes from.
+pub(crate) struct Document<'d> {
+    pub group_control: Option<String>,
+    /// `850`, `ORDERS`, ... (`TA1` for an interchange acknowledgement).
+    pub document_type: &'d str,
+    pub control_number: &'d str,
+}
+
+/// The envelope of an event from `document` of `ix`: ids from the interchange's
+/// identity (same file, same ids), the partner is the interchange's sender.
+pub(crate) fn envelope_of(
+    ix: &Interchange<'_>,
+    ctx: &MapContext<'_>,
+    document: &Document<'_>,
+    event_type: EventType,
+    business_key: &str,
+    po_number: Option<&str>,
+    occurred: Option<Timestamp>,
+) -> Envelope {
+    let group_control = document.group_control.clone();
+    let parts = [
+        ix.sender_id.trim(),
+        ix.receiver_id.trim(),
+        ix.control_number.trim(),
+        group_control.as_deref().unwrap_or(""),
+        document.control_number.trim(),
+    ];
+    let partner = ix.sender_id.trim();
+    Envelope {
+        // Same file, same ids: a re-read is recognised downstream.
+        event_id: Envelope::deterministic_event_id(SourceSystem::TradingGrid, &parts),
+        event_type: event_type.name().to_owned(),
+        occurred_at: occurred.unwrap_or(ctx.ingested_at),
+        ingested_at: ctx.ingested_at,
+        source_system: SourceSystem::TradingGrid,
+        trading_partner_id: partner.to_owned(),
+        business_key: business_key.to_owned(),
+        correlation_id: match po_number {
+            Some(po) => Envelope::correlation_id_for(partner, po),
+            None => format!("{partner}/{}/{business_key}", document.document_type),
+        },
+        trading_grid_document: Some(TradingGridDocumentRef {
+            standard: match ix.standard {
+                Standard::X12 => EdiStandard::X12,
+                Standard::Edifact => EdiStandard::Edifact,
+            },
+            document_type: document.document_type.to_owned(),
+            sender_id: ix.sender_id.trim().to_owned(),
+            receiver_id: ix.receiver_id.trim().to_owned(),
+            interchange_control_number: ix.control_number.trim().to_owned(),
+            group_control_number: group_control,
+            transaction_control_number: document.control_number.trim().to_owned(),
+            file_name: ctx.file_name.map(str::to_owned),
+            lens_transaction_id: None,
+        }),
+        amplience_content: None,
     }
 }
 

@@ -368,3 +368,37 @@ fn functional_ack(source: &Source<'_>) -> Result<Event, EdiError> {
     }
     .into())
 }
+
+/// A partner's TA1 for one of our interchanges: TA101 names it, TA104 says
+/// what became of it (A accepted, E accepted with errors, R rejected), TA105
+/// is the note code.
+pub(crate) fn interchange_ack(
+    interchange: &crate::Interchange<'_>,
+    ta1: &Segment<'_>,
+    ctx: &super::MapContext<'_>,
+) -> Result<Event, EdiError> {
+    let control = ta1.required(1, "interchange control number")?.into_owned();
+    let status = coded(
+        ta1,
+        4,
+        "interchange acknowledgment code",
+        &[("A", AckStatus::Accepted), ("E", AckStatus::AcceptedWithErrors), ("R", AckStatus::Rejected)],
+    )?;
+    let errors = match ta1.element(5).map(|n| n.trim().to_owned()) {
+        Some(note) if note != "000" => vec![format!("interchange: note {note}")],
+        _ => Vec::new(),
+    };
+    let occurred = ta1.element(2).and_then(|d| date(ta1, 2, &d).ok()).map(|d| timestamp(d, ta1.element(3).as_deref()));
+    let document = super::Document { group_control: None, document_type: "TA1", control_number: &control };
+    let envelope =
+        super::envelope_of(interchange, ctx, &document, EventType::FunctionalAckReceived, &control, None, occurred);
+    Ok(FunctionalAckReceived {
+        envelope,
+        acknowledged_interchange_control_number: control,
+        acknowledged_group_control_number: None,
+        acknowledged_document_type: None,
+        status,
+        errors,
+    }
+    .into())
+}
