@@ -22,7 +22,7 @@ use gridsync_tg_sim::{
     partner::{self, PartnerConfig},
     SimConfig, Simulator,
 };
-use gridsync_trading_grid::lens::{LensArgs, LensClient, LensTransaction, SearchQuery};
+use gridsync_trading_grid::lens::{LensArgs, LensClient, LensTransaction, SearchQuery, DEFAULT_SINCE_ARGUMENTS};
 use nix::{sys::signal, unistd::Pid};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +44,7 @@ fn args(sim: &Simulator, secret: &str) -> LensArgs {
         timeout_ms: 1_000,
         max_attempts: 6,
         max_backoff_ms: 300,
+        since_arguments: DEFAULT_SINCE_ARGUMENTS.into(),
     }
 }
 

@@ -42,7 +42,15 @@ pub struct LensArgs {
     /// Longest wait between attempts, `Retry-After` included, in milliseconds.
     #[arg(long = "lens-max-backoff-ms", env = "GRIDSYNC_LENS_MAX_BACKOFF_MS", default_value_t = 30_000)]
     pub max_backoff_ms: u64,
+    /// The search arguments that ask for "status changed since, oldest first";
+    /// `{since}` stands for the quoted instant. OpenText's collections name
+    /// `sortby` and `ranges` but not their shapes: adjust to your account.
+    #[arg(long = "lens-since-arguments", env = "GRIDSYNC_LENS_SINCE_ARGUMENTS", default_value = DEFAULT_SINCE_ARGUMENTS)]
+    pub since_arguments: String,
 }
+
+/// The default of `--lens-since-arguments`.
+pub const DEFAULT_SINCE_ARGUMENTS: &str = r#"sortby: "statusdate", ranges: [{field: "statusdate", from: {since}}]"#;
 
 impl LensArgs {
     pub fn is_configured(&self) -> bool {
@@ -81,18 +89,15 @@ const FIELDS: &str = "transactionid correlationid editype envelopetype senderadd
     externalerrormessage arrivaltime";
 
 /// The GraphQL text of a search. Arguments are written inline (JSON string
-/// literals are valid GraphQL strings), sorted by status date, oldest first,
-/// so a poller can keep a watermark; `scroll: true` asks for a scroll id.
-pub(crate) fn graphql(query: &SearchQuery) -> String {
+/// literals are valid GraphQL strings); `since_arguments` (with `{since}`)
+/// asks for changes since an instant, oldest first, so a poller can keep a
+/// watermark; `scroll: true` asks for a scroll id.
+pub(crate) fn graphql(query: &SearchQuery, since_arguments: &str) -> String {
     let quote = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
-    let mut arguments = vec![
-        format!("count: {}", query.count),
-        format!("offset: {}", query.offset),
-        "sortby: \"statusdate\"".to_owned(),
-        "scroll: true".to_owned(),
-    ];
+    let mut arguments =
+        vec![format!("count: {}", query.count), format!("offset: {}", query.offset), "scroll: true".to_owned()];
     if let Some(since) = &query.status_since {
-        arguments.push(format!("ranges: [{{field: \"statusdate\", from: {}}}]", quote(since)));
+        arguments.push(since_arguments.replace("{since}", &quote(since)));
     }
     if let Some(scrollid) = &query.scrollid {
         arguments.push(format!("scrollid: {}", quote(scrollid)));
@@ -128,6 +133,7 @@ struct GraphQlErrorEntry {
 pub struct LensClient {
     transport: Transport<LensError>,
     search_url: String,
+    since_arguments: String,
 }
 
 impl LensClient {
@@ -151,6 +157,7 @@ impl LensClient {
         Ok(LensClient {
             transport: Transport::new(http, Some(tokens), limiter, retry),
             search_url: format!("{url}/visibility_transaction_search"),
+            since_arguments: args.since_arguments.clone(),
         })
     }
 
@@ -160,7 +167,7 @@ impl LensClient {
 
     /// One page of transactions.
     pub async fn search(&self, query: &SearchQuery) -> Result<TransactionPage, LensError> {
-        let body = serde_json::json!({ "query": graphql(query) });
+        let body = serde_json::json!({ "query": graphql(query, &self.since_arguments) });
         let response = self.transport.send(Method::POST, &self.search_url, Some(&body), None).await?;
         let answer: GraphQlResponse = response.json("POST", &self.search_url)?;
         if !answer.errors.is_empty() {
@@ -187,8 +194,13 @@ mod tests {
             scrollid: Some("abc\"def".into()),
             content_keys: vec!["purchase order number".into()],
         };
-        let text = graphql(&query);
-        assert!(text.starts_with("query { getTransactions(query: {count: 50, offset: 100, sortby: \"statusdate\", scroll: true, ranges: [{field: \"statusdate\", from: \"2026-11-25T10:00:00Z\"}], scrollid: \"abc\\\"def\"}) { count total offset scrollid transactions { transactionid "), "{text}");
+        let text = graphql(&query, DEFAULT_SINCE_ARGUMENTS);
+        assert!(text.starts_with("query { getTransactions(query: {count: 50, offset: 100, scroll: true, sortby: \"statusdate\", ranges: [{field: \"statusdate\", from: \"2026-11-25T10:00:00Z\"}], scrollid: \"abc\\\"def\"}) { count total offset scrollid transactions { transactionid "), "{text}");
+        let custom = graphql(&query, "filters: {statusdate: {gte: {since}}}");
+        assert!(
+            custom.contains("scroll: true, filters: {statusdate: {gte: \"2026-11-25T10:00:00Z\"}}, scrollid"),
+            "{custom}"
+        );
         assert!(text.ends_with("contentkeys(names: [\"purchase order number\"]) { name value } } } }"), "{text}");
     }
 }

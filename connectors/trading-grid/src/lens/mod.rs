@@ -5,6 +5,6 @@ mod client;
 mod error;
 mod model;
 
-pub use client::{LensArgs, LensClient, SearchQuery};
+pub use client::{LensArgs, LensClient, SearchQuery, DEFAULT_SINCE_ARGUMENTS};
 pub use error::LensError;
 pub use model::{parse_lens_time, ContentKey, LensTransaction, TransactionPage};
