@@ -18,6 +18,11 @@ fn sshd_binary() -> PathBuf {
     std::env::var_os("SSHD_BIN").map_or_else(|| PathBuf::from("/usr/sbin/sshd"), PathBuf::from)
 }
 
+/// Who runs the tests: the one account this sshd lets in.
+fn current_user() -> String {
+    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "root".to_owned())
+}
+
 pub struct SshServer {
     child: Child,
     pub port: u16,
@@ -52,7 +57,7 @@ impl SshServer {
         keygen(&path("client_ed25519"))?;
         std::fs::copy(path("client_ed25519.pub"), path("authorized_keys"))?;
         std::fs::create_dir_all(path("mailbox"))?;
-        let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "root".to_owned());
+        let user = current_user();
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {pid}\nAuthorizedKeysFile {keys}\n\
              StrictModes no\nPubkeyAuthentication yes\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n\
@@ -86,7 +91,7 @@ impl SshServer {
 
     /// The user tests log in as.
     pub fn user(&self) -> String {
-        std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "root".to_owned())
+        current_user()
     }
 
     /// A folder on the server for the mailbox (absolute: the same path over SFTP).

@@ -5,6 +5,7 @@
 
 use std::{path::Path, time::Duration};
 
+use gridsync_http::Secret;
 use gridsync_tests::ssh::SshServer;
 use gridsync_trading_grid::mailbox::{MailboxError, Outcome, SftpAuth, SftpConfig, SftpMailbox};
 
@@ -104,7 +105,7 @@ async fn refuses_unknown_host_keys_and_wrong_credentials() {
 
     let known_hosts = server.known_hosts().unwrap();
     let mut wrong_password = config(&server, &known_hosts);
-    wrong_password.auth = SftpAuth::Password("not-the-password".into());
+    wrong_password.auth = SftpAuth::Password(Secret::new("not-the-password"));
     let err = SftpMailbox::open(wrong_password).await.err().unwrap();
     assert!(matches!(err, MailboxError::Auth { .. }), "{err}");
     assert!(!format!("{err} {err:?}").contains("not-the-password"), "the password never shows");

@@ -73,6 +73,14 @@ pub struct SniffedHeader {
     pub test: bool,
 }
 
+impl SniffedHeader {
+    /// Whether a rejection can be addressed: a sender to answer, a receiver to
+    /// answer as, and a control number to name.
+    pub fn is_answerable(&self) -> bool {
+        !self.sender.id.is_empty() && !self.receiver.id.is_empty() && !self.control_number.is_empty()
+    }
+}
+
 /// Reads the first ISA or UNB of `input` without validating anything else.
 /// `None` when there is no sender to name.
 pub fn sniff_header(input: &[u8]) -> Option<SniffedHeader> {

@@ -236,6 +236,13 @@ impl Interchange<'_> {
     pub fn transactions(&self) -> impl Iterator<Item = &Transaction<'_>> {
         self.groups.iter().flat_map(|g| g.transactions.iter())
     }
+
+    /// Whether the receiver owes a functional acknowledgement: it holds a
+    /// document other than an acknowledgement (acknowledgements are never
+    /// acknowledged, in X12 or EDIFACT).
+    pub fn expects_acknowledgement(&self) -> bool {
+        self.transactions().any(|tx| !matches!(tx.document_type.as_str(), "997" | "999" | "CONTRL"))
+    }
 }
 
 /// Compares control numbers as numbers when both are, else as text

@@ -61,13 +61,13 @@ impl WebhookArgs {
     /// The current secret, then the previous one during a rotation.
     pub fn secrets(&self) -> Result<Vec<Secret>, ArgsError> {
         let current = match (&self.webhook_secret_file, &self.webhook_secret) {
-            (Some(path), _) => std::fs::read_to_string(path)
-                .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
-                .map_err(|source| ArgsError::Read { path: path.clone(), source })?,
-            (None, Some(secret)) => secret.clone(),
+            (Some(path), _) => {
+                Secret::read_file(path).map_err(|source| ArgsError::Read { path: path.clone(), source })?
+            }
+            (None, Some(secret)) => Secret::new(secret),
             (None, None) => return Err(ArgsError::NoSecret),
         };
-        let mut secrets = vec![Secret::new(&current)];
+        let mut secrets = vec![current];
         secrets.extend(self.webhook_secret_previous.as_deref().map(Secret::new));
         Ok(secrets)
     }

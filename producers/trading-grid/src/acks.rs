@@ -50,11 +50,6 @@ pub struct Acknowledger {
     outbound: OutboundTarget,
 }
 
-/// Acknowledgements are never acknowledged (X12 and EDIFACT both forbid it).
-fn wants_ack(interchange: &Interchange<'_>) -> bool {
-    interchange.transactions().any(|tx| !matches!(tx.document_type.as_str(), "997" | "999" | "CONTRL"))
-}
-
 fn standard_name(standard: Standard) -> &'static str {
     match standard {
         Standard::X12 => "X12",
@@ -82,13 +77,10 @@ impl Acknowledger {
         verdict: AckVerdict<'_>,
     ) -> Result<Vec<Ack>, AckError> {
         let mut written = Vec::new();
-        for interchange in interchanges.iter().filter(|ix| wants_ack(ix)) {
+        for interchange in interchanges.iter().filter(|ix| ix.expects_acknowledgement()) {
             let partner = interchange.sender_id.trim();
             let inbound = interchange.control_number.trim();
-            let outcome = match verdict {
-                AckVerdict::Accepted => "accepted",
-                AckVerdict::Rejected(_) => "rejected",
-            };
+            let outcome = verdict.outcome();
             let standard = standard_name(interchange.standard);
             let key = format!("ack/{standard}/{partner}/{}/{inbound}/{outcome}", interchange.receiver_id.trim());
             let (number, at) = self.reserve(&key, partner, interchange.standard).await?;
@@ -103,7 +95,8 @@ impl Acknowledger {
     /// A TA1 or rejecting CONTRL for a file whose envelope failed; `None` when
     /// the file names nobody to answer. `content_id` identifies the file's bytes.
     pub async fn envelope(&self, bytes: &[u8], error: &EdiError, content_id: &str) -> Result<Option<Ack>, AckError> {
-        let Some(header) = gridsync_edi::sniff_header(bytes) else { return Ok(None) };
+        // Nobody to answer: no control number is spent on it.
+        let Some(header) = gridsync_edi::sniff_header(bytes).filter(|h| h.is_answerable()) else { return Ok(None) };
         let partner = header.sender.id.clone();
         let key = format!("reject/{}/{partner}/{content_id}", standard_name(header.standard));
         let (number, at) = self.reserve(&key, &partner, header.standard).await?;

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     acks::{Ack, AckError, Acknowledger},
     args::InboundArgs,
-    retry::retrying,
+    retry::{retrying, retrying_unless},
     telemetry::InboundMetrics,
 };
 
@@ -171,9 +171,8 @@ impl Inbound {
     /// Writes the file's acknowledgements (when enabled); false on shutdown.
     async fn acknowledge(&self, interchanges: &[Interchange<'_>], verdict: AckVerdict<'_>) -> bool {
         let Some(acks) = &self.acks else { return true };
-        let outcome = if matches!(verdict, AckVerdict::Accepted) { "accepted" } else { "rejected" };
         match self.ack_step("writing acknowledgements", || acks.interchanges(interchanges, verdict)).await {
-            Some(Ok(written)) => written.iter().for_each(|ack| self.acknowledged(outcome, ack)),
+            Some(Ok(written)) => written.iter().for_each(|ack| self.acknowledged(verdict.outcome(), ack)),
             Some(Err(unwritable)) => self.unwritable(&unwritable),
             None => return false,
         }
@@ -186,18 +185,9 @@ impl Inbound {
     async fn ack_step<T, Fut: std::future::Future<Output = Result<T, AckError>>>(
         &self,
         what: &str,
-        mut step: impl FnMut() -> Fut,
+        step: impl FnMut() -> Fut,
     ) -> Option<Result<T, AckError>> {
-        let attempt = || {
-            let running = step();
-            async move {
-                match running.await {
-                    Err(e) if !e.is_transient() => Ok(Err(e)),
-                    other => other.map(Ok),
-                }
-            }
-        };
-        retrying(&self.shutdown, what, attempt).await
+        retrying_unless(&self.shutdown, what, step, |e: &AckError| !e.is_transient()).await
     }
 
     fn unwritable(&self, error: &AckError) {

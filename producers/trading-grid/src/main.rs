@@ -12,8 +12,13 @@ mod retry;
 mod telemetry;
 
 use gridsync_core::app::{wait_for_brokers, AppError, ProducerDeps};
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
+use gridsync_http::Secret;
 use tokio_util::sync::CancellationToken;
 
 use gridsync_trading_grid::mailbox::{
@@ -28,11 +33,9 @@ fn source_error(e: impl std::error::Error + Send + Sync + 'static) -> AppError {
     AppError::Source(Box::new(e))
 }
 
-/// A secret from a file, without the trailing newline editors add.
-fn read_secret(path: &PathBuf) -> Result<String, AppError> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
-        .map_err(|source| AppError::Io { what: "reading an SFTP secret file", source })
+/// A secret kept in a file.
+fn read_secret(path: &Path) -> Result<Secret, AppError> {
+    Secret::read_file(path).map_err(|source| AppError::Io { what: "reading an SFTP secret file", source })
 }
 
 /// `~/` at the start of a path is the home folder.
@@ -49,7 +52,7 @@ fn sftp_config(args: &args::InboundArgs, host: &str) -> Result<SftpConfig, AppEr
         (Some(password), None) => SftpAuth::Password(read_secret(password)?),
         (None, Some(key)) => SftpAuth::Key {
             path: key.clone(),
-            passphrase: sftp.sftp_key_passphrase_file.as_ref().map(read_secret).transpose()?,
+            passphrase: sftp.sftp_key_passphrase_file.as_deref().map(read_secret).transpose()?,
         },
         _ => {
             return Err(AppError::Source(
@@ -72,21 +75,12 @@ fn sftp_config(args: &args::InboundArgs, host: &str) -> Result<SftpConfig, AppEr
 /// Connects to the SFTP mailbox, waiting for a server that is down or
 /// unreachable; a refused host key or login is a configuration error and ends it.
 async fn open_sftp(config: SftpConfig, shutdown: &CancellationToken) -> Result<SftpMailbox, AppError> {
-    let policy = gridsync_core::kafka::RetryPolicy::default();
-    let mut attempt = 0;
-    loop {
-        match SftpMailbox::open(config.clone()).await {
-            Ok(mailbox) => return Ok(mailbox),
-            Err(e @ (MailboxError::HostKey { .. } | MailboxError::Auth { .. })) => return Err(source_error(e)),
-            Err(e) => {
-                attempt += 1;
-                tracing::warn!(error = %e, attempt, "SFTP mailbox unavailable; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Err(source_error(e)),
-                    _ = tokio::time::sleep(policy.delay(attempt)) => {}
-                }
-            }
-        }
+    let refused = |e: &MailboxError| matches!(e, MailboxError::HostKey { .. } | MailboxError::Auth { .. });
+    match retry::retrying_unless(shutdown, "opening the SFTP mailbox", || SftpMailbox::open(config.clone()), refused)
+        .await
+    {
+        Some(opened) => opened.map_err(source_error),
+        None => Err(AppError::Source("shut down while waiting for the SFTP mailbox".into())),
     }
 }
 

@@ -28,3 +28,24 @@ pub async fn retrying<T, E: Display, Fut: Future<Output = Result<T, E>>>(
         }
     }
 }
+
+/// As [`retrying`], except that a failure `permanent` says will never pass
+/// ends the retries at once, as `Some(Err)`: it must not hold up the work.
+pub async fn retrying_unless<T, E: Display, Fut: Future<Output = Result<T, E>>>(
+    shutdown: &CancellationToken,
+    what: &str,
+    mut op: impl FnMut() -> Fut,
+    permanent: impl Fn(&E) -> bool,
+) -> Option<Result<T, E>> {
+    let permanent = &permanent;
+    let attempt = || {
+        let running = op();
+        async move {
+            match running.await {
+                Err(e) if permanent(&e) => Ok(Err(e)),
+                other => other.map(Ok),
+            }
+        }
+    };
+    retrying(shutdown, what, attempt).await
+}

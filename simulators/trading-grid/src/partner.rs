@@ -44,8 +44,14 @@ pub async fn run(config: PartnerConfig, ledger: Arc<Ledger>, shutdown: Cancellat
             let bytes = tokio::fs::read(&path).await?;
             let checksum = path.with_file_name(format!("{name}.sha256"));
             let recorded = tokio::fs::read_to_string(&checksum).await.ok();
-            for transaction in deliver(&name, &bytes, recorded.as_deref()) {
-                let answered = answer(&config.inbound, &bytes, &transaction, &mut answers).await?;
+            let parsed = parse(&bytes);
+            for (transaction, interchange) in deliver(&name, &bytes, parsed.as_deref().ok(), recorded.as_deref()) {
+                let answered = match interchange {
+                    Some(ix) if ix.expects_acknowledgement() => {
+                        answer(&config.inbound, ix, transaction, &mut answers).await?
+                    }
+                    _ => transaction,
+                };
                 ledger.upsert(answered);
             }
             tokio::fs::rename(&path, picked_up.join(&name)).await?;
@@ -81,9 +87,15 @@ fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", sha2::Sha256::digest(bytes))
 }
 
-/// Lens's view of a picked-up file: one transaction per interchange, or one
-/// binary transaction. A checksum that does not match is a validation error.
-fn deliver(name: &str, bytes: &[u8], recorded_checksum: Option<&str>) -> Vec<LensTransaction> {
+/// Lens's view of a picked-up file: one transaction per interchange (with
+/// it), or one binary transaction when the file is not EDI. A checksum that
+/// does not match is a validation error.
+fn deliver<'i>(
+    name: &str,
+    bytes: &[u8],
+    interchanges: Option<&'i [Interchange<'i>]>,
+    recorded_checksum: Option<&str>,
+) -> Vec<(LensTransaction, Option<&'i Interchange<'i>>)> {
     let base = LensTransaction {
         transactionid: String::new(),
         correlationid: None,
@@ -107,62 +119,56 @@ fn deliver(name: &str, bytes: &[u8], recorded_checksum: Option<&str>) -> Vec<Len
     if let Some(recorded) = recorded_checksum {
         let actual = sha256_hex(bytes);
         if !recorded.starts_with(&actual) {
-            return vec![LensTransaction {
+            let rejected = LensTransaction {
                 transactionid: id(0),
                 status: "V".into(),
                 deliverystatus: Some("Validation error".into()),
                 errorcode: Some("CHECKSUM".into()),
                 externalerrormessage: Some(format!("{name}: sha256 {actual} does not match its .sha256 file")),
                 ..base
-            }];
+            };
+            return vec![(rejected, None)];
         }
     }
-    match parse(bytes) {
-        Ok(interchanges) => interchanges
+    match interchanges {
+        Some(interchanges) => interchanges
             .iter()
             .enumerate()
-            .map(|(n, ix)| LensTransaction {
-                transactionid: id(n),
-                editype: ix.transactions().next().map(|t| t.document_type.clone()),
-                envelopetype: Some(if ix.standard == Standard::X12 { "ISA" } else { "UNA" }.into()),
-                senderaddress: Some(ix.sender_id.trim().to_owned()),
-                receiveraddress: Some(ix.receiver_id.trim().to_owned()),
-                senderreference: Some(ix.control_number.trim().to_owned()),
-                fastatus: Some(if expects_ack(ix) { "W" } else { "N" }.into()),
-                ..base.clone()
+            .map(|(n, ix)| {
+                let transaction = LensTransaction {
+                    transactionid: id(n),
+                    editype: ix.transactions().next().map(|t| t.document_type.clone()),
+                    envelopetype: Some(if ix.standard == Standard::X12 { "ISA" } else { "UNA" }.into()),
+                    senderaddress: Some(ix.sender_id.trim().to_owned()),
+                    receiveraddress: Some(ix.receiver_id.trim().to_owned()),
+                    senderreference: Some(ix.control_number.trim().to_owned()),
+                    fastatus: Some(if ix.expects_acknowledgement() { "W" } else { "N" }.into()),
+                    ..base.clone()
+                };
+                (transaction, Some(ix))
             })
             .collect(),
-        Err(_) => vec![LensTransaction {
-            transactionid: id(0),
-            editype: Path::new(name).extension().map(|e| e.to_string_lossy().to_uppercase()),
-            deliveryreceipt: Some("Delivered".into()),
-            ..base
-        }],
+        None => {
+            let binary = LensTransaction {
+                transactionid: id(0),
+                editype: Path::new(name).extension().map(|e| e.to_string_lossy().to_uppercase()),
+                deliveryreceipt: Some("Delivered".into()),
+                ..base
+            };
+            vec![(binary, None)]
+        }
     }
 }
 
-fn expects_ack(ix: &Interchange<'_>) -> bool {
-    ix.transactions().any(|t| !matches!(t.document_type.as_str(), "997" | "999" | "CONTRL"))
-}
-
-/// Answers the interchange `transaction` stands for, if it waits for an
-/// acknowledgement: the partner's 997/CONTRL goes to the inbound mailbox
-/// (written under a temporary name, then renamed), and Lens shows it accepted.
+/// Answers `ix` as the partner would: its accepting 997/CONTRL goes to the
+/// inbound mailbox (written under a temporary name, then renamed), and Lens
+/// shows the functional ack accepted.
 async fn answer(
     inbound: &Path,
-    bytes: &[u8],
-    transaction: &LensTransaction,
+    ix: &Interchange<'_>,
+    transaction: LensTransaction,
     answers: &mut u32,
 ) -> std::io::Result<LensTransaction> {
-    if transaction.fastatus.as_deref() != Some("W") {
-        return Ok(transaction.clone());
-    }
-    let Ok(interchanges) = parse(bytes) else { return Ok(transaction.clone()) };
-    let Some(ix) =
-        interchanges.iter().find(|ix| Some(ix.control_number.trim()) == transaction.senderreference.as_deref())
-    else {
-        return Ok(transaction.clone());
-    };
     *answers += 1;
     let ack = functional_ack(ix, AckVerdict::Accepted, *answers, Utc::now().naive_utc())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
@@ -174,6 +180,6 @@ async fn answer(
         fastatus: Some("A".into()),
         fastatusdate: Some(now()),
         statusdate: Some(now()),
-        ..transaction.clone()
+        ..transaction
     })
 }

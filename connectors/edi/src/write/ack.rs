@@ -23,6 +23,16 @@ pub enum AckVerdict<'e> {
     Rejected(&'e EdiError),
 }
 
+impl AckVerdict<'_> {
+    /// `accepted` or `rejected`, for file names, metrics and logs.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            AckVerdict::Accepted => "accepted",
+            AckVerdict::Rejected(_) => "rejected",
+        }
+    }
+}
+
 /// The inbound interchange's sender and receiver.
 fn parties(inbound: &Interchange<'_>) -> (PartyId, PartyId) {
     (
@@ -186,8 +196,7 @@ pub fn envelope_rejection(
     prepared_at: NaiveDateTime,
 ) -> Option<Result<Vec<u8>, WriteError>> {
     // Nobody to answer, or nothing to name: no rejection can be addressed.
-    let sniffed = crate::sniff_header(input)
-        .filter(|h| !h.receiver.id.is_empty() && !h.control_number.is_empty() && !h.sender.id.is_empty())?;
+    let sniffed = crate::sniff_header(input).filter(crate::SniffedHeader::is_answerable)?;
     let header =
         reply_header(sniffed.standard, sniffed.sender, sniffed.receiver, sniffed.test, control_number, prepared_at);
     let control = printable_copy(&sniffed.control_number);

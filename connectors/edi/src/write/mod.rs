@@ -142,9 +142,7 @@ fn x12(header: &OutboundHeader, body: &Body) -> Result<Vec<u8>, WriteError> {
     ])?;
     let groups = match body {
         Body::Segments(segments) => {
-            for s in segments {
-                w.segment(s)?;
-            }
+            w.segments(segments)?;
             0
         }
         Body::Transactions { functional_id, version, transactions } => {
@@ -156,12 +154,7 @@ fn x12(header: &OutboundHeader, body: &Body) -> Result<Vec<u8>, WriteError> {
             ))?;
             for (n, tx) in transactions.iter().enumerate() {
                 let st_control = format!("{:04}", n + 1);
-                w.segment(&OutSegment::new("ST", [tx.document_type, &st_control]))?;
-                for s in &tx.body {
-                    w.segment(s)?;
-                }
-                let count = (tx.body.len() + 2).to_string();
-                w.segment(&OutSegment::new("SE", [count.as_str(), &st_control]))?;
+                w.transaction(&OutSegment::new("ST", [tx.document_type, &st_control]), &tx.body, "SE", &st_control)?;
             }
             w.segment(&OutSegment::new("GE", [transactions.len().to_string(), gs_control]))?;
             1
@@ -184,21 +177,14 @@ fn edifact(header: &OutboundHeader, body: &Body) -> Result<Vec<u8>, WriteError> 
     w.segment(&OutSegment::new("UNB", unb))?;
     let messages = match body {
         Body::Segments(segments) => {
-            for s in segments {
-                w.segment(s)?;
-            }
+            w.segments(segments)?;
             0
         }
         Body::Transactions { transactions, .. } => {
             for (n, tx) in transactions.iter().enumerate() {
                 let reference = (n + 1).to_string();
                 let kind = composite(std::iter::once(tx.document_type).chain(tx.version.split(':')));
-                w.segment(&OutSegment::new("UNH", [Element::from(&reference), kind]))?;
-                for s in &tx.body {
-                    w.segment(s)?;
-                }
-                let count = (tx.body.len() + 2).to_string();
-                w.segment(&OutSegment::new("UNT", [count, reference]))?;
+                w.transaction(&OutSegment::new("UNH", [Element::from(&reference), kind]), &tx.body, "UNT", &reference)?;
             }
             transactions.len()
         }

@@ -110,6 +110,24 @@ impl SegmentWriter {
         Ok(())
     }
 
+    pub fn segments(&mut self, segments: &[OutSegment]) -> Result<(), WriteError> {
+        segments.iter().try_for_each(|s| self.segment(s))
+    }
+
+    /// One transaction set or message: `header`, `body`, and the trailer
+    /// (SE, UNT) holding the count of all three and the header's `reference`.
+    pub fn transaction(
+        &mut self,
+        header: &OutSegment,
+        body: &[OutSegment],
+        trailer: &'static str,
+        reference: &str,
+    ) -> Result<(), WriteError> {
+        self.segment(header)?;
+        self.segments(body)?;
+        self.segment(&OutSegment::new(trailer, [(body.len() + 2).to_string().as_str(), reference]))
+    }
+
     fn value(&mut self, tag: &str, element: usize, value: &str) -> Result<(), WriteError> {
         match self.standard {
             Standard::X12 => {

@@ -18,6 +18,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use gridsync_http::Secret;
 use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh_sftp::{
     client::{error::Error as SftpError, SftpSession},
@@ -28,25 +29,15 @@ use tokio::{io::AsyncWriteExt, sync::Mutex as AsyncMutex};
 
 use super::{acceptable, Claimed, MailboxError, Outcome, Written};
 
-/// How to log in.
-#[derive(Clone)]
+/// How to log in (secrets are never printed).
+#[derive(Debug, Clone)]
 pub enum SftpAuth {
-    Password(String),
+    Password(Secret),
     /// An OpenSSH private key file, with its passphrase if it has one.
     Key {
         path: PathBuf,
-        passphrase: Option<String>,
+        passphrase: Option<Secret>,
     },
-}
-
-impl std::fmt::Debug for SftpAuth {
-    // Never print a password or passphrase.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SftpAuth::Password(_) => f.write_str("Password(***)"),
-            SftpAuth::Key { path, .. } => write!(f, "Key({})", path.display()),
-        }
-    }
 }
 
 /// Where the mailbox is and how to reach it.
@@ -185,9 +176,9 @@ impl SftpMailbox {
             }
         };
         let authenticated = match &c.auth {
-            SftpAuth::Password(password) => handle.authenticate_password(&c.user, password).await,
+            SftpAuth::Password(password) => handle.authenticate_password(&c.user, password.expose()).await,
             SftpAuth::Key { path, passphrase } => {
-                let key = russh::keys::load_secret_key(path, passphrase.as_deref())
+                let key = russh::keys::load_secret_key(path, passphrase.as_ref().map(Secret::expose))
                     .map_err(|e| self.ssh_error(format!("reading the private key {}: {e}", path.display())))?;
                 let hash = handle.best_supported_rsa_hash().await.map_err(|e| self.ssh_error(e.to_string()))?;
                 handle.authenticate_publickey(&c.user, PrivateKeyWithHashAlg::new(Arc::new(key), hash.flatten())).await
@@ -337,14 +328,8 @@ impl SftpMailbox {
 /// Creates (or truncates) `path` on the server with `content`.
 async fn write_file(sftp: &SftpSession, path: &str, content: &[u8]) -> Result<(), MailboxError> {
     let mut file = sftp.create(path.to_owned()).await.map_err(sftp_error("creating", path))?;
-    file.write_all(content).await.map_err(|e| MailboxError::Sftp {
-        operation: "writing",
-        path: path.to_owned(),
-        source: SftpError::IO(e.to_string()),
-    })?;
-    file.shutdown().await.map_err(|e| MailboxError::Sftp {
-        operation: "closing",
-        path: path.to_owned(),
-        source: SftpError::IO(e.to_string()),
-    })
+    // The file handle speaks std::io; its errors are the SFTP session's.
+    let io = |operation| move |e: std::io::Error| sftp_error(operation, path)(SftpError::IO(e.to_string()));
+    file.write_all(content).await.map_err(io("writing"))?;
+    file.shutdown().await.map_err(io("closing"))
 }
