@@ -1,88 +1,189 @@
 #!/usr/bin/env bash
-# The local Kafka-compatible broker: Tansu 0.6.0 from crates.io, on 127.0.0.1.
+# The local broker: Apache Kafka (KRaft, one node that is both broker and controller) on 127.0.0.1,
+# fetched from Maven Central with Maven, or taken from an existing distribution ($KAFKA_HOME).
 #
-#   deploy/local-broker.sh install                 install Tansu if it is not there (~10 min once, then cached)
-#   deploy/local-broker.sh start [sqlite|memory]   start it in the background (default sqlite: durable)
+#   deploy/local-broker.sh install          fetch Kafka's jars into .local/kafka (once, ~30 s; then cached)
+#   deploy/local-broker.sh start            start it in the background, data and log under .local
 #   deploy/local-broker.sh stop | status
+#   deploy/local-broker.sh serve DIR PORT CONTROLLER_PORT
+#                                           run one in the foreground with its data in DIR (formatted
+#                                           on first use): what the test harness starts, one per test binary
+#   deploy/local-broker.sh classpath        print the classpath it runs with
 #
-# Environment: GRIDSYNC_BROKER_PORT (9092), GRIDSYNC_LOCAL_DIR (.local in the checkout).
-# Storage: sqlite keeps records across restarts. memory is faster but Tansu 0.6.0's memory
-# engine drops the rest of a record batch when a fetch starts inside it, so a consumer
-# resuming from a committed offset can skip records: use it only for throwaway runs.
+# Environment: GRIDSYNC_BROKER_PORT (9092), GRIDSYNC_CONTROLLER_PORT (9093), GRIDSYNC_LOCAL_DIR
+# (.local in the checkout), KAFKA_HOME (use that distribution's libs/ instead of fetching),
+# KAFKA_HEAP_OPTS (-Xms256m -Xmx1g: fits a 2-core, 24 GiB machine beside the tests).
+# Needs Java 17+ and, unless KAFKA_HOME is set, Maven.
 set -euo pipefail
 
-TANSU_VERSION=0.6.0
+KAFKA_VERSION=4.1.1
 root=$(cd "$(dirname "$0")/.." && pwd)
 local_dir=${GRIDSYNC_LOCAL_DIR:-$root/.local}
 port=${GRIDSYNC_BROKER_PORT:-9092}
-pid_file=$local_dir/tansu.pid
-export PATH="$HOME/.cargo/bin:$PATH"
+controller_port=${GRIDSYNC_CONTROLLER_PORT:-9093}
+# The jars live outside the data folders so that every checkout's tests and the local run share them.
+kafka_libs=${GRIDSYNC_KAFKA_LIBS:-$root/.local/kafka-$KAFKA_VERSION/libs}
+pid_file=$local_dir/kafka.pid
+heap=${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}
+
+libs_dir() {
+    if [ -n "${KAFKA_HOME:-}" ]; then echo "$KAFKA_HOME/libs"; else echo "$kafka_libs"; fi
+}
 
 installed() {
-    command -v tansu >/dev/null 2>&1 && [ "$(tansu --version 2>/dev/null | awk '{print $2}')" = "$TANSU_VERSION" ]
+    [ -f "$(libs_dir)/kafka_2.13-$KAFKA_VERSION.jar" ] || { [ -n "${KAFKA_HOME:-}" ] && ls "$KAFKA_HOME"/libs/kafka_2.13-*.jar >/dev/null 2>&1; }
 }
 
 install() {
     if installed; then
         return
     fi
-    echo "installing tansu $TANSU_VERSION with SQLite storage (takes about 10 minutes on 2 cores, once)..." >&2
-    # libsql and dynostore: the default build only has a null storage engine.
-    cargo install tansu --version "$TANSU_VERSION" --locked --features libsql,dynostore >&2
+    command -v java >/dev/null || { echo "Apache Kafka needs Java 17 or later on PATH (or a running Kafka: set GRIDSYNC_BROKERS)" >&2; exit 1; }
+    command -v mvn >/dev/null || { echo "fetching Apache Kafka needs Maven (or set KAFKA_HOME to a Kafka distribution)" >&2; exit 1; }
+    echo "fetching Apache Kafka $KAFKA_VERSION from Maven Central into $kafka_libs (about 45 MB, once)..." >&2
+    local pom_dir
+    pom_dir=$(mktemp -d)
+    # Kafka's own jars with their runtime dependencies; slf4j-simple gives the broker a logger
+    # without a log4j2 configuration file (Kafka's pom only brings slf4j's API).
+    cat >"$pom_dir/pom.xml" <<EOF
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>gridsync.local</groupId>
+  <artifactId>local-kafka</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>2.0.17</version></dependency>
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-simple</artifactId><version>2.0.17</version></dependency>
+  </dependencies>
+</project>
+EOF
+    mkdir -p "$kafka_libs.partial"
+    mvn -q -B -f "$pom_dir/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+        -DoutputDirectory="$kafka_libs.partial" >&2
+    rm -rf "$pom_dir" "$kafka_libs"
+    mv "$kafka_libs.partial" "$kafka_libs" # whole or not at all: a broken fetch is fetched again
+    echo "Apache Kafka $KAFKA_VERSION installed in $kafka_libs" >&2
+}
+
+# Runs a Java main class of Kafka's with the broker's heap and logging: run_java CLASS ARGS...
+run_java() {
+    local -a heap_opts
+    read -r -a heap_opts <<<"$heap"
+    ${exec_java:+exec} java "${heap_opts[@]}" -XX:+UseG1GC -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+        -Dorg.slf4j.simpleLogger.showDateTime=true -cp "$(libs_dir)/*" "$@"
+}
+
+# The single-node KRaft configuration for data folder $1, client port $2, controller port $3.
+write_config() {
+    cat >"$1/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$3
+listeners=PLAINTEXT://127.0.0.1:$2,CONTROLLER://127.0.0.1:$3
+advertised.listeners=PLAINTEXT://127.0.0.1:$2
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$1/data
+# one node: every internal topic has one replica
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# a consumer group forms at once instead of after 3 s (tests and the local run start groups often)
+group.initial.rebalance.delay.ms=0
+num.partitions=1
+# as in production (and docker-compose): topics come from `gridsync topics apply`, never from a typo
+auto.create.topics.enable=false
+EOF
+}
+
+# Runs a broker in the foreground (exec: the caller's pid is the JVM's). Formats DIR on first use;
+# a restart on the same DIR keeps its records, offsets and groups.
+serve() {
+    local dir=$1 client_port=$2 ctl_port=$3
+    install
+    mkdir -p "$dir"
+    write_config "$dir" "$client_port" "$ctl_port"
+    if [ ! -f "$dir/data/meta.properties" ]; then
+        local cluster_id
+        cluster_id=$(run_java kafka.tools.StorageTool random-uuid)
+        run_java kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" >/dev/null
+    fi
+    exec_java=1 run_java kafka.Kafka "$dir/server.properties"
 }
 
 running() {
     [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null
 }
 
-wait_for_port() {
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+# Ready means the broker answers a Kafka request, not just that its port is open.
+wait_ready() {
+    for _ in $(seq 1 300); do
+        if ! running; then
+            echo "Kafka exited during start; see $local_dir/kafka.log" >&2
+            return 1
+        fi
+        if api_versions_answers; then
             return 0
         fi
-        sleep 0.1
+        sleep 0.5
     done
-    echo "tansu did not open 127.0.0.1:$port; see $local_dir/tansu.log" >&2
+    echo "Kafka did not answer on 127.0.0.1:$port; see $local_dir/kafka.log" >&2
     return 1
 }
 
+# A Kafka ApiVersions request (v0) over bash's /dev/tcp: a broker that has finished starting answers
+# it; an open port of a broker still starting does not.
+api_versions_answers() {
+    { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 1
+    # length 14, api key 18 (ApiVersions), version 0, correlation id 1, client id "gs"
+    printf '\x00\x00\x00\x0c\x00\x12\x00\x00\x00\x00\x00\x01\x00\x02gs' >&3
+    local answer
+    answer=$(timeout 2 head -c 10 <&3 | od -An -tx1 | tr -d ' \n') || true
+    exec 3>&-
+    # correlation id 1 and error code 0
+    [ "${answer:8:8}" = "00000001" ] && [ "${answer:16:4}" = "0000" ]
+}
+
 start() {
-    local storage=${1:-sqlite}
     install
     if running; then
-        echo "tansu already running (pid $(cat "$pid_file")) on 127.0.0.1:$port" >&2
+        echo "Kafka already running (pid $(cat "$pid_file")) on 127.0.0.1:$port" >&2
         return
     fi
-    mkdir -p "$local_dir/tansu-data"
-    case $storage in
-        sqlite) engine="sqlite://tansu.db" ;; # relative to its data folder: Tansu mangles absolute paths
-        memory) engine="memory://tansu/" ;;
-        *) echo "storage is sqlite or memory, not $storage" >&2; exit 2 ;;
-    esac
-    (
-        cd "$local_dir/tansu-data"
-        nohup tansu broker \
-            --listener-url "tcp://127.0.0.1:$port" \
-            --advertised-listener-url "tcp://127.0.0.1:$port" \
-            --storage-engine "$engine" >>"$local_dir/tansu.log" 2>&1 &
-        echo $! >"$pid_file"
-    )
-    wait_for_port
-    echo "tansu $TANSU_VERSION running on 127.0.0.1:$port ($storage storage, data in $local_dir/tansu-data, log $local_dir/tansu.log)" >&2
+    mkdir -p "$local_dir"
+    echo "starting Apache Kafka $KAFKA_VERSION on 127.0.0.1:$port (first start formats its storage: ~10 s)..." >&2
+    nohup "$root/deploy/local-broker.sh" serve "$local_dir/kafka" "$port" "$controller_port" >>"$local_dir/kafka.log" 2>&1 &
+    echo $! >"$pid_file"
+    wait_ready
+    echo "Apache Kafka $KAFKA_VERSION running on 127.0.0.1:$port (data in $local_dir/kafka/data, log $local_dir/kafka.log)" >&2
 }
 
 stop() {
     if running; then
-        kill "$(cat "$pid_file")"
-        echo "tansu stopped" >&2
+        local pid
+        pid=$(cat "$pid_file")
+        kill "$pid" # SIGTERM: Kafka shuts down cleanly, flushing its logs
+        for _ in $(seq 1 300); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        echo "Kafka stopped" >&2
     fi
     rm -f "$pid_file"
 }
 
 case ${1:-} in
     install) install ;;
-    start) start "${2:-sqlite}" ;;
+    start) start ;;
     stop) stop ;;
-    status) if running; then echo "running (pid $(cat "$pid_file")) on 127.0.0.1:$port"; else echo "not running"; exit 1; fi ;;
-    *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+    serve) [ $# -eq 4 ] || { echo "usage: $0 serve DIR PORT CONTROLLER_PORT" >&2; exit 2; }; serve "$2" "$3" "$4" ;;
+    classpath) echo "$(libs_dir)/*" ;;
+    status) if running; then echo "Kafka running (pid $(cat "$pid_file")) on 127.0.0.1:$port"; else echo "Kafka not running"; exit 1; fi ;;
+    *) sed -n '2,16p' "$0" >&2; exit 2 ;;
 esac

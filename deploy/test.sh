@@ -1,25 +1,59 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace: unit tests, the schema compatibility check, and the
-# integration tests, which start their own Tansu brokers (installed here if missing) and OpenSSH
-# servers (Debian's openssh-server, installed here if missing), and the store's tests on SQLite
-# and on the PostgreSQL server at 127.0.0.1:5432.
+# integration tests, which start their own Apache Kafka brokers (fetched from Maven Central here
+# if missing) and OpenSSH servers (Debian's openssh-server, installed here if missing), and the
+# store's tests on SQLite and on PostgreSQL at 127.0.0.1:5432 (Debian's postgresql: installed and
+# started here, in a cluster of its own, when nothing answers there).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export PATH="$HOME/.cargo/bin:$PATH"
 
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
+apt_updated=""
+# Installs Debian packages, updating the package lists once per run.
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    $sudo apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# Apache Kafka runs on Java and is fetched with Maven.
+if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+  echo "installing Debian's Java runtime and Maven for Apache Kafka..." >&2
+  apt_install default-jre-headless maven
+fi
 "$root/deploy/local-broker.sh" install
+
 # The SFTP mailbox tests run Debian's OpenSSH server (sshd) on a loopback port.
 if [ ! -x "${SSHD_BIN:-/usr/sbin/sshd}" ] || ! command -v ssh-keygen >/dev/null; then
   echo "installing Debian's openssh-server for the SFTP tests..." >&2
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends openssh-server openssh-client >/dev/null
+  apt_install openssh-server openssh-client
 fi
+
 # The store's tests use PostgreSQL as well as SQLite (GRIDSYNC_TEST_POSTGRES_URL overrides).
 postgres_url=${GRIDSYNC_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+if [ -z "${GRIDSYNC_TEST_POSTGRES_URL:-}" ] && ! { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; }; then
+  if ! command -v pg_createcluster >/dev/null; then
+    echo "installing Debian's postgresql for the store's tests..." >&2
+    apt_install postgresql postgresql-client
+  fi
+  version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+  # A cluster of gridsync's own on 127.0.0.1:5432, trusting local connections: test data only.
+  if pg_lsclusters -h | awk '{print $1" "$2}' | grep -qx "$version gridsync"; then
+    $sudo pg_ctlcluster "$version" gridsync start
+  else
+    echo "starting a PostgreSQL $version cluster for the tests on 127.0.0.1:5432..." >&2
+    $sudo pg_createcluster "$version" gridsync -p 5432 --start -- --auth-host=trust --auth-local=trust >/dev/null
+  fi
+  for _ in $(seq 1 100); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+  psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'test'" | grep -q 1 \
+    || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE test"
+fi
 if command -v pg_isready >/dev/null && ! pg_isready -q -d "$postgres_url"; then
   echo "PostgreSQL is not answering at $postgres_url: start it, or set GRIDSYNC_TEST_POSTGRES_URL" >&2
   exit 1

@@ -1,27 +1,55 @@
-//! Produce → consume throughput on a local Tansu broker, events/s.
+//! Throughput on a local Apache Kafka broker, in one run: raw rdkafka beside
+//! gridsync's own path, on the same records, so the difference is gridsync's.
 //!
 //! `cargo bench -p gridsync-tests --bench kafka_throughput`
-//! (`GRIDSYNC_BENCH_EVENTS` sets the count, default 5000; `GRIDSYNC_BENCH_BROKERS`
+//! (`GRIDSYNC_BENCH_EVENTS` sets the count, default 20000; `GRIDSYNC_BENCH_BROKERS`
 //! measures an existing cluster instead of starting a local broker).
+//!
+//! - produce: raw `FutureProducer` sends of pre-encoded payloads, against
+//!   `EventProducer::publish` (Avro encoding, headers, trace context); both
+//!   idempotent with `acks=all`, every record awaited.
+//! - consume: a raw `StreamConsumer` reading the records, against gridsync's
+//!   consumer loop (`run_consumer`: per-partition workers, decoding, offsets
+//!   stored after the work) with a handler that only counts.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
 
 use futures::{stream, StreamExt};
 use gridsync_core::{
-    kafka::{admin::apply_topics, EventProducer},
-    telemetry::Metrics,
+    config::KafkaArgs,
+    kafka::{
+        admin::apply_topics, run_consumer, ConsumerServices, ConsumerSettings, EventProducer, Handler, HandlerError,
+        Record, RetryPolicy,
+    },
+    registry::EventDecoder,
+    telemetry::{Health, Metrics},
 };
-use gridsync_schemas::{catalog::catalog, codec, samples::sample, EventType};
+use gridsync_schemas::{
+    catalog::{RecordKey, TopicSpec},
+    codec,
+    samples::sample,
+    EventType,
+};
 use gridsync_tests::{unique_prefix, Broker};
 use rdkafka::{
     consumer::{Consumer, StreamConsumer},
-    ClientConfig, Message,
+    producer::{FutureProducer, FutureRecord},
+    ClientConfig,
 };
+use tokio_util::sync::CancellationToken;
+
+const PARTITIONS: i32 = 6;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let events: u64 = std::env::var("GRIDSYNC_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
-    // An external broker (`GRIDSYNC_BENCH_BROKERS`) or a fresh local one.
+    let events: u64 = std::env::var("GRIDSYNC_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     let local = match std::env::var("GRIDSYNC_BENCH_BROKERS") {
         Ok(_) => None,
         Err(_) => Some(Broker::start()?),
@@ -31,52 +59,161 @@ async fn main() -> anyhow::Result<()> {
         None => std::env::var("GRIDSYNC_BENCH_BROKERS")?,
     };
     let prefix = unique_prefix("bench");
-    let kafka = gridsync_core::config::KafkaArgs {
-        topic_prefix: prefix.clone(),
-        ..gridsync_core::config::KafkaArgs::for_brokers(&brokers)
+    let kafka = KafkaArgs { topic_prefix: prefix.clone(), ..KafkaArgs::for_brokers(&brokers) };
+    let (raw_topic, gridsync_topic) = (format!("{prefix}raw"), format!("{prefix}gridsync"));
+    let spec = |name: &str| TopicSpec {
+        name: name.to_owned(),
+        description: String::new(),
+        events: vec![],
+        key: RecordKey::default(),
+        partitions: PARTITIONS,
+        replication_factor: 1,
+        config: BTreeMap::new(),
+        dead_letter_of: None,
     };
-    let catalog = catalog()?.with_prefix(&prefix);
-    apply_topics(&kafka, &catalog.topics, false).await?;
-    let topic = catalog.topic_for(EventType::PurchaseOrderReceived).name.clone();
-    let producer = EventProducer::new(&kafka, Metrics::new("bench")?)?;
+    let dead_letters = format!("{prefix}bench.dlq");
+    apply_topics(&kafka, &[spec(&raw_topic), spec(&gridsync_topic), spec(&dead_letters)], false).await?;
+
     let samples: Vec<_> =
         (0..events).map(|i| sample(EventType::PurchaseOrderReceived, &format!("P{}", i % 50), i)).collect();
-
-    let started = Instant::now();
-    let results: Vec<_> =
-        stream::iter(&samples).map(|event| producer.publish(event, None)).buffer_unordered(1024).collect().await;
-    let produce_secs = started.elapsed().as_secs_f64();
-    let failed = results.iter().filter(|r| r.is_err()).count();
-    anyhow::ensure!(failed == 0, "{failed} records were not acknowledged");
-
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", format!("{prefix}bench"))
-        .set("auto.offset.reset", "earliest")
-        .create()?;
-    consumer.subscribe(&[&topic])?;
     let codec = codec()?;
-    let consume_started = Instant::now();
-    let mut first_at = None;
-    let mut received = 0u64;
-    while received < events {
-        let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv()).await??;
-        first_at.get_or_insert_with(Instant::now);
-        codec.decode(message.payload().unwrap_or_default())?;
-        received += 1;
-    }
-    let group_join = first_at.map_or(0.0, |t| (t - consume_started).as_secs_f64());
-    let consume_secs = consume_started.elapsed().as_secs_f64() - group_join;
+    let encoded: Vec<(String, Vec<u8>)> = samples
+        .iter()
+        .map(|e| Ok((e.envelope().record_key(), codec.encode(e)?)))
+        .collect::<Result<_, gridsync_schemas::CodecError>>()?;
+
+    // Produce: raw, then gridsync's publisher.
+    let raw_producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()?;
+    let raw_produce = timed(|| async {
+        let sends = stream::iter(&encoded)
+            .map(|(key, payload)| {
+                raw_producer.send(FutureRecord::to(&raw_topic).key(key).payload(payload), Duration::from_secs(30))
+            })
+            .buffer_unordered(1024)
+            .collect::<Vec<_>>()
+            .await;
+        anyhow::ensure!(sends.iter().all(Result::is_ok), "raw: some records were not acknowledged");
+        Ok(())
+    })
+    .await?;
+    let producer = EventProducer::new(&kafka, Metrics::new("bench")?)?;
+    let gridsync_produce = timed(|| async {
+        let sends = stream::iter(&samples)
+            .map(|event| producer.publish_to(&gridsync_topic, event, None))
+            .buffer_unordered(1024)
+            .collect::<Vec<_>>()
+            .await;
+        anyhow::ensure!(sends.iter().all(Result::is_ok), "gridsync: some records were not acknowledged");
+        Ok(())
+    })
+    .await?;
+
+    // Consume: raw, then gridsync's consumer loop, each as a new group from the start.
+    let raw_consume = {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", format!("{prefix}raw"))
+            .set("auto.offset.reset", "earliest")
+            .create()?;
+        consumer.subscribe(&[&raw_topic])?;
+        // The clock starts at the first record: group join is not throughput.
+        tokio::time::timeout(Duration::from_secs(60), consumer.recv()).await??;
+        let started = Instant::now();
+        for _ in 1..events {
+            tokio::time::timeout(Duration::from_secs(60), consumer.recv()).await??;
+        }
+        started.elapsed()
+    };
+    let gridsync_consume = consume_with_runtime(&kafka, &gridsync_topic, &dead_letters, events).await?;
 
     let on = match &local {
-        Some(_) => "a local Tansu 0.6.0 with SQLite storage".to_owned(),
+        Some(_) => format!("a local Apache Kafka ({})", brokers),
         None => brokers.clone(),
     };
-    println!("kafka_throughput: {events} PurchaseOrderReceived events (5 lines each) on {on}");
+    println!("kafka_throughput: {events} PurchaseOrderReceived events (5 lines each, {PARTITIONS} partitions) on {on}");
+    println!("  {:<58} {:>12} {:>12}", "", "raw rdkafka", "gridsync");
+    let rate = |d: Duration| events as f64 / d.as_secs_f64();
     println!(
-        "  produce (idempotent, acks=all, acknowledged): {:>10.0} events/s  ({produce_secs:.2} s)",
-        events as f64 / produce_secs
+        "  {:<58} {:>10.0}/s {:>10.0}/s",
+        "produce (idempotent, acks=all, every record acknowledged)",
+        rate(raw_produce),
+        rate(gridsync_produce)
     );
-    println!("  consume + decode:                            {:>10.0} events/s  ({consume_secs:.2} s, after {group_join:.2} s group join)", events as f64 / consume_secs);
+    println!(
+        "  {:<58} {:>10.0}/s {:>10.0}/s",
+        "consume (gridsync: decode, per-partition workers, offsets)",
+        rate(raw_consume),
+        rate(gridsync_consume)
+    );
     Ok(())
+}
+
+async fn timed<F, Fut>(work: F) -> anyhow::Result<Duration>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let started = Instant::now();
+    work().await?;
+    Ok(started.elapsed())
+}
+
+/// Counts records and stops the consumer once all have arrived.
+struct Counting {
+    seen: AtomicU64,
+    first_at: std::sync::OnceLock<Instant>,
+    want: u64,
+    done: CancellationToken,
+}
+
+impl Handler for Counting {
+    async fn handle(&self, _record: &Record) -> Result<(), HandlerError> {
+        self.first_at.get_or_init(Instant::now);
+        if self.seen.fetch_add(1, Ordering::Relaxed) + 1 == self.want {
+            self.done.cancel();
+        }
+        Ok(())
+    }
+}
+
+/// Runs gridsync's consumer loop over `topic` until every record was handled;
+/// the time from the first record handled to the last.
+async fn consume_with_runtime(
+    kafka: &KafkaArgs,
+    topic: &str,
+    dead_letters: &str,
+    events: u64,
+) -> anyhow::Result<Duration> {
+    let done = CancellationToken::new();
+    let handler =
+        Arc::new(Counting { seen: AtomicU64::new(0), first_at: Default::default(), want: events, done: done.clone() });
+    let settings = ConsumerSettings {
+        name: "bench".into(),
+        group_id: format!("{}runtime", kafka.topic_prefix),
+        topics: vec![topic.to_owned()],
+        dead_letter_topic: dead_letters.to_owned(),
+        retry: RetryPolicy::default(),
+        partition_buffer: 64,
+        handler_timeout: gridsync_core::kafka::consumer::DEFAULT_HANDLER_TIMEOUT,
+    };
+    let metrics = Metrics::new("bench-consumer")?;
+    let services = ConsumerServices {
+        decoder: EventDecoder::new(None)?,
+        producer: EventProducer::new(kafka, metrics.clone())?,
+        metrics,
+        health: Health::default(),
+    };
+    let run = tokio::spawn({
+        let (kafka, handler, done) = (kafka.clone(), handler.clone(), done.clone());
+        async move { run_consumer(&kafka, settings, handler, services, done).await }
+    });
+    tokio::time::timeout(Duration::from_secs(300), done.cancelled()).await?;
+    let finished = Instant::now();
+    run.await??;
+    let first = handler.first_at.get().copied().unwrap_or(finished);
+    Ok(finished - first)
 }

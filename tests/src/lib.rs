@@ -1,14 +1,18 @@
-//! Test harness: a real Kafka-compatible broker (Tansu) per test binary, and
-//! helpers to produce and read records through rdkafka; a real OpenSSH server
-//! for the SFTP mailbox.
+//! Test harness: a real Apache Kafka broker per test binary, and helpers to
+//! produce and read records through rdkafka; a real OpenSSH server for the
+//! SFTP mailbox.
 
 pub mod ssh;
 
 use std::{
     net::TcpListener,
+    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::atomic::{AtomicU32, Ordering},
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc, Mutex, OnceLock,
+    },
     time::{Duration, Instant},
 };
 
@@ -21,17 +25,9 @@ use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
 };
 
-/// The Tansu binary: `$TANSU_BIN`, else `tansu` on PATH, else `~/.cargo/bin/tansu`.
-pub fn tansu_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("TANSU_BIN") {
-        return bin.into();
-    }
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join("tansu"))
-        .find(|p| p.is_file());
-    on_path.unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo/bin/tansu"))
+/// The workspace's root folder (where `deploy/` is).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// A free TCP port on 127.0.0.1.
@@ -39,59 +35,122 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
 }
 
-/// A Tansu broker on a free loopback port with SQLite storage in a temporary
-/// folder, stopped on drop.
+/// An Apache Kafka broker (KRaft, one node) on free loopback ports, run by
+/// `deploy/local-broker.sh serve` with its data in a folder of its own.
 ///
-/// Not `memory://`: Tansu 0.6.0's memory engine answers a fetch that starts in
-/// the middle of a record batch with nothing from that batch, so a consumer
-/// resuming from a committed offset silently skips records (see
-/// `tests/tests/broker.rs`). Its SQLite engine serves such fetches correctly.
+/// Most tests share one per test binary ([`Broker::shared`]) and keep apart by
+/// topic and group prefixes ([`unique_prefix`]): a JVM broker takes seconds to
+/// start. A test that stops or restarts its broker starts its own
+/// ([`Broker::start`]), which is killed and removed on drop.
 pub struct Broker {
-    child: Option<Child>,
+    child: Mutex<Option<Child>>,
     port: u16,
-    dir: tempfile::TempDir,
+    controller_port: u16,
+    dir: PathBuf,
+    /// Dedicated brokers own a temporary folder, removed on drop.
+    _owned_dir: Option<tempfile::TempDir>,
+    shared: bool,
 }
 
 impl Broker {
+    /// A broker of this test's own, for tests that stop or restart it.
     pub fn start() -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let mut broker = Broker { child: None, port: free_port(), dir };
-        broker.spawn()?;
+        let dir = tempfile::Builder::new().prefix("gridsync-kafka-").tempdir()?;
+        let broker = Broker {
+            child: Mutex::new(None),
+            port: free_port(),
+            controller_port: free_port(),
+            dir: dir.path().to_path_buf(),
+            _owned_dir: Some(dir),
+            shared: false,
+        };
+        broker.spawn(false)?;
         Ok(broker)
     }
 
-    /// Stops the broker and starts it again on the same port and storage.
-    pub fn restart(&mut self) -> anyhow::Result<()> {
-        self.stop();
-        self.spawn()
+    /// The broker every test of this binary shares, started on first use and
+    /// killed when the test process exits.
+    pub fn shared() -> anyhow::Result<Arc<Broker>> {
+        static SHARED: OnceLock<Result<Arc<Broker>, String>> = OnceLock::new();
+        SHARED.get_or_init(|| Broker::launch_shared().map_err(|e| format!("{e:#}"))).clone().map_err(anyhow::Error::msg)
     }
 
-    fn spawn(&mut self) -> anyhow::Result<()> {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        // Relative to the broker's working folder, the temporary one.
-        let storage = "sqlite://tansu.db";
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("tansu.log"))?;
-        let child = Command::new(tansu_binary())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", storage])
-            .current_dir(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(log)
+    /// Spawns the shared broker from a thread that lives as long as the process:
+    /// the broker gets SIGKILL when that thread ends (PR_SET_PDEATHSIG), so no
+    /// test process leaves a JVM behind, however it ends.
+    fn launch_shared() -> anyhow::Result<Arc<Broker>> {
+        remove_stale_shared_dirs();
+        let dir = std::env::temp_dir().join(format!("gridsync-kafka-shared-{}", std::process::id()));
+        let broker = Arc::new(Broker {
+            child: Mutex::new(None),
+            port: free_port(),
+            controller_port: free_port(),
+            dir,
+            _owned_dir: None,
+            shared: true,
+        });
+        let (started, result) = std::sync::mpsc::channel();
+        let spawned = Arc::clone(&broker);
+        std::thread::Builder::new().name("shared-kafka".into()).spawn(move || {
+            let _ = started.send(spawned.spawn(true));
+            loop {
+                std::thread::park();
+            }
+        })?;
+        result.recv().context("the thread starting Kafka ended")??;
+        Ok(broker)
+    }
+
+    fn spawn(&self, die_with_parent_thread: bool) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("kafka.log"))?;
+        let script = workspace_root().join("deploy/local-broker.sh");
+        let mut command = Command::new("bash");
+        command
+            .arg(&script)
+            .args(["serve", &self.dir.to_string_lossy(), &self.port.to_string(), &self.controller_port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        if die_with_parent_thread {
+            // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                command.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let child = command
             .spawn()
-            .with_context(|| {
-                format!("starting {} (deploy/local-broker.sh install installs it)", tansu_binary().display())
-            })?;
-        self.child = Some(child);
-        self.wait_ready(Duration::from_secs(30))
+            .with_context(|| format!("starting Kafka with {} (needs Java 17+ and Maven)", script.display()))?;
+        *self.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+        self.wait_ready(Duration::from_secs(120))
     }
 
-    /// Starts a stopped broker again on the same port and storage.
-    pub fn start_again(&mut self) -> anyhow::Result<()> {
-        self.spawn()
+    /// Stops the broker and starts it again on the same ports and log folder.
+    pub fn restart(&self) -> anyhow::Result<()> {
+        self.stop();
+        self.start_again()
     }
 
-    /// Kills the broker (Kafka "down"); `start_again` brings it back.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+    /// Starts a stopped broker again on the same ports and log folder.
+    pub fn start_again(&self) -> anyhow::Result<()> {
+        self.spawn(false)
+    }
+
+    /// Kills the broker (Kafka "down"); `start_again` brings it back. Only a
+    /// test's own broker: the shared one serves the other tests.
+    pub fn stop(&self) {
+        assert!(!self.shared, "the shared broker serves every test of this binary: stop a Broker::start() one");
+        self.kill();
+    }
+
+    fn kill(&self) {
+        if let Some(mut child) = self.child.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -101,11 +160,18 @@ impl Broker {
         let started = Instant::now();
         let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", self.brokers()).create()?;
         loop {
-            if producer.client().fetch_metadata(None, Duration::from_secs(2)).is_ok() {
+            let exited = match self.child.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                Some(child) => child.try_wait()?,
+                None => None,
+            };
+            if let Some(status) = exited {
+                bail!("Kafka exited ({status}) while starting; its log: {}", self.dir.join("kafka.log").display());
+            }
+            if producer.client().fetch_metadata(None, Duration::from_secs(2)).is_ok_and(|m| !m.brokers().is_empty()) {
                 return Ok(());
             }
             if started.elapsed() > timeout {
-                bail!("broker on port {} not ready after {timeout:?}", self.port);
+                bail!("Kafka on port {} not ready after {timeout:?}; log in {}", self.port, self.dir.display());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -123,23 +189,39 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        self.stop();
+        self.kill();
+    }
+}
+
+/// Removes the folders of shared brokers whose test process has ended.
+fn remove_stale_shared_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("gridsync-kafka-shared-")) else { continue };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
 /// A broker with the catalog's topics applied under a unique prefix, and a
 /// producer for them: the starting point of most pipeline tests.
 pub struct Pipeline {
-    pub broker: Broker,
+    pub broker: Arc<Broker>,
     pub kafka: KafkaArgs,
     pub catalog: gridsync_schemas::catalog::TopicCatalog,
     pub producer: gridsync_core::kafka::EventProducer,
 }
 
 impl Pipeline {
-    /// `registry_url` makes the producer write the Confluent framing.
+    /// On the shared broker. `registry_url` makes the producer write the Confluent framing.
     pub async fn start(name: &str, registry_url: Option<&str>) -> anyhow::Result<Self> {
-        let broker = Broker::start()?;
+        Self::start_on(Broker::shared()?, name, registry_url).await
+    }
+
+    /// On the given broker (a test's own, to stop and start).
+    pub async fn start_on(broker: Arc<Broker>, name: &str, registry_url: Option<&str>) -> anyhow::Result<Self> {
         let prefix = unique_prefix(name);
         let kafka = KafkaArgs { schema_registry_url: registry_url.map(str::to_owned), ..broker.kafka_args(&prefix) };
         let catalog = gridsync_schemas::catalog::catalog()?.with_prefix(&prefix);

@@ -14,7 +14,7 @@ use gridsync_amplience::{
     DeliveryKey, ManagementClient, NewContentItem, Secret,
 };
 use gridsync_schemas::{codec, events::Event, EventType};
-use gridsync_tests::{free_port, metric_value, payload, read_topic, workspace_binary, Pipeline};
+use gridsync_tests::{free_port, metric_value, payload, read_topic, workspace_binary, Broker, Pipeline};
 use rdkafka::message::{Headers, Message};
 use serde_json::{json, Value};
 
@@ -35,7 +35,16 @@ struct Harness {
 
 impl Harness {
     async fn start(name: &str) -> Self {
-        let pipeline = Pipeline::start(name, None).await.unwrap();
+        Self::start_with(Pipeline::start(name, None).await.unwrap()).await
+    }
+
+    /// On a broker of the test's own, which it may stop.
+    async fn start_on_own_broker(name: &str) -> Self {
+        let broker = std::sync::Arc::new(Broker::start().unwrap());
+        Self::start_with(Pipeline::start_on(broker, name, None).await.unwrap()).await
+    }
+
+    async fn start_with(pipeline: Pipeline) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (listen, metrics) = (free_port(), free_port());
         let webhook_url = format!("http://127.0.0.1:{listen}/webhooks/amplience");
@@ -243,7 +252,7 @@ async fn forged_unsigned_and_oversized_webhooks_are_refused_counted_and_quaranti
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_webhook_while_kafka_is_down_gets_503_and_succeeds_on_redelivery() {
-    let mut h = Harness::start("amp-kafka-down").await;
+    let h = Harness::start_on_own_broker("amp-kafka-down").await;
     let finance = h.finance();
     let repo = h.config.repositories[0].clone();
     let item = finance.create_item(&repo, &payment_item("INV9002")).await.unwrap();

@@ -29,7 +29,7 @@ async fn get(url: &str) -> Option<(u16, String)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
-    let broker = Broker::start().unwrap();
+    let broker = Broker::shared().unwrap();
     let prefix = unique_prefix("binaries");
 
     let applied = gridsync(&["topics", "apply"], &broker, &prefix);

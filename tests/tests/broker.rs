@@ -1,10 +1,10 @@
-//! The broker the tests and the local run use must behave like Kafka where our
-//! guarantees depend on it.
+//! The broker the tests and the local run use (Apache Kafka, started by
+//! `deploy/local-broker.sh`) keeps what our guarantees depend on.
 
 use std::time::Duration;
 
 use futures::future::join_all;
-use gridsync_tests::Broker;
+use gridsync_tests::{unique_prefix, Broker};
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
@@ -55,17 +55,18 @@ fn read_from(brokers: &str, topic: &str, start: i64, want: usize) -> Vec<i64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fetch_from_the_middle_of_a_batch_returns_the_rest_of_it() {
-    let broker = Broker::start().unwrap();
-    let offsets = produce_one_batch(&broker.brokers(), "mid-batch", 25).await;
+    let broker = Broker::shared().unwrap();
+    let topic = format!("{}mid-batch", unique_prefix("broker"));
+    let offsets = produce_one_batch(&broker.brokers(), &topic, 25).await;
     assert_eq!(offsets, (0..25).collect::<Vec<_>>());
     // What a consumer resuming from a committed offset does.
-    assert_eq!(read_from(&broker.brokers(), "mid-batch", 10, 15), (10..25).collect::<Vec<_>>());
-    assert_eq!(read_from(&broker.brokers(), "mid-batch", 24, 1), vec![24]);
+    assert_eq!(read_from(&broker.brokers(), &topic, 10, 15), (10..25).collect::<Vec<_>>());
+    assert_eq!(read_from(&broker.brokers(), &topic, 24, 1), vec![24]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn records_survive_a_broker_restart() {
-    let mut broker = Broker::start().unwrap();
+    let broker = Broker::start().unwrap();
     produce_one_batch(&broker.brokers(), "durable", 5).await;
     broker.restart().unwrap();
     assert_eq!(read_from(&broker.brokers(), "durable", 0, 5), (0..5).collect::<Vec<_>>());

@@ -73,7 +73,7 @@ fn confluent(id: u32, datum: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread")]
 async fn confluent_framed_events_round_trip_through_broker_and_registry() {
     let (url, _) = start_registry().await;
-    let broker = Broker::start().unwrap();
+    let broker = Broker::shared().unwrap();
     let prefix = unique_prefix("registry");
     let kafka =
         gridsync_core::config::KafkaArgs { schema_registry_url: Some(url.clone()), ..broker.kafka_args(&prefix) };

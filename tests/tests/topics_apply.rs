@@ -1,12 +1,12 @@
 //! `topics apply` is idempotent and reconciles drift, on a real broker.
 
-use gridsync_core::kafka::admin::{apply_topics, AdminError, TopicChange};
+use gridsync_core::kafka::admin::{apply_topics, TopicChange};
 use gridsync_schemas::catalog::catalog;
 use gridsync_tests::{unique_prefix, Broker};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn applying_the_catalog_twice_changes_nothing_the_second_time() {
-    let broker = Broker::start().unwrap();
+    let broker = Broker::shared().unwrap();
     let prefix = unique_prefix("apply");
     let kafka = broker.kafka_args(&prefix);
     let topics = catalog().unwrap().with_prefix(&prefix).topics;
@@ -24,8 +24,8 @@ async fn applying_the_catalog_twice_changes_nothing_the_second_time() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn drift_is_reported_exactly_and_an_unsupported_request_is_named() {
-    let broker = Broker::start().unwrap();
+async fn drift_is_reported_exactly_then_reconciled() {
+    let broker = Broker::shared().unwrap();
     let prefix = unique_prefix("drift");
     let kafka = broker.kafka_args(&prefix);
     let mut topics = catalog().unwrap().with_prefix(&prefix).topics;
@@ -48,17 +48,8 @@ async fn drift_is_reported_exactly_and_an_unsupported_request_is_named() {
     };
     assert_eq!(apply_topics(&kafka, &topics, true).await.unwrap(), vec![partitions.clone(), retention.clone()]);
 
-    // Kafka applies both. Tansu 0.6.0 implements neither CreatePartitions nor
-    // AlterConfigs: the error names the request and what is left to do.
-    match apply_topics(&kafka, &topics, false).await {
-        Ok(changes) => {
-            assert_eq!(changes, vec![partitions, retention]);
-            assert!(apply_topics(&kafka, &topics, false).await.unwrap().is_empty());
-        }
-        Err(AdminError::Unsupported { request, pending }) => {
-            assert_eq!(request, "CreatePartitions");
-            assert_eq!(pending, vec![partitions]);
-        }
-        Err(other) => panic!("unexpected error: {other}"),
-    }
+    // Kafka applies both (CreatePartitions, IncrementalAlterConfigs), and then the
+    // catalog and the broker agree.
+    assert_eq!(apply_topics(&kafka, &topics, false).await.unwrap(), vec![partitions, retention]);
+    assert!(apply_topics(&kafka, &topics, false).await.unwrap().is_empty(), "no drift left");
 }

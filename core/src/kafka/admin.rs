@@ -80,6 +80,11 @@ async fn describe_cluster(
     .await?
 }
 
+/// The partition count of `topic` now (0 when it cannot be read).
+async fn partition_count(admin: &Arc<AdminClient<DefaultClientContext>>, topic: &str) -> i32 {
+    describe_cluster(admin).await.ok().and_then(|(topics, _)| topics.get(topic).copied()).unwrap_or(0)
+}
+
 /// Current values of the configs the catalog manages, per topic.
 async fn describe_configs(
     admin: &AdminClient<DefaultClientContext>,
@@ -154,7 +159,15 @@ pub async fn apply_topics(
         for result in
             admin.create_partitions(&grow, &options).await.map_err(unsupported("CreatePartitions", &pending))?
         {
-            result.map_err(|(topic, code)| AdminError::Topic { operation: "add partitions to", topic, code })?;
+            match result {
+                Ok(_) => {}
+                // A request librdkafka retried after a slow first answer finds the partitions
+                // it added: done, if the topic now has as many as wanted.
+                Err((topic, RDKafkaErrorCode::InvalidPartitions))
+                    if partition_count(&admin, &topic).await
+                        >= present.iter().find(|t| t.name == topic).map_or(i32::MAX, |t| t.partitions) => {}
+                Err((topic, code)) => return Err(AdminError::Topic { operation: "add partitions to", topic, code }),
+            }
         }
     }
 
