@@ -14,9 +14,9 @@ use crate::{
     telemetry::{self, Health, Metrics},
 };
 
-/// Flags every consumer binary takes.
+/// Flags every consumer binary takes, and its own (`A`).
 #[derive(Debug, Parser)]
-pub struct ConsumerCli {
+pub struct ConsumerCli<A: clap::Args> {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
@@ -27,6 +27,13 @@ pub struct ConsumerCli {
     /// past four times this, the partition is paused until its worker catches up.
     #[arg(long, env = "GRIDSYNC_PARTITION_BUFFER", default_value_t = 64)]
     pub partition_buffer: usize,
+    /// Longest one attempt of a record's work may take; past it the attempt is
+    /// abandoned and retried like any transient failure, so a hung call never
+    /// holds up the partition or shutdown.
+    #[arg(long, env = "GRIDSYNC_HANDLER_TIMEOUT_MS", default_value_t = 60_000)]
+    pub handler_timeout_ms: u64,
+    #[command(flatten)]
+    pub flow: A,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,10 +108,16 @@ impl Runtime {
 }
 
 /// What a handler factory gets to build its handler with.
+#[derive(Clone)]
 pub struct ConsumerDeps {
+    /// The consumer's name in the catalog.
+    pub name: String,
     pub producer: EventProducer,
     pub metrics: Metrics,
     pub kafka: KafkaArgs,
+    pub health: Health,
+    /// Cancelled on SIGTERM/SIGINT: background work (timers) stops with it.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The metrics address: the flag, else 127.0.0.1:`default_port`.
@@ -113,24 +126,49 @@ pub fn metrics_addr(telemetry: &TelemetryArgs, default_port: u16) -> SocketAddr 
 }
 
 /// Runs the consumer named `name` in the catalog until SIGTERM/SIGINT.
-pub async fn run_consumer_binary<H, F>(
+/// `make_handler` sets the flow up (stores, API clients) before consuming starts.
+pub async fn run_consumer_binary<A, H, F, Fut>(
     name: &str,
     default_metrics_port: u16,
-    cli: ConsumerCli,
+    cli: ConsumerCli<A>,
     make_handler: F,
 ) -> Result<(), AppError>
 where
+    A: clap::Args,
     H: Handler,
-    F: FnOnce(&ConsumerDeps) -> Result<H, AppError>,
+    F: FnOnce(ConsumerDeps, A) -> Fut,
+    Fut: std::future::Future<Output = Result<H, AppError>>,
 {
     let Runtime { shutdown, metrics, health, server } =
         Runtime::start(name, &cli.telemetry, &cli.kafka, default_metrics_port).await?;
     let catalog = catalog::catalog()?.with_prefix(&cli.kafka.topic_prefix);
-    let settings = ConsumerSettings::from_catalog(catalog.consumer(name)?, cli.retry, cli.partition_buffer);
+    let mut settings = ConsumerSettings::from_catalog(catalog.consumer(name)?, cli.retry, cli.partition_buffer);
+    settings.handler_timeout = std::time::Duration::from_millis(cli.handler_timeout_ms.max(1));
     let producer = EventProducer::new(&cli.kafka, metrics.clone())?;
     let decoder = EventDecoder::new(cli.kafka.schema_registry_url.as_deref())?;
-    let deps = ConsumerDeps { producer: producer.clone(), metrics: metrics.clone(), kafka: cli.kafka.clone() };
-    let handler = make_handler(&deps)?;
+    let deps = ConsumerDeps {
+        name: name.to_owned(),
+        producer: producer.clone(),
+        metrics: metrics.clone(),
+        kafka: cli.kafka.clone(),
+        health: health.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let handler = tokio::select! {
+        handler = make_handler(deps, cli.flow) => handler,
+        // A set-up waiting on an unreachable dependency must not outlive SIGTERM.
+        _ = shutdown.cancelled() => {
+            Runtime::finish(shutdown, server, &producer).await;
+            return Ok(());
+        }
+    };
+    let handler = match handler {
+        Ok(handler) => handler,
+        Err(e) => {
+            Runtime::finish(shutdown, server, &producer).await;
+            return Err(e);
+        }
+    };
 
     let services = ConsumerServices { decoder, producer: producer.clone(), metrics, health };
     let result = run_consumer(&cli.kafka, settings, handler, services, shutdown.clone()).await;
@@ -140,12 +178,14 @@ where
 
 /// The whole `main` of a consumer binary: parses flags, runs, and turns the
 /// outcome into an exit code with the error on stderr.
-pub fn consumer_main<H, F>(name: &str, default_metrics_port: u16, make_handler: F) -> std::process::ExitCode
+pub fn consumer_main<A, H, F, Fut>(name: &str, default_metrics_port: u16, make_handler: F) -> std::process::ExitCode
 where
+    A: clap::Args,
     H: Handler,
-    F: FnOnce(&ConsumerDeps) -> Result<H, AppError>,
+    F: FnOnce(ConsumerDeps, A) -> Fut,
+    Fut: std::future::Future<Output = Result<H, AppError>>,
 {
-    let cli = ConsumerCli::parse();
+    let cli = ConsumerCli::<A>::parse();
     block_on_main(name, run_consumer_binary(name, default_metrics_port, cli, make_handler))
 }
 
@@ -157,6 +197,11 @@ pub struct ObservingHandler {
 }
 
 impl ObservingHandler {
+    /// A `make_handler` for `consumer_main`, with no flags of its own.
+    pub async fn setup(deps: ConsumerDeps, _: NoArgs) -> Result<Self, AppError> {
+        Self::new(&deps)
+    }
+
     pub fn new(deps: &ConsumerDeps) -> Result<Self, AppError> {
         let observed = prometheus::IntCounterVec::new(
             prometheus::opts!(

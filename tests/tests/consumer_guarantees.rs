@@ -18,16 +18,19 @@ use gridsync_schemas::{
     catalog::{RecordKey, TopicSpec},
     codec,
     samples::sample,
-    EventType,
+    Event, EventType,
 };
-use gridsync_tests::{free_port, payload, processed_lines, read_topic, unique_prefix, wait_until, Broker};
+use gridsync_tests::{
+    free_port, metric_value, payload, processed_lines, read_topic, unique_prefix, wait_until, Broker,
+};
 use nix::{sys::signal, unistd::Pid};
 use rdkafka::{message::OwnedHeaders, Message};
 
 const PARTITIONS: i32 = 6;
+const DLQ_MAX_BYTES: usize = 100_000;
 
 struct Setup {
-    broker: Broker,
+    broker: std::sync::Arc<Broker>,
     topic: String,
     dlq: String,
     group: String,
@@ -36,7 +39,7 @@ struct Setup {
 }
 
 async fn setup(name: &str) -> Setup {
-    let broker = Broker::start().unwrap();
+    let broker = Broker::shared().unwrap();
     let prefix = unique_prefix(name);
     let kafka = broker.kafka_args(&prefix);
     let spec = |name: String, partitions| TopicSpec {
@@ -50,7 +53,10 @@ async fn setup(name: &str) -> Setup {
         dead_letter_of: None,
     };
     let (topic, dlq) = (format!("{prefix}probe"), format!("{prefix}probe.dlq"));
-    apply_topics(&kafka, &[spec(topic.clone(), PARTITIONS), spec(dlq.clone(), 1)], false).await.unwrap();
+    // Dead letters bigger than this are refused by the broker (see the too-large test).
+    let mut dlq_spec = spec(dlq.clone(), 1);
+    dlq_spec.config.insert("max.message.bytes".into(), DLQ_MAX_BYTES.to_string());
+    apply_topics(&kafka, &[spec(topic.clone(), PARTITIONS), dlq_spec], false).await.unwrap();
     let producer = EventProducer::new(&kafka, Metrics::new("test").unwrap()).unwrap();
     Setup { broker, topic, dlq, group: format!("{prefix}probe-group"), producer, dir: tempfile::tempdir().unwrap() }
 }
@@ -65,7 +71,12 @@ impl Setup {
     }
 
     fn spawn_probe_writing(&self, out: &Path, delay_ms: u64, metrics_port: Option<u16>) -> Child {
+        self.spawn_probe_with(out, delay_ms, metrics_port, &[])
+    }
+
+    fn spawn_probe_with(&self, out: &Path, delay_ms: u64, metrics_port: Option<u16>, extra: &[&str]) -> Child {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_probe-consumer"));
+        cmd.args(extra);
         cmd.args(["--brokers", &self.broker.brokers(), "--topic", &self.topic, "--group", &self.group])
             .args(["--dead-letter-topic", &self.dlq, "--delay-ms", &delay_ms.to_string()])
             .arg("--out")
@@ -83,8 +94,14 @@ impl Setup {
 
     /// Publishes `count` events with distinct keys over all partitions; returns their ids.
     async fn publish_many(&self, count: u64) -> BTreeSet<String> {
-        let events: Vec<_> =
-            (0..count).map(|i| sample(EventType::PurchaseOrderReceived, &format!("P{}", i % 37), i)).collect();
+        self.publish_many_from(0, count).await
+    }
+
+    /// Publishes events number `first..first + count` (distinct ids and keys per number).
+    async fn publish_many_from(&self, first: u64, count: u64) -> BTreeSet<String> {
+        let events: Vec<_> = (first..first + count)
+            .map(|i| sample(EventType::PurchaseOrderReceived, &format!("P{}", i % 37), i))
+            .collect();
         let results: Vec<_> = stream::iter(&events)
             .map(|e| self.producer.publish_to(&self.topic, e, None))
             .buffer_unordered(256)
@@ -289,14 +306,26 @@ async fn bad_records_are_dead_lettered_with_context_and_the_records_after_them_f
 #[tokio::test(flavor = "multi_thread")]
 async fn consumers_joining_and_leaving_the_group_share_the_work_and_lose_nothing() {
     let s = setup("rebalance").await;
-    let published = s.publish_many(1200).await;
+    let mut published = s.publish_many(600).await;
     let (out_a, out_b) = (s.dir.path().join("a.tsv"), s.dir.path().join("b.tsv"));
     let all_lines = || [processed_lines(&out_a), processed_lines(&out_b)].concat();
 
     let mut a = s.spawn_probe_writing(&out_a, 10, None);
     assert!(wait_until(Duration::from_secs(90), || all_lines().len() >= 100).await, "a never got going");
-    // b joins: the partitions are split between a and b.
-    let mut b = s.spawn_probe_writing(&out_b, 10, None);
+    // b joins: once the group has given it partitions, what is published next is split between a and b.
+    let b_metrics = free_port();
+    let mut b = s.spawn_probe_writing(&out_b, 10, Some(b_metrics));
+    let b_url = format!("http://127.0.0.1:{b_metrics}/metrics");
+    let mut assigned = false;
+    for _ in 0..900 {
+        if metric_value(&b_url, "gridsync_rebalances_total", r#"kind="assign""#).await >= 1.0 {
+            assigned = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(assigned, "b was never assigned partitions");
+    published.extend(s.publish_many_from(600, 600).await);
     assert!(
         wait_until(Duration::from_secs(90), || !processed_lines(&out_b).is_empty()).await,
         "b never got partitions"
@@ -387,6 +416,53 @@ async fn a_partition_stuck_on_a_record_does_not_hold_up_the_others() {
         (0..held.len() as i64).collect::<Vec<_>>(),
         "the stuck partition ran in order from its first record"
     );
+    sigterm(&probe);
+    assert!(wait_exit(&mut probe, Duration::from_secs(30)).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_attempt_times_out_and_is_retried_instead_of_holding_the_partition() {
+    let s = setup("hang").await;
+    // One business key: one partition, the hung record first.
+    let mut hang = sample(EventType::PurchaseOrderReceived, "P1", 1);
+    hang.envelope_mut().correlation_id = "HANG".into();
+    let mut after = sample(EventType::PurchaseOrderReceived, "P1", 2);
+    after.envelope_mut().business_key = hang.envelope().business_key.clone();
+    for event in [&hang, &after] {
+        s.producer.publish_to(&s.topic, event, None).await.unwrap();
+    }
+    let port = free_port();
+    let mut probe = s.spawn_probe_with(&s.out(), 0, Some(port), &["--handler-timeout-ms", "300"]);
+    let both = wait_until(Duration::from_secs(60), || ids(&s.out()).len() == 2).await;
+    assert!(both, "the hung record was abandoned, retried and processed, and the next one after it");
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    assert_eq!(metric_value(&url, "gridsync_failures_total", r#"reason="timeout""#).await, 1.0);
+    assert_eq!(ids(&s.out()), [hang.envelope().event_id.clone(), after.envelope().event_id.clone()], "in order");
+    sigterm(&probe);
+    assert!(wait_exit(&mut probe, Duration::from_secs(30)).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_letter_too_large_for_kafka_is_truncated_and_says_so() {
+    let s = setup("huge").await;
+    let mut poison = sample(EventType::PurchaseOrderReceived, "P1", 1);
+    poison.envelope_mut().business_key = "POISON-HUGE".into();
+    if let Event::PurchaseOrderReceived(po) = &mut poison {
+        po.lines[0].description = Some("x".repeat(2 * DLQ_MAX_BYTES));
+    }
+    let after = sample(EventType::PurchaseOrderReceived, "P1", 2);
+    for event in [&poison, &after] {
+        s.producer.publish_to(&s.topic, event, None).await.unwrap();
+    }
+    let mut probe = s.spawn_probe(0, None);
+    assert!(wait_until(Duration::from_secs(60), || ids(&s.out()).len() == 1).await, "the record after it flowed");
+    let dead = read_topic(&s.broker.brokers(), &s.dlq, 1, Duration::from_secs(30)).unwrap();
+    assert_eq!(dead.len(), 1);
+    let header = |m: &rdkafka::message::OwnedMessage, name| headers::get(m.headers(), name).map(str::to_owned);
+    let original = codec().unwrap().encode(&poison).unwrap().len();
+    assert_eq!(header(&dead[0], dead_letter::TRUNCATED_FROM), Some(original.to_string()));
+    assert_eq!(payload(&dead[0]).len(), dead_letter::TRUNCATED_PAYLOAD_BYTES);
+    assert_eq!(header(&dead[0], dead_letter::ERROR_CLASS), Some("probe.poison".to_owned()));
     sigterm(&probe);
     assert!(wait_exit(&mut probe, Duration::from_secs(30)).await.success());
 }

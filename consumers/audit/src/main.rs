@@ -5,5 +5,5 @@
 //! lands with its own issue; until then it observes and counts every event.
 
 fn main() -> std::process::ExitCode {
-    gridsync_core::app::consumer_main("audit", 9475, gridsync_core::app::ObservingHandler::new)
+    gridsync_core::app::consumer_main("audit", 9475, gridsync_core::app::ObservingHandler::setup)
 }

@@ -80,6 +80,24 @@ impl HandlerError {
 /// idempotent: after a crash or a rebalance the same record can come again.
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, record: &Record) -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// Whether records of `event_type` (their `gridsync.event_type` header) are
+    /// this handler's. Others are skipped without being decoded, their offsets
+    /// stored: a consumer reads whole topics but may want only some types.
+    fn accepts(&self, _event_type: &str) -> bool {
+        true
+    }
+}
+
+/// A handler shared with its owner (tests, benchmarks, a flow that reads its state).
+impl<H: Handler> Handler for Arc<H> {
+    fn handle(&self, record: &Record) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        H::handle(self, record)
+    }
+
+    fn accepts(&self, event_type: &str) -> bool {
+        H::accepts(self, event_type)
+    }
 }
 
 /// Settings of one consumer.
@@ -93,6 +111,8 @@ pub struct ConsumerSettings {
     pub retry: RetryPolicy,
     /// Records buffered per partition worker; see `dispatch` for what happens when it is full.
     pub partition_buffer: usize,
+    /// Longest one attempt of the handler may take before it counts as a transient failure.
+    pub handler_timeout: std::time::Duration,
 }
 
 impl ConsumerSettings {
@@ -104,6 +124,7 @@ impl ConsumerSettings {
             dead_letter_topic: spec.dead_letter_topic.clone(),
             retry,
             partition_buffer: partition_buffer.max(1),
+            handler_timeout: DEFAULT_HANDLER_TIMEOUT,
         }
     }
 }
@@ -121,6 +142,9 @@ pub enum ConsumerError {
         source: KafkaError,
     },
 }
+
+/// How long one attempt of a handler may take unless configured.
+pub const DEFAULT_HANDLER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Defaults a deployment may change through `--kafka-option`.
 const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
@@ -223,6 +247,7 @@ pub(crate) async fn partition_worker<H: Handler>(
     worker_id: u64,
     mut inbox: mpsc::Receiver<OwnedMessage>,
     cancel: CancellationToken,
+    busy: Arc<std::sync::atomic::AtomicBool>,
 ) {
     // Offsets below this were processed by this worker already: a redelivery
     // after a rebalance is skipped, and the stored offset never goes backwards.
@@ -238,6 +263,7 @@ pub(crate) async fn partition_worker<H: Handler>(
         }
         let started = Instant::now();
         shared.metrics.record_received(message.topic());
+        let _busy = Busy::set(&busy);
         let Some(outcome) = process(&shared, &message, &cancel).await else {
             // Abandoned on shutdown or revoke: not stored, so redelivered.
             return;
@@ -245,8 +271,25 @@ pub(crate) async fn partition_worker<H: Handler>(
         if !store_offset(&shared, worker_id, &message) {
             return;
         }
+        drop(_busy);
         next_offset = Some(message.offset() + 1);
         shared.metrics.record_processed(message.topic(), outcome, started.elapsed());
+    }
+}
+
+/// Marks a worker busy with a record until dropped, however the work ends.
+struct Busy<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl<'a> Busy<'a> {
+    fn set(flag: &'a std::sync::atomic::AtomicBool) -> Self {
+        flag.store(true, std::sync::atomic::Ordering::Release);
+        Busy(flag)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -292,6 +335,10 @@ async fn process<H: Handler>(
     cancel: &CancellationToken,
 ) -> Option<&'static str> {
     let topic = message.topic();
+    // Another flow's event type: skipped unread (a record without the header is decoded and handled).
+    if headers::get(message.headers(), headers::EVENT_TYPE).is_some_and(|t| !shared.handler.accepts(t)) {
+        return Some("skipped");
+    }
     let payload = message.payload().unwrap_or_default();
     let decoder = &shared.decoder;
     let decoded = match retry(shared, cancel, topic, Stage::Decode, move || decoder.decode(payload)).await? {
@@ -323,8 +370,15 @@ async fn process<H: Handler>(
         key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
         trace,
     };
-    let (handler, record) = (&shared.handler, &record);
-    let handled = retry(shared, cancel, topic, Stage::Process, move || handler.handle(record)).instrument(span).await?;
+    let (handler, record, timeout) = (&shared.handler, &record, shared.settings.handler_timeout);
+    let handled = retry(shared, cancel, topic, Stage::Process, move || async move {
+        match tokio::time::timeout(timeout, handler.handle(record)).await {
+            Ok(result) => result,
+            Err(_) => Err(HandlerError::transient("timeout", format!("the attempt took longer than {timeout:?}"))),
+        }
+    })
+    .instrument(span)
+    .await?;
     match handled {
         Ok(()) => Some("ok"),
         Err(failure) => dead_letter(shared, message, failure, cancel).await,
@@ -385,10 +439,20 @@ async fn dead_letter<H>(
     let (producer, group, failure_ref) = (&shared.producer, &shared.settings.group_id, &failure);
     let sent = retry(shared, cancel, message.topic(), failure.stage, move || async move {
         let headers = dead_letter::headers(message, group, failure_ref);
-        producer
-            .send(dlq, message.key(), message.payload(), headers)
-            .await
-            .map_err(|e| HandlerError::transient("kafka.dead_letter", e))
+        match producer.send(dlq, message.key(), message.payload(), headers.clone()).await {
+            // Too large for Kafka as it is: keep its start, and say so, rather than retry for ever.
+            Err(e) if e.is_too_large() => {
+                let payload = message.payload().unwrap_or_default();
+                let size = payload.len().to_string();
+                let headers = headers
+                    .insert(rdkafka::message::Header { key: dead_letter::TRUNCATED_FROM, value: Some(size.as_str()) });
+                let start = &payload[..payload.len().min(dead_letter::TRUNCATED_PAYLOAD_BYTES)];
+                tracing::warn!(bytes = payload.len(), "dead letter too large for Kafka; sending it truncated");
+                producer.send(dlq, message.key(), Some(start), headers).await
+            }
+            other => other,
+        }
+        .map_err(|e| HandlerError::transient("kafka.dead_letter", e))
     })
     .await?;
     match sent {

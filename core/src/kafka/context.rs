@@ -3,7 +3,11 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    time::{Duration, Instant},
 };
 
 use rdkafka::{
@@ -25,7 +29,15 @@ pub struct WorkerSlot {
     pub records: mpsc::Sender<OwnedMessage>,
     /// Cancelled when the partition is revoked, or on shutdown.
     pub cancel: CancellationToken,
+    /// Set while the worker handles a record: a revoke waits for it to clear.
+    pub busy: Arc<AtomicBool>,
 }
+
+/// How long a revoke waits for the handlers of its partitions to finish the
+/// record in hand, so that the next owner does not run the same record at the
+/// same time. Past it the partition is handed on anyway (the side-effect ledger
+/// still keeps the two apart).
+pub const REVOKE_GRACE: Duration = Duration::from_secs(15);
 
 /// Partition → its current worker. Shared by the dispatcher, the workers (who
 /// may only store an offset while they are still the current worker) and the
@@ -39,13 +51,29 @@ impl Assignments {
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Stops and forgets the workers of `partitions`.
+    /// Stops and forgets the workers of `partitions`, then waits (at most
+    /// `REVOKE_GRACE`) for those handling a record to finish it: until then the
+    /// partitions are not handed on.
     fn revoke(&self, partitions: &TopicPartitionList) {
-        let mut map = self.lock();
-        for elem in partitions.elements() {
-            if let Some(slot) = map.remove(&(elem.topic().to_owned(), elem.partition())) {
-                slot.cancel.cancel();
+        let mut busy = Vec::new();
+        {
+            let mut map = self.lock();
+            for elem in partitions.elements() {
+                if let Some(slot) = map.remove(&(elem.topic().to_owned(), elem.partition())) {
+                    slot.cancel.cancel();
+                    busy.push(slot.busy);
+                }
             }
+        }
+        // librdkafka calls this on the polling thread and hands the partitions on when it
+        // returns: a short blocking wait is what holds them back.
+        let started = Instant::now();
+        while busy.iter().any(|b| b.load(Ordering::Acquire)) {
+            if started.elapsed() > REVOKE_GRACE {
+                tracing::warn!("revoked partitions still busy after {REVOKE_GRACE:?}; handing them on");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 }

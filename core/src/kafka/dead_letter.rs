@@ -12,6 +12,11 @@ pub const STAGE: &str = "__connect.errors.stage";
 pub const ERROR_CLASS: &str = "__connect.errors.exception.class.name";
 pub const ERROR_MESSAGE: &str = "__connect.errors.exception.message";
 pub const FAILED_AT: &str = "gridsync.dlq.failed_at";
+/// Set when Kafka refused the whole record as too large: the payload's original size in
+/// bytes; the dead letter then carries only the first `TRUNCATED_PAYLOAD_BYTES` of it.
+pub const TRUNCATED_FROM: &str = "gridsync.dlq.truncated_from_bytes";
+/// How much of a too-large payload a dead letter keeps.
+pub const TRUNCATED_PAYLOAD_BYTES: usize = 4 * 1024;
 
 /// Where in the consumer a record failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

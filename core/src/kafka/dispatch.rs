@@ -71,9 +71,16 @@ impl<H: Handler> Dispatcher<H> {
             return (slot.id, slot.records.clone());
         }
         let (records, inbox) = mpsc::channel(self.shared.settings.partition_buffer);
-        let slot = WorkerSlot { id: self.next_worker_id, records, cancel: self.shutdown.child_token() };
+        let slot =
+            WorkerSlot { id: self.next_worker_id, records, cancel: self.shutdown.child_token(), busy: Arc::default() };
         self.next_worker_id += 1;
-        self.workers.spawn(partition_worker(self.shared.clone(), slot.id, inbox, slot.cancel.clone()));
+        self.workers.spawn(partition_worker(
+            self.shared.clone(),
+            slot.id,
+            inbox,
+            slot.cancel.clone(),
+            slot.busy.clone(),
+        ));
         let handle = (slot.id, slot.records.clone());
         map.insert(key.clone(), slot);
         handle
@@ -82,6 +89,7 @@ impl<H: Handler> Dispatcher<H> {
     /// Hands a record to its partition's worker without ever waiting.
     pub fn route(&mut self, message: OwnedMessage) {
         let key = (message.topic().to_owned(), message.partition());
+        self.drop_stale_overflow(&key);
         if let Some(overflow) = self.overflow.get_mut(&key) {
             // Behind the records already waiting: order is kept.
             overflow.records.push_back(message);
@@ -96,6 +104,22 @@ impl<H: Handler> Dispatcher<H> {
             }
             // Revoked meanwhile: the new owner fetches the record again.
             Err(TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Forgets the waiting records of a partition that was revoked (and perhaps
+    /// re-assigned to a new worker) since they queued: they belong to the old
+    /// worker, and the partition's owner fetches them again. Done before a new
+    /// record of the partition is queued, so it is never dropped with them.
+    fn drop_stale_overflow(&mut self, key: &PartitionKey) {
+        let Some(overflow) = self.overflow.get(key) else { return };
+        let current = self.shared.assignments.lock().get(key).map(|slot| slot.id);
+        if current != Some(overflow.worker_id) {
+            let paused = overflow.paused;
+            self.overflow.remove(key);
+            if paused {
+                self.set_paused(key, false);
+            }
         }
     }
 

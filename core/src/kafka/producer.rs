@@ -51,10 +51,19 @@ pub enum PublishError {
 }
 
 impl PublishError {
+    /// Kafka refused the record itself as too large: sending it again cannot succeed.
+    pub fn is_too_large(&self) -> bool {
+        use rdkafka::types::RDKafkaErrorCode::{InvalidMessageSize, MessageSizeTooLarge};
+        matches!(
+            self,
+            PublishError::Kafka { source: KafkaError::MessageProduction(MessageSizeTooLarge | InvalidMessageSize), .. }
+        )
+    }
+
     /// Worth retrying: the broker or registry may come back; bad data will not change.
     pub fn is_transient(&self) -> bool {
         match self {
-            PublishError::Kafka { .. } => true,
+            PublishError::Kafka { .. } => !self.is_too_large(),
             PublishError::Registry(e) => e.is_transient(),
             _ => false,
         }

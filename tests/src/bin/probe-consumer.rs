@@ -4,7 +4,9 @@
 //!
 //! Business keys steer failures: `POISON...` fails permanently (dead letter),
 //! `FLAKY...` fails transiently twice, then succeeds. A record whose
-//! correlation id is `STUCK` fails transiently until `<out>.release` exists.
+//! correlation id is `STUCK` fails transiently until `<out>.release` exists;
+//! one whose correlation id is `HANG` hangs on its first attempt (until the
+//! handler timeout abandons it), then succeeds.
 
 use std::{collections::HashMap, io::Write, path::PathBuf, sync::Mutex, time::Duration};
 
@@ -37,6 +39,9 @@ struct Cli {
     /// Pause before each record, to make the stream slow enough to interrupt.
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
+    /// The consumer loop's per-attempt handler timeout.
+    #[arg(long, default_value_t = 60_000)]
+    handler_timeout_ms: u64,
 }
 
 struct Probe {
@@ -54,6 +59,17 @@ impl Handler for Probe {
         }
         if envelope.correlation_id == "STUCK" && !self.release.exists() {
             return Err(HandlerError::transient("probe.stuck", "held until released"));
+        }
+        if envelope.correlation_id == "HANG" {
+            let first = {
+                let mut attempts = self.flaky_attempts.lock().map_err(|e| HandlerError::transient("probe.lock", e))?;
+                let n = attempts.entry(envelope.event_id.clone()).or_default();
+                *n += 1;
+                *n == 1
+            };
+            if first {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
         }
         if envelope.business_key.starts_with("FLAKY") {
             let mut attempts = self.flaky_attempts.lock().map_err(|e| HandlerError::transient("probe.lock", e))?;
@@ -103,6 +119,7 @@ async fn main() -> anyhow::Result<()> {
             attempts_before_pause: 3,
         },
         partition_buffer: 16,
+        handler_timeout: Duration::from_millis(cli.handler_timeout_ms),
     };
     let producer = EventProducer::new(&cli.kafka, metrics.clone())?;
     let decoder = EventDecoder::new(None)?;
