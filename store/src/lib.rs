@@ -7,9 +7,11 @@
 //! One SQL dialect serves both: `$n` placeholders, `ON CONFLICT`, integers
 //! for time (milliseconds since the epoch).
 
+mod approved_templates;
 mod control_numbers;
 mod outbound;
 mod published;
+mod side_effects;
 mod source_states;
 mod watermarks;
 mod webhooks;
@@ -18,9 +20,11 @@ use std::time::Duration;
 
 use sqlx::{any::AnyPoolOptions, AnyPool};
 
+pub use approved_templates::{ApprovedTemplate, ApprovedTemplates};
 pub use control_numbers::{ControlNumbers, MAX_CONTROL_NUMBER};
 pub use outbound::{OutboundInterchanges, Reservation};
 pub use published::PublishedEvents;
+pub use side_effects::{Claim, Performed, SideEffects};
 pub use source_states::SourceStates;
 pub use watermarks::Watermarks;
 pub use webhooks::{HandledDelivery, WebhookDeliveries};
@@ -117,6 +121,26 @@ const SCHEMA: &[&str] = &[
         state TEXT NOT NULL,
         updated_at BIGINT NOT NULL,
         PRIMARY KEY (source, item)
+    )",
+    // The side-effect ledger (see side_effects.rs): never pruned, it is what makes replays safe.
+    "CREATE TABLE IF NOT EXISTS side_effects (
+        effect_key TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        claimed_until BIGINT NOT NULL,
+        claimed_at BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        external_id TEXT,
+        outcome TEXT,
+        performed_at BIGINT,
+        reported_at BIGINT
+    )",
+    // The latest approved version of each template seen, so a template edited after approval is
+    // rendered from its approved version, not its draft.
+    "CREATE TABLE IF NOT EXISTS approved_templates (
+        template_id TEXT PRIMARY KEY,
+        version BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        seen_at BIGINT NOT NULL
     )",
     "CREATE TABLE IF NOT EXISTS watermarks (
         name TEXT PRIMARY KEY,
@@ -251,6 +275,16 @@ impl Store {
     /// Pollers' watermarks.
     pub fn watermarks(&self) -> Watermarks {
         Watermarks::new(self.pool.clone())
+    }
+
+    /// The side-effect ledger of the consumers.
+    pub fn side_effects(&self) -> SideEffects {
+        SideEffects::new(self.pool.clone())
+    }
+
+    /// The latest approved version of each template seen.
+    pub fn approved_templates(&self) -> ApprovedTemplates {
+        ApprovedTemplates::new(self.pool.clone())
     }
 
     /// Webhook deliveries already turned into events.

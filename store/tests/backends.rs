@@ -192,3 +192,64 @@ async fn postgres_outbound_reservations_and_watermarks() {
     }
     outbound_reservations_are_stable(stores).await;
 }
+
+async fn side_effects_are_claimed_once(store: Store) {
+    use gridsync_store::{Claim, Performed};
+    use std::time::Duration;
+    let ledger = store.side_effects();
+    let lease = Duration::from_secs(60);
+    assert_eq!(ledger.claim("e1/confirm/amp", "worker-a", lease).await.unwrap(), Claim::Claimed);
+    // A second owner (a rebalance in progress) finds it busy, not free.
+    assert!(matches!(
+        ledger.claim("e1/confirm/amp", "worker-b", lease).await.unwrap(),
+        Claim::Busy { owner, .. } if owner == "worker-a"
+    ));
+    let performed =
+        Performed { external_id: "item-1".into(), outcome: "created".into(), performed_at_ms: 42, reported: false };
+    assert!(ledger.complete("e1/confirm/amp", "worker-a", &performed).await.unwrap());
+    // Performed, not yet reported: the performer reports it, not a second owner.
+    assert!(matches!(ledger.claim("e1/confirm/amp", "worker-b", lease).await.unwrap(), Claim::Busy { .. }));
+    assert_eq!(ledger.claim("e1/confirm/amp", "worker-a", lease).await.unwrap(), Claim::Done(performed.clone()));
+    ledger.mark_reported("e1/confirm/amp").await.unwrap();
+    assert_eq!(
+        ledger.claim("e1/confirm/amp", "worker-b", lease).await.unwrap(),
+        Claim::Done(Performed { reported: true, ..performed.clone() })
+    );
+    assert_eq!(ledger.get("e1/confirm/amp").await.unwrap(), Some(Performed { reported: true, ..performed }));
+
+    // An owner that died: its claim expires and is taken over; the late owner can no longer complete.
+    assert_eq!(ledger.claim("e2/confirm/amp", "dead", Duration::ZERO).await.unwrap(), Claim::Claimed);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(ledger.claim("e2/confirm/amp", "worker-b", lease).await.unwrap(), Claim::Claimed);
+    let late = Performed { external_id: "x".into(), outcome: "created".into(), performed_at_ms: 1, reported: false };
+    assert!(!ledger.complete("e2/confirm/amp", "dead", &late).await.unwrap());
+    // A performer that died before reporting: once its lease is over, the report is another's.
+    assert_eq!(ledger.claim("e3/confirm/amp", "dies", Duration::ZERO).await.unwrap(), Claim::Claimed);
+    assert!(ledger.complete("e3/confirm/amp", "dies", &late).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(ledger.claim("e3/confirm/amp", "worker-b", lease).await.unwrap(), Claim::Done(late.clone()));
+    // A released claim is free at once.
+    ledger.release("e2/confirm/amp", "worker-b").await.unwrap();
+    assert_eq!(ledger.claim("e2/confirm/amp", "worker-c", lease).await.unwrap(), Claim::Claimed);
+
+    // Approved templates: the newest recorded version wins.
+    use gridsync_store::ApprovedTemplate;
+    let templates = store.approved_templates();
+    assert_eq!(templates.latest("t1").await.unwrap(), None);
+    templates.record("t1", &ApprovedTemplate { version: 3, body: "{\"v\":3}".into() }).await.unwrap();
+    templates.record("t1", &ApprovedTemplate { version: 2, body: "{\"v\":2}".into() }).await.unwrap();
+    assert_eq!(templates.latest("t1").await.unwrap().map(|t| t.version), Some(3));
+    templates.record("t1", &ApprovedTemplate { version: 5, body: "{\"v\":5}".into() }).await.unwrap();
+    assert_eq!(templates.latest("t1").await.unwrap(), Some(ApprovedTemplate { version: 5, body: "{\"v\":5}".into() }));
+}
+
+#[tokio::test]
+async fn sqlite_side_effects_are_claimed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    side_effects_are_claimed_once(sqlite_store(&dir).await).await;
+}
+
+#[tokio::test]
+async fn postgres_side_effects_are_claimed_once() {
+    side_effects_are_claimed_once(postgres_store().await).await;
+}

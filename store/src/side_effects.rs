@@ -1,0 +1,187 @@
+//! The side-effect ledger: every side effect a consumer performs (a content
+//! item created in Amplience, a file written to the Trading Grid mailbox) is
+//! claimed here by a deterministic key before it is performed, and marked done
+//! with its outcome after.
+//!
+//! The claim is an atomic unique insert, so two owners of one partition during
+//! a rebalance (or two replicas replaying the same topic) never both perform
+//! it. A claim carries a lease: when its owner dies before finishing, the
+//! claim expires and the next attempt takes it over, so nothing is lost. A
+//! crash between performing the effect and marking it done is caught on the
+//! target side, where the same key is the delivery key or the file name.
+
+use std::time::Duration;
+
+use sqlx::{AnyPool, Row};
+
+use crate::{now_millis, StoreError};
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This owner may perform the side effect now.
+    Claimed,
+    /// Performed before: the recorded outcome. When it is not `reported` yet, the
+    /// report is now this owner's to make (its performer died before making it).
+    Done(Performed),
+    /// Another owner holds a live claim, to perform or to report (a rebalance in
+    /// progress): try again later.
+    Busy { owner: String, expires_in_ms: i64 },
+}
+
+/// A side effect's recorded outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Performed {
+    /// The id on the target (content item id, file name).
+    pub external_id: String,
+    /// `created`, `updated` or `already_done` (found on the target).
+    pub outcome: String,
+    pub performed_at_ms: i64,
+    /// Whether its DeliveryPerformed event was acknowledged by Kafka.
+    pub reported: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct SideEffects {
+    pool: AnyPool,
+}
+
+impl SideEffects {
+    pub(crate) fn new(pool: AnyPool) -> Self {
+        SideEffects { pool }
+    }
+
+    /// Claims `key` for `owner` for `lease`, unless it was performed or is
+    /// claimed by a live owner. The same owner claiming again renews its lease.
+    pub async fn claim(&self, key: &str, owner: &str, lease: Duration) -> Result<Claim, StoreError> {
+        let now = now_millis();
+        let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let inserted = sqlx::query(
+            "INSERT INTO side_effects (effect_key, owner, claimed_until, state, claimed_at)
+             VALUES ($1, $2, $3, 'claimed', $4) ON CONFLICT (effect_key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(owner)
+        .bind(until)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("claiming a side effect"))?;
+        if inserted.rows_affected() == 1 {
+            return Ok(Claim::Claimed);
+        }
+        // Taken over only if still unfinished and its lease has run out (or it is ours).
+        let taken = sqlx::query(
+            "UPDATE side_effects SET owner = $2, claimed_until = $3, claimed_at = $4
+             WHERE effect_key = $1 AND state = 'claimed' AND (claimed_until < $4 OR owner = $2)",
+        )
+        .bind(key)
+        .bind(owner)
+        .bind(until)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("taking over an expired side-effect claim"))?;
+        if taken.rows_affected() == 1 {
+            return Ok(Claim::Claimed);
+        }
+        // Performed but not yet reported: reporting is the performer's until its lease runs out
+        // (it is about to report), then anyone's (it died before reporting).
+        let report = sqlx::query(
+            "UPDATE side_effects SET owner = $2, claimed_until = $3
+             WHERE effect_key = $1 AND state = 'done' AND reported_at IS NULL AND (claimed_until < $4 OR owner = $2)",
+        )
+        .bind(key)
+        .bind(owner)
+        .bind(until)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("taking over the report of a side effect"))?;
+        let row = sqlx::query(
+            "SELECT state, owner, claimed_until, external_id, outcome, performed_at, reported_at FROM side_effects
+             WHERE effect_key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::query("reading a side-effect claim"))?
+        .ok_or_else(|| StoreError::Vanished { what: "side effect", key: key.to_owned() })?;
+        let read = |e| StoreError::Query { what: "reading a side-effect claim", source: e };
+        let state: String = row.try_get(0).map_err(read)?;
+        let reported = row.try_get::<Option<i64>, _>(6).map_err(read)?.is_some();
+        if state == "done" && (reported || report.rows_affected() == 1) {
+            return Ok(Claim::Done(Performed {
+                external_id: row.try_get::<Option<String>, _>(3).map_err(read)?.unwrap_or_default(),
+                outcome: row.try_get::<Option<String>, _>(4).map_err(read)?.unwrap_or_default(),
+                performed_at_ms: row.try_get::<Option<i64>, _>(5).map_err(read)?.unwrap_or_default(),
+                reported,
+            }));
+        }
+        let claimed_until: i64 = row.try_get(2).map_err(read)?;
+        Ok(Claim::Busy { owner: row.try_get(1).map_err(read)?, expires_in_ms: (claimed_until - now).max(0) })
+    }
+
+    /// Marks `key` performed by `owner`. Returns false when the claim was no
+    /// longer this owner's (it expired and was taken over): the effect was
+    /// still performed once on the target, found there by its key.
+    pub async fn complete(&self, key: &str, owner: &str, performed: &Performed) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE side_effects SET state = 'done', external_id = $3, outcome = $4, performed_at = $5
+             WHERE effect_key = $1 AND owner = $2 AND state = 'claimed'",
+        )
+        .bind(key)
+        .bind(owner)
+        .bind(&performed.external_id)
+        .bind(&performed.outcome)
+        .bind(performed.performed_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("recording a side effect"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records that the DeliveryPerformed event of `key` was acknowledged by Kafka.
+    pub async fn mark_reported(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE side_effects SET reported_at = $2 WHERE effect_key = $1 AND state = 'done'")
+            .bind(key)
+            .bind(now_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::query("recording a side effect as reported"))?;
+        Ok(())
+    }
+
+    /// Gives a claim up (the attempt failed): the next attempt claims it at once.
+    pub async fn release(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM side_effects WHERE effect_key = $1 AND owner = $2 AND state = 'claimed'")
+            .bind(key)
+            .bind(owner)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::query("releasing a side-effect claim"))?;
+        Ok(())
+    }
+
+    /// The recorded outcome of `key`, if performed.
+    pub async fn get(&self, key: &str) -> Result<Option<Performed>, StoreError> {
+        let row = sqlx::query(
+            "SELECT external_id, outcome, performed_at, reported_at FROM side_effects
+             WHERE effect_key = $1 AND state = 'done'",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::query("reading a side effect"))?;
+        row.map(|r| {
+            Ok(Performed {
+                external_id: r.try_get::<Option<String>, _>(0)?.unwrap_or_default(),
+                outcome: r.try_get::<Option<String>, _>(1)?.unwrap_or_default(),
+                performed_at_ms: r.try_get::<Option<i64>, _>(2)?.unwrap_or_default(),
+                reported: r.try_get::<Option<i64>, _>(3)?.is_some(),
+            })
+        })
+        .transpose()
+        .map_err(StoreError::query("reading a side effect"))
+    }
+}
