@@ -39,11 +39,11 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
-    #[error("preparing the {backend} store's tables: {source}")]
+    #[error("migrating the {backend} store: {source}")]
     Migrate {
         backend: Backend,
         #[source]
-        source: sqlx::Error,
+        source: sqlx::migrate::MigrateError,
     },
     #[error("the {what} {key:?} vanished right after it was written")]
     Vanished { what: &'static str, key: String },
@@ -89,66 +89,6 @@ impl Backend {
     }
 }
 
-/// The tables, created if missing; every statement is idempotent and valid on both backends.
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS webhook_deliveries (
-        delivery_id TEXT PRIMARY KEY,
-        event_id TEXT NOT NULL,
-        outcome TEXT NOT NULL,
-        recorded_at BIGINT NOT NULL
-    )",
-    "CREATE TABLE IF NOT EXISTS control_numbers (
-        partner TEXT NOT NULL,
-        standard TEXT NOT NULL,
-        last_used BIGINT NOT NULL,
-        PRIMARY KEY (partner, standard)
-    )",
-    "CREATE TABLE IF NOT EXISTS outbound_interchanges (
-        document_key TEXT PRIMARY KEY,
-        partner TEXT NOT NULL,
-        standard TEXT NOT NULL,
-        control_number BIGINT NOT NULL,
-        prepared_at BIGINT NOT NULL
-    )",
-    "CREATE TABLE IF NOT EXISTS published_events (
-        event_id TEXT PRIMARY KEY,
-        source TEXT NOT NULL,
-        published_at BIGINT NOT NULL
-    )",
-    "CREATE TABLE IF NOT EXISTS source_states (
-        source TEXT NOT NULL,
-        item TEXT NOT NULL,
-        state TEXT NOT NULL,
-        updated_at BIGINT NOT NULL,
-        PRIMARY KEY (source, item)
-    )",
-    // The side-effect ledger (see side_effects.rs): never pruned, it is what makes replays safe.
-    "CREATE TABLE IF NOT EXISTS side_effects (
-        effect_key TEXT PRIMARY KEY,
-        owner TEXT NOT NULL,
-        claimed_until BIGINT NOT NULL,
-        claimed_at BIGINT NOT NULL,
-        state TEXT NOT NULL,
-        external_id TEXT,
-        outcome TEXT,
-        performed_at BIGINT,
-        reported_at BIGINT
-    )",
-    // The latest approved version of each template seen, so a template edited after approval is
-    // rendered from its approved version, not its draft.
-    "CREATE TABLE IF NOT EXISTS approved_templates (
-        template_id TEXT PRIMARY KEY,
-        version BIGINT NOT NULL,
-        body TEXT NOT NULL,
-        seen_at BIGINT NOT NULL
-    )",
-    "CREATE TABLE IF NOT EXISTS watermarks (
-        name TEXT PRIMARY KEY,
-        value TEXT NOT NULL,
-        updated_at BIGINT NOT NULL
-    )",
-];
-
 /// A connection pool to the store, its tables ready.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -190,18 +130,15 @@ impl Store {
         Ok(store)
     }
 
+    /// Applies the migrations in `store/migrations` that this database has not
+    /// had yet (tracked in `_sqlx_migrations`; on PostgreSQL under an advisory
+    /// lock, so replicas starting together take turns). Every statement is
+    /// valid on both backends.
     async fn migrate(&self) -> Result<(), StoreError> {
-        let failed = |source| StoreError::Migrate { backend: self.backend, source };
-        let mut tx = self.pool.begin().await.map_err(failed)?;
-        if self.backend == Backend::Postgres {
-            // PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against a
-            // concurrent twin (replicas starting together): take turns.
-            sqlx::query("SELECT pg_advisory_xact_lock(4711)").execute(&mut *tx).await.map_err(failed)?;
-        }
-        for statement in SCHEMA {
-            sqlx::query(statement).execute(&mut *tx).await.map_err(failed)?;
-        }
-        tx.commit().await.map_err(failed)
+        sqlx::migrate!("./migrations")
+            .run(&self.pool)
+            .await
+            .map_err(|source| StoreError::Migrate { backend: self.backend, source })
     }
 
     pub fn backend(&self) -> Backend {

@@ -313,6 +313,17 @@ pub async fn metric_value(metrics_url: &str, metric: &str, labels: &str) -> f64 
         .unwrap_or(0.0)
 }
 
+/// The sum of every sample of `metric` whose labels contain `labels` (all
+/// topics, all partitions, ...); 0 when there is none.
+pub async fn metric_sum(metrics_url: &str, metric: &str, labels: &str) -> f64 {
+    let Ok(response) = reqwest::get(metrics_url).await else { return 0.0 };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with(['{', ' ']) && l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// The message's payload, for assertions.
 pub fn payload(m: &OwnedMessage) -> &[u8] {
     m.payload().unwrap_or_default()

@@ -10,7 +10,7 @@ use std::{
 };
 
 use gridsync_schemas::catalog::catalog;
-use gridsync_tests::{free_port, unique_prefix, wait_until, workspace_binary, Broker};
+use gridsync_tests::{free_port, metric_sum, unique_prefix, wait_until, workspace_binary, Broker};
 use nix::{sys::signal, unistd::Pid};
 
 fn gridsync(args: &[&str], broker: &Broker, prefix: &str) -> Output {
@@ -41,6 +41,14 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
     assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
     assert!(String::from_utf8_lossy(&demo.stdout).contains("published 14 events"));
 
+    // The notifications flow writes to Amplience: the simulator, with its templates.
+    let sim_config = gridsync_amp_sim::SimConfig { seed_templates: true, ..Default::default() };
+    let stop_sim = tokio_util::sync::CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = gridsync_amp_sim::Simulator::start(sim_config.clone(), listener, stop_sim.clone()).await.unwrap();
+    let _stop_sim = stop_sim.drop_guard();
+    let partners = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/partners.toml");
+
     let logs = tempfile::tempdir().unwrap();
     let names = [
         "tg-producer",
@@ -66,6 +74,16 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
                 .env("GRIDSYNC_AMP_WEBHOOK_SECRET", "binaries-test-secret")
                 .env("GRIDSYNC_AMP_STORE_URL", &amp_store)
                 .env("GRIDSYNC_TG_STORE_URL", &tg_store)
+                .env(
+                    "GRIDSYNC_FLOW_STORE_URL",
+                    format!("sqlite://{}", logs.path().join(format!("{name}.db")).display()),
+                )
+                .env("GRIDSYNC_PARTNERS_FILE", &partners)
+                .env("GRIDSYNC_AMPLIENCE_API_URL", format!("{}/v2/content", sim.url()))
+                .env("GRIDSYNC_AMPLIENCE_TOKEN_URL", format!("{}/oauth/token", sim.url()))
+                .env("GRIDSYNC_AMPLIENCE_HUB_ID", &sim_config.hub_id)
+                .env("GRIDSYNC_AMPLIENCE_CLIENT_ID", "gridsync")
+                .env("GRIDSYNC_AMPLIENCE_CLIENT_SECRET", "gridsync-secret")
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(logs.path().join(format!("{name}.log"))).unwrap())
                 .spawn()
@@ -89,10 +107,11 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
         }
     }
 
-    // One demo event per type: each consumer observes exactly the event types of
-    // the topics the catalog gives it (at least once each; a redelivery is allowed).
+    // One demo event per type: each consumer whose flow is still to come observes
+    // exactly the event types of the topics the catalog gives it (at least once
+    // each; a redelivery is allowed).
     let catalog = catalog().unwrap().with_prefix(&prefix);
-    for name in ["notifications", "billing", "exceptions", "distribution", "audit"] {
+    for name in ["billing", "exceptions", "distribution", "audit"] {
         let spec = catalog.consumer(name).unwrap();
         let want: BTreeSet<&str> = catalog
             .topics
@@ -123,6 +142,45 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
         );
     }
 
+    // The notifications flow handles each record of its topics: the types it takes into
+    // Amplience, FunctionalAckReceived skipped unread.
+    let port = running.iter().find(|(n, ..)| *n == "notifications-consumer").map(|(_, p, _)| *p).unwrap();
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let processed = |outcome: &'static str| {
+        let url = url.clone();
+        async move { metric_sum(&url, "gridsync_records_processed_total", &format!("outcome=\"{outcome}\"")).await }
+    };
+    let mut handled = (0.0, 0.0);
+    for _ in 0..600 {
+        handled = (processed("ok").await, processed("skipped").await);
+        if handled == (5.0, 1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = std::fs::read_to_string(logs.path().join("notifications-consumer.log")).unwrap_or_default();
+    assert_eq!(handled, (5.0, 1.0), "notifications: five records handled, one skipped\n{log}");
+    let created = reqwest::get(format!("{}/__sim/items?prefix=gridsync/order-confirmation", sim.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(created.contains("PO000001"), "the demo order's confirmation is in Amplience: {created}");
+    // Each side effect was reported on gridsync.deliveries, where the audit consumer sees it too.
+    let effects = metric_sum(&url, "gridsync_flow_side_effects_total", "").await;
+    assert!(effects >= 5.0, "{effects} side effects");
+    let audit = running.iter().find(|(n, ..)| *n == "audit-consumer").map(|(_, p, _)| *p).unwrap();
+    let audit_url = format!("http://127.0.0.1:{audit}/metrics");
+    let reported = || metric_sum(&audit_url, "gridsync_events_observed_total", r#"event_type="DeliveryPerformed""#);
+    for _ in 0..600 {
+        if reported().await >= 1.0 + effects {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(reported().await, 1.0 + effects, "the demo's DeliveryPerformed and one per side effect");
+
     for (_, _, child) in &running {
         signal::kill(Pid::from_raw(child.id() as i32), signal::Signal::SIGTERM).unwrap();
     }
@@ -144,7 +202,7 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["message"].as_str().is_some_and(|m| m.contains("event observed")))
         .collect();
-    assert_eq!(observed.len(), 14, "{audit_log}");
+    assert_eq!(observed.len() as f64, 14.0 + effects, "{audit_log}");
     assert!(observed.iter().all(|v| v["span"]["trace_id"].as_str().is_some_and(|t| t.len() == 32)));
     assert!(audit_log.contains("offsets committed"));
 }

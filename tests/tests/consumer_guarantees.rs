@@ -466,3 +466,37 @@ async fn a_dead_letter_too_large_for_kafka_is_truncated_and_says_so() {
     sigterm(&probe);
     assert!(wait_exit(&mut probe, Duration::from_secs(30)).await.success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_partition_is_not_handed_on_while_its_record_is_in_hand() {
+    let s = setup("revoke").await;
+    let mut slow = sample(EventType::PurchaseOrderReceived, "P1", 1);
+    slow.envelope_mut().correlation_id = "SLOW".into();
+    s.producer.publish_to(&s.topic, &slow, None).await.unwrap();
+    let spans_file = s.out().with_extension("spans");
+    let spans = || -> Vec<(String, u64)> {
+        std::fs::read_to_string(&spans_file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split('\t');
+                Some((f.next()?.to_owned(), f.nth(1)?.parse().ok()?))
+            })
+            .collect()
+    };
+    let mut a = s.spawn_probe(0, None);
+    assert!(wait_until(Duration::from_secs(60), || !spans().is_empty()).await, "a began the slow record");
+    // b joins while a is in the middle of it (six seconds): the partition moves (or comes back)
+    // only once a is done. Both write to the same files.
+    let mut b = s.spawn_probe(0, None);
+    let twice = wait_until(Duration::from_secs(90), || spans().iter().filter(|(w, _)| w == "end").count() == 2).await;
+    sigterm(&a);
+    sigterm(&b);
+    assert!(wait_exit(&mut a, Duration::from_secs(30)).await.success());
+    assert!(wait_exit(&mut b, Duration::from_secs(30)).await.success());
+    assert!(twice, "the revoked owner's offset was not stored, so the next owner ran it again: {:?}", spans());
+    let spans = spans();
+    let kinds: Vec<&str> = spans.iter().map(|(w, _)| w.as_str()).collect();
+    assert_eq!(kinds, ["begin", "end", "begin", "end"], "never two runs at once: {spans:?}");
+    assert!(spans[2].1 >= spans[1].1);
+}

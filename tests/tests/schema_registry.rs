@@ -149,7 +149,7 @@ async fn registry_failures_are_classified_for_retry_or_dead_letter() {
 
     let unknown_id = EventDecoder::new(Some(&url)).unwrap().decode(&confluent(99, &datum)).await.unwrap_err();
     assert!(
-        matches!(&unknown_id, HandlerError::Permanent { class, message } if class == "registry.schema" && message.contains("404")),
+        matches!(&unknown_id, HandlerError::Permanent { class, message, .. } if class == "registry.schema" && message.contains("404")),
         "{unknown_id}"
     );
 

@@ -73,6 +73,20 @@ impl Response {
 pub struct TransportStats {
     pub retries: std::sync::atomic::AtomicU64,
     pub token_refreshes: std::sync::atomic::AtomicU64,
+    /// Answers by HTTP status (0: no answer: refused, reset, timed out).
+    responses: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
+}
+
+impl TransportStats {
+    fn answered(&self, status: u16) {
+        let mut responses = self.responses.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *responses.entry(status).or_default() += 1;
+    }
+
+    /// How many requests were answered with each status so far (0: no answer).
+    pub fn responses(&self) -> std::collections::BTreeMap<u16, u64> {
+        self.responses.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
 }
 
 /// The shared sending machinery of one API client; `E` is the API's error.
@@ -175,8 +189,12 @@ impl<E: ApiError> Transport<E> {
             request = request.json(body);
         }
         let transport = |source| Attempt::Failed(E::transport(name, url.to_owned(), source));
-        let response = request.send().await.map_err(transport)?;
+        let response = request.send().await.map_err(|e| {
+            self.stats.answered(0);
+            transport(e)
+        })?;
         let status = response.status().as_u16();
+        self.stats.answered(status);
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(transport)?.to_vec();
         match (status, token) {

@@ -1,9 +1,8 @@
-//! The notifications consumer: Order, shipment and B2B-event notifications into Amplience (flows 1, 3, 6).
-//!
-//! Its own binary and consumer group (`gridsync.notifications`), reading the topics the
-//! catalog lists for it, dead letters to `gridsync.notifications.dlq`. The flow logic
-//! lands with its own issue; until then it observes and counts every event.
+//! The notifications consumer: order, shipment and B2B-event notifications into
+//! Amplience (flows 1, 3, 6). Its own binary and consumer group
+//! (`gridsync.notifications`), reading the topics the catalog lists for it,
+//! dead letters to `gridsync.notifications.dlq`.
 
 fn main() -> std::process::ExitCode {
-    gridsync_core::app::consumer_main("notifications", 9471, gridsync_core::app::ObservingHandler::new)
+    gridsync_core::app::consumer_main("notifications", 9471, gridsync_notifications::setup)
 }

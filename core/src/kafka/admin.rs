@@ -80,9 +80,18 @@ async fn describe_cluster(
     .await?
 }
 
-/// The partition count of `topic` now (0 when it cannot be read).
-async fn partition_count(admin: &Arc<AdminClient<DefaultClientContext>>, topic: &str) -> i32 {
-    describe_cluster(admin).await.ok().and_then(|(topics, _)| topics.get(topic).copied()).unwrap_or(0)
+/// Whether `topic` has at least `wanted` partitions, allowing the broker's
+/// metadata a few seconds to catch up with a change just made.
+async fn has_partitions(admin: &Arc<AdminClient<DefaultClientContext>>, topic: &str, wanted: Option<i32>) -> bool {
+    let Some(wanted) = wanted else { return false };
+    for _ in 0..50 {
+        let count = describe_cluster(admin).await.ok().and_then(|(topics, _)| topics.get(topic).copied());
+        if count.is_some_and(|n| n >= wanted) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 /// Current values of the configs the catalog manages, per topic.
@@ -164,8 +173,12 @@ pub async fn apply_topics(
                 // A request librdkafka retried after a slow first answer finds the partitions
                 // it added: done, if the topic now has as many as wanted.
                 Err((topic, RDKafkaErrorCode::InvalidPartitions))
-                    if partition_count(&admin, &topic).await
-                        >= present.iter().find(|t| t.name == topic).map_or(i32::MAX, |t| t.partitions) => {}
+                    if has_partitions(
+                        &admin,
+                        &topic,
+                        present.iter().find(|t| t.name == topic).map(|t| t.partitions),
+                    )
+                    .await => {}
                 Err((topic, code)) => return Err(AdminError::Topic { operation: "add partitions to", topic, code }),
             }
         }
@@ -204,5 +217,29 @@ pub async fn apply_topics(
             })?;
         }
     }
+    if !dry_run && !changes.is_empty() {
+        settle(&admin, topics).await;
+    }
     Ok(changes)
+}
+
+/// Waits (a few seconds at most) until the broker's metadata shows what was
+/// just applied: a cluster's brokers learn of new topics, partitions and
+/// configs a moment after the controller accepts them, and whoever runs
+/// `topics apply` goes on to use them at once.
+async fn settle(admin: &Arc<AdminClient<DefaultClientContext>>, topics: &[TopicSpec]) {
+    for _ in 0..100 {
+        let partitions_shown = describe_cluster(admin).await.is_ok_and(|(existing, _)| {
+            topics.iter().all(|t| existing.get(&t.name).is_some_and(|n| *n >= t.partitions))
+        });
+        let specs: Vec<&TopicSpec> = topics.iter().collect();
+        let configs_shown = describe_configs(admin, &specs).await.is_ok_and(|current| {
+            topics.iter().all(|t| t.config.iter().all(|(k, v)| current.get(&t.name).and_then(|c| c.get(k)) == Some(v)))
+        });
+        if partitions_shown && configs_shown {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tracing::warn!("the cluster's metadata does not show every change yet; it will shortly");
 }

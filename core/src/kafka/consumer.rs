@@ -49,24 +49,52 @@ pub struct Record {
     pub trace: TraceContext,
 }
 
+/// The error that caused a [`HandlerError`], kept whole (shared, so the error stays `Clone`).
+pub type ErrorSource = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a handler could not do its work.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HandlerError {
     /// May succeed later (timeout, 429, 5xx, broker down): retried.
     #[error("{class}: {message}")]
-    Transient { class: String, message: String },
+    Transient {
+        class: String,
+        message: String,
+        #[source]
+        source: Option<ErrorSource>,
+    },
     /// Will not succeed as it is (validation, 4xx): dead-lettered.
     #[error("{class}: {message}")]
-    Permanent { class: String, message: String },
+    Permanent {
+        class: String,
+        message: String,
+        #[source]
+        source: Option<ErrorSource>,
+    },
 }
 
 impl HandlerError {
     pub fn transient(class: impl Into<String>, error: impl std::fmt::Display) -> Self {
-        HandlerError::Transient { class: class.into(), message: error.to_string() }
+        HandlerError::Transient { class: class.into(), message: error.to_string(), source: None }
     }
 
     pub fn permanent(class: impl Into<String>, error: impl std::fmt::Display) -> Self {
-        HandlerError::Permanent { class: class.into(), message: error.to_string() }
+        HandlerError::Permanent { class: class.into(), message: error.to_string(), source: None }
+    }
+
+    /// From an error kept as the source (its chain stays inspectable); `transient` says
+    /// whether trying again may help.
+    pub fn from_source(
+        class: impl Into<String>,
+        transient: bool,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        let (class, message, source) = (class.into(), error.to_string(), Some(Arc::new(error) as ErrorSource));
+        if transient {
+            HandlerError::Transient { class, message, source }
+        } else {
+            HandlerError::Permanent { class, message, source }
+        }
     }
 
     fn class(&self) -> &str {
@@ -403,7 +431,7 @@ where
     loop {
         match attempt().await {
             Ok(value) => return Some(Ok(value)),
-            Err(HandlerError::Permanent { class, message }) => return Some(Err(Failure { stage, class, message })),
+            Err(HandlerError::Permanent { class, message, .. }) => return Some(Err(Failure { stage, class, message })),
             Err(error @ HandlerError::Transient { .. }) => {
                 failures += 1;
                 shared.metrics.retried(topic);

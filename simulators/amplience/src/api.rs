@@ -99,6 +99,8 @@ pub fn router(state: Shared) -> Router {
         .route("/__sim/webhooks/{id}/redeliver", post(redeliver))
         .route("/__sim/stats", get(stats))
         .route("/__sim/demo", post(demo))
+        .route("/__sim/templates", post(seed_templates))
+        .route("/__sim/items", get(items_by_key_prefix))
         .route("/__sim/editions", post(publish_edition))
         .route("/readyz", get(|| async { "ready\n" }))
         .with_state(state)
@@ -306,6 +308,23 @@ async fn publish_edition(State(state): State<Shared>, Json(request): Json<Editio
         json!({ "edition": edition_id, "webhook": webhook })
     });
     answer(sent, StatusCode::CREATED)
+}
+
+/// Seeds the message templates (approved); answers `{ "templates": { key: id } }`.
+async fn seed_templates(State(state): State<Shared>) -> Response {
+    let seeded = crate::templates::seed(&mut lock(&state.hub));
+    answer(seeded.map(|t| json!({ "templates": t.into_iter().map(|(k, id)| (k, Value::String(id))).collect::<serde_json::Map<_, _>>() })), StatusCode::CREATED)
+}
+
+#[derive(Deserialize)]
+struct PrefixQuery {
+    #[serde(default)]
+    prefix: String,
+}
+
+/// Items by delivery-key prefix (`?prefix=gridsync/`), with their workflow state's label.
+async fn items_by_key_prefix(State(state): State<Shared>, Query(q): Query<PrefixQuery>) -> Json<Value> {
+    Json(json!({ "items": lock(&state.hub).items_with_key_prefix(&q.prefix) }))
 }
 
 async fn demo(State(state): State<Shared>) -> Response {

@@ -202,6 +202,25 @@ impl Hub {
         Ok(Change::EditionPublished { edition_id, name: name.to_owned(), items, by: actor.to_owned() })
     }
 
+    /// The id of the item with delivery key `key`.
+    pub fn find_by_delivery_key(&self, key: &str) -> Option<String> {
+        self.items.values().find(|i| i.delivery_key() == Some(key)).map(|i| i.id.clone())
+    }
+
+    /// Every item whose delivery key starts with `prefix`, oldest first, with
+    /// its workflow state's label: what the tests and the demo check.
+    pub fn items_with_key_prefix(&self, prefix: &str) -> Vec<Value> {
+        self.order
+            .iter()
+            .filter_map(|id| self.items.get(id))
+            .filter(|i| i.delivery_key().is_some_and(|k| k.starts_with(prefix)))
+            .map(|i| {
+                let state = i.workflow_state().and_then(|s| self.states.iter().find(|w| w.id == s)).map(|w| &w.label);
+                json!({ "item": i, "workflowState": state })
+            })
+            .collect()
+    }
+
     pub fn published_by_id(&self, id: &str) -> Option<Value> {
         self.published.get(id).cloned()
     }

@@ -7,6 +7,7 @@
 mod api;
 mod demo;
 mod hub;
+pub mod templates;
 mod webhooks;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -25,6 +26,8 @@ pub struct SimConfig {
     pub clients: Vec<Client>,
     pub token_ttl: Duration,
     pub webhook: Option<WebhookTarget>,
+    /// Seed the message templates of the notifications flow at start (approved).
+    pub seed_templates: bool,
 }
 
 /// The defaults: one hub, two repositories, the workflow states gridsync's
@@ -40,6 +43,7 @@ impl Default for SimConfig {
             clients: vec![Client { id: "gridsync".into(), secret: "gridsync-secret".into() }],
             token_ttl: Duration::from_secs(300),
             webhook: None,
+            seed_templates: false,
         }
     }
 }
@@ -57,7 +61,11 @@ impl Simulator {
         listener: tokio::net::TcpListener,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> std::io::Result<Self> {
-        let hub = hub::Hub::new(&config.hub_id, config.repositories.clone(), &config.workflow_states);
+        let mut hub = hub::Hub::new(&config.hub_id, config.repositories.clone(), &config.workflow_states);
+        if config.seed_templates {
+            templates::seed(&mut hub)
+                .map_err(|e| std::io::Error::other(format!("seeding templates: {}", e.message)))?;
+        }
         let sender = webhooks::WebhookSender::start(config.webhook.clone());
         let state = Arc::new(api::SimState::new(hub, config.clients.clone(), config.token_ttl, sender));
         let server = Server::serve(listener, api::router(state), shutdown)?;

@@ -26,13 +26,20 @@ struct Cli {
     /// Token lifetime in seconds.
     #[arg(long, default_value_t = 300)]
     token_ttl_secs: u64,
+    /// Seed the notifications flow's message templates (approved) at start.
+    #[arg(long)]
+    seed_templates: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     server::init_logging();
     let cli = Cli::parse();
-    let mut config = SimConfig { token_ttl: Duration::from_secs(cli.token_ttl_secs), ..SimConfig::default() };
+    let mut config = SimConfig {
+        token_ttl: Duration::from_secs(cli.token_ttl_secs),
+        seed_templates: cli.seed_templates,
+        ..SimConfig::default()
+    };
     if !cli.clients.is_empty() {
         let clients = server::credentials(&cli.clients, "--client").map_err(anyhow::Error::msg)?;
         config.clients = clients.into_iter().map(|(id, secret)| Client { id, secret }).collect();

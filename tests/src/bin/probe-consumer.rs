@@ -6,7 +6,8 @@
 //! `FLAKY...` fails transiently twice, then succeeds. A record whose
 //! correlation id is `STUCK` fails transiently until `<out>.release` exists;
 //! one whose correlation id is `HANG` hangs on its first attempt (until the
-//! handler timeout abandons it), then succeeds.
+//! handler timeout abandons it), then succeeds; one whose correlation id is
+//! `SLOW` takes six seconds, and writes when it began and ended to `<out>.spans`.
 
 use std::{collections::HashMap, io::Write, path::PathBuf, sync::Mutex, time::Duration};
 
@@ -60,6 +61,11 @@ impl Handler for Probe {
         if envelope.correlation_id == "STUCK" && !self.release.exists() {
             return Err(HandlerError::transient("probe.stuck", "held until released"));
         }
+        if envelope.correlation_id == "SLOW" {
+            self.span("begin")?;
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            self.span("end")?;
+        }
         if envelope.correlation_id == "HANG" {
             let first = {
                 let mut attempts = self.flaky_attempts.lock().map_err(|e| HandlerError::transient("probe.lock", e))?;
@@ -86,6 +92,20 @@ impl Handler for Probe {
         let mut out = self.out.lock().map_err(|e| HandlerError::transient("probe.lock", e))?;
         out.write_all(line.as_bytes())
             .and_then(|()| out.sync_data())
+            .map_err(|e| HandlerError::transient("probe.io", e))
+    }
+}
+
+impl Probe {
+    /// Appends `<what> <pid> <ms since the epoch>` to `<out>.spans`.
+    fn span(&self, what: &str) -> Result<(), HandlerError> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let line = format!("{what}\t{}\t{}\n", std::process::id(), now.as_millis());
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.release.with_extension("spans"))
+            .and_then(|mut f| f.write_all(line.as_bytes()))
             .map_err(|e| HandlerError::transient("probe.io", e))
     }
 }

@@ -1,0 +1,30 @@
+//! The flags every flow consumer takes, beside the consumer runtime's own.
+
+use std::path::PathBuf;
+
+use gridsync_amplience::ManagementArgs;
+
+/// How long a side-effect claim is held before another owner may take it over:
+/// longer than any one attempt (the handler timeout), so a live owner keeps it.
+pub const DEFAULT_CLAIM_LEASE_MS: u64 = 120_000;
+/// How long a template read from Amplience is used before it is checked again.
+pub const DEFAULT_TEMPLATE_TTL_MS: u64 = 30_000;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct FlowArgs {
+    /// The flow's store (side-effect ledger, approved templates): `sqlite://path` (default: a file
+    /// `<name>-consumer.db` in the working folder) or `postgres://...` shared by replicas.
+    #[arg(long, env = "GRIDSYNC_FLOW_STORE_URL")]
+    pub store_url: Option<String>,
+    /// The trading partner profiles (TOML; `deploy/partners.toml` is the example).
+    #[arg(long, env = "GRIDSYNC_PARTNERS_FILE")]
+    pub partners: Option<PathBuf>,
+    /// How long a side-effect claim lasts before another owner may take it over, in ms.
+    #[arg(long, env = "GRIDSYNC_CLAIM_LEASE_MS", default_value_t = DEFAULT_CLAIM_LEASE_MS)]
+    pub claim_lease_ms: u64,
+    /// How long a template read from Amplience is used before its version is checked again, in ms.
+    #[arg(long, env = "GRIDSYNC_TEMPLATE_TTL_MS", default_value_t = DEFAULT_TEMPLATE_TTL_MS)]
+    pub template_ttl_ms: u64,
+    #[command(flatten)]
+    pub amplience: ManagementArgs,
+}

@@ -1,0 +1,61 @@
+//! The set-up every flow consumer shares: its store, the Amplience client, the
+//! partner profiles, the side-effect ledger and the templates.
+
+use std::{sync::Arc, time::Duration};
+
+use gridsync_amplience::ManagementClient;
+use gridsync_core::app::{AppError, ConsumerDeps};
+use gridsync_store::Store;
+
+use crate::{args::FlowArgs, partners::PartnerProfiles, Effects, Templates};
+
+pub struct FlowContext {
+    pub name: String,
+    pub store: Store,
+    pub amplience: Arc<ManagementClient>,
+    pub partners: PartnerProfiles,
+    pub effects: Effects,
+    pub deps: ConsumerDeps,
+}
+
+impl FlowContext {
+    /// Opens the store, builds the Amplience client and reads the partner profiles.
+    pub async fn connect(deps: ConsumerDeps, args: &FlowArgs) -> Result<Self, AppError> {
+        let name = deps.name.clone();
+        let url = args.store_url.clone().unwrap_or_else(|| format!("sqlite://{name}-consumer.db"));
+        let store = Store::connect(&url).await.map_err(source)?;
+        let amplience = Arc::new(ManagementClient::new(&args.amplience).map_err(source)?);
+        deps.metrics.register(Box::new(crate::telemetry::AmplienceCalls::new(amplience.clone())?))?;
+        let partners = match &args.partners {
+            Some(path) => PartnerProfiles::load(path).map_err(source)?,
+            None => {
+                tracing::warn!("no partner profiles (--partners): every partner's records will be dead-lettered");
+                PartnerProfiles::default()
+            }
+        };
+        tracing::info!(store = %store.backend(), partners = partners.len(), "{name} flow ready");
+        let effects = Effects::new(
+            &name,
+            store.side_effects(),
+            deps.producer.clone(),
+            &deps.metrics,
+            Duration::from_millis(args.claim_lease_ms),
+        )?;
+        Ok(FlowContext { name, store, amplience, partners, effects, deps })
+    }
+
+    /// Templates in `repository_id`, approved in one of `approved_states`.
+    pub fn templates(&self, args: &FlowArgs, repository_id: &str, approved_states: Vec<String>) -> Templates {
+        Templates::new(
+            self.amplience.clone(),
+            repository_id.to_owned(),
+            approved_states,
+            self.store.approved_templates(),
+            Duration::from_millis(args.template_ttl_ms),
+        )
+    }
+}
+
+fn source(e: impl std::error::Error + Send + Sync + 'static) -> AppError {
+    AppError::Source(Box::new(e))
+}

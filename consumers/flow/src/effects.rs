@@ -1,0 +1,223 @@
+//! Side effects performed once, and reported.
+//!
+//! Every side effect has a deterministic key, `<source event id>/<action>/<target>`.
+//! Before it is performed it is claimed in the store's ledger (an atomic unique
+//! insert: two owners of a partition during a rebalance never both perform it);
+//! after, it is marked done with its outcome, then reported as a
+//! `DeliveryPerformed` event on `gridsync.deliveries` (id derived from the key,
+//! so a repeat is recognisable) before the record's offset is stored. A replay
+//! finds it done and performs nothing. A crash between performing and marking
+//! is caught on the target, where the key derives the Amplience delivery key
+//! or the outbound file name: the work closure is given the key for that.
+
+use std::{future::Future, time::Duration};
+
+use gridsync_core::{
+    kafka::{EventProducer, Record},
+    telemetry::Metrics,
+};
+use gridsync_schemas::{
+    events::{AmplienceContentRef, DeliveryOutcome, DeliveryPerformed, Envelope, SourceSystem, TargetSystem},
+    Event, Timestamp,
+};
+use gridsync_store::{Claim, Performed, SideEffects};
+use prometheus::{histogram_opts, opts, HistogramVec, IntCounterVec};
+
+use crate::FlowError;
+
+/// One side effect a record causes.
+#[derive(Debug, Clone)]
+pub struct SideEffect {
+    /// What it is, e.g. `order-confirmation` (a label in metrics and the audit view).
+    pub action: String,
+    pub target: TargetSystem,
+    /// Who it is for (a customer, an account team, a partner), if anyone.
+    pub recipient: Option<String>,
+}
+
+impl SideEffect {
+    pub fn amplience(action: &str, recipient: Option<String>) -> Self {
+        SideEffect { action: action.to_owned(), target: TargetSystem::Amplience, recipient }
+    }
+
+    /// The ledger key of this side effect of `source`.
+    pub fn key(&self, source: &Envelope) -> String {
+        format!("{}/{}/{}", source.event_id, self.action, self.target.as_str().to_ascii_lowercase())
+    }
+}
+
+/// What performing a side effect did on its target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The id on the target: a content item id, a file name.
+    pub external_id: String,
+    /// Created now, or found already there (a crash after the effect, before the ledger).
+    pub outcome: DeliveryOutcome,
+    /// The approved content (template) used, if any.
+    pub content_item_id: Option<String>,
+    pub content_version: Option<i64>,
+    /// The Amplience item created or updated, for the event's envelope.
+    pub amplience_item: Option<AmplienceContentRef>,
+}
+
+/// Performs side effects once and reports each.
+#[derive(Clone)]
+pub struct Effects {
+    consumer: String,
+    owner: String,
+    ledger: SideEffects,
+    producer: EventProducer,
+    lease: Duration,
+    performed: IntCounterVec,
+    ledger_hits: IntCounterVec,
+    latency: HistogramVec,
+}
+
+impl Effects {
+    pub fn new(
+        consumer: &str,
+        ledger: SideEffects,
+        producer: EventProducer,
+        metrics: &Metrics,
+        lease: Duration,
+    ) -> Result<Self, prometheus::Error> {
+        let performed = IntCounterVec::new(
+            opts!("flow_side_effects_total", "Side effects by flow, action and outcome (created, already_done)."),
+            &["flow", "action", "outcome"],
+        )?;
+        let ledger_hits = IntCounterVec::new(
+            opts!("flow_ledger_hits_total", "Side effects found done in the ledger (a replay or redelivery)."),
+            &["flow", "action"],
+        )?;
+        let latency = HistogramVec::new(
+            histogram_opts!(
+                "flow_source_to_effect_seconds",
+                "Time from the source event's occurred_at to its side effect.",
+                prometheus::exponential_buckets(0.01, 2.0, 20)?
+            ),
+            &["flow", "action"],
+        )?;
+        metrics.register(Box::new(performed.clone()))?;
+        metrics.register(Box::new(ledger_hits.clone()))?;
+        metrics.register(Box::new(latency.clone()))?;
+        // Unique per process: a restarted consumer is a new owner, and its predecessor's
+        // claims are taken over once their lease runs out.
+        let owner = format!("{consumer}/{}/{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        Ok(Effects { consumer: consumer.to_owned(), owner, ledger, producer, lease, performed, ledger_hits, latency })
+    }
+
+    /// Performs `effect` of `record` once: `work` gets the side effect's key
+    /// (to derive the target's idempotency key from) and runs only if the
+    /// ledger has no record of it. Returns what was done, now or before.
+    pub async fn perform<F, Fut>(&self, record: &Record, effect: &SideEffect, work: F) -> Result<Performed, FlowError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<Outcome, FlowError>>,
+    {
+        let source = record.event.envelope();
+        let key = effect.key(source);
+        match self.ledger.claim(&key, &self.owner, self.lease).await? {
+            Claim::Done(performed) => {
+                self.ledger_hits.with_label_values(&[&self.consumer, &effect.action]).inc();
+                if !performed.reported {
+                    // Done, but the process stopped before its event was acknowledged.
+                    self.report(record, effect, &key, &performed, None).await?;
+                }
+                return Ok(performed);
+            }
+            Claim::Busy { owner, expires_in_ms } => {
+                return Err(FlowError::ClaimedElsewhere { key, owner, expires_in_ms });
+            }
+            Claim::Claimed => {}
+        }
+        let outcome = match work(key.clone()).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // Free at once for the retry (ours or the next owner's).
+                if let Err(release) = self.ledger.release(&key, &self.owner).await {
+                    tracing::warn!(error = %release, key, "releasing a side-effect claim; it expires by itself");
+                }
+                return Err(e);
+            }
+        };
+        let performed = Performed {
+            external_id: outcome.external_id.clone(),
+            outcome: outcome.outcome.as_str().to_ascii_lowercase(),
+            performed_at_ms: chrono::Utc::now().timestamp_millis(),
+            reported: false,
+        };
+        if !self.ledger.complete(&key, &self.owner, &performed).await? {
+            // Our claim expired and another owner took it over: the target's key kept the effect
+            // single, and reporting it is the new owner's, so that it is reported once.
+            tracing::warn!(key, "side-effect claim expired while performing; the target deduplicated it");
+            return Ok(performed);
+        }
+        self.performed.with_label_values(&[&self.consumer, &effect.action, &performed.outcome]).inc();
+        if let Some(since) = source.occurred_at.to_datetime() {
+            let seconds = (chrono::Utc::now() - since).num_milliseconds().max(0) as f64 / 1000.0;
+            self.latency.with_label_values(&[&self.consumer, &effect.action]).observe(seconds);
+        }
+        self.report(record, effect, &key, &performed, Some(&outcome)).await?;
+        Ok(performed)
+    }
+
+    /// Publishes the side effect's DeliveryPerformed and records that it was.
+    async fn report(
+        &self,
+        record: &Record,
+        effect: &SideEffect,
+        key: &str,
+        performed: &Performed,
+        outcome: Option<&Outcome>,
+    ) -> Result<(), FlowError> {
+        let event = delivery_performed(&self.consumer, record, effect, key, performed, outcome);
+        self.producer.publish(&event, Some(&record.trace)).await?;
+        self.ledger.mark_reported(key).await?;
+        Ok(())
+    }
+}
+
+/// The DeliveryPerformed event of one side effect, built from its source record.
+/// Its id derives from the side effect's key, so a repeat is recognisable.
+pub fn delivery_performed(
+    consumer: &str,
+    record: &Record,
+    effect: &SideEffect,
+    key: &str,
+    performed: &Performed,
+    outcome: Option<&Outcome>,
+) -> Event {
+    let source = record.event.envelope();
+    let performed_at = Timestamp::from_millis(performed.performed_at_ms);
+    let delivery_outcome = match performed.outcome.as_str() {
+        "already_done" => DeliveryOutcome::AlreadyDone,
+        "updated" => DeliveryOutcome::Updated,
+        _ => DeliveryOutcome::Created,
+    };
+    Event::DeliveryPerformed(DeliveryPerformed {
+        envelope: Envelope {
+            event_id: Envelope::deterministic_event_id(SourceSystem::Gridsync, &["delivery", key]),
+            event_type: "DeliveryPerformed".into(),
+            occurred_at: performed_at,
+            ingested_at: Timestamp::now(),
+            source_system: SourceSystem::Gridsync,
+            trading_partner_id: source.trading_partner_id.clone(),
+            business_key: source.business_key.clone(),
+            correlation_id: source.correlation_id.clone(),
+            trading_grid_document: source.trading_grid_document.clone(),
+            amplience_content: outcome.and_then(|o| o.amplience_item.clone()),
+        },
+        consumer: consumer.to_owned(),
+        target_system: effect.target,
+        action: effect.action.clone(),
+        recipient: effect.recipient.clone(),
+        external_id: performed.external_id.clone(),
+        idempotency_key: key.to_owned(),
+        content_item_id: outcome.and_then(|o| o.content_item_id.clone()),
+        content_version: outcome.and_then(|o| o.content_version),
+        source_event_id: source.event_id.clone(),
+        source_event_type: source.event_type.clone(),
+        outcome: delivery_outcome,
+        performed_at,
+    })
+}

@@ -1,0 +1,72 @@
+//! Why a flow could not perform a side effect, and whether trying again helps.
+
+use gridsync_amplience::AmplienceError;
+use gridsync_core::kafka::HandlerError;
+use gridsync_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error("trading partner {0:?} is not in the partner profiles")]
+    UnknownPartner(String),
+    #[error("template {key:?}: {reason}")]
+    Template { key: String, reason: String },
+    #[error("template {key:?} has no approved version (its workflow state is {state:?})")]
+    TemplateNotApproved { key: String, state: Option<String> },
+    #[error("rendering template {key:?} v{version}: {reason}")]
+    Render { key: String, version: i64, reason: String },
+    #[error("side effect {key:?} is being performed by {owner} (claim expires in {expires_in_ms} ms)")]
+    ClaimedElsewhere { key: String, owner: String, expires_in_ms: i64 },
+    #[error("invalid side effect: {0}")]
+    Invalid(String),
+    #[error("Amplience: {0}")]
+    Amplience(#[from] AmplienceError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("publishing DeliveryPerformed: {0}")]
+    Publish(#[from] gridsync_core::kafka::PublishError),
+}
+
+impl FlowError {
+    /// Whether the same record may succeed later as it is.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            FlowError::ClaimedElsewhere { .. } | FlowError::Store(_) => true,
+            FlowError::Publish(e) => e.is_transient(),
+            // Refused credentials are an operator's error, not the record's: the partition
+            // waits (and alerts) until they are fixed, instead of dead-lettering every record.
+            FlowError::Amplience(e) => {
+                e.is_retryable()
+                    || matches!(
+                        e,
+                        AmplienceError::Credentials { .. }
+                            | AmplienceError::Transport { .. }
+                            // Many writers of one item (the suppression list) at once: try again.
+                            | AmplienceError::ConflictPersisted { .. }
+                    )
+                    || matches!(e.status(), Some(401 | 403 | 408 | 409))
+            }
+            _ => false,
+        }
+    }
+
+    /// The error class, for metrics and dead-letter headers.
+    pub fn class(&self) -> &'static str {
+        match self {
+            FlowError::UnknownPartner(_) => "partner.unknown",
+            FlowError::Template { .. } => "template.invalid",
+            FlowError::TemplateNotApproved { .. } => "template.not_approved",
+            FlowError::Render { .. } => "template.render",
+            FlowError::ClaimedElsewhere { .. } => "ledger.claimed",
+            FlowError::Invalid(_) => "effect.invalid",
+            FlowError::Amplience(_) => "amplience",
+            FlowError::Store(_) => "store",
+            FlowError::Publish(_) => "kafka.publish",
+        }
+    }
+}
+
+impl From<FlowError> for HandlerError {
+    fn from(e: FlowError) -> Self {
+        HandlerError::from_source(e.class(), e.is_transient(), e)
+    }
+}

@@ -1,0 +1,27 @@
+//! What every flow consumer stands on, so that a consumer binary is its flow
+//! logic and little else:
+//!
+//! - [`FlowArgs`] and [`FlowContext`]: the flags and the set-up every flow
+//!   shares (the store, the Amplience client, partner profiles, templates);
+//! - [`effects`]: side effects performed once, claimed in a ledger by a
+//!   deterministic key, each reported as a `DeliveryPerformed` event;
+//! - [`partners`]: the trading partner profiles (`deploy/partners.toml`);
+//! - [`templates`]: messages rendered from the latest approved version of a
+//!   template content item, strictly (a missing field is an error, never a hole).
+
+pub mod args;
+pub mod context;
+pub mod effects;
+pub mod error;
+pub mod messages;
+pub mod partners;
+pub mod telemetry;
+pub mod templates;
+
+pub use args::FlowArgs;
+pub use context::FlowContext;
+pub use effects::{Effects, SideEffect};
+pub use error::FlowError;
+pub use messages::{Message, Messages};
+pub use partners::{PartnerProfile, PartnerProfiles};
+pub use templates::{Rendered, Templates};

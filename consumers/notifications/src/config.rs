@@ -1,0 +1,82 @@
+//! The notifications flow's configuration (`default-notifications.toml`).
+
+use std::{collections::BTreeMap, path::Path};
+
+use serde::Deserialize;
+
+/// Built in; `--config` replaces it.
+pub const DEFAULT: &str = include_str!("../default-notifications.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsConfig {
+    pub repository_id: String,
+    pub content_type_uri: String,
+    pub template_repository_id: String,
+    pub approved_states: Vec<String>,
+    pub suppression_list_key: String,
+    pub suppression_days: i64,
+    pub post_purchase_delay_hours: i64,
+    pub account_team_workflow_state: String,
+    /// Action → template delivery key pattern (`{locale}`).
+    pub templates: BTreeMap<String, String>,
+    /// Partner id → action → template delivery key pattern.
+    #[serde(default)]
+    pub partner_templates: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: String,
+        #[source]
+        source: toml::de::Error,
+    },
+}
+
+impl NotificationsConfig {
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let (text, shown) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p)
+                    .map_err(|source| ConfigError::Read { path: p.display().to_string(), source })?,
+                p.display().to_string(),
+            ),
+            None => (DEFAULT.to_owned(), "default-notifications.toml".to_owned()),
+        };
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: shown, source })
+    }
+
+    /// The template key for `action` for `partner` in `locale`, if configured.
+    pub fn template_key(&self, action: &str, partner: &str, locale: &str) -> Option<String> {
+        self.partner_templates
+            .get(partner)
+            .and_then(|own| own.get(action))
+            .or_else(|| self.templates.get(action))
+            .map(|pattern| pattern.replace("{locale}", locale))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_parses_and_partners_may_override_a_template() {
+        let mut config = NotificationsConfig::load(None).unwrap();
+        assert_eq!(
+            config.template_key("order-confirmation", "ACME", "en-US").as_deref(),
+            Some("templates/order-confirmation/en-US")
+        );
+        config.partner_templates.insert("ACME".into(), [("order-confirmation".into(), "acme/oc".into())].into());
+        assert_eq!(config.template_key("order-confirmation", "ACME", "en-US").as_deref(), Some("acme/oc"));
+        assert_eq!(config.template_key("nothing", "ACME", "en-US"), None);
+    }
+}

@@ -1,0 +1,36 @@
+//! The notifications flow (flows 1, 3, 6) as a library: its configuration, its
+//! handler and its set-up, for the `notifications-consumer` binary and the
+//! benchmark that runs it in-process.
+
+pub mod config;
+pub mod flow;
+
+use std::path::PathBuf;
+
+use gridsync_core::app::{AppError, ConsumerDeps};
+use gridsync_flow::{FlowArgs, FlowContext, Messages};
+
+/// The consumer's flags beside the runtime's.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub flow: FlowArgs,
+    /// The flow's configuration (repositories, templates per action); default: built in.
+    #[arg(long = "config", env = "GRIDSYNC_NOTIFICATIONS_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Connects the flow: store, Amplience, partner profiles, templates.
+pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<flow::Notifications, AppError> {
+    let config =
+        config::NotificationsConfig::load(args.config.as_deref()).map_err(|e| AppError::Source(Box::new(e)))?;
+    let ctx = FlowContext::connect(deps, &args.flow).await?;
+    let messages = Messages {
+        client: ctx.amplience.clone(),
+        templates: ctx.templates(&args.flow, &config.template_repository_id, config.approved_states.clone()),
+        repository_id: config.repository_id.clone(),
+        content_type_uri: config.content_type_uri.clone(),
+        hub_id: args.flow.amplience.hub_id.clone(),
+    };
+    Ok(flow::Notifications { ctx, messages, config })
+}

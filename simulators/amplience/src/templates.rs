@@ -1,0 +1,134 @@
+//! The message templates gridsync's notifications flow renders from, as a hub
+//! would hold them: one content item per action and locale in the second
+//! repository, delivery key `templates/<action>/<locale>`, approved. Seeded by
+//! `amp-sim --seed-templates` or `POST /__sim/templates`.
+
+use serde_json::{json, Value};
+
+use crate::hub::{Hub, HubError};
+
+pub const SCHEMA: &str = "https://schemas.gridsync.dev/message-template.json";
+const ACTOR: &str = "content.editor";
+pub const LOCALES: [&str; 3] = ["en-US", "en-GB", "de-DE"];
+
+/// `(action, subject, body)` in English; German below.
+const ENGLISH: &[(&str, &str, &str)] = &[
+    (
+        "order-confirmation",
+        "Order {{ event.po_number }} confirmed",
+        "Dear {{ customer }}, {{ partner.name }} confirms your order {{ event.po_number }}.\n\
+         {% for line in event.lines %}{{ line.line_number }}: {{ line.quantity }} {{ line.unit_of_measure }} \
+         {{ line.description or line.product_id }} at {{ line.unit_price }}\n{% endfor %}\
+         Total: {{ event.total_amount }} {{ event.currency }}. Requested delivery: {{ event.requested_delivery_date }}.",
+    ),
+    (
+        "customer-notification",
+        "We have your order {{ event.po_number }}",
+        "{{ customer }}: order {{ event.po_number }} ({{ event.lines | length }} lines) is with {{ partner.name }}.",
+    ),
+    (
+        "delivery-content",
+        "Shipment {{ event.shipment_id }}",
+        "Carrier {{ event.carrier }}, tracking {{ event.tracking_number }}, for order(s) \
+         {{ event.po_numbers | join(', ') }}.\n{% for line in event.lines %}{{ line.quantity }} {{ line.unit_of_measure }} \
+         {{ line.description or line.product_id }}\n{% endfor %}",
+    ),
+    (
+        "shipment-notification",
+        "Your order {{ event.po_numbers | join(', ') }} is on its way",
+        "Expected {{ event.estimated_delivery_date }}; track {{ event.tracking_number }} with {{ event.carrier }}.",
+    ),
+    (
+        "delivery-notification",
+        "Delivered: shipment {{ event.shipment_id }}",
+        "Shipment {{ event.shipment_id }} for order {{ event.po_number }} was delivered at {{ event.delivered_at }}.",
+    ),
+    (
+        "post-purchase-message",
+        "How was your order {{ event.po_number }}?",
+        "Tell {{ partner.name }} how your delivery of shipment {{ event.shipment_id }} went.",
+    ),
+    (
+        "order-response-notification",
+        "{{ partner.name }} answered PO {{ event.po_number }}: {{ event.status }}",
+        "Order response for {{ event.po_number }}: {{ event.status }}. {{ event.note or '' }}",
+    ),
+    (
+        "document-exception-notification",
+        "{{ event.document_type }} to {{ partner.name }}: {{ event.status }}",
+        "Lens transaction {{ event.lens_transaction_id }} is {{ event.status }} ({{ event.lens_status_code }}). \
+         {{ event.error_code or '' }} {{ event.error_message or '' }}",
+    ),
+];
+
+fn german(action: &str) -> Option<(&'static str, &'static str)> {
+    Some(match action {
+        "order-confirmation" => (
+            "Auftrag {{ event.po_number }} bestätigt",
+            "Guten Tag {{ customer }}, {{ partner.name }} bestätigt Ihre Bestellung {{ event.po_number }}.\n\
+             {% for line in event.lines %}{{ line.line_number }}: {{ line.quantity }} {{ line.unit_of_measure }} \
+             {{ line.description or line.product_id }} zu {{ line.unit_price }}\n{% endfor %}\
+             Summe: {{ event.total_amount }} {{ event.currency }}. Wunschtermin: {{ event.requested_delivery_date }}.",
+        ),
+        "customer-notification" => {
+            ("Bestellung {{ event.po_number }} eingegangen", "{{ customer }}: Bestellung {{ event.po_number }} ist bei {{ partner.name }}.")
+        }
+        "delivery-content" => (
+            "Sendung {{ event.shipment_id }}",
+            "Spediteur {{ event.carrier }}, Sendungsnummer {{ event.tracking_number }}, Aufträge {{ event.po_numbers | join(', ') }}.",
+        ),
+        "shipment-notification" => (
+            "Ihre Bestellung {{ event.po_numbers | join(', ') }} ist unterwegs",
+            "Erwartet am {{ event.estimated_delivery_date }}.",
+        ),
+        "delivery-notification" => ("Zugestellt: Sendung {{ event.shipment_id }}", "Zugestellt am {{ event.delivered_at }}."),
+        "post-purchase-message" => ("Wie war Ihre Bestellung {{ event.po_number }}?", "Ihre Meinung zählt, {{ partner.name }}."),
+        "order-response-notification" => (
+            "{{ partner.name }}: Antwort auf {{ event.po_number }}: {{ event.status }}",
+            "{{ event.note or '' }}",
+        ),
+        "document-exception-notification" => (
+            "{{ event.document_type }} an {{ partner.name }}: {{ event.status }}",
+            "{{ event.error_code or '' }} {{ event.error_message or '' }}",
+        ),
+        _ => return None,
+    })
+}
+
+/// Creates every template that is missing, approved; returns `(delivery key, id)`.
+pub fn seed(hub: &mut Hub) -> Result<Vec<(String, String)>, HubError> {
+    let repository = hub.repositories.get(1).or(hub.repositories.first()).cloned().unwrap_or_default();
+    let approved = hub.states.iter().find(|s| s.label == "Approved").map(|s| s.id.clone());
+    let mut seeded = Vec::new();
+    for locale in LOCALES {
+        for &(action, subject, body) in ENGLISH {
+            let (subject, body) =
+                if locale == "de-DE" { german(action).unwrap_or((subject, body)) } else { (subject, body) };
+            let key = format!("templates/{action}/{locale}");
+            if let Some(existing) = hub.find_by_delivery_key(&key) {
+                seeded.push((key, existing));
+                continue;
+            }
+            let request = template_request(action, locale, &key, subject, body);
+            let item = hub.create(&repository, &request, ACTOR)?;
+            if let Some(state) = &approved {
+                hub.assign_workflow(&item.id, &json!({ "version": item.version, "state": state }), ACTOR)?;
+            }
+            seeded.push((key, item.id));
+        }
+    }
+    Ok(seeded)
+}
+
+fn template_request(action: &str, locale: &str, key: &str, subject: &str, body: &str) -> Value {
+    json!({
+        "label": format!("Template {action} ({locale})"),
+        "locale": locale,
+        "body": {
+            "_meta": { "schema": SCHEMA, "name": format!("{action}-{locale}"), "deliveryKey": key },
+            "subject": subject,
+            "body": body,
+            "channel": "email",
+        }
+    })
+}

@@ -1,0 +1,185 @@
+//! The notifications flow's speed, in one run on a local Apache Kafka with
+//! amp-sim answering at once: events/s through the whole flow from a backlog
+//! (three side effects per order: an order confirmation, a customer
+//! notification, a suppression-list entry), and the latency from a source
+//! event's `occurred_at` to each of its side effects, p50/p99, at a steady rate.
+//!
+//! `cargo bench -p gridsync-tests --bench notifications_flow`
+//! (`GRIDSYNC_BENCH_ORDERS` sets the backlog, default 300).
+
+use std::{collections::HashMap, path::Path, time::Duration};
+
+use gridsync_amp_sim::{SimConfig, Simulator};
+use gridsync_amplience::ManagementArgs;
+use gridsync_core::{
+    app::ConsumerDeps,
+    config::KafkaArgs,
+    kafka::{admin::apply_topics, run_consumer, ConsumerServices, ConsumerSettings, EventProducer, RetryPolicy},
+    registry::EventDecoder,
+    telemetry::{Health, Metrics},
+};
+use gridsync_flow::FlowArgs;
+use gridsync_schemas::{
+    catalog::catalog, codec, events::DeliveryPerformed, samples::sample, Event, EventType, Timestamp,
+};
+use gridsync_tests::{unique_prefix, Broker};
+use rdkafka::{
+    consumer::{Consumer, StreamConsumer},
+    ClientConfig, Message,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let orders: u64 = std::env::var("GRIDSYNC_BENCH_ORDERS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let broker = Broker::start()?;
+    let prefix = unique_prefix("bench-notify");
+    let kafka = KafkaArgs { topic_prefix: prefix.clone(), ..KafkaArgs::for_brokers(broker.brokers()) };
+    let catalog = catalog()?.with_prefix(&prefix);
+    apply_topics(&kafka, &catalog.topics, false).await?;
+
+    let sim_config = SimConfig { seed_templates: true, ..SimConfig::default() };
+    let stop = CancellationToken::new();
+    let sim =
+        Simulator::start(sim_config.clone(), tokio::net::TcpListener::bind("127.0.0.1:0").await?, stop.clone()).await?;
+    let dir = tempfile::tempdir()?;
+    let args = gridsync_notifications::Args {
+        flow: FlowArgs {
+            store_url: Some(format!("sqlite://{}", dir.path().join("notifications.db").display())),
+            partners: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/partners.toml")),
+            claim_lease_ms: gridsync_flow::args::DEFAULT_CLAIM_LEASE_MS,
+            template_ttl_ms: gridsync_flow::args::DEFAULT_TEMPLATE_TTL_MS,
+            amplience: ManagementArgs {
+                api_url: format!("{}/v2/content", sim.url()),
+                token_url: format!("{}/oauth/token", sim.url()),
+                hub_id: Some(sim_config.hub_id.clone()),
+                client_id: Some("gridsync".into()),
+                client_secret: Some("gridsync-secret".into()),
+                client_secret_file: None,
+                requests_per_second: 0.0,
+                publishes_per_minute: 90,
+                timeout_ms: 30_000,
+                max_attempts: 8,
+                max_backoff_ms: 1_000,
+            },
+        },
+        config: None,
+    };
+    let metrics = Metrics::new("bench-notifications")?;
+    let producer = EventProducer::new(&kafka, metrics.clone())?;
+    let shutdown = CancellationToken::new();
+    let deps = ConsumerDeps {
+        name: "notifications".into(),
+        producer: producer.clone(),
+        metrics: metrics.clone(),
+        kafka: kafka.clone(),
+        health: Health::default(),
+        shutdown: shutdown.clone(),
+    };
+    let handler = gridsync_notifications::setup(deps, args).await?;
+    let settings = ConsumerSettings::from_catalog(catalog.consumer("notifications")?, RetryPolicy::default(), 64);
+    let services = ConsumerServices {
+        decoder: EventDecoder::new(None)?,
+        producer: producer.clone(),
+        metrics,
+        health: Health::default(),
+    };
+    let consumer = tokio::spawn({
+        let (kafka, shutdown) = (kafka.clone(), shutdown.clone());
+        async move { run_consumer(&kafka, settings, handler, services, shutdown).await }
+    });
+    let mut deliveries = watch_deliveries(&broker.brokers(), &catalog.topic_for(EventType::DeliveryPerformed).name)?;
+
+    // Warm-up: the group joined, templates read, the suppression list created.
+    let order = |seq: u64| {
+        let mut event = sample(EventType::PurchaseOrderReceived, "ACME", seq);
+        event.envelope_mut().occurred_at = Timestamp::now();
+        event
+    };
+    producer.publish(&order(0), None).await?;
+    collect(&mut deliveries, 3).await?;
+
+    // Throughput: a backlog of orders, from the first side effect to the last.
+    let backlog: Vec<Event> = (1..=orders).map(order).collect();
+    for event in &backlog {
+        producer.publish(event, None).await?;
+    }
+    let started = std::time::Instant::now();
+    collect(&mut deliveries, 3 * orders as usize).await?;
+    let throughput = orders as f64 / started.elapsed().as_secs_f64();
+
+    // Latency: orders at a steady 20 a second, source event to side effect.
+    let steady = 200u64;
+    let mut occurred = HashMap::new();
+    let mut ticker = tokio::time::interval(Duration::from_millis(50));
+    for seq in 0..steady {
+        ticker.tick().await;
+        let event = order(1_000_000 + seq);
+        occurred.insert(event.envelope().event_id.clone(), event.envelope().occurred_at.millis());
+        producer.publish(&event, None).await?;
+    }
+    let performed = collect(&mut deliveries, 3 * steady as usize).await?;
+    let mut latencies: Vec<i64> = performed
+        .iter()
+        .filter_map(|d| occurred.get(&d.source_event_id).map(|at| d.performed_at.millis() - at))
+        .collect();
+    latencies.sort_unstable();
+    let percentile =
+        |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0);
+
+    shutdown.cancel();
+    consumer.await??;
+    stop.cancel();
+    println!("notifications_flow: on a local Apache Kafka ({}) and amp-sim answering at once", broker.brokers());
+    println!(
+        "  backlog of {orders} orders, 3 side effects each: {throughput:>8.1} orders/s ({:.1} side effects/s)",
+        3.0 * throughput
+    );
+    println!(
+        "  {steady} orders at 20/s: source event → side effect p50 {} ms, p99 {} ms ({} side effects)",
+        percentile(0.50),
+        percentile(0.99),
+        latencies.len()
+    );
+    Ok(())
+}
+
+/// Every DeliveryPerformed on `topic` from the start, as it arrives.
+fn watch_deliveries(brokers: &str, topic: &str) -> anyhow::Result<mpsc::UnboundedReceiver<DeliveryPerformed>> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("bench-watch-{}", std::process::id()))
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    consumer.subscribe(&[topic])?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let codec = codec().expect("the schemas load");
+        while let Ok(message) = consumer.recv().await {
+            if let Ok(decoded) = codec.decode(message.payload().unwrap_or_default()) {
+                if let Event::DeliveryPerformed(d) = decoded.event {
+                    if tx.send(d).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// The next `count` deliveries (two minutes at most).
+async fn collect(
+    rx: &mut mpsc::UnboundedReceiver<DeliveryPerformed>,
+    count: usize,
+) -> anyhow::Result<Vec<DeliveryPerformed>> {
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        match tokio::time::timeout(Duration::from_secs(120), rx.recv()).await {
+            Ok(Some(d)) => out.push(d),
+            _ => anyhow::bail!("only {} of {count} side effects reported", out.len()),
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,399 @@
+//! The notifications flow (flows 1, 3, 6) end to end: EDI files dropped into
+//! the Trading Grid mailbox go through `tg-producer`, the broker and
+//! `notifications-consumer` into content items in the Amplience simulator,
+//! rendered from the approved templates, each reported once as
+//! DeliveryPerformed. A broken or unapproved template dead-letters its record
+//! with the reason while the records after it flow; a consumer killed
+//! mid-stream, a second instance in the group and Amplience answering 429, 503
+//! and slowly change nothing in what is created: one item per side effect.
+//! Needs `cargo test --workspace` (binaries).
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use futures::{stream, StreamExt};
+use gridsync_amp_sim::{Client, SimConfig, Simulator};
+use gridsync_amplience::{ManagementArgs, ManagementClient, NewContentItem};
+use gridsync_core::kafka::{dead_letter, headers};
+use gridsync_schemas::{
+    codec,
+    events::{DeliveryPerformed, DocumentStatus},
+    samples::sample,
+    Event, EventType,
+};
+use gridsync_tests::{free_port, payload, read_topic, workspace_binary, Pipeline};
+use nix::{sys::signal, unistd::Pid};
+use rdkafka::Message;
+use serde_json::{json, Value};
+
+const EDITOR: (&str, &str) = ("content.editor", "editor-secret");
+
+struct Harness {
+    pipeline: Pipeline,
+    sim: Simulator,
+    hub_id: String,
+    dir: tempfile::TempDir,
+    _stop_sim: tokio_util::sync::DropGuard,
+}
+
+impl Harness {
+    async fn start(name: &str) -> Self {
+        let pipeline = Pipeline::start(name, None).await.unwrap();
+        let config = SimConfig {
+            clients: vec![
+                Client { id: "gridsync".into(), secret: "gridsync-secret".into() },
+                Client { id: EDITOR.0.into(), secret: EDITOR.1.into() },
+            ],
+            seed_templates: true,
+            ..SimConfig::default()
+        };
+        let stop = tokio_util::sync::CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim = Simulator::start(config.clone(), listener, stop.clone()).await.unwrap();
+        Harness {
+            pipeline,
+            sim,
+            hub_id: config.hub_id,
+            dir: tempfile::tempdir().unwrap(),
+            _stop_sim: stop.drop_guard(),
+        }
+    }
+
+    fn amplience_args(&self) -> Vec<String> {
+        vec![
+            format!("--amplience-api-url={}/v2/content", self.sim.url()),
+            format!("--amplience-token-url={}/oauth/token", self.sim.url()),
+            format!("--amplience-hub-id={}", self.hub_id),
+            "--amplience-client-id=gridsync".into(),
+            "--amplience-max-backoff-ms=500".into(),
+        ]
+    }
+
+    /// A notifications consumer writing its log to `<name>.log`.
+    fn consumer(&self, name: &str, extra: &[&str]) -> Child {
+        let partners = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/partners.toml");
+        Command::new(workspace_binary("notifications-consumer"))
+            .args(["--brokers", &self.pipeline.broker.brokers(), "--topic-prefix", &self.pipeline.kafka.topic_prefix])
+            .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+            .arg(format!("--store-url=sqlite://{}", self.dir.path().join("notifications.db").display()))
+            .arg("--partners")
+            .arg(partners)
+            .args(["--claim-lease-ms", "8000", "--retry-max", "1000"])
+            .args(self.amplience_args())
+            .args(extra)
+            .env("GRIDSYNC_AMPLIENCE_CLIENT_SECRET", "gridsync-secret")
+            // A killed member leaves the group after 6 s instead of 45: the survivors get its partitions sooner.
+            .env("GRIDSYNC_KAFKA_SESSION_TIMEOUT_MS", "6000")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap())
+            .spawn()
+            .unwrap()
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// Items whose delivery key starts with `prefix`, as amp-sim holds them.
+    async fn items(&self, prefix: &str) -> Vec<Value> {
+        let url = format!("{}/__sim/items?prefix={prefix}", self.sim.url());
+        let answer: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        answer["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    fn editor(&self) -> ManagementClient {
+        ManagementClient::new(&ManagementArgs {
+            api_url: format!("{}/v2/content", self.sim.url()),
+            token_url: format!("{}/oauth/token", self.sim.url()),
+            hub_id: Some(self.hub_id.clone()),
+            client_id: Some(EDITOR.0.into()),
+            client_secret: Some(EDITOR.1.into()),
+            client_secret_file: None,
+            requests_per_second: 0.0,
+            publishes_per_minute: 600,
+            timeout_ms: 5_000,
+            max_attempts: 3,
+            max_backoff_ms: 200,
+        })
+        .unwrap()
+    }
+
+    /// Every DeliveryPerformed on the deliveries topic (at least `at_least` of them).
+    fn deliveries(&self, at_least: usize) -> Vec<DeliveryPerformed> {
+        let topic = self.pipeline.topic(EventType::DeliveryPerformed);
+        let codec = codec().unwrap();
+        read_topic(&self.pipeline.broker.brokers(), topic, at_least, Duration::from_secs(20))
+            .unwrap()
+            .iter()
+            .filter_map(|m| match codec.decode(payload(m)).unwrap().event {
+                Event::DeliveryPerformed(d) => Some(d),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/edi/tests/fixtures").join(name)
+}
+
+fn action_of(item: &Value) -> String {
+    item["item"]["body"]["action"].as_str().unwrap_or_default().to_owned()
+}
+
+fn count_by_action(items: &[Value]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for item in items {
+        *counts.entry(action_of(item)).or_default() += 1;
+    }
+    counts
+}
+
+async fn stop(mut child: Child) {
+    let _ = signal::kill(Pid::from_raw(child.id() as i32), signal::Signal::SIGTERM);
+    for _ in 0..300 {
+        if child.try_wait().unwrap().is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn edi_documents_become_notifications_from_approved_templates() {
+    let h = Harness::start("notify").await;
+    // Two partner templates that cannot be used: one names a field no event has, one is not approved.
+    let editor = h.editor();
+    let repo = &SimConfig::default().repositories[1];
+    let template = |key: &str, body: &str| NewContentItem {
+        label: key.into(),
+        schema: gridsync_amp_sim::templates::SCHEMA.into(),
+        delivery_key: Some(gridsync_amplience::DeliveryKey::parse(key).unwrap()),
+        folder_id: None,
+        locale: None,
+        fields: json!({ "subject": "Shipped", "body": body }).as_object().cloned().unwrap(),
+    };
+    let broken =
+        editor.ensure_item(repo, &template("templates/broken/en-US", "{{ event.no_such_field }}")).await.unwrap();
+    editor.assign_workflow_state(&broken.item().id, "Approved").await.unwrap();
+    let draft = editor.ensure_item(repo, &template("templates/draft/de-DE", "{{ event.shipment_id }}")).await.unwrap();
+    editor.assign_workflow_state(&draft.item().id, "Draft").await.unwrap();
+    let config = h.dir.path().join("notifications.toml");
+    let default = include_str!("../../consumers/notifications/default-notifications.toml");
+    std::fs::write(
+        &config,
+        default.replace(
+            "[partner_templates]",
+            "[partner_templates]\nGLOBEX = { shipment-notification = \"templates/broken/en-US\" }\n\
+             \"4012345500004\" = { delivery-content = \"templates/draft/de-DE\" }",
+        ),
+    )
+    .unwrap();
+
+    // A failed delivery that Lens reported, straight onto the topic.
+    let mut failed = sample(EventType::DocumentStatusChanged, "ACME", 7);
+    if let Event::DocumentStatusChanged(status) = &mut failed {
+        status.status = DocumentStatus::DeliveryFailed;
+        status.error_message = Some("partner mailbox full".into());
+    }
+    h.pipeline.producer.publish(&failed, None).await.unwrap();
+
+    let mailbox = h.dir.path().join("mailbox");
+    let inbound = mailbox.join("inbound");
+    std::fs::create_dir_all(&inbound).unwrap();
+    for name in [
+        "x12_multi_interchange_crlf.edi",          // ACME: two 850s and an 810
+        "edifact_una_group_release.edi",           // 5412345000013: two ORDERS
+        "x12_pipes_00501_no_newlines.edi",         // GLOBEX: an 856 (its shipment template is broken)
+        "edifact_default_separators_one_line.edi", // 4012345500004: INVOIC and DESADV (its template unapproved)
+        "x12_855_order_response.edi",              // ACME: an 855 accepting 4500012345
+        "x12_214_delivered.edi",                   // GLOBEX: a 214, delivered
+    ] {
+        std::fs::copy(fixture(name), inbound.join(name)).unwrap();
+    }
+    let tg = Command::new(workspace_binary("tg-producer"))
+        .args(["--brokers", &h.pipeline.broker.brokers(), "--topic-prefix", &h.pipeline.kafka.topic_prefix])
+        .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port()), "--poll-ms", "100", "--no-acks"])
+        .arg("--mailbox-dir")
+        .arg(&mailbox)
+        .arg(format!("--store-url=sqlite://{}", h.dir.path().join("tg.db").display()))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(h.dir.path().join("tg.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let consumer = h.consumer("consumer", &["--config", &config.to_string_lossy()]);
+
+    let expected: BTreeMap<String, usize> = [
+        ("order-confirmation", 4),
+        ("customer-notification", 4),
+        ("delivery-content", 1),
+        ("delivery-notification", 1),
+        ("post-purchase-message", 1),
+        ("order-response-notification", 1),
+        ("document-exception-notification", 1),
+    ]
+    .into_iter()
+    .map(|(a, n)| (a.to_owned(), n))
+    .collect();
+    let mut items = Vec::new();
+    for _ in 0..600 {
+        items = h.items("gridsync/").await;
+        let list_done = items.iter().any(|i| i["item"]["body"]["entries"].as_array().is_some_and(|e| e.len() == 4));
+        if list_done
+            && count_by_action(&items.iter().filter(|i| !action_of(i).is_empty()).cloned().collect::<Vec<_>>())
+                == expected
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let messages: Vec<Value> = items.iter().filter(|i| !action_of(i).is_empty()).cloned().collect();
+    assert_eq!(count_by_action(&messages), expected, "{}", h.log("consumer"));
+
+    // Rendered from the approved template version, with the template recorded in the item.
+    let seeded = h.items("templates/").await;
+    let template_version = |key: &str| {
+        seeded.iter().find(|t| t["item"]["body"]["_meta"]["deliveryKey"] == key).map(|t| t["item"]["version"].clone())
+    };
+    let confirmation = |po: &str| {
+        messages
+            .iter()
+            .find(|i| action_of(i) == "order-confirmation" && i["item"]["body"]["gridsync"]["businessKey"] == po)
+            .map(|i| i["item"]["body"].clone())
+            .unwrap_or_default()
+    };
+    let acme = confirmation("4500012345");
+    assert_eq!(acme["subject"], "Order 4500012345 confirmed");
+    assert!(acme["body"].as_str().unwrap().contains("Acme Retail Inc"), "{acme}");
+    assert_eq!(acme["gridsync"]["template"]["key"], "templates/order-confirmation/en-US");
+    assert_eq!(
+        Some(acme["gridsync"]["template"]["version"].clone()),
+        template_version("templates/order-confirmation/en-US")
+    );
+    assert_eq!(acme["gridsync"]["correlationId"], "ACME/PO/4500012345");
+    assert_eq!(confirmation("PO-DE-7781")["subject"], "Auftrag PO-DE-7781 bestätigt", "the partner's locale");
+    let post = messages.iter().find(|i| action_of(i) == "post-purchase-message").unwrap();
+    assert_eq!(post["item"]["body"]["sendAt"], "2026-12-01T15:30:00.000Z", "72 h after the 214's delivery");
+    for action in ["order-response-notification", "document-exception-notification"] {
+        let task = messages.iter().find(|i| action_of(i) == action).unwrap();
+        assert_eq!(task["workflowState"], "In review", "{action} is a workflow item for the account team");
+        assert_eq!(task["item"]["body"]["recipient"], "acme-team@example.com");
+    }
+    let list =
+        items.iter().find(|i| i["item"]["body"]["_meta"]["deliveryKey"] == "gridsync/campaign-suppression").unwrap();
+    let customers: BTreeSet<&str> =
+        list["item"]["body"]["entries"].as_array().unwrap().iter().filter_map(|e| e["poNumber"].as_str()).collect();
+    assert_eq!(customers, BTreeSet::from(["4500012345", "4500022345", "PO-DE-7781", "PO-DE-7782"]));
+
+    // The two records whose templates could not be used, dead-lettered with the reason.
+    let dlq = format!("{}gridsync.notifications.dlq", h.pipeline.kafka.topic_prefix);
+    let dead = read_topic(&h.pipeline.broker.brokers(), &dlq, 2, Duration::from_secs(30)).unwrap();
+    let mut reasons: Vec<(String, String)> = dead
+        .iter()
+        .map(|m| {
+            let class = headers::get(m.headers(), dead_letter::ERROR_CLASS).unwrap_or_default().to_owned();
+            let message = headers::get(m.headers(), dead_letter::ERROR_MESSAGE).unwrap_or_default().to_owned();
+            (class, message)
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons[0].0, "template.not_approved");
+    assert!(reasons[0].1.contains("templates/draft/de-DE"), "{}", reasons[0].1);
+    assert_eq!(reasons[1].0, "template.render");
+    assert!(reasons[1].1.contains("templates/broken/en-US") && reasons[1].1.contains("undefined"), "{}", reasons[1].1);
+
+    // One DeliveryPerformed per side effect: every message, and four suppression entries.
+    let deliveries = h.deliveries(17);
+    let keys: BTreeSet<&str> = deliveries.iter().map(|d| d.idempotency_key.as_str()).collect();
+    assert_eq!((deliveries.len(), keys.len()), (17, 17));
+    let confirmation_delivery = deliveries
+        .iter()
+        .find(|d| d.action == "order-confirmation" && d.envelope.business_key == "4500012345")
+        .unwrap();
+    assert_eq!(confirmation_delivery.content_item_id.as_deref(), acme["gridsync"]["template"]["id"].as_str());
+    assert_eq!(confirmation_delivery.recipient.as_deref(), Some("orders@acme.example"));
+    assert_eq!(confirmation_delivery.envelope.correlation_id, "ACME/PO/4500012345");
+
+    stop(consumer).await;
+    stop(tg).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_and_parallel_consumers_create_every_item_exactly_once_through_amplience_faults() {
+    let h = Harness::start("notify-crash").await;
+    const ORDERS: u64 = 40;
+    // Ordered now: the customers stay suppressed for 30 days (an order older than that would not be).
+    let events: Vec<Event> = (0..ORDERS)
+        .map(|i| {
+            let mut event = sample(EventType::PurchaseOrderReceived, "ACME", 100 + i);
+            event.envelope_mut().occurred_at = gridsync_schemas::Timestamp::now();
+            event
+        })
+        .collect();
+    let published: Vec<_> =
+        stream::iter(&events).map(|e| h.pipeline.producer.publish(e, None)).buffer_unordered(64).collect().await;
+    assert!(published.iter().all(Result::is_ok));
+    // Amplience is slow, then rate-limits, then fails for a while.
+    let faults = format!("{}/__sim/faults", h.sim.url());
+    for spec in [
+        json!({ "delay_ms": 150, "count": 40 }),
+        json!({ "status": 429, "retry_after": 1, "count": 6 }),
+        json!({ "status": 503, "count": 4 }),
+    ] {
+        reqwest::Client::new().post(&faults).json(&spec).send().await.unwrap();
+    }
+
+    let mut first = h.consumer("first", &[]);
+    let second = h.consumer("second", &[]);
+    // Mid-stream: some items exist, most do not yet.
+    let mut started = false;
+    for _ in 0..1200 {
+        if h.items("gridsync/order-confirmation").await.len() >= 5 {
+            started = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(started, "{}", h.log("first"));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let restarted = h.consumer("restarted", &[]);
+
+    let mut done = false;
+    for _ in 0..1200 {
+        let items = h.items("gridsync/").await;
+        let counts = count_by_action(&items);
+        let entries = items.iter().find_map(|i| i["item"]["body"]["entries"].as_array().map(Vec::len)).unwrap_or(0);
+        if counts.get("order-confirmation") == Some(&(ORDERS as usize))
+            && counts.get("customer-notification") == Some(&(ORDERS as usize))
+            && entries == ORDERS as usize
+        {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(done, "{:?}\n{}", count_by_action(&h.items("gridsync/").await), h.log("restarted"));
+    stop(second).await;
+    stop(restarted).await;
+
+    // amp-sim's own records: one item per side effect, whatever was retried or redone.
+    let items = h.items("gridsync/").await;
+    let per_key: BTreeMap<String, usize> = items.iter().fold(BTreeMap::new(), |mut m, i| {
+        *m.entry(i["item"]["body"]["_meta"]["deliveryKey"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
+        m
+    });
+    assert!(per_key.values().all(|n| *n == 1), "a delivery key twice: {per_key:?}");
+    assert_eq!(items.len(), 2 * ORDERS as usize + 1, "two messages per order and the suppression list");
+    // And exactly one DeliveryPerformed per side effect.
+    let deliveries = h.deliveries(3 * ORDERS as usize + 10);
+    let keys: BTreeSet<&str> = deliveries.iter().map(|d| d.idempotency_key.as_str()).collect();
+    assert_eq!(keys.len(), 3 * ORDERS as usize);
+    assert_eq!(deliveries.len(), 3 * ORDERS as usize, "no side effect reported twice");
+}
