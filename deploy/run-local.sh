@@ -86,8 +86,44 @@ stop() {
     "$root/deploy/local-broker.sh" stop
 }
 
+# Waits until the notifications consumer has caught up (no lag, nothing new for two seconds), then
+# prints what flows 1, 3 and 6 created in Amplience, with the template versions they used.
+report_notifications() {
+    local items="" last="" same=0
+    for _ in $(seq 1 120); do
+        lag=$(curl -fs http://127.0.0.1:9471/metrics | awk '/^gridsync_consumer_lag\{/ {s += $2} END {print s + 0}')
+        items=$(curl -fs "$amp_sim/__sim/items?prefix=gridsync/" || true)
+        if [ "$lag" = 0 ] && [ -n "$items" ] && [ "$items" = "$last" ]; then
+            same=$((same + 1))
+            [ "$same" -ge 2 ] && break
+        else
+            same=0
+        fi
+        last=$items
+        sleep 1
+    done
+    echo "flows 1, 3 and 6 (notifications-consumer → Amplience), as amp-sim holds them:"
+    printf '%s' "$items" | python3 -c '
+import collections, json, sys
+items = json.load(sys.stdin).get("items", [])
+flows = {"order-confirmation": 1, "customer-notification": 1, "delivery-content": 3, "shipment-notification": 3,
+         "delivery-notification": 3, "post-purchase-message": 3, "order-response-notification": 6,
+         "document-exception-notification": 6}
+seen = collections.defaultdict(list)
+for entry in items:
+    body = entry["item"]["body"]
+    if "entries" in body:
+        print("  flow 1  campaign-suppression list: %d customers suppressed (for 30 days after their order)" % len(body["entries"]))
+    elif body.get("action"):
+        seen[body["action"]].append(body)
+for action, bodies in sorted(seen.items(), key=lambda kv: (flows.get(kv[0], 9), kv[0])):
+    versions = sorted({"%s v%s" % (b["gridsync"]["template"]["key"], b["gridsync"]["template"]["version"]) for b in bodies})
+    print("  flow %s  %-32s %3d items, from %s" % (flows.get(action, "?"), action, len(bodies), ", ".join(versions)))
+' || echo "  (python3 is needed to summarise; the items: curl -s '$amp_sim/__sim/items?prefix=gridsync/')"
+}
+
 start() {
-    "$root/deploy/local-broker.sh" start sqlite
+    "$root/deploy/local-broker.sh" start
     echo "building the workspace..." >&2
     (cd "$root" && cargo build --workspace --bins --locked --quiet)
     "$bin/gridsync" topics apply
@@ -106,12 +142,17 @@ start() {
             AMP_SIM_WEBHOOK_SECRET=$(cat "$GRIDSYNC_AMP_WEBHOOK_SECRET_FILE") \
             AMP_SIM_CLIENTS="$GRIDSYNC_AMPLIENCE_CLIENT_ID:$(cat "$GRIDSYNC_AMPLIENCE_CLIENT_SECRET_FILE")" \
                 nohup "$bin/amp-sim" --listen "127.0.0.1:$2" --webhook-url http://127.0.0.1:9466/webhooks/amplience \
+                --seed-templates \
                 >>"$local_dir/logs/$1.log" 2>&1 &
         elif [ "$1" = tg-sim ]; then
             mkdir -p "$GRIDSYNC_TG_MAILBOX_DIR/inbound" "$GRIDSYNC_TG_MAILBOX_DIR/outbound"
             TG_SIM_CONSUMERS="$GRIDSYNC_LENS_CLIENT_ID:$(cat "$GRIDSYNC_LENS_CLIENT_SECRET_FILE")" \
                 nohup "$bin/tg-sim" --listen "127.0.0.1:$2" --outbound-dir "$GRIDSYNC_TG_MAILBOX_DIR/outbound" \
                 --inbound-dir "$GRIDSYNC_TG_MAILBOX_DIR/inbound" >>"$local_dir/logs/$1.log" 2>&1 &
+        elif [ "$1" = notifications-consumer ]; then
+            # Flows 1, 3, 6 into Amplience (GRIDSYNC_AMPLIENCE_* above), templates seeded in amp-sim.
+            nohup "$bin/$1" --metrics-addr "127.0.0.1:$2" --store-url "sqlite://$local_dir/notifications.db" \
+                --partners "${GRIDSYNC_PARTNERS_FILE:-$root/deploy/partners.toml}" >>"$local_dir/logs/$1.log" 2>&1 &
         else
             nohup "$bin/$1" --metrics-addr "127.0.0.1:$2" >>"$local_dir/logs/$1.log" 2>&1 &
         fi
@@ -135,11 +176,15 @@ start() {
     # People at work in Amplience: a payment confirmed, a dispute resolved, terms approved and published.
     curl -fs -X POST "$amp_sim/__sim/demo" >/dev/null
     echo "played the Amplience demo in amp-sim: 4 signed webhooks on their way to amp-producer"
+    report_notifications
     echo
     echo "gridsync is running on $GRIDSYNC_BROKERS:"
     status
     echo
-    echo "Try: curl -s http://127.0.0.1:9475/metrics | grep gridsync_events_observed_total"
+    echo "Try: curl -s '$amp_sim/__sim/items?prefix=gridsync/'   (what the flows created in Amplience)"
+    echo "     curl -s http://127.0.0.1:9471/metrics | grep gridsync_flow_   (side effects, latency, ledger hits)"
+    echo "     $bin/gridsync dlq show notifications   (records a flow could not use, with the reason)"
+    echo "     curl -s http://127.0.0.1:9475/metrics | grep gridsync_events_observed_total"
     echo "     ls $GRIDSYNC_TG_MAILBOX_DIR/processed $GRIDSYNC_TG_MAILBOX_DIR/quarantine"
     echo "     ls $GRIDSYNC_TG_MAILBOX_DIR/outbound/.picked-up   (our 997/CONTRL/TA1, picked up by tg-sim's partner)"
     echo "     curl -s $tg_sim/__sim/transactions          (what Lens reports; tg-producer polls it)"
