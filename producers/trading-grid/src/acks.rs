@@ -9,25 +9,17 @@
 //! file again (after a crash) writes the same bytes under the same name, and
 //! the mailbox recognises them.
 
-use chrono::{DateTime, NaiveDateTime};
 use gridsync_edi::{
-    write::{envelope_rejection, functional_ack, AckVerdict, WriteError},
+    write::{envelope_rejection, functional_ack, AckVerdict},
     EdiError, Interchange, Standard,
 };
-use gridsync_store::{Reservation, Store, StoreError};
-use gridsync_trading_grid::mailbox::{MailboxError, OutboundMailbox, OutboundTarget, Written};
+use gridsync_trading_grid::{
+    documents::{standard_name, DocumentError, OutboundDocuments},
+    mailbox::{OutboundMailbox, Written},
+};
 
-#[derive(Debug, thiserror::Error)]
-pub enum AckError {
-    #[error("reserving an acknowledgement's control number: {0}")]
-    Store(#[from] StoreError),
-    #[error("writing an acknowledgement: {0}")]
-    Write(#[from] WriteError),
-    #[error("writing an acknowledgement to the outbound mailbox: {0}")]
-    Mailbox(#[from] MailboxError),
-    #[error("the store reserved control number {0}, which no envelope holds")]
-    ControlNumber(i64),
-}
+/// Why an acknowledgement could not be written; `is_transient` says whether trying again helps.
+pub type AckError = DocumentError;
 
 /// An acknowledgement written to the outbound mailbox.
 #[derive(Debug)]
@@ -37,37 +29,13 @@ pub struct Ack {
     pub written: Written,
 }
 
-impl AckError {
-    /// The store or the mailbox may answer later; an acknowledgement that
-    /// cannot be written (a partner id it cannot hold) never will.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, AckError::Store(_) | AckError::Mailbox(_))
-    }
-}
-
 pub struct Acknowledger {
-    store: Store,
-    outbound: OutboundTarget,
-}
-
-fn standard_name(standard: Standard) -> &'static str {
-    match standard {
-        Standard::X12 => "X12",
-        Standard::Edifact => "EDIFACT",
-    }
+    documents: OutboundDocuments,
 }
 
 impl Acknowledger {
-    pub fn new(store: Store, outbound: OutboundTarget) -> Self {
-        Acknowledger { store, outbound }
-    }
-
-    async fn reserve(&self, key: &str, partner: &str, standard: Standard) -> Result<(u32, NaiveDateTime), AckError> {
-        let Reservation { control_number, prepared_at } =
-            self.store.outbound_interchanges().reserve(key, partner, standard_name(standard)).await?;
-        let number = u32::try_from(control_number).map_err(|_| AckError::ControlNumber(control_number))?;
-        let at = DateTime::from_timestamp_millis(prepared_at).unwrap_or_default().naive_utc();
-        Ok((number, at))
+    pub fn new(documents: OutboundDocuments) -> Self {
+        Acknowledger { documents }
     }
 
     /// A 997/CONTRL for each interchange of a file that parsed (acknowledgements excepted).
@@ -83,11 +51,21 @@ impl Acknowledger {
             let outcome = verdict.outcome();
             let standard = standard_name(interchange.standard);
             let key = format!("ack/{standard}/{partner}/{}/{inbound}/{outcome}", interchange.receiver_id.trim());
-            let (number, at) = self.reserve(&key, partner, interchange.standard).await?;
-            let bytes = functional_ack(interchange, verdict, number, at)?;
             let document_type = if interchange.standard == Standard::X12 { "997" } else { "CONTRL" };
-            let name = OutboundMailbox::file_name(partner, document_type, &format!("{inbound}-{number}"), "edi");
-            written.push(Ack { document_type, written: self.outbound.write(&name, &bytes).await? });
+            let ack = self
+                .documents
+                .write(
+                    &key,
+                    partner,
+                    interchange.standard,
+                    |n| Some(functional_ack(interchange, verdict, n.control_number, n.prepared_at)),
+                    |n| {
+                        let reference = format!("{inbound}-{}", n.control_number);
+                        OutboundMailbox::file_name(partner, document_type, &reference, "edi")
+                    },
+                )
+                .await?;
+            written.extend(ack.map(|written| Ack { document_type, written }));
         }
         Ok(written)
     }
@@ -99,11 +77,20 @@ impl Acknowledger {
         let Some(header) = gridsync_edi::sniff_header(bytes).filter(|h| h.is_answerable()) else { return Ok(None) };
         let partner = header.sender.id.clone();
         let key = format!("reject/{}/{partner}/{content_id}", standard_name(header.standard));
-        let (number, at) = self.reserve(&key, &partner, header.standard).await?;
-        let Some(ack) = envelope_rejection(bytes, error, number, at) else { return Ok(None) };
         let document_type = if header.standard == Standard::X12 { "TA1" } else { "CONTRL" };
-        let reference = format!("{}-{number}", header.control_number);
-        let name = OutboundMailbox::file_name(&partner, document_type, &reference, "edi");
-        Ok(Some(Ack { document_type, written: self.outbound.write(&name, &ack?).await? }))
+        let written = self
+            .documents
+            .write(
+                &key,
+                &partner,
+                header.standard,
+                |n| envelope_rejection(bytes, error, n.control_number, n.prepared_at),
+                |n| {
+                    let reference = format!("{}-{}", header.control_number, n.control_number);
+                    OutboundMailbox::file_name(&partner, document_type, &reference, "edi")
+                },
+            )
+            .await?;
+        Ok(written.map(|written| Ack { document_type, written }))
     }
 }

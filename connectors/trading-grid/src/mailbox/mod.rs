@@ -2,12 +2,14 @@
 //! moved on only once their work is durable. Outbound: files for partners,
 //! written atomically with a checksum.
 
+pub mod args;
 mod local;
 mod outbound;
 mod sftp;
 
 use std::{path::PathBuf, sync::Arc};
 
+pub use args::{MailboxArgs, MailboxSetupError, SftpArgs};
 pub use local::LocalMailbox;
 pub use outbound::{OutboundMailbox, Written};
 pub use sftp::{SftpAuth, SftpConfig, SftpMailbox};
