@@ -107,7 +107,7 @@ report_notifications() {
 import collections, json, sys
 items = json.load(sys.stdin).get("items", [])
 flows = {"order-confirmation": 1, "customer-notification": 1, "delivery-content": 3, "shipment-notification": 3,
-         "delivery-notification": 3, "post-purchase-message": 3, "order-response-notification": 6,
+         "delivery-notification": 3, "post-purchase-message": 3, "order-response-notification": 6, "shipment-released": 6,
          "document-exception-notification": 6}
 seen = collections.defaultdict(list)
 for entry in items:

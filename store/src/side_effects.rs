@@ -71,33 +71,14 @@ impl SideEffects {
             return Ok(Claim::Claimed);
         }
         // Taken over only if still unfinished and its lease has run out (or it is ours).
-        let taken = sqlx::query(
-            "UPDATE side_effects SET owner = $2, claimed_until = $3, claimed_at = $4
-             WHERE effect_key = $1 AND state = 'claimed' AND (claimed_until < $4 OR owner = $2)",
-        )
-        .bind(key)
-        .bind(owner)
-        .bind(until)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::query("taking over an expired side-effect claim"))?;
-        if taken.rows_affected() == 1 {
+        let unfinished = "state = 'claimed'";
+        if self.take_over(key, owner, unfinished, until, now).await? {
             return Ok(Claim::Claimed);
         }
         // Performed but not yet reported: reporting is the performer's until its lease runs out
         // (it is about to report), then anyone's (it died before reporting).
-        let report = sqlx::query(
-            "UPDATE side_effects SET owner = $2, claimed_until = $3
-             WHERE effect_key = $1 AND state = 'done' AND reported_at IS NULL AND (claimed_until < $4 OR owner = $2)",
-        )
-        .bind(key)
-        .bind(owner)
-        .bind(until)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::query("taking over the report of a side effect"))?;
+        let unreported = "state = 'done' AND reported_at IS NULL";
+        let reporting = self.take_over(key, owner, unreported, until, now).await?;
         let row = sqlx::query(
             "SELECT state, owner, claimed_until, external_id, outcome, performed_at, reported_at FROM side_effects
              WHERE effect_key = $1",
@@ -110,24 +91,53 @@ impl SideEffects {
         let read = |e| StoreError::Query { what: "reading a side-effect claim", source: e };
         let state: String = row.try_get(0).map_err(read)?;
         let reported = row.try_get::<Option<i64>, _>(6).map_err(read)?.is_some();
-        if state == "done" && (reported || report.rows_affected() == 1) {
-            return Ok(Claim::Done(Performed {
-                external_id: row.try_get::<Option<String>, _>(3).map_err(read)?.unwrap_or_default(),
-                outcome: row.try_get::<Option<String>, _>(4).map_err(read)?.unwrap_or_default(),
-                performed_at_ms: row.try_get::<Option<i64>, _>(5).map_err(read)?.unwrap_or_default(),
-                reported,
-            }));
+        if state == "done" && (reported || reporting) {
+            return Ok(Claim::Done(performed_from(&row, 3).map_err(read)?));
         }
         let claimed_until: i64 = row.try_get(2).map_err(read)?;
         Ok(Claim::Busy { owner: row.try_get(1).map_err(read)?, expires_in_ms: (claimed_until - now).max(0) })
     }
 
-    /// Marks `key` performed by `owner`. Returns false when the claim was no
-    /// longer this owner's (it expired and was taken over): the effect was
-    /// still performed once on the target, found there by its key.
-    pub async fn complete(&self, key: &str, owner: &str, performed: &Performed) -> Result<bool, StoreError> {
+    /// Gives `key` to `owner` for its lease if its row matches `condition`
+    /// (a fixed SQL fragment) and its claim ran out or is `owner`'s already.
+    async fn take_over(
+        &self,
+        key: &str,
+        owner: &str,
+        condition: &str,
+        until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let statement = format!(
+            "UPDATE side_effects SET owner = $2, claimed_until = $3, claimed_at = $4
+             WHERE effect_key = $1 AND {condition} AND (claimed_until < $4 OR owner = $2)"
+        );
+        let taken = sqlx::query(&statement)
+            .bind(key)
+            .bind(owner)
+            .bind(until)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::query("taking over a side-effect claim"))?;
+        Ok(taken.rows_affected() == 1)
+    }
+
+    /// Marks `key` performed by `owner`, who keeps the claim for another
+    /// `lease` to report it. Returns false when the claim was no longer this
+    /// owner's (it expired and was taken over): the effect was still performed
+    /// once on the target, found there by its key, and the new owner reports it.
+    pub async fn complete(
+        &self,
+        key: &str,
+        owner: &str,
+        performed: &Performed,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let until = now_millis().saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
         let done = sqlx::query(
-            "UPDATE side_effects SET state = 'done', external_id = $3, outcome = $4, performed_at = $5
+            "UPDATE side_effects SET state = 'done', external_id = $3, outcome = $4, performed_at = $5,
+             claimed_until = $6
              WHERE effect_key = $1 AND owner = $2 AND state = 'claimed'",
         )
         .bind(key)
@@ -135,6 +145,7 @@ impl SideEffects {
         .bind(&performed.external_id)
         .bind(&performed.outcome)
         .bind(performed.performed_at_ms)
+        .bind(until)
         .execute(&self.pool)
         .await
         .map_err(StoreError::query("recording a side effect"))?;
@@ -173,15 +184,16 @@ impl SideEffects {
         .fetch_optional(&self.pool)
         .await
         .map_err(StoreError::query("reading a side effect"))?;
-        row.map(|r| {
-            Ok(Performed {
-                external_id: r.try_get::<Option<String>, _>(0)?.unwrap_or_default(),
-                outcome: r.try_get::<Option<String>, _>(1)?.unwrap_or_default(),
-                performed_at_ms: r.try_get::<Option<i64>, _>(2)?.unwrap_or_default(),
-                reported: r.try_get::<Option<i64>, _>(3)?.is_some(),
-            })
-        })
-        .transpose()
-        .map_err(StoreError::query("reading a side effect"))
+        row.map(|r| performed_from(&r, 0)).transpose().map_err(StoreError::query("reading a side effect"))
     }
+}
+
+/// The outcome columns (`external_id, outcome, performed_at, reported_at`) from column `first` on.
+fn performed_from(row: &sqlx::any::AnyRow, first: usize) -> Result<Performed, sqlx::Error> {
+    Ok(Performed {
+        external_id: row.try_get::<Option<String>, _>(first)?.unwrap_or_default(),
+        outcome: row.try_get::<Option<String>, _>(first + 1)?.unwrap_or_default(),
+        performed_at_ms: row.try_get::<Option<i64>, _>(first + 2)?.unwrap_or_default(),
+        reported: row.try_get::<Option<i64>, _>(first + 3)?.is_some(),
+    })
 }

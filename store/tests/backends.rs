@@ -206,7 +206,7 @@ async fn side_effects_are_claimed_once(store: Store) {
     ));
     let performed =
         Performed { external_id: "item-1".into(), outcome: "created".into(), performed_at_ms: 42, reported: false };
-    assert!(ledger.complete("e1/confirm/amp", "worker-a", &performed).await.unwrap());
+    assert!(ledger.complete("e1/confirm/amp", "worker-a", &performed, lease).await.unwrap());
     // Performed, not yet reported: the performer reports it, not a second owner.
     assert!(matches!(ledger.claim("e1/confirm/amp", "worker-b", lease).await.unwrap(), Claim::Busy { .. }));
     assert_eq!(ledger.claim("e1/confirm/amp", "worker-a", lease).await.unwrap(), Claim::Done(performed.clone()));
@@ -222,10 +222,10 @@ async fn side_effects_are_claimed_once(store: Store) {
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert_eq!(ledger.claim("e2/confirm/amp", "worker-b", lease).await.unwrap(), Claim::Claimed);
     let late = Performed { external_id: "x".into(), outcome: "created".into(), performed_at_ms: 1, reported: false };
-    assert!(!ledger.complete("e2/confirm/amp", "dead", &late).await.unwrap());
+    assert!(!ledger.complete("e2/confirm/amp", "dead", &late, lease).await.unwrap());
     // A performer that died before reporting: once its lease is over, the report is another's.
     assert_eq!(ledger.claim("e3/confirm/amp", "dies", Duration::ZERO).await.unwrap(), Claim::Claimed);
-    assert!(ledger.complete("e3/confirm/amp", "dies", &late).await.unwrap());
+    assert!(ledger.complete("e3/confirm/amp", "dies", &late, Duration::ZERO).await.unwrap());
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert_eq!(ledger.claim("e3/confirm/amp", "worker-b", lease).await.unwrap(), Claim::Done(late.clone()));
     // A released claim is free at once.

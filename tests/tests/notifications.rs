@@ -235,6 +235,7 @@ async fn edi_documents_become_notifications_from_approved_templates() {
         ("delivery-notification", 1),
         ("post-purchase-message", 1),
         ("order-response-notification", 1),
+        ("shipment-released", 2),
         ("document-exception-notification", 1),
     ]
     .into_iter()
@@ -279,10 +280,17 @@ async fn edi_documents_become_notifications_from_approved_templates() {
     assert_eq!(confirmation("PO-DE-7781")["subject"], "Auftrag PO-DE-7781 bestätigt", "the partner's locale");
     let post = messages.iter().find(|i| action_of(i) == "post-purchase-message").unwrap();
     assert_eq!(post["item"]["body"]["sendAt"], "2026-12-01T15:30:00.000Z", "72 h after the 214's delivery");
-    for action in ["order-response-notification", "document-exception-notification"] {
-        let task = messages.iter().find(|i| action_of(i) == action).unwrap();
-        assert_eq!(task["workflowState"], "In review", "{action} is a workflow item for the account team");
-        assert_eq!(task["item"]["body"]["recipient"], "acme-team@example.com");
+    for action in ["order-response-notification", "document-exception-notification", "shipment-released"] {
+        for task in messages.iter().filter(|i| action_of(i) == action) {
+            assert_eq!(task["workflowState"], "In review", "{action} is a workflow item for the account team");
+            let partner = task["item"]["body"]["gridsync"]["tradingPartnerId"].as_str().unwrap();
+            let team = match partner {
+                "ACME" => "acme-team@example.com",
+                "GLOBEX" => "globex-team@example.com",
+                _ => "nordwaren-team@example.com",
+            };
+            assert_eq!(task["item"]["body"]["recipient"], team);
+        }
     }
     let list =
         items.iter().find(|i| i["item"]["body"]["_meta"]["deliveryKey"] == "gridsync/campaign-suppression").unwrap();
@@ -309,9 +317,9 @@ async fn edi_documents_become_notifications_from_approved_templates() {
     assert!(reasons[1].1.contains("templates/broken/en-US") && reasons[1].1.contains("undefined"), "{}", reasons[1].1);
 
     // One DeliveryPerformed per side effect: every message, and four suppression entries.
-    let deliveries = h.deliveries(17);
+    let deliveries = h.deliveries(19);
     let keys: BTreeSet<&str> = deliveries.iter().map(|d| d.idempotency_key.as_str()).collect();
-    assert_eq!((deliveries.len(), keys.len()), (17, 17));
+    assert_eq!((deliveries.len(), keys.len()), (19, 19));
     let confirmation_delivery = deliveries
         .iter()
         .find(|d| d.action == "order-confirmation" && d.envelope.business_key == "4500012345")
@@ -395,5 +403,66 @@ async fn killed_and_parallel_consumers_create_every_item_exactly_once_through_am
     let deliveries = h.deliveries(3 * ORDERS as usize + 10);
     let keys: BTreeSet<&str> = deliveries.iter().map(|d| d.idempotency_key.as_str()).collect();
     assert_eq!(keys.len(), 3 * ORDERS as usize);
-    assert_eq!(deliveries.len(), 3 * ORDERS as usize, "no side effect reported twice");
+    let mut repeated: BTreeMap<&str, Vec<(&str, i64, &str)>> = BTreeMap::new();
+    for d in &deliveries {
+        repeated.entry(d.idempotency_key.as_str()).or_default().push((
+            d.outcome.as_str(),
+            d.performed_at.millis(),
+            d.envelope.event_id.as_str(),
+        ));
+    }
+    repeated.retain(|_, v| v.len() > 1);
+    assert_eq!(deliveries.len(), 3 * ORDERS as usize, "no side effect reported twice: {repeated:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_report_that_reached_kafka_before_a_crash_is_not_sent_again() {
+    use gridsync_core::{kafka::Record, telemetry::TraceContext};
+    use gridsync_flow::effects::{delivery_performed, SideEffect};
+    use gridsync_store::{Performed, Store};
+
+    let h = Harness::start("notify-reported").await;
+    let order = sample(EventType::PurchaseOrderReceived, "ACME", 900);
+    // What a consumer killed between Kafka's acknowledgement of its report and the ledger's note
+    // of it leaves behind: the effect done and unreported in the ledger, its report on the topic.
+    let store = Store::connect(&format!("sqlite://{}", h.dir.path().join("notifications.db").display())).await.unwrap();
+    let effect = SideEffect::amplience("order-confirmation", Some("orders@acme.example".into()));
+    let key = effect.key(order.envelope());
+    let ledger = store.side_effects();
+    ledger.claim(&key, "killed", Duration::ZERO).await.unwrap();
+    let performed = Performed {
+        external_id: "item-made-before-the-crash".into(),
+        outcome: "created".into(),
+        performed_at_ms: chrono::Utc::now().timestamp_millis(),
+        reported: false,
+    };
+    assert!(ledger.complete(&key, "killed", &performed, Duration::ZERO).await.unwrap());
+    let record = Record {
+        event: order.clone(),
+        writer_version: 1,
+        topic: String::new(),
+        partition: 0,
+        offset: 0,
+        key: None,
+        trace: TraceContext::new_root(),
+    };
+    let report = delivery_performed("notifications", &record, &effect, &key, &performed, None);
+    h.pipeline.producer.publish(&report, None).await.unwrap();
+    h.pipeline.producer.publish(&order, None).await.unwrap();
+
+    let consumer = h.consumer("consumer", &[]);
+    // Its other two side effects are performed and reported; this one is only noted.
+    let mut tries = 0;
+    while ledger.get(&key).await.unwrap().is_some_and(|p| !p.reported) && tries < 600 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tries += 1;
+    }
+    assert!(ledger.get(&key).await.unwrap().unwrap().reported, "{}", h.log("consumer"));
+    assert_eq!(h.deliveries(3).len(), 3, "the other two side effects reported");
+    stop(consumer).await;
+    // Waits for a fourth report, which must not come.
+    let all = h.deliveries(4);
+    assert_eq!(all.iter().filter(|d| d.idempotency_key == key).count(), 1, "found on the topic, not sent again");
+    assert_eq!(all.len(), 3, "one report per side effect: {:?}", all.iter().map(|d| &d.action).collect::<Vec<_>>());
+    assert!(h.items("gridsync/order-confirmation").await.is_empty(), "the ledger said done: nothing created again");
 }

@@ -36,6 +36,7 @@ impl FlowContext {
         tracing::info!(store = %store.backend(), partners = partners.len(), "{name} flow ready");
         let effects = Effects::new(
             &name,
+            deps.kafka.clone(),
             store.side_effects(),
             deps.producer.clone(),
             &deps.metrics,

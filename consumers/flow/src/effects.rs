@@ -64,6 +64,7 @@ pub struct Outcome {
 #[derive(Clone)]
 pub struct Effects {
     consumer: String,
+    kafka: gridsync_core::config::KafkaArgs,
     owner: String,
     ledger: SideEffects,
     producer: EventProducer,
@@ -76,6 +77,7 @@ pub struct Effects {
 impl Effects {
     pub fn new(
         consumer: &str,
+        kafka: gridsync_core::config::KafkaArgs,
         ledger: SideEffects,
         producer: EventProducer,
         metrics: &Metrics,
@@ -103,7 +105,17 @@ impl Effects {
         // Unique per process: a restarted consumer is a new owner, and its predecessor's
         // claims are taken over once their lease runs out.
         let owner = format!("{consumer}/{}/{}", std::process::id(), uuid::Uuid::new_v4().simple());
-        Ok(Effects { consumer: consumer.to_owned(), owner, ledger, producer, lease, performed, ledger_hits, latency })
+        Ok(Effects {
+            consumer: consumer.to_owned(),
+            kafka,
+            owner,
+            ledger,
+            producer,
+            lease,
+            performed,
+            ledger_hits,
+            latency,
+        })
     }
 
     /// Performs `effect` of `record` once: `work` gets the side effect's key
@@ -120,8 +132,16 @@ impl Effects {
             Claim::Done(performed) => {
                 self.ledger_hits.with_label_values(&[&self.consumer, &effect.action]).inc();
                 if !performed.reported {
-                    // Done, but the process stopped before its event was acknowledged.
-                    self.report(record, effect, &key, &performed, None).await?;
+                    // Done, and its performer stopped before noting the report: the report may
+                    // be on the topic already (killed between Kafka's ack and the note).
+                    let event = delivery_performed(&self.consumer, record, effect, &key, &performed, None);
+                    let topic = &self.producer.catalog().topic_for(event.event_type()).name;
+                    let event_id = &event.envelope().event_id;
+                    if crate::reported::is_on_topic(&self.kafka, topic, event_id, performed.performed_at_ms).await? {
+                        self.ledger.mark_reported(&key).await?;
+                    } else {
+                        self.report(record, effect, &key, &performed, None).await?;
+                    }
                 }
                 return Ok(performed);
             }
@@ -146,7 +166,7 @@ impl Effects {
             performed_at_ms: chrono::Utc::now().timestamp_millis(),
             reported: false,
         };
-        if !self.ledger.complete(&key, &self.owner, &performed).await? {
+        if !self.ledger.complete(&key, &self.owner, &performed, self.lease).await? {
             // Our claim expired and another owner took it over: the target's key kept the effect
             // single, and reporting it is the new owner's, so that it is reported once.
             tracing::warn!(key, "side-effect claim expired while performing; the target deduplicated it");

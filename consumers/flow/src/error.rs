@@ -24,13 +24,15 @@ pub enum FlowError {
     Store(#[from] StoreError),
     #[error("publishing DeliveryPerformed: {0}")]
     Publish(#[from] gridsync_core::kafka::PublishError),
+    #[error("looking for an earlier DeliveryPerformed: {0}")]
+    Lookup(#[from] crate::reported::LookupError),
 }
 
 impl FlowError {
     /// Whether the same record may succeed later as it is.
     pub fn is_transient(&self) -> bool {
         match self {
-            FlowError::ClaimedElsewhere { .. } | FlowError::Store(_) => true,
+            FlowError::ClaimedElsewhere { .. } | FlowError::Store(_) | FlowError::Lookup(_) => true,
             FlowError::Publish(e) => e.is_transient(),
             // Refused credentials are an operator's error, not the record's: the partition
             // waits (and alerts) until they are fixed, instead of dead-lettering every record.
@@ -61,6 +63,7 @@ impl FlowError {
             FlowError::Amplience(_) => "amplience",
             FlowError::Store(_) => "store",
             FlowError::Publish(_) => "kafka.publish",
+            FlowError::Lookup(_) => "kafka.lookup",
         }
     }
 }

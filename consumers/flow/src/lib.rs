@@ -15,6 +15,7 @@ pub mod effects;
 pub mod error;
 pub mod messages;
 pub mod partners;
+pub mod reported;
 pub mod telemetry;
 pub mod templates;
 

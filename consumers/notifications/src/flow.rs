@@ -2,7 +2,8 @@
 //!
 //! - PurchaseOrderReceived → an order confirmation, a customer notification,
 //!   and the ordering customer on the campaign-suppression list (with an expiry).
-//! - ShipNoticeReceived → delivery content and a shipment notification.
+//! - ShipNoticeReceived → the shipment released, for the account team (a
+//!   workflow item), then delivery content and a shipment notification.
 //! - DeliveryConfirmed → a delivery notification and a post-purchase message,
 //!   due `post_purchase_delay_hours` after delivery (`sendAt` on the item, so
 //!   the schedule is durable where the messaging platform reads it).
@@ -77,6 +78,8 @@ impl Notifications {
                 self.suppress(record, partner, po).await?;
             }
             Event::ShipNoticeReceived(_) => {
+                // The shipment is released: the account team hears first (flow 6), then the customer.
+                self.message(record, partner, "shipment-released", Audience::AccountTeam, &context, Map::new()).await?;
                 self.message(record, partner, "delivery-content", Audience::Customer, &context, Map::new()).await?;
                 self.message(record, partner, "shipment-notification", Audience::Customer, &context, Map::new())
                     .await?;

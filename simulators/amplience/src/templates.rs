@@ -54,6 +54,11 @@ const ENGLISH: &[(&str, &str, &str)] = &[
         "Order response for {{ event.po_number }}: {{ event.status }}. {{ event.note or '' }}",
     ),
     (
+        "shipment-released",
+        "{{ partner.name }} released shipment {{ event.shipment_id }}",
+        "Orders {{ event.po_numbers | join(', ') }}: {{ event.lines | length }} lines shipped via {{ event.carrier }}.",
+    ),
+    (
         "document-exception-notification",
         "{{ event.document_type }} to {{ partner.name }}: {{ event.status }}",
         "Lens transaction {{ event.lens_transaction_id }} is {{ event.status }} ({{ event.lens_status_code }}). \
@@ -86,6 +91,10 @@ fn german(action: &str) -> Option<(&'static str, &'static str)> {
         "order-response-notification" => (
             "{{ partner.name }}: Antwort auf {{ event.po_number }}: {{ event.status }}",
             "{{ event.note or '' }}",
+        ),
+        "shipment-released" => (
+            "{{ partner.name }}: Sendung {{ event.shipment_id }} freigegeben",
+            "Aufträge {{ event.po_numbers | join(', ') }}, Spediteur {{ event.carrier }}.",
         ),
         "document-exception-notification" => (
             "{{ event.document_type }} an {{ partner.name }}: {{ event.status }}",
