@@ -3,7 +3,8 @@
 //!
 //! `cargo bench -p gridsync-tests --bench kafka_throughput`
 //! (`GRIDSYNC_BENCH_EVENTS` sets the count, default 20000; `GRIDSYNC_BENCH_BROKERS`
-//! measures an existing cluster instead of starting a local broker).
+//! measures an existing cluster instead of starting a local broker;
+//! `GRIDSYNC_BENCH_BUFFER` the consumer's records buffered per partition).
 //!
 //! - produce: raw `FutureProducer` sends of pre-encoded payloads, against
 //!   `EventProducer::publish` (Avro encoding, headers, trace context); both
@@ -71,8 +72,9 @@ async fn main() -> anyhow::Result<()> {
         config: BTreeMap::new(),
         dead_letter_of: None,
     };
-    let dead_letters = format!("{prefix}bench.dlq");
-    apply_topics(&kafka, &[spec(&raw_topic), spec(&gridsync_topic), spec(&dead_letters)], false).await?;
+    let (dead_letters, warm_up) = (format!("{prefix}bench.dlq"), format!("{prefix}warm-up"));
+    let topics = [spec(&raw_topic), spec(&gridsync_topic), spec(&dead_letters), spec(&warm_up)];
+    apply_topics(&kafka, &topics, false).await?;
 
     let samples: Vec<_> =
         (0..events).map(|i| sample(EventType::PurchaseOrderReceived, &format!("P{}", i % 50), i)).collect();
@@ -82,12 +84,18 @@ async fn main() -> anyhow::Result<()> {
         .map(|e| Ok((e.envelope().record_key(), codec.encode(e)?)))
         .collect::<Result<_, gridsync_schemas::CodecError>>()?;
 
-    // Produce: raw, then gridsync's publisher.
+    // Produce: raw, then gridsync's publisher, each warmed up first (connections, producer ids).
     let raw_producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .create()?;
+    let producer = EventProducer::new(&kafka, Metrics::new("bench")?)?;
+    raw_producer
+        .send(FutureRecord::to(&warm_up).key("k").payload(&encoded[0].1), Duration::from_secs(30))
+        .await
+        .map_err(|(e, _)| e)?;
+    producer.publish_to(&warm_up, &samples[0], None).await?;
     let raw_produce = timed(|| async {
         let sends = stream::iter(&encoded)
             .map(|(key, payload)| {
@@ -100,7 +108,6 @@ async fn main() -> anyhow::Result<()> {
         Ok(())
     })
     .await?;
-    let producer = EventProducer::new(&kafka, Metrics::new("bench")?)?;
     let gridsync_produce = timed(|| async {
         let sends = stream::iter(&samples)
             .map(|event| producer.publish_to(&gridsync_topic, event, None))
@@ -197,7 +204,10 @@ async fn consume_with_runtime(
         topics: vec![topic.to_owned()],
         dead_letter_topic: dead_letters.to_owned(),
         retry: RetryPolicy::default(),
-        partition_buffer: 64,
+        partition_buffer: std::env::var("GRIDSYNC_BENCH_BUFFER")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(gridsync_core::app::DEFAULT_PARTITION_BUFFER),
         handler_timeout: gridsync_core::kafka::consumer::DEFAULT_HANDLER_TIMEOUT,
     };
     let metrics = Metrics::new("bench-consumer")?;

@@ -78,7 +78,11 @@ async fn main() -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
     };
     let handler = gridsync_notifications::setup(deps, args).await?;
-    let settings = ConsumerSettings::from_catalog(catalog.consumer("notifications")?, RetryPolicy::default(), 64);
+    let settings = ConsumerSettings::from_catalog(
+        catalog.consumer("notifications")?,
+        RetryPolicy::default(),
+        gridsync_core::app::DEFAULT_PARTITION_BUFFER,
+    );
     let services = ConsumerServices {
         decoder: EventDecoder::new(None)?,
         producer: producer.clone(),

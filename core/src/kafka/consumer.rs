@@ -194,6 +194,9 @@ pub(crate) struct Shared<H> {
     pub(crate) producer: EventProducer,
     pub(crate) metrics: Metrics,
     pub(crate) settings: ConsumerSettings,
+    /// Signalled by a worker each time it takes a record: room in its buffer for the
+    /// records waiting in the dispatcher's overflow queues.
+    pub(crate) room: tokio::sync::Notify,
 }
 
 /// The services the consumer loop uses besides its handler.
@@ -231,8 +234,16 @@ pub async fn run_consumer<H: Handler>(
     tracing::info!(consumer = %settings.name, group = %settings.group_id, topics = ?settings.topics, "consuming");
     health.set_ready(true);
 
-    let shared =
-        Arc::new(Shared { consumer: Arc::new(consumer), assignments, handler, decoder, producer, metrics, settings });
+    let shared = Arc::new(Shared {
+        consumer: Arc::new(consumer),
+        assignments,
+        handler,
+        decoder,
+        producer,
+        metrics,
+        settings,
+        room: tokio::sync::Notify::new(),
+    });
     let mut dispatcher = Dispatcher::new(shared.clone(), shutdown.clone());
     // While a partition is paused, its waiting records are offered to its worker this often.
     let mut drain = tokio::time::interval(std::time::Duration::from_millis(20));
@@ -242,6 +253,8 @@ pub async fn run_consumer<H: Handler>(
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
+            // A worker made room: move waiting records in now, not on the next tick.
+            _ = shared.room.notified(), if dispatcher.has_overflow() => dispatcher.drain_overflow(),
             _ = drain.tick(), if dispatcher.has_overflow() => dispatcher.drain_overflow(),
             message = shared.consumer.recv() => match message {
                 Ok(m) => dispatcher.route(m.detach()),
@@ -286,6 +299,7 @@ pub(crate) async fn partition_worker<H: Handler>(
             _ = cancel.cancelled() => return,
             message = inbox.recv() => match message { Some(m) => m, None => return },
         };
+        shared.room.notify_one();
         if next_offset.is_some_and(|next| message.offset() < next) {
             continue;
         }
