@@ -199,3 +199,121 @@ impl<H: Handler> Dispatcher<H> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Mutex, time::Duration};
+
+    use gridsync_schemas::{codec, samples::sample, EventType};
+    use rdkafka::{
+        consumer::StreamConsumer,
+        message::{OwnedHeaders, Timestamp},
+        ClientConfig,
+    };
+    use tokio::sync::Notify;
+
+    use super::*;
+    use crate::{
+        config::KafkaArgs,
+        kafka::{
+            consumer::{ConsumerSettings, Record},
+            context::{Assignments, GridsyncConsumerContext},
+            EventProducer, HandlerError, RetryPolicy,
+        },
+        registry::EventDecoder,
+        telemetry::Metrics,
+    };
+
+    /// Notes each record's offset, then waits (as a slow call would) until released.
+    #[derive(Default)]
+    struct Held {
+        seen: Mutex<Vec<i64>>,
+        release: Notify,
+    }
+
+    impl Handler for Held {
+        async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
+            self.seen.lock().map_err(|e| HandlerError::transient("lock", e))?.push(record.offset);
+            self.release.notified().await;
+            Ok(())
+        }
+    }
+
+    fn record(offset: i64) -> OwnedMessage {
+        let payload = codec().unwrap().encode(&sample(EventType::PurchaseOrderReceived, "P", offset as u64)).unwrap();
+        OwnedMessage::new(
+            Some(payload),
+            None,
+            "t".into(),
+            Timestamp::NotAvailable,
+            0,
+            offset,
+            Some(OwnedHeaders::new()),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_record_of_a_reassigned_partition_is_not_dropped_with_the_old_workers_overflow() {
+        // Nothing here talks to a broker: the consumer and producer are only created.
+        let kafka = KafkaArgs::for_brokers("127.0.0.1:1");
+        let metrics = Metrics::new("test").unwrap();
+        let assignments = Assignments::default();
+        let consumer: StreamConsumer<GridsyncConsumerContext> = ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("group.id", "test")
+            .create_with_context(GridsyncConsumerContext::new(metrics.clone(), assignments.clone()))
+            .unwrap();
+        let settings = ConsumerSettings {
+            name: "test".into(),
+            group_id: "test".into(),
+            topics: vec!["t".into()],
+            dead_letter_topic: "t.dlq".into(),
+            retry: RetryPolicy::default(),
+            partition_buffer: 1,
+            handler_timeout: Duration::from_secs(60),
+        };
+        let shared = Arc::new(Shared {
+            consumer: Arc::new(consumer),
+            assignments: assignments.clone(),
+            handler: Arc::new(Held::default()),
+            decoder: EventDecoder::new(None).unwrap(),
+            producer: EventProducer::new(&kafka, metrics.clone()).unwrap(),
+            metrics,
+            settings,
+            room: Notify::new(),
+        });
+        let shutdown = CancellationToken::new();
+        let mut dispatcher = Dispatcher::new(shared.clone(), shutdown.clone());
+        let handler = shared.handler.clone();
+
+        // The first worker is busy with record 0; record 1 fills its buffer, record 2 waits in overflow.
+        for offset in 0..3 {
+            dispatcher.route(record(offset));
+        }
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while handler.seen.lock().unwrap().is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap();
+        assert!(dispatcher.has_overflow());
+
+        // The partition is revoked and assigned again; its owner fetches from the committed offset.
+        if let Some(slot) = assignments.lock().remove(&("t".to_owned(), 0)) {
+            slot.cancel.cancel();
+        }
+        handler.release.notify_waiters();
+        dispatcher.route(record(0));
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while handler.seen.lock().unwrap().len() < 2 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the new worker got the record");
+        assert_eq!(*handler.seen.lock().unwrap(), [0, 0], "the old worker's record 0, then the new worker's");
+        shutdown.cancel();
+        handler.release.notify_waiters();
+    }
+}
