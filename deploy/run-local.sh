@@ -10,6 +10,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 local_dir=${GRIDSYNC_LOCAL_DIR:-$root/.local}
+# A cluster of your own (GRIDSYNC_BROKERS) is used as it is; otherwise the local Apache Kafka is started.
+own_brokers=${GRIDSYNC_BROKERS:-}
 export GRIDSYNC_BROKERS=${GRIDSYNC_BROKERS:-127.0.0.1:${GRIDSYNC_BROKER_PORT:-9092}}
 export PATH="$HOME/.cargo/bin:$PATH"
 bin=$root/target/debug
@@ -63,7 +65,7 @@ status() {
         [ "$1" = tg-sim ] && url="http://127.0.0.1:$2 (Lens API)"
         printf '%-24s %-8s %-38s %s\n' "$1" "$state" "$url" "$local_dir/logs/$1.log"
     done
-    "$root/deploy/local-broker.sh" status || true
+    [ -n "$own_brokers" ] || "$root/deploy/local-broker.sh" status || true
 }
 
 stop() {
@@ -83,7 +85,7 @@ stop() {
         done
         rm -f "$pid_file"
     done
-    "$root/deploy/local-broker.sh" stop
+    [ -n "$own_brokers" ] || "$root/deploy/local-broker.sh" stop
 }
 
 # Waits until the notifications consumer has caught up (no lag, nothing new for two seconds), then
@@ -123,7 +125,7 @@ for action, bodies in sorted(seen.items(), key=lambda kv: (flows.get(kv[0], 9), 
 }
 
 start() {
-    "$root/deploy/local-broker.sh" start
+    [ -n "$own_brokers" ] || "$root/deploy/local-broker.sh" start
     echo "building the workspace..." >&2
     (cd "$root" && cargo build --workspace --bins --locked --quiet)
     "$bin/gridsync" topics apply
