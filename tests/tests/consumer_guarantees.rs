@@ -484,11 +484,28 @@ async fn a_revoked_partition_is_not_handed_on_while_its_record_is_in_hand() {
             })
             .collect()
     };
-    let mut a = s.spawn_probe(0, None);
+    let a_metrics = free_port();
+    let mut a = s.spawn_probe(0, Some(a_metrics));
     assert!(wait_until(Duration::from_secs(60), || !spans().is_empty()).await, "a began the slow record");
-    // b joins while a is in the middle of it (six seconds): the partition moves (or comes back)
-    // only once a is done. Both write to the same files.
+    // b joins while a is in the middle of it; once a's revoke has begun, the record may finish.
+    // The partition moves (or comes back) only once a is done with it. Both write to the same files.
     let mut b = s.spawn_probe(0, None);
+    let a_url = format!("http://127.0.0.1:{a_metrics}/metrics");
+    let mut revoking = false;
+    for _ in 0..900 {
+        if metric_value(&a_url, "gridsync_rebalances_total", r#"kind="revoke""#).await >= 1.0 {
+            revoking = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(revoking, "b's joining made a give its partitions up");
+    // While a's handler is still in the record, nobody may begin it again (a rebalance
+    // completes in well under three seconds when nothing holds it back).
+    let begins = || spans().iter().filter(|(w, _)| w == "begin").count();
+    let early = wait_until(Duration::from_secs(3), || begins() > 1).await;
+    assert!(!early, "the record began again while its first run was in hand: {:?}", spans());
+    std::fs::write(s.out().with_extension("release"), "").unwrap();
     let twice = wait_until(Duration::from_secs(90), || spans().iter().filter(|(w, _)| w == "end").count() == 2).await;
     sigterm(&a);
     sigterm(&b);

@@ -105,13 +105,14 @@ impl ClientContext for GridsyncConsumerContext {
 impl ConsumerContext for GridsyncConsumerContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
+            // Counted as it begins: a revoke may wait for running handlers.
+            self.metrics.rebalance("revoke");
             // Work in flight for these partitions may finish, but its offset is
             // not stored: the new owner gets the record again (at-least-once).
             self.assignments.revoke(partitions);
             for elem in partitions.elements() {
                 self.metrics.clear_consumer_lag(elem.topic(), elem.partition());
             }
-            self.metrics.rebalance("revoke");
             tracing::info!(partitions = partitions.count(), "partitions revoked");
         }
     }

@@ -7,7 +7,8 @@
 //! correlation id is `STUCK` fails transiently until `<out>.release` exists;
 //! one whose correlation id is `HANG` hangs on its first attempt (until the
 //! handler timeout abandons it), then succeeds; one whose correlation id is
-//! `SLOW` takes six seconds, and writes when it began and ended to `<out>.spans`.
+//! `SLOW` runs until `<out>.release` exists, and writes when it began and ended
+//! to `<out>.spans`.
 
 use std::{collections::HashMap, io::Write, path::PathBuf, sync::Mutex, time::Duration};
 
@@ -63,7 +64,9 @@ impl Handler for Probe {
         }
         if envelope.correlation_id == "SLOW" {
             self.span("begin")?;
-            tokio::time::sleep(Duration::from_secs(6)).await;
+            while !self.release.exists() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             self.span("end")?;
         }
         if envelope.correlation_id == "HANG" {
