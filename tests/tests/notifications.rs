@@ -255,6 +255,11 @@ async fn edi_documents_become_notifications_from_approved_templates() {
     }
     let messages: Vec<Value> = items.iter().filter(|i| !action_of(i).is_empty()).cloned().collect();
     assert_eq!(count_by_action(&messages), expected, "{}", h.log("consumer"));
+    // An item is reported once it is whole (created, and in its workflow state): read them again
+    // once every side effect is reported.
+    let deliveries = h.deliveries(19);
+    let items = h.items("gridsync/").await;
+    let messages: Vec<Value> = items.iter().filter(|i| !action_of(i).is_empty()).cloned().collect();
 
     // Rendered from the approved template version, with the template recorded in the item.
     let seeded = h.items("templates/").await;
@@ -317,7 +322,6 @@ async fn edi_documents_become_notifications_from_approved_templates() {
     assert!(reasons[1].1.contains("templates/broken/en-US") && reasons[1].1.contains("undefined"), "{}", reasons[1].1);
 
     // One DeliveryPerformed per side effect: every message, and four suppression entries.
-    let deliveries = h.deliveries(19);
     let keys: BTreeSet<&str> = deliveries.iter().map(|d| d.idempotency_key.as_str()).collect();
     assert_eq!((deliveries.len(), keys.len()), (19, 19));
     let confirmation_delivery = deliveries

@@ -100,9 +100,17 @@ impl Templates {
         if let Some(cached) = cache.get(key).filter(|c| c.read_at.elapsed() < self.ttl) {
             return Ok(cached.clone());
         }
-        let known_id = cache.get(key).map(|c| c.id.clone());
-        let item = match known_id {
-            Some(id) => self.client.get_item(&id).await?,
+        let known = match cache.get(key).map(|c| c.id.clone()) {
+            Some(id) => match self.client.get_item(&id).await {
+                Ok(item) => Some(item),
+                // Deleted (and perhaps made again under the same key): look it up anew.
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e.into()),
+            },
+            None => None,
+        };
+        let item = match known {
+            Some(item) => item,
             None => self.client.find_by_delivery_key(&self.repository_id, key).await?.ok_or_else(|| {
                 FlowError::Template {
                     key: key.to_owned(),
