@@ -137,11 +137,10 @@ impl Effects {
                     let event = delivery_performed(&self.consumer, record, effect, &key, &performed, None);
                     let topic = &self.producer.catalog().topic_for(event.event_type()).name;
                     let event_id = &event.envelope().event_id;
-                    if crate::reported::is_on_topic(&self.kafka, topic, event_id, performed.performed_at_ms).await? {
-                        self.ledger.mark_reported(&key).await?;
-                    } else {
-                        self.report(record, effect, &key, &performed, None).await?;
+                    if !crate::reported::is_on_topic(&self.kafka, topic, event_id, performed.performed_at_ms).await? {
+                        self.producer.publish(&event, Some(&record.trace)).await?;
                     }
+                    self.ledger.mark_reported(&key).await?;
                 }
                 return Ok(performed);
             }
@@ -177,23 +176,10 @@ impl Effects {
             let seconds = (chrono::Utc::now() - since).num_milliseconds().max(0) as f64 / 1000.0;
             self.latency.with_label_values(&[&self.consumer, &effect.action]).observe(seconds);
         }
-        self.report(record, effect, &key, &performed, Some(&outcome)).await?;
-        Ok(performed)
-    }
-
-    /// Publishes the side effect's DeliveryPerformed and records that it was.
-    async fn report(
-        &self,
-        record: &Record,
-        effect: &SideEffect,
-        key: &str,
-        performed: &Performed,
-        outcome: Option<&Outcome>,
-    ) -> Result<(), FlowError> {
-        let event = delivery_performed(&self.consumer, record, effect, key, performed, outcome);
+        let event = delivery_performed(&self.consumer, record, effect, &key, &performed, Some(&outcome));
         self.producer.publish(&event, Some(&record.trace)).await?;
-        self.ledger.mark_reported(key).await?;
-        Ok(())
+        self.ledger.mark_reported(&key).await?;
+        Ok(performed)
     }
 }
 

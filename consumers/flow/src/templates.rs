@@ -123,8 +123,11 @@ impl Templates {
             None => None,
         };
         let approved = if state.as_ref().is_some_and(|s| self.approved_states.contains(s)) {
-            let body = serde_json::to_string(&item.body).map_err(|e| FlowError::Invalid(e.to_string()))?;
-            self.store.record(&item.id, &ApprovedTemplate { version: item.version, body }).await?;
+            // A refresh that finds the version it had cached has nothing new to record.
+            if cache.get(key).map(|c| c.version) != Some(item.version) {
+                let body = serde_json::to_string(&item.body).map_err(|e| FlowError::Invalid(e.to_string()))?;
+                self.store.record(&item.id, &ApprovedTemplate { version: item.version, body }).await?;
+            }
             Approved { id: item.id.clone(), version: item.version, body: item.body.clone(), read_at: Instant::now() }
         } else {
             match self.store.latest(&item.id).await? {
