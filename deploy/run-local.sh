@@ -88,12 +88,14 @@ stop() {
     [ -n "$own_brokers" ] || "$root/deploy/local-broker.sh" stop
 }
 
-# Waits until the notifications consumer has caught up (no lag, nothing new for two seconds), then
-# prints what flows 1, 3 and 6 created in Amplience, with the template versions they used.
-report_notifications() {
+# Waits until the flow consumers have caught up (no lag, nothing new for two seconds), then
+# prints what each flow created in Amplience (with the template versions it used) and sent to
+# Trading Grid.
+report_flows() {
     local items="" last="" same=0
     for _ in $(seq 1 120); do
-        lag=$(curl -fs http://127.0.0.1:9471/metrics | awk '/^gridsync_consumer_lag\{/ {s += $2} END {print s + 0}')
+        lag=$(for port in 9471 9472 9473; do curl -fs "http://127.0.0.1:$port/metrics"; done |
+            awk '/^gridsync_consumer_lag\{/ {s += $2} END {print s + 0}')
         items=$(curl -fs "$amp_sim/__sim/items?prefix=gridsync/" || true)
         if [ "$lag" = 0 ] && [ -n "$items" ] && [ "$items" = "$last" ]; then
             same=$((same + 1))
@@ -104,23 +106,36 @@ report_notifications() {
         last=$items
         sleep 1
     done
-    echo "flows 1, 3 and 6 (notifications-consumer → Amplience), as amp-sim holds them:"
-    printf '%s' "$items" | python3 -c '
-import collections, json, sys
+    echo "what the flows did, as amp-sim and the outbound mailbox hold it:"
+    reminders=$(curl -fs http://127.0.0.1:9472/metrics | awk '/^gridsync_flow_timers_pending\{.*payment-reminder/ {s += $2} END {print s + 0}')
+    printf '%s' "$items" | REMINDERS="$reminders" OUTBOUND="$GRIDSYNC_TG_MAILBOX_DIR/outbound" python3 -c '
+import collections, json, os, sys
 items = json.load(sys.stdin).get("items", [])
 flows = {"order-confirmation": 1, "customer-notification": 1, "delivery-content": 3, "shipment-notification": 3,
          "delivery-notification": 3, "post-purchase-message": 3, "order-response-notification": 6, "shipment-released": 6,
-         "document-exception-notification": 6}
+         "document-exception-notification": 6, "billing-communication": 2, "payment-reminder": 2,
+         "invoice-rejected": 6, "exception-task": 8, "exception-customer-notice": 8}
 seen = collections.defaultdict(list)
 for entry in items:
     body = entry["item"]["body"]
     if "entries" in body:
         print("  flow 1  campaign-suppression list: %d customers suppressed (for 30 days after their order)" % len(body["entries"]))
+    elif "invoices" in body:
+        invoices = ", ".join("%s %s" % (n, i.get("status")) for n, i in sorted(body["invoices"].items()))
+        due = ", ".join("%s %s" % (a, c) for c, a in sorted(body.get("amountDue", {}).items())) or "nothing"
+        print("  flow 2  account status %-14s due %s; invoices: %s" % (body["tradingPartnerId"], due, invoices))
     elif body.get("action"):
-        seen[body["action"]].append(body)
-for action, bodies in sorted(seen.items(), key=lambda kv: (flows.get(kv[0], 9), kv[0])):
-    versions = sorted({"%s v%s" % (b["gridsync"]["template"]["key"], b["gridsync"]["template"]["version"]) for b in bodies})
-    print("  flow %s  %-32s %3d items, from %s" % (flows.get(action, "?"), action, len(bodies), ", ".join(versions)))
+        seen[body["action"]].append((body, entry.get("workflowState")))
+for action, found in sorted(seen.items(), key=lambda kv: (flows.get(kv[0], 9), kv[0])):
+    versions = sorted({"%s v%s" % (b["gridsync"]["template"]["key"], b["gridsync"]["template"]["version"]) for b, _ in found})
+    states = collections.Counter(s for _, s in found if s)
+    shown = " (%s)" % ", ".join("%d %s" % (n, s) for s, n in sorted(states.items())) if states else ""
+    print("  flow %s  %-32s %3d items%s, from %s" % (flows.get(action, "?"), action, len(found), shown, ", ".join(versions)))
+print("  flow 2  payment reminders scheduled, waiting for their day: %s" % os.environ.get("REMINDERS", "?"))
+picked = os.path.join(os.environ["OUTBOUND"], ".picked-up")
+sent = sorted(f for f in (os.listdir(picked) if os.path.isdir(picked) else []) if not f.endswith(".sha256") and
+              f.split("_")[1:2] and f.split("_")[1] in ("820", "812", "REMADV", "CREADV", "DEBADV"))
+print("  flow 2  to Trading Grid, picked up by the partner: %s" % (", ".join(sent) or "nothing yet"))
 ' || echo "  (python3 is needed to summarise; the items: curl -s '$amp_sim/__sim/items?prefix=gridsync/')"
 }
 
@@ -151,9 +166,10 @@ start() {
             TG_SIM_CONSUMERS="$GRIDSYNC_LENS_CLIENT_ID:$(cat "$GRIDSYNC_LENS_CLIENT_SECRET_FILE")" \
                 nohup "$bin/tg-sim" --listen "127.0.0.1:$2" --outbound-dir "$GRIDSYNC_TG_MAILBOX_DIR/outbound" \
                 --inbound-dir "$GRIDSYNC_TG_MAILBOX_DIR/inbound" >>"$local_dir/logs/$1.log" 2>&1 &
-        elif [ "$1" = notifications-consumer ]; then
-            # Flows 1, 3, 6 into Amplience (GRIDSYNC_AMPLIENCE_* above), templates seeded in amp-sim.
-            nohup "$bin/$1" --metrics-addr "127.0.0.1:$2" --store-url "sqlite://$local_dir/notifications.db" \
+        elif [ "$1" = notifications-consumer ] || [ "$1" = billing-consumer ] || [ "$1" = exceptions-consumer ]; then
+            # Flows 1-3, 6, 8 into Amplience (GRIDSYNC_AMPLIENCE_* above), templates seeded in amp-sim;
+            # billing writes 820/812s to the mailbox above.
+            nohup "$bin/$1" --metrics-addr "127.0.0.1:$2" --store-url "sqlite://$local_dir/${1%-consumer}.db" \
                 --partners "${GRIDSYNC_PARTNERS_FILE:-$root/deploy/partners.toml}" >>"$local_dir/logs/$1.log" 2>&1 &
         else
             nohup "$bin/$1" --metrics-addr "127.0.0.1:$2" >>"$local_dir/logs/$1.log" 2>&1 &
@@ -175,10 +191,19 @@ start() {
         cp "$f" "$GRIDSYNC_TG_MAILBOX_DIR/inbound/$(date +%s%N)-$(basename "$f")"
     done
     echo "dropped $(ls "$root"/connectors/edi/tests/fixtures/*.edi | wc -l) sample EDI files into $GRIDSYNC_TG_MAILBOX_DIR/inbound"
+    # Flow 8: a file no parser can read, and a ship notice Trading Grid could not deliver.
+    printf 'ISA*00*not an interchange~\n' >"$GRIDSYNC_TG_MAILBOX_DIR/inbound/$(date +%s%N)-broken.edi"
+    now=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
+    curl -fs -X POST "$tg_sim/__sim/transactions" -H 'content-type: application/json' -d "[{
+        \"transactionid\": \"DEMO-ASN-$(date +%s)\", \"editype\": \"856\", \"envelopetype\": \"ISA\",
+        \"senderaddress\": \"GLOBEX\", \"receiveraddress\": \"GRIDSYNC\", \"senderreference\": \"$(date +%s)\",
+        \"status\": \"F\", \"statusdate\": \"$now\", \"errorcode\": \"E42\",
+        \"externalerrormessage\": \"partner mailbox unreachable\", \"contentkeys\": []}]"
+    echo "dropped a broken file and reported a failed delivery in tg-sim's Lens (flow 8)"
     # People at work in Amplience: a payment confirmed, a dispute resolved, terms approved and published.
     curl -fs -X POST "$amp_sim/__sim/demo" >/dev/null
     echo "played the Amplience demo in amp-sim: 4 signed webhooks on their way to amp-producer"
-    report_notifications
+    report_flows
     echo
     echo "gridsync is running on $GRIDSYNC_BROKERS:"
     status

@@ -159,7 +159,7 @@ pub fn sample(event_type: EventType, partner: &str, seq: u64) -> Event {
             payment_terms: Some("NET30".into()),
             lines: lines(5),
             tax_amount: Some(dec(72_108, 2)),
-            total_amount: dec(432_648, 2),
+            total_amount: dec(432_588, 2),
         }
         .into(),
         EventType::RemittanceAdviceReceived => RemittanceAdviceReceived {
@@ -169,10 +169,10 @@ pub fn sample(event_type: EventType, partner: &str, seq: u64) -> Event {
             payer: buyer,
             payee: seller,
             currency: "GBP".into(),
-            total_amount: dec(432_648, 2),
+            total_amount: dec(432_588, 2),
             remittances: vec![RemittedInvoice {
                 invoice_number: invoice,
-                amount_paid: dec(432_648, 2),
+                amount_paid: dec(432_588, 2),
                 adjustment_amount: None,
                 adjustment_reason: None,
             }],
@@ -191,7 +191,7 @@ pub fn sample(event_type: EventType, partner: &str, seq: u64) -> Event {
             envelope,
             invoice_number: invoice,
             payment_reference: format!("PAY{seq:06}"),
-            amount: dec(432_648, 2),
+            amount: dec(432_588, 2),
             currency: "GBP".into(),
             paid_at: occurred,
             note: None,

@@ -94,7 +94,7 @@ fn the_kept_schemas_are_compatible_and_frozen() {
 #[test]
 fn events_print_as_json_with_exact_decimals_and_dates() {
     let json = sample(EventType::InvoiceReceived, "ACME", 5).to_json().unwrap();
-    assert_eq!(json["total_amount"], "4326.48");
+    assert_eq!(json["total_amount"], "4325.88");
     assert_eq!(json["invoice_date"], "2026-11-05");
     assert_eq!(json["envelope"]["source_system"], "TRADING_GRID");
     assert_eq!(json["lines"][0]["unit_price"], "20");

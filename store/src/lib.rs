@@ -9,10 +9,12 @@
 
 mod approved_templates;
 mod control_numbers;
+mod flow_records;
 mod outbound;
 mod published;
 mod side_effects;
 mod source_states;
+mod timers;
 mod watermarks;
 mod webhooks;
 
@@ -22,10 +24,12 @@ use sqlx::{any::AnyPoolOptions, AnyPool};
 
 pub use approved_templates::{ApprovedTemplate, ApprovedTemplates};
 pub use control_numbers::{ControlNumbers, MAX_CONTROL_NUMBER};
+pub use flow_records::FlowRecords;
 pub use outbound::{OutboundInterchanges, Reservation};
 pub use published::PublishedEvents;
 pub use side_effects::{Claim, Performed, SideEffects};
 pub use source_states::SourceStates;
+pub use timers::{Timer, TimerState, Timers};
 pub use watermarks::Watermarks;
 pub use webhooks::{HandledDelivery, WebhookDeliveries};
 
@@ -222,6 +226,16 @@ impl Store {
     /// The latest approved version of each template seen.
     pub fn approved_templates(&self) -> ApprovedTemplates {
         ApprovedTemplates::new(self.pool.clone())
+    }
+
+    /// The durable timers of `flow`.
+    pub fn timers(&self, flow: &str) -> Timers {
+        Timers::new(self.pool.clone(), flow)
+    }
+
+    /// What `flow` remembers between events.
+    pub fn flow_records(&self, flow: &str) -> FlowRecords {
+        FlowRecords::new(self.pool.clone(), flow)
     }
 
     /// Webhook deliveries already turned into events.

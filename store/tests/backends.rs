@@ -253,3 +253,63 @@ async fn sqlite_side_effects_are_claimed_once() {
 async fn postgres_side_effects_are_claimed_once() {
     side_effects_are_claimed_once(postgres_store().await).await;
 }
+
+async fn timers_fire_once_and_cancel(store: Store) {
+    use gridsync_store::{Timer, TimerState};
+    use std::time::Duration;
+    let timers = store.timers("billing");
+    let timer = |key: &str, due: i64| Timer {
+        key: key.into(),
+        kind: "payment-reminder".into(),
+        subject: "invoice/ACME/INV-1".into(),
+        due_at_ms: due,
+        payload: "{}".into(),
+    };
+    assert!(timers.schedule(&timer("r-3", 1_000)).await.unwrap());
+    assert!(!timers.schedule(&timer("r-3", 9_999)).await.unwrap(), "scheduling again is a no-op");
+    assert!(timers.schedule(&timer("r0", 2_000)).await.unwrap());
+    assert!(timers.schedule(&timer("r7", 3_000)).await.unwrap());
+    // Another flow's timers are its own.
+    assert!(store.timers("exceptions").claim_due(5_000, "x", Duration::from_secs(60), 10).await.unwrap().is_empty());
+
+    let lease = Duration::from_secs(60);
+    assert!(timers.claim_due(999, "a", lease, 10).await.unwrap().is_empty(), "nothing due yet");
+    let due = timers.claim_due(2_500, "a", lease, 10).await.unwrap();
+    assert_eq!(due.iter().map(|t| t.key.as_str()).collect::<Vec<_>>(), ["r-3", "r0"]);
+    assert!(timers.claim_due(2_500, "b", lease, 10).await.unwrap().is_empty(), "a live claim is held");
+    assert!(timers.fired("r-3", "a").await.unwrap());
+    assert!(!timers.fired("r-3", "a").await.unwrap(), "fired once");
+    // A failed firing gives the timer back: another owner takes it.
+    timers.release("r0", "a", Duration::ZERO).await.unwrap();
+    assert_eq!(timers.claim_due(2_500, "b", lease, 10).await.unwrap().len(), 1);
+    assert!(!timers.fired("r0", "a").await.unwrap(), "a's claim was given up");
+    assert!(timers.fired("r0", "b").await.unwrap());
+    // Paid: the rest is cancelled, and never comes due.
+    assert_eq!(timers.cancel("invoice/ACME/INV-1", None, "paid").await.unwrap(), 1);
+    assert!(timers.claim_due(i64::MAX, "a", lease, 10).await.unwrap().is_empty());
+    let states: Vec<(String, TimerState)> =
+        timers.of_subject("invoice/ACME/INV-1").await.unwrap().into_iter().map(|(t, s)| (t.key, s)).collect();
+    assert_eq!(
+        states,
+        [("r-3".into(), TimerState::Fired), ("r0".into(), TimerState::Fired), ("r7".into(), TimerState::Cancelled)]
+    );
+
+    let records = store.flow_records("billing");
+    assert!(records.put_new("invoice", "ACME/INV-1", "ACME", "{\"a\":1}").await.unwrap());
+    assert!(!records.put_new("invoice", "ACME/INV-1", "ACME", "{\"a\":2}").await.unwrap());
+    records.put("invoice", "ACME/INV-2", "ACME", "{\"b\":1}").await.unwrap();
+    assert_eq!(records.get("invoice", "ACME/INV-1").await.unwrap().as_deref(), Some("{\"a\":1}"));
+    assert_eq!(records.of_subject("invoice", "ACME").await.unwrap().len(), 2);
+    assert_eq!(store.flow_records("exceptions").get("invoice", "ACME/INV-1").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn sqlite_timers_fire_once_and_cancel() {
+    let dir = tempfile::tempdir().unwrap();
+    timers_fire_once_and_cancel(sqlite_store(&dir).await).await;
+}
+
+#[tokio::test]
+async fn postgres_timers_fire_once_and_cancel() {
+    timers_fire_once_and_cancel(postgres_store().await).await;
+}

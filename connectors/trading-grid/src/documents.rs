@@ -75,7 +75,14 @@ impl OutboundDocuments {
         Ok(Some(self.outbound.write(&name(numbered), &bytes).await?))
     }
 
-    async fn reserve(&self, key: &str, partner: &str, standard: Standard) -> Result<Numbered, DocumentError> {
+    /// Writes a document numbered by [`Self::reserve`]: for a caller that records
+    /// the number (to match the partner's acknowledgement) before the file exists.
+    pub async fn write_numbered(&self, name: &str, bytes: &[u8]) -> Result<Written, DocumentError> {
+        Ok(self.outbound.write(name, bytes).await?)
+    }
+
+    /// The control number and date of the document `key` for `partner`: reserved now, or found.
+    pub async fn reserve(&self, key: &str, partner: &str, standard: Standard) -> Result<Numbered, DocumentError> {
         let Reservation { control_number, prepared_at } =
             self.store.outbound_interchanges().reserve(key, partner, standard_name(standard)).await?;
         let number = u32::try_from(control_number).map_err(|_| DocumentError::ControlNumber(control_number))?;

@@ -10,6 +10,9 @@ pub const DEFAULT_CLAIM_LEASE_MS: u64 = 120_000;
 /// How long a template read from Amplience is used before it is checked again.
 pub const DEFAULT_TEMPLATE_TTL_MS: u64 = 30_000;
 
+/// How often due timers are looked for.
+pub const DEFAULT_TIMER_TICK_MS: u64 = 1_000;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct FlowArgs {
     /// The flow's store (side-effect ledger, approved templates): `sqlite://path` (default: a file
@@ -25,6 +28,19 @@ pub struct FlowArgs {
     /// How long a template read from Amplience is used before its version is checked again, in ms.
     #[arg(long, env = "GRIDSYNC_TEMPLATE_TTL_MS", default_value_t = DEFAULT_TEMPLATE_TTL_MS)]
     pub template_ttl_ms: u64,
+    /// How often the flow looks for due timers (reminders, overdue acknowledgements), in ms.
+    #[arg(long, env = "GRIDSYNC_TIMER_TICK_MS", default_value_t = DEFAULT_TIMER_TICK_MS)]
+    pub timer_tick_ms: u64,
+    /// Read the time from this file (RFC 3339) instead of the system clock: for tests and demos
+    /// that move time on to see reminders fire. Re-read at every look; absent means now.
+    #[arg(long, env = "GRIDSYNC_CLOCK_FILE")]
+    pub clock_file: Option<PathBuf>,
     #[command(flatten)]
     pub amplience: ManagementArgs,
+}
+
+impl FlowArgs {
+    pub fn clock(&self) -> crate::clock::Clock {
+        self.clock_file.clone().map_or(crate::clock::Clock::System, crate::clock::Clock::File)
+    }
 }

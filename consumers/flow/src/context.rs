@@ -45,6 +45,17 @@ impl FlowContext {
         Ok(FlowContext { name, store, amplience, partners, effects, deps })
     }
 
+    /// The scheduler of this flow's durable timers, on the flow's clock.
+    pub fn scheduler(&self, args: &FlowArgs) -> crate::scheduler::Scheduler {
+        crate::scheduler::Scheduler {
+            timers: self.store.timers(&self.name),
+            clock: args.clock(),
+            tick: Duration::from_millis(args.timer_tick_ms),
+            lease: Duration::from_millis(args.claim_lease_ms),
+            owner: self.effects.owner().to_owned(),
+        }
+    }
+
     /// Templates in `repository_id`, approved in one of `approved_states`.
     pub fn templates(&self, args: &FlowArgs, repository_id: &str, approved_states: Vec<String>) -> Templates {
         Templates::new(

@@ -33,16 +33,30 @@ pub struct SideEffect {
     pub target: TargetSystem,
     /// Who it is for (a customer, an account team, a partner), if anyone.
     pub recipient: Option<String>,
+    /// What makes it unique: the source event (by default), or a subject of the
+    /// flow's own (a task, a payment) when many events must cause it only once.
+    pub once_per: Option<String>,
 }
 
 impl SideEffect {
     pub fn amplience(action: &str, recipient: Option<String>) -> Self {
-        SideEffect { action: action.to_owned(), target: TargetSystem::Amplience, recipient }
+        SideEffect { action: action.to_owned(), target: TargetSystem::Amplience, recipient, once_per: None }
+    }
+
+    pub fn trading_grid(action: &str, recipient: Option<String>) -> Self {
+        SideEffect { action: action.to_owned(), target: TargetSystem::TradingGrid, recipient, once_per: None }
+    }
+
+    /// The same side effect, performed once per `subject` whichever event causes it.
+    pub fn once_per(mut self, subject: impl Into<String>) -> Self {
+        self.once_per = Some(subject.into());
+        self
     }
 
     /// The ledger key of this side effect of `source`.
     pub fn key(&self, source: &Envelope) -> String {
-        format!("{}/{}/{}", source.event_id, self.action, self.target.as_str().to_ascii_lowercase())
+        let scope = self.once_per.as_deref().unwrap_or(&source.event_id);
+        format!("{scope}/{}/{}", self.action, self.target.as_str().to_ascii_lowercase())
     }
 }
 
@@ -116,6 +130,11 @@ impl Effects {
             ledger_hits,
             latency,
         })
+    }
+
+    /// This process's name in claims (the ledger's and the timers').
+    pub fn owner(&self) -> &str {
+        &self.owner
     }
 
     /// Performs `effect` of `record` once: `work` gets the side effect's key

@@ -18,6 +18,9 @@ pub enum FlowError {
     ClaimedElsewhere { key: String, owner: String, expires_in_ms: i64 },
     #[error("invalid side effect: {0}")]
     Invalid(String),
+    /// Writing a document to the Trading Grid outbound mailbox.
+    #[error("Trading Grid outbound: {message}")]
+    Outbound { message: String, transient: bool },
     #[error("Amplience: {0}")]
     Amplience(#[from] AmplienceError),
     #[error("store: {0}")]
@@ -34,6 +37,7 @@ impl FlowError {
         match self {
             FlowError::ClaimedElsewhere { .. } | FlowError::Store(_) | FlowError::Lookup(_) => true,
             FlowError::Publish(e) => e.is_transient(),
+            FlowError::Outbound { transient, .. } => *transient,
             // Refused credentials are an operator's error, not the record's: the partition
             // waits (and alerts) until they are fixed, instead of dead-lettering every record.
             FlowError::Amplience(e) => {
@@ -60,6 +64,7 @@ impl FlowError {
             FlowError::Render { .. } => "template.render",
             FlowError::ClaimedElsewhere { .. } => "ledger.claimed",
             FlowError::Invalid(_) => "effect.invalid",
+            FlowError::Outbound { .. } => "tg.outbound",
             FlowError::Amplience(_) => "amplience",
             FlowError::Store(_) => "store",
             FlowError::Publish(_) => "kafka.publish",

@@ -6,16 +6,20 @@
 //! - [`effects`]: side effects performed once, claimed in a ledger by a
 //!   deterministic key, each reported as a `DeliveryPerformed` event;
 //! - [`partners`]: the trading partner profiles (`deploy/partners.toml`);
+//! - [`scheduler`] and [`clock`]: durable timers fired by an injectable clock;
 //! - [`templates`]: messages rendered from the latest approved version of a
 //!   template content item, strictly (a missing field is an error, never a hole).
 
 pub mod args;
+pub mod clock;
+pub mod config;
 pub mod context;
 pub mod effects;
 pub mod error;
 pub mod messages;
 pub mod partners;
 pub mod reported;
+pub mod scheduler;
 pub mod telemetry;
 pub mod templates;
 
@@ -23,6 +27,6 @@ pub use args::FlowArgs;
 pub use context::FlowContext;
 pub use effects::{Effects, SideEffect};
 pub use error::FlowError;
-pub use messages::{Message, Messages};
+pub use messages::{Audience, Message, Messages, Send};
 pub use partners::{PartnerProfile, PartnerProfiles};
 pub use templates::{Rendered, Templates};

@@ -10,7 +10,36 @@ use gridsync_core::kafka::Record;
 use gridsync_schemas::events::{AmplienceContentRef, DeliveryOutcome};
 use serde_json::{json, Map, Value};
 
-use crate::{effects::Outcome, FlowError, Templates};
+use crate::{effects::Outcome, partners::PartnerProfile, Effects, FlowError, SideEffect, Templates};
+use gridsync_store::Performed;
+
+/// Who a message is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Audience<'a> {
+    /// The partner's customer contact.
+    Customer,
+    /// The partner's account team: a workflow item in this state.
+    AccountTeam(&'a str),
+}
+
+/// What every template renders from: the event and the partner.
+pub fn context(record: &Record, partner: &PartnerProfile) -> Result<Value, FlowError> {
+    Ok(json!({
+        "event": record.event.to_json().map_err(|e| FlowError::Invalid(e.to_string()))?,
+        "partner": { "id": partner.id, "name": partner.name, "locale": partner.locale },
+    }))
+}
+
+/// One message a record causes, to send once.
+pub struct Send<'a> {
+    pub action: &'a str,
+    pub template_key: &'a str,
+    pub audience: Audience<'a>,
+    pub context: &'a Value,
+    pub extra: Map<String, Value>,
+    /// Once per this subject instead of once per source event (see [`SideEffect::once_per`]).
+    pub once_per: Option<String>,
+}
 
 /// One message to create.
 pub struct Message<'a> {
@@ -35,6 +64,36 @@ pub struct Messages {
 }
 
 impl Messages {
+    /// Creates the message once for `record`, for `partner`'s contact, and reports it.
+    pub async fn send(
+        &self,
+        effects: &Effects,
+        record: &Record,
+        partner: &PartnerProfile,
+        send: Send<'_>,
+    ) -> Result<Performed, FlowError> {
+        let (recipient, workflow_state) = match send.audience {
+            Audience::Customer => (partner.contacts.customer.clone(), None),
+            Audience::AccountTeam(state) => (partner.contacts.account_team.clone(), Some(state)),
+        };
+        let mut effect = SideEffect::amplience(send.action, recipient.clone());
+        if let Some(subject) = send.once_per {
+            effect = effect.once_per(subject);
+        }
+        let message = Message {
+            template_key: send.template_key,
+            context: send.context,
+            locale: &partner.locale,
+            extra: send.extra,
+            workflow_state,
+        };
+        effects
+            .perform(record, &effect, |effect_key| async move {
+                self.create(record, send.action, recipient.as_deref(), &effect_key, message).await
+            })
+            .await
+    }
+
     /// Creates `message` for the side effect `effect_key` of `record` and `action`,
     /// unless it exists: the delivery key is derived from the side-effect key.
     pub async fn create(

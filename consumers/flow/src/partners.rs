@@ -32,9 +32,32 @@ pub struct PartnerProfile {
     /// Who hears about its orders: the account team, and the customer contact.
     #[serde(default)]
     pub contacts: Contacts,
+    /// How long after a document is sent its 997/CONTRL may take before it is overdue (flow 8).
+    #[serde(default = "default_ack_window_hours")]
+    pub ack_window_hours: u32,
     /// Its own ids of the customers it orders for (buyer ids in its documents) → customer names.
     #[serde(default)]
     pub customers: BTreeMap<String, String>,
+}
+
+impl PartnerProfile {
+    /// A partner the profiles do not list (a file whose sender could not be
+    /// read): what is written about it still needs a name and a locale.
+    pub fn unlisted(id: &str) -> Self {
+        PartnerProfile {
+            id: id.to_owned(),
+            name: format!("unlisted partner {id}"),
+            standard: Standard::X12,
+            versions: Vec::new(),
+            interchange_id: id.to_owned(),
+            interchange_qualifier: None,
+            documents: Vec::new(),
+            locale: default_locale(),
+            contacts: Contacts::default(),
+            ack_window_hours: default_ack_window_hours(),
+            customers: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -51,6 +74,10 @@ pub struct Contacts {
     pub account_team: Option<String>,
     #[serde(default)]
     pub customer: Option<String>,
+}
+
+fn default_ack_window_hours() -> u32 {
+    24
 }
 
 fn default_locale() -> String {

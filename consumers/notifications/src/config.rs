@@ -2,6 +2,7 @@
 
 use std::{collections::BTreeMap, path::Path};
 
+use gridsync_flow::config::{self, ConfigError};
 use serde::Deserialize;
 
 /// Built in; `--config` replaces it.
@@ -25,42 +26,14 @@ pub struct NotificationsConfig {
     pub partner_templates: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("reading {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: {source}")]
-    Parse {
-        path: String,
-        #[source]
-        source: toml::de::Error,
-    },
-}
-
 impl NotificationsConfig {
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let (text, shown) = match path {
-            Some(p) => (
-                std::fs::read_to_string(p)
-                    .map_err(|source| ConfigError::Read { path: p.display().to_string(), source })?,
-                p.display().to_string(),
-            ),
-            None => (DEFAULT.to_owned(), "default-notifications.toml".to_owned()),
-        };
-        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: shown, source })
+        config::load(path, DEFAULT, "default-notifications.toml")
     }
 
     /// The template key for `action` for `partner` in `locale`, if configured.
     pub fn template_key(&self, action: &str, partner: &str, locale: &str) -> Option<String> {
-        self.partner_templates
-            .get(partner)
-            .and_then(|own| own.get(action))
-            .or_else(|| self.templates.get(action))
-            .map(|pattern| pattern.replace("{locale}", locale))
+        config::template_key(&self.templates, &self.partner_templates, action, partner, locale)
     }
 }
 

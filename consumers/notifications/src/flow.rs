@@ -18,7 +18,7 @@
 use gridsync_amplience::{DeliveryKey, NewContentItem};
 use gridsync_core::kafka::{Handler, HandlerError, Record};
 use gridsync_flow::{
-    effects::Outcome, partners::PartnerProfile, FlowContext, FlowError, Message, Messages, SideEffect,
+    effects::Outcome, messages, partners::PartnerProfile, Audience, FlowContext, FlowError, Messages, Send, SideEffect,
 };
 use gridsync_schemas::{
     events::{AmplienceContentRef, DeliveryOutcome, DocumentStatus, PurchaseOrderReceived},
@@ -55,20 +55,11 @@ impl Handler for Notifications {
     }
 }
 
-/// Who a message is for.
-enum Audience {
-    Customer,
-    AccountTeam,
-}
-
 impl Notifications {
     async fn handle_event(&self, record: &Record) -> Result<(), FlowError> {
         let envelope = record.event.envelope();
         let partner = self.ctx.partners.get(&envelope.trading_partner_id)?;
-        let mut context = json!({
-            "event": record.event.to_json().map_err(|e| FlowError::Invalid(e.to_string()))?,
-            "partner": { "id": partner.id, "name": partner.name, "locale": partner.locale },
-        });
+        let mut context = messages::context(record, partner)?;
         match &record.event {
             Event::PurchaseOrderReceived(po) => {
                 context["customer"] = json!(customer_name(partner, &po.buyer.id, po.buyer.name.as_deref()));
@@ -79,7 +70,7 @@ impl Notifications {
             }
             Event::ShipNoticeReceived(_) => {
                 // The shipment is released: the account team hears first (flow 6), then the customer.
-                self.message(record, partner, "shipment-released", Audience::AccountTeam, &context, Map::new()).await?;
+                self.message(record, partner, "shipment-released", self.account_team(), &context, Map::new()).await?;
                 self.message(record, partner, "delivery-content", Audience::Customer, &context, Map::new()).await?;
                 self.message(record, partner, "shipment-notification", Audience::Customer, &context, Map::new())
                     .await?;
@@ -93,22 +84,15 @@ impl Notifications {
                 self.message(record, partner, "post-purchase-message", Audience::Customer, &context, extra).await?;
             }
             Event::OrderResponseReceived(_) => {
-                self.message(
-                    record,
-                    partner,
-                    "order-response-notification",
-                    Audience::AccountTeam,
-                    &context,
-                    Map::new(),
-                )
-                .await?;
+                self.message(record, partner, "order-response-notification", self.account_team(), &context, Map::new())
+                    .await?;
             }
             Event::DocumentStatusChanged(status) if is_failure(status.status) => {
                 self.message(
                     record,
                     partner,
                     "document-exception-notification",
-                    Audience::AccountTeam,
+                    self.account_team(),
                     &context,
                     Map::new(),
                 )
@@ -119,13 +103,18 @@ impl Notifications {
         Ok(())
     }
 
+    /// The account team, whose items are created in the configured workflow state.
+    fn account_team(&self) -> Audience<'_> {
+        Audience::AccountTeam(&self.config.account_team_workflow_state)
+    }
+
     /// Creates the message `action` of `record` once, from its approved template.
     async fn message(
         &self,
         record: &Record,
         partner: &PartnerProfile,
         action: &str,
-        audience: Audience,
+        audience: Audience<'_>,
         context: &Value,
         extra: Map<String, Value>,
     ) -> Result<(), FlowError> {
@@ -133,20 +122,8 @@ impl Notifications {
             .config
             .template_key(action, &partner.id, &partner.locale)
             .ok_or_else(|| FlowError::Invalid(format!("no template configured for {action:?}")))?;
-        let (recipient, workflow_state) = match audience {
-            Audience::Customer => (partner.contacts.customer.clone(), None),
-            Audience::AccountTeam => {
-                (partner.contacts.account_team.clone(), Some(self.config.account_team_workflow_state.as_str()))
-            }
-        };
-        let effect = SideEffect::amplience(action, recipient.clone());
-        let message = Message { template_key: &template_key, context, locale: &partner.locale, extra, workflow_state };
-        self.ctx
-            .effects
-            .perform(record, &effect, |effect_key| async move {
-                self.messages.create(record, action, recipient.as_deref(), &effect_key, message).await
-            })
-            .await?;
+        let send = Send { action, template_key: &template_key, audience, context, extra, once_per: None };
+        self.messages.send(&self.ctx.effects, record, partner, send).await?;
         Ok(())
     }
 

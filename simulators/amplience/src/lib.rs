@@ -37,9 +37,17 @@ impl Default for SimConfig {
         SimConfig {
             hub_id: "5f0000000000000000000001".into(),
             repositories: vec!["5f00000000000000000000a1".into(), "5f00000000000000000000a2".into()],
-            workflow_states: ["Draft", "In review", "Approved", "Payment confirmed", "Dispute resolved"]
-                .map(String::from)
-                .to_vec(),
+            workflow_states: [
+                "Draft",
+                "In review",
+                "Approved",
+                "Payment confirmed",
+                "Dispute resolved",
+                "Open",
+                "Resolved",
+            ]
+            .map(String::from)
+            .to_vec(),
             clients: vec![Client { id: "gridsync".into(), secret: "gridsync-secret".into() }],
             token_ttl: Duration::from_secs(300),
             webhook: None,

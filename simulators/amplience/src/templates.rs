@@ -1,4 +1,4 @@
-//! The message templates gridsync's notifications flow renders from, as a hub
+//! The message templates gridsync's flows render from, as a hub
 //! would hold them: one content item per action and locale in the second
 //! repository, delivery key `templates/<action>/<locale>`, approved. Seeded by
 //! `amp-sim --seed-templates` or `POST /__sim/templates`.
@@ -63,6 +63,37 @@ const ENGLISH: &[(&str, &str, &str)] = &[
         "{{ event.document_type }} to {{ partner.name }}: {{ event.status }}",
         "Lens transaction {{ event.lens_transaction_id }} is {{ event.status }} ({{ event.lens_status_code }}). \
          {{ event.error_code or '' }} {{ event.error_message or '' }}",
+    ),
+    (
+        "billing-communication",
+        "Invoice {{ event.invoice_number }} from {{ partner.name }}",
+        "Invoice {{ event.invoice_number }} of {{ event.invoice_date }}{% if event.po_number %} for order {{ event.po_number }}{% endif %}.\n\
+         {% for line in event.lines %}{{ line.line_number }}: {{ line.quantity }} {{ line.unit_of_measure }} \
+         {{ line.description or line.product_id }} at {{ line.unit_price }} = {{ line.line_amount }}\n{% endfor %}\
+         Subtotal {{ figures.subtotal }}, tax {{ figures.tax }}, total {{ figures.total }} {{ event.currency }}.\n\
+         Due {{ due_date }} ({{ event.payment_terms or 'terms on file' }}).",
+    ),
+    (
+        "payment-reminder",
+        "Invoice {{ event.invoice_number }}: payment {{ reminder.when }}",
+        "{{ partner.name }}: {{ event.total_amount }} {{ event.currency }} for invoice {{ event.invoice_number }} \
+         is {{ reminder.when }} (due {{ reminder.due_date }}).",
+    ),
+    (
+        "invoice-rejected",
+        "Invoice {{ event.invoice_number }} from {{ partner.name }} held: its figures do not add up",
+        "{% for f in findings %}{{ f.what }}: stated {{ f.stated }}, expected {{ f.expected }}\n{% endfor %}\
+         Not sent to the customer. Lines {{ figures.subtotal }}, tax {{ figures.tax }}, total {{ figures.total }}.",
+    ),
+    (
+        "exception-task",
+        "{{ task.kind }}: {{ event.document_type or 'document' }} {{ event.envelope.business_key }} ({{ partner.name }})",
+        "{{ event.reason }}\n\nWhat to do: {{ task.guidance }}",
+    ),
+    (
+        "exception-customer-notice",
+        "Your {{ partner.name }} order {{ event.envelope.business_key }} may be delayed",
+        "We are sorting out a problem with {{ event.envelope.business_key }}; we will update you shortly.",
     ),
 ];
 

@@ -6,10 +6,12 @@
 //! defaults) and one segment per line; what partners send may use any.
 
 mod ack;
+mod adjustment;
 mod remittance;
 mod segments;
 
 pub use ack::{envelope_rejection, functional_ack, AckVerdict};
+pub use adjustment::{adjustment_advice, Adjustment, Direction as AdjustmentDirection};
 pub use remittance::{remittance_advice, Remittance};
 pub use segments::{Element, OutSegment};
 

@@ -41,7 +41,7 @@ impl Remittance {
 }
 
 /// Money as partners expect it: at least two decimal places, never rounded.
-fn money(value: rust_decimal::Decimal) -> String {
+pub(crate) fn money(value: rust_decimal::Decimal) -> String {
     if value.scale() <= 2 {
         format!("{value:.2}")
     } else {

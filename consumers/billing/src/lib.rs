@@ -1,0 +1,73 @@
+//! The billing flow (flow 2) as a library: its configuration, its handler,
+//! its timers and its set-up, for the `billing-consumer` binary and the tests.
+
+pub mod account;
+pub mod check;
+pub mod config;
+mod documents;
+pub mod flow;
+mod reminders;
+
+use std::{path::PathBuf, sync::Arc};
+
+use gridsync_core::app::{AppError, ConsumerDeps};
+use gridsync_edi::write::PartyId;
+use gridsync_flow::{FlowArgs, FlowContext, Messages};
+use gridsync_trading_grid::{documents::OutboundDocuments, mailbox::args::MailboxArgs};
+
+/// The consumer's flags beside the runtime's.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub flow: FlowArgs,
+    /// The flow's configuration (repositories, templates, reminder days); default: built in.
+    #[arg(long = "config", env = "GRIDSYNC_BILLING_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// gridsync's interchange id: the sender of the 820s and 812s it writes.
+    #[arg(long, env = "GRIDSYNC_OWN_INTERCHANGE_ID", default_value = "GRIDSYNC")]
+    pub own_interchange_id: String,
+    /// Its qualifier (ISA05, UNB02-2).
+    #[arg(long, env = "GRIDSYNC_OWN_INTERCHANGE_QUALIFIER", default_value = "ZZ")]
+    pub own_interchange_qualifier: String,
+    #[command(flatten)]
+    pub mailbox: MailboxArgs,
+}
+
+fn source(e: impl std::error::Error + Send + Sync + 'static) -> AppError {
+    AppError::Source(Box::new(e))
+}
+
+/// Connects the flow (store, Amplience, partner profiles, templates, the
+/// outbound mailbox) and starts its timers.
+pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<flow::Billing>, AppError> {
+    let config = config::BillingConfig::load(args.config.as_deref()).map_err(source)?;
+    let shutdown = deps.shutdown.clone();
+    let metrics = deps.metrics.clone();
+    let outbound = args.mailbox.open_outbound(&shutdown).await.map_err(source)?;
+    let ctx = FlowContext::connect(deps, &args.flow).await?;
+    let messages = Messages {
+        client: ctx.amplience.clone(),
+        templates: ctx.templates(&args.flow, &config.template_repository_id, config.approved_states.clone()),
+        repository_id: config.repository_id.clone(),
+        content_type_uri: config.content_type_uri.clone(),
+        hub_id: args.flow.amplience.hub_id.clone(),
+    };
+    let scheduler = ctx.scheduler(&args.flow);
+    let billing = Arc::new(flow::Billing {
+        documents: OutboundDocuments::new(ctx.store.clone(), outbound),
+        records: ctx.store.flow_records(&ctx.name),
+        timers: ctx.store.timers(&ctx.name),
+        clock: args.flow.clock(),
+        us: PartyId { qualifier: Some(args.own_interchange_qualifier), id: args.own_interchange_id },
+        ctx,
+        messages,
+        config,
+    });
+    let work = billing.clone();
+    tokio::spawn(async move {
+        if let Err(e) = scheduler.run("billing", work, &metrics, shutdown).await {
+            tracing::error!(error = %e, "the billing timers could not start");
+        }
+    });
+    Ok(billing)
+}

@@ -1,0 +1,38 @@
+//! The exceptions flow (flow 8) as a library: its configuration, how failures
+//! and successes are matched to one exchange, its handler and its set-up.
+
+pub mod config;
+pub mod exchange;
+pub mod flow;
+
+use std::path::PathBuf;
+
+use gridsync_core::app::{AppError, ConsumerDeps};
+use gridsync_flow::{FlowArgs, FlowContext, Messages};
+
+/// The consumer's flags beside the runtime's.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub flow: FlowArgs,
+    /// The flow's configuration (states, templates, guidance); default: built in.
+    #[arg(long = "config", env = "GRIDSYNC_EXCEPTIONS_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Connects the flow: store, Amplience, partner profiles, templates.
+pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<flow::Exceptions, AppError> {
+    let config = config::ExceptionsConfig::load(args.config.as_deref()).map_err(|e| AppError::Source(Box::new(e)))?;
+    let ctx = FlowContext::connect(deps, &args.flow).await?;
+    let messages = |content_type_uri: &str| Messages {
+        client: ctx.amplience.clone(),
+        templates: ctx.templates(&args.flow, &config.template_repository_id, config.approved_states.clone()),
+        repository_id: config.repository_id.clone(),
+        content_type_uri: content_type_uri.to_owned(),
+        hub_id: args.flow.amplience.hub_id.clone(),
+    };
+    let tasks = messages(&config.task_content_type_uri);
+    let notices = messages(&config.message_content_type_uri);
+    let records = ctx.store.flow_records(&ctx.name);
+    Ok(flow::Exceptions { tasks, messages: notices, records, ctx, config })
+}

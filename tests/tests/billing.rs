@@ -1,0 +1,222 @@
+//! The billing flow (flow 2) end to end, both ways, through the real
+//! binaries: invoices dropped into the Trading Grid mailbox become billing
+//! communications and account status in amp-sim, and payment reminders that
+//! fire when the flows' clock reaches them; a payment and a dispute recorded
+//! in amp-sim become an 820 and a CREADV in the outbound mailbox, which
+//! tg-sim's partner picks up and acknowledges, and the acknowledgement is
+//! recorded on the account. An invoice that does not add up is held and
+//! becomes an exception. The consumer is SIGKILLed twice on the way: still one
+//! document per payment, one reminder per due date, one item per side effect.
+//! Needs `cargo test --workspace` (binaries).
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{fixture, kill, metric, stop, text, World};
+use gridsync_schemas::{
+    events::{ExceptionKind, TargetSystem},
+    Event, EventType,
+};
+use serde_json::{json, Value};
+
+/// An ACME invoice for order 4500012345 whose lines (1,194.00) and tax (50.00)
+/// do not make its stated total (2,500.00).
+const BAD_INVOICE: &str =
+    "ISA*00*          *00*          *ZZ*ACME           *ZZ*GRIDSYNC       *261201*0900*U*00401*000000977*0*P*>~
+GS*IN*ACME*GRIDSYNC*20261201*0900*977*X*004010~
+ST*810*0001~
+BIG*20261201*INV-88002*20261125*4500012345~
+CUR*SE*USD~
+ITD*01*3*2**30**30~
+IT1*1*120*EA*9.95**VP*SKU-1001~
+TXI*ST*50~
+TDS*250000~
+CTT*1~
+SE*9*0001~
+GE*1*977~
+IEA*1*000000977~
+";
+
+fn count_by_key(items: &[Value]) -> BTreeMap<String, usize> {
+    items.iter().fold(BTreeMap::new(), |mut m, i| {
+        *m.entry(text(i, "/item/body/_meta/deliveryKey")).or_default() += 1;
+        m
+    })
+}
+
+fn status_of<'a>(accounts: &'a [Value], partner: &str) -> Option<&'a Value> {
+    accounts.iter().find(|a| a["item"]["body"]["tradingPartnerId"] == partner).map(|a| &a["item"]["body"])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invoices_payments_and_disputes_flow_both_ways_once_through_killed_consumers() {
+    let w = World::start("billing").await;
+    w.set_clock("2026-12-20T08:00:00Z");
+    let mailbox = format!("--mailbox-dir={}", w.mailbox.display());
+    let (first, _) = w.consumer("billing-consumer", "first", &[&mailbox]);
+
+    // ACME: two orders and invoice INV-88001 (2,370.00, due 2026-12-26); Nordwaren: INVOIC
+    // INV-DE-5001 (714.00 with 114.00 of tax); ACME's INV-88002, which does not add up.
+    w.drop_inbound("acme.edi", &std::fs::read(fixture("x12_multi_interchange_crlf.edi")).unwrap());
+    w.drop_inbound("nordwaren.edi", &std::fs::read(fixture("edifact_default_separators_one_line.edi")).unwrap());
+    w.drop_inbound("acme-bad.edi", BAD_INVOICE.as_bytes());
+
+    let sent =
+        w.items_until("gridsync/billing-communication", "two billing communications", |items| items.len() == 2).await;
+    let acme = sent.iter().find(|i| i["item"]["body"]["gridsync"]["businessKey"] == "INV-88001").unwrap();
+    let body = text(acme, "/item/body/body");
+    assert!(body.contains("1: 120 EA SKU-1001 at 9.95 = 1194"), "{body}");
+    assert!(body.contains("total 2370.00 USD") && body.contains("Due 2026-12-26 (NET30)"), "{body}");
+    assert_eq!(text(acme, "/item/body/recipient"), "orders@acme.example");
+    let held = w.items_until("gridsync/invoice-rejected", "the held invoice", |items| items.len() == 1).await;
+    assert_eq!(held[0]["workflowState"], "In review");
+    let held_body = text(&held[0], "/item/body/body");
+    assert!(
+        held_body.contains("lines plus tax against the stated total: stated 2500.00, expected 1244.00"),
+        "{held_body}"
+    );
+    let exceptions = w.events(EventType::DocumentExchangeException, 1);
+    let rejected: Vec<_> = exceptions
+        .iter()
+        .filter_map(|e| match e {
+            Event::DocumentExchangeException(x) if x.kind == ExceptionKind::InvoiceRejected => Some(x),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rejected.len(), 1, "{exceptions:?}");
+    assert_eq!(rejected[0].details.get("invoice_number").map(String::as_str), Some("INV-88002"));
+
+    let accounts = w
+        .items_until("gridsync/account-status", "both partners' account status", |items| {
+            items.len() == 2 && items.iter().all(|i| i["item"]["body"]["openInvoices"] == 1)
+        })
+        .await;
+    let acme_account = status_of(&accounts, "ACME").unwrap();
+    assert_eq!(acme_account["amountDue"]["USD"], "2370.00");
+    assert!(acme_account["invoices"].get("INV-88002").is_none(), "a held invoice is not on the account");
+    assert_eq!(status_of(&accounts, "4012345500004").unwrap()["amountDue"]["EUR"], "714.00");
+
+    // Three days before the due date: one reminder per invoice. The consumer dies once the
+    // first exists; its successor sends the other, and neither twice.
+    w.set_clock("2026-12-23T10:00:00Z");
+    w.items_until("gridsync/payment-reminder", "a first reminder", |items| !items.is_empty()).await;
+    kill(first);
+    let (second, _) = w.consumer("billing-consumer", "second", &[&mailbox]);
+    let reminders = w.items_until("gridsync/payment-reminder", "both reminders", |items| items.len() == 2).await;
+    let acme_reminder = reminders.iter().find(|i| i["item"]["body"]["gridsync"]["businessKey"] == "INV-88001").unwrap();
+    assert_eq!(text(acme_reminder, "/item/body/subject"), "Invoice INV-88001: payment due in 3 days");
+    assert_eq!(acme_reminder["item"]["body"]["reminder"]["offsetDays"], -3);
+
+    // Finance records ACME's payment and settles Nordwaren's dispute with a credit.
+    w.record_in_amplience(
+        "Payment INV-88001",
+        "https://gridsync.example/schemas/payment-confirmation.json",
+        json!({ "partnerId": "ACME", "invoiceNumber": "INV-88001", "paymentReference": "PAY-7001",
+                "amount": "2370.00", "currency": "USD", "paidAt": "2026-12-23T11:00:00Z" }),
+        "Payment confirmed",
+    )
+    .await;
+    w.record_in_amplience(
+        "Dispute D-31",
+        "https://gridsync.example/schemas/dispute-resolution.json",
+        json!({ "partnerId": "4012345500004", "invoiceNumber": "INV-DE-5001", "disputeId": "D-31",
+                "resolution": "credit-issued", "adjustedAmount": "114.00", "currency": "EUR",
+                "resolvedAt": "2026-12-23T12:00:00Z", "summary": "Tax charged twice" }),
+        "Dispute resolved",
+    )
+    .await;
+    // Killed as soon as the 820 has gone out: the restart must not send it again.
+    assert!(
+        gridsync_tests::wait_until(std::time::Duration::from_secs(60), || !w.picked_up("ACME_820_PAY-7001").is_empty())
+            .await,
+        "the 820 was never picked up\n{}",
+        w.log("second")
+    );
+    kill(second);
+    let (third, metrics) = w.consumer("billing-consumer", "third", &[&mailbox]);
+
+    let accounts = w
+        .items_until("gridsync/account-status", "payment and credit acknowledged on the accounts", |items| {
+            let acked = |partner: &str, invoice: &str, kind: &str, reference: &str| {
+                status_of(items, partner)
+                    .is_some_and(|a| a["invoices"][invoice][kind][reference]["acknowledgement"] == "ACCEPTED")
+            };
+            let settled = |partner: &str, invoice: &str, status: &str| {
+                status_of(items, partner).is_some_and(|a| a["invoices"][invoice]["status"] == status)
+            };
+            // Each on its own partition: the acknowledgement may be recorded before what it acknowledges.
+            acked("ACME", "INV-88001", "payments", "PAY-7001")
+                && acked("4012345500004", "INV-DE-5001", "adjustments", "D-31")
+                && settled("ACME", "INV-88001", "paid")
+                && settled("4012345500004", "INV-DE-5001", "adjusted")
+        })
+        .await;
+    let acme_account = status_of(&accounts, "ACME").unwrap();
+    assert_eq!(acme_account["invoices"]["INV-88001"]["status"], "paid");
+    assert_eq!(acme_account["openInvoices"], 0);
+    assert_eq!(acme_account["lastPayment"]["reference"], "PAY-7001");
+    assert!(text(acme_account, "/invoices/INV-88001/payments/PAY-7001/document").starts_with("820 #"));
+    let nordwaren = &status_of(&accounts, "4012345500004").unwrap()["invoices"]["INV-DE-5001"];
+    assert_eq!((nordwaren["status"].as_str(), nordwaren["open"].as_str()), (Some("adjusted"), Some("600.00")));
+
+    // Exactly one document each, read back by gridsync's own parser with exact amounts.
+    let remittances = w.picked_up("ACME_820_PAY-7001");
+    assert_eq!(remittances.len(), 1, "{remittances:?}");
+    let bytes = std::fs::read(&remittances[0]).unwrap();
+    let parsed = gridsync_edi::parse(&bytes).unwrap();
+    let ctx = gridsync_edi::MapContext { file_name: None, ingested_at: gridsync_schemas::Timestamp::now() };
+    let mapped = gridsync_edi::map_interchange(&parsed[0], &ctx).unwrap();
+    match &mapped.events[0] {
+        Event::RemittanceAdviceReceived(advice) => {
+            assert_eq!(advice.payment_reference, "PAY-7001");
+            assert_eq!(advice.total_amount.to_string(), "2370");
+            assert_eq!(advice.remittances[0].invoice_number, "INV-88001");
+        }
+        other => panic!("not a remittance advice: {other:?}"),
+    }
+    let credits = w.picked_up("4012345500004_CREADV_D-31");
+    assert_eq!(credits.len(), 1, "{credits:?}");
+    let bytes = std::fs::read(&credits[0]).unwrap();
+    let parsed = gridsync_edi::parse(&bytes).unwrap();
+    let message = &parsed[0].groups[0].transactions[0];
+    assert_eq!(message.document_type, "CREADV");
+    let moa = message.segments.iter().find(|s| s.tag == "MOA").unwrap();
+    assert_eq!(moa.component(1, 2).as_deref(), Some("114.00"));
+    let rff = message.segments.iter().find(|s| s.tag == "RFF").unwrap();
+    assert_eq!(rff.component(1, 2).as_deref(), Some("INV-DE-5001"));
+
+    // Paid and credited: no reminder is left to fire, however far the clock goes (the timers
+    // are looked at twice more after the clock moved past every reminder day).
+    assert_eq!(metric(&metrics, "gridsync_flow_timers_pending", r#"kind="payment-reminder""#).await, 0.0);
+    let looks = metric(&metrics, "gridsync_flow_timer_looks_total", "").await;
+    w.set_clock("2027-01-20T10:00:00Z");
+    let mut looked = false;
+    for _ in 0..300 {
+        if metric(&metrics, "gridsync_flow_timer_looks_total", "").await >= looks + 2.0 {
+            looked = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(looked, "the timers were not looked at again");
+    let reminders = w.items("gridsync/payment-reminder").await;
+    assert_eq!(reminders.len(), 2, "one reminder per invoice and due date");
+
+    // amp-sim's own records: one item per side effect; and each reported once.
+    for prefix in ["gridsync/billing-communication", "gridsync/payment-reminder", "gridsync/invoice-rejected"] {
+        assert!(count_by_key(&w.items(prefix).await).values().all(|n| *n == 1), "{prefix}");
+    }
+    let deliveries = w.deliveries_until(|ds| {
+        ds.iter().filter(|d| d.target_system == TargetSystem::TradingGrid).count() >= 2
+            && ds.iter().filter(|d| d.action == "payment-reminder").count() >= 2
+    });
+    let mut per_key: BTreeMap<&str, usize> = BTreeMap::new();
+    for d in &deliveries {
+        *per_key.entry(d.idempotency_key.as_str()).or_default() += 1;
+    }
+    assert!(per_key.values().all(|n| *n == 1), "a side effect reported twice: {per_key:#?}");
+    let documents: Vec<_> = deliveries.iter().filter(|d| d.target_system == TargetSystem::TradingGrid).collect();
+    assert_eq!(documents.len(), 2, "the 820 and the CREADV: {documents:#?}");
+    stop(third).await;
+}

@@ -1,0 +1,327 @@
+//! The whole pipeline for a flow's end-to-end test: a broker, both simulators
+//! (amp-sim with its approved templates, sending signed webhooks; tg-sim with
+//! Lens and the partner that picks up outbound files and answers them), both
+//! producers as real processes, and flow consumers started on demand. Time is
+//! a file the consumers read (`--clock-file`), so a test moves it on.
+
+#![allow(dead_code)] // each test file uses its own part of it
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use gridsync_amp_sim::{Client, SimConfig, WebhookTarget};
+use gridsync_amplience::{ManagementArgs, ManagementClient, NewContentItem};
+use gridsync_http::Secret;
+use gridsync_schemas::{codec, events::DeliveryPerformed, Event, EventType};
+use gridsync_tests::{free_port, metric_value, payload, read_topic, workspace_binary, Pipeline};
+use gridsync_tg_sim::partner::{self, PartnerConfig};
+use nix::{sys::signal, unistd::Pid};
+use serde_json::Value;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+const WEBHOOK_SECRET: &str = "flow-test-webhook-secret";
+pub const FINANCE: (&str, &str) = ("finance.user", "finance-secret");
+
+pub struct World {
+    pub pipeline: Pipeline,
+    pub amp: gridsync_amp_sim::Simulator,
+    pub hub_id: String,
+    pub tg: gridsync_tg_sim::Simulator,
+    pub dir: tempfile::TempDir,
+    pub mailbox: PathBuf,
+    pub clock: PathBuf,
+    producers: Vec<Child>,
+    _stop: DropGuard,
+}
+
+impl World {
+    pub async fn start(name: &str) -> Self {
+        let pipeline = Pipeline::start(name, None).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mailbox = dir.path().join("mailbox");
+        for sub in ["inbound", "outbound"] {
+            std::fs::create_dir_all(mailbox.join(sub)).unwrap();
+        }
+        let stop = CancellationToken::new();
+        let listen = free_port();
+        let amp_config = SimConfig {
+            clients: vec![
+                Client { id: "gridsync".into(), secret: "gridsync-secret".into() },
+                Client { id: FINANCE.0.into(), secret: FINANCE.1.into() },
+            ],
+            webhook: Some(WebhookTarget {
+                url: format!("http://127.0.0.1:{listen}/webhooks/amplience"),
+                secret: Secret::new(WEBHOOK_SECRET),
+            }),
+            seed_templates: true,
+            ..SimConfig::default()
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let amp = gridsync_amp_sim::Simulator::start(amp_config.clone(), listener, stop.clone()).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tg = gridsync_tg_sim::Simulator::start(gridsync_tg_sim::SimConfig::default(), listener, stop.clone())
+            .await
+            .unwrap();
+        let partner = PartnerConfig {
+            outbound: mailbox.join("outbound"),
+            inbound: mailbox.join("inbound"),
+            poll: Duration::from_millis(100),
+        };
+        tokio::spawn(partner::run(partner, tg.ledger.clone(), stop.clone()));
+        let log = |name: &str| std::fs::File::create(dir.path().join(format!("{name}.log"))).unwrap();
+        let kafka = [
+            "--brokers".to_owned(),
+            pipeline.broker.brokers(),
+            "--topic-prefix".into(),
+            pipeline.kafka.topic_prefix.clone(),
+        ];
+        let amp_producer = Command::new(workspace_binary("amp-producer"))
+            .args(&kafka)
+            .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port()), "--listen", &format!("127.0.0.1:{listen}")])
+            .args(["--amplience-delivery-url", &amp.url()])
+            .args(["--amplience-api-url", &format!("{}/v2/content", amp.url())])
+            .args(["--amplience-token-url", &format!("{}/oauth/token", amp.url())])
+            .args(["--amplience-hub-id", &amp_config.hub_id, "--amplience-client-id", "gridsync"])
+            .arg(format!("--store-url=sqlite://{}", dir.path().join("amp-producer.db").display()))
+            .env("GRIDSYNC_AMP_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("GRIDSYNC_AMPLIENCE_CLIENT_SECRET", "gridsync-secret")
+            .stdout(Stdio::null())
+            .stderr(log("amp-producer"))
+            .spawn()
+            .unwrap();
+        let tg_producer = Command::new(workspace_binary("tg-producer"))
+            .args(&kafka)
+            .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port()), "--poll-ms", "100"])
+            .args(["--lens-url", &tg.url(), "--lens-client-id", "gridsync", "--lens-poll-ms", "200"])
+            .env("GRIDSYNC_LENS_CLIENT_SECRET", "gridsync-secret")
+            .arg("--mailbox-dir")
+            .arg(&mailbox)
+            .arg(format!("--store-url=sqlite://{}", dir.path().join("tg-producer.db").display()))
+            .stdout(Stdio::null())
+            .stderr(log("tg-producer"))
+            .spawn()
+            .unwrap();
+        let clock = dir.path().join("clock");
+        World {
+            pipeline,
+            amp,
+            hub_id: amp_config.hub_id,
+            tg,
+            dir,
+            mailbox,
+            clock,
+            producers: vec![amp_producer, tg_producer],
+            _stop: stop.drop_guard(),
+        }
+    }
+
+    /// Sets the flows' clock (RFC 3339).
+    pub fn set_clock(&self, at: &str) {
+        let temp = self.clock.with_extension("part");
+        std::fs::write(&temp, at).unwrap();
+        std::fs::rename(&temp, &self.clock).unwrap();
+    }
+
+    /// Starts the flow consumer `binary`, logging to `<name>.log`; returns it with its metrics URL.
+    pub fn consumer(&self, binary: &str, name: &str, extra: &[&str]) -> (Child, String) {
+        let partners = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/partners.toml");
+        let metrics = free_port();
+        let child = Command::new(workspace_binary(binary))
+            .args(["--brokers", &self.pipeline.broker.brokers(), "--topic-prefix", &self.pipeline.kafka.topic_prefix])
+            .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
+            .arg(format!("--store-url=sqlite://{}", self.dir.path().join(format!("{binary}.db")).display()))
+            .arg("--partners")
+            .arg(partners)
+            .arg("--clock-file")
+            .arg(&self.clock)
+            .args(["--timer-tick-ms", "200", "--claim-lease-ms", "8000", "--retry-max", "1000"])
+            .args(["--amplience-api-url", &format!("{}/v2/content", self.amp.url())])
+            .args(["--amplience-token-url", &format!("{}/oauth/token", self.amp.url())])
+            .args(["--amplience-hub-id", &self.hub_id, "--amplience-client-id", "gridsync"])
+            .args(["--amplience-max-backoff-ms", "500"])
+            .args(extra)
+            .env("GRIDSYNC_AMPLIENCE_CLIENT_SECRET", "gridsync-secret")
+            // A killed member leaves the group after 6 s instead of 45.
+            .env("GRIDSYNC_KAFKA_SESSION_TIMEOUT_MS", "6000")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap())
+            .spawn()
+            .unwrap();
+        (child, format!("http://127.0.0.1:{metrics}/metrics"))
+    }
+
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// Drops a file into the inbound mailbox, whole (written aside, then renamed).
+    pub fn drop_inbound(&self, name: &str, content: &[u8]) {
+        let temp = self.mailbox.join(format!("inbound/{name}.part"));
+        std::fs::write(&temp, content).unwrap();
+        std::fs::rename(&temp, self.mailbox.join("inbound").join(name)).unwrap();
+    }
+
+    /// Files the partner picked up from the outbound mailbox whose names start with `prefix`.
+    pub fn picked_up(&self, prefix: &str) -> Vec<PathBuf> {
+        let dir = self.mailbox.join("outbound/.picked-up");
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| {
+                        let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                        name.starts_with(prefix) && !name.ends_with(".sha256")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        found
+    }
+
+    /// Items whose delivery key starts with `prefix`, as amp-sim holds them.
+    pub async fn items(&self, prefix: &str) -> Vec<Value> {
+        let url = format!("{}/__sim/items?prefix={prefix}", self.amp.url());
+        let answer: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        answer["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits (up to a minute) until the items under `prefix` satisfy `done`; returns them.
+    pub async fn items_until(&self, prefix: &str, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let mut items = Vec::new();
+        for _ in 0..600 {
+            items = self.items(prefix).await;
+            if done(&items) {
+                return items;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{what}: never came; items under {prefix}: {items:#?}\n{}", self.logs());
+    }
+
+    /// The end of every process's log, for a failure's message.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        let mut names: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        names.sort();
+        for path in names.iter().filter(|p| p.extension().is_some_and(|e| e == "log")) {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("--- {} (last 30 lines)\n", path.display()));
+            out.push_str(&lines[lines.len().saturating_sub(30)..].join("\n"));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// A Management API client acting as the finance user.
+    pub fn finance(&self) -> ManagementClient {
+        ManagementClient::new(&ManagementArgs {
+            api_url: format!("{}/v2/content", self.amp.url()),
+            token_url: format!("{}/oauth/token", self.amp.url()),
+            hub_id: Some(self.hub_id.clone()),
+            client_id: Some(FINANCE.0.into()),
+            client_secret: Some(FINANCE.1.into()),
+            client_secret_file: None,
+            requests_per_second: 0.0,
+            publishes_per_minute: 600,
+            timeout_ms: 5_000,
+            max_attempts: 3,
+            max_backoff_ms: 200,
+        })
+        .unwrap()
+    }
+
+    /// Records `fields` as a content item of `schema` and moves it to `state`, as a person would.
+    pub async fn record_in_amplience(&self, label: &str, schema: &str, fields: Value, state: &str) {
+        let finance = self.finance();
+        let item = NewContentItem {
+            label: label.into(),
+            schema: schema.into(),
+            delivery_key: None,
+            folder_id: None,
+            locale: None,
+            fields: fields.as_object().cloned().unwrap(),
+        };
+        let created = finance.create_item(&SimConfig::default().repositories[0], &item).await.unwrap();
+        finance.assign_workflow_state(&created.id, state).await.unwrap();
+    }
+
+    /// The DeliveryPerformed events on the deliveries topic, read until `done` holds for them.
+    pub fn deliveries_until(&self, done: impl Fn(&[DeliveryPerformed]) -> bool) -> Vec<DeliveryPerformed> {
+        let codec = codec().unwrap();
+        let topic = self.pipeline.topic(EventType::DeliveryPerformed);
+        let mut deliveries = Vec::new();
+        for _ in 0..20 {
+            deliveries = read_topic(&self.pipeline.broker.brokers(), topic, usize::MAX, Duration::from_secs(2))
+                .unwrap()
+                .iter()
+                .filter_map(|m| match codec.decode(payload(m)).unwrap().event {
+                    Event::DeliveryPerformed(d) => Some(d),
+                    _ => None,
+                })
+                .collect();
+            if done(&deliveries) {
+                return deliveries;
+            }
+        }
+        panic!("the deliveries never got there: {deliveries:#?}");
+    }
+
+    /// Every event of `event_type` on its topic (at least `at_least`).
+    pub fn events(&self, event_type: EventType, at_least: usize) -> Vec<Event> {
+        let codec = codec().unwrap();
+        read_topic(&self.pipeline.broker.brokers(), self.pipeline.topic(event_type), at_least, Duration::from_secs(20))
+            .unwrap()
+            .iter()
+            .map(|m| codec.decode(payload(m)).unwrap().event)
+            .filter(|e| e.event_type() == event_type)
+            .collect()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for child in &mut self.producers {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// SIGTERM, then waits (up to 30 s) for a clean exit.
+pub async fn stop(mut child: Child) {
+    let _ = signal::kill(Pid::from_raw(child.id() as i32), signal::Signal::SIGTERM);
+    for _ in 0..300 {
+        if child.try_wait().unwrap().is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+}
+
+/// SIGKILL: no goodbye, no offsets committed.
+pub fn kill(mut child: Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// A gauge or counter of a running binary (0 when absent).
+pub async fn metric(url: &str, name: &str, labels: &str) -> f64 {
+    metric_value(url, name, labels).await
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/edi/tests/fixtures").join(name)
+}
+
+/// An item's field at a JSON pointer, as text.
+pub fn text(item: &Value, pointer: &str) -> String {
+    item.pointer(pointer).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).unwrap_or_default()
+}
