@@ -22,38 +22,41 @@ impl FlowRecords {
 
     /// Writes the record `kind`/`key`, replacing what was there.
     pub async fn put(&self, kind: &str, key: &str, subject: &str, body: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO flow_records (flow, kind, record_key, subject, body, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (flow, kind, record_key) DO UPDATE SET subject = excluded.subject, body = excluded.body,
-             updated_at = excluded.updated_at",
-        )
-        .bind(&self.flow)
-        .bind(kind)
-        .bind(key)
-        .bind(subject)
-        .bind(body)
-        .bind(now_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::query("writing a flow record"))?;
+        let replace =
+            "DO UPDATE SET subject = excluded.subject, body = excluded.body, updated_at = excluded.updated_at";
+        self.insert(kind, key, subject, body, replace).await?;
         Ok(())
     }
 
     /// Writes the record unless it exists; returns whether it was written.
     pub async fn put_new(&self, kind: &str, key: &str, subject: &str, body: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        self.insert(kind, key, subject, body, "DO NOTHING").await
+    }
+
+    /// Inserts the record, `on_conflict` (a fixed SQL fragment) deciding what an existing one
+    /// becomes; returns whether a row was written.
+    async fn insert(
+        &self,
+        kind: &str,
+        key: &str,
+        subject: &str,
+        body: &str,
+        on_conflict: &str,
+    ) -> Result<bool, StoreError> {
+        let statement = format!(
             "INSERT INTO flow_records (flow, kind, record_key, subject, body, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (flow, kind, record_key) DO NOTHING",
-        )
-        .bind(&self.flow)
-        .bind(kind)
-        .bind(key)
-        .bind(subject)
-        .bind(body)
-        .bind(now_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::query("writing a flow record"))?;
+             ON CONFLICT (flow, kind, record_key) {on_conflict}"
+        );
+        let done = sqlx::query(&statement)
+            .bind(&self.flow)
+            .bind(kind)
+            .bind(key)
+            .bind(subject)
+            .bind(body)
+            .bind(now_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::query("writing a flow record"))?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -50,6 +50,8 @@ async fn main() -> anyhow::Result<()> {
             partners: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/partners.toml")),
             claim_lease_ms: gridsync_flow::args::DEFAULT_CLAIM_LEASE_MS,
             template_ttl_ms: gridsync_flow::args::DEFAULT_TEMPLATE_TTL_MS,
+            timer_tick_ms: gridsync_flow::args::DEFAULT_TIMER_TICK_MS,
+            clock_file: None,
             amplience: ManagementArgs {
                 api_url: format!("{}/v2/content", sim.url()),
                 token_url: format!("{}/oauth/token", sim.url()),

@@ -8,6 +8,8 @@
 //! and slowly change nothing in what is created: one item per side effect.
 //! Needs `cargo test --workspace` (binaries).
 
+mod common;
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
@@ -15,9 +17,10 @@ use std::{
     time::Duration,
 };
 
+use common::stop;
 use futures::{stream, StreamExt};
 use gridsync_amp_sim::{Client, SimConfig, Simulator};
-use gridsync_amplience::{ManagementArgs, ManagementClient, NewContentItem};
+use gridsync_amplience::{ManagementClient, NewContentItem};
 use gridsync_core::kafka::{dead_letter, headers};
 use gridsync_schemas::{
     codec,
@@ -26,7 +29,6 @@ use gridsync_schemas::{
     Event, EventType,
 };
 use gridsync_tests::{free_port, payload, read_topic, workspace_binary, Pipeline};
-use nix::{sys::signal, unistd::Pid};
 use rdkafka::Message;
 use serde_json::{json, Value};
 
@@ -100,26 +102,11 @@ impl Harness {
 
     /// Items whose delivery key starts with `prefix`, as amp-sim holds them.
     async fn items(&self, prefix: &str) -> Vec<Value> {
-        let url = format!("{}/__sim/items?prefix={prefix}", self.sim.url());
-        let answer: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-        answer["items"].as_array().cloned().unwrap_or_default()
+        common::sim_items(&self.sim.url(), prefix).await
     }
 
     fn editor(&self) -> ManagementClient {
-        ManagementClient::new(&ManagementArgs {
-            api_url: format!("{}/v2/content", self.sim.url()),
-            token_url: format!("{}/oauth/token", self.sim.url()),
-            hub_id: Some(self.hub_id.clone()),
-            client_id: Some(EDITOR.0.into()),
-            client_secret: Some(EDITOR.1.into()),
-            client_secret_file: None,
-            requests_per_second: 0.0,
-            publishes_per_minute: 600,
-            timeout_ms: 5_000,
-            max_attempts: 3,
-            max_backoff_ms: 200,
-        })
-        .unwrap()
+        common::client_as(&self.sim.url(), &self.hub_id, EDITOR)
     }
 
     /// Every DeliveryPerformed on the deliveries topic (at least `at_least` of them).
@@ -151,17 +138,6 @@ fn count_by_action(items: &[Value]) -> BTreeMap<String, usize> {
         *counts.entry(action_of(item)).or_default() += 1;
     }
     counts
-}
-
-async fn stop(mut child: Child) {
-    let _ = signal::kill(Pid::from_raw(child.id() as i32), signal::Signal::SIGTERM);
-    for _ in 0..300 {
-        if child.try_wait().unwrap().is_some() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let _ = child.kill();
 }
 
 #[tokio::test(flavor = "multi_thread")]

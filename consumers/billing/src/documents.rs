@@ -62,6 +62,9 @@ pub(crate) struct AckTimer {
     pub control_number: u32,
 }
 
+/// Writes a document: the standard, us, the partner, and its envelope's number.
+type Build<'a> = Box<dyn FnOnce(Standard, PartyId, PartyId, Numbered) -> Result<Vec<u8>, WriteError> + Send + 'a>;
+
 /// One document to send.
 struct Outgoing<'a> {
     action: &'a str,
@@ -69,7 +72,7 @@ struct Outgoing<'a> {
     reference: &'a str,
     invoice: &'a str,
     document_type: &'static str,
-    build: Box<dyn FnOnce(Standard, PartyId, PartyId, Numbered) -> Result<Vec<u8>, WriteError> + Send + 'a>,
+    build: Build<'a>,
 }
 
 fn outbound(e: DocumentError) -> FlowError {

@@ -12,7 +12,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use gridsync_core::app::{AppError, ConsumerDeps};
 use gridsync_edi::write::PartyId;
-use gridsync_flow::{FlowArgs, FlowContext, Messages};
+use gridsync_flow::{FlowArgs, FlowContext};
 use gridsync_trading_grid::{documents::OutboundDocuments, mailbox::args::MailboxArgs};
 
 /// The consumer's flags beside the runtime's.
@@ -45,13 +45,13 @@ pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<flow::Billing>,
     let metrics = deps.metrics.clone();
     let outbound = args.mailbox.open_outbound(&shutdown).await.map_err(source)?;
     let ctx = FlowContext::connect(deps, &args.flow).await?;
-    let messages = Messages {
-        client: ctx.amplience.clone(),
-        templates: ctx.templates(&args.flow, &config.template_repository_id, config.approved_states.clone()),
-        repository_id: config.repository_id.clone(),
-        content_type_uri: config.content_type_uri.clone(),
-        hub_id: args.flow.amplience.hub_id.clone(),
-    };
+    let messages = ctx.messages(
+        &args.flow,
+        &config.repository_id,
+        &config.content_type_uri,
+        &config.template_repository_id,
+        &config.approved_states,
+    );
     let scheduler = ctx.scheduler(&args.flow);
     let billing = Arc::new(flow::Billing {
         documents: OutboundDocuments::new(ctx.store.clone(), outbound),

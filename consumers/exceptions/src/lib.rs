@@ -8,7 +8,7 @@ pub mod flow;
 use std::path::PathBuf;
 
 use gridsync_core::app::{AppError, ConsumerDeps};
-use gridsync_flow::{FlowArgs, FlowContext, Messages};
+use gridsync_flow::{FlowArgs, FlowContext};
 
 /// The consumer's flags beside the runtime's.
 #[derive(Debug, Clone, clap::Args)]
@@ -24,12 +24,14 @@ pub struct Args {
 pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<flow::Exceptions, AppError> {
     let config = config::ExceptionsConfig::load(args.config.as_deref()).map_err(|e| AppError::Source(Box::new(e)))?;
     let ctx = FlowContext::connect(deps, &args.flow).await?;
-    let messages = |content_type_uri: &str| Messages {
-        client: ctx.amplience.clone(),
-        templates: ctx.templates(&args.flow, &config.template_repository_id, config.approved_states.clone()),
-        repository_id: config.repository_id.clone(),
-        content_type_uri: content_type_uri.to_owned(),
-        hub_id: args.flow.amplience.hub_id.clone(),
+    let messages = |content_type_uri: &str| {
+        ctx.messages(
+            &args.flow,
+            &config.repository_id,
+            content_type_uri,
+            &config.template_repository_id,
+            &config.approved_states,
+        )
     };
     let tasks = messages(&config.task_content_type_uri);
     let notices = messages(&config.message_content_type_uri);

@@ -56,6 +56,25 @@ impl FlowContext {
         }
     }
 
+    /// Messages created in `repository_id` as `content_type_uri`, rendered from templates in
+    /// `template_repository_id` approved in one of `approved_states`.
+    pub fn messages(
+        &self,
+        args: &FlowArgs,
+        repository_id: &str,
+        content_type_uri: &str,
+        template_repository_id: &str,
+        approved_states: &[String],
+    ) -> crate::Messages {
+        crate::Messages {
+            client: self.amplience.clone(),
+            templates: self.templates(args, template_repository_id, approved_states.to_vec()),
+            repository_id: repository_id.to_owned(),
+            content_type_uri: content_type_uri.to_owned(),
+            hub_id: args.amplience.hub_id.clone(),
+        }
+    }
+
     /// Templates in `repository_id`, approved in one of `approved_states`.
     pub fn templates(&self, args: &FlowArgs, repository_id: &str, approved_states: Vec<String>) -> Templates {
         Templates::new(

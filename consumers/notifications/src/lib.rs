@@ -8,7 +8,7 @@ pub mod flow;
 use std::path::PathBuf;
 
 use gridsync_core::app::{AppError, ConsumerDeps};
-use gridsync_flow::{FlowArgs, FlowContext, Messages};
+use gridsync_flow::{FlowArgs, FlowContext};
 
 /// The consumer's flags beside the runtime's.
 #[derive(Debug, Clone, clap::Args)]
@@ -25,12 +25,12 @@ pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<flow::Notifications
     let config =
         config::NotificationsConfig::load(args.config.as_deref()).map_err(|e| AppError::Source(Box::new(e)))?;
     let ctx = FlowContext::connect(deps, &args.flow).await?;
-    let messages = Messages {
-        client: ctx.amplience.clone(),
-        templates: ctx.templates(&args.flow, &config.template_repository_id, config.approved_states.clone()),
-        repository_id: config.repository_id.clone(),
-        content_type_uri: config.content_type_uri.clone(),
-        hub_id: args.flow.amplience.hub_id.clone(),
-    };
+    let messages = ctx.messages(
+        &args.flow,
+        &config.repository_id,
+        &config.content_type_uri,
+        &config.template_repository_id,
+        &config.approved_states,
+    );
     Ok(flow::Notifications { ctx, messages, config })
 }

@@ -184,9 +184,7 @@ impl World {
 
     /// Items whose delivery key starts with `prefix`, as amp-sim holds them.
     pub async fn items(&self, prefix: &str) -> Vec<Value> {
-        let url = format!("{}/__sim/items?prefix={prefix}", self.amp.url());
-        let answer: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-        answer["items"].as_array().cloned().unwrap_or_default()
+        sim_items(&self.amp.url(), prefix).await
     }
 
     /// Waits (up to a minute) until the items under `prefix` satisfy `done`; returns them.
@@ -221,20 +219,7 @@ impl World {
 
     /// A Management API client acting as the finance user.
     pub fn finance(&self) -> ManagementClient {
-        ManagementClient::new(&ManagementArgs {
-            api_url: format!("{}/v2/content", self.amp.url()),
-            token_url: format!("{}/oauth/token", self.amp.url()),
-            hub_id: Some(self.hub_id.clone()),
-            client_id: Some(FINANCE.0.into()),
-            client_secret: Some(FINANCE.1.into()),
-            client_secret_file: None,
-            requests_per_second: 0.0,
-            publishes_per_minute: 600,
-            timeout_ms: 5_000,
-            max_attempts: 3,
-            max_backoff_ms: 200,
-        })
-        .unwrap()
+        client_as(&self.amp.url(), &self.hub_id, FINANCE)
     }
 
     /// Records `fields` as a content item of `schema` and moves it to `state`, as a person would.
@@ -292,6 +277,30 @@ impl Drop for World {
             let _ = child.wait();
         }
     }
+}
+
+/// Items whose delivery key starts with `prefix`, as the amp-sim at `url` holds them.
+pub async fn sim_items(url: &str, prefix: &str) -> Vec<Value> {
+    let answer: Value = reqwest::get(format!("{url}/__sim/items?prefix={prefix}")).await.unwrap().json().await.unwrap();
+    answer["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// A Management API client of the amp-sim at `url`, acting as `(client id, secret)`.
+pub fn client_as(url: &str, hub_id: &str, (id, secret): (&str, &str)) -> ManagementClient {
+    ManagementClient::new(&ManagementArgs {
+        api_url: format!("{url}/v2/content"),
+        token_url: format!("{url}/oauth/token"),
+        hub_id: Some(hub_id.to_owned()),
+        client_id: Some(id.into()),
+        client_secret: Some(secret.into()),
+        client_secret_file: None,
+        requests_per_second: 0.0,
+        publishes_per_minute: 600,
+        timeout_ms: 5_000,
+        max_attempts: 3,
+        max_backoff_ms: 200,
+    })
+    .unwrap()
 }
 
 /// SIGTERM, then waits (up to 30 s) for a clean exit.
