@@ -163,10 +163,11 @@ async fn outbound_reservations_are_stable(stores: Vec<Store>) {
     published.record("e-1", "tg-producer").await.unwrap();
     assert!(published.contains("e-1").await.unwrap() && !published.contains("e-2").await.unwrap());
 
-    // Pruning forgets what is older than the retention, and only that.
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // Pruning forgets what is older than the retention, and only that (e-2 is 300 ms younger
+    // than e-1, the retention half of that, so a slow machine has 150 ms to spare).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     published.record("e-2", "tg-producer").await.unwrap();
-    let removed = store.prune(std::time::Duration::from_millis(10)).await.unwrap();
+    let removed = store.prune(std::time::Duration::from_millis(150)).await.unwrap();
     assert!(removed >= 1, "{removed}");
     assert!(!published.contains("e-1").await.unwrap() && published.contains("e-2").await.unwrap());
     assert_eq!(marks.get("lens").await.unwrap().as_deref(), Some("2026-11-25T11:00:00Z"), "watermarks stay");

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use common::{fixture, kill, metric, stop, text, World};
 use gridsync_schemas::{
-    events::{ExceptionKind, TargetSystem},
+    events::{DocumentExchangeException, ExceptionKind, TargetSystem},
     Event, EventType,
 };
 use serde_json::{json, Value};
@@ -43,6 +43,20 @@ fn count_by_key(items: &[Value]) -> BTreeMap<String, usize> {
         *m.entry(text(i, "/item/body/_meta/deliveryKey")).or_default() += 1;
         m
     })
+}
+
+/// The exceptions of `kind` on their topic (at least one).
+fn exceptions_of(w: &World, kind: ExceptionKind) -> Vec<DocumentExchangeException> {
+    let of_kind = |events: &[Event]| -> Vec<DocumentExchangeException> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::DocumentExchangeException(x) if x.kind == kind => Some(x.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    of_kind(&w.events_until(EventType::DocumentExchangeException, |events| !of_kind(events).is_empty()))
 }
 
 fn status_of<'a>(accounts: &'a [Value], partner: &str) -> Option<&'a Value> {
@@ -76,15 +90,9 @@ async fn invoices_payments_and_disputes_flow_both_ways_once_through_killed_consu
         held_body.contains("lines plus tax against the stated total: stated 2500.00, expected 1244.00"),
         "{held_body}"
     );
-    let exceptions = w.events(EventType::DocumentExchangeException, 1);
-    let rejected: Vec<_> = exceptions
-        .iter()
-        .filter_map(|e| match e {
-            Event::DocumentExchangeException(x) if x.kind == ExceptionKind::InvoiceRejected => Some(x),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(rejected.len(), 1, "{exceptions:?}");
+    // The held invoice item is made after its exception is published.
+    let rejected = exceptions_of(&w, ExceptionKind::InvoiceRejected);
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
     assert_eq!(rejected[0].details.get("invoice_number").map(String::as_str), Some("INV-88002"));
 
     let accounts = w
@@ -218,5 +226,35 @@ async fn invoices_payments_and_disputes_flow_both_ways_once_through_killed_consu
     assert!(per_key.values().all(|n| *n == 1), "a side effect reported twice: {per_key:#?}");
     let documents: Vec<_> = deliveries.iter().filter(|d| d.target_system == TargetSystem::TradingGrid).collect();
     assert_eq!(documents.len(), 2, "the 820 and the CREADV: {documents:#?}");
+
+    // GLOBEX goes silent: its 820 is never acknowledged, and a day later that is an exception.
+    w.partner_goes_silent();
+    w.record_in_amplience(
+        "Payment INV-G-1",
+        "https://gridsync.example/schemas/payment-confirmation.json",
+        json!({ "partnerId": "GLOBEX", "invoiceNumber": "INV-G-1", "paymentReference": "PAY-G-1",
+                "amount": "100.00", "currency": "USD", "paidAt": "2027-01-20T10:00:00Z" }),
+        "Payment confirmed",
+    )
+    .await;
+    assert!(
+        gridsync_tests::wait_until(std::time::Duration::from_secs(60), || !w
+            .waiting_outbound("GLOBEX_820_PAY-G-1")
+            .is_empty())
+        .await,
+        "the 820 to GLOBEX was never written\n{}",
+        w.logs()
+    );
+    w.set_clock("2027-01-21T11:00:00Z");
+    w.items_until("gridsync/account-status/GLOBEX", "the overdue acknowledgement on the account", |items| {
+        items
+            .iter()
+            .any(|a| a["item"]["body"]["invoices"]["INV-G-1"]["payments"]["PAY-G-1"]["acknowledgement"] == "OVERDUE")
+    })
+    .await;
+    // Noted on the account after the exception was published.
+    let late: Vec<String> = exceptions_of(&w, ExceptionKind::FaLate).into_iter().map(|x| x.reason).collect();
+    assert_eq!(late.len(), 1, "{late:?}");
+    assert!(late[0].contains("820 #") && late[0].contains("PAY-G-1") && late[0].contains("after 24 hours"), "{late:?}");
     stop(third).await;
 }

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use chrono::{SecondsFormat, Utc};
 use common::{fixture, kill, stop, text, World};
+use gridsync_schemas::{events::ExceptionKind, samples::sample, Event, EventType};
 use gridsync_trading_grid::lens::LensTransaction;
 use serde_json::{json, Value};
 
@@ -100,5 +101,43 @@ async fn failed_exchanges_become_one_task_each_resolved_when_they_succeed() {
     }
     assert_eq!(per_key.len(), 4, "three tasks and one notice: {per_key:#?}");
     assert!(per_key.values().all(|n| *n == 1), "{per_key:#?}");
+
+    // A package of partner content the partner rejected: the content goes back for re-approval,
+    // linked from its task.
+    let terms = w
+        .finance()
+        .create_item(
+            &gridsync_amp_sim::SimConfig::default().repositories[0],
+            &gridsync_amplience::NewContentItem {
+                label: "Trading terms 2027".into(),
+                schema: "https://gridsync.example/schemas/trading-terms.json".into(),
+                delivery_key: Some(gridsync_amplience::DeliveryKey::parse("terms/2027/acme").unwrap()),
+                folder_id: None,
+                locale: None,
+                fields: json!({ "title": "Trading terms 2027" }).as_object().cloned().unwrap(),
+            },
+        )
+        .await
+        .unwrap();
+    w.finance().assign_workflow_state(&terms.id, "Approved").await.unwrap();
+    let mut rejected_package = sample(EventType::DocumentExchangeException, "ACME", 90);
+    if let Event::DocumentExchangeException(x) = &mut rejected_package {
+        x.kind = ExceptionKind::ValidationError;
+        x.envelope.trading_grid_document = None;
+        x.envelope.business_key = "terms-2027-v1".into();
+        x.reason = "the partner rejected package terms-2027-v1: unsigned PDF".into();
+        x.details = [("content_item_id".to_owned(), terms.id.clone())].into();
+    }
+    w.pipeline.producer.publish(&rejected_package, None).await.unwrap();
+    let tasks = w
+        .items_until("gridsync/exception-task", "the package's task with its revision", |tasks| {
+            tasks.iter().any(|t| t["item"]["body"]["revision"]["contentItemId"] == terms.id.as_str())
+        })
+        .await;
+    let task = tasks.iter().find(|t| t["item"]["body"]["revision"]["contentItemId"] == terms.id.as_str()).unwrap();
+    assert_eq!(text(task, "/item/body/revision/state"), "In review");
+    let content = w.items("terms/").await;
+    let reopened = content.iter().find(|i| i["item"]["id"] == terms.id.as_str()).unwrap();
+    assert_eq!(reopened["workflowState"], "In review", "the content is back for re-approval");
     stop(second).await;
 }

@@ -34,6 +34,7 @@ pub struct World {
     pub mailbox: PathBuf,
     pub clock: PathBuf,
     producers: Vec<Child>,
+    partner: CancellationToken,
     _stop: DropGuard,
 }
 
@@ -70,7 +71,8 @@ impl World {
             inbound: mailbox.join("inbound"),
             poll: Duration::from_millis(100),
         };
-        tokio::spawn(partner::run(partner, tg.ledger.clone(), stop.clone()));
+        let partner_stop = stop.child_token();
+        tokio::spawn(partner::run(partner, tg.ledger.clone(), partner_stop.clone()));
         let log = |name: &str| std::fs::File::create(dir.path().join(format!("{name}.log"))).unwrap();
         let kafka = [
             "--brokers".to_owned(),
@@ -114,8 +116,30 @@ impl World {
             mailbox,
             clock,
             producers: vec![amp_producer, tg_producer],
+            partner: partner_stop,
             _stop: stop.drop_guard(),
         }
+    }
+
+    /// The trading partner stops picking up and answering what gridsync sends.
+    pub fn partner_goes_silent(&self) {
+        self.partner.cancel();
+    }
+
+    /// Files waiting in the outbound mailbox whose names start with `prefix`.
+    pub fn waiting_outbound(&self, prefix: &str) -> Vec<PathBuf> {
+        let dir = self.mailbox.join("outbound");
+        std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| {
+                        let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                        name.starts_with(prefix) && !name.ends_with(".sha256")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Sets the flows' clock (RFC 3339).
@@ -239,34 +263,35 @@ impl World {
 
     /// The DeliveryPerformed events on the deliveries topic, read until `done` holds for them.
     pub fn deliveries_until(&self, done: impl Fn(&[DeliveryPerformed]) -> bool) -> Vec<DeliveryPerformed> {
-        let codec = codec().unwrap();
-        let topic = self.pipeline.topic(EventType::DeliveryPerformed);
-        let mut deliveries = Vec::new();
-        for _ in 0..20 {
-            deliveries = read_topic(&self.pipeline.broker.brokers(), topic, usize::MAX, Duration::from_secs(2))
-                .unwrap()
+        let only = |events: &[Event]| -> Vec<DeliveryPerformed> {
+            events
                 .iter()
-                .filter_map(|m| match codec.decode(payload(m)).unwrap().event {
-                    Event::DeliveryPerformed(d) => Some(d),
+                .filter_map(|e| match e {
+                    Event::DeliveryPerformed(d) => Some(d.clone()),
                     _ => None,
                 })
-                .collect();
-            if done(&deliveries) {
-                return deliveries;
-            }
-        }
-        panic!("the deliveries never got there: {deliveries:#?}");
+                .collect()
+        };
+        only(&self.events_until(EventType::DeliveryPerformed, |events| done(&only(events))))
     }
 
-    /// Every event of `event_type` on its topic (at least `at_least`).
-    pub fn events(&self, event_type: EventType, at_least: usize) -> Vec<Event> {
+    /// The events of `event_type` on its topic, read until `done` holds for them.
+    pub fn events_until(&self, event_type: EventType, done: impl Fn(&[Event]) -> bool) -> Vec<Event> {
         let codec = codec().unwrap();
-        read_topic(&self.pipeline.broker.brokers(), self.pipeline.topic(event_type), at_least, Duration::from_secs(20))
-            .unwrap()
-            .iter()
-            .map(|m| codec.decode(payload(m)).unwrap().event)
-            .filter(|e| e.event_type() == event_type)
-            .collect()
+        let topic = self.pipeline.topic(event_type);
+        let mut events = Vec::new();
+        for _ in 0..20 {
+            events = read_topic(&self.pipeline.broker.brokers(), topic, usize::MAX, Duration::from_secs(2))
+                .unwrap()
+                .iter()
+                .map(|m| codec.decode(payload(m)).unwrap().event)
+                .filter(|e| e.event_type() == event_type)
+                .collect();
+            if done(&events) {
+                return events;
+            }
+        }
+        panic!("the {} events never got there: {events:#?}", event_type.name());
     }
 }
 
