@@ -138,11 +138,22 @@ impl Store {
     /// had yet (tracked in `_sqlx_migrations`; on PostgreSQL under an advisory
     /// lock, so replicas starting together take turns). Every statement is
     /// valid on both backends.
+    /// Two processes opening a fresh SQLite file at once (tg-producer and the billing consumer
+    /// share one for control numbers) may both try a migration: the loser finds it applied when
+    /// it tries again a moment later.
     async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("./migrations")
-            .run(&self.pool)
-            .await
-            .map_err(|source| StoreError::Migrate { backend: self.backend, source })
+        let mut attempt = 0;
+        loop {
+            match sqlx::migrate!("./migrations").run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < 5 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "migrating the store failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+                Err(source) => return Err(StoreError::Migrate { backend: self.backend, source }),
+            }
+        }
     }
 
     pub fn backend(&self) -> Backend {

@@ -15,8 +15,8 @@ use gridsync_edi::{
 };
 use gridsync_flow::{effects::Outcome, partners, partners::PartnerProfile, scheduler, FlowError, SideEffect};
 use gridsync_schemas::events::{
-    AckStatus, DeliveryOutcome, DisputeResolved, DocumentStatus, DocumentStatusChanged, EdiStandard, ExceptionKind,
-    FunctionalAckReceived, PaymentConfirmed, TradingGridDocumentRef,
+    AckStatus, DeliveryOutcome, Direction, DisputeResolved, DocumentStatus, DocumentStatusChanged, EdiStandard,
+    ExceptionKind, FunctionalAckReceived, PaymentConfirmed, TradingGridDocumentRef,
 };
 use gridsync_store::Timer;
 use gridsync_trading_grid::{
@@ -340,6 +340,10 @@ impl Billing {
 
     /// Lens's status of an outbound document: delivery, or the acknowledgement as Lens saw it.
     pub(crate) async fn lens_status(&self, record: &Record, status: &DocumentStatusChanged) -> Result<(), FlowError> {
+        // A partner's own documents have control numbers of the partner's: not ours to match.
+        if status.direction != Direction::Outbound {
+            return Ok(());
+        }
         let envelope = &status.envelope;
         let Some(document) = &envelope.trading_grid_document else { return Ok(()) };
         let Some(control) = control_number(&document.interchange_control_number) else { return Ok(()) };

@@ -29,6 +29,12 @@ pub struct Args {
     /// Its qualifier (ISA05, UNB02-2).
     #[arg(long, env = "GRIDSYNC_OWN_INTERCHANGE_QUALIFIER", default_value = "ZZ")]
     pub own_interchange_qualifier: String,
+    /// The store that numbers outbound interchanges: the one tg-producer numbers its
+    /// acknowledgements in (`GRIDSYNC_TG_STORE_URL`), so that every interchange gridsync sends a
+    /// partner has a control number of its own, and an answer or a Lens status names one
+    /// document. Default: the flow's store (then tg-producer must not write to the same partners).
+    #[arg(long, env = "GRIDSYNC_TG_STORE_URL")]
+    pub outbound_store_url: Option<String>,
     #[command(flatten)]
     pub mailbox: MailboxArgs,
 }
@@ -52,9 +58,13 @@ pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<flow::Billing>,
         &config.template_repository_id,
         &config.approved_states,
     );
+    let numbering = match &args.outbound_store_url {
+        Some(url) => gridsync_store::Store::connect(url).await.map_err(source)?,
+        None => ctx.store.clone(),
+    };
     let scheduler = ctx.scheduler(&args.flow);
     let billing = Arc::new(flow::Billing {
-        documents: OutboundDocuments::new(ctx.store.clone(), outbound),
+        documents: OutboundDocuments::new(numbering, outbound),
         records: ctx.store.flow_records(&ctx.name),
         timers: ctx.store.timers(&ctx.name),
         clock: args.flow.clock(),
