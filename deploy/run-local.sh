@@ -94,7 +94,7 @@ stop() {
 report_flows() {
     local items="" last="" same=0
     for _ in $(seq 1 120); do
-        lag=$(for port in 9471 9472 9473; do curl -fs "http://127.0.0.1:$port/metrics"; done |
+        lag=$(for port in 9471 9472 9473 9474; do curl -fs "http://127.0.0.1:$port/metrics"; done |
             awk '/^gridsync_consumer_lag\{/ {s += $2} END {print s + 0}')
         items=$(curl -fs "$amp_sim/__sim/items?prefix=gridsync/" || true)
         if [ "$lag" = 0 ] && [ -n "$items" ] && [ "$items" = "$last" ]; then
@@ -136,6 +136,12 @@ picked = os.path.join(os.environ["OUTBOUND"], ".picked-up")
 sent = sorted(f for f in (os.listdir(picked) if os.path.isdir(picked) else []) if not f.endswith(".sha256") and
               f.split("_")[1:2] and f.split("_")[1] in ("820", "812", "REMADV", "CREADV", "DEBADV"))
 print("  flow 2  to Trading Grid, picked up by the partner: %s" % (", ".join(sent) or "nothing yet"))
+for entry in items:
+    body = entry["item"]["body"]
+    if "partners" in body and "contentItemId" in body:
+        states = ", ".join("%s v%s %s" % (p, s.get("version"), s.get("state")) for p, s in sorted(body["partners"].items()))
+        print("  flow %s  %-32s %s" % ("4" if body.get("kind") in ("ONBOARDING_PACK", "COMPLIANCE_INSTRUCTIONS", "PROCESS_GUIDE") else "5",
+              "%s %s" % (body.get("kind", "content"), body.get("title", body["contentItemId"]))[:32], states or "no partner yet"))
 ' || echo "  (python3 is needed to summarise; the items: curl -s '$amp_sim/__sim/items?prefix=gridsync/')"
 }
 
@@ -166,9 +172,9 @@ start() {
             TG_SIM_CONSUMERS="$GRIDSYNC_LENS_CLIENT_ID:$(cat "$GRIDSYNC_LENS_CLIENT_SECRET_FILE")" \
                 nohup "$bin/tg-sim" --listen "127.0.0.1:$2" --outbound-dir "$GRIDSYNC_TG_MAILBOX_DIR/outbound" \
                 --inbound-dir "$GRIDSYNC_TG_MAILBOX_DIR/inbound" >>"$local_dir/logs/$1.log" 2>&1 &
-        elif [ "$1" = notifications-consumer ] || [ "$1" = billing-consumer ] || [ "$1" = exceptions-consumer ]; then
-            # Flows 1-3, 6, 8 into Amplience (GRIDSYNC_AMPLIENCE_* above), templates seeded in amp-sim;
-            # billing writes 820/812s to the mailbox above.
+        elif [[ "$1" == *-consumer && "$1" != audit-consumer ]]; then
+            # Flows 1-6, 8 into Amplience (GRIDSYNC_AMPLIENCE_* above), templates seeded in amp-sim;
+            # billing writes 820/812s, distribution partner-content packages, to the mailbox above.
             nohup "$bin/$1" --metrics-addr "127.0.0.1:$2" --store-url "sqlite://$local_dir/${1%-consumer}.db" \
                 --partners "${GRIDSYNC_PARTNERS_FILE:-$root/deploy/partners.toml}" >>"$local_dir/logs/$1.log" 2>&1 &
         else

@@ -111,7 +111,7 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
     // exactly the event types of the topics the catalog gives it (at least once
     // each; a redelivery is allowed).
     let catalog = catalog().unwrap().with_prefix(&prefix);
-    for name in ["distribution", "audit"] {
+    for name in ["audit"] {
         let spec = catalog.consumer(name).unwrap();
         let want: BTreeSet<&str> = catalog
             .topics
@@ -143,11 +143,14 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
     }
 
     // The flow consumers handle each record of their topics: the types each takes, the rest
-    // skipped unread (notifications: FunctionalAckReceived; billing: OrderResponseReceived).
+    // skipped unread (notifications, distribution: FunctionalAckReceived; billing: OrderResponseReceived).
     let mut effects = 0.0;
-    for (name, expected) in
-        [("notifications-consumer", (5.0, 1.0)), ("billing-consumer", (7.0, 1.0)), ("exceptions-consumer", (9.0, 0.0))]
-    {
+    for (name, expected) in [
+        ("notifications-consumer", (5.0, 1.0)),
+        ("billing-consumer", (7.0, 1.0)),
+        ("exceptions-consumer", (9.0, 0.0)),
+        ("distribution-consumer", (3.0, 1.0)),
+    ] {
         let port = running.iter().find(|(n, ..)| *n == name).map(|(_, p, _)| *p).unwrap();
         let url = format!("http://127.0.0.1:{port}/metrics");
         let processed = |outcome: &'static str| {
@@ -173,6 +176,10 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
     assert!(created.contains("PO000001"), "the demo order's confirmation is in Amplience: {created}");
     assert!(created.contains("INV000001"), "the demo invoice's billing communication is in Amplience");
     assert!(created.contains("exception-task"), "the demo exception's task is in Amplience");
+    assert!(
+        created.contains("gridsync/distribution-status/"),
+        "the demo content's distribution status is in Amplience"
+    );
     // Each side effect was reported on gridsync.deliveries, where the audit consumer sees it too.
     let audit = running.iter().find(|(n, ..)| *n == "audit-consumer").map(|(_, p, _)| *p).unwrap();
     let audit_url = format!("http://127.0.0.1:{audit}/metrics");

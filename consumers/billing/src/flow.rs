@@ -21,14 +21,14 @@ use gridsync_core::kafka::{Handler, HandlerError, Record};
 use gridsync_edi::write::PartyId;
 use gridsync_flow::{
     clock::Clock, effects::Outcome, messages, partners::PartnerProfile, Audience, FlowContext, FlowError, Messages,
-    Send, SideEffect,
+    Raise, Send, SideEffect,
 };
 use gridsync_schemas::{
     events::{
-        AmplienceContentRef, DeliveryOutcome, DisputeResolved, DocumentExchangeException, ExceptionKind,
-        InvoiceReceived, OrderLine, PaymentConfirmed, RemittanceAdviceReceived, Severity, SourceSystem,
+        AmplienceContentRef, DeliveryOutcome, DisputeResolved, ExceptionKind, InvoiceReceived, OrderLine,
+        PaymentConfirmed, RemittanceAdviceReceived,
     },
-    Envelope, Event, EventType, Timestamp,
+    Event, Timestamp,
 };
 use gridsync_store::{FlowRecords, Timers};
 use gridsync_trading_grid::documents::OutboundDocuments;
@@ -415,9 +415,7 @@ impl Billing {
         Ok(())
     }
 
-    /// Publishes a DocumentExchangeException for flow 8 about `record`'s
-    /// document (or `document`, the one gridsync sent). Its id derives from the
-    /// record and the kind, so publishing it again is recognised downstream.
+    /// Raises an exception for flow 8 about `record`'s document (or `document`, one gridsync sent).
     pub(crate) async fn publish_exception(
         &self,
         record: &Record,
@@ -426,33 +424,7 @@ impl Billing {
         details: std::collections::BTreeMap<String, String>,
         document: Option<gridsync_schemas::events::TradingGridDocumentRef>,
     ) -> Result<(), FlowError> {
-        let source = record.event.envelope();
-        let document = document.or_else(|| source.trading_grid_document.clone());
-        let event: Event = DocumentExchangeException {
-            envelope: Envelope {
-                event_id: Envelope::deterministic_event_id(
-                    SourceSystem::Gridsync,
-                    &["billing-exception", &source.event_id, kind.as_str(), reason],
-                ),
-                event_type: EventType::DocumentExchangeException.name().to_owned(),
-                occurred_at: Timestamp::from_millis(self.clock.now_ms()),
-                ingested_at: Timestamp::now(),
-                source_system: SourceSystem::Gridsync,
-                trading_partner_id: source.trading_partner_id.clone(),
-                business_key: source.business_key.clone(),
-                correlation_id: source.correlation_id.clone(),
-                trading_grid_document: document.clone(),
-                amplience_content: source.amplience_content.clone(),
-            },
-            kind,
-            severity: Severity::Error,
-            reason: reason.to_owned(),
-            document_type: document.map(|d| d.document_type),
-            quarantine_path: None,
-            details,
-        }
-        .into();
-        self.ctx.deps.producer.publish(&event, Some(&record.trace)).await?;
-        Ok(())
+        let at = Timestamp::from_millis(self.clock.now_ms());
+        self.ctx.raise(record, Raise { kind, reason, details, document, at }).await
     }
 }

@@ -141,6 +141,11 @@ impl PartnerProfiles {
         self.by_id.get(id).ok_or_else(|| crate::FlowError::UnknownPartner(id.to_owned()))
     }
 
+    /// Every profile, by id.
+    pub fn all(&self) -> impl Iterator<Item = &PartnerProfile> {
+        self.by_id.values()
+    }
+
     pub fn len(&self) -> usize {
         self.by_id.len()
     }

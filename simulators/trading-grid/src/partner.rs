@@ -149,9 +149,14 @@ fn deliver<'i>(
             })
             .collect(),
         None => {
+            // Not EDI (a content package): Lens knows it by its file name, sent by gridsync (its
+            // default address) to the partner the name starts with.
             let binary = LensTransaction {
                 transactionid: id(0),
                 editype: Path::new(name).extension().map(|e| e.to_string_lossy().to_uppercase()),
+                senderaddress: Some("GRIDSYNC".into()),
+                receiveraddress: name.split('_').next().map(str::to_owned),
+                senderreference: Some(name.to_owned()),
                 deliveryreceipt: Some("Delivered".into()),
                 ..base
             };

@@ -1,0 +1,385 @@
+//! Flows 4 and 5: partner content to trading partners, and its receipts back.
+//!
+//! - PartnerContentApproved (onboarding packs, compliance instructions,
+//!   process guides: `on_approval`) and PartnerContentPublished (contracts,
+//!   policy notices, trading terms) → one package per target partner (every
+//!   partner taking `partner-content` when the content names none) in the
+//!   outbound mailbox ([`crate::package`]), once per content version and
+//!   partner, and the content's distribution-status item in Amplience.
+//! - A version older than one already seen (a lagging consumer, a replay) is
+//!   not sent; a newer version than the one a partner has is sent as a
+//!   revision naming the package it replaces.
+//! - DocumentStatusChanged of a package file (Lens) → matched by its name to
+//!   the content, version and partner: delivered, read, failed, on the status
+//!   item; a partner's rejection sends the content back for re-approval (an
+//!   exception naming it, for flow 8); a package that asks for a read
+//!   confirmation and has none after `read_window_hours` is an exception too.
+
+use std::collections::BTreeMap;
+
+use gridsync_amplience::{DeliveryKey, NewContentItem};
+use gridsync_core::kafka::{Handler, HandlerError, Record};
+use gridsync_flow::{clock::Clock, effects::Outcome, scheduler, FlowContext, FlowError, Raise, SideEffect};
+use gridsync_schemas::{
+    events::{
+        AmplienceContentRef, DeliveryOutcome, Direction, DocumentStatus, DocumentStatusChanged, ExceptionKind,
+        PartnerContent,
+    },
+    Event, Timestamp,
+};
+use gridsync_store::{FlowRecords, Timer, Timers};
+use gridsync_trading_grid::mailbox::OutboundTarget;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::{config::DistributionConfig, package};
+
+const HANDLED: &[&str] = &["PartnerContentApproved", "PartnerContentPublished", "DocumentStatusChanged"];
+/// Kinds of the flow's records.
+const LATEST: &str = "latest";
+const SENT: &str = "sent";
+const PACKAGE: &str = "package";
+const READ_OVERDUE: &str = "read-overdue";
+
+/// The newest version of a content item seen.
+#[derive(Debug, Serialize, Deserialize)]
+struct Latest {
+    version: i64,
+}
+
+/// A package sent, by file name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Sent {
+    content_item_id: String,
+    version: i64,
+    partner: String,
+    file: String,
+    read_required: bool,
+    state: String,
+}
+
+pub struct Distribution {
+    pub ctx: FlowContext,
+    pub config: DistributionConfig,
+    pub outbound: OutboundTarget,
+    pub records: FlowRecords,
+    pub timers: Timers,
+    pub clock: Clock,
+    pub hub_id: Option<String>,
+}
+
+impl Handler for Distribution {
+    async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
+        self.handle_event(record).await.map_err(HandlerError::from)
+    }
+
+    fn accepts(&self, event_type: &str) -> bool {
+        HANDLED.contains(&event_type)
+    }
+}
+
+fn json_error(e: serde_json::Error) -> FlowError {
+    FlowError::Invalid(format!("the flow's own record: {e}"))
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Distribution {
+    async fn handle_event(&self, record: &Record) -> Result<(), FlowError> {
+        match &record.event {
+            Event::PartnerContentApproved(approved)
+                if self.config.on_approval.iter().any(|k| k == approved.content.kind.as_str()) =>
+            {
+                self.distribute(record, &approved.content).await
+            }
+            Event::PartnerContentPublished(published) => self.distribute(record, &published.content).await,
+            Event::DocumentStatusChanged(status) if status.direction == Direction::Outbound => {
+                self.receipt(record, status).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn get<T: for<'de> Deserialize<'de>>(&self, kind: &str, key: &str) -> Result<Option<T>, FlowError> {
+        self.records.get(kind, key).await?.map(|t| serde_json::from_str(&t)).transpose().map_err(json_error)
+    }
+
+    async fn put<T: Serialize>(&self, kind: &str, key: &str, subject: &str, value: &T) -> Result<(), FlowError> {
+        self.records.put(kind, key, subject, &serde_json::to_string(value).map_err(json_error)?).await?;
+        Ok(())
+    }
+
+    async fn distribute(&self, record: &Record, content: &PartnerContent) -> Result<(), FlowError> {
+        let id = &content.content_item_id;
+        if let Some(latest) = self.get::<Latest>(LATEST, id).await? {
+            if latest.version > content.version {
+                tracing::info!(
+                    content = id,
+                    version = content.version,
+                    latest = latest.version,
+                    "superseded by a newer version; not sent"
+                );
+                return Ok(());
+            }
+        }
+        self.put(LATEST, id, id, &Latest { version: content.version }).await?;
+        // Every named partner must be known before anything goes out (else dead-lettered, naming it).
+        let partners = if content.target_partner_ids.is_empty() {
+            self.ctx.partners.all().filter(|p| p.documents.iter().any(|d| d == "partner-content")).collect::<Vec<_>>()
+        } else {
+            content.target_partner_ids.iter().map(|p| self.ctx.partners.get(p)).collect::<Result<Vec<_>, _>>()?
+        };
+        let mut sent = Vec::new();
+        for partner in partners {
+            if !partner.documents.iter().any(|d| d == "partner-content") {
+                tracing::info!(
+                    partner = partner.id,
+                    content = id,
+                    "the partner's profile does not take partner content"
+                );
+                continue;
+            }
+            if let Some(package) = self.send(record, content, &partner.id).await? {
+                sent.push(package);
+            }
+        }
+        let changes: Vec<(String, Value)> = sent
+            .iter()
+            .map(|s| (s.partner.clone(), json!({ "version": s.version, "file": s.file, "state": "sent", "at": rfc3339(self.clock.now_ms()) })))
+            .collect();
+        self.status(record, content, changes).await
+    }
+
+    /// Writes the package of `content` for `partner` once; `None` when a newer version went out already.
+    async fn send(&self, record: &Record, content: &PartnerContent, partner: &str) -> Result<Option<Sent>, FlowError> {
+        let id = &content.content_item_id;
+        let previous = self.get::<Sent>(SENT, &format!("{id}/{partner}")).await?;
+        if previous.as_ref().is_some_and(|p| p.version > content.version) {
+            return Ok(None);
+        }
+        let replaces = previous.filter(|p| p.version < content.version).map(|p| (p.version, p.file));
+        let file = package::file_name(partner, id, content.version);
+        let sent = Sent {
+            content_item_id: id.clone(),
+            version: content.version,
+            partner: partner.to_owned(),
+            file: file.clone(),
+            read_required: content.requires_read_confirmation,
+            state: "sent".into(),
+        };
+        let effect = SideEffect::trading_grid("partner-package", Some(partner.to_owned()))
+            .once_per(format!("package/{partner}/{id}/v{}", content.version));
+        self.ctx
+            .effects
+            .perform(record, &effect, |_| async {
+                let bytes = package::build(&package::Package {
+                    content_item_id: id,
+                    version: content.version,
+                    kind: content.kind.as_str(),
+                    title: &content.title,
+                    locale: content.locale.as_deref(),
+                    partner,
+                    read_confirmation_required: content.requires_read_confirmation,
+                    replaces,
+                    body: content.body_json.as_deref().unwrap_or("{}"),
+                })
+                .map_err(|e| FlowError::Invalid(format!("building package {file}: {e}")))?;
+                // Known by name before the file exists: its receipt may come back at once.
+                self.records.put_new(PACKAGE, &file, id, &serde_json::to_string(&sent).map_err(json_error)?).await?;
+                if content.requires_read_confirmation {
+                    let window = self.config.read_window_hours.saturating_mul(3_600_000);
+                    let payload = json!({ "source": scheduler::encode_source(&record.event)?, "file": file });
+                    self.timers
+                        .schedule(&Timer {
+                            key: format!("read/{file}"),
+                            kind: READ_OVERDUE.into(),
+                            subject: format!("package/{file}"),
+                            due_at_ms: self.clock.now_ms().saturating_add(window),
+                            payload: payload.to_string(),
+                        })
+                        .await?;
+                }
+                let written = self
+                    .outbound
+                    .write(&file, &bytes)
+                    .await
+                    .map_err(|e| FlowError::Outbound { transient: true, message: e.to_string() })?;
+                Ok(Outcome {
+                    external_id: file.clone(),
+                    outcome: if written.created { DeliveryOutcome::Created } else { DeliveryOutcome::AlreadyDone },
+                    content_item_id: Some(id.clone()),
+                    content_version: Some(content.version),
+                    amplience_item: None,
+                })
+            })
+            .await?;
+        self.put(SENT, &format!("{id}/{partner}"), id, &sent).await?;
+        Ok(Some(sent))
+    }
+
+    /// A package's status from Lens (matched by its file name).
+    async fn receipt(&self, record: &Record, status: &DocumentStatusChanged) -> Result<(), FlowError> {
+        let file = &status.envelope.business_key;
+        let Some(mut sent) = self.get::<Sent>(PACKAGE, file).await? else { return Ok(()) };
+        let state = match status.status {
+            DocumentStatus::Delivered | DocumentStatus::DeliveryReceipt => "delivered",
+            DocumentStatus::ReadConfirmed => "read",
+            DocumentStatus::DeliveryFailed | DocumentStatus::ValidationError | DocumentStatus::OnHold => "failed",
+            _ => return Ok(()),
+        };
+        if state == "read" {
+            self.timers.cancel(&format!("package/{file}"), None, "read confirmed").await?;
+        }
+        if status.status == DocumentStatus::ValidationError {
+            // The partner refused it: the content goes back for re-approval (flow 8).
+            let reason = format!(
+                "{} refused package {file} (content {} v{}): {}",
+                sent.partner,
+                sent.content_item_id,
+                sent.version,
+                status.error_message.as_deref().unwrap_or("no reason given")
+            );
+            let details = BTreeMap::from([
+                ("content_item_id".to_owned(), sent.content_item_id.clone()),
+                ("version".to_owned(), sent.version.to_string()),
+                ("package".to_owned(), file.clone()),
+            ]);
+            let at = Timestamp::from_millis(self.clock.now_ms());
+            self.ctx
+                .raise(
+                    record,
+                    Raise { kind: ExceptionKind::ValidationError, reason: &reason, details, document: None, at },
+                )
+                .await?;
+        }
+        // A read package stays read, whatever Lens says after.
+        if sent.state != "read" {
+            sent.state = state.to_owned();
+        }
+        self.put(PACKAGE, file, &sent.content_item_id, &sent).await?;
+        let change = json!({ "version": sent.version, "file": file, "state": sent.state, "at": rfc3339(status.status_at.millis()) });
+        self.status_of(record, &sent.content_item_id, None, vec![(sent.partner.clone(), change)], None).await
+    }
+
+    async fn status(
+        &self,
+        record: &Record,
+        content: &PartnerContent,
+        changes: Vec<(String, Value)>,
+    ) -> Result<(), FlowError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let about = json!({ "title": content.title, "kind": content.kind.as_str() });
+        self.status_of(record, &content.content_item_id, Some(about), changes, None).await
+    }
+
+    /// Sets each `(partner, state)` on the content's distribution-status item, once per record
+    /// (or per `once_per`).
+    async fn status_of(
+        &self,
+        record: &Record,
+        content_item_id: &str,
+        about: Option<Value>,
+        changes: Vec<(String, Value)>,
+        once_per: Option<String>,
+    ) -> Result<(), FlowError> {
+        let mut effect = SideEffect::amplience("distribution-status", None);
+        if let Some(subject) = once_per {
+            effect = effect.once_per(subject);
+        }
+        let client = &self.ctx.amplience;
+        self.ctx
+            .effects
+            .perform(record, &effect, |_| async {
+                let key = format!("{}/{content_item_id}", self.config.status_key_prefix);
+                let key = DeliveryKey::parse(&key).map_err(|e| FlowError::Invalid(e.to_string()))?;
+                let new = NewContentItem {
+                    label: format!("Distribution of {content_item_id}"),
+                    schema: self.config.status_schema.clone(),
+                    delivery_key: Some(key.clone()),
+                    folder_id: None,
+                    locale: None,
+                    fields: [("contentItemId".to_owned(), json!(content_item_id)), ("partners".to_owned(), json!({}))]
+                        .into_iter()
+                        .collect(),
+                };
+                let item = client.ensure_item(&self.config.repository_id, &new).await?.item().clone();
+                let updated = client
+                    .update_item(&item.id, |item| {
+                        let Value::Object(body) = &mut item.body else { return };
+                        if let Some(Value::Object(about)) = &about {
+                            body.extend(about.clone());
+                        }
+                        let partners = body.entry("partners").or_insert_with(|| json!({}));
+                        if let Value::Object(partners) = partners {
+                            for (partner, change) in &changes {
+                                // A newer version's state is not overwritten by an older one's.
+                                let older = partners
+                                    .get(partner)
+                                    .and_then(|p| p["version"].as_i64())
+                                    .is_some_and(|v| change["version"].as_i64().is_some_and(|c| c < v));
+                                if !older {
+                                    partners.insert(partner.clone(), change.clone());
+                                }
+                            }
+                        }
+                    })
+                    .await?;
+                Ok(Outcome {
+                    external_id: updated.id.clone(),
+                    outcome: DeliveryOutcome::Updated,
+                    content_item_id: Some(content_item_id.to_owned()),
+                    content_version: None,
+                    amplience_item: Some(AmplienceContentRef {
+                        hub_id: self.hub_id.clone(),
+                        content_item_id: updated.id,
+                        version: updated.version,
+                        content_type_uri: self.config.status_schema.clone(),
+                        delivery_key: Some(key.as_str().to_owned()),
+                    }),
+                })
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+impl scheduler::Fire for Distribution {
+    /// A package's read window ran out: an exception unless it was read meanwhile.
+    async fn fire(&self, timer: &Timer) -> Result<(), FlowError> {
+        let payload: Value = serde_json::from_str(&timer.payload).map_err(json_error)?;
+        let record = scheduler::decode_source(payload["source"].as_str().unwrap_or_default())?;
+        let file = payload["file"].as_str().unwrap_or_default();
+        let Some(mut sent) = self.get::<Sent>(PACKAGE, file).await? else { return Ok(()) };
+        if sent.state == "read" {
+            return Ok(());
+        }
+        let reason = format!(
+            "package {file} (content {} v{}) sent to {} has no read confirmation after {} hours",
+            sent.content_item_id, sent.version, sent.partner, self.config.read_window_hours
+        );
+        let details = BTreeMap::from([
+            ("content".to_owned(), sent.content_item_id.clone()),
+            ("version".to_owned(), sent.version.to_string()),
+            ("package".to_owned(), file.to_owned()),
+        ]);
+        let at = Timestamp::from_millis(self.clock.now_ms());
+        self.ctx
+            .raise(&record, Raise { kind: ExceptionKind::Other, reason: &reason, details, document: None, at })
+            .await?;
+        sent.state = "read-overdue".into();
+        self.put(PACKAGE, file, &sent.content_item_id, &sent).await?;
+        let change = json!({ "version": sent.version, "file": file, "state": "read-overdue", "at": rfc3339(self.clock.now_ms()) });
+        self.status_of(
+            &record,
+            &sent.content_item_id,
+            None,
+            vec![(sent.partner.clone(), change)],
+            Some(timer.key.clone()),
+        )
+        .await
+    }
+}

@@ -1,0 +1,55 @@
+//! The distribution flow (flows 4 and 5) as a library: its configuration, its
+//! packages, its handler and its set-up.
+
+pub mod config;
+pub mod flow;
+pub mod package;
+
+use std::{path::PathBuf, sync::Arc};
+
+use gridsync_core::app::{AppError, ConsumerDeps};
+use gridsync_flow::{FlowArgs, FlowContext};
+use gridsync_trading_grid::mailbox::args::MailboxArgs;
+
+/// The consumer's flags beside the runtime's.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub flow: FlowArgs,
+    /// The flow's configuration (when each kind goes out, the status items, the read window);
+    /// default: built in.
+    #[arg(long = "config", env = "GRIDSYNC_DISTRIBUTION_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub mailbox: MailboxArgs,
+}
+
+fn source(e: impl std::error::Error + Send + Sync + 'static) -> AppError {
+    AppError::Source(Box::new(e))
+}
+
+/// Connects the flow (store, Amplience, partner profiles, the outbound mailbox) and starts its timers.
+pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<flow::Distribution>, AppError> {
+    let config = config::DistributionConfig::load(args.config.as_deref()).map_err(source)?;
+    let shutdown = deps.shutdown.clone();
+    let metrics = deps.metrics.clone();
+    let outbound = args.mailbox.open_outbound(&shutdown).await.map_err(source)?;
+    let ctx = FlowContext::connect(deps, &args.flow).await?;
+    let scheduler = ctx.scheduler(&args.flow);
+    let distribution = Arc::new(flow::Distribution {
+        records: ctx.store.flow_records(&ctx.name),
+        timers: ctx.store.timers(&ctx.name),
+        clock: args.flow.clock(),
+        hub_id: args.flow.amplience.hub_id.clone(),
+        outbound,
+        ctx,
+        config,
+    });
+    let work = distribution.clone();
+    tokio::spawn(async move {
+        if let Err(e) = scheduler.run("distribution", work, &metrics, shutdown).await {
+            tracing::error!(error = %e, "the distribution timers could not start");
+        }
+    });
+    Ok(distribution)
+}

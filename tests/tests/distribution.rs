@@ -1,0 +1,218 @@
+//! The distribution flow (flows 4 and 5) end to end through the real binaries:
+//! trading terms published and an onboarding pack approved in amp-sim reach
+//! amp-producer as signed webhooks, and distribution-consumer writes one
+//! package per target partner to the outbound mailbox, which tg-sim's partner
+//! picks up; Lens's delivery receipts and a read confirmation come back
+//! through tg-producer onto the content's distribution-status item, and a
+//! package never read becomes an exception once the clock passes its window.
+//! A new version goes out as a revision naming what it replaces; an older
+//! version seen late is not sent. The consumer is SIGKILLed on the way: one
+//! package per partner and version. Needs `cargo test --workspace` (binaries).
+
+mod common;
+
+use std::{collections::BTreeMap, io::Read, path::Path, time::Duration};
+
+use common::{kill, stop, World};
+use gridsync_amplience::{DeliveryKey, NewContentItem};
+use gridsync_schemas::{
+    events::{ExceptionKind, TargetSystem},
+    Event, EventType,
+};
+use gridsync_tests::wait_until;
+use serde_json::{json, Value};
+
+const TERMS: &str = "https://gridsync.example/schemas/trading-terms.json";
+const ONBOARDING: &str = "https://gridsync.example/schemas/onboarding-pack.json";
+
+fn read_zip(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    (0..archive.len())
+        .map(|i| {
+            let mut entry = archive.by_index(i).unwrap();
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).unwrap();
+            (entry.name().to_owned(), bytes)
+        })
+        .collect()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(bytes))
+}
+
+/// The partner's entry on the content's distribution-status item.
+async fn status_of(w: &World, content: &str, partner: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let items = w
+        .items_until(&format!("gridsync/distribution-status/{content}"), what, |items| {
+            items.iter().any(|i| done(&i["item"]["body"]["partners"][partner]))
+        })
+        .await;
+    items[0]["item"]["body"]["partners"][partner].clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn partner_content_goes_out_once_per_partner_and_version_and_its_receipts_come_back() {
+    let w = World::start("distribution").await;
+    w.set_clock("2027-01-04T09:00:00Z");
+    let mailbox = format!("--mailbox-dir={}", w.mailbox.display());
+    let (first, _) = w.consumer("distribution-consumer", "first", &[&mailbox]);
+    let editor = w.finance();
+    let repository = &gridsync_amp_sim::SimConfig::default().repositories[0];
+    let item = |label: &str, schema: &str, key: &str, fields: Value| NewContentItem {
+        label: label.into(),
+        schema: schema.into(),
+        delivery_key: Some(DeliveryKey::parse(key).unwrap()),
+        folder_id: None,
+        locale: Some("en-GB".into()),
+        fields: fields.as_object().cloned().unwrap(),
+    };
+
+    // Trading terms for ACME and GLOBEX, approved and published (flow 5); an onboarding pack
+    // for Acme's German arm, approved (flow 4).
+    let terms = editor
+        .create_item(
+            repository,
+            &item(
+                "Trading terms 2027",
+                TERMS,
+                "terms/2027",
+                json!({
+                "title": "Trading terms 2027", "targetPartnerIds": ["ACME", "GLOBEX"],
+                "sections": ["Payment within 30 days", "Incoterms DAP"] }),
+            ),
+        )
+        .await
+        .unwrap();
+    editor.assign_workflow_state(&terms.id, "Approved").await.unwrap();
+    editor.publish(&terms.id).await.unwrap();
+    let pack = editor
+        .create_item(
+            repository,
+            &item(
+                "Willkommen",
+                ONBOARDING,
+                "onboarding/de",
+                json!({
+                "title": "Willkommen bei gridsync", "targetPartnerIds": ["5412345000013"],
+                "steps": ["Zugang beantragen", "Testnachricht senden"] }),
+            ),
+        )
+        .await
+        .unwrap();
+    editor.assign_workflow_state(&pack.id, "Approved").await.unwrap();
+
+    let picked = |prefix: String| {
+        let w = &w;
+        move || w.picked_up(&prefix).len()
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || picked(format!("ACME_PKG_{}", terms.id))() >= 1).await,
+        "no package for ACME\n{}",
+        w.logs()
+    );
+    kill(first);
+    let (second, _) = w.consumer("distribution-consumer", "second", &[&mailbox]);
+    for prefix in [format!("GLOBEX_PKG_{}", terms.id), format!("5412345000013_PKG_{}", pack.id)] {
+        assert!(wait_until(Duration::from_secs(60), || picked(prefix.clone())() == 1).await, "{prefix}\n{}", w.logs());
+    }
+
+    // What a partner gets: the manifest names the content, its version and the partner, and
+    // the checksum of every part; the whole file's checksum travels beside it.
+    let acme = w.picked_up(&format!("ACME_PKG_{}", terms.id));
+    assert_eq!(acme.len(), 1, "{acme:?}");
+    let name = acme[0].file_name().unwrap().to_string_lossy().into_owned();
+    let first_version: i64 = name.rsplit_once("-v").unwrap().1.trim_end_matches(".zip").parse().unwrap();
+    let parts = read_zip(&acme[0]);
+    let manifest: Value = serde_json::from_slice(&parts["manifest.json"]).unwrap();
+    assert_eq!(manifest["contentItemId"], terms.id.as_str());
+    assert_eq!((manifest["partner"].as_str(), manifest["contentType"].as_str()), (Some("ACME"), Some("TRADING_TERMS")));
+    assert_eq!(manifest["readConfirmationRequired"], true, "terms ask for a read confirmation");
+    assert_eq!(manifest["replaces"], Value::Null);
+    for part in manifest["parts"].as_array().unwrap() {
+        let name = part["name"].as_str().unwrap();
+        assert_eq!(part["sha256"].as_str(), Some(sha256(&parts[name]).as_str()), "{name}");
+    }
+    let html = String::from_utf8(parts["content.html"].clone()).unwrap();
+    assert!(html.contains("<li>Incoterms DAP</li>"), "{html}");
+    let recorded = std::fs::read_to_string(acme[0].with_file_name(format!("{name}.sha256"))).unwrap();
+    assert!(recorded.starts_with(&sha256(&std::fs::read(&acme[0]).unwrap())));
+
+    // Receipts: delivered to both; ACME confirms it read the terms; GLOBEX never does.
+    status_of(&w, &terms.id, "GLOBEX", "GLOBEX's delivery", |p| p["state"] == "delivered").await;
+    let acme_tx = w.tg.ledger.all().into_iter().find(|t| t.senderreference.as_deref() == Some(name.as_str())).unwrap();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    w.tg.ledger.upsert(gridsync_trading_grid::lens::LensTransaction {
+        deliveryreceipt: Some("Read by recipient".into()),
+        statusdate: Some(now),
+        ..acme_tx
+    });
+    status_of(&w, &terms.id, "ACME", "ACME's read confirmation", |p| p["state"] == "read").await;
+    w.set_clock("2027-01-07T10:00:00Z"); // 73 hours on
+    status_of(&w, &terms.id, "GLOBEX", "GLOBEX's read confirmation overdue", |p| p["state"] == "read-overdue").await;
+    let overdue: Vec<String> = w
+        .events_until(EventType::DocumentExchangeException, |events| {
+            events.iter().any(|e| matches!(e, Event::DocumentExchangeException(x) if x.kind == ExceptionKind::Other))
+        })
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::DocumentExchangeException(x) if x.kind == ExceptionKind::Other => Some(x.reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(overdue.len(), 1, "only GLOBEX's: {overdue:?}");
+    assert!(overdue[0].contains("GLOBEX") && overdue[0].contains("no read confirmation after 72 hours"), "{overdue:?}");
+
+    // A new version of the terms: a revision naming the package it replaces.
+    editor
+        .update_item(&terms.id, |item| {
+            item.body["sections"] = json!(["Payment within 45 days", "Incoterms DAP"]);
+        })
+        .await
+        .unwrap();
+    editor.publish(&terms.id).await.unwrap();
+    assert!(
+        wait_until(Duration::from_secs(60), || picked(format!("ACME_PKG_{}", terms.id))() == 2).await,
+        "no revision for ACME\n{}",
+        w.logs()
+    );
+    let revision = w.picked_up(&format!("ACME_PKG_{}", terms.id)).into_iter().find(|p| *p != acme[0]).unwrap();
+    let manifest: Value = serde_json::from_slice(&read_zip(&revision)["manifest.json"]).unwrap();
+    assert_eq!(manifest["replaces"]["version"], first_version);
+    assert_eq!(manifest["replaces"]["package"], name.as_str());
+
+    // An older version seen late (a lagging replica, a replay) is not sent.
+    let published = w.events_until(EventType::PartnerContentPublished, |events| events.len() >= 2);
+    let mut stale = published.into_iter().next().unwrap();
+    if let Event::PartnerContentPublished(p) = &mut stale {
+        p.envelope.event_id = gridsync_schemas::Envelope::deterministic_event_id(
+            gridsync_schemas::events::SourceSystem::Amplience,
+            &["stale", &terms.id],
+        );
+        p.content.version = first_version - 1;
+    }
+    w.pipeline.producer.publish(&stale, None).await.unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || w.log("second").contains("superseded by a newer version")).await,
+        "the stale version was never looked at\n{}",
+        w.logs()
+    );
+    assert!(w.picked_up(&format!("ACME_PKG_{}-v{}", terms.id, first_version - 1)).is_empty());
+    assert!(w.waiting_outbound(&format!("ACME_PKG_{}-v{}", terms.id, first_version - 1)).is_empty());
+
+    // One package per partner and version, each reported once with the content version it carries.
+    let deliveries = w.deliveries_until(|ds| ds.iter().filter(|d| d.action == "partner-package").count() >= 5);
+    let packages: Vec<_> = deliveries.iter().filter(|d| d.action == "partner-package").collect();
+    assert_eq!(packages.len(), 5, "ACME and GLOBEX twice, Acme GmbH once: {packages:#?}");
+    assert!(packages.iter().all(|d| d.target_system == TargetSystem::TradingGrid && d.content_version.is_some()));
+    let mut per_file: BTreeMap<String, usize> = BTreeMap::new();
+    for path in w.picked_up("") {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        if file.contains("_PKG_") {
+            *per_file.entry(file).or_default() += 1;
+        }
+    }
+    assert_eq!(per_file.len(), 5, "{per_file:?}");
+    stop(second).await;
+}
