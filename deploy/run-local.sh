@@ -140,8 +140,9 @@ for entry in items:
     body = entry["item"]["body"]
     if "partners" in body and "contentItemId" in body:
         states = ", ".join("%s v%s %s" % (p, s.get("version"), s.get("state")) for p, s in sorted(body["partners"].items()))
-        print("  flow %s  %-32s %s" % ("4" if body.get("kind") in ("ONBOARDING_PACK", "COMPLIANCE_INSTRUCTIONS", "PROCESS_GUIDE") else "5",
-              "%s %s" % (body.get("kind", "content"), body.get("title", body["contentItemId"]))[:32], states or "no partner yet"))
+        flow = "4" if body.get("kind") in ("ONBOARDING_PACK", "COMPLIANCE_INSTRUCTIONS", "PROCESS_GUIDE") else "5"
+        print("  flow %s  %s \"%s\" (%s) to partners: %s" % (flow, body.get("kind", "content"), body.get("title", ""),
+              body["contentItemId"], states or "none yet"))
 ' || echo "  (python3 is needed to summarise; the items: curl -s '$amp_sim/__sim/items?prefix=gridsync/')"
 }
 
