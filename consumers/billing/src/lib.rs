@@ -73,11 +73,6 @@ pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<flow::Billing>,
         messages,
         config,
     });
-    let work = billing.clone();
-    tokio::spawn(async move {
-        if let Err(e) = scheduler.run("billing", work, &metrics, shutdown).await {
-            tracing::error!(error = %e, "the billing timers could not start");
-        }
-    });
+    scheduler.spawn("billing", billing.clone(), metrics, shutdown);
     Ok(billing)
 }

@@ -45,11 +45,6 @@ pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<flow::Distribut
         ctx,
         config,
     });
-    let work = distribution.clone();
-    tokio::spawn(async move {
-        if let Err(e) = scheduler.run("distribution", work, &metrics, shutdown).await {
-            tracing::error!(error = %e, "the distribution timers could not start");
-        }
-    });
+    scheduler.spawn("distribution", distribution.clone(), metrics, shutdown);
     Ok(distribution)
 }

@@ -35,6 +35,21 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
+    /// Runs in the background until `shutdown` (see [`Self::run`]).
+    pub fn spawn<W: Fire>(
+        self,
+        flow: &'static str,
+        work: Arc<W>,
+        metrics: Metrics,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            if let Err(e) = self.run(flow, work, &metrics, shutdown).await {
+                tracing::error!(error = %e, flow, "the timers could not start");
+            }
+        })
+    }
+
     /// Runs until `shutdown`, finishing the timer in hand first.
     pub async fn run<W: Fire>(
         self,

@@ -128,18 +128,7 @@ impl World {
 
     /// Files waiting in the outbound mailbox whose names start with `prefix`.
     pub fn waiting_outbound(&self, prefix: &str) -> Vec<PathBuf> {
-        let dir = self.mailbox.join("outbound");
-        std::fs::read_dir(&dir)
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| {
-                        let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
-                        name.starts_with(prefix) && !name.ends_with(".sha256")
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        files_in(&self.mailbox.join("outbound"), prefix)
     }
 
     /// Sets the flows' clock (RFC 3339).
@@ -190,20 +179,7 @@ impl World {
 
     /// Files the partner picked up from the outbound mailbox whose names start with `prefix`.
     pub fn picked_up(&self, prefix: &str) -> Vec<PathBuf> {
-        let dir = self.mailbox.join("outbound/.picked-up");
-        let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| {
-                        let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
-                        name.starts_with(prefix) && !name.ends_with(".sha256")
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        found.sort();
-        found
+        files_in(&self.mailbox.join("outbound/.picked-up"), prefix)
     }
 
     /// Items whose delivery key starts with `prefix`, as amp-sim holds them.
@@ -302,6 +278,23 @@ impl Drop for World {
             let _ = child.wait();
         }
     }
+}
+
+/// The files in `dir` whose names start with `prefix` (checksums aside), by name.
+fn files_in(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                    name.starts_with(prefix) && !name.ends_with(".sha256")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
 }
 
 /// Items whose delivery key starts with `prefix`, as the amp-sim at `url` holds them.
