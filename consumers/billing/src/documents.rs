@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     account::{Change, Entry},
-    flow::{json_error, key, Billing},
+    flow::{key, Billing},
 };
 
 pub(crate) const SENT: &str = "sent";
@@ -205,10 +205,11 @@ impl Billing {
         let (kind, reference, invoice, document_type) = (out.kind, out.reference, out.invoice, out.document_type);
         let build = out.build;
         let them = PartyId { qualifier: partner.interchange_qualifier.clone(), id: partner.interchange_id.clone() };
+        let reserved_as = &document_key;
         self.ctx
             .effects
             .perform(record, &effect, |_| async move {
-                let numbered = self.documents.reserve(&document_key, &partner.id, standard).await.map_err(outbound)?;
+                let numbered = self.documents.reserve(reserved_as, &partner.id, standard).await.map_err(outbound)?;
                 let control = numbered.control_number;
                 let file =
                     OutboundMailbox::file_name(&partner.id, document_type, &format!("{reference}-{control:09}"), "edi");
@@ -226,7 +227,7 @@ impl Billing {
                     delivery: None,
                     overdue: false,
                 };
-                let text = serde_json::to_string(&sent).map_err(json_error)?;
+                let text = serde_json::to_string(&sent).map_err(FlowError::own_record)?;
                 self.records.put_new(SENT, &key(&partner.id, &control.to_string()), &partner.id, &text).await?;
                 let window = i64::from(partner.ack_window_hours) * 3_600_000;
                 let payload = AckTimer {
@@ -240,7 +241,7 @@ impl Billing {
                         kind: ACK_OVERDUE.into(),
                         subject: sent_subject(&partner.id, control),
                         due_at_ms: self.clock.now_ms().saturating_add(window),
-                        payload: serde_json::to_string(&payload).map_err(json_error)?,
+                        payload: serde_json::to_string(&payload).map_err(FlowError::own_record)?,
                     })
                     .await?;
                 let bytes = build(standard, self.us.clone(), them, numbered).map_err(written)?;
@@ -254,11 +255,8 @@ impl Billing {
                 })
             })
             .await?;
-        let numbered = self
-            .documents
-            .reserve(&format!("{kind}/{}/{reference}", partner.id), &partner.id, standard)
-            .await
-            .map_err(outbound)?;
+        // Performed now or before: the number it was sent under, as reserved.
+        let numbered = self.documents.reserve(&document_key, &partner.id, standard).await.map_err(outbound)?;
         Ok(Some(format!("{document_type} #{}", numbered.control_number)))
     }
 
@@ -268,11 +266,11 @@ impl Billing {
             .await?
             .map(|text| serde_json::from_str(&text))
             .transpose()
-            .map_err(json_error)
+            .map_err(FlowError::own_record)
     }
 
     async fn write_sent(&self, partner: &str, sent: &SentDocument) -> Result<(), FlowError> {
-        let text = serde_json::to_string(sent).map_err(json_error)?;
+        let text = serde_json::to_string(sent).map_err(FlowError::own_record)?;
         self.records.put(SENT, &key(partner, &sent.control_number.to_string()), partner, &text).await?;
         Ok(())
     }
@@ -374,7 +372,7 @@ impl Billing {
 
     /// A document's acknowledgement window ran out: an exception unless it came meanwhile.
     pub(crate) async fn ack_overdue(&self, record: &Record, timer: &Timer) -> Result<(), FlowError> {
-        let payload: AckTimer = serde_json::from_str(&timer.payload).map_err(json_error)?;
+        let payload: AckTimer = serde_json::from_str(&timer.payload).map_err(FlowError::own_record)?;
         let Some(mut sent) = self.read_sent(&payload.partner, payload.control_number).await? else { return Ok(()) };
         if sent.acknowledgement.is_some() {
             return Ok(());

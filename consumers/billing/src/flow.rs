@@ -20,14 +20,11 @@ use gridsync_amplience::{DeliveryKey, NewContentItem};
 use gridsync_core::kafka::{Handler, HandlerError, Record};
 use gridsync_edi::write::PartyId;
 use gridsync_flow::{
-    clock::Clock, effects::Outcome, messages, partners::PartnerProfile, Audience, FlowContext, FlowError, Messages,
-    Raise, Send, SideEffect,
+    clock::Clock, keyed_items::update_keyed, messages, partners::PartnerProfile, Audience, FlowContext, FlowError,
+    Messages, Raise, Send, SideEffect,
 };
 use gridsync_schemas::{
-    events::{
-        AmplienceContentRef, DeliveryOutcome, DisputeResolved, ExceptionKind, InvoiceReceived, OrderLine,
-        PaymentConfirmed, RemittanceAdviceReceived,
-    },
+    events::{DisputeResolved, ExceptionKind, InvoiceReceived, OrderLine, PaymentConfirmed, RemittanceAdviceReceived},
     Event, Timestamp,
 };
 use gridsync_store::{FlowRecords, Timers};
@@ -101,15 +98,11 @@ pub(crate) fn invoice_subject(partner: &str, invoice: &str) -> String {
     format!("invoice/{partner}/{invoice}")
 }
 
-pub(crate) fn json_error(e: serde_json::Error) -> FlowError {
-    FlowError::Invalid(format!("the flow's own record: {e}"))
-}
-
 impl Billing {
     async fn handle_event(&self, record: &Record) -> Result<(), FlowError> {
         match &record.event {
             Event::PurchaseOrderReceived(po) => {
-                let lines = serde_json::to_string(&po.lines).map_err(json_error)?;
+                let lines = serde_json::to_string(&po.lines).map_err(FlowError::own_record)?;
                 let partner = &po.envelope.trading_partner_id;
                 self.records.put(ORDER, &key(partner, &po.po_number), partner, &lines).await?;
                 Ok(())
@@ -144,7 +137,7 @@ impl Billing {
                 .await?
                 .map(|text| serde_json::from_str::<Vec<OrderLine>>(&text))
                 .transpose()
-                .map_err(json_error)?,
+                .map_err(FlowError::own_record)?,
             None => None,
         };
         let (figures, findings) = check::check(invoice, order.as_deref(), self.config.tolerance);
@@ -175,7 +168,12 @@ impl Billing {
             self.publish_exception(record, ExceptionKind::InvoiceRejected, &reason, details, None).await?;
             let rejected = InvoiceRecord { status: "rejected".into(), ..self.invoice_record(invoice, due_date) };
             self.records
-                .put_new(INVOICE, &invoice_key, &partner.id, &serde_json::to_string(&rejected).map_err(json_error)?)
+                .put_new(
+                    INVOICE,
+                    &invoice_key,
+                    &partner.id,
+                    &serde_json::to_string(&rejected).map_err(FlowError::own_record)?,
+                )
                 .await?;
             let send = Send {
                 action: "invoice-rejected",
@@ -200,7 +198,7 @@ impl Billing {
         // A payment recorded before its invoice arrived (another topic) has set the record already.
         let open = self.invoice_record(invoice, due_date);
         self.records
-            .put_new(INVOICE, &invoice_key, &partner.id, &serde_json::to_string(&open).map_err(json_error)?)
+            .put_new(INVOICE, &invoice_key, &partner.id, &serde_json::to_string(&open).map_err(FlowError::own_record)?)
             .await?;
         let change = Change::Invoice {
             number: invoice.invoice_number.clone(),
@@ -249,7 +247,7 @@ impl Billing {
             .await?
             .map(|text| serde_json::from_str(&text))
             .transpose()
-            .map_err(json_error)
+            .map_err(FlowError::own_record)
     }
 
     /// Records a payment of `invoice`; when it is paid in full (or unknown),
@@ -271,7 +269,12 @@ impl Billing {
             self.timers.cancel(&invoice_subject(partner, invoice), None, &format!("paid ({reference})")).await?;
         }
         self.records
-            .put(INVOICE, &key(partner, invoice), partner, &serde_json::to_string(&known).map_err(json_error)?)
+            .put(
+                INVOICE,
+                &key(partner, invoice),
+                partner,
+                &serde_json::to_string(&known).map_err(FlowError::own_record)?,
+            )
             .await?;
         Ok(())
     }
@@ -367,7 +370,6 @@ impl Billing {
             effect = effect.once_per(subject);
         }
         let client = &self.messages.client;
-        let schema = &self.config.account_status_schema;
         self.ctx
             .effects
             .perform(record, &effect, |_| async move {
@@ -375,8 +377,8 @@ impl Billing {
                 let key = DeliveryKey::parse(&key).map_err(|e| FlowError::Invalid(e.to_string()))?;
                 let new = NewContentItem {
                     label: format!("Account status {}", partner.name),
-                    schema: schema.clone(),
-                    delivery_key: Some(key.clone()),
+                    schema: self.config.account_status_schema.clone(),
+                    delivery_key: Some(key),
                     folder_id: None,
                     locale: None,
                     fields: [
@@ -386,30 +388,18 @@ impl Billing {
                     .into_iter()
                     .collect(),
                 };
-                let item = client.ensure_item(&self.messages.repository_id, &new).await?.item().clone();
                 let (today, now) = self.today();
-                let updated = client
-                    .update_item(&item.id, |item| {
-                        if let Value::Object(fields) = &mut item.body {
-                            for change in &changes {
-                                account::apply(fields, change, &today, &now);
-                            }
+                let hub_id = self.messages.hub_id.clone();
+                update_keyed(client, &self.messages.repository_id, &new, hub_id, |body| {
+                    if let Value::Object(fields) = body {
+                        for change in &changes {
+                            account::apply(fields, change, &today, &now);
                         }
-                    })
-                    .await?;
-                Ok(Outcome {
-                    external_id: updated.id.clone(),
-                    outcome: DeliveryOutcome::Updated,
-                    content_item_id: None,
-                    content_version: None,
-                    amplience_item: Some(AmplienceContentRef {
-                        hub_id: self.messages.hub_id.clone(),
-                        content_item_id: updated.id,
-                        version: updated.version,
-                        content_type_uri: schema.clone(),
-                        delivery_key: Some(key.as_str().to_owned()),
-                    }),
+                    }
+                    // Totals and `updatedAt` are rewritten every time.
+                    true
                 })
+                .await
             })
             .await?;
         Ok(())

@@ -14,7 +14,7 @@ use serde_json::{json, Map};
 use crate::{
     account::Change,
     documents::ACK_OVERDUE,
-    flow::{invoice_subject, json_error, Billing},
+    flow::{invoice_subject, Billing},
 };
 
 pub(crate) const PAYMENT_REMINDER: &str = "payment-reminder";
@@ -61,7 +61,7 @@ impl Billing {
                     kind: PAYMENT_REMINDER.into(),
                     subject: invoice_subject(&partner.id, &invoice.invoice_number),
                     due_at_ms,
-                    payload: serde_json::to_string(&payload).map_err(json_error)?,
+                    payload: serde_json::to_string(&payload).map_err(FlowError::own_record)?,
                 })
                 .await?;
         }
@@ -70,7 +70,7 @@ impl Billing {
 
     /// Sends the reminder of `timer`, unless its invoice was settled meanwhile.
     async fn remind(&self, record: &Record, timer: &Timer) -> Result<(), FlowError> {
-        let payload: ReminderTimer = serde_json::from_str(&timer.payload).map_err(json_error)?;
+        let payload: ReminderTimer = serde_json::from_str(&timer.payload).map_err(FlowError::own_record)?;
         let Event::InvoiceReceived(invoice) = &record.event else {
             return Err(FlowError::Invalid(format!(
                 "reminder {} was set for a {}",
@@ -110,7 +110,7 @@ impl Billing {
 
 impl scheduler::Fire for Billing {
     async fn fire(&self, timer: &Timer) -> Result<(), FlowError> {
-        let source = serde_json::from_str::<serde_json::Value>(&timer.payload).map_err(json_error)?;
+        let source = serde_json::from_str::<serde_json::Value>(&timer.payload).map_err(FlowError::own_record)?;
         let record = scheduler::decode_source(source["source"].as_str().unwrap_or_default())?;
         match timer.kind.as_str() {
             PAYMENT_REMINDER => self.remind(&record, timer).await,

@@ -19,12 +19,11 @@ use std::collections::BTreeMap;
 
 use gridsync_amplience::{DeliveryKey, NewContentItem};
 use gridsync_core::kafka::{Handler, HandlerError, Record};
-use gridsync_flow::{clock::Clock, effects::Outcome, scheduler, FlowContext, FlowError, Raise, SideEffect};
+use gridsync_flow::{
+    clock::Clock, effects::Outcome, keyed_items::update_keyed, scheduler, FlowContext, FlowError, Raise, SideEffect,
+};
 use gridsync_schemas::{
-    events::{
-        AmplienceContentRef, DeliveryOutcome, Direction, DocumentStatus, DocumentStatusChanged, ExceptionKind,
-        PartnerContent,
-    },
+    events::{DeliveryOutcome, Direction, DocumentStatus, DocumentStatusChanged, ExceptionKind, PartnerContent},
     Event, Timestamp,
 };
 use gridsync_store::{FlowRecords, Timer, Timers};
@@ -78,10 +77,6 @@ impl Handler for Distribution {
     }
 }
 
-fn json_error(e: serde_json::Error) -> FlowError {
-    FlowError::Invalid(format!("the flow's own record: {e}"))
-}
-
 fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -103,11 +98,11 @@ impl Distribution {
     }
 
     async fn get<T: for<'de> Deserialize<'de>>(&self, kind: &str, key: &str) -> Result<Option<T>, FlowError> {
-        self.records.get(kind, key).await?.map(|t| serde_json::from_str(&t)).transpose().map_err(json_error)
+        self.records.get(kind, key).await?.map(|t| serde_json::from_str(&t)).transpose().map_err(FlowError::own_record)
     }
 
     async fn put<T: Serialize>(&self, kind: &str, key: &str, subject: &str, value: &T) -> Result<(), FlowError> {
-        self.records.put(kind, key, subject, &serde_json::to_string(value).map_err(json_error)?).await?;
+        self.records.put(kind, key, subject, &serde_json::to_string(value).map_err(FlowError::own_record)?).await?;
         Ok(())
     }
 
@@ -187,7 +182,9 @@ impl Distribution {
                 })
                 .map_err(|e| FlowError::Invalid(format!("building package {file}: {e}")))?;
                 // Known by name before the file exists: its receipt may come back at once.
-                self.records.put_new(PACKAGE, &file, id, &serde_json::to_string(&sent).map_err(json_error)?).await?;
+                self.records
+                    .put_new(PACKAGE, &file, id, &serde_json::to_string(&sent).map_err(FlowError::own_record)?)
+                    .await?;
                 if content.requires_read_confirmation {
                     let window = self.config.read_window_hours.saturating_mul(3_600_000);
                     let payload = json!({ "source": scheduler::encode_source(&record.event)?, "file": file });
@@ -299,48 +296,36 @@ impl Distribution {
                 let new = NewContentItem {
                     label: format!("Distribution of {content_item_id}"),
                     schema: self.config.status_schema.clone(),
-                    delivery_key: Some(key.clone()),
+                    delivery_key: Some(key),
                     folder_id: None,
                     locale: None,
                     fields: [("contentItemId".to_owned(), json!(content_item_id)), ("partners".to_owned(), json!({}))]
                         .into_iter()
                         .collect(),
                 };
-                let item = client.ensure_item(&self.config.repository_id, &new).await?.item().clone();
-                let updated = client
-                    .update_item(&item.id, |item| {
-                        let Value::Object(body) = &mut item.body else { return };
-                        if let Some(Value::Object(about)) = &about {
-                            body.extend(about.clone());
-                        }
-                        let partners = body.entry("partners").or_insert_with(|| json!({}));
-                        if let Value::Object(partners) = partners {
-                            for (partner, change) in &changes {
-                                // A newer version's state is not overwritten by an older one's.
-                                let older = partners
-                                    .get(partner)
-                                    .and_then(|p| p["version"].as_i64())
-                                    .is_some_and(|v| change["version"].as_i64().is_some_and(|c| c < v));
-                                if !older {
-                                    partners.insert(partner.clone(), change.clone());
-                                }
+                let mut outcome = update_keyed(client, &self.config.repository_id, &new, self.hub_id.clone(), |body| {
+                    let Value::Object(body) = body else { return true };
+                    if let Some(Value::Object(about)) = &about {
+                        body.extend(about.clone());
+                    }
+                    let partners = body.entry("partners").or_insert_with(|| json!({}));
+                    if let Value::Object(partners) = partners {
+                        for (partner, change) in &changes {
+                            // A newer version's state is not overwritten by an older one's.
+                            let older = partners
+                                .get(partner)
+                                .and_then(|p| p["version"].as_i64())
+                                .is_some_and(|v| change["version"].as_i64().is_some_and(|c| c < v));
+                            if !older {
+                                partners.insert(partner.clone(), change.clone());
                             }
                         }
-                    })
-                    .await?;
-                Ok(Outcome {
-                    external_id: updated.id.clone(),
-                    outcome: DeliveryOutcome::Updated,
-                    content_item_id: Some(content_item_id.to_owned()),
-                    content_version: None,
-                    amplience_item: Some(AmplienceContentRef {
-                        hub_id: self.hub_id.clone(),
-                        content_item_id: updated.id,
-                        version: updated.version,
-                        content_type_uri: self.config.status_schema.clone(),
-                        delivery_key: Some(key.as_str().to_owned()),
-                    }),
+                    }
+                    true
                 })
+                .await?;
+                outcome.content_item_id = Some(content_item_id.to_owned());
+                Ok(outcome)
             })
             .await?;
         Ok(())
@@ -350,7 +335,7 @@ impl Distribution {
 impl scheduler::Fire for Distribution {
     /// A package's read window ran out: an exception unless it was read meanwhile.
     async fn fire(&self, timer: &Timer) -> Result<(), FlowError> {
-        let payload: Value = serde_json::from_str(&timer.payload).map_err(json_error)?;
+        let payload: Value = serde_json::from_str(&timer.payload).map_err(FlowError::own_record)?;
         let record = scheduler::decode_source(payload["source"].as_str().unwrap_or_default())?;
         let file = payload["file"].as_str().unwrap_or_default();
         let Some(mut sent) = self.get::<Sent>(PACKAGE, file).await? else { return Ok(()) };

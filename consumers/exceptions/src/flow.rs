@@ -19,7 +19,7 @@ use gridsync_flow::{
     effects::Outcome, messages, partners::PartnerProfile, Audience, FlowContext, FlowError, Messages, Send, SideEffect,
 };
 use gridsync_schemas::{
-    events::{AmplienceContentRef, DeliveryOutcome, DocumentExchangeException, ExceptionKind},
+    events::{DocumentExchangeException, ExceptionKind},
     Event,
 };
 use gridsync_store::FlowRecords;
@@ -63,10 +63,6 @@ impl Handler for Exceptions {
     }
 }
 
-fn json_error(e: serde_json::Error) -> FlowError {
-    FlowError::Invalid(format!("the flow's own record: {e}"))
-}
-
 impl Exceptions {
     async fn handle_event(&self, record: &Record) -> Result<(), FlowError> {
         if let Event::DocumentExchangeException(exception) = &record.event {
@@ -91,11 +87,11 @@ impl Exceptions {
     }
 
     async fn task(&self, key: &str) -> Result<Option<TaskRecord>, FlowError> {
-        self.records.get(TASK, key).await?.map(|t| serde_json::from_str(&t)).transpose().map_err(json_error)
+        self.records.get(TASK, key).await?.map(|t| serde_json::from_str(&t)).transpose().map_err(FlowError::own_record)
     }
 
     async fn remember(&self, key: &str, exchange: &str, task: &TaskRecord) -> Result<(), FlowError> {
-        self.records.put(TASK, key, exchange, &serde_json::to_string(task).map_err(json_error)?).await?;
+        self.records.put(TASK, key, exchange, &serde_json::to_string(task).map_err(FlowError::own_record)?).await?;
         Ok(())
     }
 
@@ -237,7 +233,7 @@ impl Exceptions {
     async fn succeeded(&self, record: &Record, exchange: &str, clears: &[ExceptionKind]) -> Result<(), FlowError> {
         let source = record.event.envelope();
         for (task_key, text) in self.records.of_subject(TASK, exchange).await? {
-            let mut task: TaskRecord = serde_json::from_str(&text).map_err(json_error)?;
+            let mut task: TaskRecord = serde_json::from_str(&text).map_err(FlowError::own_record)?;
             if task.state != "open" || !clears.iter().any(|k| k.as_str() == task.kind) {
                 continue;
             }
@@ -273,19 +269,7 @@ impl Exceptions {
     }
 
     fn outcome(&self, item: gridsync_amplience::ContentItem, changed: bool) -> Outcome {
-        Outcome {
-            external_id: item.id.clone(),
-            outcome: if changed { DeliveryOutcome::Updated } else { DeliveryOutcome::AlreadyDone },
-            content_item_id: None,
-            content_version: None,
-            amplience_item: Some(AmplienceContentRef {
-                hub_id: self.tasks.hub_id.clone(),
-                content_type_uri: self.tasks.content_type_uri.clone(),
-                delivery_key: item.delivery_key().map(str::to_owned),
-                content_item_id: item.id,
-                version: item.version,
-            }),
-        }
+        Outcome::of_item(item, self.tasks.hub_id.clone(), &self.tasks.content_type_uri, changed)
     }
 }
 

@@ -32,6 +32,12 @@ pub enum FlowError {
 }
 
 impl FlowError {
+    /// A record the flow wrote itself (a timer's payload, a remembered document) that does not
+    /// read back: a bug or a hand-edited store, never the event's fault.
+    pub fn own_record(e: serde_json::Error) -> Self {
+        FlowError::Invalid(format!("the flow's own record: {e}"))
+    }
+
     /// Whether the same record may succeed later as it is.
     pub fn is_transient(&self) -> bool {
         match self {

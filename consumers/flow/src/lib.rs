@@ -16,6 +16,7 @@ pub mod config;
 pub mod context;
 pub mod effects;
 pub mod error;
+pub mod keyed_items;
 pub mod messages;
 pub mod partners;
 pub mod raise;

@@ -18,10 +18,11 @@
 use gridsync_amplience::{DeliveryKey, NewContentItem};
 use gridsync_core::kafka::{Handler, HandlerError, Record};
 use gridsync_flow::{
-    effects::Outcome, messages, partners::PartnerProfile, Audience, FlowContext, FlowError, Messages, Send, SideEffect,
+    keyed_items::update_keyed, messages, partners::PartnerProfile, Audience, FlowContext, FlowError, Messages, Send,
+    SideEffect,
 };
 use gridsync_schemas::{
-    events::{AmplienceContentRef, DeliveryOutcome, DocumentStatus, PurchaseOrderReceived},
+    events::{DocumentStatus, PurchaseOrderReceived},
     Event,
 };
 use serde_json::{json, Map, Value};
@@ -147,12 +148,11 @@ impl Notifications {
                 let list = NewContentItem {
                     label: "Campaign suppression list".into(),
                     schema: SUPPRESSION_LIST_SCHEMA.into(),
-                    delivery_key: Some(key.clone()),
+                    delivery_key: Some(key),
                     folder_id: None,
                     locale: None,
                     fields: fields([("entries", json!([]))]),
                 };
-                let list = client.ensure_item(&self.messages.repository_id, &list).await?.item().clone();
                 let now = chrono::Utc::now();
                 let ordered = po.envelope.occurred_at.to_datetime().unwrap_or(now);
                 let entry = json!({
@@ -163,25 +163,11 @@ impl Notifications {
                     "suppressedUntil": rfc3339(ordered + chrono::Duration::days(self.config.suppression_days)),
                     "sourceEventId": po.envelope.event_id,
                 });
-                let mut already = false;
-                let updated = client
-                    .update_item(&list.id, |item| {
-                        already = add_entry(&mut item.body, &entry, &rfc3339(now));
-                    })
-                    .await?;
-                Ok(Outcome {
-                    external_id: updated.id.clone(),
-                    outcome: if already { DeliveryOutcome::AlreadyDone } else { DeliveryOutcome::Updated },
-                    content_item_id: None,
-                    content_version: None,
-                    amplience_item: Some(AmplienceContentRef {
-                        hub_id: self.messages.hub_id.clone(),
-                        content_item_id: updated.id,
-                        version: updated.version,
-                        content_type_uri: SUPPRESSION_LIST_SCHEMA.into(),
-                        delivery_key: Some(key.as_str().to_owned()),
-                    }),
+                let hub_id = self.messages.hub_id.clone();
+                update_keyed(client, &self.messages.repository_id, &list, hub_id, |body| {
+                    !add_entry(body, &entry, &rfc3339(now))
                 })
+                .await
             })
             .await?;
         Ok(())
