@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace: unit tests, the schema compatibility check, and the
 # integration tests, which start their own Apache Kafka brokers (fetched from Maven Central here
-# if missing) and OpenSSH servers (Debian's openssh-server, installed here if missing), and the
+# if missing), OpenSSH servers (Debian's openssh-server, installed here if missing), a headless
+# chromium for the audit page (Debian's chromium and chromium-driver, installed here if missing), and the
 # store's tests on SQLite and on PostgreSQL at 127.0.0.1:5432 (Debian's postgresql: installed and
 # started here, in a cluster of its own, when nothing answers there).
 set -euo pipefail
@@ -33,6 +34,12 @@ fi
 if [ ! -x "${SSHD_BIN:-/usr/sbin/sshd}" ] || ! command -v ssh-keygen >/dev/null; then
   echo "installing Debian's openssh-server for the SFTP tests..." >&2
   apt_install openssh-server openssh-client
+fi
+
+# The audit page is tested in a real headless browser: Debian's chromium, driven by chromedriver.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "installing Debian's chromium and chromium-driver for the audit page's browser test..." >&2
+  apt_install chromium chromium-driver
 fi
 
 # The store's tests use PostgreSQL as well as SQLite (GRIDSYNC_TEST_POSTGRES_URL overrides).

@@ -17,7 +17,11 @@ use clap::{Parser, Subcommand};
 use gridsync_core::config::KafkaArgs;
 
 #[derive(Debug, Parser)]
-#[command(name = "gridsync", version, about = "Operate the gridsync pipeline: topics, schemas, dead letters.")]
+#[command(
+    name = "gridsync",
+    version,
+    about = "Operate the gridsync pipeline: topics, schemas, dead letters, the audit view, replays."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,6 +45,15 @@ enum Command {
     Edi {
         #[command(subcommand)]
         command: commands::edi::EdiCommand,
+    },
+    /// The audit view (flow 7): lineage, a partner's exchanges, content sent, what is open.
+    Audit(commands::audit::AuditArgs),
+    /// Reset a stopped consumer's offsets so it processes records again (creating nothing twice).
+    Replay {
+        #[command(flatten)]
+        args: commands::replay::ReplayArgs,
+        #[command(flatten)]
+        kafka: KafkaArgs,
     },
     /// Dead-letter topics.
     Dlq {
@@ -72,6 +85,8 @@ fn main() -> ExitCode {
             Command::Topics { command, kafka } => commands::topics::run(command, &kafka).await,
             Command::Schemas { command } => commands::schemas::run(command),
             Command::Edi { command } => commands::edi::run(command),
+            Command::Audit(args) => commands::audit::run(args).await,
+            Command::Replay { args, kafka } => commands::replay::run(args, &kafka).await,
             Command::Dlq { command, kafka } => commands::dlq::run(command, &kafka).await,
             Command::Demo { args, kafka } => commands::demo::run(args, &kafka).await,
         }

@@ -140,6 +140,14 @@ pub struct ConsumerSpec {
     pub dead_letter_topic: String,
 }
 
+impl ConsumerSpec {
+    /// The group of a consumer's second reader, of every dead-letter topic (the audit
+    /// consumer records dead letters, which are not events, that way). A replay resets it too.
+    pub fn dead_letter_reader_group(&self) -> String {
+        format!("{}.dead-letters", self.group_id)
+    }
+}
+
 /// A producer that quarantines input it cannot turn into events (a forged or
 /// unmappable webhook) in a dead-letter topic of its own.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -8,6 +8,7 @@
 //! for time (milliseconds since the epoch).
 
 mod approved_templates;
+pub mod audit;
 mod control_numbers;
 mod flow_records;
 mod outbound;
@@ -247,6 +248,11 @@ impl Store {
     /// What `flow` remembers between events.
     pub fn flow_records(&self, flow: &str) -> FlowRecords {
         FlowRecords::new(self.pool.clone(), flow)
+    }
+
+    /// The audit store's tables (flow 7).
+    pub fn audit(&self) -> audit::AuditLog {
+        audit::AuditLog::new(self.pool.clone())
     }
 
     /// Webhook deliveries already turned into events.

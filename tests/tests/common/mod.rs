@@ -6,6 +6,8 @@
 
 #![allow(dead_code)] // each test file uses its own part of it
 
+pub mod browser;
+
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -158,6 +160,22 @@ impl World {
             .args(extra)
             .env("GRIDSYNC_AMPLIENCE_CLIENT_SECRET", "gridsync-secret")
             // A killed member leaves the group after 6 s instead of 45.
+            .env("GRIDSYNC_KAFKA_SESSION_TIMEOUT_MS", "6000")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap())
+            .spawn()
+            .unwrap();
+        (child, format!("http://127.0.0.1:{metrics}/metrics"))
+    }
+
+    /// Starts an audit consumer recording into `store_url`, its view on `listen`; returns it
+    /// with its metrics URL.
+    pub fn audit(&self, name: &str, store_url: &str, listen: u16) -> (Child, String) {
+        let metrics = free_port();
+        let child = Command::new(workspace_binary("audit-consumer"))
+            .args(["--brokers", &self.pipeline.broker.brokers(), "--topic-prefix", &self.pipeline.kafka.topic_prefix])
+            .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
+            .args(["--audit-store-url", store_url, "--listen", &format!("127.0.0.1:{listen}")])
             .env("GRIDSYNC_KAFKA_SESSION_TIMEOUT_MS", "6000")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap())
@@ -351,4 +369,17 @@ pub fn fixture(name: &str) -> PathBuf {
 /// An item's field at a JSON pointer, as text.
 pub fn text(item: &Value, pointer: &str) -> String {
     item.pointer(pointer).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).unwrap_or_default()
+}
+
+/// The URL of a fresh schema on the test PostgreSQL server (127.0.0.1:5432, started by
+/// deploy/test.sh; `GRIDSYNC_TEST_POSTGRES_URL` overrides).
+pub async fn postgres_schema_url() -> String {
+    let base = std::env::var("GRIDSYNC_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let schema = format!("t_{}_{nanos}", std::process::id());
+    let admin =
+        gridsync_store::Store::connect(&base).await.expect("PostgreSQL on 127.0.0.1:5432 (deploy/test.sh starts it)");
+    admin.execute_unchecked(&format!("CREATE SCHEMA {schema}")).await.unwrap();
+    format!("{base}?options=-c%20search_path%3D{schema}")
 }

@@ -1,0 +1,145 @@
+//! The dead letters of every consumer and producer, into the audit store.
+//!
+//! Dead letters are not events (an undecodable record stays undecodable), so
+//! they are read raw, by a consumer group of their own
+//! (`gridsync.audit.dead-letters`), beside the audit consumer's event loop.
+//! A record dead-lettered again (a replay of its consumer) is the same dead
+//! letter: the store keys it by consumer and original place.
+//! At least once, like the rest: a record's offset is stored only after it is
+//! recorded; recording is idempotent on its place in the dead-letter topic.
+
+use std::{collections::HashMap, time::Duration};
+
+use gridsync_core::{config::KafkaArgs, kafka::dead_letter, telemetry::Metrics};
+use gridsync_schemas::catalog::TopicCatalog;
+use gridsync_store::audit::{AuditLog, DeadLetterEntry};
+use prometheus::{opts, IntCounterVec};
+use rdkafka::{
+    consumer::{CommitMode, Consumer, StreamConsumer},
+    message::{BorrowedMessage, Headers, Message},
+};
+use tokio_util::sync::CancellationToken;
+
+/// Consumers name themselves in their dead letters by group id (`gridsync.billing`, prefixed);
+/// the audit view lists them by consumer name (`billing`), as the catalog and the CLI do.
+pub fn names_by_group(catalog: &TopicCatalog) -> HashMap<String, String> {
+    catalog.consumers.iter().map(|c| (c.group_id.clone(), c.name.clone())).collect()
+}
+
+/// Dead-letter topics: every consumer's and every producer's.
+pub fn topics(catalog: &TopicCatalog) -> Vec<String> {
+    let mut topics: Vec<String> = catalog
+        .consumers
+        .iter()
+        .map(|c| c.dead_letter_topic.clone())
+        .chain(catalog.producers.iter().map(|p| p.dead_letter_topic.clone()))
+        .collect();
+    topics.sort();
+    topics.dedup();
+    topics
+}
+
+/// Reads dead letters into `log` until `shutdown`.
+pub struct DeadLetterReader {
+    pub kafka: KafkaArgs,
+    /// See [`gridsync_schemas::catalog::ConsumerSpec::dead_letter_reader_group`].
+    pub group: String,
+    pub topics: Vec<String>,
+    /// See [`names_by_group`].
+    pub names: HashMap<String, String>,
+    pub log: AuditLog,
+    pub metrics: Metrics,
+}
+
+impl DeadLetterReader {
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let recorded = IntCounterVec::new(
+            opts!("audit_dead_letters_recorded_total", "Dead letters recorded in the audit store, by consumer."),
+            &["consumer"],
+        )?;
+        self.metrics.register(Box::new(recorded.clone()))?;
+        let consumer: StreamConsumer = self
+            .kafka
+            .client_config(
+                &[("auto.offset.reset", "earliest")],
+                &[("group.id", &self.group), ("enable.auto.commit", "true"), ("enable.auto.offset.store", "false")],
+            )?
+            .create()?;
+        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        tracing::info!(topics = ?self.topics, "recording dead letters");
+        loop {
+            let message = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                m = consumer.recv() => m,
+            };
+            let message = match message {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading dead letters");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let letter = entry(&message, &self.names);
+            // The store may be down for a while: the letter waits, nothing after it is skipped.
+            let mut attempt = 0u32;
+            loop {
+                match self.log.record_dead_letter(&letter).await {
+                    Ok(_) => break,
+                    Err(e) => {
+                        attempt += 1;
+                        tracing::warn!(error = %e, attempt, "recording a dead letter; trying again");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return Ok(()),
+                            _ = tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25)))) => {}
+                        }
+                    }
+                }
+            }
+            tracing::info!(
+                consumer = letter.consumer,
+                topic = letter.topic,
+                offset = letter.offset,
+                class = letter.error_class,
+                "dead letter recorded"
+            );
+            recorded.with_label_values(&[&letter.consumer]).inc();
+            consumer.store_offset_from_message(&message)?;
+        }
+        // Offsets stored so far are committed before the process exits.
+        if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(error = %e, "committing dead-letter offsets on exit");
+        }
+        Ok(())
+    }
+}
+
+/// The entry of one dead letter, from its error headers.
+fn entry(m: &BorrowedMessage<'_>, names: &HashMap<String, String>) -> DeadLetterEntry {
+    let header = |name: &str| -> Option<String> {
+        m.headers().and_then(|h| {
+            h.iter()
+                .filter(|h| h.key == name)
+                .last()
+                .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
+        })
+    };
+    DeadLetterEntry {
+        topic: m.topic().to_owned(),
+        partition: m.partition(),
+        offset: m.offset(),
+        consumer: header(dead_letter::CONSUMER)
+            .map(|c| names.get(&c).cloned().unwrap_or(c))
+            .unwrap_or_else(|| "unknown".to_owned()),
+        stage: header(dead_letter::STAGE).unwrap_or_default(),
+        error_class: header(dead_letter::ERROR_CLASS).unwrap_or_default(),
+        error_message: header(dead_letter::ERROR_MESSAGE).unwrap_or_default(),
+        failed_at: header(dead_letter::FAILED_AT).unwrap_or_default(),
+        original_topic: header(dead_letter::ORIGINAL_TOPIC),
+        original_partition: header(dead_letter::ORIGINAL_PARTITION).and_then(|p| p.parse().ok()),
+        original_offset: header(dead_letter::ORIGINAL_OFFSET).and_then(|o| o.parse().ok()),
+        key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+        payload_bytes: m.payload().map_or(0, |p| i64::try_from(p.len()).unwrap_or(i64::MAX)),
+    }
+}

@@ -1,0 +1,339 @@
+//! The audit store (flow 7): every event of every topic and every dead letter,
+//! append-only. Recording is idempotent on the event id (on topic, partition and
+//! offset for a dead letter), so replaying the topics into an empty store
+//! rebuilds the same answers, and replaying them into a full one adds nothing.
+//!
+//! Each event carries its business references (PO, invoice, shipment, payment,
+//! outbound file, control number, the event that caused it, ...): the lineage
+//! of a transaction is found by following them from event to event.
+
+mod open;
+mod queries;
+
+use serde::Serialize;
+use sqlx::{any::AnyRow, AnyPool, Row};
+
+pub use open::{OpenItem, OpenItems};
+pub use queries::{ContentUse, Lineage, LINEAGE_MAX_EVENTS};
+
+use crate::{now_millis, StoreError};
+
+/// Most rows one answer holds, whatever was asked.
+pub const MAX_PAGE: u32 = 500;
+
+/// One event as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub event_id: String,
+    pub event_type: String,
+    pub source_system: String,
+    pub partner: String,
+    pub business_key: String,
+    pub correlation_id: String,
+    /// When it happened at its source, milliseconds since the epoch.
+    pub occurred_at: i64,
+    /// When gridsync learned of it (read it, or performed it), milliseconds since the epoch.
+    pub seen_at: i64,
+    /// One line saying what happened, for people.
+    pub summary: String,
+    /// A side effect's action (DeliveryPerformed).
+    pub action: Option<String>,
+    /// A status, acknowledgement verdict or exception kind.
+    pub status: Option<String>,
+    /// An invoice's due date, milliseconds since the epoch.
+    pub due_at: Option<i64>,
+    /// The approved content the event is about or used, and its version.
+    pub content_item_id: Option<String>,
+    pub content_version: Option<i64>,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// The whole event as JSON.
+    pub body: String,
+    /// Business references, followed by lineage queries.
+    pub refs: Vec<AuditRef>,
+}
+
+/// A business reference of an event: `po` 4500012345, `invoice` INV-1, `event` <its id>, ...
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct AuditRef {
+    pub kind: String,
+    pub value: String,
+}
+
+impl AuditRef {
+    pub fn new(kind: &str, value: impl Into<String>) -> Self {
+        AuditRef { kind: kind.to_owned(), value: value.into() }
+    }
+}
+
+/// One dead letter as recorded: where it came from, why it failed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadLetterEntry {
+    /// The dead-letter topic and the record's place in it.
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// The consumer or producer that refused it.
+    pub consumer: String,
+    pub stage: String,
+    pub error_class: String,
+    pub error_message: String,
+    pub failed_at: String,
+    pub original_topic: Option<String>,
+    pub original_partition: Option<i32>,
+    pub original_offset: Option<i64>,
+    pub key: Option<String>,
+    pub payload_bytes: i64,
+}
+
+/// A page of an answer, and where the next one starts (`None`: this was the last).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// Which page to answer: after `cursor` (from the previous page's `next`), at most `limit`.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+impl PageRequest {
+    pub fn first(limit: u32) -> Self {
+        PageRequest { cursor: None, limit: Some(limit) }
+    }
+
+    fn limit(&self) -> i64 {
+        i64::from(self.limit.unwrap_or(100).clamp(1, MAX_PAGE))
+    }
+
+    /// The cursor as an offset into a bounded answer.
+    fn offset(&self) -> i64 {
+        self.cursor.as_deref().and_then(|c| c.parse().ok()).unwrap_or(0).max(0)
+    }
+}
+
+/// The audit store's tables.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    pool: AnyPool,
+}
+
+const EVENT_COLUMNS: &str = "e.event_id, e.event_type, e.source_system, e.partner, e.business_key, e.correlation_id, \
+     e.occurred_at, e.seen_at, e.summary, e.action, e.status, e.due_at, e.content_item_id, e.content_version, e.topic, \
+     e.partition_no, e.record_offset, e.body";
+
+impl AuditLog {
+    pub(crate) fn new(pool: AnyPool) -> Self {
+        AuditLog { pool }
+    }
+
+    /// Records `entry` and its references unless its event id is recorded; returns whether it was new.
+    pub async fn record(&self, entry: &AuditEntry) -> Result<bool, StoreError> {
+        let what = "recording an audit event";
+        let mut tx = self.pool.begin().await.map_err(StoreError::query(what))?;
+        let inserted = sqlx::query(
+            "INSERT INTO audit_events (event_id, event_type, source_system, partner, business_key, correlation_id,
+                 occurred_at, seen_at, summary, action, status, due_at, content_item_id, content_version, topic,
+                 partition_no, record_offset, recorded_at, body)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(&entry.event_id)
+        .bind(&entry.event_type)
+        .bind(&entry.source_system)
+        .bind(&entry.partner)
+        .bind(&entry.business_key)
+        .bind(&entry.correlation_id)
+        .bind(entry.occurred_at)
+        .bind(entry.seen_at)
+        .bind(&entry.summary)
+        .bind(&entry.action)
+        .bind(&entry.status)
+        .bind(entry.due_at)
+        .bind(&entry.content_item_id)
+        .bind(entry.content_version)
+        .bind(&entry.topic)
+        .bind(i64::from(entry.partition))
+        .bind(entry.offset)
+        .bind(now_millis())
+        .bind(&entry.body)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query(what))?
+        .rows_affected()
+            == 1;
+        if inserted {
+            for r in &entry.refs {
+                sqlx::query(
+                    "INSERT INTO audit_refs (ref_value, ref_kind, partner, event_id) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&r.value)
+                .bind(&r.kind)
+                .bind(&entry.partner)
+                .bind(&entry.event_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query(what))?;
+            }
+        }
+        tx.commit().await.map_err(StoreError::query(what))?;
+        Ok(inserted)
+    }
+
+    /// Records a dead letter unless it is recorded: the same consumer's dead letter of the
+    /// same original record (dead-lettered again by a replay), or the same place in its topic.
+    pub async fn record_dead_letter(&self, letter: &DeadLetterEntry) -> Result<bool, StoreError> {
+        let key = match (&letter.original_topic, letter.original_partition, letter.original_offset) {
+            (Some(topic), Some(partition), Some(offset)) => format!("{}|{topic}|{partition}|{offset}", letter.consumer),
+            _ => format!("{}|{}|{}", letter.topic, letter.partition, letter.offset),
+        };
+        let done = sqlx::query(
+            "INSERT INTO audit_dead_letters (letter_key, topic, partition_no, record_offset, consumer, stage,
+                 error_class, error_message, failed_at, original_topic, original_partition, original_offset,
+                 record_key, payload_bytes, recorded_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+             ON CONFLICT (letter_key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(&letter.topic)
+        .bind(i64::from(letter.partition))
+        .bind(letter.offset)
+        .bind(&letter.consumer)
+        .bind(&letter.stage)
+        .bind(&letter.error_class)
+        .bind(&letter.error_message)
+        .bind(&letter.failed_at)
+        .bind(&letter.original_topic)
+        .bind(letter.original_partition.map(i64::from))
+        .bind(letter.original_offset)
+        .bind(&letter.key)
+        .bind(letter.payload_bytes)
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("recording a dead letter"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// One recorded event with its references.
+    pub async fn event(&self, event_id: &str) -> Result<Option<AuditEntry>, StoreError> {
+        let what = "reading an audit event";
+        let row = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM audit_events e WHERE e.event_id = $1"))
+            .bind(event_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::query(what))?;
+        let Some(row) = row else { return Ok(None) };
+        let mut entry = entry_of(&row).map_err(StoreError::query(what))?;
+        let refs = sqlx::query("SELECT ref_kind, ref_value FROM audit_refs WHERE event_id = $1 ORDER BY 1, 2")
+            .bind(event_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(what))?;
+        entry.refs = refs
+            .iter()
+            .map(|r| Ok(AuditRef { kind: r.try_get(0)?, value: r.try_get(1)? }))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::query(what))?;
+        Ok(Some(entry))
+    }
+
+    /// How many events and dead letters are recorded.
+    pub async fn counts(&self) -> Result<(i64, i64), StoreError> {
+        let what = "counting audit records";
+        let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::query(what))?;
+        let letters: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_dead_letters")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::query(what))?;
+        Ok((events, letters))
+    }
+
+    /// Dead letters, newest first, of one consumer or of all.
+    pub async fn dead_letters(
+        &self,
+        consumer: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<DeadLetterEntry>, StoreError> {
+        let what = "reading dead letters";
+        let rows = sqlx::query(
+            "SELECT topic, partition_no, record_offset, consumer, stage, error_class, error_message, failed_at,
+                    original_topic, original_partition, original_offset, record_key, payload_bytes
+             FROM audit_dead_letters WHERE ($1 = '' OR consumer = $1)
+             ORDER BY failed_at DESC, topic, partition_no, record_offset DESC LIMIT $2 OFFSET $3",
+        )
+        .bind(consumer.unwrap_or(""))
+        .bind(page.limit() + 1)
+        .bind(page.offset())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query(what))?;
+        let letters = rows
+            .iter()
+            .map(|r| {
+                Ok(DeadLetterEntry {
+                    topic: r.try_get(0)?,
+                    partition: narrow(r.try_get(1)?),
+                    offset: r.try_get(2)?,
+                    consumer: r.try_get(3)?,
+                    stage: r.try_get(4)?,
+                    error_class: r.try_get(5)?,
+                    error_message: r.try_get(6)?,
+                    failed_at: r.try_get(7)?,
+                    original_topic: r.try_get(8)?,
+                    original_partition: r.try_get::<Option<i64>, _>(9)?.map(narrow),
+                    original_offset: r.try_get(10)?,
+                    key: r.try_get(11)?,
+                    payload_bytes: r.try_get(12)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(StoreError::query(what))?;
+        Ok(paged(letters, page))
+    }
+}
+
+/// The page of `rows` (fetched with one more than the limit, to know whether more follow).
+fn paged<T>(mut rows: Vec<T>, page: &PageRequest) -> Page<T> {
+    let limit = usize::try_from(page.limit()).unwrap_or(usize::MAX);
+    let next = (rows.len() > limit).then(|| (page.offset() + page.limit()).to_string());
+    rows.truncate(limit);
+    Page { items: rows, next }
+}
+
+fn narrow(value: i64) -> i32 {
+    i32::try_from(value).unwrap_or(-1)
+}
+
+/// An event row (selected with [`EVENT_COLUMNS`]), without its references.
+fn entry_of(r: &AnyRow) -> Result<AuditEntry, sqlx::Error> {
+    Ok(AuditEntry {
+        event_id: r.try_get(0)?,
+        event_type: r.try_get(1)?,
+        source_system: r.try_get(2)?,
+        partner: r.try_get(3)?,
+        business_key: r.try_get(4)?,
+        correlation_id: r.try_get(5)?,
+        occurred_at: r.try_get(6)?,
+        seen_at: r.try_get(7)?,
+        summary: r.try_get(8)?,
+        action: r.try_get(9)?,
+        status: r.try_get(10)?,
+        due_at: r.try_get(11)?,
+        content_item_id: r.try_get(12)?,
+        content_version: r.try_get(13)?,
+        topic: r.try_get(14)?,
+        partition: narrow(r.try_get(15)?),
+        offset: r.try_get(16)?,
+        body: r.try_get(17)?,
+        refs: Vec::new(),
+    })
+}
