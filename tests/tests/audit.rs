@@ -247,13 +247,32 @@ async fn one_orders_lineage_from_the_850_to_the_820_through_the_cli_the_api_and_
     assert!(body.as_str().unwrap().contains(PO), "{body}");
     browser.close().await;
 
+    // Notifications and billing replayed from the earliest offsets: nothing made twice. A replay
+    // is refused while the consumer runs, and a dry run changes nothing.
+    let refused = w.gridsync(&["replay", "billing", "--to-earliest"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("live member"), "{refused:?}");
+    let made_before = w.all_items().await;
+    let files_before = (w.picked_up(""), w.waiting_outbound(""));
+    stop(billing).await;
+    stop(notifications).await;
+    let dry = w.gridsync(&["replay", "billing", "--to-earliest", "--dry-run"]);
+    let plan = String::from_utf8_lossy(&dry.stdout).into_owned();
+    assert!(dry.status.success() && plan.contains("would reset"), "{dry:?}");
+    assert_eq!(String::from_utf8_lossy(&w.gridsync(&["replay", "billing", "--to-earliest", "--dry-run"]).stdout), plan);
+    let replayed = [
+        w.replayed("billing-consumer", "billing", &[&mailbox, &numbering]).await,
+        w.replayed("notifications-consumer", "notifications", &[]).await,
+    ];
+    assert_eq!(w.all_items().await, made_before, "a replay changed or made Amplience items");
+    assert_eq!((w.picked_up(""), w.waiting_outbound("")), files_before, "a replay sent a document again");
+    for child in replayed {
+        stop(child).await;
+    }
+
     // Replayed from the earliest offsets into an empty PostgreSQL store: the same answers.
     stop(second).await;
-    let replay = Command::new(workspace_binary("gridsync"))
-        .args(["replay", "audit", "--to-earliest"])
-        .args(["--brokers", &w.pipeline.broker.brokers(), "--topic-prefix", &w.pipeline.kafka.topic_prefix])
-        .output()
-        .unwrap();
+    let replay = w.gridsync(&["replay", "audit", "--to-earliest"]);
     assert!(replay.status.success(), "replay: {}", String::from_utf8_lossy(&replay.stderr));
     let postgres = common::postgres_schema_url().await;
     let (rebuilt, _) = w.audit("audit-rebuilt", &postgres, port);
@@ -264,6 +283,4 @@ async fn one_orders_lineage_from_the_850_to_the_820_through_the_cli_the_api_and_
     assert_eq!(cli(&postgres, &["dead-letters", "--consumer", "audit"]), letters);
 
     stop(rebuilt).await;
-    stop(billing).await;
-    stop(notifications).await;
 }

@@ -214,5 +214,14 @@ async fn partner_content_goes_out_once_per_partner_and_version_and_its_receipts_
         }
     }
     assert_eq!(per_file.len(), 5, "{per_file:?}");
+
+    // Replayed from the earliest offsets: every event processed again, no package and no status
+    // item made or changed again.
+    let made_before = w.all_items().await;
+    let files_before = (w.picked_up(""), w.waiting_outbound(""));
     stop(second).await;
+    let replayed = w.replayed("distribution-consumer", "distribution", &[&mailbox]).await;
+    assert_eq!(w.all_items().await, made_before, "a replay changed or made Amplience items");
+    assert_eq!((w.picked_up(""), w.waiting_outbound("")), files_before, "a replay sent a package again");
+    stop(replayed).await;
 }

@@ -184,6 +184,51 @@ impl World {
         (child, format!("http://127.0.0.1:{metrics}/metrics"))
     }
 
+    /// `gridsync <args>` against the test's broker and topics.
+    pub fn gridsync(&self, args: &[&str]) -> std::process::Output {
+        Command::new(workspace_binary("gridsync"))
+            .args(args)
+            .args(["--brokers", &self.pipeline.broker.brokers(), "--topic-prefix", &self.pipeline.kafka.topic_prefix])
+            .output()
+            .unwrap()
+    }
+
+    /// How many records the topics of the consumer `name` hold.
+    pub fn records_on_topics(&self, name: &str) -> usize {
+        let catalog = gridsync_schemas::catalog::catalog().unwrap().with_prefix(&self.pipeline.kafka.topic_prefix);
+        let topics = &catalog.consumer(name).unwrap().topics;
+        topics
+            .iter()
+            .map(|t| read_topic(&self.pipeline.broker.brokers(), t, usize::MAX, Duration::from_secs(2)).unwrap().len())
+            .sum()
+    }
+
+    /// Every item gridsync made in amp-sim, whole, by id.
+    pub async fn all_items(&self) -> Vec<Value> {
+        let mut items = self.items("gridsync/").await;
+        items.sort_by_key(|i| i["item"]["id"].as_str().unwrap_or_default().to_owned());
+        items
+    }
+
+    /// `gridsync replay <name> --to-earliest` on the stopped consumer, then the consumer
+    /// started again and waited for until it has processed every record of its topics again.
+    pub async fn replayed(&self, binary: &str, name: &str, extra: &[&str]) -> Child {
+        let out = self.gridsync(&["replay", name, "--to-earliest"]);
+        assert!(out.status.success(), "replay {name}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("records will be processed again"), "{out:?}");
+        let records = self.records_on_topics(name);
+        let (child, metrics) = self.consumer(binary, &format!("{name}-replayed"), extra);
+        let mut processed = 0.0;
+        for _ in 0..1200 {
+            processed = gridsync_tests::metric_sum(&metrics, "gridsync_records_processed_total", "").await;
+            if processed >= records as f64 {
+                return child;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{name} processed {processed} of {records} records again\n{}", self.logs());
+    }
+
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
     }
