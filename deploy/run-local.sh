@@ -40,6 +40,11 @@ export GRIDSYNC_LENS_CLIENT_ID=${GRIDSYNC_LENS_CLIENT_ID:-gridsync}
 export GRIDSYNC_LENS_CLIENT_SECRET_FILE=${GRIDSYNC_LENS_CLIENT_SECRET_FILE:-$local_dir/secrets/lens-client-secret}
 export GRIDSYNC_LENS_POLL_MS=${GRIDSYNC_LENS_POLL_MS:-2000}
 
+# The audit store (flow 7) and where its page and JSON API listen.
+export GRIDSYNC_AUDIT_STORE_URL=${GRIDSYNC_AUDIT_STORE_URL:-sqlite://$local_dir/audit.db}
+export GRIDSYNC_AUDIT_LISTEN=${GRIDSYNC_AUDIT_LISTEN:-127.0.0.1:9476}
+audit_page=http://$GRIDSYNC_AUDIT_LISTEN
+
 # name and metrics port of every long-running binary
 components=(
     "amp-sim 9480"
@@ -94,7 +99,7 @@ stop() {
 report_flows() {
     local items="" last="" same=0
     for _ in $(seq 1 120); do
-        lag=$(for port in 9471 9472 9473 9474; do curl -fs "http://127.0.0.1:$port/metrics"; done |
+        lag=$(for port in 9471 9472 9473 9474 9475; do curl -fs "http://127.0.0.1:$port/metrics"; done |
             awk '/^gridsync_consumer_lag\{/ {s += $2} END {print s + 0}')
         items=$(curl -fs "$amp_sim/__sim/items?prefix=gridsync/" || true)
         if [ "$lag" = 0 ] && [ -n "$items" ] && [ "$items" = "$last" ]; then
@@ -144,6 +149,25 @@ for entry in items:
         print("  flow %s  %s \"%s\" (%s) to partners: %s" % (flow, body.get("kind", "content"), body.get("title", ""),
               body["contentItemId"], states or "none yet"))
 ' || echo "  (python3 is needed to summarise; the items: curl -s '$amp_sim/__sim/items?prefix=gridsync/')"
+    report_audit
+}
+
+# Flow 7: what the audit store holds, one order's lineage from the 850 to the 820, what is open.
+report_audit() {
+    local counts lineage open
+    counts=$("$bin/gridsync" audit counts 2>/dev/null || echo '{}')
+    lineage=$("$bin/gridsync" audit lineage 4500012345 --partner ACME 2>/dev/null || echo '{}')
+    open=$("$bin/gridsync" audit open --limit 500 2>/dev/null || echo '{}')
+    COUNTS="$counts" OPEN="$open" PAGE="$audit_page" python3 -c '
+import json, os, sys
+counts, lineage, open_ = json.loads(os.environ["COUNTS"]), json.load(sys.stdin), json.loads(os.environ["OPEN"])
+print("  flow 7  audit store: %s events, %s dead letters recorded" % (counts.get("events", "?"), counts.get("dead_letters", "?")))
+print("  flow 7  lineage of ACME order 4500012345 (%s events), as gridsync saw it:" % lineage.get("total", 0))
+for e in lineage.get("events", {}).get("items", []):
+    print("            %s  %s" % (e["event_type"] if not e.get("action") else "sent " + e["action"], e["summary"][:110]))
+print("  flow 7  open: %s" % ", ".join("%d %s" % (len(v), k.replace("_", " ")) for k, v in open_.items()))
+print("  flow 7  the audit page: %s/?q=4500012345" % os.environ["PAGE"])
+' <<<"$lineage" || true
 }
 
 start() {
@@ -173,7 +197,10 @@ start() {
             TG_SIM_CONSUMERS="$GRIDSYNC_LENS_CLIENT_ID:$(cat "$GRIDSYNC_LENS_CLIENT_SECRET_FILE")" \
                 nohup "$bin/tg-sim" --listen "127.0.0.1:$2" --outbound-dir "$GRIDSYNC_TG_MAILBOX_DIR/outbound" \
                 --inbound-dir "$GRIDSYNC_TG_MAILBOX_DIR/inbound" >>"$local_dir/logs/$1.log" 2>&1 &
-        elif [[ "$1" == *-consumer && "$1" != audit-consumer ]]; then
+        elif [ "$1" = audit-consumer ]; then
+            # Flow 7: every event and dead letter into the audit store; page and API on $audit_page.
+            nohup "$bin/$1" --metrics-addr "127.0.0.1:$2" >>"$local_dir/logs/$1.log" 2>&1 &
+        elif [[ "$1" == *-consumer ]]; then
             # Flows 1-6, 8 into Amplience (GRIDSYNC_AMPLIENCE_* above), templates seeded in amp-sim;
             # billing writes 820/812s, distribution partner-content packages, to the mailbox above.
             nohup "$bin/$1" --metrics-addr "127.0.0.1:$2" --store-url "sqlite://$local_dir/${1%-consumer}.db" \
@@ -215,10 +242,13 @@ start() {
     echo "gridsync is running on $GRIDSYNC_BROKERS:"
     status
     echo
+    echo "The audit view (flow 7): $audit_page/   (search a PO, invoice, partner file or content item)"
     echo "Try: curl -s '$amp_sim/__sim/items?prefix=gridsync/'   (what the flows created in Amplience)"
     echo "     curl -s http://127.0.0.1:9471/metrics | grep gridsync_flow_   (side effects, latency, ledger hits)"
     echo "     $bin/gridsync dlq show notifications   (records a flow could not use, with the reason)"
-    echo "     curl -s http://127.0.0.1:9475/metrics | grep gridsync_events_observed_total"
+    echo "     $bin/gridsync audit lineage INV-88001   (or: partner ACME, content <id>, open, dead-letters)"
+    echo "     curl -s '$audit_page/api/lineage?ref=4500012345'   (the same as JSON over HTTP)"
+    echo "     deploy/run-local.sh stop; $bin/gridsync replay billing --to-earliest --dry-run   (replays make nothing twice)"
     echo "     ls $GRIDSYNC_TG_MAILBOX_DIR/processed $GRIDSYNC_TG_MAILBOX_DIR/quarantine"
     echo "     ls $GRIDSYNC_TG_MAILBOX_DIR/outbound/.picked-up   (our 997/CONTRL/TA1, picked up by tg-sim's partner)"
     echo "     curl -s $tg_sim/__sim/transactions          (what Lens reports; tg-producer polls it)"

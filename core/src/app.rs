@@ -195,41 +195,6 @@ where
     block_on_main(name, run_consumer_binary(name, default_metrics_port, cli, make_handler))
 }
 
-/// The handler of a consumer whose flow logic has not landed yet: it counts and
-/// logs every event it receives (so the consumer group, topics, offsets and
-/// metrics are real), and performs no side effect.
-pub struct ObservingHandler {
-    observed: prometheus::IntCounterVec,
-}
-
-impl ObservingHandler {
-    /// A `make_handler` for `consumer_main`, with no flags of its own.
-    pub async fn setup(deps: ConsumerDeps, _: NoArgs) -> Result<Self, AppError> {
-        Self::new(&deps)
-    }
-
-    pub fn new(deps: &ConsumerDeps) -> Result<Self, AppError> {
-        let observed = prometheus::IntCounterVec::new(
-            prometheus::opts!(
-                "events_observed_total",
-                "Events received by a consumer whose flow logic is not implemented yet."
-            ),
-            &["event_type"],
-        )?;
-        deps.metrics.register(Box::new(observed.clone()))?;
-        Ok(ObservingHandler { observed })
-    }
-}
-
-impl Handler for ObservingHandler {
-    async fn handle(&self, record: &crate::kafka::Record) -> Result<(), crate::kafka::HandlerError> {
-        let event_type = record.event.event_type().name();
-        self.observed.with_label_values(&[event_type]).inc();
-        tracing::info!(event_type, key = record.key.as_deref().unwrap_or(""), "event observed (flow logic pending)");
-        Ok(())
-    }
-}
-
 /// Flags every producer binary takes, and its own (`A`).
 #[derive(Debug, Parser)]
 pub struct ProducerCli<A: clap::Args> {

@@ -2,7 +2,10 @@
 //! on 127.0.0.1:5432 (`GRIDSYNC_TEST_POSTGRES_URL` overrides), each test in a
 //! schema of its own.
 
-use gridsync_store::{Backend, HandledDelivery, Store};
+use gridsync_store::{
+    audit::{AuditEntry, AuditRef, DeadLetterEntry, PageRequest},
+    Backend, HandledDelivery, Store,
+};
 
 const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -313,4 +316,162 @@ async fn sqlite_timers_fire_once_and_cancel() {
 #[tokio::test]
 async fn postgres_timers_fire_once_and_cancel() {
     timers_fire_once_and_cancel(postgres_store().await).await;
+}
+
+/// An audit entry of `event_type` for `partner`, seen at `seen_at`, with `refs` (plus its own id).
+fn audit_entry(id: &str, event_type: &str, partner: &str, seen_at: i64, refs: &[(&str, &str)]) -> AuditEntry {
+    let mut all: Vec<AuditRef> = refs.iter().map(|(k, v)| AuditRef::new(k, *v)).collect();
+    all.push(AuditRef::new("event", id));
+    AuditEntry {
+        event_id: id.into(),
+        event_type: event_type.into(),
+        source_system: "TRADING_GRID".into(),
+        partner: partner.into(),
+        business_key: id.into(),
+        correlation_id: format!("{partner}/{id}"),
+        occurred_at: seen_at,
+        seen_at,
+        summary: format!("{event_type} {id}"),
+        action: None,
+        status: None,
+        due_at: None,
+        content_item_id: None,
+        content_version: None,
+        topic: "t".into(),
+        partition: 0,
+        offset: seen_at,
+        body: "{}".into(),
+        refs: all,
+    }
+}
+
+fn delivery(id: &str, partner: &str, seen_at: i64, action: &str, cause: &str, refs: &[(&str, &str)]) -> AuditEntry {
+    let mut refs = refs.to_vec();
+    refs.push(("event", cause));
+    AuditEntry { action: Some(action.into()), ..audit_entry(id, "DeliveryPerformed", partner, seen_at, &refs) }
+}
+
+fn ids(entries: &[AuditEntry]) -> Vec<&str> {
+    entries.iter().map(|e| e.event_id.as_str()).collect()
+}
+
+async fn audit_answers(store: Store) {
+    let log = store.audit();
+    let template =
+        |e: AuditEntry, v| AuditEntry { content_item_id: Some("tpl-1".into()), content_version: Some(v), ..e };
+    let entries = vec![
+        audit_entry("po", "PurchaseOrderReceived", "ACME", 1, &[("po", "P1"), ("inbound-file", "acme.edi")]),
+        audit_entry("po2", "PurchaseOrderReceived", "ACME", 2, &[("po", "P2"), ("inbound-file", "acme.edi")]),
+        template(delivery("conf", "ACME", 3, "order-confirmation", "po", &[("content", "tpl-1")]), 3),
+        template(delivery("conf2", "ACME", 4, "order-confirmation", "po2", &[("content", "tpl-1")]), 4),
+        AuditEntry {
+            due_at: Some(50),
+            ..audit_entry("inv", "InvoiceReceived", "ACME", 5, &[("po", "P1"), ("invoice", "I1")])
+        },
+        AuditEntry {
+            due_at: Some(50),
+            ..audit_entry("inv2", "InvoiceReceived", "ACME", 6, &[("po", "P2"), ("invoice", "I2")])
+        },
+        audit_entry("pay", "PaymentConfirmed", "ACME", 7, &[("invoice", "I1"), ("payment", "PAY1")]),
+        delivery(
+            "820",
+            "ACME",
+            8,
+            "remittance-advice",
+            "pay",
+            &[("file", "ACME_820_PAY1-000000012.edi"), ("control", "12")],
+        ),
+        audit_entry("fa", "FunctionalAckReceived", "ACME", 9, &[("control", "12")]),
+        delivery(
+            "812",
+            "ACME",
+            10,
+            "adjustment-advice",
+            "inv2",
+            &[("file", "ACME_812_I2-000000013.edi"), ("control", "13")],
+        ),
+        audit_entry("globex-po", "PurchaseOrderReceived", "GLOBEX", 11, &[("po", "P1")]),
+    ];
+    for e in &entries {
+        assert!(log.record(e).await.unwrap(), "{} is new", e.event_id);
+    }
+    for e in &entries {
+        assert!(!log.record(e).await.unwrap(), "{} again changes nothing", e.event_id);
+    }
+    assert_eq!(log.counts().await.unwrap(), (11, 0));
+
+    // ACME's order P1 from its 850 to the acknowledgement of the 820, in the order seen: not the
+    // other order of the same file, nor the one sharing its template, nor GLOBEX's P1.
+    let all = PageRequest::first(500);
+    let lineage = log.lineage("P1", Some("ACME"), &all).await.unwrap();
+    assert_eq!(ids(&lineage.events.items), ["po", "conf", "inv", "pay", "820", "fa"]);
+    assert_eq!((lineage.total, lineage.truncated), (6, false));
+    let any_partner = log.lineage("P1", None, &all).await.unwrap();
+    assert!(ids(&any_partner.events.items).contains(&"globex-po"));
+    assert_eq!(ids(&log.lineage("ACME_820_PAY1-000000012.edi", None, &all).await.unwrap().events.items).len(), 6);
+    assert_eq!(log.lineage("nothing", None, &all).await.unwrap().total, 0);
+    // Paged: two at a time, the pages adding up to the whole.
+    let mut paged = Vec::new();
+    let mut page = PageRequest::first(2);
+    loop {
+        let answer = log.lineage("P1", Some("ACME"), &page).await.unwrap();
+        assert!(answer.events.items.len() <= 2);
+        paged.extend(answer.events.items);
+        match answer.events.next {
+            Some(next) => page = PageRequest { cursor: Some(next), limit: Some(2) },
+            None => break,
+        }
+    }
+    assert_eq!(ids(&paged), ids(&lineage.events.items));
+
+    // Where the template went, by version and partner.
+    let uses = log.content_uses("tpl-1", &all).await.unwrap().items;
+    assert_eq!(
+        uses.iter().map(|u| (u.content_version, u.deliveries)).collect::<Vec<_>>(),
+        [(Some(3), 1), (Some(4), 1)]
+    );
+    // A partner's exchanges in a time range.
+    assert_eq!(ids(&log.partner_activity("ACME", 3, 6, &all).await.unwrap().items), ["conf", "conf2", "inv"]);
+
+    // Open at 100: the 812 is unacknowledged; invoice I2 is overdue and unpaid, I1 is paid.
+    let open = log.open_items(100, 100).await.unwrap();
+    let subjects = |items: &[gridsync_store::audit::OpenItem]| -> Vec<String> {
+        items.iter().map(|i| i.subject.clone()).collect()
+    };
+    assert_eq!(subjects(&open.unacknowledged_documents), ["ACME_812_I2-000000013.edi"]);
+    assert_eq!(subjects(&open.overdue_invoices), ["inv2"]);
+    assert!(open.unread_packages.is_empty() && open.unresolved_tasks.is_empty());
+
+    // A dead letter, and the same record dead-lettered again by a replay: one.
+    let letter = DeadLetterEntry {
+        topic: "gridsync.billing.dlq".into(),
+        partition: 0,
+        offset: 0,
+        consumer: "billing".into(),
+        stage: "DECODE".into(),
+        error_class: "codec.unknown_framing".into(),
+        error_message: "unknown framing".into(),
+        failed_at: "2026-12-02T10:00:00.000Z".into(),
+        original_topic: Some("gridsync.tg.orders".into()),
+        original_partition: Some(3),
+        original_offset: Some(7),
+        key: Some("ACME/x".into()),
+        payload_bytes: 8,
+    };
+    assert!(log.record_dead_letter(&letter).await.unwrap());
+    assert!(!log.record_dead_letter(&DeadLetterEntry { offset: 1, ..letter.clone() }).await.unwrap());
+    let letters = log.dead_letters(Some("billing"), &all).await.unwrap();
+    assert_eq!(letters.items, [letter]);
+    assert!(log.dead_letters(Some("audit"), &all).await.unwrap().items.is_empty());
+}
+
+#[tokio::test]
+async fn sqlite_audit_store_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    audit_answers(sqlite_store(&dir).await).await;
+}
+
+#[tokio::test]
+async fn postgres_audit_store_answers() {
+    audit_answers(postgres_store().await).await;
 }

@@ -60,6 +60,7 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
         "audit-consumer",
     ];
     let webhook_port = free_port().to_string();
+    let audit_listen = format!("127.0.0.1:{}", free_port());
     let amp_store = format!("sqlite://{}", logs.path().join("amp-producer.db").display());
     let tg_store = format!("sqlite://{}", logs.path().join("tg-producer.db").display());
     let mut running: Vec<(&str, u16, Child)> = names
@@ -79,6 +80,10 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
                     format!("sqlite://{}", logs.path().join(format!("{name}.db")).display()),
                 )
                 .env("GRIDSYNC_PARTNERS_FILE", &partners)
+                .env("GRIDSYNC_AUDIT_STORE_URL", format!("sqlite://{}", logs.path().join("audit.db").display()))
+                .env("GRIDSYNC_AUDIT_LISTEN", &audit_listen)
+                // The audit consumer logs each event it records at debug.
+                .env("GRIDSYNC_LOG", "info,gridsync_audit=debug")
                 .env("GRIDSYNC_AMPLIENCE_API_URL", format!("{}/v2/content", sim.url()))
                 .env("GRIDSYNC_AMPLIENCE_TOKEN_URL", format!("{}/oauth/token", sim.url()))
                 .env("GRIDSYNC_AMPLIENCE_HUB_ID", &sim_config.hub_id)
@@ -107,9 +112,8 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
         }
     }
 
-    // One demo event per type: each consumer whose flow is still to come observes
-    // exactly the event types of the topics the catalog gives it (at least once
-    // each; a redelivery is allowed).
+    // One demo event per type: the audit consumer records exactly the event types of the
+    // topics the catalog gives it (at least once each; a redelivery is allowed).
     let catalog = catalog().unwrap().with_prefix(&prefix);
     for name in ["audit"] {
         let spec = catalog.consumer(name).unwrap();
@@ -125,7 +129,7 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
             let metrics = get(&format!("http://127.0.0.1:{port}/metrics")).await.map(|r| r.1).unwrap_or_default();
             seen = metrics
                 .lines()
-                .filter(|l| l.starts_with("gridsync_events_observed_total{"))
+                .filter(|l| l.starts_with("gridsync_audit_events_recorded_total{"))
                 .filter_map(|l| l.split("event_type=\"").nth(1)?.split('"').next().map(str::to_owned))
                 .collect();
             if seen.len() >= want.len() {
@@ -183,7 +187,13 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
     // Each side effect was reported on gridsync.deliveries, where the audit consumer sees it too.
     let audit = running.iter().find(|(n, ..)| *n == "audit-consumer").map(|(_, p, _)| *p).unwrap();
     let audit_url = format!("http://127.0.0.1:{audit}/metrics");
-    let reported = || metric_sum(&audit_url, "gridsync_events_observed_total", r#"event_type="DeliveryPerformed""#);
+    let reported = || {
+        metric_sum(
+            &audit_url,
+            "gridsync_audit_events_recorded_total",
+            r#"event_type="DeliveryPerformed",outcome="new""#,
+        )
+    };
     for _ in 0..600 {
         if reported().await >= 1.0 + effects {
             break;
@@ -211,7 +221,7 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
     let observed: Vec<serde_json::Value> = audit_log
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["message"].as_str().is_some_and(|m| m.contains("event observed")))
+        .filter(|v| v["message"].as_str().is_some_and(|m| m.contains("event recorded")))
         .collect();
     assert_eq!(observed.len() as f64, 14.0 + effects, "{audit_log}");
     assert!(observed.iter().all(|v| v["span"]["trace_id"].as_str().is_some_and(|t| t.len() == 32)));

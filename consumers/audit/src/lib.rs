@@ -44,9 +44,9 @@ impl Handler for Audit {
     async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
         let entry = entry::of_record(record).map_err(|e| HandlerError::permanent("audit.json", e))?;
         let new = self.log.record(&entry).await.map_err(|e| HandlerError::from_source("audit.store", true, e))?;
-        self.recorded
-            .with_label_values(&[entry.event_type.as_str(), if new { "new" } else { "already-recorded" }])
-            .inc();
+        let outcome = if new { "new" } else { "already-recorded" };
+        tracing::debug!(event_type = entry.event_type, outcome, "event recorded");
+        self.recorded.with_label_values(&[entry.event_type.as_str(), outcome]).inc();
         Ok(())
     }
 }

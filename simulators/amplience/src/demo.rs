@@ -22,10 +22,11 @@ pub fn play(state: &SimState) -> Result<Vec<String>, HubError> {
             (
                 "Payment confirmed",
                 false,
-                json!({"label": format!("Payment INV-DEMO-{stamp}"), "body": {
+                // ACME's invoice INV-88001 of the sample EDI files (order 4500012345), paid in full.
+                json!({"label": "Payment INV-88001", "body": {
                     "_meta": {"schema": "https://gridsync.example/schemas/payment-confirmation.json", "name": "payment"},
-                    "partnerId": "ACME", "invoiceNumber": format!("INV-DEMO-{stamp}"),
-                    "paymentReference": format!("PAY-{stamp}"), "amount": "4999.95", "currency": "EUR"}}),
+                    "partnerId": "ACME", "invoiceNumber": "INV-88001",
+                    "paymentReference": format!("PAY-{stamp}"), "amount": "2370.00", "currency": "USD"}}),
             ),
             (
                 "Dispute resolved",

@@ -133,40 +133,51 @@ impl AuditLog {
 
     /// Records `entry` and its references unless its event id is recorded; returns whether it was new.
     pub async fn record(&self, entry: &AuditEntry) -> Result<bool, StoreError> {
-        let what = "recording an audit event";
+        Ok(self.record_all(std::slice::from_ref(entry)).await? == 1)
+    }
+
+    /// Records `entries` in one transaction (an import, a benchmark's fill), each unless its
+    /// event id is recorded; returns how many were new.
+    pub async fn record_all(&self, entries: &[AuditEntry]) -> Result<u64, StoreError> {
+        let what = "recording audit events";
         let mut tx = self.pool.begin().await.map_err(StoreError::query(what))?;
-        let inserted = sqlx::query(
-            "INSERT INTO audit_events (event_id, event_type, source_system, partner, business_key, correlation_id,
-                 occurred_at, seen_at, summary, action, status, due_at, content_item_id, content_version, topic,
-                 partition_no, record_offset, recorded_at, body)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
-             ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(&entry.event_id)
-        .bind(&entry.event_type)
-        .bind(&entry.source_system)
-        .bind(&entry.partner)
-        .bind(&entry.business_key)
-        .bind(&entry.correlation_id)
-        .bind(entry.occurred_at)
-        .bind(entry.seen_at)
-        .bind(&entry.summary)
-        .bind(&entry.action)
-        .bind(&entry.status)
-        .bind(entry.due_at)
-        .bind(&entry.content_item_id)
-        .bind(entry.content_version)
-        .bind(&entry.topic)
-        .bind(i64::from(entry.partition))
-        .bind(entry.offset)
-        .bind(now_millis())
-        .bind(&entry.body)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::query(what))?
-        .rows_affected()
-            == 1;
-        if inserted {
+        let mut new = 0;
+        for entry in entries {
+            let inserted = sqlx::query(
+                "INSERT INTO audit_events (event_id, event_type, source_system, partner, business_key, correlation_id,
+                     occurred_at, seen_at, summary, action, status, due_at, content_item_id, content_version, topic,
+                     partition_no, record_offset, recorded_at, body)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+                 ON CONFLICT (event_id) DO NOTHING",
+            )
+            .bind(&entry.event_id)
+            .bind(&entry.event_type)
+            .bind(&entry.source_system)
+            .bind(&entry.partner)
+            .bind(&entry.business_key)
+            .bind(&entry.correlation_id)
+            .bind(entry.occurred_at)
+            .bind(entry.seen_at)
+            .bind(&entry.summary)
+            .bind(&entry.action)
+            .bind(&entry.status)
+            .bind(entry.due_at)
+            .bind(&entry.content_item_id)
+            .bind(entry.content_version)
+            .bind(&entry.topic)
+            .bind(i64::from(entry.partition))
+            .bind(entry.offset)
+            .bind(now_millis())
+            .bind(&entry.body)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query(what))?
+            .rows_affected()
+                == 1;
+            if !inserted {
+                continue;
+            }
+            new += 1;
             for r in &entry.refs {
                 sqlx::query(
                     "INSERT INTO audit_refs (ref_value, ref_kind, partner, event_id) VALUES ($1, $2, $3, $4)
@@ -182,7 +193,7 @@ impl AuditLog {
             }
         }
         tx.commit().await.map_err(StoreError::query(what))?;
-        Ok(inserted)
+        Ok(new)
     }
 
     /// Records a dead letter unless it is recorded: the same consumer's dead letter of the
