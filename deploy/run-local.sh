@@ -166,7 +166,7 @@ print("  flow 7  lineage of ACME order 4500012345 (%s events), as gridsync saw i
 for e in lineage.get("events", {}).get("items", []):
     print("            %s  %s" % (e["event_type"] if not e.get("action") else "sent " + e["action"], e["summary"][:110]))
 print("  flow 7  open: %s" % ", ".join("%d %s" % (len(v), k.replace("_", " ")) for k, v in open_.items()))
-print("  flow 7  the audit page: %s/?q=4500012345" % os.environ["PAGE"])
+print("  flow 7  the audit page: %s/?q=4500012345&partner=ACME" % os.environ["PAGE"])
 ' <<<"$lineage" || true
 }
 

@@ -3,7 +3,7 @@
 //! schema of its own.
 
 use gridsync_store::{
-    audit::{AuditEntry, AuditRef, DeadLetterEntry, PageRequest},
+    audit::{AuditEntry, AuditRef, DeadLetterEntry, PageRequest, READ_CONFIRMATION_REQUIRED},
     Backend, HandledDelivery, Store,
 };
 
@@ -351,6 +351,11 @@ fn delivery(id: &str, partner: &str, seen_at: i64, action: &str, cause: &str, re
     AuditEntry { action: Some(action.into()), ..audit_entry(id, "DeliveryPerformed", partner, seen_at, &refs) }
 }
 
+/// `e` about version 1 of the content item `id`.
+fn content(e: AuditEntry, id: &str) -> AuditEntry {
+    AuditEntry { content_item_id: Some(id.into()), content_version: Some(1), ..e }
+}
+
 fn ids(entries: &[AuditEntry]) -> Vec<&str> {
     entries.iter().map(|e| e.event_id.as_str()).collect()
 }
@@ -391,6 +396,24 @@ async fn audit_answers(store: Store) {
             &[("file", "ACME_812_I2-000000013.edi"), ("control", "13")],
         ),
         audit_entry("globex-po", "PurchaseOrderReceived", "GLOBEX", 11, &[("po", "P1")]),
+        // Terms that must be confirmed read, sent to ACME (read) and GLOBEX (not); a guide that need not be.
+        AuditEntry {
+            status: Some(READ_CONFIRMATION_REQUIRED.into()),
+            ..content(audit_entry("terms", "PartnerContentPublished", "ACME", 12, &[]), "terms-1")
+        },
+        content(delivery("pkg-acme", "ACME", 13, "partner-package", "terms", &[("file", "ACME_PKG_terms-1-v1.zip")]), "terms-1"),
+        content(delivery("pkg-globex", "GLOBEX", 14, "partner-package", "terms", &[("file", "GLOBEX_PKG_terms-1-v1.zip")]), "terms-1"),
+        AuditEntry {
+            status: Some("READ_CONFIRMED".into()),
+            ..audit_entry("read", "DocumentStatusChanged", "ACME", 15, &[("file", "ACME_PKG_terms-1-v1.zip")])
+        },
+        content(audit_entry("guide", "PartnerContentApproved", "ACME", 16, &[]), "guide-1"),
+        content(delivery("pkg-guide", "ACME", 17, "partner-package", "guide", &[("file", "ACME_PKG_guide-1-v1.zip")]), "guide-1"),
+        // Two exception tasks (Amplience items), one opened twice; the first resolved.
+        delivery("task-a", "ACME", 18, "exception-occurrence", "x1", &[("external", "item-a")]),
+        delivery("task-b", "ACME", 19, "exception-occurrence", "x2", &[("external", "item-b")]),
+        delivery("task-b-again", "ACME", 20, "exception-occurrence", "x3", &[("external", "item-b")]),
+        delivery("resolved-a", "ACME", 21, "task-resolved", "ok1", &[("external", "item-a")]),
     ];
     for e in &entries {
         assert!(log.record(e).await.unwrap(), "{} is new", e.event_id);
@@ -398,7 +421,7 @@ async fn audit_answers(store: Store) {
     for e in &entries {
         assert!(!log.record(e).await.unwrap(), "{} again changes nothing", e.event_id);
     }
-    assert_eq!(log.counts().await.unwrap(), (11, 0));
+    assert_eq!(log.counts().await.unwrap(), (21, 0));
 
     // ACME's order P1 from its 850 to the acknowledgement of the 820, in the order seen: not the
     // other order of the same file, nor the one sharing its template, nor GLOBEX's P1.
@@ -433,14 +456,16 @@ async fn audit_answers(store: Store) {
     // A partner's exchanges in a time range.
     assert_eq!(ids(&log.partner_activity("ACME", 3, 6, &all).await.unwrap().items), ["conf", "conf2", "inv"]);
 
-    // Open at 100: the 812 is unacknowledged; invoice I2 is overdue and unpaid, I1 is paid.
+    // Open at 100: the 812 is unacknowledged; invoice I2 is overdue and unpaid, I1 is paid;
+    // GLOBEX has not confirmed reading the terms (ACME has; the guide asks no confirmation).
     let open = log.open_items(100, 100).await.unwrap();
     let subjects = |items: &[gridsync_store::audit::OpenItem]| -> Vec<String> {
         items.iter().map(|i| i.subject.clone()).collect()
     };
     assert_eq!(subjects(&open.unacknowledged_documents), ["ACME_812_I2-000000013.edi"]);
     assert_eq!(subjects(&open.overdue_invoices), ["inv2"]);
-    assert!(open.unread_packages.is_empty() && open.unresolved_tasks.is_empty());
+    assert_eq!(subjects(&open.unread_packages), ["GLOBEX_PKG_terms-1-v1.zip"]);
+    assert_eq!(subjects(&open.unresolved_tasks), ["item-b"]);
 
     // A dead letter, and the same record dead-lettered again by a replay: one.
     let letter = DeadLetterEntry {

@@ -6,7 +6,7 @@ use gridsync_schemas::{
     events::{Direction, TargetSystem},
     Date, Event,
 };
-use gridsync_store::audit::{AuditEntry, AuditRef};
+use gridsync_store::audit::{AuditEntry, AuditRef, READ_CONFIRMATION_REQUIRED};
 
 /// The audit entry of `record`, or why its event cannot be written as JSON.
 pub fn of_record(record: &Record) -> Result<AuditEntry, serde_json::Error> {
@@ -113,11 +113,13 @@ pub fn of_record(record: &Record) -> Result<AuditEntry, serde_json::Error> {
         Event::PartnerContentApproved(c) => {
             content = Some((c.content.content_item_id.clone(), c.content.version));
             refs.push(AuditRef::new("content", c.content.content_item_id.clone()));
+            status = read_confirmation(c.content.requires_read_confirmation);
             format!("content {:?} v{} approved", c.content.title, c.content.version)
         }
         Event::PartnerContentPublished(c) => {
             content = Some((c.content.content_item_id.clone(), c.content.version));
             refs.push(AuditRef::new("content", c.content.content_item_id.clone()));
+            status = read_confirmation(c.content.requires_read_confirmation);
             format!("content {:?} v{} published", c.content.title, c.content.version)
         }
         Event::DeliveryPerformed(d) => {
@@ -173,6 +175,11 @@ pub fn of_record(record: &Record) -> Result<AuditEntry, serde_json::Error> {
         body,
         refs,
     })
+}
+
+/// The status of content whose packages must be confirmed read (what the open-items query asks).
+fn read_confirmation(required: bool) -> Option<String> {
+    required.then(|| READ_CONFIRMATION_REQUIRED.to_owned())
 }
 
 fn direction(direction: Direction) -> &'static str {

@@ -13,7 +13,7 @@ mod queries;
 use serde::Serialize;
 use sqlx::{any::AnyRow, AnyPool, Row};
 
-pub use open::{OpenItem, OpenItems};
+pub use open::{OpenItem, OpenItems, READ_CONFIRMATION_REQUIRED};
 pub use queries::{ContentUse, Lineage, LINEAGE_MAX_EVENTS};
 
 use crate::{now_millis, StoreError};

@@ -39,10 +39,16 @@ const UNACKNOWLEDGED: &str = "SELECT e.event_id, e.partner, x.ref_value, e.summa
            AND f.event_type = 'FunctionalAckReceived')
      ORDER BY e.occurred_at, e.event_id LIMIT $1";
 
-/// Packages sent with no read confirmation in Lens for their file.
+/// The status of approved or published content whose packages must be confirmed read.
+pub const READ_CONFIRMATION_REQUIRED: &str = "READ_CONFIRMATION_REQUIRED";
+
+/// Packages of content that asks for a read confirmation, with none in Lens for their file.
 const UNREAD: &str = "SELECT e.event_id, e.partner, r.ref_value, e.summary, e.occurred_at
      FROM audit_events e JOIN audit_refs r ON r.event_id = e.event_id AND r.ref_kind = 'file'
-     WHERE e.action = 'partner-package' AND NOT EXISTS (
+     WHERE e.action = 'partner-package' AND EXISTS (
+         SELECT 1 FROM audit_events c WHERE c.content_item_id = e.content_item_id
+           AND c.content_version = e.content_version AND c.status = 'READ_CONFIRMATION_REQUIRED')
+       AND NOT EXISTS (
          SELECT 1 FROM audit_refs a JOIN audit_events s ON s.event_id = a.event_id
          WHERE a.ref_value = r.ref_value AND a.ref_kind = 'file' AND a.partner = r.partner
            AND s.status = 'READ_CONFIRMED')
