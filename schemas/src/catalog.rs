@@ -265,6 +265,19 @@ impl TopicCatalog {
             .ok_or_else(|| CatalogError::UnknownConsumer(name.to_owned()))
     }
 
+    /// Every consumer's and every producer's dead-letter topic, each once, by name.
+    pub fn dead_letter_topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self
+            .consumers
+            .iter()
+            .map(|c| c.dead_letter_topic.clone())
+            .chain(self.producers.iter().map(|p| p.dead_letter_topic.clone()))
+            .collect();
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
     /// Returns the catalog with every topic name prefixed, for isolated test runs
     /// and shared clusters (`GRIDSYNC_TOPIC_PREFIX`).
     pub fn with_prefix(&self, prefix: &str) -> TopicCatalog {

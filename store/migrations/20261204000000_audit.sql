@@ -41,6 +41,8 @@ CREATE TABLE IF NOT EXISTS audit_refs (
     PRIMARY KEY (ref_value, ref_kind, partner, event_id)
 );
 CREATE INDEX IF NOT EXISTS audit_refs_event ON audit_refs (event_id);
+-- the open-items query starts from every reference of one kind (control numbers, files)
+CREATE INDEX IF NOT EXISTS audit_refs_kind ON audit_refs (ref_kind, event_id);
 
 CREATE TABLE IF NOT EXISTS audit_dead_letters (
     -- consumer + original topic/partition/offset: a record dead-lettered again by a replay of its

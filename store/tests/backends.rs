@@ -401,14 +401,23 @@ async fn audit_answers(store: Store) {
             status: Some(READ_CONFIRMATION_REQUIRED.into()),
             ..content(audit_entry("terms", "PartnerContentPublished", "ACME", 12, &[]), "terms-1")
         },
-        content(delivery("pkg-acme", "ACME", 13, "partner-package", "terms", &[("file", "ACME_PKG_terms-1-v1.zip")]), "terms-1"),
-        content(delivery("pkg-globex", "GLOBEX", 14, "partner-package", "terms", &[("file", "GLOBEX_PKG_terms-1-v1.zip")]), "terms-1"),
+        content(
+            delivery("pkg-acme", "ACME", 13, "partner-package", "terms", &[("file", "ACME_PKG_terms-1-v1.zip")]),
+            "terms-1",
+        ),
+        content(
+            delivery("pkg-globex", "GLOBEX", 14, "partner-package", "terms", &[("file", "GLOBEX_PKG_terms-1-v1.zip")]),
+            "terms-1",
+        ),
         AuditEntry {
             status: Some("READ_CONFIRMED".into()),
             ..audit_entry("read", "DocumentStatusChanged", "ACME", 15, &[("file", "ACME_PKG_terms-1-v1.zip")])
         },
         content(audit_entry("guide", "PartnerContentApproved", "ACME", 16, &[]), "guide-1"),
-        content(delivery("pkg-guide", "ACME", 17, "partner-package", "guide", &[("file", "ACME_PKG_guide-1-v1.zip")]), "guide-1"),
+        content(
+            delivery("pkg-guide", "ACME", 17, "partner-package", "guide", &[("file", "ACME_PKG_guide-1-v1.zip")]),
+            "guide-1",
+        ),
         // Two exception tasks (Amplience items), one opened twice; the first resolved.
         delivery("task-a", "ACME", 18, "exception-occurrence", "x1", &[("external", "item-a")]),
         delivery("task-b", "ACME", 19, "exception-occurrence", "x2", &[("external", "item-b")]),
@@ -458,7 +467,7 @@ async fn audit_answers(store: Store) {
 
     // Open at 100: the 812 is unacknowledged; invoice I2 is overdue and unpaid, I1 is paid;
     // GLOBEX has not confirmed reading the terms (ACME has; the guide asks no confirmation).
-    let open = log.open_items(100, 100).await.unwrap();
+    let open = log.open_items(100, 0, 100).await.unwrap();
     let subjects = |items: &[gridsync_store::audit::OpenItem]| -> Vec<String> {
         items.iter().map(|i| i.subject.clone()).collect()
     };
@@ -466,6 +475,10 @@ async fn audit_answers(store: Store) {
     assert_eq!(subjects(&open.overdue_invoices), ["inv2"]);
     assert_eq!(subjects(&open.unread_packages), ["GLOBEX_PKG_terms-1-v1.zip"]);
     assert_eq!(subjects(&open.unresolved_tasks), ["item-b"]);
+    // Only what happened in the window is looked at.
+    let recent = log.open_items(100, 19, 100).await.unwrap();
+    assert!(recent.unacknowledged_documents.is_empty() && recent.overdue_invoices.is_empty());
+    assert_eq!(subjects(&recent.unresolved_tasks), ["item-b"], "its second occurrence is in the window");
 
     // A dead letter, and the same record dead-lettered again by a replay: one.
     let letter = DeadLetterEntry {

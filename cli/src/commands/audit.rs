@@ -62,8 +62,12 @@ enum AuditCommand {
         #[command(flatten)]
         paging: Paging,
     },
-    /// What is still open: unacknowledged documents, unread packages, unresolved tasks, overdue invoices.
+    /// What is still open: unacknowledged documents, unread packages, unresolved tasks, overdue
+    /// invoices, of what happened in the window.
     Open {
+        /// Only what happened since this time (RFC 3339; default: the last 90 days).
+        #[arg(long)]
+        since: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
@@ -111,7 +115,10 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             "uses": log.content_uses(&content_item_id, &paging.request()).await?,
             "events": log.content_events(&content_item_id, &paging.request()).await?,
         }),
-        AuditCommand::Open { limit } => serde_json::to_value(log.open_items(now, limit).await?)?,
+        AuditCommand::Open { since, limit } => {
+            let since = since.as_deref().map(|t| millis("since", t)).transpose()?.unwrap_or(now - 90 * 24 * 3_600_000);
+            serde_json::to_value(log.open_items(now, since, limit).await?)?
+        }
         AuditCommand::DeadLetters { consumer, paging } => {
             serde_json::to_value(log.dead_letters(consumer.as_deref(), &paging.request()).await?)?
         }

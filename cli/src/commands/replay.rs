@@ -80,15 +80,7 @@ pub async fn run(args: ReplayArgs, kafka: &KafkaArgs) -> anyhow::Result<ExitCode
         // The audit consumer's dead-letter reader replays with it, over every dead-letter topic.
         let reader_group = spec.dead_letter_reader_group();
         if group_exists(&kafka, &reader_group)? {
-            let mut letters: Vec<String> = catalog
-                .consumers
-                .iter()
-                .map(|c| c.dead_letter_topic.clone())
-                .chain(catalog.producers.iter().map(|p| p.dead_letter_topic.clone()))
-                .collect();
-            letters.sort();
-            letters.dedup();
-            groups.push((reader_group, letters));
+            groups.push((reader_group, catalog.dead_letter_topics()));
         }
         for (group, topics) in &groups {
             replay_group(&kafka, group, topics, &target, args.dry_run)?;

@@ -26,19 +26,6 @@ pub fn names_by_group(catalog: &TopicCatalog) -> HashMap<String, String> {
     catalog.consumers.iter().map(|c| (c.group_id.clone(), c.name.clone())).collect()
 }
 
-/// Dead-letter topics: every consumer's and every producer's.
-pub fn topics(catalog: &TopicCatalog) -> Vec<String> {
-    let mut topics: Vec<String> = catalog
-        .consumers
-        .iter()
-        .map(|c| c.dead_letter_topic.clone())
-        .chain(catalog.producers.iter().map(|p| p.dead_letter_topic.clone()))
-        .collect();
-    topics.sort();
-    topics.dedup();
-    topics
-}
-
 /// Reads dead letters into `log` until `shutdown`.
 pub struct DeadLetterReader {
     pub kafka: KafkaArgs,

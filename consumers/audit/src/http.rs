@@ -4,7 +4,8 @@
 //! - `GET /api/lineage?ref=<PO, invoice, shipment, payment, file, event id>[&partner=]`
 //! - `GET /api/partners/<partner>?from=<RFC 3339>&to=<RFC 3339>`
 //! - `GET /api/content/<content item id>`: versions sent, to whom, and the events
-//! - `GET /api/open`: unacknowledged documents, unread packages, unresolved tasks, overdue invoices
+//! - `GET /api/open[?since=<RFC 3339>]`: unacknowledged documents, unread packages, unresolved
+//!   tasks, overdue invoices, of the last 90 days by default
 //! - `GET /api/dead-letters[?consumer=]`
 //! - `GET /api/events/<event id>`
 //! - `GET /?q=<reference>`: the search page and a transaction's timeline; `GET /events/<id>`
@@ -29,6 +30,9 @@ use crate::page;
 
 /// How far back a partner's exchanges go when `from` is not given: 30 days.
 const DEFAULT_PARTNER_WINDOW_MS: i64 = 30 * 24 * 3_600_000;
+
+/// How far back "what is open" looks when `since` is not given: 90 days.
+pub const DEFAULT_OPEN_WINDOW_MS: i64 = 90 * 24 * 3_600_000;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,8 +141,17 @@ async fn content(State(log): State<AuditLog>, Path(id): Path<String>, Query(q): 
     }))
 }
 
-async fn open(State(log): State<AuditLog>, Query(q): Query<Paging>) -> ApiResult {
-    json(log.open_items(now_ms(), q.limit.unwrap_or(100)).await?)
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenQuery {
+    since: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn open(State(log): State<AuditLog>, Query(q): Query<OpenQuery>) -> ApiResult {
+    let now = now_ms();
+    let since = q.since.as_deref().map(|t| parse_time("since", t)).transpose()?.unwrap_or(now - DEFAULT_OPEN_WINDOW_MS);
+    json(log.open_items(now, since, q.limit.unwrap_or(100)).await?)
 }
 
 async fn dead_letters(State(log): State<AuditLog>, Query(q): Query<DeadLetterQuery>) -> ApiResult {
@@ -164,7 +177,7 @@ async fn search_page(State(log): State<AuditLog>, Query(q): Query<SearchQuery>) 
         Some(r) => log.content_uses(r, &PageRequest::first(100)).await?.items,
         None => Vec::new(),
     };
-    let open = log.open_items(now_ms(), 20).await?;
+    let open = log.open_items(now_ms(), now_ms() - DEFAULT_OPEN_WINDOW_MS, 20).await?;
     Ok(Html(page::search(reference, q.partner.as_deref(), lineage.as_ref(), &uses, &open)))
 }
 

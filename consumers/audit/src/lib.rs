@@ -68,7 +68,7 @@ pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<Audit>, AppErro
     let reader = dead_letters::DeadLetterReader {
         kafka: deps.kafka.clone(),
         group: catalog.consumer(&deps.name)?.dead_letter_reader_group(),
-        topics: dead_letters::topics(&catalog),
+        topics: catalog.dead_letter_topics(),
         names: dead_letters::names_by_group(&catalog),
         log: log.clone(),
         metrics: deps.metrics.clone(),

@@ -33,7 +33,7 @@ pub struct OpenItems {
 const UNACKNOWLEDGED: &str = "SELECT e.event_id, e.partner, x.ref_value, e.summary, e.occurred_at
      FROM audit_events e JOIN audit_refs r ON r.event_id = e.event_id AND r.ref_kind = 'control'
          JOIN audit_refs x ON x.event_id = e.event_id AND x.ref_kind = 'file'
-     WHERE e.event_type = 'DeliveryPerformed' AND NOT EXISTS (
+     WHERE e.event_type = 'DeliveryPerformed' AND e.occurred_at >= $2 AND NOT EXISTS (
          SELECT 1 FROM audit_refs a JOIN audit_events f ON f.event_id = a.event_id
          WHERE a.ref_value = r.ref_value AND a.ref_kind = 'control' AND a.partner = r.partner
            AND f.event_type = 'FunctionalAckReceived')
@@ -45,7 +45,7 @@ pub const READ_CONFIRMATION_REQUIRED: &str = "READ_CONFIRMATION_REQUIRED";
 /// Packages of content that asks for a read confirmation, with none in Lens for their file.
 const UNREAD: &str = "SELECT e.event_id, e.partner, r.ref_value, e.summary, e.occurred_at
      FROM audit_events e JOIN audit_refs r ON r.event_id = e.event_id AND r.ref_kind = 'file'
-     WHERE e.action = 'partner-package' AND EXISTS (
+     WHERE e.action = 'partner-package' AND e.occurred_at >= $2 AND EXISTS (
          SELECT 1 FROM audit_events c WHERE c.content_item_id = e.content_item_id
            AND c.content_version = e.content_version AND c.status = 'READ_CONFIRMATION_REQUIRED')
        AND NOT EXISTS (
@@ -57,7 +57,7 @@ const UNREAD: &str = "SELECT e.event_id, e.partner, r.ref_value, e.summary, e.oc
 /// Exception tasks opened in Amplience (their item id: the `external` reference) never resolved.
 const UNRESOLVED: &str = "SELECT e.event_id, e.partner, r.ref_value, e.summary, e.occurred_at
      FROM audit_events e JOIN audit_refs r ON r.event_id = e.event_id AND r.ref_kind = 'external'
-     WHERE e.action = 'exception-occurrence' AND NOT EXISTS (
+     WHERE e.action = 'exception-occurrence' AND e.occurred_at >= $2 AND NOT EXISTS (
          SELECT 1 FROM audit_refs a JOIN audit_events t ON t.event_id = a.event_id
          WHERE a.ref_value = r.ref_value AND a.ref_kind = 'external' AND t.action = 'task-resolved'
            AND t.occurred_at >= e.occurred_at)
@@ -66,7 +66,7 @@ const UNRESOLVED: &str = "SELECT e.event_id, e.partner, r.ref_value, e.summary, 
 /// Invoices due before now with no payment or remittance recorded against them.
 const OVERDUE: &str = "SELECT e.event_id, e.partner, e.business_key, e.summary, e.occurred_at
      FROM audit_events e
-     WHERE e.event_type = 'InvoiceReceived' AND e.due_at < $2 AND NOT EXISTS (
+     WHERE e.event_type = 'InvoiceReceived' AND e.occurred_at >= $2 AND e.due_at < $3 AND NOT EXISTS (
          SELECT 1 FROM audit_refs a JOIN audit_refs i ON i.event_id = e.event_id AND i.ref_kind = 'invoice'
              JOIN audit_events p ON p.event_id = a.event_id
          WHERE a.ref_value = i.ref_value AND a.ref_kind = 'invoice' AND a.partner = e.partner
@@ -74,20 +74,28 @@ const OVERDUE: &str = "SELECT e.event_id, e.partner, e.business_key, e.summary, 
      ORDER BY e.due_at, e.event_id LIMIT $1";
 
 impl AuditLog {
-    /// What is open at `now_ms`, at most `limit` of each kind.
-    pub async fn open_items(&self, now_ms: i64, limit: u32) -> Result<OpenItems, StoreError> {
+    /// What is open at `now_ms` of what happened since `since_ms`, at most `limit` of each kind.
+    /// Finding what was never closed reads every opening event of the window (indexed by kind
+    /// and time): a window bounds the work, however long the store's history.
+    pub async fn open_items(&self, now_ms: i64, since_ms: i64, limit: u32) -> Result<OpenItems, StoreError> {
         let limit = i64::from(limit.clamp(1, MAX_PAGE));
         Ok(OpenItems {
-            unacknowledged_documents: self.open(UNACKNOWLEDGED, limit, None).await?,
-            unread_packages: self.open(UNREAD, limit, None).await?,
-            unresolved_tasks: dedupe_subjects(self.open(UNRESOLVED, limit, None).await?),
-            overdue_invoices: self.open(OVERDUE, limit, Some(now_ms)).await?,
+            unacknowledged_documents: self.open(UNACKNOWLEDGED, limit, since_ms, None).await?,
+            unread_packages: self.open(UNREAD, limit, since_ms, None).await?,
+            unresolved_tasks: dedupe_subjects(self.open(UNRESOLVED, limit, since_ms, None).await?),
+            overdue_invoices: self.open(OVERDUE, limit, since_ms, Some(now_ms)).await?,
         })
     }
 
-    async fn open(&self, sql: &str, limit: i64, now_ms: Option<i64>) -> Result<Vec<OpenItem>, StoreError> {
+    async fn open(
+        &self,
+        sql: &str,
+        limit: i64,
+        since_ms: i64,
+        now_ms: Option<i64>,
+    ) -> Result<Vec<OpenItem>, StoreError> {
         let what = "reading what is open";
-        let mut query = sqlx::query(sql).bind(limit);
+        let mut query = sqlx::query(sql).bind(limit).bind(since_ms);
         if let Some(now) = now_ms {
             query = query.bind(now);
         }

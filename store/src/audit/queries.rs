@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::{any::AnyArguments, query::Query, Any, Row};
 
 use super::{entry_of, paged, AuditEntry, AuditLog, Page, PageRequest, EVENT_COLUMNS};
 use crate::StoreError;
@@ -142,6 +142,16 @@ impl AuditLog {
         for id in &ids {
             query = query.bind(id);
         }
+        self.page_of_events(query, page, what).await
+    }
+
+    /// The page of events `query` selects (every bind but its last two: `LIMIT`, `OFFSET`).
+    async fn page_of_events<'q>(
+        &self,
+        query: Query<'q, Any, AnyArguments<'q>>,
+        page: &PageRequest,
+        what: &'static str,
+    ) -> Result<Page<AuditEntry>, StoreError> {
         let rows = query
             .bind(page.limit() + 1)
             .bind(page.offset())
@@ -160,22 +170,13 @@ impl AuditLog {
         to_ms: i64,
         page: &PageRequest,
     ) -> Result<Page<AuditEntry>, StoreError> {
-        let what = "reading a partner's exchanges";
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM audit_events e
              WHERE e.partner = $1 AND e.occurred_at >= $2 AND e.occurred_at < $3
              ORDER BY e.occurred_at, e.event_id LIMIT $4 OFFSET $5"
-        ))
-        .bind(partner)
-        .bind(from_ms)
-        .bind(to_ms)
-        .bind(page.limit() + 1)
-        .bind(page.offset())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::query(what))?;
-        let entries = rows.iter().map(entry_of).collect::<Result<Vec<_>, _>>().map_err(StoreError::query(what))?;
-        Ok(paged(entries, page))
+        );
+        let query = sqlx::query(&sql).bind(partner).bind(from_ms).bind(to_ms);
+        self.page_of_events(query, page, "reading a partner's exchanges").await
     }
 
     /// Which versions of the content item `content_item_id` went out, in which side effects, to whom.
@@ -220,19 +221,11 @@ impl AuditLog {
         content_item_id: &str,
         page: &PageRequest,
     ) -> Result<Page<AuditEntry>, StoreError> {
-        let what = "reading a content item's events";
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM audit_events e WHERE e.content_item_id = $1
              ORDER BY e.occurred_at, e.event_id LIMIT $2 OFFSET $3"
-        ))
-        .bind(content_item_id)
-        .bind(page.limit() + 1)
-        .bind(page.offset())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::query(what))?;
-        let entries = rows.iter().map(entry_of).collect::<Result<Vec<_>, _>>().map_err(StoreError::query(what))?;
-        Ok(paged(entries, page))
+        );
+        self.page_of_events(sqlx::query(&sql).bind(content_item_id), page, "reading a content item's events").await
     }
 }
 

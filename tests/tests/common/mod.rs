@@ -143,39 +143,42 @@ impl World {
     /// Starts the flow consumer `binary`, logging to `<name>.log`; returns it with its metrics URL.
     pub fn consumer(&self, binary: &str, name: &str, extra: &[&str]) -> (Child, String) {
         let partners = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/partners.toml");
-        let metrics = free_port();
-        let child = Command::new(workspace_binary(binary))
-            .args(["--brokers", &self.pipeline.broker.brokers(), "--topic-prefix", &self.pipeline.kafka.topic_prefix])
-            .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
-            .arg(format!("--store-url=sqlite://{}", self.dir.path().join(format!("{binary}.db")).display()))
-            .arg("--partners")
-            .arg(partners)
-            .arg("--clock-file")
-            .arg(&self.clock)
-            .args(["--timer-tick-ms", "200", "--claim-lease-ms", "8000", "--retry-max", "1000"])
-            .args(["--amplience-api-url", &format!("{}/v2/content", self.amp.url())])
-            .args(["--amplience-token-url", &format!("{}/oauth/token", self.amp.url())])
-            .args(["--amplience-hub-id", &self.hub_id, "--amplience-client-id", "gridsync"])
-            .args(["--amplience-max-backoff-ms", "500"])
-            .args(extra)
-            .env("GRIDSYNC_AMPLIENCE_CLIENT_SECRET", "gridsync-secret")
-            // A killed member leaves the group after 6 s instead of 45.
-            .env("GRIDSYNC_KAFKA_SESSION_TIMEOUT_MS", "6000")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap())
-            .spawn()
-            .unwrap();
-        (child, format!("http://127.0.0.1:{metrics}/metrics"))
+        let mut flow = vec![
+            format!("--store-url=sqlite://{}", self.dir.path().join(format!("{binary}.db")).display()),
+            format!("--partners={}", partners.display()),
+            format!("--clock-file={}", self.clock.display()),
+            format!("--amplience-api-url={}/v2/content", self.amp.url()),
+            format!("--amplience-token-url={}/oauth/token", self.amp.url()),
+            format!("--amplience-hub-id={}", self.hub_id),
+        ];
+        flow.extend(
+            ["--timer-tick-ms=200", "--claim-lease-ms=8000", "--retry-max=1000", "--amplience-client-id=gridsync"]
+                .map(String::from),
+        );
+        flow.push("--amplience-max-backoff-ms=500".into());
+        flow.extend(extra.iter().map(|e| (*e).to_owned()));
+        self.spawn(binary, name, &flow)
     }
 
     /// Starts an audit consumer recording into `store_url`, its view on `listen`; returns it
     /// with its metrics URL.
     pub fn audit(&self, name: &str, store_url: &str, listen: u16) -> (Child, String) {
+        self.spawn(
+            "audit-consumer",
+            name,
+            &[format!("--audit-store-url={store_url}"), format!("--listen=127.0.0.1:{listen}")],
+        )
+    }
+
+    /// Starts the consumer `binary` with `args` on the test's broker, logging to `<name>.log`.
+    fn spawn(&self, binary: &str, name: &str, args: &[String]) -> (Child, String) {
         let metrics = free_port();
-        let child = Command::new(workspace_binary("audit-consumer"))
+        let child = Command::new(workspace_binary(binary))
             .args(["--brokers", &self.pipeline.broker.brokers(), "--topic-prefix", &self.pipeline.kafka.topic_prefix])
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
-            .args(["--audit-store-url", store_url, "--listen", &format!("127.0.0.1:{listen}")])
+            .args(args)
+            .env("GRIDSYNC_AMPLIENCE_CLIENT_SECRET", "gridsync-secret")
+            // A killed member leaves the group after 6 s instead of 45.
             .env("GRIDSYNC_KAFKA_SESSION_TIMEOUT_MS", "6000")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap())
