@@ -39,6 +39,8 @@ pub struct Performed {
     pub performed_at_ms: i64,
     /// Whether its DeliveryPerformed event was acknowledged by Kafka.
     pub reported: bool,
+    /// What its report names besides the target id (the flow's own JSON), for a late report.
+    pub details: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -80,7 +82,7 @@ impl SideEffects {
         let unreported = "state = 'done' AND reported_at IS NULL";
         let reporting = self.take_over(key, owner, unreported, until, now).await?;
         let row = sqlx::query(
-            "SELECT state, owner, claimed_until, external_id, outcome, performed_at, reported_at FROM side_effects
+            "SELECT state, owner, claimed_until, external_id, outcome, performed_at, reported_at, details FROM side_effects
              WHERE effect_key = $1",
         )
         .bind(key)
@@ -137,7 +139,7 @@ impl SideEffects {
         let until = now_millis().saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
         let done = sqlx::query(
             "UPDATE side_effects SET state = 'done', external_id = $3, outcome = $4, performed_at = $5,
-             claimed_until = $6
+             claimed_until = $6, details = $7
              WHERE effect_key = $1 AND owner = $2 AND state = 'claimed'",
         )
         .bind(key)
@@ -146,6 +148,7 @@ impl SideEffects {
         .bind(&performed.outcome)
         .bind(performed.performed_at_ms)
         .bind(until)
+        .bind(&performed.details)
         .execute(&self.pool)
         .await
         .map_err(StoreError::query("recording a side effect"))?;
@@ -177,7 +180,7 @@ impl SideEffects {
     /// The recorded outcome of `key`, if performed.
     pub async fn get(&self, key: &str) -> Result<Option<Performed>, StoreError> {
         let row = sqlx::query(
-            "SELECT external_id, outcome, performed_at, reported_at FROM side_effects
+            "SELECT external_id, outcome, performed_at, reported_at, details FROM side_effects
              WHERE effect_key = $1 AND state = 'done'",
         )
         .bind(key)
@@ -188,12 +191,13 @@ impl SideEffects {
     }
 }
 
-/// The outcome columns (`external_id, outcome, performed_at, reported_at`) from column `first` on.
+/// The outcome columns (`external_id, outcome, performed_at, reported_at, details`) from column `first` on.
 fn performed_from(row: &sqlx::any::AnyRow, first: usize) -> Result<Performed, sqlx::Error> {
     Ok(Performed {
         external_id: row.try_get::<Option<String>, _>(first)?.unwrap_or_default(),
         outcome: row.try_get::<Option<String>, _>(first + 1)?.unwrap_or_default(),
         performed_at_ms: row.try_get::<Option<i64>, _>(first + 2)?.unwrap_or_default(),
         reported: row.try_get::<Option<i64>, _>(first + 3)?.is_some(),
+        details: row.try_get(first + 4)?,
     })
 }

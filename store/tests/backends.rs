@@ -208,8 +208,13 @@ async fn side_effects_are_claimed_once(store: Store) {
         ledger.claim("e1/confirm/amp", "worker-b", lease).await.unwrap(),
         Claim::Busy { owner, .. } if owner == "worker-a"
     ));
-    let performed =
-        Performed { external_id: "item-1".into(), outcome: "created".into(), performed_at_ms: 42, reported: false };
+    let performed = Performed {
+        external_id: "item-1".into(),
+        outcome: "created".into(),
+        performed_at_ms: 42,
+        reported: false,
+        details: Some(r#"{"content_version":3}"#.into()),
+    };
     assert!(ledger.complete("e1/confirm/amp", "worker-a", &performed, lease).await.unwrap());
     // Performed, not yet reported: the performer reports it, not a second owner.
     assert!(matches!(ledger.claim("e1/confirm/amp", "worker-b", lease).await.unwrap(), Claim::Busy { .. }));
@@ -225,7 +230,13 @@ async fn side_effects_are_claimed_once(store: Store) {
     assert_eq!(ledger.claim("e2/confirm/amp", "dead", Duration::ZERO).await.unwrap(), Claim::Claimed);
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert_eq!(ledger.claim("e2/confirm/amp", "worker-b", lease).await.unwrap(), Claim::Claimed);
-    let late = Performed { external_id: "x".into(), outcome: "created".into(), performed_at_ms: 1, reported: false };
+    let late = Performed {
+        external_id: "x".into(),
+        outcome: "created".into(),
+        performed_at_ms: 1,
+        reported: false,
+        details: None,
+    };
     assert!(!ledger.complete("e2/confirm/amp", "dead", &late, lease).await.unwrap());
     // A performer that died before reporting: once its lease is over, the report is another's.
     assert_eq!(ledger.claim("e3/confirm/amp", "dies", Duration::ZERO).await.unwrap(), Claim::Claimed);

@@ -205,7 +205,10 @@ async fn partner_content_goes_out_once_per_partner_and_version_and_its_receipts_
     let deliveries = w.deliveries_until(|ds| ds.iter().filter(|d| d.action == "partner-package").count() >= 5);
     let packages: Vec<_> = deliveries.iter().filter(|d| d.action == "partner-package").collect();
     assert_eq!(packages.len(), 5, "ACME and GLOBEX twice, Acme GmbH once: {packages:#?}");
-    assert!(packages.iter().all(|d| d.target_system == TargetSystem::TradingGrid && d.content_version.is_some()));
+    assert!(
+        packages.iter().all(|d| d.target_system == TargetSystem::TradingGrid && d.content_version.is_some()),
+        "{packages:#?}"
+    );
     let mut per_file: BTreeMap<String, usize> = BTreeMap::new();
     for path in w.picked_up("") {
         let file = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -224,4 +227,100 @@ async fn partner_content_goes_out_once_per_partner_and_version_and_its_receipts_
     assert_eq!(w.all_items().await, made_before, "a replay changed or made Amplience items");
     assert_eq!((w.picked_up(""), w.waiting_outbound("")), files_before, "a replay sent a package again");
     stop(replayed).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn content_changed_while_the_consumer_was_stopped_goes_out_in_its_newest_version_only() {
+    let w = World::start("distribution-stopped").await;
+    w.set_clock("2027-01-04T09:00:00Z");
+    let mailbox = format!("--mailbox-dir={}", w.mailbox.display());
+    let delivery = format!("--amplience-delivery-url={}", w.amp.url());
+    let (first, _) = w.consumer("distribution-consumer", "first", &[&mailbox, &delivery]);
+    let editor = w.finance();
+    let repository = &gridsync_amp_sim::SimConfig::default().repositories[0];
+    let new_item = |label: &str, schema: &str, key: &str, fields: Value| NewContentItem {
+        label: label.into(),
+        schema: schema.into(),
+        delivery_key: Some(DeliveryKey::parse(key).unwrap()),
+        folder_id: None,
+        locale: Some("en-GB".into()),
+        fields: fields.as_object().cloned().unwrap(),
+    };
+    let terms = editor
+        .create_item(
+            repository,
+            &new_item(
+                "Terms",
+                TERMS,
+                "terms/acme",
+                json!({ "title": "Terms", "targetPartnerIds": ["ACME"], "sections": ["30 days"] }),
+            ),
+        )
+        .await
+        .unwrap();
+    editor.assign_workflow_state(&terms.id, "Approved").await.unwrap();
+    editor.publish(&terms.id).await.unwrap();
+    let packages = |w: &World| {
+        let mut all = w.picked_up(&format!("ACME_PKG_{}", terms.id));
+        all.extend(w.waiting_outbound(&format!("ACME_PKG_{}", terms.id)));
+        all.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect::<Vec<_>>()
+    };
+    assert!(wait_until(Duration::from_secs(60), || packages(&w).len() == 1).await, "no first package\n{}", w.logs());
+    let first_package = packages(&w)[0].clone();
+    stop(first).await;
+
+    // While it is stopped: the terms are published twice more, and an onboarding pack is
+    // approved, then withdrawn.
+    for sections in [json!(["45 days"]), json!(["60 days"])] {
+        editor.update_item(&terms.id, |item| item.body["sections"] = sections.clone()).await.unwrap();
+        editor.publish(&terms.id).await.unwrap();
+    }
+    let pack = editor
+        .create_item(
+            repository,
+            &new_item(
+                "Welcome",
+                ONBOARDING,
+                "onboarding/acme",
+                json!({ "title": "Welcome", "targetPartnerIds": ["ACME"], "steps": ["Log in"] }),
+            ),
+        )
+        .await
+        .unwrap();
+    editor.assign_workflow_state(&pack.id, "Approved").await.unwrap();
+    editor.assign_workflow_state(&pack.id, "Withdrawn").await.unwrap();
+    let published = w.events_until(EventType::PartnerContentPublished, |events| events.len() >= 3);
+    let newest = published
+        .iter()
+        .filter_map(|e| match e {
+            Event::PartnerContentPublished(p) => Some(p.content.version),
+            _ => None,
+        })
+        .max()
+        .unwrap();
+    w.events_until(EventType::PartnerContentApproved, |events| !events.is_empty());
+
+    // Started again: the newest version goes out, as a revision of the first; the one between
+    // and the withdrawn pack do not.
+    let (second, _) = w.consumer("distribution-consumer", "second", &[&mailbox, &delivery]);
+    let newest_file = format!("ACME_PKG_{}-v{newest}.zip", terms.id);
+    assert!(
+        wait_until(Duration::from_secs(60), || packages(&w).contains(&newest_file)).await,
+        "the newest version never went out: {:?}\n{}",
+        packages(&w),
+        w.logs()
+    );
+    status_of(&w, &pack.id, "ACME", "the pack's withdrawal", |p| p["state"] == "withdrawn").await;
+    status_of(&w, &terms.id, "ACME", "the newest terms sent", |p| p["version"] == newest).await;
+    let sent = packages(&w);
+    assert!(
+        sent.len() == 2 && sent.contains(&first_package) && sent.contains(&newest_file),
+        "only the first and the newest version: {sent:?}"
+    );
+    assert!(
+        w.picked_up(&format!("ACME_PKG_{}", pack.id)).is_empty()
+            && w.waiting_outbound(&format!("ACME_PKG_{}", pack.id)).is_empty()
+    );
+    assert!(w.log("second").contains("superseded in Amplience; not sent"), "{}", w.log("second"));
+    stop(second).await;
 }

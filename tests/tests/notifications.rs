@@ -415,6 +415,7 @@ async fn a_report_that_reached_kafka_before_a_crash_is_not_sent_again() {
         outcome: "created".into(),
         performed_at_ms: chrono::Utc::now().timestamp_millis(),
         reported: false,
+        details: None,
     };
     assert!(ledger.complete(&key, "killed", &performed, Duration::ZERO).await.unwrap());
     let record = Record {

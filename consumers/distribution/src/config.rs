@@ -16,6 +16,8 @@ pub struct DistributionConfig {
     pub status_key_prefix: String,
     pub status_schema: String,
     pub read_window_hours: i64,
+    /// Workflow states that withdraw content: a version not yet sent is then not sent.
+    pub withdrawn_states: Vec<String>,
 }
 
 impl DistributionConfig {

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use gridsync_amplience::{DeliveryKey, NewContentItem};
+use gridsync_amplience::{DeliveryClient, DeliveryKey, NewContentItem};
 use gridsync_core::kafka::{Handler, HandlerError, Record};
 use gridsync_flow::{
     clock::Clock, effects::Outcome, keyed_items::update_keyed, scheduler, FlowContext, FlowError, Raise, SideEffect,
@@ -31,7 +31,11 @@ use gridsync_trading_grid::mailbox::OutboundTarget;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::{config::DistributionConfig, package};
+use crate::{
+    config::DistributionConfig,
+    currency::{self, Currency, Occasion},
+    package,
+};
 
 const HANDLED: &[&str] = &["PartnerContentApproved", "PartnerContentPublished", "DocumentStatusChanged"];
 /// Kinds of the flow's records.
@@ -65,6 +69,8 @@ pub struct Distribution {
     pub timers: Timers,
     pub clock: Clock,
     pub hub_id: Option<String>,
+    /// What is published now (see [`crate::currency`]).
+    pub delivery: Option<DeliveryClient>,
 }
 
 impl Handler for Distribution {
@@ -126,16 +132,53 @@ impl Distribution {
         } else {
             content.target_partner_ids.iter().map(|p| self.ctx.partners.get(p)).collect::<Result<Vec<_>, _>>()?
         };
+        let partners: Vec<_> = partners
+            .into_iter()
+            .filter(|partner| {
+                let takes = partner.documents.iter().any(|d| d == "partner-content");
+                if !takes {
+                    tracing::info!(
+                        partner = partner.id,
+                        content = id,
+                        "the partner's profile does not take partner content"
+                    );
+                }
+                takes
+            })
+            .collect();
+        // Amplience is asked only for a version some partner has not had yet: a replay of one
+        // already sent goes on to find it done, whatever became of the content since.
+        let mut unsent = Vec::new();
+        for partner in &partners {
+            let previous = self.get::<Sent>(SENT, &format!("{id}/{}", partner.id)).await?;
+            if !previous.is_some_and(|p| p.version >= content.version) {
+                unsent.push(partner.id.clone());
+            }
+        }
+        if let (false, Some(occasion)) = (unsent.is_empty(), Occasion::of(&record.event)) {
+            let delivery = self.delivery.as_ref();
+            match currency::of(&self.ctx.amplience, delivery, &self.config.withdrawn_states, &occasion, content).await?
+            {
+                Currency::Current => {}
+                Currency::Superseded { by } => {
+                    tracing::info!(content = id, version = content.version, by, "superseded in Amplience; not sent");
+                    return Ok(());
+                }
+                Currency::Withdrawn { why } => {
+                    tracing::info!(content = id, version = content.version, why, "withdrawn in Amplience; not sent");
+                    let at = rfc3339(self.clock.now_ms());
+                    let changes = unsent
+                        .into_iter()
+                        .map(|p| {
+                            (p, json!({ "version": content.version, "state": "withdrawn", "reason": why, "at": at }))
+                        })
+                        .collect();
+                    return self.status(record, content, changes).await;
+                }
+            }
+        }
         let mut sent = Vec::new();
         for partner in partners {
-            if !partner.documents.iter().any(|d| d == "partner-content") {
-                tracing::info!(
-                    partner = partner.id,
-                    content = id,
-                    "the partner's profile does not take partner content"
-                );
-                continue;
-            }
             if let Some(package) = self.send(record, content, &partner.id).await? {
                 sent.push(package);
             }

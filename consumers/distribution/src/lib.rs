@@ -2,11 +2,13 @@
 //! packages, its handler and its set-up.
 
 pub mod config;
+pub mod currency;
 pub mod flow;
 pub mod package;
 
 use std::{path::PathBuf, sync::Arc};
 
+use gridsync_amplience::DeliveryClient;
 use gridsync_core::app::{AppError, ConsumerDeps};
 use gridsync_flow::{FlowArgs, FlowContext};
 use gridsync_trading_grid::mailbox::args::MailboxArgs;
@@ -22,6 +24,11 @@ pub struct Args {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub mailbox: MailboxArgs,
+    /// Amplience's Content Delivery API: what is published now, asked before a published
+    /// version goes out (a newer one published since goes out instead). Without it, only the
+    /// Management API is asked (deleted, archived, withdrawn).
+    #[arg(long = "amplience-delivery-url", env = "GRIDSYNC_AMPLIENCE_DELIVERY_URL")]
+    pub delivery_url: Option<String>,
 }
 
 fn source(e: impl std::error::Error + Send + Sync + 'static) -> AppError {
@@ -36,11 +43,24 @@ pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<flow::Distribut
     let outbound = args.mailbox.open_outbound(&shutdown).await.map_err(source)?;
     let ctx = FlowContext::connect(deps, &args.flow).await?;
     let scheduler = ctx.scheduler(&args.flow);
+    let delivery = match &args.delivery_url {
+        Some(url) => {
+            let retry = args.flow.amplience.retry_policy();
+            Some(DeliveryClient::new(url, std::time::Duration::from_secs(10), retry).map_err(source)?)
+        }
+        None => {
+            tracing::warn!(
+                "no --amplience-delivery-url: a published version is sent without asking what is published now"
+            );
+            None
+        }
+    };
     let distribution = Arc::new(flow::Distribution {
         records: ctx.store.flow_records(&ctx.name),
         timers: ctx.store.timers(&ctx.name),
         clock: args.flow.clock(),
         hub_id: args.flow.amplience.hub_id.clone(),
+        delivery,
         outbound,
         ctx,
         config,

@@ -22,6 +22,7 @@ use gridsync_schemas::{
 };
 use gridsync_store::{Claim, Performed, SideEffects};
 use prometheus::{histogram_opts, opts, HistogramVec, IntCounterVec};
+use serde::{Deserialize, Serialize};
 
 use crate::FlowError;
 
@@ -72,6 +73,43 @@ pub struct Outcome {
     pub content_version: Option<i64>,
     /// The Amplience item created or updated, for the event's envelope.
     pub amplience_item: Option<AmplienceContentRef>,
+}
+
+/// What a report names besides the target id, kept in the ledger for a late report.
+#[derive(Debug, Serialize, Deserialize)]
+struct Details {
+    content_item_id: Option<String>,
+    content_version: Option<i64>,
+    amplience_item: Option<AmplienceContentRef>,
+}
+
+impl Details {
+    fn of(outcome: &Outcome) -> Self {
+        Details {
+            content_item_id: outcome.content_item_id.clone(),
+            content_version: outcome.content_version,
+            amplience_item: outcome.amplience_item.clone(),
+        }
+    }
+}
+
+impl Outcome {
+    /// The outcome as the ledger recorded it (`None` when it kept no details: an older ledger).
+    fn recorded(performed: &Performed) -> Option<Self> {
+        let details: Details = serde_json::from_str(performed.details.as_deref()?).ok()?;
+        let outcome = match performed.outcome.as_str() {
+            "already_done" => DeliveryOutcome::AlreadyDone,
+            "updated" => DeliveryOutcome::Updated,
+            _ => DeliveryOutcome::Created,
+        };
+        Some(Outcome {
+            external_id: performed.external_id.clone(),
+            outcome,
+            content_item_id: details.content_item_id,
+            content_version: details.content_version,
+            amplience_item: details.amplience_item,
+        })
+    }
 }
 
 /// Performs side effects once and reports each.
@@ -153,7 +191,8 @@ impl Effects {
                 if !performed.reported {
                     // Done, and its performer stopped before noting the report: the report may
                     // be on the topic already (killed between Kafka's ack and the note).
-                    let event = delivery_performed(&self.consumer, record, effect, &key, &performed, None);
+                    let recorded = Outcome::recorded(&performed);
+                    let event = delivery_performed(&self.consumer, record, effect, &key, &performed, recorded.as_ref());
                     let topic = &self.producer.catalog().topic_for(event.event_type()).name;
                     let event_id = &event.envelope().event_id;
                     if !crate::reported::is_on_topic(&self.kafka, topic, event_id, performed.performed_at_ms).await? {
@@ -183,6 +222,7 @@ impl Effects {
             outcome: outcome.outcome.as_str().to_ascii_lowercase(),
             performed_at_ms: chrono::Utc::now().timestamp_millis(),
             reported: false,
+            details: serde_json::to_string(&Details::of(&outcome)).ok(),
         };
         if !self.ledger.complete(&key, &self.owner, &performed, self.lease).await? {
             // Our claim expired and another owner took it over: the target's key kept the effect

@@ -45,6 +45,7 @@ impl Default for SimConfig {
                 "Dispute resolved",
                 "Open",
                 "Resolved",
+                "Withdrawn",
             ]
             .map(String::from)
             .to_vec(),
