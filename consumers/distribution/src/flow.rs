@@ -151,7 +151,7 @@ impl Distribution {
         let mut unsent = Vec::new();
         for partner in &partners {
             let previous = self.get::<Sent>(SENT, &format!("{id}/{}", partner.id)).await?;
-            if !previous.is_some_and(|p| p.version >= content.version) {
+            if previous.is_none_or(|p| p.version < content.version) {
                 unsent.push(partner.id.clone());
             }
         }
