@@ -144,7 +144,8 @@ print("  flow 2  to Trading Grid, picked up by the partner: %s" % (", ".join(sen
 for entry in items:
     body = entry["item"]["body"]
     if "partners" in body and "contentItemId" in body:
-        states = ", ".join("%s v%s %s" % (p, s.get("version"), s.get("state")) for p, s in sorted(body["partners"].items()))
+        states = ", ".join("%s v%s %s%s" % (p, s.get("version"), s.get("state"), " (%s)" % s["reason"] if s.get("reason") else "")
+                           for p, s in sorted(body["partners"].items()))
         flow = "4" if body.get("kind") in ("ONBOARDING_PACK", "COMPLIANCE_INSTRUCTIONS", "PROCESS_GUIDE") else "5"
         print("  flow %s  %s \"%s\" (%s) to partners: %s" % (flow, body.get("kind", "content"), body.get("title", ""),
               body["contentItemId"], states or "none yet"))

@@ -30,7 +30,14 @@ pub async fn of(
     let id = &content.content_item_id;
     let item = match management.get_item(id).await {
         Ok(item) => item,
-        Err(e) if e.is_not_found() => return Ok(Currency::Withdrawn { why: "deleted in Amplience".into() }),
+        Err(e) if e.is_not_found() => {
+            // Deleted; or a hub or API URL that is not the content's: said loudly, either way.
+            tracing::warn!(
+                content = id,
+                "content item not found in Amplience (deleted, or the hub or API URL is wrong)"
+            );
+            return Ok(Currency::Withdrawn { why: "not found in Amplience (deleted)".into() });
+        }
         Err(e) => return Err(e.into()),
     };
     if item.status.as_deref() == Some("ARCHIVED") {
