@@ -64,6 +64,13 @@ pub enum AppError {
     },
 }
 
+impl AppError {
+    /// A set-up failure of a binary's own (its store, its configuration, a client it builds).
+    pub fn other(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        AppError::Source(e.into())
+    }
+}
+
 /// What every binary runs beside its work: the shutdown signal, metrics,
 /// readiness and the HTTP server for them.
 struct Runtime {

@@ -42,6 +42,18 @@ fn sha256(bytes: &[u8]) -> String {
     format!("{:x}", sha2::Sha256::digest(bytes))
 }
 
+/// A content item an editor writes: `fields` of content type `schema`, under delivery key `key`.
+fn content_item(label: &str, schema: &str, key: &str, fields: Value) -> NewContentItem {
+    NewContentItem {
+        label: label.into(),
+        schema: schema.into(),
+        delivery_key: Some(DeliveryKey::parse(key).unwrap()),
+        folder_id: None,
+        locale: Some("en-GB".into()),
+        fields: fields.as_object().cloned().unwrap(),
+    }
+}
+
 /// The partner's entry on the content's distribution-status item.
 async fn status_of(w: &World, content: &str, partner: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     let items = w
@@ -60,21 +72,13 @@ async fn partner_content_goes_out_once_per_partner_and_version_and_its_receipts_
     let (first, _) = w.consumer("distribution-consumer", "first", &[&mailbox]);
     let editor = w.finance();
     let repository = &gridsync_amp_sim::SimConfig::default().repositories[0];
-    let item = |label: &str, schema: &str, key: &str, fields: Value| NewContentItem {
-        label: label.into(),
-        schema: schema.into(),
-        delivery_key: Some(DeliveryKey::parse(key).unwrap()),
-        folder_id: None,
-        locale: Some("en-GB".into()),
-        fields: fields.as_object().cloned().unwrap(),
-    };
 
     // Trading terms for ACME and GLOBEX, approved and published (flow 5); an onboarding pack
     // for Acme's German arm, approved (flow 4).
     let terms = editor
         .create_item(
             repository,
-            &item(
+            &content_item(
                 "Trading terms 2027",
                 TERMS,
                 "terms/2027",
@@ -90,7 +94,7 @@ async fn partner_content_goes_out_once_per_partner_and_version_and_its_receipts_
     let pack = editor
         .create_item(
             repository,
-            &item(
+            &content_item(
                 "Willkommen",
                 ONBOARDING,
                 "onboarding/de",
@@ -238,18 +242,10 @@ async fn content_changed_while_the_consumer_was_stopped_goes_out_in_its_newest_v
     let (first, _) = w.consumer("distribution-consumer", "first", &[&mailbox, &delivery]);
     let editor = w.finance();
     let repository = &gridsync_amp_sim::SimConfig::default().repositories[0];
-    let new_item = |label: &str, schema: &str, key: &str, fields: Value| NewContentItem {
-        label: label.into(),
-        schema: schema.into(),
-        delivery_key: Some(DeliveryKey::parse(key).unwrap()),
-        folder_id: None,
-        locale: Some("en-GB".into()),
-        fields: fields.as_object().cloned().unwrap(),
-    };
     let terms = editor
         .create_item(
             repository,
-            &new_item(
+            &content_item(
                 "Terms",
                 TERMS,
                 "terms/acme",
@@ -278,7 +274,7 @@ async fn content_changed_while_the_consumer_was_stopped_goes_out_in_its_newest_v
     let pack = editor
         .create_item(
             repository,
-            &new_item(
+            &content_item(
                 "Welcome",
                 ONBOARDING,
                 "onboarding/acme",

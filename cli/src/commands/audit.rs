@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::DateTime;
 use clap::{Args, Subcommand};
-use gridsync_store::{audit::PageRequest, Store};
+use gridsync_store::{
+    audit::{PageRequest, DEFAULT_OPEN_WINDOW_MS, DEFAULT_PARTNER_WINDOW_MS},
+    Store,
+};
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
@@ -104,7 +107,8 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         }
         AuditCommand::Partner { partner, from, to, paging } => {
             let to = to.as_deref().map(|t| millis("to", t)).transpose()?.unwrap_or(now + 1);
-            let from = from.as_deref().map(|t| millis("from", t)).transpose()?.unwrap_or(to - 30 * 24 * 3_600_000);
+            let from =
+                from.as_deref().map(|t| millis("from", t)).transpose()?.unwrap_or(to - DEFAULT_PARTNER_WINDOW_MS);
             serde_json::json!({
                 "partner": partner, "from": from, "to": to,
                 "events": log.partner_activity(&partner, from, to, &paging.request()).await?,
@@ -116,7 +120,8 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             "events": log.content_events(&content_item_id, &paging.request()).await?,
         }),
         AuditCommand::Open { since, limit } => {
-            let since = since.as_deref().map(|t| millis("since", t)).transpose()?.unwrap_or(now - 90 * 24 * 3_600_000);
+            let since =
+                since.as_deref().map(|t| millis("since", t)).transpose()?.unwrap_or(now - DEFAULT_OPEN_WINDOW_MS);
             serde_json::to_value(log.open_items(now, since, limit).await?)?
         }
         AuditCommand::DeadLetters { consumer, paging } => {

@@ -22,17 +22,11 @@ use axum::{
     Json, Router,
 };
 use chrono::DateTime;
-use gridsync_store::audit::{AuditLog, PageRequest};
+use gridsync_store::audit::{AuditLog, PageRequest, DEFAULT_OPEN_WINDOW_MS, DEFAULT_PARTNER_WINDOW_MS};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::page;
-
-/// How far back a partner's exchanges go when `from` is not given: 30 days.
-const DEFAULT_PARTNER_WINDOW_MS: i64 = 30 * 24 * 3_600_000;
-
-/// How far back "what is open" looks when `since` is not given: 90 days.
-pub const DEFAULT_OPEN_WINDOW_MS: i64 = 90 * 24 * 3_600_000;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

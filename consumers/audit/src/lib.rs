@@ -30,10 +30,6 @@ pub struct Args {
     pub listen: SocketAddr,
 }
 
-fn source(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> AppError {
-    AppError::Source(e.into())
-}
-
 /// Records every event it is handed, once.
 pub struct Audit {
     log: AuditLog,
@@ -53,7 +49,7 @@ impl Handler for Audit {
 
 /// Opens the audit store, starts the dead-letter reader and the audit view.
 pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<Audit>, AppError> {
-    let store = Store::connect(&args.store_url).await.map_err(source)?;
+    let store = Store::connect(&args.store_url).await.map_err(AppError::other)?;
     let log = store.audit();
     let recorded = IntCounterVec::new(
         opts!(

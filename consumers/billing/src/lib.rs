@@ -39,17 +39,13 @@ pub struct Args {
     pub mailbox: MailboxArgs,
 }
 
-fn source(e: impl std::error::Error + Send + Sync + 'static) -> AppError {
-    AppError::Source(Box::new(e))
-}
-
 /// Connects the flow (store, Amplience, partner profiles, templates, the
 /// outbound mailbox) and starts its timers.
 pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<flow::Billing>, AppError> {
-    let config = config::BillingConfig::load(args.config.as_deref()).map_err(source)?;
+    let config = config::BillingConfig::load(args.config.as_deref()).map_err(AppError::other)?;
     let shutdown = deps.shutdown.clone();
     let metrics = deps.metrics.clone();
-    let outbound = args.mailbox.open_outbound(&shutdown).await.map_err(source)?;
+    let outbound = args.mailbox.open_outbound(&shutdown).await.map_err(AppError::other)?;
     let ctx = FlowContext::connect(deps, &args.flow).await?;
     let messages = ctx.messages(
         &args.flow,
@@ -59,7 +55,7 @@ pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<flow::Billing>,
         &config.approved_states,
     );
     let numbering = match &args.outbound_store_url {
-        Some(url) => gridsync_store::Store::connect(url).await.map_err(source)?,
+        Some(url) => gridsync_store::Store::connect(url).await.map_err(AppError::other)?,
         None => ctx.store.clone(),
     };
     let scheduler = ctx.scheduler(&args.flow);

@@ -148,13 +148,15 @@ impl Distribution {
             .collect();
         // Amplience is asked only for a version some partner has not had yet: a replay of one
         // already sent goes on to find it done, whatever became of the content since.
-        let mut unsent = Vec::new();
+        let mut had = Vec::new();
         for partner in &partners {
-            let previous = self.get::<Sent>(SENT, &format!("{id}/{}", partner.id)).await?;
-            if previous.is_none_or(|p| p.version < content.version) {
-                unsent.push(partner.id.clone());
-            }
+            had.push((partner.id.clone(), self.get::<Sent>(SENT, &format!("{id}/{}", partner.id)).await?));
         }
+        let unsent: Vec<String> = had
+            .iter()
+            .filter(|(_, previous)| previous.as_ref().is_none_or(|p| p.version < content.version))
+            .map(|(partner, _)| partner.clone())
+            .collect();
         if let (false, Some(occasion)) = (unsent.is_empty(), Occasion::of(&record.event)) {
             let delivery = self.delivery.as_ref();
             match currency::of(&self.ctx.amplience, delivery, &self.config.withdrawn_states, &occasion, content).await?
@@ -178,8 +180,8 @@ impl Distribution {
             }
         }
         let mut sent = Vec::new();
-        for partner in partners {
-            if let Some(package) = self.send(record, content, &partner.id).await? {
+        for (partner, previous) in had {
+            if let Some(package) = self.send(record, content, &partner, previous).await? {
                 sent.push(package);
             }
         }
@@ -190,10 +192,16 @@ impl Distribution {
         self.status(record, content, changes).await
     }
 
-    /// Writes the package of `content` for `partner` once; `None` when a newer version went out already.
-    async fn send(&self, record: &Record, content: &PartnerContent, partner: &str) -> Result<Option<Sent>, FlowError> {
+    /// Writes the package of `content` for `partner`, who had `previous`, once; `None` when a
+    /// newer version went out already.
+    async fn send(
+        &self,
+        record: &Record,
+        content: &PartnerContent,
+        partner: &str,
+        previous: Option<Sent>,
+    ) -> Result<Option<Sent>, FlowError> {
         let id = &content.content_item_id;
-        let previous = self.get::<Sent>(SENT, &format!("{id}/{partner}")).await?;
         if previous.as_ref().is_some_and(|p| p.version > content.version) {
             return Ok(None);
         }

@@ -31,22 +31,18 @@ pub struct Args {
     pub delivery_url: Option<String>,
 }
 
-fn source(e: impl std::error::Error + Send + Sync + 'static) -> AppError {
-    AppError::Source(Box::new(e))
-}
-
 /// Connects the flow (store, Amplience, partner profiles, the outbound mailbox) and starts its timers.
 pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<flow::Distribution>, AppError> {
-    let config = config::DistributionConfig::load(args.config.as_deref()).map_err(source)?;
+    let config = config::DistributionConfig::load(args.config.as_deref()).map_err(AppError::other)?;
     let shutdown = deps.shutdown.clone();
     let metrics = deps.metrics.clone();
-    let outbound = args.mailbox.open_outbound(&shutdown).await.map_err(source)?;
+    let outbound = args.mailbox.open_outbound(&shutdown).await.map_err(AppError::other)?;
     let ctx = FlowContext::connect(deps, &args.flow).await?;
     let scheduler = ctx.scheduler(&args.flow);
     let delivery = match &args.delivery_url {
         Some(url) => {
             let retry = args.flow.amplience.retry_policy();
-            Some(DeliveryClient::new(url, std::time::Duration::from_secs(10), retry).map_err(source)?)
+            Some(DeliveryClient::new(url, std::time::Duration::from_secs(10), retry).map_err(AppError::other)?)
         }
         None => {
             tracing::warn!(

@@ -22,7 +22,7 @@ pub struct Args {
 
 /// Connects the flow: store, Amplience, partner profiles, templates.
 pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<flow::Exceptions, AppError> {
-    let config = config::ExceptionsConfig::load(args.config.as_deref()).map_err(|e| AppError::Source(Box::new(e)))?;
+    let config = config::ExceptionsConfig::load(args.config.as_deref()).map_err(AppError::other)?;
     let ctx = FlowContext::connect(deps, &args.flow).await?;
     let messages = |content_type_uri: &str| {
         ctx.messages(

@@ -23,11 +23,11 @@ impl FlowContext {
     pub async fn connect(deps: ConsumerDeps, args: &FlowArgs) -> Result<Self, AppError> {
         let name = deps.name.clone();
         let url = args.store_url.clone().unwrap_or_else(|| format!("sqlite://{name}-consumer.db"));
-        let store = Store::connect(&url).await.map_err(source)?;
-        let amplience = Arc::new(ManagementClient::new(&args.amplience).map_err(source)?);
+        let store = Store::connect(&url).await.map_err(AppError::other)?;
+        let amplience = Arc::new(ManagementClient::new(&args.amplience).map_err(AppError::other)?);
         deps.metrics.register(Box::new(crate::telemetry::AmplienceCalls::new(amplience.clone())?))?;
         let partners = match &args.partners {
-            Some(path) => PartnerProfiles::load(path).map_err(source)?,
+            Some(path) => PartnerProfiles::load(path).map_err(AppError::other)?,
             None => {
                 tracing::warn!("no partner profiles (--partners): every partner's records will be dead-lettered");
                 PartnerProfiles::default()
@@ -85,8 +85,4 @@ impl FlowContext {
             Duration::from_millis(args.template_ttl_ms),
         )
     }
-}
-
-fn source(e: impl std::error::Error + Send + Sync + 'static) -> AppError {
-    AppError::Source(Box::new(e))
 }

@@ -97,14 +97,9 @@ impl Outcome {
     /// The outcome as the ledger recorded it (`None` when it kept no details: an older ledger).
     fn recorded(performed: &Performed) -> Option<Self> {
         let details: Details = serde_json::from_str(performed.details.as_deref()?).ok()?;
-        let outcome = match performed.outcome.as_str() {
-            "already_done" => DeliveryOutcome::AlreadyDone,
-            "updated" => DeliveryOutcome::Updated,
-            _ => DeliveryOutcome::Created,
-        };
         Some(Outcome {
             external_id: performed.external_id.clone(),
-            outcome,
+            outcome: recorded_outcome(performed),
             content_item_id: details.content_item_id,
             content_version: details.content_version,
             amplience_item: details.amplience_item,
@@ -242,6 +237,15 @@ impl Effects {
     }
 }
 
+/// The outcome the ledger recorded (`created`, `updated`, `already_done`).
+fn recorded_outcome(performed: &Performed) -> DeliveryOutcome {
+    match performed.outcome.as_str() {
+        "already_done" => DeliveryOutcome::AlreadyDone,
+        "updated" => DeliveryOutcome::Updated,
+        _ => DeliveryOutcome::Created,
+    }
+}
+
 /// The DeliveryPerformed event of one side effect, built from its source record.
 /// Its id derives from the side effect's key, so a repeat is recognisable.
 pub fn delivery_performed(
@@ -254,11 +258,6 @@ pub fn delivery_performed(
 ) -> Event {
     let source = record.event.envelope();
     let performed_at = Timestamp::from_millis(performed.performed_at_ms);
-    let delivery_outcome = match performed.outcome.as_str() {
-        "already_done" => DeliveryOutcome::AlreadyDone,
-        "updated" => DeliveryOutcome::Updated,
-        _ => DeliveryOutcome::Created,
-    };
     Event::DeliveryPerformed(DeliveryPerformed {
         envelope: Envelope {
             event_id: Envelope::deterministic_event_id(SourceSystem::Gridsync, &["delivery", key]),
@@ -282,7 +281,7 @@ pub fn delivery_performed(
         content_version: outcome.and_then(|o| o.content_version),
         source_event_id: source.event_id.clone(),
         source_event_type: source.event_type.clone(),
-        outcome: delivery_outcome,
+        outcome: recorded_outcome(performed),
         performed_at,
     })
 }

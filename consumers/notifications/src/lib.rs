@@ -22,8 +22,7 @@ pub struct Args {
 
 /// Connects the flow: store, Amplience, partner profiles, templates.
 pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<flow::Notifications, AppError> {
-    let config =
-        config::NotificationsConfig::load(args.config.as_deref()).map_err(|e| AppError::Source(Box::new(e)))?;
+    let config = config::NotificationsConfig::load(args.config.as_deref()).map_err(AppError::other)?;
     let ctx = FlowContext::connect(deps, &args.flow).await?;
     let messages = ctx.messages(
         &args.flow,

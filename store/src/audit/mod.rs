@@ -21,6 +21,12 @@ use crate::{now_millis, StoreError};
 /// Most rows one answer holds, whatever was asked.
 pub const MAX_PAGE: u32 = 500;
 
+/// How far back a partner's exchanges go when no start is given: 30 days.
+pub const DEFAULT_PARTNER_WINDOW_MS: i64 = 30 * 24 * 3_600_000;
+
+/// How far back "what is open" looks when no start is given: 90 days.
+pub const DEFAULT_OPEN_WINDOW_MS: i64 = 90 * 24 * 3_600_000;
+
 /// One event as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEntry {
