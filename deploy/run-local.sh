@@ -26,6 +26,8 @@ amp_sim=http://127.0.0.1:9480
 export GRIDSYNC_AMPLIENCE_API_URL=${GRIDSYNC_AMPLIENCE_API_URL:-$amp_sim/v2/content}
 export GRIDSYNC_AMPLIENCE_TOKEN_URL=${GRIDSYNC_AMPLIENCE_TOKEN_URL:-$amp_sim/oauth/token}
 export GRIDSYNC_AMPLIENCE_DELIVERY_URL=${GRIDSYNC_AMPLIENCE_DELIVERY_URL:-$amp_sim}
+# Media links (package attachments) from amp-sim's media CDN instead of https://{defaultHost}.
+export GRIDSYNC_AMPLIENCE_MEDIA_URL=${GRIDSYNC_AMPLIENCE_MEDIA_URL:-$amp_sim/{kind}/{endpoint}/{name}}
 export GRIDSYNC_AMPLIENCE_HUB_ID=${GRIDSYNC_AMPLIENCE_HUB_ID:-5f0000000000000000000001}
 export GRIDSYNC_AMPLIENCE_CLIENT_ID=${GRIDSYNC_AMPLIENCE_CLIENT_ID:-gridsync}
 export GRIDSYNC_AMPLIENCE_CLIENT_SECRET_FILE=${GRIDSYNC_AMPLIENCE_CLIENT_SECRET_FILE:-$local_dir/secrets/amplience-client-secret}
@@ -149,6 +151,14 @@ for entry in items:
         flow = "4" if body.get("kind") in ("ONBOARDING_PACK", "COMPLIANCE_INSTRUCTIONS", "PROCESS_GUIDE") else "5"
         print("  flow %s  %s \"%s\" (%s) to partners: %s" % (flow, body.get("kind", "content"), body.get("title", ""),
               body["contentItemId"], states or "none yet"))
+import hashlib, zipfile
+for name in sorted(f for f in (os.listdir(picked) if os.path.isdir(picked) else []) if "_PKG_" in f and f.endswith(".zip")):
+    with zipfile.ZipFile(os.path.join(picked, name)) as package:
+        manifest = json.loads(package.read("manifest.json"))
+        parts = manifest["parts"]
+        whole = all(hashlib.sha256(package.read(p["name"])).hexdigest() == p["sha256"] for p in parts)
+    shown = ", ".join("%s (%d bytes)" % (p["name"], p["bytes"]) for p in parts)
+    print("  flow 4/5  package %s: %s; checksums %s" % (name, shown, "match the manifest" if whole else "DO NOT MATCH"))
 ' || echo "  (python3 is needed to summarise; the items: curl -s '$amp_sim/__sim/items?prefix=gridsync/')"
     report_audit
 }

@@ -13,13 +13,15 @@ mod common;
 
 use std::{collections::BTreeMap, io::Read, path::Path, time::Duration};
 
-use common::{kill, stop, World};
+use common::{kill, metric, stop, World};
 use gridsync_amplience::{DeliveryKey, NewContentItem};
+use gridsync_core::kafka::{dead_letter, headers};
 use gridsync_schemas::{
     events::{ExceptionKind, TargetSystem},
     Event, EventType,
 };
-use gridsync_tests::wait_until;
+use gridsync_tests::{read_topic, wait_until};
+use rdkafka::Message;
 use serde_json::{json, Value};
 
 const TERMS: &str = "https://gridsync.example/schemas/trading-terms.json";
@@ -319,4 +321,135 @@ async fn content_changed_while_the_consumer_was_stopped_goes_out_in_its_newest_v
     );
     assert!(w.log("second").contains("superseded in Amplience; not sent"), "{}", w.log("second"));
     stop(second).await;
+}
+
+/// Peak resident memory of process `pid`, in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+/// Puts an asset on amp-sim's media CDN: `bytes`, or `generated` bytes of its known pattern.
+async fn put_media(w: &World, name: &str, content_type: &str, bytes: Vec<u8>, generated: Option<u64>) {
+    let query = generated.map(|n| format!("?generated_bytes={n}")).unwrap_or_default();
+    let response = reqwest::Client::new()
+        .put(format!("{}/__sim/media/acme-media/{name}{query}", w.amp.url()))
+        .header("content-type", content_type)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{response:?}");
+}
+
+fn media_link(kind: &str, name: &str) -> Value {
+    json!({
+        "_meta": { "schema": format!("http://bigcontent.io/cms/schema/v1/core#/definitions/{kind}-link") },
+        "id": format!("media-{name}"), "name": name, "endpoint": "acme-media", "defaultHost": "cdn.media.amplience.net"
+    })
+}
+
+/// Content that links media: each partner's package carries the media whole, fetched once for
+/// all partners, streamed (the consumer's memory never holds the video), a fetch cut off
+/// part-way retried from the start, and nothing left in the spool folder; a link Amplience
+/// does not serve dead-letters the content with the link's URL and sends nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn media_links_go_out_whole_as_attachments_streamed_fetched_once_and_retried() {
+    const VIDEO_BYTES: u64 = 160 * 1024 * 1024;
+    let w = World::start("distribution-media").await;
+    let diagram: Vec<u8> =
+        format!("<svg xmlns=\"http://www.w3.org/2000/svg\">{}</svg>", "<g/>".repeat(400)).into_bytes();
+    put_media(&w, "payment schedule", "image/svg+xml", diagram.clone(), None).await;
+    put_media(&w, "walkthrough", "video/mp4", Vec::new(), Some(VIDEO_BYTES)).await;
+    // The diagram's first two fetches are cut off after 512 bytes, as a dropped connection does.
+    let fault = json!({ "scope": "media", "truncate_after_bytes": 512, "count": 2 });
+    reqwest::Client::new().post(format!("{}/__sim/faults", w.amp.url())).json(&fault).send().await.unwrap();
+
+    let spool = w.dir.path().join("spool");
+    let (consumer, metrics) = w.consumer(
+        "distribution-consumer",
+        "media",
+        &[
+            &format!("--mailbox-dir={}", w.mailbox.display()),
+            &format!("--amplience-media-url={}/{{kind}}/{{endpoint}}/{{name}}", w.amp.url()),
+            &format!("--spool-dir={}", spool.display()),
+        ],
+    );
+    let editor = w.finance();
+    let repository = &gridsync_amp_sim::SimConfig::default().repositories[0];
+    let fields = json!({
+        "title": "Trading terms 2027", "targetPartnerIds": ["ACME", "GLOBEX"],
+        "sections": ["Payment within 30 days", media_link("image", "payment schedule")],
+        "walkthrough": media_link("video", "walkthrough") });
+    let terms =
+        editor.create_item(repository, &content_item("Terms with media", TERMS, "terms/media", fields)).await.unwrap();
+    editor.assign_workflow_state(&terms.id, "Approved").await.unwrap();
+    editor.publish(&terms.id).await.unwrap();
+
+    for partner in ["ACME", "GLOBEX"] {
+        let prefix = format!("{partner}_PKG_{}", terms.id);
+        assert!(
+            wait_until(Duration::from_secs(120), || w.picked_up(&prefix).len() == 1).await,
+            "no package for {partner}\n{}",
+            w.logs()
+        );
+        let package = &w.picked_up(&prefix)[0];
+        let parts = read_zip(package);
+        let manifest: Value = serde_json::from_slice(&parts["manifest.json"]).unwrap();
+        let names: Vec<&str> =
+            manifest["parts"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            ["content.json", "content.html", "attachments/payment-schedule.svg", "attachments/walkthrough.mp4"]
+        );
+        for part in manifest["parts"].as_array().unwrap() {
+            let name = part["name"].as_str().unwrap();
+            assert_eq!(part["sha256"].as_str(), Some(sha256(&parts[name]).as_str()), "{partner} {name}");
+            assert_eq!(part["bytes"].as_u64(), Some(parts[name].len() as u64), "{partner} {name}");
+        }
+        assert_eq!(parts["attachments/payment-schedule.svg"], diagram, "the diagram whole, not the cut-off fetches");
+        let video = &parts["attachments/walkthrough.mp4"];
+        let expected: Vec<u8> = (0..VIDEO_BYTES).map(gridsync_amp_sim::media::generated_byte).collect();
+        assert!(*video == expected, "the video as amp-sim served it ({} of {VIDEO_BYTES} bytes)", video.len());
+        let video_part = &manifest["parts"][3];
+        assert_eq!(
+            (video_part["mediaId"].as_str(), video_part["contentType"].as_str()),
+            (Some("media-walkthrough"), Some("video/mp4"))
+        );
+        let html = String::from_utf8(parts["content.html"].clone()).unwrap();
+        assert!(html.contains(r#"<img src="attachments/payment-schedule.svg" alt="payment schedule">"#), "{html}");
+        assert!(html.contains(r#"<a href="attachments/walkthrough.mp4">walkthrough</a>"#), "{html}");
+    }
+
+    // Fetched once for both partners; the diagram twice more for its two cut-off fetches.
+    let stats: Value = reqwest::get(format!("{}/__sim/stats", w.amp.url())).await.unwrap().json().await.unwrap();
+    assert_eq!(stats["media_fetches"], json!({ "acme-media/payment schedule": 3, "acme-media/walkthrough": 1 }));
+    assert_eq!(metric(&metrics, "gridsync_distribution_attachments_total", "outcome=\"fetched\"").await, 2.0);
+    assert_eq!(
+        metric(&metrics, "gridsync_distribution_attachment_bytes_total", "").await,
+        (VIDEO_BYTES + diagram.len() as u64) as f64
+    );
+    // The video streamed through: never all of it in memory at once.
+    let peak = peak_rss(consumer.id());
+    assert!(peak < VIDEO_BYTES / 2, "peak RSS {peak} bytes for a {VIDEO_BYTES}-byte attachment");
+    let left: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
+    assert!(left.is_empty(), "the spool folder keeps {left:?}");
+
+    // A link to media Amplience does not have: dead-lettered with its URL, nothing sent.
+    let fields = json!({ "title": "Guide", "targetPartnerIds": ["ACME"], "figure": media_link("image", "gone") });
+    let guide =
+        editor.create_item(repository, &content_item("Guide", ONBOARDING, "guides/gone", fields)).await.unwrap();
+    editor.assign_workflow_state(&guide.id, "Approved").await.unwrap();
+    let dlq = format!("{}gridsync.distribution.dlq", w.pipeline.kafka.topic_prefix);
+    let dead = read_topic(&w.pipeline.broker.brokers(), &dlq, 1, Duration::from_secs(60)).unwrap();
+    assert_eq!(dead.len(), 1, "{}", w.logs());
+    let message = headers::get(dead[0].headers(), dead_letter::ERROR_MESSAGE).unwrap_or_default().to_owned();
+    assert!(message.contains("/i/acme-media/gone") && message.contains("404"), "{message}");
+    assert!(
+        w.picked_up(&format!("ACME_PKG_{}", guide.id)).is_empty()
+            && w.waiting_outbound(&format!("ACME_PKG_{}", guide.id)).is_empty()
+    );
+    assert_eq!(metric(&metrics, "gridsync_distribution_attachments_total", "outcome=\"failed\"").await, 1.0);
+    stop(consumer).await;
 }

@@ -7,7 +7,7 @@ use std::{path::Path, time::Duration};
 
 use gridsync_http::Secret;
 use gridsync_tests::ssh::SshServer;
-use gridsync_trading_grid::mailbox::{MailboxError, Outcome, SftpAuth, SftpConfig, SftpMailbox};
+use gridsync_trading_grid::mailbox::{Content, MailboxError, Outcome, SftpAuth, SftpConfig, SftpMailbox};
 
 fn config(server: &SshServer, known_hosts: &Path) -> SftpConfig {
     SftpConfig {
@@ -69,16 +69,35 @@ async fn claims_moves_and_writes_files_on_a_real_sftp_server() {
     assert_eq!(std::fs::read_to_string(root.join("processed/a.edi")).unwrap(), "ISA first");
     assert!(names(&inbound.join(".processing")).is_empty());
 
-    let written = mailbox.write_outbound("ACME_997_905-1.edi", b"ISA*ack~").await.unwrap();
+    let written = mailbox.write_outbound("ACME_997_905-1.edi", Content::Bytes(b"ISA*ack~")).await.unwrap();
     assert!(written.created);
     assert_eq!(std::fs::read(root.join("outbound/ACME_997_905-1.edi")).unwrap(), b"ISA*ack~");
     let sidecar = std::fs::read_to_string(root.join("outbound/ACME_997_905-1.edi.sha256")).unwrap();
     assert_eq!(sidecar, format!("{}  ACME_997_905-1.edi\n", written.sha256));
-    assert!(!mailbox.write_outbound("ACME_997_905-1.edi", b"ISA*ack~").await.unwrap().created, "idempotent");
-    let conflict = mailbox.write_outbound("ACME_997_905-1.edi", b"different").await.unwrap_err();
+    assert!(
+        !mailbox.write_outbound("ACME_997_905-1.edi", Content::Bytes(b"ISA*ack~")).await.unwrap().created,
+        "idempotent"
+    );
+    let conflict = mailbox.write_outbound("ACME_997_905-1.edi", Content::Bytes(b"different")).await.unwrap_err();
     assert!(matches!(conflict, MailboxError::Conflict { .. }), "{conflict}");
-    assert!(matches!(mailbox.write_outbound("../escape.edi", b"x").await, Err(MailboxError::UnsafeName(_))));
-    assert_eq!(names(&root.join("outbound")), ["ACME_997_905-1.edi", "ACME_997_905-1.edi.sha256"], "no temp files");
+    assert!(matches!(
+        mailbox.write_outbound("../escape.edi", Content::Bytes(b"x")).await,
+        Err(MailboxError::UnsafeName(_))
+    ));
+    // A package larger than any one SFTP write, streamed from a local file.
+    let package: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    let local = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(local.path(), &package).unwrap();
+    let streamed = mailbox.write_outbound("ACME_PKG_c-1-v1.zip", Content::File(local.path())).await.unwrap();
+    assert!(streamed.created);
+    assert_eq!(std::fs::read(root.join("outbound/ACME_PKG_c-1-v1.zip")).unwrap(), package);
+    let again = mailbox.write_outbound("ACME_PKG_c-1-v1.zip", Content::File(local.path())).await.unwrap();
+    assert!(!again.created, "compared by a streamed checksum");
+    assert_eq!(
+        names(&root.join("outbound")),
+        ["ACME_997_905-1.edi", "ACME_997_905-1.edi.sha256", "ACME_PKG_c-1-v1.zip", "ACME_PKG_c-1-v1.zip.sha256"],
+        "no temp files"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

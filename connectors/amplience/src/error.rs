@@ -53,6 +53,19 @@ pub enum AmplienceError {
     UnknownWorkflowState(String),
     #[error(transparent)]
     DeliveryKey(#[from] crate::delivery_key::DeliveryKeyError),
+    /// A media fetch ended before the length the server announced (a dropped connection).
+    #[error("GET {url}: the body ended after {received} of {expected} bytes")]
+    MediaTruncated { url: String, expected: u64, received: u64 },
+    /// A media file larger than the configured limit.
+    #[error("GET {url}: larger than the limit of {limit} bytes")]
+    MediaTooLarge { url: String, limit: u64 },
+    /// Writing a fetched media file to local disk.
+    #[error("writing {path}: {source}")]
+    MediaFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 fn describe(errors: &[ApiErrorEntry]) -> String {
@@ -122,7 +135,9 @@ impl AmplienceError {
     /// (validation, not found, forbidden) fails the same way every time.
     pub fn is_retryable(&self) -> bool {
         match self {
-            AmplienceError::Transport { .. } => true,
+            AmplienceError::Transport { .. }
+            | AmplienceError::MediaTruncated { .. }
+            | AmplienceError::MediaFile { .. } => true,
             AmplienceError::Api { status, .. } => *status == 429 || *status >= 500,
             _ => false,
         }

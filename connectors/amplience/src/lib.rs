@@ -6,6 +6,7 @@ pub mod delivery;
 pub mod delivery_key;
 pub mod error;
 pub mod management;
+pub mod media;
 pub mod model;
 pub mod webhook;
 
@@ -14,6 +15,7 @@ pub use delivery_key::DeliveryKey;
 pub use error::AmplienceError;
 pub use gridsync_http::{RateLimiter, RetryPolicy, Secret, TransportStats};
 pub use management::{Ensured, ManagementArgs, ManagementClient};
+pub use media::{Fetched, MediaClient, MediaLink};
 pub use model::{ContentItem, NewContentItem};
 
 /// The shared HTTP machinery, with Amplience's errors.

@@ -18,6 +18,8 @@ pub struct DistributionConfig {
     pub read_window_hours: i64,
     /// Workflow states that withdraw content: a version not yet sent is then not sent.
     pub withdrawn_states: Vec<String>,
+    /// The largest attachment fetched for a package; a larger one fails the package.
+    pub max_attachment_bytes: u64,
 }
 
 impl DistributionConfig {

@@ -4,7 +4,8 @@
 //!   process guides: `on_approval`) and PartnerContentPublished (contracts,
 //!   policy notices, trading terms) → one package per target partner (every
 //!   partner taking `partner-content` when the content names none) in the
-//!   outbound mailbox ([`crate::package`]), once per content version and
+//!   outbound mailbox ([`crate::package`]), its media links fetched as
+//!   attachments ([`crate::attachments`]), once per content version and
 //!   partner, and the content's distribution-status item in Amplience.
 //! - A version older than one already seen (a lagging consumer, a replay) is
 //!   not sent; a newer version than the one a partner has is sent as a
@@ -15,9 +16,9 @@
 //!   exception naming it, for flow 8); a package that asks for a read
 //!   confirmation and has none after `read_window_hours` is an exception too.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, path::PathBuf};
 
-use gridsync_amplience::{DeliveryClient, DeliveryKey, NewContentItem};
+use gridsync_amplience::{DeliveryClient, DeliveryKey, MediaLink, NewContentItem};
 use gridsync_core::kafka::{Handler, HandlerError, Record};
 use gridsync_flow::{
     clock::Clock, effects::Outcome, keyed_items::update_keyed, scheduler, FlowContext, FlowError, Raise, SideEffect,
@@ -27,11 +28,13 @@ use gridsync_schemas::{
     Event, Timestamp,
 };
 use gridsync_store::{FlowRecords, Timer, Timers};
-use gridsync_trading_grid::mailbox::OutboundTarget;
+use gridsync_trading_grid::mailbox::{Content, OutboundTarget};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tokio::sync::OnceCell;
 
 use crate::{
+    attachments::{Attachment, Attachments},
     config::DistributionConfig,
     currency::{self, Currency, Occasion},
     package,
@@ -71,6 +74,10 @@ pub struct Distribution {
     pub hub_id: Option<String>,
     /// What is published now (see [`crate::currency`]).
     pub delivery: Option<DeliveryClient>,
+    /// The media content links to.
+    pub attachments: Attachments,
+    /// Where packages are built before they go to the mailbox.
+    pub spool_dir: PathBuf,
 }
 
 impl Handler for Distribution {
@@ -81,6 +88,17 @@ impl Handler for Distribution {
     fn accepts(&self, event_type: &str) -> bool {
         HANDLED.contains(&event_type)
     }
+}
+
+/// A content version's attachments, shared by its packages.
+struct Parts {
+    spool: tempfile::TempDir,
+    attachments: Vec<Attachment>,
+}
+
+/// Building a package in the spool folder failed: the local disk, worth trying again.
+fn spool_error(file: &str, message: String) -> FlowError {
+    FlowError::Outbound { transient: true, message: format!("building package {file}: {message}") }
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -179,9 +197,11 @@ impl Distribution {
                 }
             }
         }
+        // Attachments are fetched once for all the partners, and only if a package is built.
+        let parts = OnceCell::new();
         let mut sent = Vec::new();
         for (partner, previous) in had {
-            if let Some(package) = self.send(record, content, &partner, previous).await? {
+            if let Some(package) = self.send(record, content, &partner, previous, &parts).await? {
                 sent.push(package);
             }
         }
@@ -200,6 +220,7 @@ impl Distribution {
         content: &PartnerContent,
         partner: &str,
         previous: Option<Sent>,
+        parts: &OnceCell<Parts>,
     ) -> Result<Option<Sent>, FlowError> {
         let id = &content.content_item_id;
         if previous.as_ref().is_some_and(|p| p.version > content.version) {
@@ -220,18 +241,8 @@ impl Distribution {
         self.ctx
             .effects
             .perform(record, &effect, |_| async {
-                let bytes = package::build(&package::Package {
-                    content_item_id: id,
-                    version: content.version,
-                    kind: content.kind.as_str(),
-                    title: &content.title,
-                    locale: content.locale.as_deref(),
-                    partner,
-                    read_confirmation_required: content.requires_read_confirmation,
-                    replaces,
-                    body: content.body_json.as_deref().unwrap_or("{}"),
-                })
-                .map_err(|e| FlowError::Invalid(format!("building package {file}: {e}")))?;
+                let parts = parts.get_or_try_init(|| self.fetch_parts(content)).await?;
+                let zip = self.build(content, partner, replaces, parts, &file).await?;
                 // Known by name before the file exists: its receipt may come back at once.
                 self.records
                     .put_new(PACKAGE, &file, id, &serde_json::to_string(&sent).map_err(FlowError::own_record)?)
@@ -251,9 +262,11 @@ impl Distribution {
                 }
                 let written = self
                     .outbound
-                    .write(&file, &bytes)
+                    .write_content(&file, Content::File(&zip))
                     .await
                     .map_err(|e| FlowError::Outbound { transient: true, message: e.to_string() })?;
+                // Only the attachments stay until the content's last package is written.
+                let _ = tokio::fs::remove_file(&zip).await;
                 Ok(Outcome {
                     external_id: file.clone(),
                     outcome: if written.created { DeliveryOutcome::Created } else { DeliveryOutcome::AlreadyDone },
@@ -265,6 +278,58 @@ impl Distribution {
             .await?;
         self.put(SENT, &format!("{id}/{partner}"), id, &sent).await?;
         Ok(Some(sent))
+    }
+
+    /// The content's attachments, fetched into a fresh spool folder (removed when dropped,
+    /// whatever happens).
+    async fn fetch_parts(&self, content: &PartnerContent) -> Result<Parts, FlowError> {
+        let id = &content.content_item_id;
+        let dir = self.spool_dir.clone();
+        let spool =
+            tokio::task::spawn_blocking(move || tempfile::Builder::new().prefix(".gridsync-package-").tempdir_in(dir))
+                .await
+                .map_err(|e| spool_error(id, e.to_string()))?
+                .map_err(|e| spool_error(id, e.to_string()))?;
+        let body = content.body_json.as_deref().unwrap_or("{}");
+        let links = MediaLink::find_all(&serde_json::from_str(body).unwrap_or(Value::Null));
+        let attachments = self.attachments.fetch_all(&links, spool.path()).await?;
+        Ok(Parts { spool, attachments })
+    }
+
+    /// Builds the package of `content` for `partner` beside its attachments; returns its path.
+    async fn build(
+        &self,
+        content: &PartnerContent,
+        partner: &str,
+        replaces: Option<(i64, String)>,
+        parts: &Parts,
+        file: &str,
+    ) -> Result<PathBuf, FlowError> {
+        let package = package::Package {
+            content_item_id: content.content_item_id.clone(),
+            version: content.version,
+            kind: content.kind.as_str().to_owned(),
+            title: content.title.clone(),
+            locale: content.locale.clone(),
+            partner: partner.to_owned(),
+            read_confirmation_required: content.requires_read_confirmation,
+            replaces,
+            body: content.body_json.clone().unwrap_or_else(|| "{}".into()),
+        };
+        let attachments = parts.attachments.clone();
+        let path = parts.spool.path().join(file);
+        let out = path.clone();
+        let name = file.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let zip = std::fs::File::create(&out)?;
+            let zip = package::write(&package, &attachments, std::io::BufWriter::new(zip))?;
+            zip.into_inner().map_err(std::io::IntoInnerError::into_error)?.sync_all()?;
+            Ok::<_, zip::result::ZipError>(())
+        })
+        .await
+        .map_err(|e| spool_error(&name, e.to_string()))?
+        .map_err(|e| spool_error(&name, e.to_string()))?;
+        Ok(path)
     }
 
     /// A package's status from Lens (matched by its file name).

@@ -1,6 +1,7 @@
 //! The distribution flow (flows 4 and 5) as a library: its configuration, its
 //! packages, its handler and its set-up.
 
+pub mod attachments;
 pub mod config;
 pub mod currency;
 pub mod flow;
@@ -8,10 +9,13 @@ pub mod package;
 
 use std::{path::PathBuf, sync::Arc};
 
-use gridsync_amplience::DeliveryClient;
+use gridsync_amplience::{media, DeliveryClient, MediaClient};
 use gridsync_core::app::{AppError, ConsumerDeps};
 use gridsync_flow::{FlowArgs, FlowContext};
 use gridsync_trading_grid::mailbox::args::MailboxArgs;
+
+/// The longest wait for the next bytes of a media fetch (not for the whole of it).
+const MEDIA_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The consumer's flags beside the runtime's.
 #[derive(Debug, Clone, clap::Args)]
@@ -29,6 +33,14 @@ pub struct Args {
     /// Management API is asked (deleted, archived, withdrawn).
     #[arg(long = "amplience-delivery-url", env = "GRIDSYNC_AMPLIENCE_DELIVERY_URL")]
     pub delivery_url: Option<String>,
+    /// Where the media a content body links to is fetched from (attachments): `{defaultHost}`,
+    /// `{kind}` (`i` image, `v` video), `{endpoint}` and `{name}` are the link's.
+    #[arg(long = "amplience-media-url", env = "GRIDSYNC_AMPLIENCE_MEDIA_URL", default_value = media::DEFAULT_URL_TEMPLATE)]
+    pub media_url: String,
+    /// Where packages and their attachments are assembled before they go to the mailbox (room
+    /// for the largest package); default: the system's temporary folder.
+    #[arg(long = "spool-dir", env = "GRIDSYNC_DISTRIBUTION_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
 }
 
 /// Connects the flow (store, Amplience, partner profiles, the outbound mailbox) and starts its timers.
@@ -51,6 +63,12 @@ pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<flow::Distribut
             None
         }
     };
+    let retry = args.flow.amplience.retry_policy();
+    let media = MediaClient::new(&args.media_url, MEDIA_READ_TIMEOUT, retry, config.max_attachment_bytes)
+        .map_err(AppError::other)?;
+    let attachments = attachments::Attachments::new(media, &metrics)?;
+    let spool_dir = args.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
+    tokio::fs::create_dir_all(&spool_dir).await.map_err(AppError::other)?;
     let distribution = Arc::new(flow::Distribution {
         records: ctx.store.flow_records(&ctx.name),
         timers: ctx.store.timers(&ctx.name),
@@ -58,6 +76,8 @@ pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<flow::Distribut
         hub_id: args.flow.amplience.hub_id.clone(),
         delivery,
         outbound,
+        attachments,
+        spool_dir,
         ctx,
         config,
     });

@@ -23,6 +23,7 @@ use gridsync_sim_support::{faults::Faults, tokens::Tokens};
 
 use crate::{
     hub::{Change, Hub, HubError},
+    media::{self, MediaStore},
     webhooks::WebhookSender,
 };
 
@@ -43,9 +44,11 @@ pub struct SimState {
     pub webhooks: WebhookSender,
     /// Requests answered, by status.
     answered: Mutex<HashMap<u16, u64>>,
+    /// The media CDN's assets.
+    pub media: MediaStore,
 }
 
-type Shared = Arc<SimState>;
+pub(crate) type Shared = Arc<SimState>;
 
 impl SimState {
     pub fn new(hub: Hub, clients: Vec<Client>, token_ttl: Duration, webhooks: WebhookSender) -> Self {
@@ -57,6 +60,7 @@ impl SimState {
             tokens: Arc::default(),
             webhooks,
             answered: Mutex::default(),
+            media: MediaStore::default(),
         }
     }
 }
@@ -92,6 +96,8 @@ pub fn router(state: Shared) -> Router {
         .nest("/v2/content", management)
         .route("/content/id/{id}", get(delivery_by_id))
         .route("/content/key/{*key}", get(delivery_by_key))
+        .route("/i/{endpoint}/{*name}", get(media::get))
+        .route("/v/{endpoint}/{*name}", get(media::get))
         .layer(middleware::from_fn_with_state(state.clone(), inject_faults))
         .merge(gridsync_sim_support::faults::router(state.faults.clone()))
         .merge(gridsync_sim_support::tokens::router(state.tokens.clone()))
@@ -102,12 +108,14 @@ pub fn router(state: Shared) -> Router {
         .route("/__sim/templates", post(seed_templates))
         .route("/__sim/items", get(items_by_key_prefix))
         .route("/__sim/editions", post(publish_edition))
+        .route("/__sim/media/{endpoint}/{*name}", axum::routing::put(media::put))
         .route("/readyz", get(|| async { "ready\n" }))
         .with_state(state)
 }
 
-/// The scopes of `POST /__sim/faults`: the Management API (default), the token endpoint, the CDN.
-pub const FAULT_SCOPES: &[&str] = &["api", "token", "delivery"];
+/// The scopes of `POST /__sim/faults`: the Management API (default), the token endpoint, the
+/// content CDN, the media CDN.
+pub const FAULT_SCOPES: &[&str] = &["api", "token", "delivery", "media"];
 
 /// Amplience's error body for an injected status.
 fn fault_body(status: StatusCode) -> serde_json::Value {
@@ -122,6 +130,8 @@ async fn inject_faults(State(state): State<Shared>, request: Request, next: Next
         "token"
     } else if path.starts_with("/content/") {
         "delivery"
+    } else if path.starts_with("/i/") || path.starts_with("/v/") {
+        "media"
     } else {
         "api"
     };
@@ -281,7 +291,7 @@ async fn redeliver(State(state): State<Shared>, Path(id): Path<String>) -> Statu
 async fn stats(State(state): State<Shared>) -> Json<Value> {
     let hub = lock(&state.hub);
     let answered: HashMap<String, u64> = lock(&state.answered).iter().map(|(k, v)| (k.to_string(), *v)).collect();
-    Json(json!({ "creates": hub.creates, "answered": answered }))
+    Json(json!({ "creates": hub.creates, "answered": answered, "media_fetches": state.media.fetches() }))
 }
 
 /// Plays what people do in Amplience, as `demo.user`: finance confirms a

@@ -5,11 +5,22 @@ use serde_json::json;
 use crate::{api::SimState, hub::HubError};
 
 const ACTOR: &str = "demo.user";
+const MEDIA_ENDPOINT: &str = "gridsync";
+const DIAGRAM: &str = "payment-schedule-2027";
+const PAYMENT_SCHEDULE: &[u8] =
+    br##"<svg xmlns="http://www.w3.org/2000/svg" width="360" height="90" font-family="sans-serif">
+<rect x="5" y="30" width="100" height="30" fill="#cde"/><text x="12" y="50">Invoice</text>
+<rect x="130" y="30" width="100" height="30" fill="#cde"/><text x="137" y="50">+30 days</text>
+<rect x="255" y="30" width="100" height="30" fill="#cec"/><text x="262" y="50">Paid</text>
+</svg>
+"##;
 
 /// Creates the demo items, moves them through the workflow and publishes the
-/// contract; returns the item ids.
+/// contract (which links an image, served by the media CDN); returns the item ids.
 pub fn play(state: &SimState) -> Result<Vec<String>, HubError> {
     let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+    // The image the terms link to, as the media CDN serves it.
+    state.media.put_stored(MEDIA_ENDPOINT, DIAGRAM, "image/svg+xml", axum::body::Bytes::from_static(PAYMENT_SCHEDULE));
     let mut changes = Vec::new();
     let mut ids = Vec::new();
     {
@@ -44,7 +55,11 @@ pub fn play(state: &SimState) -> Result<Vec<String>, HubError> {
                     "_meta": {"schema": "https://gridsync.example/schemas/trading-terms.json", "name": "terms",
                               "deliveryKey": format!("terms/2027/{stamp}")},
                     "title": "Trading terms 2027", "targetPartnerIds": ["ACME", "GLOBEX"],
-                    "sections": ["Payment within 30 days", "Incoterms DAP"]}}),
+                    "sections": ["Payment within 30 days", "Incoterms DAP"],
+                    "paymentSchedule": {
+                        "_meta": {"schema": "http://bigcontent.io/cms/schema/v1/core#/definitions/image-link"},
+                        "id": "7c3f0000-0000-4000-8000-000000000001", "name": DIAGRAM,
+                        "endpoint": MEDIA_ENDPOINT, "defaultHost": "cdn.media.amplience.net"}}}),
             ),
         ];
         for (label, publish, request) in items {

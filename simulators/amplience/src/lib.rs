@@ -7,6 +7,7 @@
 mod api;
 mod demo;
 mod hub;
+pub mod media;
 pub mod templates;
 mod webhooks;
 

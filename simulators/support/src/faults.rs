@@ -11,6 +11,7 @@ use std::{
 use std::sync::Arc;
 
 use axum::{
+    body::Body,
     extract::{Request, State},
     http::{header, StatusCode},
     middleware::Next,
@@ -18,6 +19,7 @@ use axum::{
     routing::post,
     Json, Router,
 };
+use futures::StreamExt;
 use serde::Deserialize;
 
 /// One fault, as posted to a simulator's `POST /__sim/faults`.
@@ -33,6 +35,10 @@ pub struct FaultSpec {
     /// Delay the answer by this long (then answer normally, or with `status`).
     #[serde(default)]
     pub delay_ms: Option<u64>,
+    /// Answer normally but cut the body off after this many bytes, as a
+    /// dropped connection does (the `Content-Length` still announces it all).
+    #[serde(default)]
+    pub truncate_after_bytes: Option<u64>,
     /// How many requests the fault applies to.
     #[serde(default = "one")]
     pub count: u32,
@@ -52,6 +58,7 @@ pub struct Fault {
     pub status: Option<u16>,
     pub retry_after: Option<u64>,
     pub delay: Duration,
+    pub truncate_after_bytes: Option<u64>,
 }
 
 /// The queue of a simulator's faults, with the scopes it knows.
@@ -93,6 +100,7 @@ impl Faults {
             status: spec.status,
             retry_after: spec.retry_after,
             delay: Duration::from_millis(spec.delay_ms.unwrap_or(0)),
+            truncate_after_bytes: spec.truncate_after_bytes,
         };
         if spec.count == 0 {
             queue.remove(index);
@@ -113,7 +121,7 @@ impl Faults {
         if !fault.delay.is_zero() {
             tokio::time::sleep(fault.delay).await;
         }
-        match fault.status.and_then(|s| StatusCode::from_u16(s).ok()) {
+        let response = match fault.status.and_then(|s| StatusCode::from_u16(s).ok()) {
             Some(status) => {
                 let mut response = (status, Json(error_body(status))).into_response();
                 if let Some(seconds) = fault.retry_after {
@@ -122,8 +130,33 @@ impl Faults {
                 response
             }
             None => next.run(request).await,
+        };
+        match fault.truncate_after_bytes {
+            Some(limit) => cut_after(response, limit),
+            None => response,
         }
     }
+}
+
+/// `response` with its body ending in an error after `limit` bytes: the server
+/// then drops the connection mid-body, as a failing network does.
+fn cut_after(response: Response, limit: u64) -> Response {
+    let (parts, body) = response.into_parts();
+    let cut = futures::stream::unfold(Some((body.into_data_stream(), limit)), |state| async move {
+        let (mut data, left) = state?;
+        if left == 0 {
+            return Some((Err(std::io::Error::other("injected fault: connection cut")), None));
+        }
+        match data.next().await? {
+            Ok(mut chunk) => {
+                chunk.truncate(usize::try_from(left).unwrap_or(usize::MAX));
+                let left = left - chunk.len() as u64;
+                Some((Ok(chunk), Some((data, left))))
+            }
+            Err(e) => Some((Err(std::io::Error::other(e)), None)),
+        }
+    });
+    Response::from_parts(parts, Body::from_stream(cut))
 }
 
 /// `POST /__sim/faults` (queue a [`FaultSpec`]; 400 for an unknown scope)
@@ -147,7 +180,14 @@ mod tests {
     use super::*;
 
     fn spec(scope: Option<&str>, count: u32, status: u16) -> FaultSpec {
-        FaultSpec { status: Some(status), retry_after: None, delay_ms: None, count, scope: scope.map(str::to_owned) }
+        FaultSpec {
+            status: Some(status),
+            retry_after: None,
+            delay_ms: None,
+            truncate_after_bytes: None,
+            count,
+            scope: scope.map(str::to_owned),
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! written atomically with a checksum.
 
 pub mod args;
+mod content;
 mod local;
 mod outbound;
 mod sftp;
@@ -10,6 +11,7 @@ mod sftp;
 use std::{path::PathBuf, sync::Arc};
 
 pub use args::{MailboxArgs, MailboxSetupError, SftpArgs};
+pub use content::Content;
 pub use local::LocalMailbox;
 pub use outbound::{OutboundMailbox, Written};
 pub use sftp::{SftpAuth, SftpConfig, SftpMailbox};
@@ -71,8 +73,13 @@ impl OutboundTarget {
     /// Writes `content` under `name` atomically with its checksum; the same
     /// content again is a no-op, different content under the name is refused.
     pub async fn write(&self, name: &str, content: &[u8]) -> Result<Written, MailboxError> {
+        self.write_content(name, Content::Bytes(content)).await
+    }
+
+    /// [`Self::write`] of bytes or of a local file streamed in chunks (memory bounded).
+    pub async fn write_content(&self, name: &str, content: Content<'_>) -> Result<Written, MailboxError> {
         match self {
-            OutboundTarget::Local(m) => m.write(name, content).await,
+            OutboundTarget::Local(m) => m.write_content(name, content).await,
             OutboundTarget::Sftp(m) => m.write_outbound(name, content).await,
         }
     }

@@ -9,10 +9,10 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
-
-use super::{io, MailboxError};
+use super::{
+    content::{sha256_of, Content},
+    io, MailboxError,
+};
 
 pub struct OutboundMailbox {
     dir: PathBuf,
@@ -49,11 +49,16 @@ impl OutboundMailbox {
 
     /// Writes `content` under `name` atomically, recording its checksum.
     pub async fn write(&self, name: &str, content: &[u8]) -> Result<Written, MailboxError> {
+        self.write_content(name, Content::Bytes(content)).await
+    }
+
+    /// [`Self::write`] of bytes or of a local file, streamed.
+    pub async fn write_content(&self, name: &str, content: Content<'_>) -> Result<Written, MailboxError> {
         let path = self.dir.join(name);
-        let sha256 = format!("{:x}", Sha256::digest(content));
+        let sha256 = content.sha256().await?;
         let checksum = self.dir.join(format!("{name}.sha256"));
-        if let Ok(existing) = tokio::fs::read(&path).await {
-            let existing_sha = format!("{:x}", Sha256::digest(&existing));
+        if let Ok(existing) = tokio::fs::File::open(&path).await {
+            let existing_sha = sha256_of(existing).await.map_err(io("reading", &path))?;
             if existing_sha == sha256 {
                 return Ok(Written { path, sha256, created: false });
             }
@@ -61,7 +66,7 @@ impl OutboundMailbox {
         }
         let temp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let mut file = tokio::fs::File::create(&temp).await.map_err(io("creating", &temp))?;
-        file.write_all(content).await.map_err(io("writing", &temp))?;
+        tokio::io::copy(&mut content.reader().await?, &mut file).await.map_err(io("writing", &temp))?;
         file.sync_all().await.map_err(io("syncing", &temp))?;
         drop(file);
         // The checksum first: when the document appears, its checksum is already there.
@@ -73,6 +78,8 @@ impl OutboundMailbox {
 
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha256};
+
     use super::*;
 
     #[tokio::test]
@@ -100,5 +107,23 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(names.len(), 2, "no temporary files left: {names:?}");
+    }
+
+    #[tokio::test]
+    async fn a_file_is_streamed_and_compared_by_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbound = OutboundMailbox::open(&dir.path().join("outbound")).await.unwrap();
+        let source = dir.path().join("package.zip");
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&source, &bytes).unwrap();
+        let written = outbound.write_content("ACME_PKG_c-1-v1.zip", Content::File(&source)).await.unwrap();
+        assert!(written.created);
+        assert_eq!(written.sha256, format!("{:x}", Sha256::digest(&bytes)));
+        assert_eq!(std::fs::read(&written.path).unwrap(), bytes);
+        let again = outbound.write("ACME_PKG_c-1-v1.zip", &bytes).await.unwrap();
+        assert!(!again.created, "the same bytes from memory are the same file");
+        std::fs::write(&source, b"other").unwrap();
+        let conflict = outbound.write_content("ACME_PKG_c-1-v1.zip", Content::File(&source)).await.unwrap_err();
+        assert!(matches!(conflict, MailboxError::Conflict { .. }), "{conflict}");
     }
 }

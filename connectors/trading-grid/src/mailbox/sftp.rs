@@ -24,10 +24,13 @@ use russh_sftp::{
     client::{error::Error as SftpError, SftpSession},
     protocol::StatusCode,
 };
-use sha2::{Digest, Sha256};
 use tokio::{io::AsyncWriteExt, sync::Mutex as AsyncMutex};
 
-use super::{acceptable, Claimed, MailboxError, Outcome, Written};
+use super::{
+    acceptable,
+    content::{sha256_of, Content},
+    Claimed, MailboxError, Outcome, Written,
+};
 
 /// How to log in (secrets are never printed).
 #[derive(Debug, Clone)]
@@ -285,7 +288,7 @@ impl SftpMailbox {
         self.with_sftp(|sftp| async move {
             if let Outcome::Quarantined { reason } = outcome {
                 let reason_file = format!("{to}.reason");
-                write_file(&sftp, &reason_file, format!("{reason}\n").as_bytes()).await?;
+                write_file(&sftp, &reason_file, Content::Bytes(format!("{reason}\n").as_bytes())).await?;
             }
             sftp.rename(from.clone(), to.clone()).await.map_err(sftp_error("moving", &from))
         })
@@ -296,18 +299,20 @@ impl SftpMailbox {
     /// Writes a document to `outbound/` atomically with its checksum, as
     /// `OutboundMailbox::write` does locally: the same content again is a
     /// no-op, different content under the same name is refused.
-    pub async fn write_outbound(&self, name: &str, content: &[u8]) -> Result<Written, MailboxError> {
+    pub async fn write_outbound(&self, name: &str, content: Content<'_>) -> Result<Written, MailboxError> {
         if !acceptable(name) {
             return Err(MailboxError::UnsafeName(name.to_owned()));
         }
         let path = self.path(&format!("outbound/{name}"));
         let temp = self.path(&format!("outbound/.{name}.tmp"));
         let checksum = self.path(&format!("outbound/{name}.sha256"));
-        let sha256 = format!("{:x}", Sha256::digest(content));
+        let sha256 = content.sha256().await?;
         self.with_sftp(|sftp| async move {
-            match sftp.read(path.clone()).await {
+            match sftp.open(path.clone()).await {
                 Ok(existing) => {
-                    let existing_sha = format!("{:x}", Sha256::digest(&existing));
+                    let existing_sha = sha256_of(existing)
+                        .await
+                        .map_err(|e| sftp_error("reading", &path)(SftpError::IO(e.to_string())))?;
                     if existing_sha == sha256 {
                         return Ok(Written { path: PathBuf::from(path), sha256, created: false });
                     }
@@ -316,7 +321,8 @@ impl SftpMailbox {
                 Err(e) if not_found(&e) => {}
                 Err(e) => return Err(sftp_error("reading", &path)(e)),
             }
-            write_file(&sftp, &checksum, format!("{sha256}  {name}\n").as_bytes()).await?;
+            let line = format!("{sha256}  {name}\n");
+            write_file(&sftp, &checksum, Content::Bytes(line.as_bytes())).await?;
             write_file(&sftp, &temp, content).await?;
             sftp.rename(temp.clone(), path.clone()).await.map_err(sftp_error("renaming", &temp))?;
             Ok(Written { path: PathBuf::from(path), sha256, created: true })
@@ -325,11 +331,11 @@ impl SftpMailbox {
     }
 }
 
-/// Creates (or truncates) `path` on the server with `content`.
-async fn write_file(sftp: &SftpSession, path: &str, content: &[u8]) -> Result<(), MailboxError> {
+/// Creates (or truncates) `path` on the server with `content`, streamed.
+async fn write_file(sftp: &SftpSession, path: &str, content: Content<'_>) -> Result<(), MailboxError> {
     let mut file = sftp.create(path.to_owned()).await.map_err(sftp_error("creating", path))?;
     // The file handle speaks std::io; its errors are the SFTP session's.
     let io = |operation| move |e: std::io::Error| sftp_error(operation, path)(SftpError::IO(e.to_string()));
-    file.write_all(content).await.map_err(io("writing"))?;
+    tokio::io::copy(&mut content.reader().await?, &mut file).await.map_err(io("writing"))?;
     file.shutdown().await.map_err(io("closing"))
 }
