@@ -13,6 +13,7 @@ mod control_numbers;
 mod flow_records;
 mod outbound;
 mod published;
+mod received_controls;
 mod side_effects;
 mod source_states;
 mod timers;
@@ -28,6 +29,7 @@ pub use control_numbers::{ControlNumbers, MAX_CONTROL_NUMBER};
 pub use flow_records::FlowRecords;
 pub use outbound::{OutboundInterchanges, Reservation};
 pub use published::PublishedEvents;
+pub use received_controls::ReceivedControls;
 pub use side_effects::{Claim, Performed, SideEffects};
 pub use source_states::SourceStates;
 pub use timers::{Timer, TimerState, Timers};
@@ -188,6 +190,7 @@ impl Store {
             "DELETE FROM published_events WHERE published_at < $1",
             "DELETE FROM webhook_deliveries WHERE recorded_at < $1",
             "DELETE FROM source_states WHERE updated_at < $1",
+            "DELETE FROM received_controls WHERE seen_at < $1",
         ] {
             let done = sqlx::query(statement)
                 .bind(cutoff)
@@ -218,6 +221,11 @@ impl Store {
     /// Events already acknowledged by Kafka.
     pub fn published_events(&self) -> PublishedEvents {
         PublishedEvents::new(self.pool.clone())
+    }
+
+    /// The document last received under each set of control numbers.
+    pub fn received_controls(&self) -> ReceivedControls {
+        ReceivedControls::new(self.pool.clone())
     }
 
     /// The last state seen of each item of the polled `source`.

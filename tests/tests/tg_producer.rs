@@ -149,6 +149,32 @@ async fn files_in_the_mailbox_become_events_and_bad_ones_are_quarantined() {
     .unwrap();
     assert_eq!(orders.len(), 4, "the resent file's orders are not published twice");
 
+    // The partner reuses the control numbers for a different order (another quantity): it is
+    // a new document, published under its own id, and the reuse is reported.
+    let original = std::fs::read_to_string(fixture("x12_multi_interchange_crlf.edi")).unwrap();
+    let reused = original.replacen("PO1*1*120*", "PO1*1*121*", 1);
+    std::fs::write(inbound.join("reused-numbers.edi"), reused).unwrap();
+    assert!(wait_until(Duration::from_secs(60), || files(&processed).len() == 6).await);
+    let orders = decode(pipeline.topic(EventType::PurchaseOrderReceived), 5);
+    let quantities: Vec<String> = orders
+        .iter()
+        .filter_map(|e| match e {
+            Event::PurchaseOrderReceived(po) if po.po_number == "4500012345" => Some(po.lines[0].quantity.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(quantities, ["120", "121"], "both documents flow");
+    let exceptions = decode(pipeline.topic(EventType::DocumentExchangeException), 2);
+    let [_, Event::DocumentExchangeException(reuse)] = exceptions.as_slice() else { panic!("{exceptions:?}") };
+    assert_eq!(reuse.kind, gridsync_schemas::events::ExceptionKind::Duplicate);
+    assert!(
+        reuse.reason.starts_with("ACME reused control numbers 000000905/905/0001 for a different 850 (4500012345)"),
+        "{}",
+        reuse.reason
+    );
+    assert_eq!(metric_value(&metrics_url, "gridsync_tg_control_numbers_reused_total", "partner=\"ACME\"").await, 1.0);
+    assert_eq!(metric_value(&metrics_url, "gridsync_tg_events_already_published_total", "").await, 5.0, "the rest of the file is a resend");
+
     signal::kill(Pid::from_raw(producer.id() as i32), signal::Signal::SIGTERM).unwrap();
     let mut status = None;
     wait_until(Duration::from_secs(30), || {

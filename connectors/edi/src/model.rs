@@ -2,6 +2,8 @@
 
 use std::borrow::Cow;
 
+use sha2::{Digest, Sha256};
+
 use crate::error::{EdiError, ErrorKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +189,22 @@ impl<'a> Transaction<'a> {
     pub fn body(&self) -> &[Segment<'a>] {
         let end = self.segments.len().saturating_sub(1);
         self.segments.get(1..end).unwrap_or_default()
+    }
+
+    /// What the document says, as 32 hex digits: its segments' tags and elements, whatever
+    /// the delimiters. The same document sent again has the same digest; a different one
+    /// under reused control numbers has another.
+    pub fn digest(&self) -> String {
+        let mut hasher = Sha256::new();
+        for segment in &self.segments {
+            hasher.update(segment.tag.as_bytes());
+            for element in &segment.elements {
+                hasher.update([0x1f]);
+                hasher.update(element);
+            }
+            hasher.update([0x1e]);
+        }
+        hasher.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
     }
 }
 

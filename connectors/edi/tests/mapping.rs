@@ -246,3 +246,17 @@ fn unsupported_documents_are_skipped_and_bad_values_are_precise() {
     assert_eq!((err.kind, err.segment), (ErrorKind::MissingElement, 3));
     assert!(err.message.contains("850 0001 has no BEG segment"));
 }
+
+#[test]
+fn the_same_document_keeps_its_ids_and_another_under_reused_control_numbers_gets_new_ones() {
+    let original = fixture("x12_multi_interchange_crlf.edi");
+    let ids = |bytes: &[u8]| events(bytes).iter().map(|e| e.envelope().event_id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&original), ids(&original.clone()), "a resend is recognised");
+    // The partner reuses every control number for an order with another quantity.
+    let text = String::from_utf8(original.clone()).unwrap();
+    let changed = text.replacen("PO1*1*120*", "PO1*1*121*", 1);
+    assert_ne!(changed, text, "the fixture has the line the test changes");
+    let (before, after) = (ids(&original), ids(changed.as_bytes()));
+    assert_ne!(before[0], after[0], "the changed order is a new document");
+    assert_eq!(before[1..], after[1..], "the documents left as they were keep their ids");
+}

@@ -17,7 +17,7 @@ use gridsync_schemas::{
     events::{DocumentExchangeException, Envelope, ExceptionKind, Severity, SourceSystem},
     Event, EventType, Timestamp,
 };
-use gridsync_store::PublishedEvents;
+use gridsync_store::{PublishedEvents, ReceivedControls};
 use gridsync_trading_grid::mailbox::{Claimed, InboundMailbox, MailboxError, Outcome};
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +32,8 @@ pub struct Inbound {
     pub mailbox: InboundMailbox,
     /// Events Kafka already has: not published again when a file is.
     pub published: PublishedEvents,
+    /// The document last received under each set of control numbers.
+    pub received: ReceivedControls,
     pub acks: Option<Acknowledger>,
     pub producer: EventProducer,
     pub metrics: InboundMetrics,
@@ -74,6 +76,64 @@ pub async fn run(inbound: Inbound, args: &InboundArgs) {
             _ = tokio::time::sleep(Duration::from_millis(args.poll_ms)) => {}
         }
     }
+}
+
+/// `sender|receiver|interchange|group|transaction|event type` of a document's event.
+fn control_key(event: &Event) -> Option<String> {
+    let doc = event.envelope().trading_grid_document.as_ref()?;
+    let parts = [
+        doc.sender_id.as_str(),
+        doc.receiver_id.as_str(),
+        doc.interchange_control_number.as_str(),
+        doc.group_control_number.as_deref().unwrap_or(""),
+        doc.transaction_control_number.as_str(),
+        event.envelope().event_type.as_str(),
+    ];
+    Some(parts.join("|"))
+}
+
+/// The exception for `event`, a document under control numbers last seen on event `previous`.
+fn reuse_exception(event: &Event, previous: &str) -> Event {
+    let envelope = event.envelope();
+    let now = Timestamp::now();
+    let doc = envelope.trading_grid_document.clone();
+    let (document_type, controls) = doc.as_ref().map_or_else(Default::default, |d| {
+        let group = d.group_control_number.as_deref().unwrap_or("-");
+        (d.document_type.clone(), format!("{}/{group}/{}", d.interchange_control_number, d.transaction_control_number))
+    });
+    let partner = &envelope.trading_partner_id;
+    DocumentExchangeException {
+        envelope: Envelope {
+            event_id: Envelope::deterministic_event_id(
+                SourceSystem::TradingGrid,
+                &["control-numbers-reused", &envelope.event_id],
+            ),
+            event_type: EventType::DocumentExchangeException.name().to_owned(),
+            occurred_at: now,
+            ingested_at: now,
+            source_system: SourceSystem::TradingGrid,
+            trading_partner_id: partner.clone(),
+            business_key: envelope.business_key.clone(),
+            correlation_id: envelope.correlation_id.clone(),
+            trading_grid_document: doc,
+            amplience_content: None,
+        },
+        kind: ExceptionKind::Duplicate,
+        severity: Severity::Warning,
+        reason: format!(
+            "{partner} reused control numbers {controls} for a different {document_type} ({}): it is published \
+             as a new document; the earlier one is event {previous}",
+            envelope.business_key
+        ),
+        document_type: Some(document_type),
+        quarantine_path: None,
+        details: BTreeMap::from([
+            ("previous_event_id".to_owned(), previous.to_owned()),
+            ("event_id".to_owned(), envelope.event_id.clone()),
+            ("control_numbers".to_owned(), controls),
+        ]),
+    }
+    .into()
 }
 
 /// The file's content as an id: the same bytes, the same id, on every retry.
@@ -138,7 +198,7 @@ impl Inbound {
             }
         };
         for event in &events {
-            if !self.publish(event).await {
+            if !self.publish_document(event).await {
                 // Shutting down: the file stays claimed and is processed again on the next start.
                 return Ok(());
             }
@@ -220,6 +280,50 @@ impl Inbound {
         retrying(&self.shutdown, "recording a published event", || self.published.record(id, "tg-producer"))
             .await
             .is_some()
+    }
+
+    /// A document's event: published once (see [`Self::publish`]), a reuse of its control
+    /// numbers for another document reported first, and its control numbers remembered after.
+    /// False on shutdown.
+    async fn publish_document(&self, event: &Event) -> bool {
+        let id = &event.envelope().event_id;
+        let key = control_key(event);
+        if let Some(key) = &key {
+            let Some(seen) =
+                retrying(&self.shutdown, "reading the published events", || self.published.contains(id)).await
+            else {
+                return false;
+            };
+            if !seen && !self.report_reuse(event, key).await {
+                return false;
+            }
+        }
+        if !self.publish(event).await {
+            return false;
+        }
+        match &key {
+            Some(key) => {
+                retrying(&self.shutdown, "recording control numbers", || self.received.record(key, id)).await.is_some()
+            }
+            None => true,
+        }
+    }
+
+    /// When the document last received under `key` was another one, the partner reused its
+    /// control numbers: a DocumentExchangeException says so (the document itself still flows,
+    /// under its own id). False on shutdown.
+    async fn report_reuse(&self, event: &Event, key: &str) -> bool {
+        let Some(last) = retrying(&self.shutdown, "reading control numbers", || self.received.last(key)).await else {
+            return false;
+        };
+        let Some(previous) = last.filter(|previous| *previous != event.envelope().event_id) else { return true };
+        let exception = reuse_exception(event, &previous);
+        if !self.publish(&exception).await {
+            return false;
+        }
+        self.metrics.control_numbers_reused(&event.envelope().trading_partner_id);
+        tracing::warn!(key, previous, event = %event.envelope().event_id, "a partner reused control numbers for another document");
+        true
     }
 
     /// Publishes the exception, then moves the file to quarantine with its reason.

@@ -49,6 +49,7 @@ async fn run(deps: ProducerDeps, args: args::TgArgs) -> Result<(), AppError> {
     let inbound = inbound::Inbound {
         mailbox,
         published: store.published_events(),
+        received: store.received_controls(),
         acks,
         producer: deps.producer.clone(),
         metrics,

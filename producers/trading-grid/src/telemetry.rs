@@ -13,6 +13,33 @@ pub struct InboundMetrics {
     acks: IntCounterVec,
     mailbox_errors: prometheus::IntCounter,
     already_published: prometheus::IntCounter,
+    controls_reused: IntCounterVec,
+    partners: PartnerLabels,
+}
+
+/// The `partner` label's values, capped: the first [`MAX_PARTNER_LABELS`] partners seen get
+/// their own series, any more share `other`, so a flood of sender ids cannot blow up the
+/// metrics (the logs name every partner).
+#[derive(Clone, Default)]
+struct PartnerLabels {
+    seen: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+/// Partners with series of their own.
+pub const MAX_PARTNER_LABELS: usize = 200;
+
+impl PartnerLabels {
+    fn label<'a>(&self, partner: &'a str) -> &'a str {
+        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.contains(partner) {
+            return partner;
+        }
+        if seen.len() < MAX_PARTNER_LABELS {
+            seen.insert(partner.to_owned());
+            return partner;
+        }
+        "other"
+    }
 }
 
 impl InboundMetrics {
@@ -50,12 +77,35 @@ impl InboundMetrics {
         for c in [&documents, &files, &parse_failures, &bytes, &acks] {
             metrics.register(Box::new(c.clone()))?;
         }
+        let controls_reused = IntCounterVec::new(
+            opts!(
+                "tg_control_numbers_reused_total",
+                "Documents received under control numbers a different document had (published, and reported)."
+            ),
+            &["partner"],
+        )?;
+        metrics.register(Box::new(controls_reused.clone()))?;
         metrics.register(Box::new(lag.clone()))?;
-        Ok(InboundMetrics { documents, files, parse_failures, bytes, lag, acks, mailbox_errors, already_published })
+        Ok(InboundMetrics {
+            documents,
+            files,
+            parse_failures,
+            bytes,
+            lag,
+            acks,
+            mailbox_errors,
+            already_published,
+            controls_reused,
+            partners: PartnerLabels::default(),
+        })
     }
 
     pub fn document(&self, document_type: &str, partner: &str) {
-        self.documents.with_label_values(&[document_type, partner]).inc();
+        self.documents.with_label_values(&[document_type, self.partners.label(partner)]).inc();
+    }
+
+    pub fn control_numbers_reused(&self, partner: &str) {
+        self.controls_reused.with_label_values(&[self.partners.label(partner)]).inc();
     }
 
     pub fn file(&self, outcome: &str, bytes: usize, arrived: std::time::SystemTime) {
@@ -108,5 +158,20 @@ impl LensMetrics {
 
     pub fn event(&self, event_type: &str) {
         self.events.with_label_values(&[event_type]).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partner_labels_are_capped() {
+        let labels = PartnerLabels::default();
+        for n in 0..MAX_PARTNER_LABELS {
+            assert_eq!(labels.label(&format!("P{n}")), format!("P{n}"));
+        }
+        assert_eq!(labels.label("one-too-many"), "other");
+        assert_eq!(labels.label("P0"), "P0", "the partners seen first keep their series");
     }
 }

@@ -123,6 +123,7 @@ impl<'s> Source<'s> {
             group_control: self.group.control_number.clone(),
             document_type: &self.tx.document_type,
             control_number: &self.tx.control_number,
+            digest: self.tx.digest(),
         };
         let occurred = occurred.or_else(|| self.interchange_time());
         envelope_of(self.interchange, self.ctx, &document, event_type, business_key, po_number, occurred)
@@ -154,10 +155,13 @@ pub(crate) struct Document<'d> {
     /// `850`, `ORDERS`, ... (`TA1` for an interchange acknowledgement).
     pub document_type: &'d str,
     pub control_number: &'d str,
+    /// [`crate::model::Transaction::digest`]; empty for an interchange acknowledgement.
+    pub digest: String,
 }
 
 /// The envelope of an event from `document` of `ix`: ids from the interchange's
-/// identity (same file, same ids), the partner is the interchange's sender.
+/// control numbers and the document's content (same document, same ids), the
+/// partner is the interchange's sender.
 pub(crate) fn envelope_of(
     ix: &Interchange<'_>,
     ctx: &MapContext<'_>,
@@ -174,6 +178,9 @@ pub(crate) fn envelope_of(
         ix.control_number.trim(),
         group_control.as_deref().unwrap_or(""),
         document.control_number.trim(),
+        // A partner that reuses control numbers for another document gets another id: it is
+        // not mistaken for a resend (which has the same content, and so the same id).
+        &document.digest,
     ];
     let partner = ix.sender_id.trim();
     Envelope {
