@@ -27,7 +27,8 @@ export GRIDSYNC_AMPLIENCE_API_URL=${GRIDSYNC_AMPLIENCE_API_URL:-$amp_sim/v2/cont
 export GRIDSYNC_AMPLIENCE_TOKEN_URL=${GRIDSYNC_AMPLIENCE_TOKEN_URL:-$amp_sim/oauth/token}
 export GRIDSYNC_AMPLIENCE_DELIVERY_URL=${GRIDSYNC_AMPLIENCE_DELIVERY_URL:-$amp_sim}
 # Media links (package attachments) from amp-sim's media CDN instead of https://{defaultHost}.
-export GRIDSYNC_AMPLIENCE_MEDIA_URL=${GRIDSYNC_AMPLIENCE_MEDIA_URL:-$amp_sim/{kind}/{endpoint}/{name}}
+media_path='{kind}/{endpoint}/{name}'
+export GRIDSYNC_AMPLIENCE_MEDIA_URL=${GRIDSYNC_AMPLIENCE_MEDIA_URL:-$amp_sim/$media_path}
 export GRIDSYNC_AMPLIENCE_HUB_ID=${GRIDSYNC_AMPLIENCE_HUB_ID:-5f0000000000000000000001}
 export GRIDSYNC_AMPLIENCE_CLIENT_ID=${GRIDSYNC_AMPLIENCE_CLIENT_ID:-gridsync}
 export GRIDSYNC_AMPLIENCE_CLIENT_SECRET_FILE=${GRIDSYNC_AMPLIENCE_CLIENT_SECRET_FILE:-$local_dir/secrets/amplience-client-secret}

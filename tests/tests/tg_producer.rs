@@ -173,7 +173,11 @@ async fn files_in_the_mailbox_become_events_and_bad_ones_are_quarantined() {
         reuse.reason
     );
     assert_eq!(metric_value(&metrics_url, "gridsync_tg_control_numbers_reused_total", "partner=\"ACME\"").await, 1.0);
-    assert_eq!(metric_value(&metrics_url, "gridsync_tg_events_already_published_total", "").await, 5.0, "the rest of the file is a resend");
+    assert_eq!(
+        metric_value(&metrics_url, "gridsync_tg_events_already_published_total", "").await,
+        5.0,
+        "the rest of the file is a resend"
+    );
 
     signal::kill(Pid::from_raw(producer.id() as i32), signal::Signal::SIGTERM).unwrap();
     let mut status = None;

@@ -389,12 +389,8 @@ pub(crate) fn interchange_ack(
         _ => Vec::new(),
     };
     let occurred = ta1.element(2).and_then(|d| date(ta1, 2, &d).ok()).map(|d| timestamp(d, ta1.element(3).as_deref()));
-    let document = super::Document {
-        group_control: None,
-        document_type: "TA1",
-        control_number: &control,
-        digest: String::new(),
-    };
+    let document =
+        super::Document { group_control: None, document_type: "TA1", control_number: &control, digest: String::new() };
     let envelope =
         super::envelope_of(interchange, ctx, &document, EventType::FunctionalAckReceived, &control, None, occurred);
     Ok(FunctionalAckReceived {
