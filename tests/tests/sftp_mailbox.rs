@@ -18,6 +18,7 @@ fn config(server: &SshServer, known_hosts: &Path) -> SftpConfig {
         known_hosts: known_hosts.to_owned(),
         root: server.root().display().to_string(),
         max_bytes: 1024,
+        settle: Duration::ZERO,
         timeout: Duration::from_secs(10),
     }
 }
@@ -54,7 +55,14 @@ async fn claims_moves_and_writes_files_on_a_real_sftp_server() {
     assert!(mailbox.claim("gone.edi").await.unwrap().is_none());
     assert!(mailbox.claim("../../etc/passwd").await.unwrap().is_none());
     let too_large = mailbox.claim("big.edi").await.unwrap().unwrap().unwrap_err();
-    assert_eq!(too_large, "big.edi is 2000 bytes; the limit is 1024");
+    assert_eq!(too_large.reason, "big.edi is 2000 bytes; the limit is 1024");
+    // A link swapped in after the listing is refused, never read.
+    std::fs::write(root.join("secret.txt"), "do not read").unwrap();
+    std::os::unix::fs::symlink(root.join("secret.txt"), inbound.join("swapped.edi")).unwrap();
+    let link = mailbox.claim("swapped.edi").await.unwrap().unwrap().unwrap_err();
+    assert_eq!(link.reason, "swapped.edi is a link; links are never followed");
+    std::fs::remove_file(inbound.join(".processing/swapped.edi")).unwrap();
+    std::fs::remove_file(root.join("secret.txt")).unwrap();
 
     // A second client (a restart after a crash) finds the claimed files.
     let reopened = SftpMailbox::open(config(&server, &known_hosts)).await.unwrap();

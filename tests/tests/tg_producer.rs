@@ -48,7 +48,7 @@ async fn files_in_the_mailbox_become_events_and_bad_ones_are_quarantined() {
     let port = free_port();
     let mut producer = Command::new(workspace_binary("tg-producer"))
         .args(["--brokers", &pipeline.broker.brokers(), "--topic-prefix", &pipeline.kafka.topic_prefix])
-        .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--poll-ms", "100"])
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--poll-ms", "100", "--max-file-bytes", "65536"])
         .arg("--mailbox-dir")
         .arg(mailbox.path())
         .arg("--store-url")
@@ -165,8 +165,16 @@ async fn files_in_the_mailbox_become_events_and_bad_ones_are_quarantined() {
         .collect();
     assert_eq!(quantities, ["120", "121"], "both documents flow");
     let exceptions = decode(pipeline.topic(EventType::DocumentExchangeException), 2);
-    let [_, Event::DocumentExchangeException(reuse)] = exceptions.as_slice() else { panic!("{exceptions:?}") };
-    assert_eq!(reuse.kind, gridsync_schemas::events::ExceptionKind::Duplicate);
+    let reuses: Vec<_> = exceptions
+        .iter()
+        .filter_map(|e| match e {
+            Event::DocumentExchangeException(x) if x.kind == gridsync_schemas::events::ExceptionKind::Duplicate => {
+                Some(x)
+            }
+            _ => None,
+        })
+        .collect();
+    let [reuse] = reuses.as_slice() else { panic!("{exceptions:?}") };
     assert!(
         reuse.reason.starts_with("ACME reused control numbers 000000905/905/0001 for a different 850 (4500012345)"),
         "{}",
@@ -178,6 +186,27 @@ async fn files_in_the_mailbox_become_events_and_bad_ones_are_quarantined() {
         5.0,
         "the rest of the file is a resend"
     );
+
+    // Two files over the size limit under one name: each quarantined unread, each its own exception.
+    for size in [70_000, 80_000] {
+        let quarantined = files(&quarantine).len();
+        std::fs::write(inbound.join("huge.edi"), "x".repeat(size)).unwrap();
+        assert!(wait_until(Duration::from_secs(60), || files(&quarantine).len() == quarantined + 2).await);
+    }
+    let exceptions = decode(pipeline.topic(EventType::DocumentExchangeException), 4);
+    let mut oversized: Vec<(String, String)> = exceptions
+        .iter()
+        .filter_map(|e| match e {
+            Event::DocumentExchangeException(x) if x.reason.starts_with("huge.edi is ") => {
+                Some((x.reason.clone(), x.envelope.event_id.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    oversized.sort();
+    assert_eq!(oversized.len(), 2, "{exceptions:#?}");
+    assert_eq!(oversized[0].0, "huge.edi is 70000 bytes; the limit is 65536");
+    assert_ne!(oversized[0].1, oversized[1].1, "two files, two exceptions");
 
     signal::kill(Pid::from_raw(producer.id() as i32), signal::Signal::SIGTERM).unwrap();
     let mut status = None;

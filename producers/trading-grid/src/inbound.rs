@@ -45,6 +45,8 @@ struct Rejection {
     reason: String,
     metric_reason: String,
     details: BTreeMap<String, String>,
+    /// What tells an unread file from another of its name; read files are told by content.
+    identity: Option<String>,
 }
 
 impl Rejection {
@@ -57,6 +59,7 @@ impl Rejection {
                 ("element".to_owned(), e.element.map(|n| n.to_string()).unwrap_or_default()),
                 ("error_kind".to_owned(), format!("{:?}", e.kind)),
             ]),
+            identity: None,
         }
     }
 }
@@ -163,11 +166,15 @@ impl Inbound {
     async fn process(&self, name: &str) -> Result<(), MailboxError> {
         let claimed = match self.mailbox.claim(name).await? {
             None => return Ok(()),
-            Some(Err(too_large)) => {
-                let claimed =
-                    Claimed { name: name.to_owned(), bytes: Vec::new(), arrived: std::time::SystemTime::now() };
-                let rejection =
-                    Rejection { reason: too_large, metric_reason: "too_large".into(), details: BTreeMap::new() };
+            Some(Err(refused)) => {
+                let claimed = Claimed { name: refused.name, bytes: Vec::new(), arrived: refused.arrived };
+                let metric_reason = if refused.reason.contains("the limit is") { "too_large" } else { "not_a_file" };
+                let rejection = Rejection {
+                    reason: refused.reason,
+                    metric_reason: metric_reason.into(),
+                    details: BTreeMap::new(),
+                    identity: Some(refused.identity),
+                };
                 return self.quarantine(&claimed, rejection).await;
             }
             Some(Ok(claimed)) => claimed,
@@ -328,9 +335,9 @@ impl Inbound {
 
     /// Publishes the exception, then moves the file to quarantine with its reason.
     async fn quarantine(&self, claimed: &Claimed, rejection: Rejection) -> Result<(), MailboxError> {
-        let Rejection { reason, metric_reason, mut details } = rejection;
+        let Rejection { reason, metric_reason, mut details, identity } = rejection;
         let partner = sniff_sender(&claimed.bytes).unwrap_or_else(|| "unknown".to_owned());
-        let content = content_id(&claimed.bytes);
+        let content = identity.unwrap_or_else(|| content_id(&claimed.bytes));
         details.insert("file".to_owned(), claimed.name.clone());
         details.insert("bytes".to_owned(), claimed.bytes.len().to_string());
         let now = Timestamp::now();

@@ -21,6 +21,10 @@ pub struct MailboxArgs {
     /// Largest file accepted, in bytes; larger ones are quarantined.
     #[arg(long, env = "GRIDSYNC_TG_MAX_FILE_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_file_bytes: u64,
+    /// A file in `inbound/` is claimed only once its size and modification time have not
+    /// changed for this long, in milliseconds: a gateway writing in place is not read mid-write.
+    #[arg(long, env = "GRIDSYNC_TG_SETTLE_MS", default_value_t = 1_000)]
+    pub settle_ms: u64,
     /// The local outbound mailbox, where documents are written for Trading
     /// Grid to deliver (default: `outbound/` under the mailbox root; with
     /// SFTP, always `outbound/` under the SFTP root).
@@ -105,6 +109,7 @@ impl MailboxArgs {
             known_hosts: expand_home(&sftp.sftp_known_hosts),
             root: sftp.sftp_root.clone(),
             max_bytes: self.max_file_bytes,
+            settle: Duration::from_millis(self.settle_ms),
             timeout: Duration::from_millis(sftp.sftp_timeout_ms),
         }))
     }
@@ -119,7 +124,8 @@ impl MailboxArgs {
             tracing::info!(host = ?self.sftp.sftp_host, root = %self.sftp.sftp_root, "using the SFTP mailbox");
             return Ok((InboundMailbox::Sftp(sftp.clone()), OutboundTarget::Sftp(sftp)));
         }
-        let inbound = LocalMailbox::open(&self.mailbox_dir, self.max_file_bytes).await?;
+        let settle = Duration::from_millis(self.settle_ms);
+        let inbound = LocalMailbox::open(&self.mailbox_dir, self.max_file_bytes, settle).await?;
         tracing::info!(mailbox = %self.mailbox_dir.display(), "using the local mailbox");
         Ok((InboundMailbox::Local(inbound), self.open_local_outbound().await?))
     }

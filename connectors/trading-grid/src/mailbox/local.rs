@@ -7,11 +7,49 @@
 //! lost.
 
 use std::{
+    io::Read,
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
-    time::SystemTime,
+    time::{Duration, SystemTime},
 };
 
-use super::{acceptable, io, Claimed, MailboxError, Outcome};
+use super::{
+    acceptable, io,
+    settle::{Listed, Settle},
+    Claimed, MailboxError, Outcome, Refused,
+};
+
+/// Reads a claimed file: opened without following a link (one swapped in after listing is
+/// refused, not read) and without blocking on a FIFO; what was opened must be a regular file;
+/// at most `max_bytes` are read, whatever its size said when listed (it may still grow).
+fn read_claimed(path: &Path, name: &str, max_bytes: u64) -> Result<Result<Claimed, Refused>, MailboxError> {
+    let opened = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path);
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            let meta = std::fs::symlink_metadata(path).map_err(io("reading", path))?;
+            let arrived = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            let reason = format!("{name} is a link; links are never followed");
+            return Ok(Err(Refused::new(name, reason, meta.len(), arrived)));
+        }
+        Err(e) => return Err(io("opening", path)(e)),
+    };
+    let meta = file.metadata().map_err(io("reading", path))?;
+    let arrived = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    if !meta.is_file() {
+        return Ok(Err(Refused::new(name, format!("{name} is not a regular file"), meta.len(), arrived)));
+    }
+    let too_large = |size| format!("{name} is {size} bytes; the limit is {max_bytes}");
+    if meta.len() > max_bytes {
+        return Ok(Err(Refused::new(name, too_large(meta.len().to_string()), meta.len(), arrived)));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes).map_err(io("reading", path))?;
+    if bytes.len() as u64 > max_bytes {
+        return Ok(Err(Refused::new(name, too_large(format!("over {max_bytes}")), bytes.len() as u64, arrived)));
+    }
+    Ok(Ok(Claimed { name: name.to_owned(), bytes, arrived }))
+}
 
 pub struct LocalMailbox {
     root: PathBuf,
@@ -20,11 +58,13 @@ pub struct LocalMailbox {
     processed: PathBuf,
     quarantine: PathBuf,
     max_bytes: u64,
+    settle: Settle,
 }
 
 impl LocalMailbox {
-    /// Creates the folders under `root` if they are missing.
-    pub async fn open(root: &Path, max_bytes: u64) -> Result<Self, MailboxError> {
+    /// Creates the folders under `root` if they are missing. A file in `inbound/` is claimed
+    /// once its size and modification time have not changed for `settle`.
+    pub async fn open(root: &Path, max_bytes: u64, settle: Duration) -> Result<Self, MailboxError> {
         let mailbox = LocalMailbox {
             root: root.to_owned(),
             inbound: root.join("inbound"),
@@ -32,6 +72,7 @@ impl LocalMailbox {
             processed: root.join("processed"),
             quarantine: root.join("quarantine"),
             max_bytes,
+            settle: Settle::new(settle),
         };
         for dir in [&mailbox.processing, &mailbox.processed, &mailbox.quarantine] {
             tokio::fs::create_dir_all(dir).await.map_err(io("creating", dir))?;
@@ -44,7 +85,7 @@ impl LocalMailbox {
     }
 
     /// Regular files in `dir` with acceptable names, oldest first.
-    async fn files(dir: &Path) -> Result<Vec<(String, SystemTime)>, MailboxError> {
+    async fn files(dir: &Path) -> Result<Vec<Listed>, MailboxError> {
         let mut entries = tokio::fs::read_dir(dir).await.map_err(io("listing", dir))?;
         let mut files = Vec::new();
         while let Some(entry) = entries.next_entry().await.map_err(io("listing", dir))? {
@@ -52,27 +93,27 @@ impl LocalMailbox {
             // symlink_metadata: a link is never followed out of the mailbox.
             let Ok(meta) = tokio::fs::symlink_metadata(entry.path()).await else { continue };
             if meta.is_file() && acceptable(&name) {
-                files.push((name, meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
+                files.push((name, meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
             }
         }
-        files.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        files.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
         Ok(files)
     }
 
     /// Files claimed before a crash: to be processed again first.
     pub async fn unfinished(&self) -> Result<Vec<String>, MailboxError> {
-        Ok(Self::files(&self.processing).await?.into_iter().map(|(n, _)| n).collect())
+        Ok(Self::files(&self.processing).await?.into_iter().map(|(n, ..)| n).collect())
     }
 
-    /// Files waiting in `inbound/`.
+    /// Files waiting in `inbound/` that have settled.
     pub async fn waiting(&self) -> Result<Vec<String>, MailboxError> {
-        Ok(Self::files(&self.inbound).await?.into_iter().map(|(n, _)| n).collect())
+        Ok(self.settle.settled(Self::files(&self.inbound).await?))
     }
 
     /// Claims a waiting file (or re-reads one already in `.processing/`).
-    /// `None` when another process claimed it first. A file over the size
-    /// limit is claimed without its bytes and reported in `too_large`.
-    pub async fn claim(&self, name: &str) -> Result<Option<Result<Claimed, String>>, MailboxError> {
+    /// `None` when another process claimed it first. A file over the size limit, a link or
+    /// anything but a regular file is claimed without being read, and refused.
+    pub async fn claim(&self, name: &str) -> Result<Option<Result<Claimed, Refused>>, MailboxError> {
         if !acceptable(name) {
             return Ok(None);
         }
@@ -85,13 +126,12 @@ impl LocalMailbox {
                 Err(e) => return Err(io("claiming", &waiting)(e)),
             }
         }
-        let meta = tokio::fs::metadata(&claimed).await.map_err(io("reading", &claimed))?;
-        if meta.len() > self.max_bytes {
-            return Ok(Some(Err(format!("{name} is {} bytes; the limit is {}", meta.len(), self.max_bytes))));
-        }
-        let bytes = tokio::fs::read(&claimed).await.map_err(io("reading", &claimed))?;
-        let arrived = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-        Ok(Some(Ok(Claimed { name: name.to_owned(), bytes, arrived })))
+        let (name, max_bytes) = (name.to_owned(), self.max_bytes);
+        let path = claimed.clone();
+        tokio::task::spawn_blocking(move || read_claimed(&path, &name, max_bytes))
+            .await
+            .map_err(|e| io("reading", &claimed)(std::io::Error::other(e)))?
+            .map(Some)
     }
 
     /// Where `finish` will put a file, relative to the mailbox root (e.g.
@@ -132,7 +172,7 @@ mod tests {
     #[tokio::test]
     async fn claims_atomically_recovers_after_a_crash_and_never_overwrites() {
         let root = tempfile::tempdir().unwrap();
-        let mailbox = LocalMailbox::open(root.path(), 1024).await.unwrap();
+        let mailbox = LocalMailbox::open(root.path(), 1024, Duration::ZERO).await.unwrap();
         for (name, body) in
             [("a.edi", "A"), ("b.edi", "B"), (".hidden", "H"), ("c.edi.part", "P"), ("big.edi", &"x".repeat(2000))]
         {
@@ -149,10 +189,11 @@ mod tests {
         assert!(mailbox.claim("../etc/passwd").await.unwrap().is_none());
         assert!(mailbox.claim("gone.edi").await.unwrap().is_none());
         let too_large = mailbox.claim("big.edi").await.unwrap().unwrap().unwrap_err();
-        assert!(too_large.contains("2000 bytes; the limit is 1024"));
+        assert!(too_large.reason.contains("2000 bytes; the limit is 1024"), "{too_large:?}");
+        assert!(too_large.identity.starts_with("2000 bytes, modified "), "{too_large:?}");
 
         // A crash now: "a.edi" stays claimed and is found again on restart.
-        let reopened = LocalMailbox::open(root.path(), 1024).await.unwrap();
+        let reopened = LocalMailbox::open(root.path(), 1024, Duration::ZERO).await.unwrap();
         let mut unfinished = reopened.unfinished().await.unwrap();
         unfinished.sort();
         assert_eq!(unfinished, ["a.edi", "big.edi"]);
@@ -171,5 +212,36 @@ mod tests {
         assert_eq!(q, root.path().join("quarantine/big.edi"));
         assert_eq!(std::fs::read_to_string(root.path().join("quarantine/big.edi.reason")).unwrap(), "too large\n");
         assert!(reopened.unfinished().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_growing_file_waits_and_a_link_swapped_in_is_refused_unread() {
+        let root = tempfile::tempdir().unwrap();
+        let mailbox = LocalMailbox::open(root.path(), 1024, Duration::from_millis(300)).await.unwrap();
+        let growing = mailbox.inbound_dir().join("growing.edi");
+        std::fs::write(&growing, "ISA").unwrap();
+        assert!(mailbox.waiting().await.unwrap().is_empty(), "just arrived");
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(150));
+            let mut file = std::fs::OpenOptions::new().append(true).open(&growing).unwrap();
+            std::io::Write::write_all(&mut file, b"*00").unwrap();
+            assert!(mailbox.waiting().await.unwrap().is_empty(), "still being written");
+        }
+        std::thread::sleep(Duration::from_millis(350));
+        assert_eq!(mailbox.waiting().await.unwrap(), ["growing.edi"], "settled");
+        assert_eq!(mailbox.claim("growing.edi").await.unwrap().unwrap().unwrap().bytes, b"ISA*00*00*00");
+
+        // Listed as a file, then swapped for a link to a secret before the claim.
+        let secret = root.path().join("secret.txt");
+        std::fs::write(&secret, "do not read").unwrap();
+        std::fs::write(mailbox.inbound_dir().join("swap.edi"), "ISA").unwrap();
+        std::fs::remove_file(mailbox.inbound_dir().join("swap.edi")).unwrap();
+        std::os::unix::fs::symlink(&secret, mailbox.inbound_dir().join("swap.edi")).unwrap();
+        let refused = mailbox.claim("swap.edi").await.unwrap().unwrap().unwrap_err();
+        assert_eq!(refused.reason, "swap.edi is a link; links are never followed");
+        let quarantined = Outcome::Quarantined { reason: refused.reason };
+        mailbox.finish("swap.edi", &quarantined).await.unwrap();
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "do not read", "the target is untouched");
+        assert!(std::fs::symlink_metadata(root.path().join("quarantine/swap.edi")).unwrap().is_symlink());
     }
 }

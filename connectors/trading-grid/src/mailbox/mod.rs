@@ -6,6 +6,7 @@ pub mod args;
 mod content;
 mod local;
 mod outbound;
+mod settle;
 mod sftp;
 
 use std::{path::PathBuf, sync::Arc};
@@ -104,7 +105,7 @@ impl InboundMailbox {
 
     /// Claims a file: `None` when it is gone or another process has it; the
     /// inner `Err` says a file is too large (claimed without its bytes).
-    pub async fn claim(&self, name: &str) -> Result<Option<Result<Claimed, String>>, MailboxError> {
+    pub async fn claim(&self, name: &str) -> Result<Option<Result<Claimed, Refused>>, MailboxError> {
         match self {
             InboundMailbox::Local(m) => m.claim(name).await,
             InboundMailbox::Sftp(m) => m.claim(name).await,
@@ -142,6 +143,25 @@ pub struct Claimed {
     pub bytes: Vec<u8>,
     /// When it arrived (its modification time), for end-to-end lag.
     pub arrived: std::time::SystemTime,
+}
+
+/// A claimed file that is not read: too large, a link, not a regular file. Quarantined as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub name: String,
+    /// Why, precisely.
+    pub reason: String,
+    /// What tells this file from another of the same name (its size and modification time),
+    /// since its content is not read.
+    pub identity: String,
+    pub arrived: std::time::SystemTime,
+}
+
+impl Refused {
+    fn new(name: &str, reason: String, bytes: u64, arrived: std::time::SystemTime) -> Self {
+        let modified = arrived.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        Refused { name: name.to_owned(), reason, identity: format!("{bytes} bytes, modified {modified}"), arrived }
+    }
 }
 
 /// How processing a claimed file ended.

@@ -24,12 +24,16 @@ use russh_sftp::{
     client::{error::Error as SftpError, SftpSession},
     protocol::StatusCode,
 };
-use tokio::{io::AsyncWriteExt, sync::Mutex as AsyncMutex};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    sync::Mutex as AsyncMutex,
+};
 
 use super::{
     acceptable,
     content::{sha256_of, Content},
-    Claimed, MailboxError, Outcome, Written,
+    settle::{Listed, Settle},
+    Claimed, MailboxError, Outcome, Refused, Written,
 };
 
 /// How to log in (secrets are never printed).
@@ -56,6 +60,8 @@ pub struct SftpConfig {
     pub root: String,
     /// Largest inbound file accepted, in bytes.
     pub max_bytes: u64,
+    /// How long an inbound file's size and modification time must not change before it is claimed.
+    pub settle: std::time::Duration,
     /// Connection and per-request timeout.
     pub timeout: Duration,
 }
@@ -96,6 +102,7 @@ impl russh::client::Handler for HostKeyCheck {
 pub struct SftpMailbox {
     config: SftpConfig,
     session: AsyncMutex<Option<Arc<SftpSession>>>,
+    settle: Settle,
 }
 
 fn sftp_error(operation: &'static str, path: &str) -> impl FnOnce(SftpError) -> MailboxError {
@@ -110,7 +117,8 @@ fn not_found(e: &SftpError) -> bool {
 impl SftpMailbox {
     /// Connects and creates the mailbox folders that are missing.
     pub async fn open(config: SftpConfig) -> Result<Self, MailboxError> {
-        let mailbox = SftpMailbox { config, session: AsyncMutex::new(None) };
+        let settle = Settle::new(config.settle);
+        let mailbox = SftpMailbox { config, session: AsyncMutex::new(None), settle };
         let sftp = mailbox.sftp().await?;
         for dir in ["inbound", "inbound/.processing", "processed", "quarantine", "outbound"] {
             let path = mailbox.path(dir);
@@ -200,32 +208,36 @@ impl SftpMailbox {
     }
 
     /// Regular files in `dir` with acceptable names, oldest first.
-    async fn files(&self, dir: &str) -> Result<Vec<String>, MailboxError> {
+    async fn files(&self, dir: &str) -> Result<Vec<Listed>, MailboxError> {
         let path = self.path(dir);
         self.with_sftp(|sftp| async move {
             let entries = sftp.read_dir(path.clone()).await.map_err(sftp_error("listing", &path))?;
-            let mut files: Vec<(SystemTime, String)> = entries
+            let mut files: Vec<(SystemTime, String, u64)> = entries
                 .filter(|e| e.file_type().is_file() && acceptable(&e.file_name()))
-                .map(|e| (e.metadata().modified().unwrap_or(SystemTime::UNIX_EPOCH), e.file_name()))
+                .map(|e| {
+                    let meta = e.metadata();
+                    (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), e.file_name(), meta.len())
+                })
                 .collect();
             files.sort();
-            Ok(files.into_iter().map(|(_, name)| name).collect())
+            Ok(files.into_iter().map(|(modified, name, size)| (name, size, modified)).collect())
         })
         .await
     }
 
     /// Files claimed before a crash: to be processed again first.
     pub async fn unfinished(&self) -> Result<Vec<String>, MailboxError> {
-        self.files("inbound/.processing").await
+        Ok(self.files("inbound/.processing").await?.into_iter().map(|(name, ..)| name).collect())
     }
 
-    /// Files waiting in `inbound/`.
+    /// Files waiting in `inbound/` that have settled.
     pub async fn waiting(&self) -> Result<Vec<String>, MailboxError> {
-        self.files("inbound").await
+        Ok(self.settle.settled(self.files("inbound").await?))
     }
 
-    /// Claims a waiting file (or re-reads one already claimed), as `LocalMailbox::claim`.
-    pub async fn claim(&self, name: &str) -> Result<Option<Result<Claimed, String>>, MailboxError> {
+    /// Claims a waiting file (or re-reads one already claimed), as `LocalMailbox::claim`: a
+    /// link is refused unread, and at most the size limit is read.
+    pub async fn claim(&self, name: &str) -> Result<Option<Result<Claimed, Refused>>, MailboxError> {
         if !acceptable(name) {
             return Ok(None);
         }
@@ -233,7 +245,7 @@ impl SftpMailbox {
         let waiting = self.path(&format!("inbound/{name}"));
         let max_bytes = self.config.max_bytes;
         self.with_sftp(|sftp| async move {
-            let meta = match sftp.metadata(claimed.clone()).await {
+            let meta = match sftp.symlink_metadata(claimed.clone()).await {
                 Ok(meta) => meta,
                 Err(e) if not_found(&e) => {
                     match sftp.rename(waiting.clone(), claimed.clone()).await {
@@ -242,15 +254,28 @@ impl SftpMailbox {
                         Err(e) if not_found(&e) => return Ok(None),
                         Err(e) => return Err(sftp_error("claiming", &waiting)(e)),
                     }
-                    sftp.metadata(claimed.clone()).await.map_err(sftp_error("reading", &claimed))?
+                    sftp.symlink_metadata(claimed.clone()).await.map_err(sftp_error("reading", &claimed))?
                 }
                 Err(e) => return Err(sftp_error("reading", &claimed)(e)),
             };
-            if meta.len() > max_bytes {
-                return Ok(Some(Err(format!("{name} is {} bytes; the limit is {max_bytes}", meta.len()))));
-            }
-            let bytes = sftp.read(claimed.clone()).await.map_err(sftp_error("reading", &claimed))?;
             let arrived = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            let refused = |reason| Ok(Some(Err(Refused::new(name, reason, meta.len(), arrived))));
+            if meta.file_type().is_symlink() {
+                return refused(format!("{name} is a link; links are never followed"));
+            }
+            if !meta.file_type().is_file() {
+                return refused(format!("{name} is not a regular file"));
+            }
+            if meta.len() > max_bytes {
+                return refused(format!("{name} is {} bytes; the limit is {max_bytes}", meta.len()));
+            }
+            let file = sftp.open(claimed.clone()).await.map_err(sftp_error("opening", &claimed))?;
+            let mut bytes = Vec::new();
+            let read = file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes).await;
+            read.map_err(|e| sftp_error("reading", &claimed)(SftpError::IO(e.to_string())))?;
+            if bytes.len() as u64 > max_bytes {
+                return refused(format!("{name} is over {max_bytes} bytes; the limit is {max_bytes}"));
+            }
             Ok(Some(Ok(Claimed { name: name.to_owned(), bytes, arrived })))
         })
         .await
