@@ -216,7 +216,7 @@ async fn a_signed_webhook_delivered_three_times_becomes_exactly_one_event() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn forged_unsigned_and_oversized_webhooks_are_refused_counted_and_quarantined() {
+async fn forged_unsigned_and_oversized_webhooks_are_refused_at_once_counted_and_sampled() {
     let h = Harness::start("amp-forged").await;
     let body =
         json!({"id": "forged-1", "name": "dynamic-content.content-item.workflow.updated", "payload": {}}).to_string();
@@ -228,14 +228,27 @@ async fn forged_unsigned_and_oversized_webhooks_are_refused_counted_and_quaranti
     let signed_garbage = b"{not json";
     assert_eq!(h.post(signed_garbage, Some(&sign(signed_garbage, &Secret::new(SECRET)))).await.status(), 400);
 
-    assert_eq!(h.metric("gridsync_amp_webhooks_rejected_total", r#"reason="signature_mismatch""#).await, 1.0);
+    // A flood of forged requests: each refused at once and counted; none written to Kafka, as
+    // the one sample per address per window was kept already.
+    let h = &h;
+    let flood = (0..200).map(|i| {
+        let body = json!({"id": format!("flood-{i}"), "name": "x", "payload": {}}).to_string();
+        let forged = sign(body.as_bytes(), &Secret::new("guessed"));
+        async move { h.post(body.as_bytes(), Some(&forged)).await.status() }
+    });
+    let statuses = futures::future::join_all(flood).await;
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+
+    assert_eq!(h.metric("gridsync_amp_webhooks_rejected_total", r#"reason="signature_mismatch""#).await, 201.0);
     assert_eq!(h.metric("gridsync_amp_webhooks_rejected_total", r#"reason="signature_missing""#).await, 1.0);
     assert_eq!(h.metric("gridsync_amp_webhooks_rejected_total", r#"reason="too_large""#).await, 1.0);
     assert_eq!(h.metric("gridsync_amp_webhooks_rejected_total", r#"reason="malformed""#).await, 1.0);
+    assert_eq!(h.metric("gridsync_amp_rejected_samples_total", r#"outcome="kept""#).await, 1.0);
+    assert_eq!(h.metric("gridsync_amp_rejected_samples_total", r#"outcome="dropped""#).await, 201.0);
 
     let dlq = h.pipeline.catalog.dead_letter_topic("amp-producer").unwrap().to_owned();
-    let dead = read_topic(&h.pipeline.broker.brokers(), &dlq, 3, Duration::from_secs(20)).unwrap();
-    assert_eq!(dead.len(), 3, "forged, unsigned and malformed bodies are kept with their reason");
+    let dead = read_topic(&h.pipeline.broker.brokers(), &dlq, 3, Duration::from_secs(5)).unwrap();
+    assert_eq!(dead.len(), 2, "one refused sample from the address, and the malformed body, with their reasons");
     let header = |m: &rdkafka::message::OwnedMessage, key: &str| {
         m.headers()
             .and_then(|h| h.iter().find(|x| x.key == key)?.value.map(|v| String::from_utf8_lossy(v).into_owned()))
@@ -243,11 +256,51 @@ async fn forged_unsigned_and_oversized_webhooks_are_refused_counted_and_quaranti
     let class = |m| header(m, "__connect.errors.exception.class.name").unwrap_or_default();
     let mut classes: Vec<String> = dead.iter().map(class).collect();
     classes.sort();
-    assert_eq!(classes, ["webhook.malformed", "webhook.signature_mismatch", "webhook.signature_missing"]);
+    assert_eq!(classes, ["webhook.malformed", "webhook.signature_mismatch"]);
     let forged_record = dead.iter().find(|m| class(m) == "webhook.signature_mismatch").unwrap();
     assert_eq!(payload(forged_record), body.as_bytes());
     assert!(header(forged_record, "gridsync.webhook.remote").is_some_and(|r| r.starts_with("127.0.0.1:")));
     assert!(h.events(EventType::PaymentConfirmed, 1, Duration::from_secs(1)).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_amplience_refuses_make_webhooks_wait_with_503_not_quarantined() {
+    let h = Harness::start("amp-credentials").await;
+    let finance = h.finance();
+    let item = finance.create_item(&h.config.repositories[0], &payment_item("INV9003")).await.unwrap();
+    let changed = finance.get_item(&item.id).await.unwrap();
+    let mut payload = serde_json::to_value(&changed).unwrap();
+    payload["workflow"] = json!({ "state": finance.workflow_state_id("Payment confirmed").await.unwrap() });
+    payload["lastModifiedBy"] = json!("finance.user");
+    let body = json!({ "id": "delivery-credentials", "name": "dynamic-content.content-item.workflow.updated",
+        "payload": payload })
+    .to_string();
+    let signature = sign(body.as_bytes(), &Secret::new(SECRET));
+
+    // gridsync's client secret is revoked: the token endpoint refuses it (400), and the
+    // producer's cached token has expired.
+    let sim = reqwest::Client::new();
+    let fault = json!({ "scope": "token", "status": 400, "count": 1000 });
+    sim.post(format!("{}/__sim/faults", h.sim.url())).json(&fault).send().await.unwrap();
+    sim.post(format!("{}/__sim/expire-tokens", h.sim.url())).send().await.unwrap();
+    let refused = h.post(body.as_bytes(), Some(&signature)).await;
+    assert_eq!(refused.status(), 503, "Amplience keeps it and sends it again\n{}", h.log());
+    let answer: Value = refused.json().await.unwrap();
+    assert!(answer["error"].as_str().unwrap().contains("refused gridsync's credentials"), "{answer}");
+    assert_eq!(h.metric("gridsync_amp_amplience_credentials_ok", "").await, 0.0);
+    let ready = h.metrics_url.replace("/metrics", "/readyz");
+    assert_eq!(reqwest::get(&ready).await.unwrap().status(), 503, "unready while refused");
+    let dlq = h.pipeline.catalog.dead_letter_topic("amp-producer").unwrap().to_owned();
+    assert!(read_topic(&h.pipeline.broker.brokers(), &dlq, 1, Duration::from_secs(2)).unwrap().is_empty());
+
+    // Fixed: the same webhook, sent again, becomes its event, and the producer is ready again.
+    sim.delete(format!("{}/__sim/faults", h.sim.url())).send().await.unwrap();
+    let accepted = h.post(body.as_bytes(), Some(&signature)).await;
+    assert_eq!(accepted.status(), 200, "{}", h.log());
+    assert_eq!(accepted.json::<Value>().await.unwrap()["status"], "published");
+    assert_eq!(h.metric("gridsync_amp_amplience_credentials_ok", "").await, 1.0);
+    assert!(reqwest::get(&ready).await.unwrap().status().is_success());
+    assert_eq!(h.events(EventType::PaymentConfirmed, 1, Duration::from_secs(10)).len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

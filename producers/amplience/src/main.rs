@@ -5,6 +5,7 @@
 mod args;
 mod mapping;
 mod receiver;
+mod rejected;
 mod resolve;
 mod source;
 mod telemetry;

@@ -33,6 +33,7 @@ use serde_json::json;
 
 use crate::{
     mapping::Mapped,
+    rejected::RejectedSampler,
     resolve::{ResolveError, Resolver},
     telemetry::{Outcome, WebhookMetrics},
 };
@@ -54,6 +55,41 @@ pub struct Receiver {
     /// Publishes still waiting for Kafka, by delivery id: a redelivery waits
     /// for the first attempt instead of publishing the event a second time.
     pub pending: std::sync::Mutex<HashMap<String, PendingPublish>>,
+    /// Which refused requests are kept.
+    pub rejected: RejectedSampler,
+    /// Whether Amplience accepts gridsync's credentials.
+    pub credentials: Credentials,
+}
+
+/// Amplience refusing gridsync's own credentials (revoked, wrong, expired) is an operator's
+/// error, not the webhooks' fault: every webhook is answered 503 (Amplience sends it again
+/// later), the producer reports itself unready, and `gridsync_amp_amplience_credentials_ok`
+/// drops to 0 for an alert; a probe (`probe`) or the next webhook that resolves brings it back.
+pub struct Credentials {
+    pub health: gridsync_core::telemetry::Health,
+    pub failing: std::sync::atomic::AtomicBool,
+}
+
+impl Credentials {
+    fn failing(&self, metrics: &WebhookMetrics) {
+        metrics.credentials(false);
+        if !self.failing.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            tracing::error!("Amplience refuses gridsync's credentials: webhooks answered 503, the producer unready");
+            self.health.set_ready(false);
+        }
+    }
+
+    pub fn accepted(&self, metrics: &WebhookMetrics) {
+        if self.failing.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            tracing::info!("Amplience accepts gridsync's credentials again");
+            self.health.set_ready(true);
+        }
+        metrics.credentials(true);
+    }
+
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// The outcome of a publish task: the event id, or why Kafka refused it.
@@ -140,14 +176,14 @@ async fn receive(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let (outcome, response) = handle(&receiver, &remote.to_string(), &headers, body).await;
+    let (outcome, response) = handle(&receiver, remote, &headers, body).await;
     receiver.metrics.answered(outcome, started);
     response
 }
 
 async fn handle(
     receiver: &Arc<Receiver>,
-    remote: &str,
+    remote: std::net::SocketAddr,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> (Outcome, Response) {
@@ -155,10 +191,11 @@ async fn handle(
         Ok(body) => body,
         Err(rejection) => {
             receiver.metrics.rejected("too_large");
-            tracing::warn!(remote, error = %rejection, "webhook refused: body");
+            tracing::warn!(%remote, error = %rejection, "webhook refused: body");
             return (Outcome::Rejected, reply(rejection.status(), json!({ "error": rejection.body_text() })));
         }
     };
+    let remote_address = remote.to_string();
     let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     if let Err(e) = webhook::verify(&body, signature, &receiver.secrets) {
         let reason = match e {
@@ -168,9 +205,19 @@ async fn handle(
             SignatureError::NoSecret => "no_secret_configured",
         };
         receiver.metrics.rejected(reason);
-        tracing::warn!(remote, reason, "webhook refused: signature");
-        // Kept for the security trail; a forged request is refused whether or not that works.
-        let _ = quarantine(receiver, &body, None, remote, &format!("webhook.{reason}"), &e.to_string()).await;
+        tracing::warn!(%remote, reason, "webhook refused: signature");
+        // A sample is kept for the security trail, written after the answer (see `rejected`).
+        match receiver.rejected.admit(remote.ip(), Instant::now()) {
+            Some(permit) => {
+                receiver.metrics.rejected_sample("kept");
+                let (receiver, class, message) = (Arc::clone(receiver), format!("webhook.{reason}"), e.to_string());
+                tokio::spawn(async move {
+                    let _ = quarantine(&receiver, &body, None, &remote.to_string(), &class, &message).await;
+                    drop(permit);
+                });
+            }
+            None => receiver.metrics.rejected_sample("dropped"),
+        }
         return (Outcome::Rejected, reply(StatusCode::UNAUTHORIZED, json!({ "error": "invalid signature" })));
     }
     let webhook: Webhook = match serde_json::from_slice(&body) {
@@ -178,8 +225,8 @@ async fn handle(
         Err(e) => {
             receiver.metrics.rejected("malformed");
             let message = format!("the body is not a webhook envelope: {e}");
-            tracing::warn!(remote, %message, "webhook refused");
-            return match quarantine(receiver, &body, None, remote, "webhook.malformed", &message).await {
+            tracing::warn!(%remote, %message, "webhook refused");
+            return match quarantine(receiver, &body, None, &remote_address, "webhook.malformed", &message).await {
                 Ok(()) => (Outcome::Rejected, reply(StatusCode::BAD_REQUEST, json!({ "error": message }))),
                 Err(unavailable) => unavailable,
             };
@@ -199,7 +246,11 @@ async fn handle(
     if let Some(publish) = earlier_attempt {
         return receiver.await_publish(&webhook, publish).await;
     }
-    let (outcome, handled, response) = match receiver.resolver.map(&webhook).await {
+    let resolved = receiver.resolver.map(&webhook).await;
+    if !matches!(resolved, Err(ResolveError::Credentials(_) | ResolveError::Transient(_))) {
+        receiver.credentials.accepted(&receiver.metrics);
+    }
+    let (outcome, handled, response) = match resolved {
         Ok(Mapped::Event(event)) => {
             let publish = receiver.start_publish(&webhook, vec![*event]);
             return receiver.await_publish(&webhook, publish).await;
@@ -215,10 +266,14 @@ async fn handle(
             (Outcome::Ignored, handled, reply(StatusCode::OK, json!({ "status": "ignored", "reason": reason })))
         }
         Err(ResolveError::Transient(message)) => return unavailable(&webhook, &message),
+        Err(ResolveError::Credentials(message)) => {
+            receiver.credentials.failing(&receiver.metrics);
+            return unavailable(&webhook, &format!("Amplience refused gridsync's credentials: {message}"));
+        }
         Err(ResolveError::Permanent(e)) => {
             tracing::warn!(delivery = %webhook.id, name = %webhook.name, error = %e, "webhook quarantined");
             if let Err(unavailable) =
-                quarantine(receiver, &body, Some(&webhook), remote, "webhook.unmappable", &e.to_string()).await
+                quarantine(receiver, &body, Some(&webhook), &remote_address, "webhook.unmappable", &e.to_string()).await
             {
                 return unavailable;
             }

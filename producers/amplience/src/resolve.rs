@@ -19,16 +19,26 @@ pub enum ResolveError {
     /// Amplience could not answer now: 503, so the webhook is sent again.
     #[error("{0}")]
     Transient(String),
+    /// Amplience refused gridsync's own credentials: 503 too, and the operator is told.
+    #[error("{0}")]
+    Credentials(String),
 }
 
 impl From<AmplienceError> for ResolveError {
     fn from(e: AmplienceError) -> Self {
-        if e.is_retryable() {
+        if is_credentials(&e) {
+            ResolveError::Credentials(e.to_string())
+        } else if e.is_retryable() {
             ResolveError::Transient(e.to_string())
         } else {
             ResolveError::Permanent(MapError(e.to_string()))
         }
     }
+}
+
+/// Refused credentials, or a token Amplience will not take (401) or that may not read (403).
+pub fn is_credentials(e: &AmplienceError) -> bool {
+    matches!(e, AmplienceError::Credentials { .. }) || matches!(e.status(), Some(401 | 403))
 }
 
 pub struct Resolver {

@@ -6,7 +6,39 @@ use gridsync_amplience::{management::ManagementArgs, DeliveryClient, ManagementC
 use gridsync_core::app::{wait_for_brokers, AppError, ProducerDeps};
 use gridsync_store::Store;
 
-use crate::{args::WebhookArgs, receiver::Receiver, resolve::Resolver, telemetry::WebhookMetrics};
+use crate::{
+    args::WebhookArgs,
+    receiver::{Credentials, Receiver},
+    rejected::RejectedSampler,
+    resolve::{is_credentials, Resolver},
+    telemetry::WebhookMetrics,
+};
+
+/// How often refused credentials are tried again while webhooks are not arriving.
+const CREDENTIALS_PROBE: Duration = Duration::from_secs(15);
+
+/// While Amplience refuses gridsync's credentials, asks it again every [`CREDENTIALS_PROBE`]
+/// (an unready producer may get no webhook to find out by), and brings the producer back when
+/// it answers.
+async fn probe_credentials(receiver: Arc<Receiver>, shutdown: tokio_util::sync::CancellationToken) {
+    let Some(management) = receiver.resolver.management.clone() else { return };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(CREDENTIALS_PROBE) => {}
+        }
+        if !receiver.credentials.is_failing() {
+            continue;
+        }
+        match management.workflow_states().await {
+            Ok(_) => receiver.credentials.accepted(&receiver.metrics),
+            Err(e) if is_credentials(&e) => {
+                tracing::warn!(error = %e, "Amplience still refuses gridsync's credentials")
+            }
+            Err(e) => tracing::debug!(error = %e, "credentials probe: Amplience unavailable"),
+        }
+    }
+}
 
 fn source_error(e: impl std::error::Error + Send + Sync + 'static) -> AppError {
     AppError::Source(Box::new(e))
@@ -48,7 +80,10 @@ pub async fn run(deps: ProducerDeps, args: WebhookArgs) -> Result<(), AppError> 
         metrics: WebhookMetrics::register(&deps.metrics)?,
         locks: Receiver::locks(),
         pending: std::sync::Mutex::default(),
+        rejected: RejectedSampler::default(),
+        credentials: Credentials { health: deps.health.clone(), failing: Default::default() },
     });
+    tokio::spawn(probe_credentials(receiver.clone(), deps.shutdown.clone()));
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -42,6 +42,8 @@ pub struct WebhookMetrics {
     ignored: IntCounterVec,
     published: IntCounterVec,
     latency: HistogramVec,
+    rejected_samples: IntCounterVec,
+    credentials_ok: prometheus::IntGauge,
 }
 
 impl WebhookMetrics {
@@ -70,8 +72,22 @@ impl WebhookMetrics {
         for c in [&requests, &rejected, &ignored, &published] {
             metrics.register(Box::new(c.clone()))?;
         }
+        let rejected_samples = IntCounterVec::new(
+            opts!(
+                "amp_rejected_samples_total",
+                "Refused requests kept in the dead-letter topic (kept) or only counted (dropped: rate limited)."
+            ),
+            &["outcome"],
+        )?;
+        let credentials_ok = prometheus::IntGauge::with_opts(opts!(
+            "amp_amplience_credentials_ok",
+            "1 while Amplience accepts gridsync's credentials, 0 once it refused them (webhooks are answered 503)."
+        ))?;
+        credentials_ok.set(1);
+        metrics.register(Box::new(rejected_samples.clone()))?;
+        metrics.register(Box::new(credentials_ok.clone()))?;
         metrics.register(Box::new(latency.clone()))?;
-        Ok(WebhookMetrics { requests, rejected, ignored, published, latency })
+        Ok(WebhookMetrics { requests, rejected, ignored, published, latency, rejected_samples, credentials_ok })
     }
 
     pub fn answered(&self, outcome: Outcome, started: Instant) {
@@ -89,5 +105,13 @@ impl WebhookMetrics {
 
     pub fn published(&self, event_type: &str) {
         self.published.with_label_values(&[event_type]).inc();
+    }
+
+    pub fn rejected_sample(&self, outcome: &str) {
+        self.rejected_samples.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn credentials(&self, ok: bool) {
+        self.credentials_ok.set(i64::from(ok));
     }
 }
