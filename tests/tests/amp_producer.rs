@@ -15,6 +15,9 @@ use gridsync_amplience::{
 };
 use gridsync_schemas::{codec, events::Event, EventType};
 use gridsync_tests::{free_port, metric_value, payload, read_topic, workspace_binary, Broker, Pipeline};
+
+mod common;
+use common::postgres_schema_url;
 use rdkafka::message::{Headers, Message};
 use serde_json::{json, Value};
 
@@ -45,7 +48,13 @@ impl Harness {
     }
 
     async fn start_with(pipeline: Pipeline) -> Self {
+        Self::start_with_store(pipeline, None).await
+    }
+
+    /// With the store at `store_url` (a file of its own when `None`).
+    async fn start_with_store(pipeline: Pipeline, store_url: Option<String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let store_url = store_url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("amp.db").display()));
         let (listen, metrics) = (free_port(), free_port());
         let webhook_url = format!("http://127.0.0.1:{listen}/webhooks/amplience");
         let config = SimConfig {
@@ -59,20 +68,8 @@ impl Harness {
         let stop = tokio_util::sync::CancellationToken::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim = Simulator::start(config.clone(), listener, stop.clone()).await.unwrap();
-        let producer = Command::new(workspace_binary("amp-producer"))
-            .args(["--brokers", &pipeline.broker.brokers(), "--topic-prefix", &pipeline.kafka.topic_prefix])
-            .args(["--metrics-addr", &format!("127.0.0.1:{metrics}"), "--listen", &format!("127.0.0.1:{listen}")])
-            .args(["--publish-timeout-ms", "3000", "--amplience-delivery-url", &sim.url()])
-            .args(["--amplience-api-url", &format!("{}/v2/content", sim.url())])
-            .args(["--amplience-token-url", &format!("{}/oauth/token", sim.url())])
-            .args(["--amplience-hub-id", &config.hub_id, "--amplience-client-id", "gridsync"])
-            .arg(format!("--store-url=sqlite://{}", dir.path().join("amp.db").display()))
-            .env("GRIDSYNC_AMP_WEBHOOK_SECRET", SECRET)
-            .env("GRIDSYNC_AMPLIENCE_CLIENT_SECRET", "gridsync-secret")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("producer.log")).unwrap())
-            .spawn()
-            .unwrap();
+        let log = dir.path().join("producer.log");
+        let producer = spawn_producer(&pipeline, &sim.url(), &config.hub_id, (listen, metrics), &store_url, &log);
         let harness = Harness {
             pipeline,
             sim,
@@ -91,6 +88,22 @@ impl Harness {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("amp-producer not ready:\n{}", harness.log());
+    }
+
+    /// Another replica on the same broker, simulator and `store_url`: its webhook URL.
+    async fn replica(&self, store_url: &str) -> (Child, String) {
+        let (listen, metrics) = (free_port(), free_port());
+        let log = self.dir.path().join("replica.log");
+        let child =
+            spawn_producer(&self.pipeline, &self.sim.url(), &self.config.hub_id, (listen, metrics), store_url, &log);
+        let ready_url = format!("http://127.0.0.1:{metrics}/readyz");
+        for _ in 0..600 {
+            if reqwest::get(&ready_url).await.is_ok_and(|r| r.status().is_success()) {
+                return (child, format!("http://127.0.0.1:{listen}/webhooks/amplience"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the replica is not ready:\n{}", std::fs::read_to_string(log).unwrap_or_default());
     }
 
     fn log(&self) -> String {
@@ -162,6 +175,31 @@ impl Harness {
         }
         request.send().await.unwrap()
     }
+}
+
+/// An amp-producer listening on `listen`, its metrics on `metrics`, its store at `store_url`.
+fn spawn_producer(
+    pipeline: &Pipeline,
+    sim_url: &str,
+    hub_id: &str,
+    (listen, metrics): (u16, u16),
+    store_url: &str,
+    log: &std::path::Path,
+) -> Child {
+    Command::new(workspace_binary("amp-producer"))
+        .args(["--brokers", &pipeline.broker.brokers(), "--topic-prefix", &pipeline.kafka.topic_prefix])
+        .args(["--metrics-addr", &format!("127.0.0.1:{metrics}"), "--listen", &format!("127.0.0.1:{listen}")])
+        .args(["--publish-timeout-ms", "3000", "--amplience-delivery-url", sim_url])
+        .args(["--amplience-api-url", &format!("{sim_url}/v2/content")])
+        .args(["--amplience-token-url", &format!("{sim_url}/oauth/token")])
+        .args(["--amplience-hub-id", hub_id, "--amplience-client-id", "gridsync"])
+        .arg(format!("--store-url={store_url}"))
+        .env("GRIDSYNC_AMP_WEBHOOK_SECRET", SECRET)
+        .env("GRIDSYNC_AMPLIENCE_CLIENT_SECRET", "gridsync-secret")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
 }
 
 impl Drop for Harness {
@@ -301,6 +339,65 @@ async fn credentials_amplience_refuses_make_webhooks_wait_with_503_not_quarantin
     assert_eq!(h.metric("gridsync_amp_amplience_credentials_ok", "").await, 1.0);
     assert!(reqwest::get(&ready).await.unwrap().status().is_success());
     assert_eq!(h.events(EventType::PaymentConfirmed, 1, Duration::from_secs(10)).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_sharing_postgresql_publish_each_delivery_once_however_it_is_redelivered() {
+    let store = postgres_schema_url().await;
+    let h = Harness::start_with_store(Pipeline::start("amp-replicas", None).await.unwrap(), Some(store.clone())).await;
+    let (mut replica, replica_url) = h.replica(&store).await;
+    let finance = h.finance();
+    let state = finance.workflow_state_id("Payment confirmed").await.unwrap();
+    let mut deliveries = Vec::new();
+    for n in 0..10 {
+        let item =
+            finance.create_item(&h.config.repositories[0], &payment_item(&format!("INV95{n:02}"))).await.unwrap();
+        let mut payload = serde_json::to_value(finance.get_item(&item.id).await.unwrap()).unwrap();
+        payload["workflow"] = json!({ "state": state });
+        payload["lastModifiedBy"] = json!("finance.user");
+        let body = json!({ "id": format!("replicated-{n}"), "name": "dynamic-content.content-item.workflow.updated",
+            "payload": payload })
+        .to_string();
+        deliveries.push(body);
+    }
+    // Each delivery sent to both replicas at once, three times over (a load balancer's retries),
+    // until both have answered 200.
+    let client = reqwest::Client::new();
+    let send = |url: String, body: String| {
+        let client = client.clone();
+        async move {
+            let signature = sign(body.as_bytes(), &Secret::new(SECRET));
+            for _ in 0..100 {
+                let answer =
+                    client.post(&url).header(SIGNATURE_HEADER, &signature).body(body.clone()).send().await.unwrap();
+                if answer.status() == 200 {
+                    return answer.json::<Value>().await.unwrap()["eventId"].as_str().unwrap_or_default().to_owned();
+                }
+                assert_eq!(answer.status(), 503, "busy elsewhere is 503");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("never accepted");
+        }
+    };
+    let attempts = deliveries.iter().flat_map(|body| {
+        (0..3).flat_map(|_| [send(h.webhook_url.clone(), body.clone()), send(replica_url.clone(), body.clone())])
+    });
+    let answered = futures::future::join_all(attempts).await;
+    assert!(answered.iter().all(|id| !id.is_empty()), "{answered:?}");
+
+    let events = h.events(EventType::PaymentConfirmed, 20, Duration::from_secs(10));
+    let mut invoices: Vec<String> = events
+        .iter()
+        .map(|e| match e {
+            Event::PaymentConfirmed(p) => p.invoice_number.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    invoices.sort();
+    let expected: Vec<String> = (0..10).map(|n| format!("INV95{n:02}")).collect();
+    assert_eq!(invoices, expected, "each delivery published once, by one replica");
+    let _ = replica.kill();
+    let _ = replica.wait();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -28,7 +28,7 @@ use gridsync_core::kafka::{
     EventProducer,
 };
 use gridsync_schemas::Event;
-use gridsync_store::{HandledDelivery, WebhookDeliveries};
+use gridsync_store::{Claim, HandledDelivery, SideEffects, WebhookDeliveries};
 use serde_json::json;
 
 use crate::{
@@ -59,7 +59,15 @@ pub struct Receiver {
     pub rejected: RejectedSampler,
     /// Whether Amplience accepts gridsync's credentials.
     pub credentials: Credentials,
+    /// Claims of deliveries, shared by the replicas through the store.
+    pub claims: SideEffects,
+    /// This replica's name in the claims.
+    pub instance: String,
 }
+
+/// How long a claim of a delivery holds: longer than any publish takes to succeed or fail, so
+/// that only a crashed replica's claim runs out while its publish could still be going on.
+pub const DELIVERY_LEASE: Duration = Duration::from_secs(600);
 
 /// Amplience refusing gridsync's own credentials (revoked, wrong, expired) is an operator's
 /// error, not the webhooks' fault: every webhook is answered 503 (Amplience sends it again
@@ -116,8 +124,13 @@ impl Receiver {
     fn start_publish(self: &Arc<Self>, webhook: &Webhook, events: Vec<Event>) -> PendingPublish {
         let receiver = Arc::clone(self);
         let (delivery_id, name) = (webhook.id.clone(), webhook.name.clone());
+        // Registered before the task can finish, so its removal always finds it.
+        let mut pending = self.pending();
         let task = tokio::spawn(async move {
             let outcome = receiver.publish_all(&delivery_id, &name, &events).await;
+            // Under the delivery's lock: a redelivery checks the store, then the pending
+            // publishes, and must find this one in one place or the other.
+            let _same_delivery = receiver.lock_for(&delivery_id).lock().await;
             if let Ok(event_ids) = &outcome {
                 let handled = HandledDelivery { event_id: event_ids.clone(), outcome: "published".into() };
                 // Published already: failing to record only risks duplicates
@@ -127,11 +140,20 @@ impl Receiver {
                 }
             }
             receiver.pending().remove(&delivery_id);
+            receiver.release(&delivery_id).await;
             outcome
         });
         let shared = task.map(|joined| joined.unwrap_or_else(|e| Err(format!("publish task: {e}")))).boxed().shared();
-        self.pending().insert(webhook.id.clone(), shared.clone());
+        pending.insert(webhook.id.clone(), shared.clone());
         shared
+    }
+
+    /// Gives up this replica's claim of a delivery (handled, or to be tried again).
+    async fn release(&self, delivery_id: &str) {
+        if let Err(e) = self.claims.release(&claim_key(delivery_id), &self.instance).await {
+            // Its lease runs out instead.
+            tracing::warn!(delivery = %delivery_id, error = %e, "releasing a webhook delivery's claim");
+        }
     }
 
     /// Publishes each event in order; the ids, comma-separated, or the first refusal.
@@ -232,50 +254,85 @@ async fn handle(
             };
         }
     };
-    let _same_delivery = receiver.lock_for(&webhook.id).lock().await;
-    match receiver.deliveries.get(&webhook.id).await {
-        Ok(Some(earlier)) => {
-            tracing::info!(delivery = %webhook.id, outcome = %earlier.outcome, "duplicate webhook delivery");
-            let body = json!({ "status": "duplicate", "eventId": earlier.event_id, "outcome": earlier.outcome });
-            return (Outcome::Duplicate, reply(StatusCode::OK, body));
-        }
-        Ok(None) => {}
-        Err(e) => return unavailable(&webhook, &format!("store: {e}")),
+    // Under the delivery's lock: what was done with it, and its claim. The lock is not held
+    // while waiting for Kafka, so the publish task can take it to finish.
+    let step = {
+        let _same_delivery = receiver.lock_for(&webhook.id).lock().await;
+        admit(receiver, &webhook, &body, &remote_address).await
+    };
+    match step {
+        Step::Answer(outcome, response) => (outcome, response),
+        Step::Await(publish) => receiver.await_publish(&webhook, publish).await,
+    }
+}
+
+/// What to do with a delivery once it is admitted.
+enum Step {
+    Answer(Outcome, Response),
+    /// Its events are being published: answer once Kafka has them.
+    Await(PendingPublish),
+}
+
+impl From<(Outcome, Response)> for Step {
+    fn from((outcome, response): (Outcome, Response)) -> Self {
+        Step::Answer(outcome, response)
+    }
+}
+
+/// Handled before: its outcome; being published here: that publish; claimed by another replica:
+/// 503; else claimed here, resolved and mapped, and its publish started.
+async fn admit(receiver: &Arc<Receiver>, webhook: &Webhook, body: &[u8], remote_address: &str) -> Step {
+    if let Some(answer) = handled_before(receiver, webhook).await {
+        return answer;
     }
     let earlier_attempt = receiver.pending().get(&webhook.id).cloned();
     if let Some(publish) = earlier_attempt {
-        return receiver.await_publish(&webhook, publish).await;
+        return Step::Await(publish);
     }
-    let resolved = receiver.resolver.map(&webhook).await;
+    // Replicas sharing the store: one claims the delivery (atomically, for a lease that a
+    // crashed holder's claim runs out of), the others answer 503 and Amplience comes back.
+    match receiver.claims.claim(&claim_key(&webhook.id), &receiver.instance, DELIVERY_LEASE).await {
+        Ok(Claim::Claimed | Claim::Done(_)) => {}
+        Ok(Claim::Busy { owner, expires_in_ms }) => {
+            let reason = format!("being published by {owner} (its claim runs {expires_in_ms} ms more)");
+            return unavailable(webhook, &reason).into();
+        }
+        Err(e) => return unavailable(webhook, &format!("store: {e}")).into(),
+    }
+    // Another replica may have finished it, and let its claim go, since the first look.
+    if let Some(answer) = handled_before(receiver, webhook).await {
+        receiver.release(&webhook.id).await;
+        return answer;
+    }
+    let resolved = receiver.resolver.map(webhook).await;
     if !matches!(resolved, Err(ResolveError::Credentials(_) | ResolveError::Transient(_))) {
         receiver.credentials.accepted(&receiver.metrics);
     }
     let (outcome, handled, response) = match resolved {
-        Ok(Mapped::Event(event)) => {
-            let publish = receiver.start_publish(&webhook, vec![*event]);
-            return receiver.await_publish(&webhook, publish).await;
-        }
-        Ok(Mapped::Events(events)) => {
-            let publish = receiver.start_publish(&webhook, events);
-            return receiver.await_publish(&webhook, publish).await;
-        }
+        Ok(Mapped::Event(event)) => return Step::Await(receiver.start_publish(webhook, vec![*event])),
+        Ok(Mapped::Events(events)) => return Step::Await(receiver.start_publish(webhook, events)),
         Ok(Mapped::Ignored(reason)) => {
             receiver.metrics.ignored(reason);
             tracing::info!(delivery = %webhook.id, name = %webhook.name, reason, "webhook ignored");
             let handled = HandledDelivery { event_id: String::new(), outcome: format!("ignored:{reason}") };
             (Outcome::Ignored, handled, reply(StatusCode::OK, json!({ "status": "ignored", "reason": reason })))
         }
-        Err(ResolveError::Transient(message)) => return unavailable(&webhook, &message),
+        Err(ResolveError::Transient(message)) => {
+            receiver.release(&webhook.id).await;
+            return unavailable(webhook, &message).into();
+        }
         Err(ResolveError::Credentials(message)) => {
             receiver.credentials.failing(&receiver.metrics);
-            return unavailable(&webhook, &format!("Amplience refused gridsync's credentials: {message}"));
+            receiver.release(&webhook.id).await;
+            return unavailable(webhook, &format!("Amplience refused gridsync's credentials: {message}")).into();
         }
         Err(ResolveError::Permanent(e)) => {
             tracing::warn!(delivery = %webhook.id, name = %webhook.name, error = %e, "webhook quarantined");
             if let Err(unavailable) =
-                quarantine(receiver, &body, Some(&webhook), &remote_address, "webhook.unmappable", &e.to_string()).await
+                quarantine(receiver, body, Some(webhook), remote_address, "webhook.unmappable", &e.to_string()).await
             {
-                return unavailable;
+                receiver.release(&webhook.id).await;
+                return unavailable.into();
             }
             let handled = HandledDelivery { event_id: String::new(), outcome: "quarantined".into() };
             let body = json!({ "status": "quarantined", "reason": e.to_string() });
@@ -285,7 +342,26 @@ async fn handle(
     if let Err(e) = receiver.deliveries.record(&webhook.id, &handled).await {
         tracing::warn!(delivery = %webhook.id, error = %e, "recording the webhook delivery");
     }
-    (outcome, response)
+    receiver.release(&webhook.id).await;
+    Step::Answer(outcome, response)
+}
+
+/// The answer to a delivery handled before (a duplicate), or to a store that cannot say.
+async fn handled_before(receiver: &Receiver, webhook: &Webhook) -> Option<Step> {
+    match receiver.deliveries.get(&webhook.id).await {
+        Ok(Some(earlier)) => {
+            tracing::info!(delivery = %webhook.id, outcome = %earlier.outcome, "duplicate webhook delivery");
+            let body = json!({ "status": "duplicate", "eventId": earlier.event_id, "outcome": earlier.outcome });
+            Some(Step::Answer(Outcome::Duplicate, reply(StatusCode::OK, body)))
+        }
+        Ok(None) => None,
+        Err(e) => Some(unavailable(webhook, &format!("store: {e}")).into()),
+    }
+}
+
+/// The ledger key of a delivery's claim.
+fn claim_key(delivery_id: &str) -> String {
+    format!("amp-producer/webhook/{delivery_id}")
 }
 
 /// 503: the input is not accepted now, and its sender will try again.

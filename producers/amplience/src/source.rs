@@ -82,6 +82,9 @@ pub async fn run(deps: ProducerDeps, args: WebhookArgs) -> Result<(), AppError> 
         pending: std::sync::Mutex::default(),
         rejected: RejectedSampler::default(),
         credentials: Credentials { health: deps.health.clone(), failing: Default::default() },
+        claims: store.side_effects(),
+        // Unique per process, as the flows' ledger owners are: a restarted replica is a new owner.
+        instance: format!("amp-producer/{}/{}", std::process::id(), uuid::Uuid::new_v4().simple()),
     });
     tokio::spawn(probe_credentials(receiver.clone(), deps.shutdown.clone()));
 
