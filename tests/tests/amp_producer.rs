@@ -94,7 +94,7 @@ impl Harness {
     async fn replica(&self, store_url: &str) -> (Child, String) {
         let (listen, metrics) = (free_port(), free_port());
         let log = self.dir.path().join("replica.log");
-        let child =
+        let mut child =
             spawn_producer(&self.pipeline, &self.sim.url(), &self.config.hub_id, (listen, metrics), store_url, &log);
         let ready_url = format!("http://127.0.0.1:{metrics}/readyz");
         for _ in 0..600 {
@@ -103,6 +103,8 @@ impl Harness {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("the replica is not ready:\n{}", std::fs::read_to_string(log).unwrap_or_default());
     }
 
