@@ -40,7 +40,7 @@ pub struct ManagementArgs {
     pub client_id: Option<String>,
     /// OAuth2 client secret (prefer the environment or the _FILE variant).
     #[arg(long = "amplience-client-secret", env = "GRIDSYNC_AMPLIENCE_CLIENT_SECRET", hide_env_values = true)]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Secret>,
     /// A file holding the client secret.
     #[arg(long = "amplience-client-secret-file", env = "GRIDSYNC_AMPLIENCE_CLIENT_SECRET_FILE")]
     pub client_secret_file: Option<PathBuf>,
@@ -93,7 +93,7 @@ impl ManagementArgs {
         if let Some(path) = &self.client_secret_file {
             return Secret::read_file(path).map_err(|source| ConfigError::SecretFile { path: path.clone(), source });
         }
-        self.client_secret.as_deref().map(Secret::new).ok_or(ConfigError::Missing("--amplience-client-secret"))
+        self.client_secret.clone().ok_or(ConfigError::Missing("--amplience-client-secret"))
     }
 
     pub fn retry_policy(&self) -> RetryPolicy {

@@ -11,13 +11,16 @@ pub struct WebhookArgs {
     pub listen: SocketAddr,
     /// The webhook secret configured in Amplience.
     #[arg(long, env = "GRIDSYNC_AMP_WEBHOOK_SECRET", hide_env_values = true)]
-    pub webhook_secret: Option<String>,
+    pub webhook_secret: Option<Secret>,
     /// A file holding the webhook secret (instead of --webhook-secret).
     #[arg(long, env = "GRIDSYNC_AMP_WEBHOOK_SECRET_FILE")]
     pub webhook_secret_file: Option<PathBuf>,
     /// The previous webhook secret, still accepted while a rotation completes.
     #[arg(long, env = "GRIDSYNC_AMP_WEBHOOK_SECRET_PREVIOUS", hide_env_values = true)]
-    pub webhook_secret_previous: Option<String>,
+    pub webhook_secret_previous: Option<Secret>,
+    /// A file holding the previous webhook secret (instead of --webhook-secret-previous).
+    #[arg(long, env = "GRIDSYNC_AMP_WEBHOOK_SECRET_PREVIOUS_FILE")]
+    pub webhook_secret_previous_file: Option<PathBuf>,
     /// Largest webhook body accepted, in bytes (Amplience sends at most 200 KB).
     #[arg(long, env = "GRIDSYNC_AMP_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
     pub max_body_bytes: usize,
@@ -60,16 +63,18 @@ pub enum ArgsError {
 impl WebhookArgs {
     /// The current secret, then the previous one during a rotation.
     pub fn secrets(&self) -> Result<Vec<Secret>, ArgsError> {
+        let read =
+            |path: &PathBuf| Secret::read_file(path).map_err(|source| ArgsError::Read { path: path.clone(), source });
         let current = match (&self.webhook_secret_file, &self.webhook_secret) {
-            (Some(path), _) => {
-                Secret::read_file(path).map_err(|source| ArgsError::Read { path: path.clone(), source })?
-            }
-            (None, Some(secret)) => Secret::new(secret),
+            (Some(path), _) => read(path)?,
+            (None, Some(secret)) => secret.clone(),
             (None, None) => return Err(ArgsError::NoSecret),
         };
-        let mut secrets = vec![current];
-        secrets.extend(self.webhook_secret_previous.as_deref().map(Secret::new));
-        Ok(secrets)
+        let previous = match (&self.webhook_secret_previous_file, &self.webhook_secret_previous) {
+            (Some(path), _) => Some(read(path)?),
+            (None, secret) => secret.clone(),
+        };
+        Ok(std::iter::once(current).chain(previous).collect())
     }
 
     pub fn mapping(&self) -> Result<crate::mapping::MappingConfig, ArgsError> {

@@ -26,7 +26,7 @@ pub struct LensArgs {
     pub client_id: Option<String>,
     /// Consumer secret (prefer the environment or the _FILE variant).
     #[arg(long = "lens-client-secret", env = "GRIDSYNC_LENS_CLIENT_SECRET", hide_env_values = true)]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Secret>,
     /// A file holding the consumer secret.
     #[arg(long = "lens-client-secret-file", env = "GRIDSYNC_LENS_CLIENT_SECRET_FILE")]
     pub client_secret_file: Option<PathBuf>,
@@ -62,10 +62,7 @@ impl LensArgs {
             return Secret::read_file(path)
                 .map_err(|e| LensError::Config(format!("reading the consumer secret from {}: {e}", path.display())));
         }
-        self.client_secret
-            .as_deref()
-            .map(Secret::new)
-            .ok_or(LensError::Config("--lens-client-secret is not set".into()))
+        self.client_secret.clone().ok_or(LensError::Config("--lens-client-secret is not set".into()))
     }
 }
 
