@@ -67,3 +67,44 @@ async fn dead_letters_are_shown_and_re_driven_once_to_their_original_topic() {
     assert!(ok && out.contains("re-drove 0 dead letters"), "{out}");
     assert_eq!(read_topic(&pipeline.broker.brokers(), &invoices, 2, Duration::from_secs(3)).unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redrive_that_fails_part_way_resumes_after_what_it_re_drove() {
+    let pipeline = Pipeline::start("redrive-resume", None).await.unwrap();
+    let invoices = pipeline.topic(EventType::InvoiceReceived).to_owned();
+    let missing = format!("{}gridsync.not-yet", pipeline.kafka.topic_prefix);
+    let dlq = pipeline.catalog.consumer("billing").unwrap().dead_letter_topic.clone();
+    // Three dead letters in one partition (one key): the second names a topic that does not exist.
+    for (n, original) in [(1, invoices.as_str()), (2, missing.as_str()), (3, invoices.as_str())] {
+        let bytes = codec().unwrap().encode(&sample(EventType::InvoiceReceived, "ACME", n)).unwrap();
+        let dead = OwnedHeaders::new()
+            .insert(Header { key: headers::EVENT_TYPE, value: Some("InvoiceReceived") })
+            .insert(Header { key: dead_letter::ORIGINAL_TOPIC, value: Some(original) });
+        pipeline.producer.send(&dlq, Some(b"ACME"), Some(&bytes), dead).await.unwrap();
+    }
+    let redrive = |pipeline: &Pipeline| {
+        gridsync(pipeline, &["dlq", "redrive", "billing", "--kafka-option", "message.timeout.ms=3000"])
+    };
+    let (ok, out, err) = redrive(&pipeline);
+    assert!(!ok, "the missing topic fails the run: {out}");
+    assert!(err.contains(&format!("to {missing}")), "{err}");
+    assert_eq!(read_topic(&pipeline.broker.brokers(), &invoices, 3, Duration::from_secs(3)).unwrap().len(), 1);
+
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", pipeline.broker.brokers()).create().unwrap();
+    let topic = rdkafka::admin::NewTopic::new(&missing, 1, rdkafka::admin::TopicReplication::Fixed(1));
+    admin.create_topics(&[topic], &rdkafka::admin::AdminOptions::new()).await.unwrap();
+    // Run again: the first letter is not re-driven twice; the rest go out.
+    let mut resumed = (false, String::new(), String::new());
+    for _ in 0..20 {
+        resumed = redrive(&pipeline);
+        if resumed.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await; // the new topic's metadata spreading
+    }
+    assert!(resumed.0, "{resumed:?}");
+    assert!(resumed.1.contains("re-drove 2 dead letters"), "{}", resumed.1);
+    assert_eq!(read_topic(&pipeline.broker.brokers(), &invoices, 3, Duration::from_secs(3)).unwrap().len(), 2);
+    assert_eq!(read_topic(&pipeline.broker.brokers(), &missing, 2, Duration::from_secs(3)).unwrap().len(), 1);
+}

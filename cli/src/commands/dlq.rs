@@ -148,10 +148,15 @@ pub async fn run(command: DlqCommand, kafka: &KafkaArgs) -> anyhow::Result<ExitC
                 .and_then(|h| h.iter().find(|h| h.key == dead_letter::ORIGINAL_TOPIC))
                 .and_then(|h| h.value)
                 .map(|v| String::from_utf8_lossy(v).into_owned());
+            // Each letter's progress is committed once it is done with, so a run that fails part-way
+            // (a Kafka error, a topic gone) re-drives nothing twice when run again.
+            let done = |m: &BorrowedMessage<'_>| {
+                reader.commit_message(m, CommitMode::Sync).context("committing re-drive progress")
+            };
             let Some(original) = original else {
                 eprintln!("{from}: no {} header, not a gridsync dead letter; skipped", dead_letter::ORIGINAL_TOPIC);
                 skipped += 1;
-                return Ok(());
+                return done(m);
             };
             // The original headers, without the failure's context, and where it came from.
             let mut headers = OwnedHeaders::new();
@@ -162,9 +167,11 @@ pub async fn run(command: DlqCommand, kafka: &KafkaArgs) -> anyhow::Result<ExitC
                 }
             }
             headers = headers.insert(Header { key: REDRIVEN_FROM, value: Some(&from) });
-            let sent = runtime.block_on(producer.send(&original, m.key(), m.payload(), headers))?;
+            let sent = runtime
+                .block_on(producer.send(&original, m.key(), m.payload(), headers))
+                .with_context(|| format!("re-driving {from} to {original}"))?;
             outln!("{from} -> {}/{}@{}", sent.topic, sent.partition, sent.offset);
-            Ok(())
+            done(m)
         })?;
         if read_count > 0 {
             reader.commit(&next, CommitMode::Sync).context("committing re-drive progress")?;
