@@ -28,6 +28,17 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// For metrics: `timeout`, `unreachable`, `status`, `response` or `schema`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RegistryError::Unreachable(e) if e.is_timeout() => "timeout",
+            RegistryError::Unreachable(_) => "unreachable",
+            RegistryError::Status { .. } => "status",
+            RegistryError::Response { .. } => "response",
+            RegistryError::BadSchema { .. } => "schema",
+        }
+    }
+
     /// Unreachable, 5xx and 429 may pass; anything else will not.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -38,11 +49,15 @@ impl RegistryError {
     }
 }
 
+/// The longest a registry request may take (a timeout is a transient error, counted by reason).
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A Schema Registry client with caches for ids and schemas: each schema is
 /// registered and each id fetched once per process.
 pub struct SchemaRegistry {
     http: reqwest::Client,
     base_url: String,
+    timeout: std::time::Duration,
     registered: RwLock<HashMap<EventType, u32>>,
     schemas: RwLock<HashMap<u32, Arc<Schema>>>,
 }
@@ -62,9 +77,16 @@ impl SchemaRegistry {
         SchemaRegistry {
             http: reqwest::Client::new(),
             base_url: base_url.trim_end_matches('/').to_owned(),
+            timeout: REQUEST_TIMEOUT,
             registered: RwLock::default(),
             schemas: RwLock::default(),
         }
+    }
+
+    /// Bounds each request by `timeout` instead of [`REQUEST_TIMEOUT`].
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// The subject an event type's schema is registered under.
@@ -77,8 +99,8 @@ impl SchemaRegistry {
         request: reqwest::RequestBuilder,
         path: &str,
     ) -> Result<T, RegistryError> {
-        let response =
-            request.header(reqwest::header::ACCEPT, CONTENT_TYPE).send().await.map_err(RegistryError::Unreachable)?;
+        let request = request.header(reqwest::header::ACCEPT, CONTENT_TYPE).timeout(self.timeout);
+        let response = request.send().await.map_err(RegistryError::Unreachable)?;
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
@@ -155,5 +177,27 @@ impl EventDecoder {
                 self.codec.decode_datum_with_writer(&writer, datum).map_err(permanent)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_registry_that_never_answers_is_a_transient_timeout() {
+        // Accepts connections and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let _held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                open.push(socket);
+            }
+        });
+        let registry = SchemaRegistry::new(&url).with_timeout(std::time::Duration::from_millis(200));
+        let error = registry.register(EventType::InvoiceReceived).await.unwrap_err();
+        assert_eq!(error.reason(), "timeout", "{error}");
+        assert!(error.is_transient());
     }
 }

@@ -14,6 +14,10 @@ use rdkafka::{
 };
 
 use super::headers;
+
+/// The longest a record waits for room in the producer's local queue before the send fails
+/// (`gridsync_failures_total{stage="produce",reason="queue_full"}`) and its caller retries.
+pub const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(30);
 use crate::{
     config::{ConfigError, KafkaArgs},
     registry::{RegistryError, SchemaRegistry},
@@ -114,7 +118,9 @@ impl EventProducer {
         let trace = parent.map_or_else(TraceContext::new_root, TraceContext::child).to_string();
         let (payload, schema_header, schema_value) = match &self.registry {
             Some(registry) => {
-                let id = registry.register(event.event_type()).await?;
+                let id = registry.register(event.event_type()).await.inspect_err(|e| {
+                    self.metrics.failure("registry", e.reason());
+                })?;
                 let datum = self.codec.encode_datum(event)?;
                 let mut payload = Vec::with_capacity(5 + datum.len());
                 payload.push(gridsync_schemas::codec::CONFLUENT_MAGIC);
@@ -153,14 +159,17 @@ impl EventProducer {
             record = record.payload(payload);
         }
         let started = Instant::now();
-        // Queue-full waits are bounded by librdkafka's own delivery timeout.
-        match self.producer.send(record, Timeout::Never).await {
+        // A full local queue is waited on for at most ENQUEUE_TIMEOUT (then an error, counted,
+        // that the caller retries); the delivery itself is bounded by librdkafka's own timeout.
+        match self.producer.send(record, Timeout::After(ENQUEUE_TIMEOUT)).await {
             Ok(delivery) => {
                 self.metrics.record_produced(topic, started.elapsed());
                 Ok(Delivered { topic: topic.to_owned(), partition: delivery.partition, offset: delivery.offset })
             }
             Err((source, _)) => {
-                self.metrics.failure("produce", "kafka");
+                let queue_full =
+                    matches!(source, KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull));
+                self.metrics.failure("produce", if queue_full { "queue_full" } else { "kafka" });
                 Err(PublishError::Kafka { topic: topic.to_owned(), source })
             }
         }
