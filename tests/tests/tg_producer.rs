@@ -27,6 +27,58 @@ fn files(dir: &Path) -> Vec<String> {
     names
 }
 
+/// tg-producer on the local mailbox at `dir`, its metrics on `port`, logging to `dir/producer.log`.
+fn local_producer(pipeline: &Pipeline, dir: &Path, port: u16, extra: &[&str]) -> std::process::Child {
+    Command::new(workspace_binary("tg-producer"))
+        .args(["--brokers", &pipeline.broker.brokers(), "--topic-prefix", &pipeline.kafka.topic_prefix])
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--poll-ms", "100"])
+        .args(extra)
+        .arg("--mailbox-dir")
+        .arg(dir)
+        .arg("--store-url")
+        .arg(format!("sqlite://{}", dir.join("tg-producer.db").display()))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("producer.log")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// An X12 850 from BIGCO with `lines` order lines.
+fn big_order(lines: usize) -> String {
+    let mut edi = String::from(
+        "ISA*00*          *00*          *ZZ*BIGCO          *ZZ*GRIDSYNC       *261125*1432*U*00401*000000077*0*P*>~\n\
+         GS*PO*BIGCO*GRIDSYNC*20261125*1432*77*X*004010~\nST*850*0001~\nBEG*00*SA*PO-BIG**20261125~\n",
+    );
+    for i in 1..=lines {
+        edi.push_str(&format!("PO1*{i}*1*EA*9.95**VP*SKU-{i:05}*IN*A-LONG-BUYER-CATALOGUE-NUMBER-{i:05}~\n"));
+    }
+    edi.push_str(&format!("CTT*{lines}~\nSE*{}*0001~\nGE*1*77~\nIEA*1*000000077~\n", lines + 4));
+    edi
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_kafka_can_never_take_quarantines_its_file_and_the_next_file_goes_on() {
+    let pipeline = Pipeline::start("tg-unpublishable", None).await.unwrap();
+    let mailbox = tempfile::tempdir().unwrap();
+    let inbound = mailbox.path().join("inbound");
+    std::fs::create_dir_all(&inbound).unwrap();
+    std::fs::write(inbound.join("a-big-order.edi"), big_order(400)).unwrap();
+    std::fs::copy(fixture("x12_pipes_00501_no_newlines.edi"), inbound.join("b-next.edi")).unwrap();
+    // Records over 20 kB are refused by the producer itself: the big order's event never fits.
+    let mut producer =
+        local_producer(&pipeline, mailbox.path(), free_port(), &["--kafka-option", "message.max.bytes=20000"]);
+    let (processed, quarantine) = (mailbox.path().join("processed"), mailbox.path().join("quarantine"));
+    let done =
+        wait_until(Duration::from_secs(60), || files(&processed).len() == 1 && files(&quarantine).len() == 2).await;
+    let log = std::fs::read_to_string(mailbox.path().join("producer.log")).unwrap_or_default();
+    assert!(done, "processed {:?}, quarantined {:?}\n{log}", files(&processed), files(&quarantine));
+    assert_eq!(files(&processed), ["b-next.edi"], "the next file is not held up");
+    let reason = std::fs::read_to_string(quarantine.join("a-big-order.edi.reason")).unwrap();
+    assert!(reason.starts_with("a-big-order.edi: its PurchaseOrderReceived PO-BIG cannot be published: "), "{reason}");
+    let _ = producer.kill();
+    let _ = producer.wait();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn files_in_the_mailbox_become_events_and_bad_ones_are_quarantined() {
     let pipeline = Pipeline::start("tg", None).await.unwrap();
@@ -46,17 +98,7 @@ async fn files_in_the_mailbox_become_events_and_bad_ones_are_quarantined() {
     std::fs::write(inbound.join("still-uploading.edi.part"), "ISA").unwrap();
 
     let port = free_port();
-    let mut producer = Command::new(workspace_binary("tg-producer"))
-        .args(["--brokers", &pipeline.broker.brokers(), "--topic-prefix", &pipeline.kafka.topic_prefix])
-        .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--poll-ms", "100", "--max-file-bytes", "65536"])
-        .arg("--mailbox-dir")
-        .arg(mailbox.path())
-        .arg("--store-url")
-        .arg(format!("sqlite://{}", mailbox.path().join("tg-producer.db").display()))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(mailbox.path().join("producer.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let mut producer = local_producer(&pipeline, mailbox.path(), port, &["--max-file-bytes", "65536"]);
 
     let processed = mailbox.path().join("processed");
     let quarantine = mailbox.path().join("quarantine");

@@ -11,7 +11,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use gridsync_core::kafka::EventProducer;
+use gridsync_core::kafka::{EventProducer, PublishError};
 use gridsync_edi::{map_interchange, parse, sniff_sender, write::AckVerdict, EdiError, Interchange, MapContext};
 use gridsync_schemas::{
     events::{DocumentExchangeException, Envelope, ExceptionKind, Severity, SourceSystem},
@@ -38,6 +38,16 @@ pub struct Inbound {
     pub producer: EventProducer,
     pub metrics: InboundMetrics,
     pub shutdown: CancellationToken,
+}
+
+/// What became of publishing an event.
+enum Publish {
+    /// Kafka has it (now, or from before).
+    Done,
+    /// Shutting down before it was done.
+    Shutdown,
+    /// It can never be published as it is: why.
+    Refused(String),
 }
 
 /// Why a file is quarantined.
@@ -205,9 +215,24 @@ impl Inbound {
             }
         };
         for event in &events {
-            if !self.publish_document(event).await {
+            match self.publish_document(event).await {
+                Publish::Done => {}
                 // Shutting down: the file stays claimed and is processed again on the next start.
-                return Ok(());
+                Publish::Shutdown => return Ok(()),
+                // Never publishable as it is (too large for the topic, not encodable): retrying
+                // would hold up every file behind it. Quarantined, without a rejecting
+                // acknowledgement: the partner's document is not at fault.
+                Publish::Refused(why) => {
+                    let envelope = event.envelope();
+                    let reason = format!(
+                        "{}: its {} {} cannot be published: {why}",
+                        claimed.name, envelope.event_type, envelope.business_key
+                    );
+                    let details = BTreeMap::from([("event_id".to_owned(), envelope.event_id.clone())]);
+                    let rejection =
+                        Rejection { reason, metric_reason: "unpublishable".into(), details, identity: None };
+                    return self.quarantine(&claimed, rejection).await;
+                }
             }
             let doc_type = event.envelope().trading_grid_document.as_ref().map_or("", |d| d.document_type.as_str());
             self.metrics.document(doc_type, &event.envelope().trading_partner_id);
@@ -268,51 +293,56 @@ impl Inbound {
     }
 
     /// Publishes unless Kafka already has the event (a file processed again
-    /// after a crash, or sent again), retrying transient failures; false on shutdown.
-    async fn publish(&self, event: &Event) -> bool {
+    /// after a crash, or sent again), retrying transient failures.
+    async fn publish(&self, event: &Event) -> Publish {
         let id = &event.envelope().event_id;
         let Some(seen) = retrying(&self.shutdown, "reading the published events", || self.published.contains(id)).await
         else {
-            return false;
+            return Publish::Shutdown;
         };
         if seen {
             self.metrics.already_published();
-            return true;
+            return Publish::Done;
         }
-        if retrying(&self.shutdown, "publishing", || self.producer.publish(event, None)).await.is_none() {
-            return false;
+        let permanent = |e: &PublishError| !e.is_transient();
+        match retrying_unless(&self.shutdown, "publishing", || self.producer.publish(event, None), permanent).await {
+            None => return Publish::Shutdown,
+            Some(Err(e)) => return Publish::Refused(e.to_string()),
+            Some(Ok(_)) => {}
         }
         // A crash right here is the one window left: the event goes out again
         // on the next start, under the same id, which consumers deduplicate.
-        retrying(&self.shutdown, "recording a published event", || self.published.record(id, "tg-producer"))
-            .await
-            .is_some()
+        match retrying(&self.shutdown, "recording a published event", || self.published.record(id, "tg-producer")).await
+        {
+            Some(()) => Publish::Done,
+            None => Publish::Shutdown,
+        }
     }
 
     /// A document's event: published once (see [`Self::publish`]), a reuse of its control
     /// numbers for another document reported first, and its control numbers remembered after.
-    /// False on shutdown.
-    async fn publish_document(&self, event: &Event) -> bool {
+    async fn publish_document(&self, event: &Event) -> Publish {
         let id = &event.envelope().event_id;
         let key = control_key(event);
         if let Some(key) = &key {
             let Some(seen) =
                 retrying(&self.shutdown, "reading the published events", || self.published.contains(id)).await
             else {
-                return false;
+                return Publish::Shutdown;
             };
             if !seen && !self.report_reuse(event, key).await {
-                return false;
+                return Publish::Shutdown;
             }
         }
-        if !self.publish(event).await {
-            return false;
-        }
-        match &key {
-            Some(key) => {
-                retrying(&self.shutdown, "recording control numbers", || self.received.record(key, id)).await.is_some()
+        let published = self.publish(event).await;
+        match (&published, &key) {
+            (Publish::Done, Some(key)) => {
+                match retrying(&self.shutdown, "recording control numbers", || self.received.record(key, id)).await {
+                    Some(()) => Publish::Done,
+                    None => Publish::Shutdown,
+                }
             }
-            None => true,
+            _ => published,
         }
     }
 
@@ -325,8 +355,10 @@ impl Inbound {
         };
         let Some(previous) = last.filter(|previous| *previous != event.envelope().event_id) else { return true };
         let exception = reuse_exception(event, &previous);
-        if !self.publish(&exception).await {
-            return false;
+        match self.publish(&exception).await {
+            Publish::Done => {}
+            Publish::Shutdown => return false,
+            Publish::Refused(why) => tracing::error!(%why, "the control-number reuse cannot be reported"),
         }
         self.metrics.control_numbers_reused(&event.envelope().trading_partner_id);
         tracing::warn!(key, previous, event = %event.envelope().event_id, "a partner reused control numbers for another document");
@@ -367,8 +399,13 @@ impl Inbound {
             details,
         }
         .into();
-        if !self.publish(&event).await {
-            return Ok(());
+        match self.publish(&event).await {
+            Publish::Done => {}
+            Publish::Shutdown => return Ok(()),
+            // The file and its `.reason` are the record, still.
+            Publish::Refused(why) => {
+                tracing::error!(file = %claimed.name, %why, "the quarantine's exception cannot be published")
+            }
         }
         let moved = self.mailbox.finish(&claimed.name, &outcome).await?;
         self.metrics.parse_failure(&metric_reason);

@@ -7,8 +7,11 @@
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use gridsync_core::kafka::EventProducer;
-use gridsync_schemas::Timestamp;
+use gridsync_core::kafka::{EventProducer, PublishError};
+use gridsync_schemas::{
+    events::{DocumentExchangeException, Envelope, ExceptionKind, Severity, SourceSystem},
+    Event, EventType, Timestamp,
+};
 use gridsync_store::{Store, StoreError};
 use gridsync_trading_grid::lens::{parse_lens_time, LensClient, LensError, SearchQuery};
 use tokio_util::sync::CancellationToken;
@@ -16,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     args::LensPollArgs,
     lens_events::{changes, fingerprint, LensContext, CONTENT_KEYS},
-    retry::retrying,
+    retry::{retrying, retrying_unless},
     telemetry::LensMetrics,
 };
 
@@ -94,11 +97,25 @@ impl LensPoller {
                 let current = fingerprint(tx);
                 if previous.as_deref() != Some(current.as_str()) {
                     for event in changes(tx, previous.as_deref(), &ctx) {
-                        retrying(&self.shutdown, "publishing", || self.producer.publish(&event, None))
-                            .await
-                            .ok_or(PollError::Shutdown)?;
-                        self.metrics.event(event.event_type().name());
-                        published += 1;
+                        let permanent = |e: &PublishError| !e.is_transient();
+                        let publish = || self.producer.publish(&event, None);
+                        match retrying_unless(&self.shutdown, "publishing", publish, permanent).await {
+                            None => return Err(PollError::Shutdown),
+                            Some(Ok(_)) => {
+                                self.metrics.event(event.event_type().name());
+                                published += 1;
+                            }
+                            // Never publishable as it is: said as an exception, and the poller
+                            // goes on instead of holding up every change behind it.
+                            Some(Err(e)) => {
+                                self.metrics.event("unpublishable");
+                                tracing::error!(transaction = %tx.transactionid, error = %e, "a Lens change cannot be published");
+                                let exception = unpublishable(&event, &e);
+                                retrying(&self.shutdown, "publishing", || self.producer.publish(&exception, None))
+                                    .await
+                                    .ok_or(PollError::Shutdown)?;
+                            }
+                        }
                     }
                     // Remembered only once its events are durable.
                     states.set(&tx.transactionid, &current).await?;
@@ -118,4 +135,37 @@ impl LensPoller {
         marks.set(SOURCE, &rfc3339(newest)).await?;
         Ok(published)
     }
+}
+
+/// The exception saying `event` (a Lens change) could not be published, and why.
+fn unpublishable(event: &Event, error: &PublishError) -> Event {
+    let envelope = event.envelope();
+    let now = Timestamp::now();
+    DocumentExchangeException {
+        envelope: Envelope {
+            event_id: Envelope::deterministic_event_id(
+                SourceSystem::TradingGrid,
+                &["unpublishable", &envelope.event_id],
+            ),
+            event_type: EventType::DocumentExchangeException.name().to_owned(),
+            occurred_at: now,
+            ingested_at: now,
+            source_system: SourceSystem::TradingGrid,
+            trading_partner_id: envelope.trading_partner_id.clone(),
+            business_key: envelope.business_key.clone(),
+            correlation_id: envelope.correlation_id.clone(),
+            trading_grid_document: envelope.trading_grid_document.clone(),
+            amplience_content: None,
+        },
+        kind: ExceptionKind::Other,
+        severity: Severity::Error,
+        reason: format!(
+            "Lens reported a change of {} that cannot be published ({}: {error}); it is skipped",
+            envelope.business_key, envelope.event_type
+        ),
+        document_type: envelope.trading_grid_document.as_ref().map(|d| d.document_type.clone()),
+        quarantine_path: None,
+        details: std::collections::BTreeMap::from([("event_id".to_owned(), envelope.event_id.clone())]),
+    }
+    .into()
 }
