@@ -2,6 +2,9 @@
 //!
 //! `cargo bench -p gridsync-schemas --bench codec`
 
+// Tests and benchmarks state what they expect with unwrap: a failure is their message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gridsync_schemas::{codec, samples::sample, EventType};
 

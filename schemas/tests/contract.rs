@@ -1,6 +1,9 @@
 //! The event contract: every type round-trips, framing is the Avro spec's,
 //! and old and new schema versions read each other's records.
 
+// Tests and benchmarks state what they expect with unwrap: a failure is their message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use apache_avro::{headers::HeaderBuilder, types::Value};
 use gridsync_schemas::{
     codec, compat,

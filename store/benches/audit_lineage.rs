@@ -6,6 +6,9 @@
 //! account status, reminder, payment, 820, its acknowledgement and Lens status) into
 //! `target/audit-bench-<events>.db` and reused; `GRIDSYNC_BENCH_AUDIT_EVENTS` sets another size.
 
+// Tests and benchmarks state what they expect with unwrap: a failure is their message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::{path::PathBuf, time::Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -2,6 +2,9 @@
 //! on 127.0.0.1:5432 (`GRIDSYNC_TEST_POSTGRES_URL` overrides), each test in a
 //! schema of its own.
 
+// Tests and benchmarks state what they expect with unwrap: a failure is their message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use gridsync_store::{
     audit::{AuditEntry, AuditRef, DeadLetterEntry, PageRequest, READ_CONFIRMATION_REQUIRED},
     Backend, HandledDelivery, Store,

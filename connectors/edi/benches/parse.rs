@@ -3,6 +3,9 @@
 //!
 //! `cargo bench -p gridsync-edi --bench parse`
 
+// Tests and benchmarks state what they expect with unwrap: a failure is their message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gridsync_edi::{map_interchange, parse, MapContext};
 use gridsync_schemas::Timestamp;

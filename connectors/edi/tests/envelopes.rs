@@ -1,5 +1,8 @@
 //! Envelopes of real-world-shaped files, and precise errors for broken ones.
 
+// Tests and benchmarks state what they expect with unwrap: a failure is their message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use gridsync_edi::{parse, sniff_sender, EdiError, ErrorKind, Standard};
 
 fn fixture(name: &str) -> Vec<u8> {

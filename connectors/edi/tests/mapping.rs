@@ -1,5 +1,8 @@
 //! Files in, events out: what each document maps to, exactly.
 
+// Tests and benchmarks state what they expect with unwrap: a failure is their message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use gridsync_edi::{map_interchange, parse, ErrorKind, MapContext};
 use gridsync_schemas::{
     events::{EdiStandard, Event, OrderResponseStatus},

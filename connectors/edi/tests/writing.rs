@@ -2,6 +2,9 @@
 //! read back through gridsync's own parser and mapper (which also parses
 //! partners' files), and checked segment by segment where partners look.
 
+// Tests and benchmarks state what they expect with unwrap: a failure is their message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use chrono::{NaiveDate, NaiveDateTime};
 use gridsync_edi::{
     map_interchange, parse,
