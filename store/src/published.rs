@@ -28,16 +28,46 @@ impl PublishedEvents {
 
     /// Records that Kafka acknowledged `event_id` (from `source`); the first record wins.
     pub async fn record(&self, event_id: &str, source: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO published_events (event_id, source, published_at) VALUES ($1, $2, $3)
-             ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(event_id)
-        .bind(source)
-        .bind(now_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::query("recording a published event"))?;
-        Ok(())
+        self.record_all(&[event_id.to_owned()], source).await
+    }
+
+    /// Which of `event_ids` Kafka has already (one query per [`BATCH`] ids).
+    pub async fn contained(&self, event_ids: &[String]) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut found = std::collections::HashSet::new();
+        for chunk in event_ids.chunks(BATCH) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+            let sql = format!("SELECT event_id FROM published_events WHERE event_id IN ({})", placeholders.join(", "));
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            let rows = query.fetch_all(&self.pool).await.map_err(StoreError::query("reading the published events"))?;
+            for row in rows {
+                found.insert(row.try_get(0).map_err(StoreError::query("reading the published events"))?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// [`Self::record`] of many, in one transaction.
+    pub async fn record_all(&self, event_ids: &[String], source: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::query("recording published events"))?;
+        let now = now_millis();
+        for id in event_ids {
+            sqlx::query(
+                "INSERT INTO published_events (event_id, source, published_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (event_id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(source)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("recording published events"))?;
+        }
+        tx.commit().await.map_err(StoreError::query("recording published events"))
     }
 }
+
+/// Ids per lookup query (well under SQLite's and PostgreSQL's bound-parameter limits).
+pub(crate) const BATCH: usize = 500;

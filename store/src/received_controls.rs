@@ -3,6 +3,8 @@
 //! resend has the same id; another document under reused numbers has another,
 //! which is how tg-producer tells the two apart.
 
+use std::collections::HashMap;
+
 use sqlx::{AnyPool, Row};
 
 use crate::{now_millis, StoreError};
@@ -17,28 +19,48 @@ impl ReceivedControls {
         ReceivedControls { pool }
     }
 
-    /// The event id last received under `control_key`.
-    pub async fn last(&self, control_key: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT event_id FROM received_controls WHERE control_key = $1")
-            .bind(control_key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::query("reading received control numbers"))?;
-        row.map(|r| r.try_get(0)).transpose().map_err(StoreError::query("reading received control numbers"))
+    /// The event id last received under each of `control_keys` that has one.
+    pub async fn last_all(&self, control_keys: &[String]) -> Result<HashMap<String, String>, StoreError> {
+        let mut found = HashMap::new();
+        for chunk in control_keys.chunks(crate::published::BATCH) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+            let sql = format!(
+                "SELECT control_key, event_id FROM received_controls WHERE control_key IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for key in chunk {
+                query = query.bind(key);
+            }
+            let read = || StoreError::query("reading received control numbers");
+            for row in query.fetch_all(&self.pool).await.map_err(read())? {
+                found.insert(row.try_get(0).map_err(read())?, row.try_get(1).map_err(read())?);
+            }
+        }
+        Ok(found)
     }
 
     /// Records `event_id` as the document last received under `control_key`.
     pub async fn record(&self, control_key: &str, event_id: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO received_controls (control_key, event_id, seen_at) VALUES ($1, $2, $3)
-             ON CONFLICT (control_key) DO UPDATE SET event_id = excluded.event_id, seen_at = excluded.seen_at",
-        )
-        .bind(control_key)
-        .bind(event_id)
-        .bind(now_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::query("recording received control numbers"))?;
-        Ok(())
+        self.record_all(&[(control_key.to_owned(), event_id.to_owned())]).await
+    }
+
+    /// [`Self::record`] of many `(control key, event id)`, in one transaction.
+    pub async fn record_all(&self, received: &[(String, String)]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::query("recording received control numbers"))?;
+        let now = now_millis();
+        for (key, event_id) in received {
+            sqlx::query(
+                "INSERT INTO received_controls (control_key, event_id, seen_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (control_key) DO UPDATE SET event_id = excluded.event_id, seen_at = excluded.seen_at",
+            )
+            .bind(key)
+            .bind(event_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("recording received control numbers"))?;
+        }
+        tx.commit().await.map_err(StoreError::query("recording received control numbers"))
     }
 }

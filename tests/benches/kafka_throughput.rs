@@ -156,7 +156,78 @@ async fn main() -> anyhow::Result<()> {
         rate(raw_consume),
         rate(gridsync_consume)
     );
+    let (orders, bytes, took) = tg_producer_file(&brokers, 5_000).await?;
+    println!(
+        "  tg-producer: one X12 file of {orders} 850s ({} KB) in the mailbox -> events acknowledged, file processed:\n  {:<58} {:>10.0}/s {:>9.1} MB/s   (raw produce above: {:.0}/s)",
+        bytes / 1024,
+        "",
+        orders as f64 / took.as_secs_f64(),
+        bytes as f64 / 1_048_576.0 / took.as_secs_f64(),
+        rate(raw_produce)
+    );
     Ok(())
+}
+
+/// An X12 file of `orders` 850s of five lines each, in one interchange.
+fn x12_orders(orders: usize) -> String {
+    let mut edi = String::from(
+        "ISA*00*          *00*          *ZZ*ACME           *ZZ*GRIDSYNC       *261125*1432*U*00401*000000905*0*P*>~\n\
+         GS*PO*ACME*GRIDSYNC*20261125*1432*905*X*004010~\n",
+    );
+    for n in 1..=orders {
+        edi.push_str(&format!("ST*850*{n:04}~\nBEG*00*SA*PO{n:07}**20261125~\nN1*BY*Acme Retail*92*ACME-BUYER~\n"));
+        for line in 1..=5 {
+            edi.push_str(&format!("PO1*{line}*{}*EA*9.95**VP*SKU-{line}00{n}~\n", 10 * line));
+        }
+        edi.push_str(&format!("CTT*5~\nSE*{}*{n:04}~\n", 5 + 5));
+    }
+    edi.push_str(&format!("GE*{orders}*905~\nIEA*1*000000905~\n"));
+    edi
+}
+
+/// tg-producer (built here in this profile) on a mailbox of its own: from an X12 file of
+/// `orders` orders landing in `inbound/` to the file in `processed/`, its events acknowledged
+/// and its 997 written. Returns the orders, the file's bytes and the time taken.
+async fn tg_producer_file(brokers: &str, orders: usize) -> anyhow::Result<(usize, usize, Duration)> {
+    let built = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--quiet", "-p", "gridsync-tg-producer"])
+        .status()?;
+    anyhow::ensure!(built.success(), "building tg-producer failed");
+    let prefix = unique_prefix("bench-tg");
+    let kafka = KafkaArgs { topic_prefix: prefix.clone(), ..KafkaArgs::for_brokers(brokers) };
+    apply_topics(&kafka, &gridsync_schemas::catalog::catalog()?.with_prefix(&prefix).topics, false).await?;
+    let mailbox = tempfile::tempdir()?;
+    let (inbound, processed) = (mailbox.path().join("inbound"), mailbox.path().join("processed"));
+    std::fs::create_dir_all(&inbound)?;
+    let metrics = gridsync_tests::free_port();
+    let mut producer = std::process::Command::new(gridsync_tests::workspace_binary("tg-producer"))
+        .args(["--brokers", brokers, "--topic-prefix", &prefix, "--poll-ms", "20", "--settle-ms", "0"])
+        .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
+        .arg("--mailbox-dir")
+        .arg(mailbox.path())
+        .arg(format!("--store-url=sqlite://{}", mailbox.path().join("tg.db").display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let ready = format!("http://127.0.0.1:{metrics}/readyz");
+    let started = Instant::now();
+    while !reqwest::get(&ready).await.is_ok_and(|r| r.status().is_success()) {
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(60), "tg-producer never got ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let file = x12_orders(orders);
+    // Written aside, then renamed in: the file appears whole, as a gateway's rename makes it.
+    std::fs::write(mailbox.path().join("orders.edi"), &file)?;
+    let landed = Instant::now();
+    std::fs::rename(mailbox.path().join("orders.edi"), inbound.join("orders.edi"))?;
+    while !processed.join("orders.edi").exists() {
+        anyhow::ensure!(landed.elapsed() < Duration::from_secs(600), "the file was never processed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let took = landed.elapsed();
+    let _ = producer.kill();
+    let _ = producer.wait();
+    Ok((orders, file.len(), took))
 }
 
 async fn timed<F, Fut>(work: F) -> anyhow::Result<Duration>

@@ -11,6 +11,8 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
+use futures::StreamExt;
+
 use gridsync_core::kafka::{EventProducer, PublishError};
 use gridsync_edi::{map_interchange, parse, sniff_sender, write::AckVerdict, EdiError, Interchange, MapContext};
 use gridsync_schemas::{
@@ -39,6 +41,9 @@ pub struct Inbound {
     pub metrics: InboundMetrics,
     pub shutdown: CancellationToken,
 }
+
+/// A file's events being published at once, at most.
+const PUBLISHES_IN_FLIGHT: usize = 1_024;
 
 /// What became of publishing an event.
 enum Publish {
@@ -214,26 +219,25 @@ impl Inbound {
                 return self.quarantine(&claimed, Rejection::edi(&claimed.name, &e)).await;
             }
         };
-        for event in &events {
-            match self.publish_document(event).await {
-                Publish::Done => {}
-                // Shutting down: the file stays claimed and is processed again on the next start.
-                Publish::Shutdown => return Ok(()),
-                // Never publishable as it is (too large for the topic, not encodable): retrying
-                // would hold up every file behind it. Quarantined, without a rejecting
-                // acknowledgement: the partner's document is not at fault.
-                Publish::Refused(why) => {
-                    let envelope = event.envelope();
-                    let reason = format!(
-                        "{}: its {} {} cannot be published: {why}",
-                        claimed.name, envelope.event_type, envelope.business_key
-                    );
-                    let details = BTreeMap::from([("event_id".to_owned(), envelope.event_id.clone())]);
-                    let rejection =
-                        Rejection { reason, metric_reason: "unpublishable".into(), details, identity: None };
-                    return self.quarantine(&claimed, rejection).await;
-                }
+        match self.publish_documents(&events).await {
+            Publish::Done => {}
+            // Shutting down: the file stays claimed and is processed again on the next start.
+            Publish::Shutdown => return Ok(()),
+            // Never publishable as it is (too large for the topic, not encodable): retrying
+            // would hold up every file behind it. Quarantined, without a rejecting
+            // acknowledgement: the partner's document is not at fault.
+            Publish::Refused(why) => {
+                let reason = format!("{}: {why}", claimed.name);
+                let rejection = Rejection {
+                    reason,
+                    metric_reason: "unpublishable".into(),
+                    details: BTreeMap::new(),
+                    identity: None,
+                };
+                return self.quarantine(&claimed, rejection).await;
             }
+        }
+        for event in &events {
             let doc_type = event.envelope().trading_grid_document.as_ref().map_or("", |d| d.document_type.as_str());
             self.metrics.document(doc_type, &event.envelope().trading_partner_id);
         }
@@ -319,42 +323,79 @@ impl Inbound {
         }
     }
 
-    /// A document's event: published once (see [`Self::publish`]), a reuse of its control
-    /// numbers for another document reported first, and its control numbers remembered after.
-    async fn publish_document(&self, event: &Event) -> Publish {
-        let id = &event.envelope().event_id;
-        let key = control_key(event);
-        if let Some(key) = &key {
-            let Some(seen) =
-                retrying(&self.shutdown, "reading the published events", || self.published.contains(id)).await
-            else {
-                return Publish::Shutdown;
-            };
-            if !seen && !self.report_reuse(event, key).await {
-                return Publish::Shutdown;
-            }
-        }
-        let published = self.publish(event).await;
-        match (&published, &key) {
-            (Publish::Done, Some(key)) => {
-                match retrying(&self.shutdown, "recording control numbers", || self.received.record(key, id)).await {
-                    Some(()) => Publish::Done,
-                    None => Publish::Shutdown,
+    /// A file's documents' events, each published once: those Kafka has already (a file read
+    /// again after a crash, or resent) are skipped, a reuse of control numbers for another
+    /// document is reported first, and the rest are published together, up to
+    /// [`PUBLISHES_IN_FLIGHT`] at a time, all awaited before the file moves on (the idempotent
+    /// producer keeps each key's order; a retried send may land after a later one). What Kafka
+    /// acknowledged is then recorded in one transaction (a crash before that publishes those
+    /// events again, under the same ids, which consumers deduplicate).
+    async fn publish_documents(&self, events: &[Event]) -> Publish {
+        let ids: Vec<String> = events.iter().map(|e| e.envelope().event_id.clone()).collect();
+        let Some(seen) =
+            retrying(&self.shutdown, "reading the published events", || self.published.contained(&ids)).await
+        else {
+            return Publish::Shutdown;
+        };
+        let fresh: Vec<&Event> = events.iter().filter(|e| !seen.contains(&e.envelope().event_id)).collect();
+        (0..events.len() - fresh.len()).for_each(|_| self.metrics.already_published());
+        let keys: Vec<String> = fresh.iter().filter_map(|e| control_key(e)).collect();
+        let Some(last) = retrying(&self.shutdown, "reading control numbers", || self.received.last_all(&keys)).await
+        else {
+            return Publish::Shutdown;
+        };
+        for event in &fresh {
+            let previous = control_key(event).and_then(|key| last.get(&key).map(|id| (key, id)));
+            if let Some((key, previous)) = previous.filter(|(_, id)| **id != event.envelope().event_id) {
+                if !self.report_reuse(event, &key, previous).await {
+                    return Publish::Shutdown;
                 }
             }
-            _ => published,
         }
+        let permanent = |e: &PublishError| !e.is_transient();
+        let outcomes: Vec<_> = futures::stream::iter(fresh.iter().copied())
+            .map(|event| async move {
+                let publish = || self.producer.publish(event, None);
+                (event, retrying_unless(&self.shutdown, "publishing", publish, permanent).await)
+            })
+            .buffered(PUBLISHES_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut outcome = Publish::Done;
+        let (mut published, mut received) = (Vec::new(), Vec::new());
+        for (event, result) in outcomes {
+            let envelope = event.envelope();
+            match result {
+                Some(Ok(_)) => {
+                    published.push(envelope.event_id.clone());
+                    received.extend(control_key(event).map(|key| (key, envelope.event_id.clone())));
+                }
+                None => outcome = Publish::Shutdown,
+                Some(Err(e)) if matches!(outcome, Publish::Done) => {
+                    let what = format!("its {} {}", envelope.event_type, envelope.business_key);
+                    outcome = Publish::Refused(format!("{what} cannot be published: {e}"));
+                }
+                Some(Err(_)) => {}
+            }
+        }
+        // Recorded even when shutting down: what Kafka has is not published again.
+        let recorded = retrying(&self.shutdown, "recording published events", || {
+            self.published.record_all(&published, "tg-producer")
+        })
+        .await;
+        let remembered =
+            retrying(&self.shutdown, "recording control numbers", || self.received.record_all(&received)).await;
+        if recorded.is_none() || remembered.is_none() {
+            return Publish::Shutdown;
+        }
+        outcome
     }
 
-    /// When the document last received under `key` was another one, the partner reused its
-    /// control numbers: a DocumentExchangeException says so (the document itself still flows,
-    /// under its own id). False on shutdown.
-    async fn report_reuse(&self, event: &Event, key: &str) -> bool {
-        let Some(last) = retrying(&self.shutdown, "reading control numbers", || self.received.last(key)).await else {
-            return false;
-        };
-        let Some(previous) = last.filter(|previous| *previous != event.envelope().event_id) else { return true };
-        let exception = reuse_exception(event, &previous);
+    /// The document last received under `key` was another one (`previous`): the partner reused
+    /// its control numbers, and a DocumentExchangeException says so (the document itself still
+    /// flows, under its own id). False on shutdown.
+    async fn report_reuse(&self, event: &Event, key: &str, previous: &str) -> bool {
+        let exception = reuse_exception(event, previous);
         match self.publish(&exception).await {
             Publish::Done => {}
             Publish::Shutdown => return false,
