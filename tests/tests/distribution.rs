@@ -265,6 +265,7 @@ async fn content_changed_while_the_consumer_was_stopped_goes_out_in_its_newest_v
     };
     assert!(wait_until(Duration::from_secs(60), || packages(&w).len() == 1).await, "no first package\n{}", w.logs());
     let first_package = packages(&w)[0].clone();
+    let first_version: i64 = first_package.rsplit_once("-v").unwrap().1.trim_end_matches(".zip").parse().unwrap();
     stop(first).await;
 
     // While it is stopped: the terms are published twice more, and an onboarding pack is
@@ -319,7 +320,19 @@ async fn content_changed_while_the_consumer_was_stopped_goes_out_in_its_newest_v
         w.picked_up(&format!("ACME_PKG_{}", pack.id)).is_empty()
             && w.waiting_outbound(&format!("ACME_PKG_{}", pack.id)).is_empty()
     );
-    assert!(w.log("second").contains("superseded in Amplience; not sent"), "{}", w.log("second"));
+    // A version between, if amp-producer saw one (it reads the item when the webhook comes, so
+    // a publish followed at once by another may already read as the newer one), was looked at
+    // and passed over as superseded.
+    let between = published.iter().any(|e| {
+        matches!(e, Event::PartnerContentPublished(p) if p.content.version < newest && p.content.version > first_version)
+    });
+    if between {
+        let log = w.log("second");
+        assert!(
+            log.contains("superseded in Amplience; not sent") || log.contains("superseded by a newer version"),
+            "{log}"
+        );
+    }
     stop(second).await;
 }
 

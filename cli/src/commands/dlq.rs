@@ -66,7 +66,7 @@ fn read(
         assignment.add_partition_offset(topic, p.id(), Offset::Beginning)?;
     }
     if let From::Committed = from {
-        let committed = reader.committed_offsets(assignment.clone(), Duration::from_secs(10))?;
+        let committed = committed_offsets(reader, &assignment)?;
         for elem in committed.elements() {
             if let Offset::Offset(o) = elem.offset() {
                 assignment.set_partition_offset(topic, elem.partition(), Offset::Offset(o))?;
@@ -90,6 +90,22 @@ fn read(
         }
     }
     Ok((seen, next))
+}
+
+/// The group's committed offsets. A group's coordinator may still be loading (a new group, a
+/// broker just started): asked again for up to half a minute before giving up.
+fn committed_offsets(reader: &BaseConsumer, assignment: &TopicPartitionList) -> anyhow::Result<TopicPartitionList> {
+    let started = std::time::Instant::now();
+    loop {
+        match reader.committed_offsets(assignment.clone(), Duration::from_secs(10)) {
+            Ok(committed) => return Ok(committed),
+            Err(e) if started.elapsed() < Duration::from_secs(30) => {
+                eprintln!("reading the committed offsets: {e}; asking again");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => return Err(e).context("reading the committed offsets"),
+        }
+    }
 }
 
 fn reader(kafka: &KafkaArgs, group: &str) -> anyhow::Result<BaseConsumer> {

@@ -71,14 +71,12 @@ impl MediaLink {
     }
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters.
+/// Everything but RFC 3986's unreserved characters is percent-encoded in a path segment.
+const SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 fn encode(part: &str) -> String {
-    part.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(part, SEGMENT).to_string()
 }
 
 /// A media file fetched whole.

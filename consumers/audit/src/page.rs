@@ -28,14 +28,13 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// RFC 3986's unreserved characters stay as they are in a query value; the rest is encoded.
+const QUERY_VALUE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
 /// `text` safe inside a URL query value.
 fn query_value(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            b => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(text, QUERY_VALUE).to_string()
 }
 
 fn time(ms: i64) -> String {

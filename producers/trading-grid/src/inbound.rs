@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     acks::{Ack, AckError, Acknowledger},
     args::InboundArgs,
+    exception::{self, About},
     retry::{retrying, retrying_unless},
     telemetry::InboundMetrics,
 };
@@ -113,45 +114,24 @@ fn control_key(event: &Event) -> Option<String> {
 /// The exception for `event`, a document under control numbers last seen on event `previous`.
 fn reuse_exception(event: &Event, previous: &str) -> Event {
     let envelope = event.envelope();
-    let now = Timestamp::now();
-    let doc = envelope.trading_grid_document.clone();
-    let (document_type, controls) = doc.as_ref().map_or_else(Default::default, |d| {
+    let (document_type, controls) = envelope.trading_grid_document.as_ref().map_or_else(Default::default, |d| {
         let group = d.group_control_number.as_deref().unwrap_or("-");
         (d.document_type.clone(), format!("{}/{group}/{}", d.interchange_control_number, d.transaction_control_number))
     });
-    let partner = &envelope.trading_partner_id;
-    DocumentExchangeException {
-        envelope: Envelope {
-            event_id: Envelope::deterministic_event_id(
-                SourceSystem::TradingGrid,
-                &["control-numbers-reused", &envelope.event_id],
-            ),
-            event_type: EventType::DocumentExchangeException.name().to_owned(),
-            occurred_at: now,
-            ingested_at: now,
-            source_system: SourceSystem::TradingGrid,
-            trading_partner_id: partner.clone(),
-            business_key: envelope.business_key.clone(),
-            correlation_id: envelope.correlation_id.clone(),
-            trading_grid_document: doc,
-            amplience_content: None,
-        },
-        kind: ExceptionKind::Duplicate,
-        severity: Severity::Warning,
-        reason: format!(
-            "{partner} reused control numbers {controls} for a different {document_type} ({}): it is published \
-             as a new document; the earlier one is event {previous}",
-            envelope.business_key
-        ),
-        document_type: Some(document_type),
-        quarantine_path: None,
-        details: BTreeMap::from([
-            ("previous_event_id".to_owned(), previous.to_owned()),
-            ("event_id".to_owned(), envelope.event_id.clone()),
-            ("control_numbers".to_owned(), controls),
-        ]),
-    }
-    .into()
+    let reason = format!(
+        "{} reused control numbers {controls} for a different {document_type} ({}): it is published as a new \
+         document; the earlier one is event {previous}",
+        envelope.trading_partner_id, envelope.business_key
+    );
+    let details = BTreeMap::from([
+        ("previous_event_id".to_owned(), previous.to_owned()),
+        ("control_numbers".to_owned(), controls),
+    ]);
+    let what = "control-numbers-reused";
+    exception::about(
+        event,
+        About { what, kind: ExceptionKind::Duplicate, severity: Severity::Warning, reason, details },
+    )
 }
 
 /// The file's content as an id: the same bytes, the same id, on every retry.

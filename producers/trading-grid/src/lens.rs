@@ -9,8 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use gridsync_core::kafka::{EventProducer, PublishError};
 use gridsync_schemas::{
-    events::{DocumentExchangeException, Envelope, ExceptionKind, Severity, SourceSystem},
-    Event, EventType, Timestamp,
+    events::{ExceptionKind, Severity},
+    Event, Timestamp,
 };
 use gridsync_store::{Store, StoreError};
 use gridsync_trading_grid::lens::{parse_lens_time, LensClient, LensError, SearchQuery};
@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     args::LensPollArgs,
+    exception::{self, About},
     lens_events::{changes, fingerprint, LensContext, CONTENT_KEYS},
     retry::{retrying, retrying_unless},
     telemetry::LensMetrics,
@@ -140,32 +141,16 @@ impl LensPoller {
 /// The exception saying `event` (a Lens change) could not be published, and why.
 fn unpublishable(event: &Event, error: &PublishError) -> Event {
     let envelope = event.envelope();
-    let now = Timestamp::now();
-    DocumentExchangeException {
-        envelope: Envelope {
-            event_id: Envelope::deterministic_event_id(
-                SourceSystem::TradingGrid,
-                &["unpublishable", &envelope.event_id],
-            ),
-            event_type: EventType::DocumentExchangeException.name().to_owned(),
-            occurred_at: now,
-            ingested_at: now,
-            source_system: SourceSystem::TradingGrid,
-            trading_partner_id: envelope.trading_partner_id.clone(),
-            business_key: envelope.business_key.clone(),
-            correlation_id: envelope.correlation_id.clone(),
-            trading_grid_document: envelope.trading_grid_document.clone(),
-            amplience_content: None,
-        },
+    let reason = format!(
+        "Lens reported a change of {} that cannot be published ({}: {error}); it is skipped",
+        envelope.business_key, envelope.event_type
+    );
+    let about = About {
+        what: "unpublishable",
         kind: ExceptionKind::Other,
         severity: Severity::Error,
-        reason: format!(
-            "Lens reported a change of {} that cannot be published ({}: {error}); it is skipped",
-            envelope.business_key, envelope.event_type
-        ),
-        document_type: envelope.trading_grid_document.as_ref().map(|d| d.document_type.clone()),
-        quarantine_path: None,
-        details: std::collections::BTreeMap::from([("event_id".to_owned(), envelope.event_id.clone())]),
-    }
-    .into()
+        reason,
+        details: Default::default(),
+    };
+    exception::about(event, about)
 }

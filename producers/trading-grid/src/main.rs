@@ -5,6 +5,7 @@
 
 mod acks;
 mod args;
+mod exception;
 mod inbound;
 mod lens;
 mod lens_events;

@@ -1,0 +1,49 @@
+//! The DocumentExchangeExceptions tg-producer raises about one of its own events (a reused
+//! control number, a change that cannot be published): the event's partner, keys and
+//! document, and an id of their own derived from the event's, so a retry raises the same one.
+
+use std::collections::BTreeMap;
+
+use gridsync_schemas::{
+    events::{DocumentExchangeException, Envelope, ExceptionKind, Severity, SourceSystem},
+    Event, EventType, Timestamp,
+};
+
+/// What an exception about an event says.
+pub struct About {
+    /// What happened, as part of the exception's id (`control-numbers-reused`, ...).
+    pub what: &'static str,
+    pub kind: ExceptionKind,
+    pub severity: Severity,
+    pub reason: String,
+    pub details: BTreeMap<String, String>,
+}
+
+/// The exception about `event`.
+pub fn about(event: &Event, about: About) -> Event {
+    let envelope = event.envelope();
+    let now = Timestamp::now();
+    let mut details = about.details;
+    details.insert("event_id".to_owned(), envelope.event_id.clone());
+    DocumentExchangeException {
+        envelope: Envelope {
+            event_id: Envelope::deterministic_event_id(SourceSystem::TradingGrid, &[about.what, &envelope.event_id]),
+            event_type: EventType::DocumentExchangeException.name().to_owned(),
+            occurred_at: now,
+            ingested_at: now,
+            source_system: SourceSystem::TradingGrid,
+            trading_partner_id: envelope.trading_partner_id.clone(),
+            business_key: envelope.business_key.clone(),
+            correlation_id: envelope.correlation_id.clone(),
+            trading_grid_document: envelope.trading_grid_document.clone(),
+            amplience_content: None,
+        },
+        kind: about.kind,
+        severity: about.severity,
+        reason: about.reason,
+        document_type: envelope.trading_grid_document.as_ref().map(|d| d.document_type.clone()),
+        quarantine_path: None,
+        details,
+    }
+    .into()
+}
