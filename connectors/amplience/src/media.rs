@@ -79,6 +79,26 @@ fn encode(part: &str) -> String {
     percent_encoding::utf8_percent_encode(part, SEGMENT).to_string()
 }
 
+/// `template` with the link's parts filled in.
+fn fill(template: &str, link: &MediaLink) -> String {
+    template
+        .replace("{defaultHost}", &link.default_host)
+        .replace("{kind}", link.kind)
+        .replace("{endpoint}", &encode(&link.endpoint))
+        .replace("{name}", &encode(&link.name))
+}
+
+/// Why `template` cannot be a media URL template: it must name `{name}` and, filled in, be a URL.
+pub fn check_template(template: &str) -> Result<(), String> {
+    let sample = MediaLink { id: None, name: "n".into(), endpoint: "e".into(), default_host: "h".into(), kind: "i" };
+    if template.contains("{name}") && reqwest::Url::parse(&fill(template, &sample)).is_ok() {
+        return Ok(());
+    }
+    Err(format!(
+        "{template:?} is not a URL template with {{name}} (and {{defaultHost}}, {{kind}}, {{endpoint}} if needed)"
+    ))
+}
+
 /// A media file fetched whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
@@ -114,11 +134,7 @@ impl MediaClient {
     }
 
     pub fn url(&self, link: &MediaLink) -> String {
-        self.url_template
-            .replace("{defaultHost}", &link.default_host)
-            .replace("{kind}", link.kind)
-            .replace("{endpoint}", &encode(&link.endpoint))
-            .replace("{name}", &encode(&link.name))
+        fill(&self.url_template, link)
     }
 
     /// Fetches `link` to `dest` (replacing it), retrying a failed or cut-short fetch from the
@@ -211,5 +227,7 @@ mod tests {
             MediaClient::new(DEFAULT_URL_TEMPLATE, Duration::from_secs(1), RetryPolicy::default(), 10).unwrap();
         assert_eq!(client.url(&links[0]), "https://cdn.media.amplience.net/i/acme/terms%20diagram");
         assert_eq!(client.url(&links[1]), "https://cdn.media.amplience.net/v/acme/walkthrough");
+        assert!(check_template(DEFAULT_URL_TEMPLATE).is_ok());
+        assert!(check_template("http://x/{kind").is_err() && check_template("no url {name}").is_err());
     }
 }

@@ -45,13 +45,7 @@ pub struct Args {
 
 /// Connects the flow (store, Amplience, partner profiles, the outbound mailbox) and starts its timers.
 pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<flow::Distribution>, AppError> {
-    let template = &args.media_url;
-    let filled = template.replace("{defaultHost}", "h").replace("{kind}", "i").replace("{endpoint}", "e");
-    if !template.contains("{name}") || reqwest::Url::parse(&filled.replace("{name}", "n")).is_err() {
-        return Err(AppError::other(format!(
-            "--amplience-media-url {template:?} is not a URL template with {{name}} (and {{defaultHost}}, {{kind}}, {{endpoint}} if needed)"
-        )));
-    }
+    media::check_template(&args.media_url).map_err(|why| AppError::other(format!("--amplience-media-url {why}")))?;
     let config = config::DistributionConfig::load(args.config.as_deref()).map_err(AppError::other)?;
     let shutdown = deps.shutdown.clone();
     let metrics = deps.metrics.clone();

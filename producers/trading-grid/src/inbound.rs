@@ -285,7 +285,7 @@ impl Inbound {
             return Publish::Shutdown;
         };
         if seen {
-            self.metrics.already_published();
+            self.metrics.already_published(1);
             return Publish::Done;
         }
         let permanent = |e: &PublishError| !e.is_transient();
@@ -317,38 +317,40 @@ impl Inbound {
         else {
             return Publish::Shutdown;
         };
-        let fresh: Vec<&Event> = events.iter().filter(|e| !seen.contains(&e.envelope().event_id)).collect();
-        (0..events.len() - fresh.len()).for_each(|_| self.metrics.already_published());
-        let keys: Vec<String> = fresh.iter().filter_map(|e| control_key(e)).collect();
+        // Each fresh event with its control key, worked out once.
+        let fresh: Vec<(&Event, Option<String>)> =
+            events.iter().filter(|e| !seen.contains(&e.envelope().event_id)).map(|e| (e, control_key(e))).collect();
+        self.metrics.already_published(events.len() - fresh.len());
+        let keys: Vec<String> = fresh.iter().filter_map(|(_, key)| key.clone()).collect();
         let Some(last) = retrying(&self.shutdown, "reading control numbers", || self.received.last_all(&keys)).await
         else {
             return Publish::Shutdown;
         };
-        for event in &fresh {
-            let previous = control_key(event).and_then(|key| last.get(&key).map(|id| (key, id)));
+        for (event, key) in &fresh {
+            let previous = key.as_ref().and_then(|key| last.get(key).map(|id| (key, id)));
             if let Some((key, previous)) = previous.filter(|(_, id)| **id != event.envelope().event_id) {
-                if !self.report_reuse(event, &key, previous).await {
+                if !self.report_reuse(event, key, previous).await {
                     return Publish::Shutdown;
                 }
             }
         }
         let permanent = |e: &PublishError| !e.is_transient();
-        let outcomes: Vec<_> = futures::stream::iter(fresh.iter().copied())
-            .map(|event| async move {
+        let outcomes: Vec<_> = futures::stream::iter(fresh)
+            .map(|(event, key)| async move {
                 let publish = || self.producer.publish(event, None);
-                (event, retrying_unless(&self.shutdown, "publishing", publish, permanent).await)
+                (event, key, retrying_unless(&self.shutdown, "publishing", publish, permanent).await)
             })
             .buffered(PUBLISHES_IN_FLIGHT)
             .collect()
             .await;
         let mut outcome = Publish::Done;
         let (mut published, mut received) = (Vec::new(), Vec::new());
-        for (event, result) in outcomes {
+        for (event, key, result) in outcomes {
             let envelope = event.envelope();
             match result {
                 Some(Ok(_)) => {
                     published.push(envelope.event_id.clone());
-                    received.extend(control_key(event).map(|key| (key, envelope.event_id.clone())));
+                    received.extend(key.map(|key| (key, envelope.event_id.clone())));
                 }
                 None => outcome = Publish::Shutdown,
                 Some(Err(e)) if matches!(outcome, Publish::Done) => {

@@ -120,8 +120,9 @@ impl InboundMetrics {
         self.acks.with_label_values(&[outcome, document_type]).inc();
     }
 
-    pub fn already_published(&self) {
-        self.already_published.inc();
+    /// `events` of a file Kafka had already.
+    pub fn already_published(&self, events: usize) {
+        self.already_published.inc_by(events as u64);
     }
 
     pub fn mailbox_error(&self) {
