@@ -291,6 +291,21 @@ pub fn read_topic(brokers: &str, topic: &str, count: usize, timeout: Duration) -
     Ok(out)
 }
 
+/// Every record on `topic` now (its partitions' watermarks say how many): for asserting that
+/// nothing is there twice.
+pub fn read_all(brokers: &str, topic: &str, timeout: Duration) -> anyhow::Result<Vec<OwnedMessage>> {
+    let reader: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    let metadata = reader.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut total = 0;
+    for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        let (low, high) = reader.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
+        total += usize::try_from(high - low)?;
+    }
+    let records = read_topic(brokers, topic, total, timeout)?;
+    anyhow::ensure!(records.len() == total, "{topic}: read {} of its {total} records", records.len());
+    Ok(records)
+}
+
 /// Polls `check` until it returns true or `timeout` passes.
 pub async fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let started = Instant::now();

@@ -7,9 +7,13 @@ use std::{path::Path, time::Duration};
 
 use gridsync_http::Secret;
 use gridsync_tests::ssh::SshServer;
-use gridsync_trading_grid::mailbox::{Content, MailboxError, Outcome, SftpAuth, SftpConfig, SftpMailbox};
+use gridsync_trading_grid::mailbox::{ClaimOwner, Content, MailboxError, Outcome, SftpAuth, SftpConfig, SftpMailbox};
 
 fn config(server: &SshServer, known_hosts: &Path) -> SftpConfig {
+    config_as(server, known_hosts, "sftp-a")
+}
+
+fn config_as(server: &SshServer, known_hosts: &Path, owner: &str) -> SftpConfig {
     SftpConfig {
         host: "127.0.0.1".into(),
         port: server.port,
@@ -20,6 +24,7 @@ fn config(server: &SshServer, known_hosts: &Path) -> SftpConfig {
         max_bytes: 1024,
         settle: Duration::ZERO,
         timeout: Duration::from_secs(10),
+        owner: ClaimOwner::new(owner, Duration::from_millis(600)).unwrap(),
     }
 }
 
@@ -36,6 +41,7 @@ async fn claims_moves_and_writes_files_on_a_real_sftp_server() {
     let known_hosts = server.known_hosts().unwrap();
     let mailbox =
         SftpMailbox::open(config(&server, &known_hosts)).await.unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    mailbox.start_claims().await.unwrap();
     let root = server.root();
     assert_eq!(names(&root), ["inbound", "outbound", "processed", "quarantine"]);
 
@@ -51,7 +57,7 @@ async fn claims_moves_and_writes_files_on_a_real_sftp_server() {
 
     let a = mailbox.claim("a.edi").await.unwrap().unwrap().unwrap();
     assert_eq!(a.bytes, b"ISA first");
-    assert!(inbound.join(".processing/a.edi").is_file(), "claimed by a rename on the server");
+    assert!(inbound.join(".processing/sftp-a/a.edi").is_file(), "claimed by a rename on the server, as sftp-a");
     assert!(mailbox.claim("gone.edi").await.unwrap().is_none());
     assert!(mailbox.claim("../../etc/passwd").await.unwrap().is_none());
     let too_large = mailbox.claim("big.edi").await.unwrap().unwrap().unwrap_err();
@@ -61,11 +67,27 @@ async fn claims_moves_and_writes_files_on_a_real_sftp_server() {
     std::os::unix::fs::symlink(root.join("secret.txt"), inbound.join("swapped.edi")).unwrap();
     let link = mailbox.claim("swapped.edi").await.unwrap().unwrap().unwrap_err();
     assert_eq!(link.reason, "swapped.edi is a link; links are never followed");
-    std::fs::remove_file(inbound.join(".processing/swapped.edi")).unwrap();
+    std::fs::remove_file(inbound.join(".processing/sftp-a/swapped.edi")).unwrap();
     std::fs::remove_file(root.join("secret.txt")).unwrap();
 
-    // A second client (a restart after a crash) finds the claimed files.
+    // Another instance does not take sftp-a's claims while sftp-a may be alive; once its
+    // lease has read the same for a whole lease (it crashed), it does.
+    let other = SftpMailbox::open(config_as(&server, &known_hosts, "sftp-b")).await.unwrap();
+    other.start_claims().await.unwrap();
+    assert!(other.unfinished().await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut taken = other.unfinished().await.unwrap();
+    taken.sort();
+    assert_eq!(taken, ["a.edi", "big.edi"]);
+    assert!(inbound.join(".processing/sftp-b/a.edi").is_file());
+    drop(other);
+
+    // A restart of sftp-a (after the crash) finds the files sftp-b left claimed (stopped
+    // without giving its lease up, so once that lease expired).
     let reopened = SftpMailbox::open(config(&server, &known_hosts)).await.unwrap();
+    reopened.start_claims().await.unwrap();
+    assert!(reopened.unfinished().await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(reopened.unfinished().await.unwrap().len(), 2);
     assert_eq!(reopened.finish("a.edi", &Outcome::Processed).await.unwrap(), Path::new("processed/a.edi"));
     std::fs::write(inbound.join("a.edi"), "ISA again").unwrap();
@@ -75,7 +97,7 @@ async fn claims_moves_and_writes_files_on_a_real_sftp_server() {
     assert_eq!(reopened.finish("big.edi", &quarantined).await.unwrap(), Path::new("quarantine/big.edi"));
     assert_eq!(std::fs::read_to_string(root.join("quarantine/big.edi.reason")).unwrap(), "big.edi is 2000 bytes\n");
     assert_eq!(std::fs::read_to_string(root.join("processed/a.edi")).unwrap(), "ISA first");
-    assert!(names(&inbound.join(".processing")).is_empty());
+    assert_eq!(names(&inbound.join(".processing/sftp-a")), [".lease"], "nothing left claimed");
 
     let written = mailbox.write_outbound("ACME_997_905-1.edi", Content::Bytes(b"ISA*ack~")).await.unwrap();
     assert!(written.created);

@@ -107,7 +107,10 @@ async fn files_in_the_mailbox_become_events_and_bad_ones_are_quarantined() {
     let log = std::fs::read_to_string(mailbox.path().join("producer.log")).unwrap_or_default();
     assert!(done, "processed {:?}, quarantined {:?}\n{log}", files(&processed), files(&quarantine));
     assert_eq!(files(&inbound), [".processing", "still-uploading.edi.part"], "partial uploads are left alone");
-    assert!(files(&inbound.join(".processing")).is_empty());
+    let owners = files(&inbound.join(".processing"));
+    let [owner] = owners.as_slice() else { panic!("one instance's claims: {owners:?}") };
+    let left = files(&inbound.join(".processing").join(owner));
+    assert_eq!(left, [".lease"], "nothing left claimed (the crashed run's claim taken over); the lease held");
     let reason = std::fs::read_to_string(quarantine.join("broken.edi.reason")).unwrap();
     assert_eq!(reason, "broken.edi: segment 5, element 1: SE01 says 9 segments, found 3\n");
 

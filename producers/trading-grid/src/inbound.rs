@@ -32,7 +32,7 @@ use crate::{
 };
 
 pub struct Inbound {
-    pub mailbox: InboundMailbox,
+    pub mailbox: std::sync::Arc<InboundMailbox>,
     /// Events Kafka already has: not published again when a file is.
     pub published: PublishedEvents,
     /// The document last received under each set of control numbers.

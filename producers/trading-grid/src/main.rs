@@ -47,8 +47,9 @@ async fn run(deps: ProducerDeps, args: args::TgArgs) -> Result<(), AppError> {
     if !wait_for_brokers(&deps).await {
         return Ok(());
     }
+    let mailbox = std::sync::Arc::new(mailbox);
     let inbound = inbound::Inbound {
-        mailbox,
+        mailbox: mailbox.clone(),
         published: store.published_events(),
         received: store.received_controls(),
         acks,
@@ -70,8 +71,15 @@ async fn run(deps: ProducerDeps, args: args::TgArgs) -> Result<(), AppError> {
         }
     };
     let retention = Duration::from_secs(u64::from(args.store_retention_days) * 24 * 3600);
+    // The lease on this instance's claims is kept until the last file in hand is done.
+    let reading_done = tokio_util::sync::CancellationToken::new();
+    let reading = async {
+        inbound::run(inbound, &args.inbound).await;
+        reading_done.cancel();
+    };
     tokio::join!(
-        inbound::run(inbound, &args.inbound),
+        reading,
+        mailbox.keep_claims(&reading_done),
         polling,
         store.prune_hourly(retention, deps.shutdown.cancelled())
     );

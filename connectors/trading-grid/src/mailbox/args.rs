@@ -8,7 +8,8 @@ use gridsync_http::Secret;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    InboundMailbox, LocalMailbox, MailboxError, OutboundMailbox, OutboundTarget, SftpAuth, SftpConfig, SftpMailbox,
+    ClaimOwner, InboundMailbox, LocalMailbox, MailboxError, OutboundMailbox, OutboundTarget, SftpAuth, SftpConfig,
+    SftpMailbox,
 };
 
 /// The mailbox: local (`--mailbox-dir`), or on an SFTP server (`--sftp-host`).
@@ -25,6 +26,15 @@ pub struct MailboxArgs {
     /// changed for this long, in milliseconds: a gateway writing in place is not read mid-write.
     #[arg(long, env = "GRIDSYNC_TG_SETTLE_MS", default_value_t = 1_000)]
     pub settle_ms: u64,
+    /// This instance's name among those reading one inbound mailbox (letters, digits, `-`,
+    /// `_`, `.`); default: the host name. Its claims are its own; a second instance under
+    /// the same name is refused at start.
+    #[arg(long, env = "GRIDSYNC_TG_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+    /// How long an instance's claims outlive its last renewal of their lease, in
+    /// milliseconds: after that, another instance takes over the files it had claimed.
+    #[arg(long, env = "GRIDSYNC_TG_CLAIM_LEASE_MS", default_value_t = 30_000)]
+    pub claim_lease_ms: u64,
     /// The local outbound mailbox, where documents are written for Trading
     /// Grid to deliver (default: `outbound/` under the mailbox root; with
     /// SFTP, always `outbound/` under the SFTP root).
@@ -111,7 +121,14 @@ impl MailboxArgs {
             max_bytes: self.max_file_bytes,
             settle: Duration::from_millis(self.settle_ms),
             timeout: Duration::from_millis(sftp.sftp_timeout_ms),
+            owner: self.claim_owner()?,
         }))
+    }
+
+    /// Whose claims this instance's are.
+    pub fn claim_owner(&self) -> Result<ClaimOwner, MailboxError> {
+        let id = self.instance_id.clone().unwrap_or_else(ClaimOwner::host_name);
+        ClaimOwner::new(&id, Duration::from_millis(self.claim_lease_ms))
     }
 
     /// The inbound mailbox and the outbound one: both local, or both on the SFTP server.
@@ -121,11 +138,12 @@ impl MailboxArgs {
     ) -> Result<(InboundMailbox, OutboundTarget), MailboxSetupError> {
         if let Some(config) = self.sftp_config()? {
             let sftp = Arc::new(open_sftp(config, shutdown).await?);
+            sftp.start_claims().await?;
             tracing::info!(host = ?self.sftp.sftp_host, root = %self.sftp.sftp_root, "using the SFTP mailbox");
             return Ok((InboundMailbox::Sftp(sftp.clone()), OutboundTarget::Sftp(sftp)));
         }
         let settle = Duration::from_millis(self.settle_ms);
-        let inbound = LocalMailbox::open(&self.mailbox_dir, self.max_file_bytes, settle).await?;
+        let inbound = LocalMailbox::open(&self.mailbox_dir, self.max_file_bytes, settle, self.claim_owner()?).await?;
         tracing::info!(mailbox = %self.mailbox_dir.display(), "using the local mailbox");
         Ok((InboundMailbox::Local(inbound), self.open_local_outbound().await?))
     }
@@ -152,7 +170,9 @@ async fn open_sftp(config: SftpConfig, shutdown: &CancellationToken) -> Result<S
     loop {
         match SftpMailbox::open(config.clone()).await {
             Ok(mailbox) => return Ok(mailbox),
-            Err(e @ (MailboxError::HostKey { .. } | MailboxError::Auth { .. })) => return Err(e.into()),
+            Err(e @ (MailboxError::HostKey { .. } | MailboxError::Auth { .. } | MailboxError::UnsafeName(_))) => {
+                return Err(e.into())
+            }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "SFTP mailbox not reachable yet")
             }

@@ -1,10 +1,10 @@
 //! A mailbox in a local directory, where an AS2/SFTP gateway drops files.
 //!
-//! Layout under the root: `inbound/` (arrivals), `inbound/.processing/`
-//! (claimed), `processed/`, `quarantine/` (with a `.reason` file beside each
+//! Layout under the root: `inbound/` (arrivals), `inbound/.processing/<owner>/`
+//! (claimed, see `claims`), `processed/`, `quarantine/` (with a `.reason` file beside each
 //! file). Claiming is a rename within one file system, so it is atomic; a file
-//! left in `.processing/` by a crash is claimed again on the next start, never
-//! lost.
+//! left claimed by a crash is claimed again on the next start (or by another instance once
+//! the lease expired), never lost.
 
 use std::{
     io::Read,
@@ -14,7 +14,9 @@ use std::{
 };
 
 use super::{
-    acceptable, io,
+    acceptable,
+    claims::{ClaimDirs, ClaimOwner, Claims, LEASE_FILE},
+    io,
     settle::{Listed, Settle},
     Claimed, MailboxError, Outcome, Refused,
 };
@@ -54,29 +56,37 @@ fn read_claimed(path: &Path, name: &str, max_bytes: u64) -> Result<Result<Claime
 pub struct LocalMailbox {
     root: PathBuf,
     inbound: PathBuf,
+    /// `inbound/.processing/`: a folder per owner.
     processing: PathBuf,
+    /// This instance's claims.
+    claimed: PathBuf,
     processed: PathBuf,
     quarantine: PathBuf,
     max_bytes: u64,
     settle: Settle,
+    pub(crate) claims: Claims,
 }
 
 impl LocalMailbox {
     /// Creates the folders under `root` if they are missing. A file in `inbound/` is claimed
-    /// once its size and modification time have not changed for `settle`.
-    pub async fn open(root: &Path, max_bytes: u64, settle: Duration) -> Result<Self, MailboxError> {
+    /// once its size and modification time have not changed for `settle`; claimed for `owner`.
+    pub async fn open(root: &Path, max_bytes: u64, settle: Duration, owner: ClaimOwner) -> Result<Self, MailboxError> {
+        let processing = root.join("inbound").join(".processing");
         let mailbox = LocalMailbox {
             root: root.to_owned(),
             inbound: root.join("inbound"),
-            processing: root.join("inbound").join(".processing"),
+            claimed: processing.join(&owner.id),
+            processing,
             processed: root.join("processed"),
             quarantine: root.join("quarantine"),
             max_bytes,
             settle: Settle::new(settle),
+            claims: Claims::new(owner),
         };
         for dir in [&mailbox.processing, &mailbox.processed, &mailbox.quarantine] {
             tokio::fs::create_dir_all(dir).await.map_err(io("creating", dir))?;
         }
+        mailbox.claims.start(&mailbox).await?;
         Ok(mailbox)
     }
 
@@ -100,9 +110,10 @@ impl LocalMailbox {
         Ok(files)
     }
 
-    /// Files claimed before a crash: to be processed again first.
+    /// Files claimed before a crash, by this instance or one whose lease expired: to be
+    /// processed again first.
     pub async fn unfinished(&self) -> Result<Vec<String>, MailboxError> {
-        Ok(Self::files(&self.processing).await?.into_iter().map(|(n, ..)| n).collect())
+        self.claims.unfinished(self).await
     }
 
     /// Files waiting in `inbound/` that have settled.
@@ -117,7 +128,7 @@ impl LocalMailbox {
         if !acceptable(name) {
             return Ok(None);
         }
-        let claimed = self.processing.join(name);
+        let claimed = self.claimed.join(name);
         let waiting = self.inbound.join(name);
         if tokio::fs::symlink_metadata(&claimed).await.is_err() {
             match tokio::fs::rename(&waiting, &claimed).await {
@@ -153,7 +164,7 @@ impl LocalMailbox {
     /// Moves a claimed file on, to `destination`. A quarantined file gets a
     /// `<file>.reason` beside it. Returns where the file now is.
     pub async fn finish(&self, name: &str, outcome: &Outcome) -> Result<PathBuf, MailboxError> {
-        let from = self.processing.join(name);
+        let from = self.claimed.join(name);
         let to = self.root.join(self.destination(name, outcome).await);
         if let Outcome::Quarantined { reason } = outcome {
             let reason_file =
@@ -165,14 +176,73 @@ impl LocalMailbox {
     }
 }
 
+impl ClaimDirs for LocalMailbox {
+    async fn owners(&self) -> Result<Vec<String>, MailboxError> {
+        let mut entries = tokio::fs::read_dir(&self.processing).await.map_err(io("listing", &self.processing))?;
+        let mut owners = Vec::new();
+        while let Some(entry) = entries.next_entry().await.map_err(io("listing", &self.processing))? {
+            let is_dir = tokio::fs::symlink_metadata(entry.path()).await.is_ok_and(|m| m.is_dir());
+            if let (true, Some(name)) = (is_dir, entry.file_name().to_str()) {
+                owners.push(name.to_owned());
+            }
+        }
+        Ok(owners)
+    }
+
+    async fn claimed_by(&self, owner: Option<&str>) -> Result<Vec<String>, MailboxError> {
+        let dir = owner.map_or_else(|| self.processing.clone(), |owner| self.processing.join(owner));
+        Ok(Self::files(&dir).await?.into_iter().map(|(name, ..)| name).collect())
+    }
+
+    async fn create_owner(&self, owner: &str) -> Result<(), MailboxError> {
+        let dir = self.processing.join(owner);
+        tokio::fs::create_dir_all(&dir).await.map_err(io("creating", &dir))
+    }
+
+    async fn read_lease(&self, owner: &str) -> Result<Option<String>, MailboxError> {
+        let path = self.processing.join(owner).join(LEASE_FILE);
+        match tokio::fs::read_to_string(&path).await {
+            Ok(lease) => Ok(Some(lease)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("reading", &path)(e)),
+        }
+    }
+
+    async fn write_lease(&self, owner: &str, lease: &str) -> Result<(), MailboxError> {
+        let path = self.processing.join(owner).join(LEASE_FILE);
+        tokio::fs::write(&path, lease).await.map_err(io("writing", &path))
+    }
+
+    async fn remove_lease(&self, owner: &str) -> Result<(), MailboxError> {
+        let path = self.processing.join(owner).join(LEASE_FILE);
+        match tokio::fs::remove_file(&path).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("removing", &path)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn take(&self, from: Option<&str>, name: &str, to: &str) -> Result<bool, MailboxError> {
+        let source = from.map_or_else(|| self.processing.clone(), |owner| self.processing.join(owner)).join(name);
+        match tokio::fs::rename(&source, self.processing.join(to).join(name)).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io("taking over", &source)(e)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn owner(id: &str) -> ClaimOwner {
+        ClaimOwner::new(id, Duration::from_millis(400)).unwrap()
+    }
+
     #[tokio::test]
     async fn claims_atomically_recovers_after_a_crash_and_never_overwrites() {
         let root = tempfile::tempdir().unwrap();
-        let mailbox = LocalMailbox::open(root.path(), 1024, Duration::ZERO).await.unwrap();
+        let mailbox = LocalMailbox::open(root.path(), 1024, Duration::ZERO, owner("a")).await.unwrap();
         for (name, body) in
             [("a.edi", "A"), ("b.edi", "B"), (".hidden", "H"), ("c.edi.part", "P"), ("big.edi", &"x".repeat(2000))]
         {
@@ -193,7 +263,7 @@ mod tests {
         assert!(too_large.identity.starts_with("2000 bytes, modified "), "{too_large:?}");
 
         // A crash now: "a.edi" stays claimed and is found again on restart.
-        let reopened = LocalMailbox::open(root.path(), 1024, Duration::ZERO).await.unwrap();
+        let reopened = LocalMailbox::open(root.path(), 1024, Duration::ZERO, owner("a")).await.unwrap();
         let mut unfinished = reopened.unfinished().await.unwrap();
         unfinished.sort();
         assert_eq!(unfinished, ["a.edi", "big.edi"]);
@@ -217,7 +287,7 @@ mod tests {
     #[tokio::test]
     async fn a_growing_file_waits_and_a_link_swapped_in_is_refused_unread() {
         let root = tempfile::tempdir().unwrap();
-        let mailbox = LocalMailbox::open(root.path(), 1024, Duration::from_millis(300)).await.unwrap();
+        let mailbox = LocalMailbox::open(root.path(), 1024, Duration::from_millis(300), owner("a")).await.unwrap();
         let growing = mailbox.inbound_dir().join("growing.edi");
         std::fs::write(&growing, "ISA").unwrap();
         assert!(mailbox.waiting().await.unwrap().is_empty(), "just arrived");
@@ -243,5 +313,48 @@ mod tests {
         mailbox.finish("swap.edi", &quarantined).await.unwrap();
         assert_eq!(std::fs::read_to_string(&secret).unwrap(), "do not read", "the target is untouched");
         assert!(std::fs::symlink_metadata(root.path().join("quarantine/swap.edi")).unwrap().is_symlink());
+    }
+
+    #[tokio::test]
+    async fn instances_recover_only_their_own_or_expired_claims_and_refuse_a_twin() {
+        let root = tempfile::tempdir().unwrap();
+        // A claim left by a version that did not name owners.
+        std::fs::create_dir_all(root.path().join("inbound/.processing")).unwrap();
+        std::fs::write(root.path().join("inbound/.processing/old.edi"), "O").unwrap();
+        let a = LocalMailbox::open(root.path(), 1024, Duration::ZERO, owner("a")).await.unwrap();
+        let b = LocalMailbox::open(root.path(), 1024, Duration::ZERO, owner("b")).await.unwrap();
+        for name in ["x.edi", "y.edi"] {
+            std::fs::write(a.inbound_dir().join(name), name).unwrap();
+        }
+        assert_eq!(a.unfinished().await.unwrap(), ["old.edi"], "the legacy claim goes to the first to look");
+        assert!(a.claim("x.edi").await.unwrap().is_some());
+        assert!(b.claim("x.edi").await.unwrap().is_none(), "claimed by a");
+        assert!(b.claim("y.edi").await.unwrap().is_some());
+        assert_eq!(b.unfinished().await.unwrap(), ["y.edi"], "a's claims are not b's while a lives");
+
+        // A second instance under a's id while a renews its lease is refused.
+        let renewing = async {
+            for _ in 0..4 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                a.claims.beat(&a).await.unwrap();
+            }
+        };
+        let (twin, ()) = tokio::join!(LocalMailbox::open(root.path(), 1024, Duration::ZERO, owner("a")), renewing);
+        assert!(matches!(twin, Err(MailboxError::OwnerInUse { ref owner }) if owner == "a"), "{:?}", twin.err());
+
+        // a dies without a word: b takes its claims once a's lease has read the same for a lease.
+        drop(a);
+        let mut unfinished = b.unfinished().await.unwrap();
+        assert_eq!(unfinished, ["y.edi"], "a lease is not expired when first seen");
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        unfinished = b.unfinished().await.unwrap();
+        unfinished.sort();
+        assert_eq!(unfinished, ["old.edi", "x.edi", "y.edi"]);
+        assert_eq!(b.claim("x.edi").await.unwrap().unwrap().unwrap().bytes, b"x.edi");
+
+        // b stops cleanly: its lease is given up and a new instance takes over at once.
+        b.claims.release(&b).await.unwrap();
+        let c = LocalMailbox::open(root.path(), 1024, Duration::ZERO, owner("c")).await.unwrap();
+        assert_eq!(c.unfinished().await.unwrap().len(), 3);
     }
 }

@@ -3,6 +3,7 @@
 //! written atomically with a checksum.
 
 pub mod args;
+mod claims;
 mod content;
 mod local;
 mod outbound;
@@ -12,6 +13,7 @@ mod sftp;
 use std::{path::PathBuf, sync::Arc};
 
 pub use args::{MailboxArgs, MailboxSetupError, SftpArgs};
+pub use claims::ClaimOwner;
 pub use content::Content;
 pub use local::LocalMailbox;
 pub use outbound::{OutboundMailbox, Written};
@@ -42,6 +44,8 @@ pub enum MailboxError {
     Auth { user: String, host: String },
     #[error("{path}: a different document already has this name (sha256 {existing_sha256})")]
     Conflict { path: PathBuf, existing_sha256: String },
+    #[error("another instance claims files as {owner:?} in this mailbox: give each instance its own --instance-id")]
+    OwnerInUse { owner: String },
     #[error("{0:?} is not a safe file name")]
     UnsafeName(String),
 }
@@ -92,6 +96,35 @@ impl InboundMailbox {
         match self {
             InboundMailbox::Local(m) => m.unfinished().await,
             InboundMailbox::Sftp(m) => m.unfinished().await,
+        }
+    }
+
+    /// Keeps this instance's lease on its claims until `done`, then gives it up, so other
+    /// instances take over at once what is still claimed.
+    pub async fn keep_claims(&self, done: &tokio_util::sync::CancellationToken) {
+        let every = match self {
+            InboundMailbox::Local(m) => m.claims.owner.lease / 4,
+            InboundMailbox::Sftp(m) => m.claims.owner.lease / 4,
+        };
+        loop {
+            tokio::select! {
+                _ = done.cancelled() => break,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let beat = match self {
+                InboundMailbox::Local(m) => m.claims.beat(m).await,
+                InboundMailbox::Sftp(m) => m.claims.beat(m.as_ref()).await,
+            };
+            if let Err(e) = beat {
+                tracing::warn!(error = %e, "could not renew the lease on claimed files");
+            }
+        }
+        let released = match self {
+            InboundMailbox::Local(m) => m.claims.release(m).await,
+            InboundMailbox::Sftp(m) => m.claims.release(m.as_ref()).await,
+        };
+        if let Err(e) = released {
+            tracing::warn!(error = %e, "could not give up the lease on claimed files; it expires by itself");
         }
     }
 

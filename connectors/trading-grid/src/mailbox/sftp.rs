@@ -31,6 +31,7 @@ use tokio::{
 
 use super::{
     acceptable,
+    claims::{ClaimDirs, ClaimOwner, Claims, LEASE_FILE},
     content::{sha256_of, Content},
     settle::{Listed, Settle},
     Claimed, MailboxError, Outcome, Refused, Written,
@@ -64,6 +65,8 @@ pub struct SftpConfig {
     pub settle: std::time::Duration,
     /// Connection and per-request timeout.
     pub timeout: Duration,
+    /// Whose claims this instance's are (see `claims`).
+    pub owner: ClaimOwner,
 }
 
 /// Accepts the server only if its key is in `known_hosts`; remembers why not.
@@ -103,6 +106,7 @@ pub struct SftpMailbox {
     config: SftpConfig,
     session: AsyncMutex<Option<Arc<SftpSession>>>,
     settle: Settle,
+    pub(crate) claims: Claims,
 }
 
 fn sftp_error(operation: &'static str, path: &str) -> impl FnOnce(SftpError) -> MailboxError {
@@ -118,7 +122,8 @@ impl SftpMailbox {
     /// Connects and creates the mailbox folders that are missing.
     pub async fn open(config: SftpConfig) -> Result<Self, MailboxError> {
         let settle = Settle::new(config.settle);
-        let mailbox = SftpMailbox { config, session: AsyncMutex::new(None), settle };
+        let claims = Claims::new(config.owner.clone());
+        let mailbox = SftpMailbox { config, session: AsyncMutex::new(None), settle, claims };
         let sftp = mailbox.sftp().await?;
         for dir in ["inbound", "inbound/.processing", "processed", "quarantine", "outbound"] {
             let path = mailbox.path(dir);
@@ -225,9 +230,26 @@ impl SftpMailbox {
         .await
     }
 
-    /// Files claimed before a crash: to be processed again first.
+    /// Makes this instance an owner of claims (see `claims`): before reading `inbound/`. An
+    /// instance that only writes `outbound/` never does.
+    pub async fn start_claims(&self) -> Result<(), MailboxError> {
+        self.claims.start(self).await
+    }
+
+    /// Files claimed before a crash, by this instance or one whose lease expired: to be
+    /// processed again first.
     pub async fn unfinished(&self) -> Result<Vec<String>, MailboxError> {
-        Ok(self.files("inbound/.processing").await?.into_iter().map(|(name, ..)| name).collect())
+        self.claims.unfinished(self).await
+    }
+
+    /// Where this instance's claim of `name` is.
+    fn claimed(&self, name: &str) -> String {
+        self.path(&format!("inbound/.processing/{}/{name}", self.claims.owner.id))
+    }
+
+    /// An owner's folder (`None`: `.processing/` itself), relative to the root.
+    fn owner_dir(owner: Option<&str>) -> String {
+        owner.map_or_else(|| "inbound/.processing".to_owned(), |owner| format!("inbound/.processing/{owner}"))
     }
 
     /// Files waiting in `inbound/` that have settled.
@@ -241,7 +263,7 @@ impl SftpMailbox {
         if !acceptable(name) {
             return Ok(None);
         }
-        let claimed = self.path(&format!("inbound/.processing/{name}"));
+        let claimed = self.claimed(name);
         let waiting = self.path(&format!("inbound/{name}"));
         let max_bytes = self.config.max_bytes;
         self.with_sftp(|sftp| async move {
@@ -309,7 +331,7 @@ impl SftpMailbox {
     pub async fn finish(&self, name: &str, outcome: &Outcome) -> Result<PathBuf, MailboxError> {
         let relative = self.destination(name, outcome).await?;
         let to = self.path(&relative.display().to_string());
-        let from = self.path(&format!("inbound/.processing/{name}"));
+        let from = self.claimed(name);
         self.with_sftp(|sftp| async move {
             if let Outcome::Quarantined { reason } = outcome {
                 let reason_file = format!("{to}.reason");
@@ -351,6 +373,77 @@ impl SftpMailbox {
             write_file(&sftp, &temp, content).await?;
             sftp.rename(temp.clone(), path.clone()).await.map_err(sftp_error("renaming", &temp))?;
             Ok(Written { path: PathBuf::from(path), sha256, created: true })
+        })
+        .await
+    }
+}
+
+impl ClaimDirs for SftpMailbox {
+    async fn owners(&self) -> Result<Vec<String>, MailboxError> {
+        let path = self.path("inbound/.processing");
+        self.with_sftp(|sftp| async move {
+            let entries = sftp.read_dir(path.clone()).await.map_err(sftp_error("listing", &path))?;
+            Ok(entries
+                .filter(|e| e.file_type().is_dir())
+                .map(|e| e.file_name())
+                .filter(|n| n != "." && n != "..")
+                .collect())
+        })
+        .await
+    }
+
+    async fn claimed_by(&self, owner: Option<&str>) -> Result<Vec<String>, MailboxError> {
+        Ok(self.files(&Self::owner_dir(owner)).await?.into_iter().map(|(name, ..)| name).collect())
+    }
+
+    async fn create_owner(&self, owner: &str) -> Result<(), MailboxError> {
+        let path = self.path(&Self::owner_dir(Some(owner)));
+        self.with_sftp(|sftp| async move {
+            if !sftp.try_exists(path.clone()).await.map_err(sftp_error("checking", &path))? {
+                sftp.create_dir(path.clone()).await.map_err(sftp_error("creating", &path))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn read_lease(&self, owner: &str) -> Result<Option<String>, MailboxError> {
+        let path = self.path(&format!("{}/{LEASE_FILE}", Self::owner_dir(Some(owner))));
+        self.with_sftp(|sftp| async move {
+            match sftp.read(path.clone()).await {
+                Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+                Err(e) if not_found(&e) => Ok(None),
+                Err(e) => Err(sftp_error("reading", &path)(e)),
+            }
+        })
+        .await
+    }
+
+    async fn write_lease(&self, owner: &str, lease: &str) -> Result<(), MailboxError> {
+        let path = self.path(&format!("{}/{LEASE_FILE}", Self::owner_dir(Some(owner))));
+        self.with_sftp(|sftp| async move { write_file(&sftp, &path, Content::Bytes(lease.as_bytes())).await }).await
+    }
+
+    async fn remove_lease(&self, owner: &str) -> Result<(), MailboxError> {
+        let path = self.path(&format!("{}/{LEASE_FILE}", Self::owner_dir(Some(owner))));
+        self.with_sftp(|sftp| async move {
+            match sftp.remove_file(path.clone()).await {
+                Err(e) if !not_found(&e) => Err(sftp_error("removing", &path)(e)),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    async fn take(&self, from: Option<&str>, name: &str, to: &str) -> Result<bool, MailboxError> {
+        let source = self.path(&format!("{}/{name}", Self::owner_dir(from)));
+        let target = self.path(&format!("{}/{name}", Self::owner_dir(Some(to))));
+        self.with_sftp(|sftp| async move {
+            match sftp.rename(source.clone(), target).await {
+                Ok(()) => Ok(true),
+                Err(e) if not_found(&e) => Ok(false),
+                Err(e) => Err(sftp_error("taking over", &source)(e)),
+            }
         })
         .await
     }
