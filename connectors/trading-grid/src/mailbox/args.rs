@@ -145,7 +145,7 @@ impl MailboxArgs {
         let settle = Duration::from_millis(self.settle_ms);
         let inbound = LocalMailbox::open(&self.mailbox_dir, self.max_file_bytes, settle, self.claim_owner()?).await?;
         tracing::info!(mailbox = %self.mailbox_dir.display(), "using the local mailbox");
-        Ok((InboundMailbox::Local(inbound), self.open_local_outbound().await?))
+        Ok((InboundMailbox::Local(Box::new(inbound)), self.open_local_outbound().await?))
     }
 
     /// Only the outbound mailbox, for a binary that writes documents and reads none.

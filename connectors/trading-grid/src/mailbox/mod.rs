@@ -64,7 +64,7 @@ pub(crate) fn acceptable(name: &str) -> bool {
 
 /// An inbound mailbox, local or on an SFTP server: the same operations and guarantees.
 pub enum InboundMailbox {
-    Local(LocalMailbox),
+    Local(Box<LocalMailbox>),
     Sftp(Arc<SftpMailbox>),
 }
 
@@ -112,7 +112,7 @@ impl InboundMailbox {
                 _ = tokio::time::sleep(every) => {}
             }
             let beat = match self {
-                InboundMailbox::Local(m) => m.claims.beat(m).await,
+                InboundMailbox::Local(m) => m.claims.beat(m.as_ref()).await,
                 InboundMailbox::Sftp(m) => m.claims.beat(m.as_ref()).await,
             };
             if let Err(e) = beat {
@@ -120,7 +120,7 @@ impl InboundMailbox {
             }
         }
         let released = match self {
-            InboundMailbox::Local(m) => m.claims.release(m).await,
+            InboundMailbox::Local(m) => m.claims.release(m.as_ref()).await,
             InboundMailbox::Sftp(m) => m.claims.release(m.as_ref()).await,
         };
         if let Err(e) = released {
