@@ -34,6 +34,10 @@ fn lines(count: u64) -> Vec<OrderLine> {
             unit_of_measure: "EA".into(),
             unit_price: Some(dec(1999 + i as i64, 2)),
             line_amount: Some(dec((1999 + i as i64) * i as i64 * 12, 2)),
+            product_ids: vec![
+                ProductId { qualifier: "EN".into(), id: format!("0001234500{i:03}") },
+                ProductId { qualifier: "IN".into(), id: format!("SKU-{i:04}") },
+            ],
         })
         .collect()
 }
@@ -111,6 +115,7 @@ pub fn sample(event_type: EventType, partner: &str, seq: u64) -> Event {
             lines: lines(5),
             total_amount: Some(dec(360_540, 2)),
             requested_delivery_date: date(7),
+            bill_to: Some(party("AP-01", "Acme Accounts Payable")),
         }
         .into(),
         EventType::OrderResponseReceived => OrderResponseReceived {
@@ -160,6 +165,9 @@ pub fn sample(event_type: EventType, partner: &str, seq: u64) -> Event {
             lines: lines(5),
             tax_amount: Some(dec(72_108, 2)),
             total_amount: dec(432_588, 2),
+            bill_to: Some(party("AP-01", "Acme Accounts Payable")),
+            remit_to: Some(party("LOCKBOX-7", "Globex Receivables")),
+            ship_to: Some(party("DC-01", "Acme DC Leeds")),
         }
         .into(),
         EventType::RemittanceAdviceReceived => RemittanceAdviceReceived {

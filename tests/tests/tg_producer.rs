@@ -56,6 +56,72 @@ fn big_order(lines: usize) -> String {
     edi
 }
 
+/// An X12 850 from `sender` whose SE01 says `said` segments (5 are there).
+fn order_counting(sender: &str, said: usize) -> String {
+    format!(
+        "ISA*00*          *00*          *ZZ*{sender:<15}*ZZ*GRIDSYNC       *261201*0915*U*00401*000000088*0*P*>~\n\
+         GS*PO*{sender}*GRIDSYNC*20261201*0915*88*X*004010~\nST*850*0001~\nBEG*00*SA*PO-{sender}**20261201~\n\
+         PO1*1*2*EA*9.95**VP*SKU-1~\nCTT*1~\nSE*{said}*0001~\nGE*1*88~\nIEA*1*000000088~\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_habit_a_partners_profile_tolerates_is_accepted_and_noted_and_nobody_elses() {
+    let pipeline = Pipeline::start("tg-lenient", None).await.unwrap();
+    let mailbox = tempfile::tempdir().unwrap();
+    let inbound = mailbox.path().join("inbound");
+    std::fs::create_dir_all(&inbound).unwrap();
+    let partners = mailbox.path().join("partners.toml");
+    let profiles =
+        "[[partner]]\nid = \"SLOPPY\"\nname = \"Sloppy Ltd\"\nstandard = \"X12\"\ninterchange_id = \"SLOPPY\"\n\
+                    tolerate = [\"wrong-segment-counts\"]\n\n[[partner]]\nid = \"TIDY\"\nname = \"Tidy Ltd\"\n\
+                    standard = \"X12\"\ninterchange_id = \"TIDY\"\n";
+    std::fs::write(&partners, profiles).unwrap();
+    std::fs::write(inbound.join("sloppy.edi"), order_counting("SLOPPY", 4)).unwrap();
+    std::fs::write(inbound.join("tidy.edi"), order_counting("TIDY", 4)).unwrap();
+    let port = free_port();
+    let partners_arg = partners.display().to_string();
+    let mut producer = local_producer(&pipeline, mailbox.path(), port, &["--partners", &partners_arg]);
+    let (processed, quarantine) = (mailbox.path().join("processed"), mailbox.path().join("quarantine"));
+    let done =
+        wait_until(Duration::from_secs(60), || files(&processed).len() == 1 && files(&quarantine).len() == 2).await;
+    let log = std::fs::read_to_string(mailbox.path().join("producer.log")).unwrap_or_default();
+    assert!(done, "processed {:?}, quarantined {:?}\n{log}", files(&processed), files(&quarantine));
+    assert_eq!(files(&processed), ["sloppy.edi"]);
+    let reason = std::fs::read_to_string(quarantine.join("tidy.edi.reason")).unwrap();
+    assert_eq!(reason, "tidy.edi: segment 7, element 1: SE01 says 4 segments, found 5\n", "strict by default");
+
+    let outbound = mailbox.path().join("outbound");
+    let ack = |prefix: &str| {
+        let name = files(&outbound).into_iter().find(|f| f.starts_with(prefix) && f.ends_with(".edi"));
+        std::fs::read_to_string(outbound.join(name.unwrap_or_else(|| panic!("no {prefix}: {:?}", files(&outbound)))))
+            .unwrap()
+    };
+    let noted = ack("SLOPPY_997_");
+    assert!(noted.contains("AK5*E*4~") && noted.contains("AK9*E*1*1*1~"), "accepted, the count noted: {noted}");
+    // A miscounted transaction breaks the envelope: the strict partner's interchange is refused whole.
+    let rejected = ack("TIDY_TA1_");
+    assert!(rejected.contains("TA1*000000088*261201*0915*R*"), "{rejected}");
+    let codec = codec().unwrap();
+    let orders = read_topic(
+        &pipeline.broker.brokers(),
+        pipeline.topic(EventType::PurchaseOrderReceived),
+        1,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let Event::PurchaseOrderReceived(po) = codec.decode(payload(&orders[0])).unwrap().event else { panic!() };
+    assert_eq!(po.po_number, "PO-SLOPPY");
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    assert_eq!(
+        metric_value(&metrics_url, "gridsync_tg_tolerated_total", r#"habit="wrong_segment_count",partner="SLOPPY""#)
+            .await,
+        1.0
+    );
+    let _ = producer.kill();
+    let _ = producer.wait();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_kafka_can_never_take_quarantines_its_file_and_the_next_file_goes_on() {
     let pipeline = Pipeline::start("tg-unpublishable", None).await.unwrap();

@@ -5,6 +5,7 @@ use crate::{
     envelope::{self, Grammar},
     error::{EdiError, ErrorKind},
     model::{Delimiters, Group, Interchange, Segment, Standard, Transaction},
+    Leniency,
 };
 
 const GRAMMAR: Grammar = Grammar {
@@ -65,7 +66,12 @@ fn service_string(input: &[u8], start: usize, index: usize) -> Result<(Delimiter
 
 /// Parses the EDIFACT interchange that starts at `start`; `base` is the number
 /// of segments before it in the file. Returns it and the bytes it spans.
-pub(crate) fn parse_interchange(input: &[u8], start: usize, base: usize) -> Result<(Interchange<'_>, usize), EdiError> {
+pub(crate) fn parse_interchange<'a>(
+    input: &'a [u8],
+    start: usize,
+    base: usize,
+    leniency: &dyn Fn(&str) -> Leniency,
+) -> Result<(Interchange<'a>, usize), EdiError> {
     let (delimiters, pos, una) = service_string(input, start, base + 1)?;
     let index = base + una + 1;
     let Some((raw, after_unb)) = envelope::next_segment(input, pos, &delimiters, index)? else {
@@ -80,7 +86,8 @@ pub(crate) fn parse_interchange(input: &[u8], start: usize, base: usize) -> Resu
             format!("expected UNB, found {}", unb.tag),
         ));
     }
-    let walked = envelope::walk(input, after_unb, &unb, 5, &delimiters, &GRAMMAR)?;
+    let sender = unb.required_component(2, 1, "interchange sender")?;
+    let walked = envelope::walk(input, after_unb, &unb, 5, &delimiters, &GRAMMAR, leniency(sender.trim()))?;
 
     let mut groups = Vec::with_capacity(walked.groups.len());
     for raw in walked.groups {
@@ -123,6 +130,7 @@ pub(crate) fn parse_interchange(input: &[u8], start: usize, base: usize) -> Resu
         groups,
         interchange_acks: walked.interchange_level,
         last_segment_index: walked.trailer.index,
+        tolerated: walked.tolerated,
     };
     Ok((interchange, walked.end - start))
 }

@@ -6,6 +6,7 @@
 use crate::{
     error::{EdiError, ErrorKind},
     model::{same_control_number, Delimiters, Segment},
+    Leniency,
 };
 
 /// The tags of one standard's envelope.
@@ -41,6 +42,8 @@ pub(crate) struct Walked<'a> {
     pub trailer: Segment<'a>,
     /// Byte offset just past the trailer.
     pub end: usize,
+    /// Departures the sender's leniency accepted, each naming its trailer segment.
+    pub tolerated: Vec<EdiError>,
 }
 
 /// The next segment from `pos`: leading blanks skipped, the terminator found
@@ -128,7 +131,9 @@ pub(crate) fn walk<'a>(
     interchange_control: usize,
     delimiters: &Delimiters,
     grammar: &Grammar,
+    leniency: Leniency,
 ) -> Result<Walked<'a>, EdiError> {
+    let mut tolerated = Vec::new();
     let mut index = header.index;
     let mut groups: Vec<RawGroup<'a>> = Vec::new();
     let mut interchange_level = Vec::new();
@@ -157,7 +162,11 @@ pub(crate) fn walk<'a>(
             if tag == grammar.transaction.1 {
                 segments.push(segment);
                 let (head, trailer) = (&segments[0], &segments[segments.len() - 1]);
-                check_trailer(trailer, segments.len(), "segments", head, grammar.transaction_control)?;
+                match check_trailer(trailer, segments.len(), "segments", head, grammar.transaction_control) {
+                    // A sender whose profile tolerates wrong segment counts: accepted, and noted.
+                    Err(e) if e.kind == ErrorKind::CountMismatch && leniency.segment_counts => tolerated.push(e),
+                    checked => checked?,
+                }
                 let done = transaction.take().unwrap_or_default();
                 if let Some(group) = groups.last_mut() {
                     group.transactions.push(done);
@@ -222,7 +231,7 @@ pub(crate) fn walk<'a>(
                 (groups.iter().map(|g| g.transactions.len()).sum(), "messages")
             };
             check_trailer(&segment, actual, what, header, interchange_control)?;
-            return Ok(Walked { groups, interchange_level, trailer: segment, end: pos });
+            return Ok(Walked { groups, interchange_level, trailer: segment, end: pos, tolerated });
         } else if !group_open && grammar.interchange_level.contains(&tag) {
             interchange_level.push(segment);
         } else {

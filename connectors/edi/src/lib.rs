@@ -19,19 +19,32 @@ pub use map::{map_interchange, MapContext, Mapped};
 pub use model::{Delimiters, Group, Interchange, Segment, Standard, Transaction};
 pub use write::{OutboundHeader, PartyId};
 
+/// Departures from the standard a sender is known for, accepted from it (and noted in its
+/// acknowledgement) rather than rejected. Strict by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Leniency {
+    /// A transaction trailer (SE01 / UNT01) that miscounts the segments.
+    pub segment_counts: bool,
+}
+
 /// Parses every interchange in `input`, X12 or EDIFACT (detected from the
 /// first non-blank bytes: `ISA` or `UNA`/`UNB`). Several interchanges may
-/// follow each other, of either standard.
+/// follow each other, of either standard. Strict: see [`parse_with`].
 pub fn parse(input: &[u8]) -> Result<Vec<Interchange<'_>>, EdiError> {
+    parse_with(input, &|_| Leniency::default())
+}
+
+/// [`parse`], with the leniency `leniency` gives each interchange's sender (by its id).
+pub fn parse_with<'a>(input: &'a [u8], leniency: &dyn Fn(&str) -> Leniency) -> Result<Vec<Interchange<'a>>, EdiError> {
     let mut interchanges = Vec::new();
     let mut offset = skip_blank(input, 0);
     let mut segment_base = 0;
     while offset < input.len() {
         let rest = &input[offset..];
         let (interchange, consumed) = if rest.starts_with(b"ISA") {
-            x12::parse_interchange(input, offset, segment_base)?
+            x12::parse_interchange(input, offset, segment_base, leniency)?
         } else if rest.starts_with(b"UNA") || rest.starts_with(b"UNB") {
-            edifact::parse_interchange(input, offset, segment_base)?
+            edifact::parse_interchange(input, offset, segment_base, leniency)?
         } else {
             return Err(EdiError::new(
                 ErrorKind::UnknownStart,

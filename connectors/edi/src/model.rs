@@ -247,9 +247,19 @@ pub struct Interchange<'a> {
     pub interchange_acks: Vec<Segment<'a>>,
     /// Index of the trailer segment (IEA/UNZ) in the file.
     pub last_segment_index: usize,
+    /// Departures from the standard accepted because the sender's profile tolerates them
+    /// (see [`crate::Leniency`]), each naming the trailer it was found in: to be noted in the
+    /// acknowledgement and logged, never silently.
+    pub tolerated: Vec<crate::EdiError>,
 }
 
 impl Interchange<'_> {
+    /// What was tolerated in `tx`, if anything.
+    pub fn tolerated_in(&self, tx: &Transaction<'_>) -> Option<&crate::EdiError> {
+        let trailer = tx.segments.last()?.index;
+        self.tolerated.iter().find(|e| e.segment == trailer)
+    }
+
     /// Every transaction of every group, in order.
     pub fn transactions(&self) -> impl Iterator<Item = &Transaction<'_>> {
         self.groups.iter().flat_map(|g| g.transactions.iter())

@@ -5,6 +5,7 @@ use crate::{
     envelope::{self, Grammar},
     error::{EdiError, ErrorKind},
     model::{Delimiters, Group, Interchange, Segment, Standard, Transaction},
+    Leniency,
 };
 
 const GRAMMAR: Grammar = Grammar {
@@ -72,11 +73,17 @@ fn delimiters(isa: &[u8], index: usize) -> Result<Delimiters, EdiError> {
 
 /// Parses the X12 interchange that starts at `start`; `base` is the number of
 /// segments before it in the file. Returns it and the bytes it spans.
-pub(crate) fn parse_interchange(input: &[u8], start: usize, base: usize) -> Result<(Interchange<'_>, usize), EdiError> {
+pub(crate) fn parse_interchange<'a>(
+    input: &'a [u8],
+    start: usize,
+    base: usize,
+    leniency: &dyn Fn(&str) -> Leniency,
+) -> Result<(Interchange<'a>, usize), EdiError> {
     let index = base + 1;
     let delimiters = delimiters(&input[start..], index)?;
     let isa = Segment::new(index, &input[start..start + ISA_LENGTH - 1], delimiters)?;
-    let walked = envelope::walk(input, start + ISA_LENGTH, &isa, 13, &delimiters, &GRAMMAR)?;
+    let sender = isa.required(6, "interchange sender id")?;
+    let walked = envelope::walk(input, start + ISA_LENGTH, &isa, 13, &delimiters, &GRAMMAR, leniency(sender.trim()))?;
 
     let mut groups = Vec::with_capacity(walked.groups.len());
     for raw in walked.groups {
@@ -116,6 +123,7 @@ pub(crate) fn parse_interchange(input: &[u8], start: usize, base: usize) -> Resu
         groups,
         interchange_acks: walked.interchange_level,
         last_segment_index: walked.trailer.index,
+        tolerated: walked.tolerated,
     };
     Ok((interchange, walked.end - start))
 }

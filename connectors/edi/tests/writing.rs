@@ -7,9 +7,9 @@
 
 use chrono::{NaiveDate, NaiveDateTime};
 use gridsync_edi::{
-    map_interchange, parse,
+    map_interchange, parse, parse_with,
     write::{envelope_rejection, functional_ack, remittance_advice, AckVerdict, Remittance},
-    ErrorKind, MapContext, PartyId, Standard,
+    ErrorKind, Leniency, MapContext, PartyId, Standard,
 };
 use gridsync_schemas::{
     events::{AckStatus, Event},
@@ -91,6 +91,42 @@ fn x12_997_copies_a_bad_value_back_without_our_separators() {
     let ack = lines(&functional_ack(&inbound[0], AckVerdict::Rejected(&error), 20, prepared()).unwrap());
     assert!(ack.contains(&"AK3*PO1*9**8~".to_owned()), "{ack:?}");
     assert!(ack.contains(&"AK4*2**7*12 0~".to_owned()), "{ack:?}");
+}
+
+#[test]
+fn a_wrong_segment_count_is_rejected_unless_the_senders_profile_tolerates_it_and_then_noted() {
+    let file =
+        String::from_utf8(fixture("x12_multi_interchange_crlf.edi")).unwrap().replacen("SE*14*0001~", "SE*12*0001~", 1);
+    let strict = parse(file.as_bytes()).unwrap_err();
+    assert_eq!((strict.kind, strict.message.as_str()), (ErrorKind::CountMismatch, "SE01 says 12 segments, found 14"));
+    let only_acme = |sender: &str| Leniency { segment_counts: sender == "ACME" };
+    let inbound = parse_with(file.as_bytes(), &only_acme).unwrap();
+    assert_eq!(
+        inbound[0].tolerated.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(),
+        ["SE01 says 12 segments, found 14"]
+    );
+    let tolerated_in: Vec<bool> = inbound[0].transactions().map(|tx| inbound[0].tolerated_in(tx).is_some()).collect();
+    assert_eq!(tolerated_in, [true, false], "the 850 miscounts, the 810 does not");
+    let text = lines(&functional_ack(&inbound[0], AckVerdict::Accepted, 21, prepared()).unwrap());
+    for line in ["AK2*850*0001~", "AK5*E*4~", "AK9*E*1*1*1~", "AK2*810*0007~", "AK5*A~", "AK9*A*1*1*1~"] {
+        assert!(text.iter().any(|l| l == line), "{line} missing from {text:?}");
+    }
+    let ack = functional_ack(&inbound[0], AckVerdict::Accepted, 22, prepared()).unwrap();
+    let Event::FunctionalAckReceived(fa) = &read_back(&ack)[0] else { panic!() };
+    assert_eq!(fa.status, AckStatus::AcceptedWithErrors, "the partner reads it as accepted, errors noted");
+
+    let other_sender = |sender: &str| Leniency { segment_counts: sender == "GLOBEX" };
+    assert_eq!(parse_with(file.as_bytes(), &other_sender).unwrap_err().kind, ErrorKind::CountMismatch);
+
+    let edifact = String::from_utf8(fixture("edifact_una_group_release.edi")).unwrap().replacen(
+        "UNT+17+M0001'",
+        "UNT+16+M0001'",
+        1,
+    );
+    let lenient = parse_with(edifact.as_bytes(), &|_| Leniency { segment_counts: true }).unwrap();
+    let text = lines(&functional_ack(&lenient[0], AckVerdict::Accepted, 7, prepared()).unwrap());
+    assert!(text.contains(&"UCM+M0001+ORDERS:D:96A:UN+7+29'".to_owned()), "accepted, count error 29 noted: {text:?}");
+    assert!(text.contains(&"UCM+M0002+ORDERS:D:96A:UN+7'".to_owned()), "{text:?}");
 }
 
 #[test]

@@ -63,7 +63,7 @@ pub fn check(invoice: &InvoiceReceived, order: Option<&[OrderLine]>, tolerance: 
     }
     if let Some(order) = order {
         for line in &invoice.lines {
-            let Some(ordered) = order.iter().find(|o| o.product_id == line.product_id) else {
+            let Some(ordered) = order.iter().find(|o| same_product(o, line)) else {
                 findings.push(Finding {
                     what: format!("line {} ({}): not on the purchase order", line.line_number, line.product_id),
                     stated: line.quantity.value().normalize().to_string(),
@@ -91,6 +91,16 @@ pub fn check(invoice: &InvoiceReceived, order: Option<&[OrderLine]>, tolerance: 
     }
     let figures = Figures { subtotal: money(subtotal), tax: money(tax), tax_implied, total: money(total) };
     (figures, findings)
+}
+
+/// An invoiced line is an ordered one with the same product id; a line that carries none is
+/// matched by its line number with an ordered line that carries none either.
+fn same_product(ordered: &OrderLine, invoiced: &OrderLine) -> bool {
+    if invoiced.product_id.is_empty() {
+        ordered.product_id.is_empty() && ordered.line_number == invoiced.line_number
+    } else {
+        ordered.product_id == invoiced.product_id
+    }
 }
 
 /// Money as people read it: at least two decimal places, never rounded.
@@ -154,6 +164,20 @@ mod tests {
         );
         assert_eq!((findings[0].stated.as_str(), findings[0].expected.as_str()), ("999.99", "480.24"));
         assert_eq!(findings[1].expected, "4845.63");
+    }
+
+    #[test]
+    fn lines_without_product_ids_are_matched_by_line_number_never_with_each_other() {
+        let mut invoice = invoice();
+        for line in &mut invoice.lines {
+            line.product_id.clear();
+        }
+        let mut order = invoice.lines.clone();
+        order[3].quantity = "1".parse().unwrap();
+        order.remove(4);
+        let (_, findings) = check(&invoice, Some(&order), dec("0.01"));
+        let whats: Vec<&str> = findings.iter().map(|f| f.what.as_str()).collect();
+        assert_eq!(whats, ["line 4 (): quantity above the order", "line 5 (): not on the purchase order"]);
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub struct PartnerProfile {
     /// Its own ids of the customers it orders for (buyer ids in its documents) → customer names.
     #[serde(default)]
     pub customers: BTreeMap<String, String>,
+    /// Habits of its files tg-producer accepts with a warning instead of rejecting them
+    /// (`wrong-segment-counts`); read by tg-producer, not by the consumers.
+    #[serde(default)]
+    pub tolerate: Vec<String>,
 }
 
 impl PartnerProfile {
@@ -56,6 +60,7 @@ impl PartnerProfile {
             contacts: Contacts::default(),
             ack_window_hours: default_ack_window_hours(),
             customers: BTreeMap::new(),
+            tolerate: Vec::new(),
         }
     }
 }

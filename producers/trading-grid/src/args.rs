@@ -30,6 +30,11 @@ pub struct InboundArgs {
     /// partners whose acknowledgements Trading Grid generates itself.
     #[arg(long, env = "GRIDSYNC_TG_NO_ACKS")]
     pub no_acks: bool,
+    /// The trading partner profiles (the consumers' file, `deploy/partners.toml`): a partner
+    /// listed with `tolerate = ["wrong-segment-counts"]` has that habit accepted with a
+    /// warning and noted in its acknowledgement; every other sender is held to the standard.
+    #[arg(long, env = "GRIDSYNC_PARTNERS_FILE")]
+    pub partners: Option<std::path::PathBuf>,
 }
 
 /// How the Lens poller runs (when `--lens-url` and `--lens-client-id` are set).

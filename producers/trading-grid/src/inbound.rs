@@ -14,7 +14,7 @@ use std::{collections::BTreeMap, time::Duration};
 use futures::StreamExt;
 
 use gridsync_core::kafka::{EventProducer, PublishError};
-use gridsync_edi::{map_interchange, parse, sniff_sender, write::AckVerdict, EdiError, Interchange, MapContext};
+use gridsync_edi::{map_interchange, parse_with, sniff_sender, write::AckVerdict, EdiError, Interchange, MapContext};
 use gridsync_schemas::{
     events::{DocumentExchangeException, Envelope, ExceptionKind, Severity, SourceSystem},
     Event, EventType, Timestamp,
@@ -37,6 +37,8 @@ pub struct Inbound {
     pub published: PublishedEvents,
     /// The document last received under each set of control numbers.
     pub received: ReceivedControls,
+    /// Senders whose known habits are accepted.
+    pub leniencies: crate::leniency::Leniencies,
     pub acks: Option<Acknowledger>,
     pub producer: EventProducer,
     pub metrics: InboundMetrics,
@@ -174,7 +176,7 @@ impl Inbound {
             }
             Some(Ok(claimed)) => claimed,
         };
-        let interchanges = match parse(&claimed.bytes) {
+        let interchanges = match parse_with(&claimed.bytes, &|sender| self.leniencies.of(sender)) {
             Ok(interchanges) => interchanges,
             Err(e) => {
                 if let Some(acks) = &self.acks {
@@ -190,6 +192,13 @@ impl Inbound {
                 return self.quarantine(&claimed, Rejection::edi(&claimed.name, &e)).await;
             }
         };
+        for interchange in &interchanges {
+            for tolerated in &interchange.tolerated {
+                self.metrics.tolerated(&interchange.sender_id, "wrong_segment_count");
+                tracing::warn!(file = %claimed.name, partner = %interchange.sender_id.trim(), error = %tolerated,
+                    "accepted as this partner's profile tolerates it; noted in the acknowledgement");
+            }
+        }
         let events = match self.map(&claimed, &interchanges) {
             Ok(events) => events,
             Err(e) => {

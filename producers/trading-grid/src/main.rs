@@ -7,6 +7,7 @@ mod acks;
 mod args;
 mod exception;
 mod inbound;
+mod leniency;
 mod lens;
 mod lens_events;
 mod retry;
@@ -42,6 +43,10 @@ async fn run(deps: ProducerDeps, args: args::TgArgs) -> Result<(), AppError> {
     } else {
         None
     };
+    let leniencies = match &args.inbound.partners {
+        Some(path) => leniency::Leniencies::load(path).map_err(source_error)?,
+        None => leniency::Leniencies::default(),
+    };
     let metrics = telemetry::InboundMetrics::register(&deps.metrics)?;
     let lens_metrics = telemetry::LensMetrics::register(&deps.metrics)?;
     if !wait_for_brokers(&deps).await {
@@ -52,6 +57,7 @@ async fn run(deps: ProducerDeps, args: args::TgArgs) -> Result<(), AppError> {
         mailbox: mailbox.clone(),
         published: store.published_events(),
         received: store.received_controls(),
+        leniencies,
         acks,
         producer: deps.producer.clone(),
         metrics,

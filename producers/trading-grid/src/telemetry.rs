@@ -14,6 +14,7 @@ pub struct InboundMetrics {
     mailbox_errors: prometheus::IntCounter,
     already_published: prometheus::IntCounter,
     controls_reused: IntCounterVec,
+    tolerated: IntCounterVec,
     partners: PartnerLabels,
 }
 
@@ -85,6 +86,14 @@ impl InboundMetrics {
             &["partner"],
         )?;
         metrics.register(Box::new(controls_reused.clone()))?;
+        let tolerated = IntCounterVec::new(
+            opts!(
+                "tg_tolerated_total",
+                "Departures from the standard accepted because the partner's profile tolerates them (noted in the acknowledgement)."
+            ),
+            &["partner", "habit"],
+        )?;
+        metrics.register(Box::new(tolerated.clone()))?;
         metrics.register(Box::new(lag.clone()))?;
         Ok(InboundMetrics {
             documents,
@@ -96,6 +105,7 @@ impl InboundMetrics {
             mailbox_errors,
             already_published,
             controls_reused,
+            tolerated,
             partners: PartnerLabels::default(),
         })
     }
@@ -106,6 +116,10 @@ impl InboundMetrics {
 
     pub fn control_numbers_reused(&self, partner: &str) {
         self.controls_reused.with_label_values(&[self.partners.label(partner)]).inc();
+    }
+
+    pub fn tolerated(&self, partner: &str, habit: &str) {
+        self.tolerated.with_label_values(&[self.partners.label(partner.trim()), habit]).inc();
     }
 
     pub fn file(&self, outcome: &str, bytes: usize, arrived: std::time::SystemTime) {

@@ -3,16 +3,16 @@
 use gridsync_schemas::{
     events::{
         AckStatus, DeliveryConfirmed, FunctionalAckReceived, InvoiceReceived, OrderLine, OrderResponseReceived,
-        OrderResponseStatus, Party, PurchaseOrderReceived, RemittanceAdviceReceived, RemittedInvoice,
+        OrderResponseStatus, Party, ProductId, PurchaseOrderReceived, RemittanceAdviceReceived, RemittedInvoice,
         ShipNoticeReceived,
     },
     Date, Decimal, Event, EventType,
 };
 
 use super::{
-    line_amount, total,
+    chosen_ids, line_amount, total,
     values::{coded, date, decimal, party, timestamp},
-    Source,
+    IdKinds, Source,
 };
 use crate::{EdiError, Segment};
 
@@ -45,12 +45,27 @@ fn dtm(source: &Source<'_>, qualifiers: &[&str]) -> Result<Option<Date>, EdiErro
     found.and_then(|s| s.component(1, 2).map(|d| date(s, 1, d.get(..8).unwrap_or(&d)))).transpose()
 }
 
-/// NAD party with one of the qualifiers: id NAD02-1 (agency NAD02-3), name NAD04-1 or NAD03-1.
+/// The first NAD party with one of the qualifiers: id NAD02-1 (empty when the party is named
+/// without one; agency NAD02-3), name NAD04-1 or NAD03-1. `None` for a NAD with neither.
 fn nad_party(source: &Source<'_>, qualifiers: &[&str]) -> Option<Party> {
     let nad = source.find("NAD", qualifiers)?;
     let name = nad.component(4, 1).or_else(|| nad.component(3, 1)).map(|v| v.trim().to_owned());
-    let id = nad.component(2, 1).map(|v| v.trim().to_owned()).or_else(|| name.clone())?;
-    Some(party(id, nad.component(2, 3).map(|v| v.trim().to_owned()), name))
+    let id = nad.component(2, 1).map(|v| v.trim().to_owned());
+    if id.is_none() && name.is_none() {
+        return None;
+    }
+    Some(party(id.unwrap_or_default(), nad.component(2, 3).map(|v| v.trim().to_owned()), name))
+}
+
+/// EDIFACT item type codes (7143): the seller's and standard ones (supplier's article number,
+/// manufacturer's, EAN, UPC, GTIN), and the buyer's (item and part numbers).
+const EDIFACT_ID_KINDS: IdKinds =
+    IdKinds { seller_or_standard: &["SA", "MF", "EN", "UP", "SRV", "SRS"], buyer: &["IN", "BP"] };
+
+/// The item id in C212 at element `n` (id, then its type code), if it has one.
+fn item_id(segment: &Segment<'_>, n: usize) -> Option<ProductId> {
+    let id = segment.component(n, 1).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())?;
+    Some(ProductId { qualifier: segment.component(n, 2).map(|q| q.trim().to_owned()).unwrap_or_default(), id })
 }
 
 /// First RFF reference with qualifier `qualifier` (RFF01-1), e.g. `ON` for the order number.
@@ -79,11 +94,10 @@ fn lines(source: &Source<'_>, quantity_qualifiers: &[&str]) -> Result<Vec<OrderL
         if segment.tag == "LIN" {
             let line_number =
                 segment.element(1).map(|v| v.trim().to_owned()).unwrap_or_else(|| (lines.len() + 1).to_string());
-            let product_id =
-                segment.component(3, 1).map(|v| v.trim().to_owned()).unwrap_or_else(|| line_number.clone());
             let line = OrderLine {
                 line_number,
-                product_id,
+                product_id: String::new(),
+                product_ids: item_id(segment, 3).into_iter().collect(),
                 buyer_product_id: None,
                 description: None,
                 quantity: Decimal::default(),
@@ -96,14 +110,7 @@ fn lines(source: &Source<'_>, quantity_qualifiers: &[&str]) -> Result<Vec<OrderL
         }
         let Some((line, has_quantity)) = lines.last_mut() else { continue };
         match segment.tag {
-            "PIA" => {
-                for n in 2..=6 {
-                    let (Some(id), Some(kind)) = (segment.component(n, 1), segment.component(n, 2)) else { continue };
-                    if matches!(kind.trim(), "IN" | "BP") && line.buyer_product_id.is_none() {
-                        line.buyer_product_id = Some(id.trim().to_owned());
-                    }
-                }
-            }
+            "PIA" => line.product_ids.extend((2..=6).filter_map(|n| item_id(segment, n))),
             "IMD" => {
                 line.description =
                     segment.component(3, 4).or_else(|| segment.component(3, 5)).map(|v| v.trim().to_owned())
@@ -131,6 +138,7 @@ fn lines(source: &Source<'_>, quantity_qualifiers: &[&str]) -> Result<Vec<OrderL
     Ok(lines
         .into_iter()
         .map(|(mut line, _)| {
+            (line.product_id, line.buyer_product_id) = chosen_ids(&line.product_ids, &EDIFACT_ID_KINDS);
             line.line_amount = line.line_amount.or_else(|| line_amount(line.quantity, line.unit_price));
             line
         })
@@ -160,6 +168,7 @@ fn purchase_order(source: &Source<'_>) -> Result<Event, EdiError> {
         buyer: nad_party(source, &["BY"]).unwrap_or_else(|| source.sender_party()),
         seller: nad_party(source, &["SU", "SE"]).unwrap_or_else(|| source.receiver_party()),
         ship_to: nad_party(source, &["DP", "ST"]),
+        bill_to: nad_party(source, &["IV", "BT"]),
         currency: currency(source),
         total_amount: stated_total.or_else(|| total(&lines)),
         requested_delivery_date: dtm(source, &["2", "64"])?,
@@ -245,7 +254,7 @@ fn invoice(source: &Source<'_>) -> Result<Event, EdiError> {
     let po_number = reference(source, "ON");
     let currency = currency(source).ok_or_else(|| missing("currency (CUX)"))?;
     let total_amount =
-        amount(source, &["77", "86", "39", "9"])?.ok_or_else(|| missing("invoice total (MOA+77/86/39)"))?;
+        amount(source, &["77", "86", "39", "9", "128"])?.ok_or_else(|| missing("invoice total (MOA+77/86/39/128)"))?;
     let envelope = source.envelope(
         EventType::InvoiceReceived,
         &invoice_number,
@@ -256,8 +265,17 @@ fn invoice(source: &Source<'_>) -> Result<Event, EdiError> {
         envelope,
         invoice_date,
         po_number,
-        buyer: nad_party(source, &["BY", "IV"]).unwrap_or_else(|| source.receiver_party()),
-        seller: nad_party(source, &["SU", "SE", "II"]).unwrap_or_else(|| source.sender_party()),
+        // The invoicee is the buyer, the payee the seller, when the invoice names no buying or
+        // selling party.
+        buyer: nad_party(source, &["BY"])
+            .or_else(|| nad_party(source, &["IV"]))
+            .unwrap_or_else(|| source.receiver_party()),
+        seller: nad_party(source, &["SU", "SE", "II"])
+            .or_else(|| nad_party(source, &["PE"]))
+            .unwrap_or_else(|| source.sender_party()),
+        bill_to: nad_party(source, &["IV", "BT"]),
+        remit_to: nad_party(source, &["PE", "RE"]),
+        ship_to: nad_party(source, &["DP", "ST"]),
         currency,
         due_date: dtm(source, &["13"])?,
         payment_terms: source

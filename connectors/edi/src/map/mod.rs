@@ -231,3 +231,23 @@ pub(crate) fn total(lines: &[gridsync_schemas::events::OrderLine]) -> Option<gri
     }
     gridsync_schemas::Decimal::new(sum).ok()
 }
+
+/// A line's product ids in the document's order, as kinds of id: the seller's or a standard
+/// one, and the buyer's (each standard codes them differently).
+pub(crate) struct IdKinds {
+    pub seller_or_standard: &'static [&'static str],
+    pub buyer: &'static [&'static str],
+}
+
+/// The line's `product_id` and `buyer_product_id` from every id it carries: the first of the
+/// seller's or a standard kind, else the buyer's, else the first of any kind; empty (never the
+/// line number) when it carries none.
+pub(crate) fn chosen_ids(ids: &[gridsync_schemas::events::ProductId], kinds: &IdKinds) -> (String, Option<String>) {
+    let first = |codes: &[&str]| ids.iter().find(|p| codes.contains(&p.qualifier.as_str())).map(|p| p.id.clone());
+    let buyer = first(kinds.buyer);
+    let product = first(kinds.seller_or_standard)
+        .or_else(|| buyer.clone())
+        .or_else(|| ids.first().map(|p| p.id.clone()))
+        .unwrap_or_default();
+    (product, buyer)
+}

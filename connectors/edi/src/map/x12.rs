@@ -3,16 +3,16 @@
 use gridsync_schemas::{
     events::{
         AckStatus, DeliveryConfirmed, FunctionalAckReceived, InvoiceReceived, OrderLine, OrderResponseReceived,
-        OrderResponseStatus, Party, PurchaseOrderReceived, RemittanceAdviceReceived, RemittedInvoice,
+        OrderResponseStatus, Party, ProductId, PurchaseOrderReceived, RemittanceAdviceReceived, RemittedInvoice,
         ShipNoticeReceived,
     },
     Date, Event, EventType,
 };
 
 use super::{
-    line_amount, total,
+    chosen_ids, line_amount, total,
     values::{coded, date, decimal, optional_decimal, party, timestamp},
-    Source,
+    IdKinds, Source,
 };
 use crate::{EdiError, Segment};
 
@@ -29,12 +29,16 @@ pub(crate) fn map(source: &Source<'_>) -> Result<Event, EdiError> {
     }
 }
 
-/// N1 parties whose N101 is one of `codes`: name N102, qualifier N103, id N104.
+/// The first N1 party whose N101 is one of `codes`: name N102, qualifier N103, id N104 (empty
+/// when the party is named without one). `None` for an N1 with neither id nor name.
 fn n1_party(source: &Source<'_>, codes: &[&str]) -> Option<Party> {
     let n1 = source.find("N1", codes)?;
     let name = n1.element(2).map(|v| v.trim().to_owned());
-    let id = n1.element(4).map(|v| v.trim().to_owned()).or_else(|| name.clone())?;
-    Some(party(id, n1.element(3).map(|v| v.trim().to_owned()), name))
+    let id = n1.element(4).map(|v| v.trim().to_owned());
+    if id.is_none() && name.is_none() {
+        return None;
+    }
+    Some(party(id.unwrap_or_default(), n1.element(3).map(|v| v.trim().to_owned()), name))
 }
 
 /// A date in element `n` of the first DTM whose DTM01 is one of `qualifiers`.
@@ -42,42 +46,48 @@ fn dtm(source: &Source<'_>, qualifiers: &[&str]) -> Result<Option<Date>, EdiErro
     source.find("DTM", qualifiers).and_then(|s| s.element(2).map(|d| date(s, 2, &d))).transpose()
 }
 
-/// Product ids from qualifier/id pairs starting at element `first`: the seller's
-/// (VP, VN, UP, EN, UK, SK) and the buyer's (BP, IN).
-fn product_ids(segment: &Segment<'_>, first: usize) -> (Option<String>, Option<String>) {
-    let (mut seller, mut buyer) = (None, None);
+/// X12 product/service id qualifiers (235): the seller's and standard ones (vendor part, style
+/// and catalog numbers, manufacturer's part, GTIN, EAN, UPC consumer and case codes, SKU), and the
+/// buyer's (part, item and catalog numbers).
+const X12_ID_KINDS: IdKinds = IdKinds {
+    seller_or_standard: &["VP", "VN", "VA", "VC", "MG", "MF", "UK", "EN", "EO", "UP", "UA", "UI", "UD", "SK"],
+    buyer: &["BP", "IN", "CB"],
+};
+
+/// Every qualifier/id pair from element `first` on, as sent (a pair without an id is skipped).
+fn product_ids(segment: &Segment<'_>, first: usize) -> Vec<ProductId> {
+    let mut ids = Vec::new();
     let mut n = first;
-    while let Some(qualifier) = segment.element(n) {
-        let id = segment.element(n + 1).map(|v| v.trim().to_owned());
-        match qualifier.trim() {
-            "VP" | "VN" | "UP" | "EN" | "UK" | "SK" | "MG" if seller.is_none() => seller = id,
-            "BP" | "IN" if buyer.is_none() => buyer = id,
-            _ => {}
+    while n <= segment.len() {
+        if let Some(id) = segment.element(n + 1).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+            ids.push(ProductId { qualifier: segment.element(n).map(|q| q.trim().to_owned()).unwrap_or_default(), id });
         }
         n += 2;
     }
-    (seller, buyer)
+    ids
 }
 
 /// A line from a segment shaped like PO1, IT1 and SN1: line number (element 1,
 /// else `fallback_number`), quantity (2), unit (3); ids and price found by the caller.
 fn x12_line(
     segment: &Segment<'_>,
-    (seller, buyer): (Option<String>, Option<String>),
+    product_ids: Vec<ProductId>,
     fallback_number: usize,
     unit_price: Option<gridsync_schemas::Decimal>,
 ) -> Result<OrderLine, EdiError> {
     let quantity = decimal(segment, 2, &segment.required(2, "quantity")?, b'.', 0)?;
     let line_number = segment.element(1).map(|v| v.trim().to_owned()).unwrap_or_else(|| fallback_number.to_string());
+    let (product_id, buyer_product_id) = chosen_ids(&product_ids, &X12_ID_KINDS);
     Ok(OrderLine {
-        product_id: seller.or_else(|| buyer.clone()).unwrap_or_else(|| line_number.clone()),
+        product_id,
         line_number,
-        buyer_product_id: buyer,
+        buyer_product_id,
         description: None,
         quantity,
         unit_of_measure: segment.required(3, "unit of measure")?.into_owned(),
         unit_price,
         line_amount: line_amount(quantity, unit_price),
+        product_ids,
     })
 }
 
@@ -118,6 +128,7 @@ fn purchase_order(source: &Source<'_>) -> Result<Event, EdiError> {
         buyer: n1_party(source, &["BY"]).unwrap_or_else(|| source.sender_party()),
         seller: n1_party(source, &["SE", "SU", "VN"]).unwrap_or_else(|| source.receiver_party()),
         ship_to: n1_party(source, &["ST"]),
+        bill_to: n1_party(source, &["BT"]),
         currency: source.find("CUR", &["BY", "SE"]).and_then(|c| c.element(2)).map(|v| v.trim().to_owned()),
         total_amount: stated_total.or_else(|| total(&lines)),
         requested_delivery_date: dtm(source, &["002", "010"])?,
@@ -171,7 +182,7 @@ fn ship_notice(source: &Source<'_>) -> Result<Event, EdiError> {
     }
     // Item level: LIN carries the product, the SN1 after it the quantity shipped.
     let mut lines: Vec<OrderLine> = Vec::new();
-    let mut product: Option<(Option<String>, Option<String>)> = None;
+    let mut product: Option<Vec<ProductId>> = None;
     for segment in source.body() {
         match segment.tag {
             "LIN" => product = Some(product_ids(segment, 2)),
@@ -240,8 +251,17 @@ fn invoice(source: &Source<'_>) -> Result<Event, EdiError> {
         envelope,
         invoice_date,
         po_number,
-        buyer: n1_party(source, &["BT", "BY"]).unwrap_or_else(|| source.receiver_party()),
-        seller: n1_party(source, &["SE", "RE", "SU", "RI"]).unwrap_or_else(|| source.sender_party()),
+        // The bill-to party is the buyer, the remit-to party the seller, when the invoice names
+        // no buying or selling party.
+        buyer: n1_party(source, &["BY"])
+            .or_else(|| n1_party(source, &["BT"]))
+            .unwrap_or_else(|| source.receiver_party()),
+        seller: n1_party(source, &["SE", "SU"])
+            .or_else(|| n1_party(source, &["RE", "RI"]))
+            .unwrap_or_else(|| source.sender_party()),
+        bill_to: n1_party(source, &["BT"]),
+        remit_to: n1_party(source, &["RE", "RI"]),
+        ship_to: n1_party(source, &["ST"]),
         // X12 is a US standard: no CUR segment means US dollars.
         currency: source
             .find("CUR", &["SE", "BY"])

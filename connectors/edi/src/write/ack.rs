@@ -66,7 +66,7 @@ pub fn functional_ack(
         Standard::X12 => Body::Transactions {
             functional_id: "FA",
             version: "004010",
-            transactions: inbound.groups.iter().map(|g| x12_997(g, verdict)).collect(),
+            transactions: inbound.groups.iter().map(|g| x12_997(inbound, g, verdict)).collect(),
         },
         Standard::Edifact => {
             Body::Transactions { functional_id: "", version: "", transactions: vec![contrl(inbound, verdict)] }
@@ -83,16 +83,23 @@ fn located<'t>(tx: &'t Transaction<'_>, error: &EdiError) -> Option<(usize, &'t 
 }
 
 /// One 997 transaction set for one inbound group.
-fn x12_997(group: &crate::Group<'_>, verdict: AckVerdict<'_>) -> OutTransaction {
+fn x12_997(inbound: &Interchange<'_>, group: &crate::Group<'_>, verdict: AckVerdict<'_>) -> OutTransaction {
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let mut body = vec![OutSegment::new("AK1", [text(&group.functional_id), text(&group.control_number)])];
-    let mut accepted = 0;
+    let (mut accepted, mut noted) = (0, false);
     for tx in &group.transactions {
         body.push(OutSegment::new("AK2", [tx.document_type.clone(), tx.control_number.clone()]));
         match verdict {
             AckVerdict::Accepted => {
                 accepted += 1;
-                body.push(OutSegment::new("AK5", ["A"]));
+                match inbound.tolerated_in(tx) {
+                    // AK501 E: accepted, errors noted; AK502 4: the segment count does not match.
+                    Some(_) => {
+                        noted = true;
+                        body.push(OutSegment::new("AK5", ["E", "4"]));
+                    }
+                    None => body.push(OutSegment::new("AK5", ["A"])),
+                }
             }
             AckVerdict::Rejected(error) => match located(tx, error) {
                 Some((position, segment)) => {
@@ -116,7 +123,11 @@ fn x12_997(group: &crate::Group<'_>, verdict: AckVerdict<'_>) -> OutTransaction 
             },
         }
     }
-    let status = if accepted == group.transactions.len() { "A" } else { "R" };
+    let status = match (accepted == group.transactions.len(), noted) {
+        (true, false) => "A",
+        (true, true) => "E",
+        (false, _) => "R",
+    };
     let count = group.transactions.len().to_string();
     body.push(OutSegment::new("AK9", [status.to_owned(), count.clone(), count, accepted.to_string()]));
     OutTransaction { document_type: "997", version: "", body }
@@ -153,7 +164,14 @@ fn contrl(inbound: &Interchange<'_>, verdict: AckVerdict<'_>) -> OutTransaction 
             composite(std::iter::once(tx.document_type.as_str()).chain(tx.version.as_deref().unwrap_or("").split(':')));
         let reference = Element::from(&tx.control_number);
         match verdict {
-            AckVerdict::Accepted => body.push(OutSegment::new("UCM", [reference, kind, Element::from("7")])),
+            AckVerdict::Accepted => match inbound.tolerated_in(tx) {
+                // Accepted, with the tolerated error's code noted (29: the count does not match).
+                Some(noted) => body.push(OutSegment::new(
+                    "UCM",
+                    [reference, kind, Element::from("7"), Element::from(edifact_code(noted.kind))],
+                )),
+                None => body.push(OutSegment::new("UCM", [reference, kind, Element::from("7")])),
+            },
             AckVerdict::Rejected(error) => match located(tx, error) {
                 Some((position, _)) => {
                     let code = edifact_code(error.kind);
