@@ -49,6 +49,11 @@ const HANDLED: &[&str] = &[
     "DocumentStatusChanged",
 ];
 
+/// Whether this flow handles events of `event_type`; the others on its topics are skipped unread.
+pub fn accepts(event_type: &str) -> bool {
+    HANDLED.contains(&event_type)
+}
+
 /// Kinds of the flow's own records.
 pub(crate) const ORDER: &str = "order";
 pub(crate) const INVOICE: &str = "invoice";
@@ -84,7 +89,7 @@ impl Handler for Billing {
     }
 
     fn accepts(&self, event_type: &str) -> bool {
-        HANDLED.contains(&event_type)
+        accepts(event_type)
     }
 }
 

@@ -41,6 +41,11 @@ use crate::{
 };
 
 const HANDLED: &[&str] = &["PartnerContentApproved", "PartnerContentPublished", "DocumentStatusChanged"];
+
+/// Whether this flow handles events of `event_type`; the others on its topics are skipped unread.
+pub fn accepts(event_type: &str) -> bool {
+    HANDLED.contains(&event_type)
+}
 /// Kinds of the flow's records.
 const LATEST: &str = "latest";
 const SENT: &str = "sent";
@@ -86,7 +91,7 @@ impl Handler for Distribution {
     }
 
     fn accepts(&self, event_type: &str) -> bool {
-        HANDLED.contains(&event_type)
+        accepts(event_type)
     }
 }
 

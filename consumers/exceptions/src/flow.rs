@@ -59,8 +59,14 @@ impl Handler for Exceptions {
     }
 
     fn accepts(&self, event_type: &str) -> bool {
-        event_type != "DeliveryPerformed"
+        accepts(event_type)
     }
+}
+
+/// Whether this flow handles events of `event_type`: every one on its topics but the reports
+/// of side effects (its own included), which are skipped unread.
+pub fn accepts(event_type: &str) -> bool {
+    event_type != "DeliveryPerformed"
 }
 
 impl Exceptions {

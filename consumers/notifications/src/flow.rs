@@ -38,6 +38,11 @@ const HANDLED: &[&str] = &[
     "DocumentStatusChanged",
 ];
 
+/// Whether this flow handles events of `event_type`; the others on its topics are skipped unread.
+pub fn accepts(event_type: &str) -> bool {
+    HANDLED.contains(&event_type)
+}
+
 const SUPPRESSION_LIST_SCHEMA: &str = "https://schemas.gridsync.dev/suppression-list.json";
 
 pub struct Notifications {
@@ -52,7 +57,7 @@ impl Handler for Notifications {
     }
 
     fn accepts(&self, event_type: &str) -> bool {
-        HANDLED.contains(&event_type)
+        accepts(event_type)
     }
 }
 

@@ -1,5 +1,7 @@
 //! The Trading Grid producer's own flags (besides Kafka and telemetry).
 
+use gridsync_trading_grid::mailbox::{ClaimOwner, MailboxError};
+
 #[derive(Debug, clap::Args)]
 pub struct TgArgs {
     #[command(flatten)]
@@ -23,6 +25,15 @@ pub struct TgArgs {
 pub struct InboundArgs {
     #[command(flatten)]
     pub mailbox: gridsync_trading_grid::mailbox::MailboxArgs,
+    /// This instance's name among those reading one inbound mailbox (letters, digits, `-`,
+    /// `_`, `.`); default: the host name. Its claims are its own; a second instance under
+    /// the same name is refused at start.
+    #[arg(long, env = "GRIDSYNC_TG_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+    /// How long an instance's claims outlive its last renewal of their lease, in
+    /// milliseconds: after that, another instance takes over the files it had claimed.
+    #[arg(long, env = "GRIDSYNC_TG_CLAIM_LEASE_MS", default_value_t = 30_000)]
+    pub claim_lease_ms: u64,
     /// How often to look for new files, in milliseconds.
     #[arg(long, env = "GRIDSYNC_TG_POLL_MS", default_value_t = 1000)]
     pub poll_ms: u64,
@@ -35,6 +46,14 @@ pub struct InboundArgs {
     /// warning and noted in its acknowledgement; every other sender is held to the standard.
     #[arg(long, env = "GRIDSYNC_PARTNERS_FILE")]
     pub partners: Option<std::path::PathBuf>,
+}
+
+impl InboundArgs {
+    /// Whose claims this instance's are.
+    pub fn claim_owner(&self) -> Result<ClaimOwner, MailboxError> {
+        let id = self.instance_id.clone().unwrap_or_else(ClaimOwner::host_name);
+        ClaimOwner::new(&id, std::time::Duration::from_millis(self.claim_lease_ms))
+    }
 }
 
 /// How the Lens poller runs (when `--lens-url` and `--lens-client-id` are set).

@@ -27,7 +27,8 @@ fn source_error(e: impl std::error::Error + Send + Sync + 'static) -> AppError {
 }
 
 async fn run(deps: ProducerDeps, args: args::TgArgs) -> Result<(), AppError> {
-    let (mailbox, outbound) = match args.inbound.mailbox.open(&deps.shutdown).await {
+    let owner = args.inbound.claim_owner().map_err(source_error)?;
+    let (mailbox, outbound) = match args.inbound.mailbox.open(&deps.shutdown, owner).await {
         Ok(opened) => opened,
         // SIGTERM while waiting for an SFTP server: nothing was started, nothing to finish.
         Err(MailboxSetupError::ShutDown) => return Ok(()),

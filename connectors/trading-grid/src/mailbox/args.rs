@@ -26,15 +26,6 @@ pub struct MailboxArgs {
     /// changed for this long, in milliseconds: a gateway writing in place is not read mid-write.
     #[arg(long, env = "GRIDSYNC_TG_SETTLE_MS", default_value_t = 1_000)]
     pub settle_ms: u64,
-    /// This instance's name among those reading one inbound mailbox (letters, digits, `-`,
-    /// `_`, `.`); default: the host name. Its claims are its own; a second instance under
-    /// the same name is refused at start.
-    #[arg(long, env = "GRIDSYNC_TG_INSTANCE_ID")]
-    pub instance_id: Option<String>,
-    /// How long an instance's claims outlive its last renewal of their lease, in
-    /// milliseconds: after that, another instance takes over the files it had claimed.
-    #[arg(long, env = "GRIDSYNC_TG_CLAIM_LEASE_MS", default_value_t = 30_000)]
-    pub claim_lease_ms: u64,
     /// The local outbound mailbox, where documents are written for Trading
     /// Grid to deliver (default: `outbound/` under the mailbox root; with
     /// SFTP, always `outbound/` under the SFTP root).
@@ -97,7 +88,9 @@ const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(30);
 
 impl MailboxArgs {
     /// The SFTP server's settings, if the mailbox is on one.
-    pub fn sftp_config(&self) -> Result<Option<SftpConfig>, MailboxSetupError> {
+    /// `owner` claims inbound files (see [`InboundMailbox::unfinished`]); a binary that only
+    /// writes `outbound/` never claims, whatever it passes.
+    pub fn sftp_config(&self, owner: ClaimOwner) -> Result<Option<SftpConfig>, MailboxSetupError> {
         let Some(host) = &self.sftp.sftp_host else { return Ok(None) };
         let sftp = &self.sftp;
         let secret = |path: &PathBuf| {
@@ -121,36 +114,32 @@ impl MailboxArgs {
             max_bytes: self.max_file_bytes,
             settle: Duration::from_millis(self.settle_ms),
             timeout: Duration::from_millis(sftp.sftp_timeout_ms),
-            owner: self.claim_owner()?,
+            owner,
         }))
     }
 
-    /// Whose claims this instance's are.
-    pub fn claim_owner(&self) -> Result<ClaimOwner, MailboxError> {
-        let id = self.instance_id.clone().unwrap_or_else(ClaimOwner::host_name);
-        ClaimOwner::new(&id, Duration::from_millis(self.claim_lease_ms))
-    }
-
-    /// The inbound mailbox and the outbound one: both local, or both on the SFTP server.
+    /// The inbound mailbox, whose files `owner` claims, and the outbound one: both local, or
+    /// both on the SFTP server.
     pub async fn open(
         &self,
         shutdown: &CancellationToken,
+        owner: ClaimOwner,
     ) -> Result<(InboundMailbox, OutboundTarget), MailboxSetupError> {
-        if let Some(config) = self.sftp_config()? {
+        if let Some(config) = self.sftp_config(owner.clone())? {
             let sftp = Arc::new(open_sftp(config, shutdown).await?);
             sftp.start_claims().await?;
             tracing::info!(host = ?self.sftp.sftp_host, root = %self.sftp.sftp_root, "using the SFTP mailbox");
             return Ok((InboundMailbox::Sftp(sftp.clone()), OutboundTarget::Sftp(sftp)));
         }
         let settle = Duration::from_millis(self.settle_ms);
-        let inbound = LocalMailbox::open(&self.mailbox_dir, self.max_file_bytes, settle, self.claim_owner()?).await?;
+        let inbound = LocalMailbox::open(&self.mailbox_dir, self.max_file_bytes, settle, owner).await?;
         tracing::info!(mailbox = %self.mailbox_dir.display(), "using the local mailbox");
         Ok((InboundMailbox::Local(Box::new(inbound)), self.open_local_outbound().await?))
     }
 
     /// Only the outbound mailbox, for a binary that writes documents and reads none.
     pub async fn open_outbound(&self, shutdown: &CancellationToken) -> Result<OutboundTarget, MailboxSetupError> {
-        match self.sftp_config()? {
+        match self.sftp_config(ClaimOwner::writing_only())? {
             Some(config) => Ok(OutboundTarget::Sftp(Arc::new(open_sftp(config, shutdown).await?))),
             None => self.open_local_outbound().await,
         }

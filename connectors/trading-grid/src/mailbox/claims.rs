@@ -46,6 +46,11 @@ impl ClaimOwner {
         Ok(ClaimOwner { id: id.to_owned(), lease })
     }
 
+    /// The owner a binary that only writes `outbound/` is configured with: it never claims.
+    pub fn writing_only() -> Self {
+        ClaimOwner { id: Self::host_name(), lease: Duration::from_secs(30) }
+    }
+
     /// This host's name, when the instance is not given one.
     pub fn host_name() -> String {
         std::fs::read_to_string("/proc/sys/kernel/hostname")
