@@ -159,7 +159,8 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
     // The flow consumers handle each record of their topics (one per event type there, as a
     // topic may be read by several of them): the types each flow takes, the rest skipped unread.
     let mut effects = 0.0;
-    let flows: [(&str, fn(&str) -> bool); 4] = [
+    type Accepts = fn(&str) -> bool;
+    let flows: [(&str, Accepts); 4] = [
         ("notifications", gridsync_notifications::flow::accepts),
         ("billing", gridsync_billing::flow::accepts),
         ("exceptions", gridsync_exceptions::flow::accepts),
