@@ -20,7 +20,7 @@ use axum::{
 };
 use futures::{
     future::{BoxFuture, Shared},
-    FutureExt,
+    FutureExt, StreamExt, TryStreamExt,
 };
 use gridsync_amplience::webhook::{self, Envelope as Webhook, Secret, SignatureError, SIGNATURE_HEADER};
 use gridsync_core::kafka::{
@@ -68,6 +68,9 @@ pub struct Receiver {
 /// How long a claim of a delivery holds: longer than any publish takes to succeed or fail, so
 /// that only a crashed replica's claim runs out while its publish could still be going on.
 pub const DELIVERY_LEASE: Duration = Duration::from_secs(600);
+
+/// A webhook's events being published at once, at most (an edition may carry many items).
+const PUBLISHES_IN_FLIGHT: usize = 256;
 
 /// Amplience refusing gridsync's own credentials (revoked, wrong, expired) is an operator's
 /// error, not the webhooks' fault: every webhook is answered 503 (Amplience sends it again
@@ -156,18 +159,23 @@ impl Receiver {
         }
     }
 
-    /// Publishes each event in order; the ids, comma-separated, or the first refusal.
+    /// Publishes a webhook's events together (an edition's items: sent in order, awaited all;
+    /// the idempotent producer keeps each key's order); the ids, comma-separated, or a refusal.
     async fn publish_all(&self, delivery_id: &str, name: &str, events: &[Event]) -> Result<String, String> {
-        let mut ids = Vec::with_capacity(events.len());
-        for event in events {
-            let (event_type, event_id) = (event.event_type().name(), &event.envelope().event_id);
-            let delivered = self.producer.publish(event, None).await.map_err(|e| format!("Kafka: {e}"))?;
-            self.metrics.published(event_type);
-            tracing::info!(delivery = %delivery_id, %name, event_type, %event_id, topic = %delivered.topic,
-                partition = delivered.partition, offset = delivered.offset, "published");
-            ids.push(event_id.clone());
-        }
+        // Boxed first: a closure held across the await would not be provably Send (rust#110338).
+        let publishes: Vec<BoxFuture<'_, Result<String, String>>> =
+            events.iter().map(|event| self.publish_one(delivery_id, name, event).boxed()).collect();
+        let ids: Vec<String> = futures::stream::iter(publishes).buffered(PUBLISHES_IN_FLIGHT).try_collect().await?;
         Ok(ids.join(","))
+    }
+
+    async fn publish_one(&self, delivery_id: &str, name: &str, event: &Event) -> Result<String, String> {
+        let (event_type, event_id) = (event.event_type().name(), &event.envelope().event_id);
+        let delivered = self.producer.publish(event, None).await.map_err(|e| format!("Kafka: {e}"))?;
+        self.metrics.published(event_type);
+        tracing::info!(delivery = %delivery_id, %name, event_type, %event_id, topic = %delivered.topic,
+            partition = delivered.partition, offset = delivered.offset, "published");
+        Ok(event_id.clone())
     }
 
     /// Waits for a publish, at most the publish timeout.

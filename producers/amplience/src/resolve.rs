@@ -4,12 +4,17 @@
 
 use std::sync::Arc;
 
+use futures::{FutureExt, StreamExt, TryStreamExt};
+
 use gridsync_amplience::{webhook::Envelope as Webhook, AmplienceError, DeliveryClient, ManagementClient};
 use serde_json::Value;
 
 use gridsync_schemas::Event;
 
 use crate::mapping::{self, MapError, Mapped, MappingConfig, EDITION_PUBLISHED, SNAPSHOT_PUBLISHED, WORKFLOW_UPDATED};
+
+/// An edition's items fetched from Amplience at once, at most (its rate limits are per hub).
+const ITEMS_FETCHED_AT_ONCE: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
@@ -110,12 +115,12 @@ impl Resolver {
             return Ok(Mapped::Ignored("edition_without_items"));
         }
         let edition = webhook.payload.get("id").and_then(Value::as_str);
-        let mut events = Vec::new();
-        for id in &ids {
-            if let Ok(event) = self.published_item(EDITION_PUBLISHED, id, edition).await? {
-                events.push(event);
-            }
-        }
+        // The items are fetched from Amplience together (a few at a time), kept in the edition's order.
+        // Boxed first: a closure held across the await would not be provably Send (rust#110338).
+        let fetches: Vec<_> =
+            ids.iter().map(|id| self.published_item(EDITION_PUBLISHED, id, edition).boxed()).collect();
+        let fetched: Vec<_> = futures::stream::iter(fetches).buffered(ITEMS_FETCHED_AT_ONCE).try_collect().await?;
+        let events: Vec<Event> = fetched.into_iter().filter_map(Result::ok).collect();
         Ok(if events.is_empty() { Mapped::Ignored("no_partner_content_in_edition") } else { Mapped::Events(events) })
     }
 

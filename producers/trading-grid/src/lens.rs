@@ -7,13 +7,14 @@
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use futures::StreamExt;
 use gridsync_core::kafka::{EventProducer, PublishError};
 use gridsync_schemas::{
     events::{ExceptionKind, Severity},
     Event, Timestamp,
 };
-use gridsync_store::{Store, StoreError};
-use gridsync_trading_grid::lens::{parse_lens_time, LensClient, LensError, SearchQuery};
+use gridsync_store::{SourceStates, Store, StoreError};
+use gridsync_trading_grid::lens::{parse_lens_time, LensClient, LensError, LensTransaction, SearchQuery};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -26,6 +27,9 @@ use crate::{
 
 /// Where the poller keeps its progress in the store.
 const SOURCE: &str = "lens";
+
+/// A page's transactions being handled at once, at most.
+const TRANSACTIONS_IN_FLIGHT: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
@@ -93,34 +97,14 @@ impl LensPoller {
         let mut published = 0;
         loop {
             let page = self.client.search(&query).await?;
+            // A page's transactions are handled together; each one's own changes in order.
+            let mut handled = futures::stream::iter(&page.transactions)
+                .map(|tx| self.handle(tx, &states, &ctx))
+                .buffer_unordered(TRANSACTIONS_IN_FLIGHT);
+            while let Some(events) = handled.next().await {
+                published += events?;
+            }
             for tx in &page.transactions {
-                let previous = states.get(&tx.transactionid).await?;
-                let current = fingerprint(tx);
-                if previous.as_deref() != Some(current.as_str()) {
-                    for event in changes(tx, previous.as_deref(), &ctx) {
-                        let permanent = |e: &PublishError| !e.is_transient();
-                        let publish = || self.producer.publish(&event, None);
-                        match retrying_unless(&self.shutdown, "publishing", publish, permanent).await {
-                            None => return Err(PollError::Shutdown),
-                            Some(Ok(_)) => {
-                                self.metrics.event(event.event_type().name());
-                                published += 1;
-                            }
-                            // Never publishable as it is: said as an exception, and the poller
-                            // goes on instead of holding up every change behind it.
-                            Some(Err(e)) => {
-                                self.metrics.event("unpublishable");
-                                tracing::error!(transaction = %tx.transactionid, error = %e, "a Lens change cannot be published");
-                                let exception = unpublishable(&event, &e);
-                                retrying(&self.shutdown, "publishing", || self.producer.publish(&exception, None))
-                                    .await
-                                    .ok_or(PollError::Shutdown)?;
-                            }
-                        }
-                    }
-                    // Remembered only once its events are durable.
-                    states.set(&tx.transactionid, &current).await?;
-                }
                 for date in [&tx.statusdate, &tx.fastatusdate] {
                     if let Some(at) = date.as_deref().and_then(parse_lens_time) {
                         newest = newest.max(at.min(Utc::now()));
@@ -134,6 +118,48 @@ impl LensPoller {
             query.scrollid = page.scrollid;
         }
         marks.set(SOURCE, &rfc3339(newest)).await?;
+        Ok(published)
+    }
+}
+
+impl LensPoller {
+    /// Publishes what changed in one transaction since its remembered state, then remembers
+    /// the new state. Returns the events published.
+    async fn handle(
+        &self,
+        tx: &LensTransaction,
+        states: &SourceStates,
+        ctx: &LensContext<'_>,
+    ) -> Result<usize, PollError> {
+        let previous = states.get(&tx.transactionid).await?;
+        let current = fingerprint(tx);
+        if previous.as_deref() == Some(current.as_str()) {
+            return Ok(0);
+        }
+        let mut published = 0;
+        for event in changes(tx, previous.as_deref(), ctx) {
+            let permanent = |e: &PublishError| !e.is_transient();
+            let publish = || self.producer.publish(&event, None);
+            match retrying_unless(&self.shutdown, "publishing", publish, permanent).await {
+                None => return Err(PollError::Shutdown),
+                Some(Ok(_)) => {
+                    self.metrics.event(event.event_type().name());
+                    published += 1;
+                }
+                // Never publishable as it is: said as an exception, and the poller
+                // goes on instead of holding up every change behind it.
+                Some(Err(e)) => {
+                    self.metrics.event("unpublishable");
+                    tracing::error!(transaction = %tx.transactionid, error = %e, "a Lens change cannot be published");
+                    let exception = unpublishable(&event, &e);
+                    retrying(&self.shutdown, "publishing", || self.producer.publish(&exception, None))
+                        .await
+                        .ok_or(PollError::Shutdown)?;
+                }
+            }
+        }
+        // Remembered only once its events are durable.
+        states.set(&tx.transactionid, &current).await?;
         Ok(published)
     }
 }
