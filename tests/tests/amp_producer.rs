@@ -30,6 +30,9 @@ struct Harness {
     sim: Simulator,
     config: SimConfig,
     producer: Child,
+    /// Where the producer listens and serves metrics, and its store: to start it again.
+    ports: (u16, u16),
+    store_url: String,
     webhook_url: String,
     metrics_url: String,
     dir: tempfile::TempDir,
@@ -75,6 +78,8 @@ impl Harness {
             sim,
             config,
             producer,
+            ports: (listen, metrics),
+            store_url,
             webhook_url,
             metrics_url: format!("http://127.0.0.1:{metrics}/metrics"),
             dir,
@@ -88,6 +93,15 @@ impl Harness {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("amp-producer not ready:\n{}", harness.log());
+    }
+
+    /// SIGKILLs the producer and starts it again on the same ports and store.
+    fn kill_and_restart(&mut self) {
+        self.producer.kill().unwrap();
+        self.producer.wait().unwrap();
+        let log = self.dir.path().join("producer.log");
+        let (pipeline, sim_url, hub) = (&self.pipeline, self.sim.url(), &self.config.hub_id);
+        self.producer = spawn_producer(pipeline, &sim_url, hub, self.ports, &self.store_url, &log);
     }
 
     /// Another replica on the same broker, simulator and `store_url`: its webhook URL.
@@ -199,7 +213,7 @@ fn spawn_producer(
         .env("GRIDSYNC_AMP_WEBHOOK_SECRET", SECRET)
         .env("GRIDSYNC_AMPLIENCE_CLIENT_SECRET", "gridsync-secret")
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
+        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap())
         .spawn()
         .unwrap()
 }
@@ -552,4 +566,86 @@ async fn an_edition_publishes_each_of_its_partner_content_items_once() {
     assert_eq!(log.len(), 2);
     assert_eq!(h.metric("gridsync_amp_webhooks_total", r#"outcome="duplicate""#).await, 1.0);
     assert_eq!(h.events(EventType::PartnerContentPublished, 3, Duration::from_secs(3)).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn amp_producer_sigkilled_again_and_again_mid_burst_publishes_every_webhook_once_by_id() {
+    let mut h = Harness::start("amp-kill-loop").await;
+    let finance = h.finance();
+    let state = finance.workflow_state_id("Payment confirmed").await.unwrap();
+    const WEBHOOKS: usize = 60;
+    let mut bodies = Vec::new();
+    for n in 0..WEBHOOKS {
+        let item =
+            finance.create_item(&h.config.repositories[0], &payment_item(&format!("INV77{n:03}"))).await.unwrap();
+        let mut payload = serde_json::to_value(finance.get_item(&item.id).await.unwrap()).unwrap();
+        payload["workflow"] = json!({ "state": state });
+        payload["lastModifiedBy"] = json!("finance.user");
+        let body = json!({ "id": format!("burst-{n}"), "name": "dynamic-content.content-item.workflow.updated",
+            "payload": payload })
+        .to_string();
+        bodies.push(body);
+    }
+    // As Amplience does: each delivery sent until it is answered 200, whatever happens between
+    // (a refused connection, a reset, a 503 while the producer restarts).
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let url = h.webhook_url.clone();
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let senders: Vec<_> = bodies
+        .into_iter()
+        .map(|body| {
+            let (client, url, answered) = (client.clone(), url.clone(), answered.clone());
+            tokio::spawn(async move {
+                let signature = sign(body.as_bytes(), &Secret::new(SECRET));
+                loop {
+                    let sent = client.post(&url).header(SIGNATURE_HEADER, &signature).body(body.clone()).send().await;
+                    if sent.is_ok_and(|answer| answer.status() == 200) {
+                        answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+        })
+        .collect();
+    // Killed whenever some more of the burst has been answered, three times.
+    for round in 1..=3 {
+        let target = round * WEBHOOKS / 5;
+        let reached = gridsync_tests::wait_until(Duration::from_secs(60), || {
+            answered.load(std::sync::atomic::Ordering::Relaxed) >= target
+        })
+        .await;
+        assert!(
+            reached,
+            "round {round}: {} answered\n{}",
+            answered.load(std::sync::atomic::Ordering::Relaxed),
+            h.log()
+        );
+        h.kill_and_restart();
+    }
+    for sender in senders {
+        let done = tokio::time::timeout(Duration::from_secs(120), sender).await;
+        let count = answered.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(done.is_ok(), "{count} of {WEBHOOKS} answered 200\n{}", h.log());
+    }
+
+    // Every webhook's event, each under one id; a repeat only under the same id.
+    let topic = h.pipeline.topic(EventType::PaymentConfirmed);
+    let records = gridsync_tests::read_all(&h.pipeline.broker.brokers(), topic, Duration::from_secs(30)).unwrap();
+    let mut ids_by_invoice: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
+    for record in &records {
+        let Event::PaymentConfirmed(payment) = codec().unwrap().decode(payload(record)).unwrap().event else {
+            panic!()
+        };
+        ids_by_invoice.entry(payment.invoice_number).or_default().insert(payment.envelope.event_id);
+    }
+    let expected: Vec<String> = (0..WEBHOOKS).map(|n| format!("INV77{n:03}")).collect();
+    assert_eq!(
+        ids_by_invoice.keys().cloned().collect::<Vec<_>>(),
+        expected,
+        "every webhook, nothing else\n{}",
+        h.log()
+    );
+    assert!(ids_by_invoice.values().all(|ids| ids.len() == 1), "one event id per webhook: {ids_by_invoice:?}");
+    eprintln!("{} records for {WEBHOOKS} webhooks over 3 kills", records.len());
 }

@@ -65,9 +65,14 @@ pub struct Receiver {
     pub instance: String,
 }
 
-/// How long a claim of a delivery holds: longer than any publish takes to succeed or fail, so
-/// that only a crashed replica's claim runs out while its publish could still be going on.
-pub const DELIVERY_LEASE: Duration = Duration::from_secs(600);
+/// How long a claim of a delivery holds without renewal: the publish task renews it every
+/// [`DELIVERY_RENEWAL`] while it runs, so only a crashed replica's claim runs out, and then
+/// soon, well within Amplience's retries (a ten-minute lease kept a crashed replica's deliveries
+/// answered 503 for ten minutes: found by the SIGKILL test).
+pub const DELIVERY_LEASE: Duration = Duration::from_secs(60);
+
+/// How often a publish in progress renews its delivery's claim.
+const DELIVERY_RENEWAL: Duration = Duration::from_secs(20);
 
 /// A webhook's events being published at once, at most (an edition may carry many items).
 const PUBLISHES_IN_FLIGHT: usize = 256;
@@ -130,7 +135,10 @@ impl Receiver {
         // Registered before the task can finish, so its removal always finds it.
         let mut pending = self.pending();
         let task = tokio::spawn(async move {
-            let outcome = receiver.publish_all(&delivery_id, &name, &events).await;
+            let outcome = tokio::select! {
+                outcome = receiver.publish_all(&delivery_id, &name, &events) => outcome,
+                never = receiver.keep_claim(&delivery_id) => match never {},
+            };
             // Under the delivery's lock: a redelivery checks the store, then the pending
             // publishes, and must find this one in one place or the other.
             let _same_delivery = receiver.lock_for(&delivery_id).lock().await;
@@ -149,6 +157,20 @@ impl Receiver {
         let shared = task.map(|joined| joined.unwrap_or_else(|e| Err(format!("publish task: {e}")))).boxed().shared();
         pending.insert(webhook.id.clone(), shared.clone());
         shared
+    }
+
+    /// Renews this replica's claim of a delivery while its publish runs (never returns).
+    async fn keep_claim(&self, delivery_id: &str) -> std::convert::Infallible {
+        loop {
+            tokio::time::sleep(DELIVERY_RENEWAL).await;
+            match self.claims.claim(&claim_key(delivery_id), &self.instance, DELIVERY_LEASE).await {
+                Ok(Claim::Claimed) => {}
+                Ok(other) => {
+                    tracing::warn!(delivery = %delivery_id, claim = ?other, "the delivery's claim was taken over")
+                }
+                Err(e) => tracing::warn!(delivery = %delivery_id, error = %e, "renewing a webhook delivery's claim"),
+            }
+        }
     }
 
     /// Gives up this replica's claim of a delivery (handled, or to be tried again).
