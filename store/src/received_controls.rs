@@ -45,22 +45,15 @@ impl ReceivedControls {
         self.record_all(&[(control_key.to_owned(), event_id.to_owned())]).await
     }
 
-    /// [`Self::record`] of many `(control key, event id)`, in one transaction.
+    /// [`Self::record`] of many `(control key, event id)`, in one transaction; of a key given
+    /// twice, the last.
     pub async fn record_all(&self, received: &[(String, String)]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::query("recording received control numbers"))?;
-        let now = now_millis();
-        for (key, event_id) in received {
-            sqlx::query(
-                "INSERT INTO received_controls (control_key, event_id, seen_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (control_key) DO UPDATE SET event_id = excluded.event_id, seen_at = excluded.seen_at",
-            )
-            .bind(key)
-            .bind(event_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query("recording received control numbers"))?;
-        }
-        tx.commit().await.map_err(StoreError::query("recording received control numbers"))
+        let last: HashMap<&str, &str> = received.iter().map(|(key, id)| (key.as_str(), id.as_str())).collect();
+        let rows: Vec<(&str, &str)> = last.into_iter().collect();
+        let statement = (
+            "INSERT INTO received_controls (control_key, event_id, seen_at)",
+            "ON CONFLICT (control_key) DO UPDATE SET event_id = excluded.event_id, seen_at = excluded.seen_at",
+        );
+        crate::insert_text_pairs(&self.pool, "recording received control numbers", statement, &rows, now_millis()).await
     }
 }

@@ -527,3 +527,32 @@ async fn sqlite_audit_store_answers() {
 async fn postgres_audit_store_answers() {
     audit_answers(postgres_store().await).await;
 }
+
+/// Many rows in multi-row statements: every one recorded, a key given twice ends as its last.
+async fn batched_records_keep_every_row_and_the_last_of_a_repeated_key(store: Store) {
+    let ids: Vec<String> = (0..1_000).map(|n| format!("evt-{n}")).collect();
+    let published = store.published_events();
+    published.record_all(&ids, "test").await.unwrap();
+    published.record_all(&ids[..10], "test").await.unwrap(); // again: no conflict error
+    assert_eq!(published.contained(&ids).await.unwrap().len(), 1_000);
+    let received = store.received_controls();
+    let mut rows: Vec<(String, String)> = (0..700).map(|n| (format!("key-{n}"), format!("evt-{n}"))).collect();
+    rows.push(("key-3".into(), "evt-later".into()));
+    received.record_all(&rows).await.unwrap();
+    let keys: Vec<String> = (0..700).map(|n| format!("key-{n}")).collect();
+    let last = received.last_all(&keys).await.unwrap();
+    assert_eq!(last.len(), 700);
+    assert_eq!(last["key-3"], "evt-later");
+    assert_eq!(last["key-699"], "evt-699");
+}
+
+#[tokio::test]
+async fn sqlite_batched_records() {
+    let dir = tempfile::tempdir().unwrap();
+    batched_records_keep_every_row_and_the_last_of_a_repeated_key(sqlite_store(&dir).await).await;
+}
+
+#[tokio::test]
+async fn postgres_batched_records() {
+    batched_records_keep_every_row_and_the_last_of_a_repeated_key(postgres_store().await).await;
+}
