@@ -42,6 +42,12 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   apt_install chromium chromium-driver
 fi
 
+# The alert rules are checked with Prometheus's own promtool (Debian's prometheus package).
+if ! command -v promtool >/dev/null; then
+  echo "installing Debian's prometheus (promtool) to check the alert rules..." >&2
+  apt_install prometheus
+fi
+
 # The store's tests use PostgreSQL as well as SQLite (GRIDSYNC_TEST_POSTGRES_URL overrides).
 postgres_url=${GRIDSYNC_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 if [ -z "${GRIDSYNC_TEST_POSTGRES_URL:-}" ] && ! { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; }; then

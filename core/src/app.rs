@@ -198,7 +198,7 @@ where
     F: FnOnce(ConsumerDeps, A) -> Fut,
     Fut: std::future::Future<Output = Result<H, AppError>>,
 {
-    let cli = ConsumerCli::<A>::parse();
+    let cli = parse_cli::<ConsumerCli<A>>(consumer_about(name));
     block_on_main(name, run_consumer_binary(name, default_metrics_port, cli, make_handler))
 }
 
@@ -226,14 +226,20 @@ pub struct ProducerDeps {
 }
 
 /// The whole `main` of a producer binary: telemetry, the event producer, then
-/// `source` until SIGTERM/SIGINT; queued records are flushed before exit.
-pub fn producer_main<A, F, Fut>(name: &str, default_metrics_port: u16, source: F) -> std::process::ExitCode
+/// `source` until SIGTERM/SIGINT; queued records are flushed before exit. `about` opens its
+/// `--help`: what the binary is and does.
+pub fn producer_main<A, F, Fut>(
+    name: &str,
+    about: &'static str,
+    default_metrics_port: u16,
+    source: F,
+) -> std::process::ExitCode
 where
     A: clap::Args,
     F: FnOnce(ProducerDeps, A) -> Fut,
     Fut: std::future::Future<Output = Result<(), AppError>>,
 {
-    let cli = ProducerCli::<A>::parse();
+    let cli = parse_cli::<ProducerCli<A>>(about.to_owned());
     let run = async move {
         let Runtime { shutdown, metrics, health, server } =
             Runtime::start(name, &cli.telemetry, &cli.kafka, default_metrics_port).await?;
@@ -248,6 +254,27 @@ where
         result
     };
     block_on_main(name, run)
+}
+
+/// Parses the command line with `about` opening `--help` (instead of the doc comment of the
+/// generic flags struct every binary shares).
+fn parse_cli<C: Parser>(about: String) -> C {
+    let matches = C::command().about(about).get_matches();
+    C::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// What consumer `name` is, from the catalog that configures it: its description, topics and group.
+fn consumer_about(name: &str) -> String {
+    let described = catalog::catalog().ok().and_then(|catalog| {
+        let spec = catalog.consumer(name).ok()?;
+        Some(format!(
+            "The gridsync {name} consumer: {} It reads {} as consumer group {}.",
+            spec.description,
+            spec.topics.join(", "),
+            spec.group_id
+        ))
+    });
+    described.unwrap_or_else(|| format!("The gridsync {name} consumer."))
 }
 
 fn block_on_main(name: &str, run: impl std::future::Future<Output = Result<(), AppError>>) -> std::process::ExitCode {

@@ -57,6 +57,14 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
     let sim = gridsync_amp_sim::Simulator::start(sim_config.clone(), listener, stop_sim.clone()).await.unwrap();
     let _stop_sim = stop_sim.drop_guard();
     let partners = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/partners.toml");
+    // tg-producer polls Lens: the Trading Grid simulator's, with nothing to report.
+    let stop_tg_sim = tokio_util::sync::CancellationToken::new();
+    let tg_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tg_sim =
+        gridsync_tg_sim::Simulator::start(gridsync_tg_sim::SimConfig::default(), tg_listener, stop_tg_sim.clone())
+            .await
+            .unwrap();
+    let _stop_tg_sim = stop_tg_sim.drop_guard();
 
     let logs = tempfile::tempdir().unwrap();
     let names = [
@@ -68,6 +76,15 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
         "distribution-consumer",
         "audit-consumer",
     ];
+    // Each binary's --help opens with what it is and does (the catalog's words for a consumer).
+    for name in names {
+        let help = Command::new(workspace_binary(name)).arg("--help").output().unwrap();
+        let first = String::from_utf8_lossy(&help.stdout).lines().next().unwrap_or_default().to_owned();
+        assert!(first.starts_with("The gridsync "), "{name} --help opens with {first:?}");
+        if let Some(consumer) = name.strip_suffix("-consumer") {
+            assert!(first.contains(&catalog.consumer(consumer).unwrap().description), "{name}: {first}");
+        }
+    }
     let webhook_port = free_port().to_string();
     let audit_listen = format!("127.0.0.1:{}", free_port());
     let amp_store = format!("sqlite://{}", logs.path().join("amp-producer.db").display());
@@ -98,6 +115,10 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
                 .env("GRIDSYNC_AMPLIENCE_HUB_ID", &sim_config.hub_id)
                 .env("GRIDSYNC_AMPLIENCE_CLIENT_ID", "gridsync")
                 .env("GRIDSYNC_AMPLIENCE_CLIENT_SECRET", "gridsync-secret")
+                .env("GRIDSYNC_LENS_URL", tg_sim.url())
+                .env("GRIDSYNC_LENS_CLIENT_ID", "gridsync")
+                .env("GRIDSYNC_LENS_CLIENT_SECRET", "gridsync-secret")
+                .env("GRIDSYNC_LENS_POLL_MS", "500")
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(logs.path().join(format!("{name}.log"))).unwrap())
                 .spawn()
@@ -219,6 +240,21 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
     }
     assert_eq!(reported().await, 1.0 + effects, "the demo's DeliveryPerformed and one per side effect");
 
+    // Every metric the alert rules and the dashboards use is one these binaries export.
+    let urls: Vec<String> = running.iter().map(|(_, port, _)| format!("http://127.0.0.1:{port}/metrics")).collect();
+    let used = used_metric_names();
+    assert!(used.len() >= 15, "the rules and dashboards name {used:?}");
+    let mut missing = BTreeSet::new();
+    for _ in 0..300 {
+        let exported = exported_metric_names(&urls).await;
+        missing = used.difference(&exported).cloned().collect();
+        if missing.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(missing.is_empty(), "used in deploy/prometheus or deploy/grafana but exported by no binary: {missing:?}");
+
     for (_, _, child) in &running {
         signal::kill(Pid::from_raw(child.id() as i32), signal::Signal::SIGTERM).unwrap();
     }
@@ -240,7 +276,47 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["message"].as_str().is_some_and(|m| m.contains("event recorded")))
         .collect();
-    assert_eq!(observed.len() as f64, 14.0 + effects, "{audit_log}");
+    assert_eq!(observed.len() as f64, EventType::ALL.len() as f64 + effects, "{audit_log}");
     assert!(observed.iter().all(|v| v["span"]["trace_id"].as_str().is_some_and(|t| t.len() == 32)));
     assert!(audit_log.contains("offsets committed"));
+}
+
+/// The metric names (`gridsync_...`) the alert rules and the Grafana dashboards use.
+fn used_metric_names() -> BTreeSet<String> {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let mut files = vec![deploy.join("prometheus/alerts.yml")];
+    for entry in std::fs::read_dir(deploy.join("grafana/dashboards")).unwrap() {
+        files.push(entry.unwrap().path());
+    }
+    let mut names = BTreeSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (at, _) in text.match_indices("gridsync_") {
+            let name: String =
+                text[at..].chars().take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_').collect();
+            if name.len() > "gridsync_".len() && !name.ends_with('_') {
+                names.insert(name);
+            }
+        }
+    }
+    names
+}
+
+/// Every metric name the binaries at `urls` export now (a histogram's `_bucket`, `_sum` and
+/// `_count` too).
+async fn exported_metric_names(urls: &[String]) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for url in urls {
+        let Some((_, text)) = get(url).await else { continue };
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap_or_default();
+            if !name.is_empty() {
+                names.insert(name.to_owned());
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    names.extend(name.strip_suffix(suffix).map(str::to_owned));
+                }
+            }
+        }
+    }
+    names
 }

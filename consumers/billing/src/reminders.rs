@@ -109,6 +109,10 @@ impl Billing {
 }
 
 impl scheduler::Fire for Billing {
+    fn kinds(&self) -> &'static [&'static str] {
+        &[PAYMENT_REMINDER, ACK_OVERDUE]
+    }
+
     async fn fire(&self, timer: &Timer) -> Result<(), FlowError> {
         let source = serde_json::from_str::<serde_json::Value>(&timer.payload).map_err(FlowError::own_record)?;
         let record = scheduler::decode_source(source["source"].as_str().unwrap_or_default())?;

@@ -454,6 +454,10 @@ impl Distribution {
 }
 
 impl scheduler::Fire for Distribution {
+    fn kinds(&self) -> &'static [&'static str] {
+        &[READ_OVERDUE]
+    }
+
     /// A package's read window ran out: an exception unless it was read meanwhile.
     async fn fire(&self, timer: &Timer) -> Result<(), FlowError> {
         let payload: Value = serde_json::from_str(&timer.payload).map_err(FlowError::own_record)?;

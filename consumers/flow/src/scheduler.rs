@@ -23,6 +23,12 @@ const PERMANENT_RETRY: Duration = Duration::from_secs(300);
 /// What a flow does when one of its timers is due.
 pub trait Fire: Send + Sync + 'static {
     fn fire(&self, timer: &Timer) -> impl Future<Output = Result<(), FlowError>> + Send;
+
+    /// The kinds of timer this work sets: their series start at zero, so an alert on the
+    /// first overdue acknowledgement sees it.
+    fn kinds(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 pub struct Scheduler {
@@ -75,6 +81,9 @@ impl Scheduler {
         metrics.register(Box::new(failed.clone()))?;
         metrics.register(Box::new(pending.clone()))?;
         metrics.register(Box::new(looks.clone()))?;
+        for kind in work.kinds() {
+            fired.with_label_values(&[flow, kind]);
+        }
         while !shutdown.is_cancelled() {
             match self.timers.claim_due(self.clock.now_ms(), &self.owner, self.lease, BATCH).await {
                 Ok(due) => {

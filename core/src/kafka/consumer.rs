@@ -220,6 +220,7 @@ pub async fn run_consumer<H: Handler>(
     shutdown: CancellationToken,
 ) -> Result<(), ConsumerError> {
     let ConsumerServices { decoder, producer, metrics, health } = services;
+    metrics.start_consuming(&settings.topics);
     let assignments = Assignments::default();
     let context = GridsyncConsumerContext::new(metrics.clone(), assignments.clone());
     let consumer: StreamConsumer<GridsyncConsumerContext> = kafka

@@ -31,6 +31,8 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Resu
     Ok(c)
 }
 
+use crate::kafka::dead_letter::Stage;
+
 impl Metrics {
     /// Registers every metric, each labelled with the binary's name as `component`.
     pub fn new(component: &str) -> Result<Self, prometheus::Error> {
@@ -58,6 +60,12 @@ impl Metrics {
             &["topic", "partition"],
         )?;
         registry.register(Box::new(consumer_lag.clone()))?;
+        let failures = counter(&registry, "failures_total", "Failures by stage and reason.", &["stage", "reason"])?;
+        // Every binary produces (events, reports, dead letters): its produce failures start at
+        // zero, so an alert sees the first one.
+        for reason in ["kafka", "queue_full"] {
+            failures.with_label_values(&["produce", reason]);
+        }
         Ok(Metrics {
             records_in: counter(&registry, "records_in_total", "Records received from Kafka.", &["topic"])?,
             records_out: counter(
@@ -72,7 +80,7 @@ impl Metrics {
                 "Records whose offset was stored, by outcome.",
                 &["topic", "outcome"],
             )?,
-            failures: counter(&registry, "failures_total", "Failures by stage and reason.", &["stage", "reason"])?,
+            failures,
             dead_letters: counter(
                 &registry,
                 "dead_letters_total",
@@ -97,6 +105,23 @@ impl Metrics {
     /// Registers a component's own collector (e.g. flow-specific counters).
     pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) -> Result<(), prometheus::Error> {
         self.registry.register(collector)
+    }
+
+    /// Creates a consumer's per-topic series at zero, so that they exist before the first
+    /// record, dead letter or retry: an alert on `increase(...)` then sees the first one too,
+    /// and a dashboard shows 0 rather than nothing.
+    pub fn start_consuming(&self, topics: &[String]) {
+        for topic in topics {
+            let topic = topic.as_str();
+            self.records_in.with_label_values(&[topic]);
+            self.records_processed.with_label_values(&[topic, "ok"]);
+            self.processing_seconds.with_label_values(&[topic]);
+            for stage in [Stage::Decode, Stage::Process] {
+                self.dead_letters.with_label_values(&[topic, stage.as_str()]);
+            }
+            self.retries.with_label_values(&[topic]);
+            self.partition_pauses.with_label_values(&[topic]);
+        }
     }
 
     pub fn record_received(&self, topic: &str) {

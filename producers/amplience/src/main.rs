@@ -10,6 +10,10 @@ mod resolve;
 mod source;
 mod telemetry;
 
+const ABOUT: &str = "The gridsync Amplience producer: receives Amplience's signed webhooks (content \
+    approved and published, payment confirmations and dispute resolutions recorded by people) and \
+    publishes them as Avro events on Kafka, answering Amplience only once Kafka has them.";
+
 fn main() -> std::process::ExitCode {
-    gridsync_core::app::producer_main("amp-producer", 9465, source::run)
+    gridsync_core::app::producer_main("amp-producer", ABOUT, 9465, source::run)
 }

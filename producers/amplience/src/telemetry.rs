@@ -23,6 +23,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Published,
+        Outcome::Duplicate,
+        Outcome::Ignored,
+        Outcome::Quarantined,
+        Outcome::Rejected,
+        Outcome::Unavailable,
+    ];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Outcome::Published => "published",
@@ -53,6 +62,13 @@ impl WebhookMetrics {
             opts!("amp_webhooks_rejected_total", "Refused webhook requests (forged, unsigned, malformed, too large)."),
             &["reason"],
         )?;
+        // At zero from the start: an alert on the first forged request sees it.
+        for outcome in Outcome::ALL {
+            requests.with_label_values(&[outcome.as_str()]);
+        }
+        for reason in ["signature_missing", "signature_not_base64", "signature_mismatch", "malformed", "too_large"] {
+            rejected.with_label_values(&[reason]);
+        }
         let ignored = IntCounterVec::new(
             opts!("amp_webhooks_ignored_total", "Webhooks with nothing to do, by reason."),
             &["reason"],

@@ -60,6 +60,7 @@ impl LensPoller {
     /// from the same watermark.
     pub async fn run(self) {
         tracing::info!(every_ms = self.args.lens_poll_ms, "polling Lens for status changes");
+        self.metrics.polling();
         loop {
             match self.poll().await {
                 Ok(published) => {

@@ -24,8 +24,12 @@ use gridsync_trading_grid::mailbox::MailboxSetupError;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    gridsync_core::app::producer_main("tg-producer", 9464, run)
+    gridsync_core::app::producer_main("tg-producer", ABOUT, 9464, run)
 }
+
+const ABOUT: &str = "The gridsync Trading Grid producer: publishes the EDI documents partners send \
+    (X12 and EDIFACT files in the inbound mailbox, local or SFTP) and Lens's document status changes as \
+    Avro events on Kafka, and acknowledges each interchange (997/CONTRL/TA1) through the outbound mailbox.";
 
 fn source_error(e: impl std::error::Error + Send + Sync + 'static) -> AppError {
     AppError::Source(Box::new(e))

@@ -95,6 +95,11 @@ impl InboundMetrics {
         )?;
         metrics.register(Box::new(tolerated.clone()))?;
         metrics.register(Box::new(lag.clone()))?;
+        // At zero from the start, so the first quarantined file shows as an increase.
+        for outcome in ["processed", "quarantined"] {
+            files.with_label_values(&[outcome]);
+            lag.with_label_values(&[outcome]);
+        }
         Ok(InboundMetrics {
             documents,
             files,
@@ -165,6 +170,13 @@ impl LensMetrics {
         metrics.register(Box::new(polls.clone()))?;
         metrics.register(Box::new(events.clone()))?;
         Ok(LensMetrics { polls, events })
+    }
+
+    /// The poll series at zero, once polling starts: an alert sees the first failed poll.
+    pub fn polling(&self) {
+        for outcome in ["ok", "error"] {
+            self.polls.with_label_values(&[outcome]);
+        }
     }
 
     pub fn poll(&self, outcome: &str) {
