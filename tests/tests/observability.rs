@@ -35,8 +35,10 @@ fn the_alert_rules_pass_promtool_and_fire_on_what_they_should() {
     }
     let tested = promtool(&["test", "rules", "alerts.test.yml"]);
     assert!(tested.contains("SUCCESS"), "{tested}");
-    let config = promtool(&["check", "config", "prometheus.yml"]);
-    assert!(config.contains(&format!("SUCCESS: {alerts} rules found")), "the scrape config loads the rules: {config}");
+    for config in ["prometheus.yml", "prometheus-compose.yml"] {
+        let checked = promtool(&["check", "config", config]);
+        assert!(checked.contains(&format!("SUCCESS: {alerts} rules found")), "{config} loads the rules: {checked}");
+    }
 }
 
 #[test]

@@ -1,0 +1,189 @@
+//! What can be checked of `docker-compose.yml` and the Kubernetes manifests (`deploy/k8s/`)
+//! without Docker or a cluster: every variable and flag they give a gridsync binary is one
+//! that binary takes (read from its own `--help`), every Deployment has probes on the binaries'
+//! `/healthz` and `/readyz`, resource requests, a PodDisruptionBudget, and no more replicas than
+//! its topics have partitions; the kustomization lists every manifest. Needs the workspace's
+//! binaries (`cargo test --workspace`).
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+    process::Command,
+};
+
+use gridsync_tests::workspace_binary;
+use serde::Deserialize;
+use serde_yaml::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The environment variables and flags `binary` (with its `subcommands`) takes, from its `--help`.
+fn accepted(binary: &str, subcommands: &[String]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let help = Command::new(workspace_binary(binary)).args(subcommands).arg("--help").output().unwrap();
+    assert!(help.status.success(), "{binary} --help");
+    let text = String::from_utf8_lossy(&help.stdout).into_owned();
+    let word = |rest: &str, allowed: fn(char) -> bool| rest.chars().take_while(|c| allowed(*c)).collect::<String>();
+    let env = text
+        .match_indices("[env: ")
+        .map(|(at, _)| word(&text[at + 6..], |c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+        .collect();
+    let flags = text
+        .match_indices("--")
+        .map(|(at, _)| format!("--{}", word(&text[at + 2..], |c| c.is_ascii_lowercase() || c == '-')))
+        .filter(|f| f.len() > 2)
+        .collect();
+    (env, flags)
+}
+
+/// Checks the variables given to `binary` (and the flags after it on its command line).
+fn check_binary(
+    cache: &mut BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>,
+    binary: &str,
+    variables: &[String],
+    args: &[String],
+    place: &str,
+) {
+    let subcommands: Vec<String> = args.iter().take_while(|a| !a.starts_with("--")).cloned().collect();
+    let key = format!("{binary} {}", subcommands.join(" "));
+    let (env, flags) = cache.entry(key).or_insert_with(|| accepted(binary, &subcommands));
+    for variable in variables {
+        // GRIDSYNC_KAFKA_<KEY> is librdkafka's pass-through (see the README).
+        let ok =
+            env.contains(variable) || variable.starts_with("GRIDSYNC_KAFKA_") || !variable.starts_with("GRIDSYNC_");
+        assert!(ok, "{place}: {binary} takes no {variable}");
+    }
+    for arg in args.iter().filter(|a| a.starts_with("--")) {
+        let flag = arg.split('=').next().unwrap_or_default();
+        assert!(flags.contains(flag), "{place}: {binary} takes no {flag}");
+    }
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value.as_sequence().map(|s| s.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+}
+
+#[test]
+fn docker_compose_gives_each_binary_only_what_it_takes() {
+    let text = std::fs::read_to_string(root().join("docker-compose.yml")).unwrap();
+    let mut compose: Value = serde_yaml::from_str(&text).unwrap();
+    compose.apply_merge().unwrap();
+    let mut cache = BTreeMap::new();
+    let mut checked = BTreeSet::new();
+    for (service, spec) in compose["services"].as_mapping().unwrap() {
+        let service = service.as_str().unwrap();
+        let command = strings(&spec["command"]);
+        let Some(binary) = command.first() else { continue };
+        if !(binary.ends_with("-producer")
+            || binary.ends_with("-consumer")
+            || binary.ends_with("-sim")
+            || binary == "gridsync")
+        {
+            continue;
+        }
+        let mut environment = spec["environment"].clone();
+        environment.apply_merge().unwrap();
+        let variables: Vec<String> = environment
+            .as_mapping()
+            .map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        if binary.ends_with("-sim") {
+            let (env, _) = cache.entry(binary.clone()).or_insert_with(|| accepted(binary, &[])).clone();
+            for variable in &variables {
+                assert!(env.contains(variable), "docker-compose {service}: {binary} takes no {variable}");
+            }
+        } else {
+            check_binary(&mut cache, binary, &variables, &command[1..], &format!("docker-compose {service}"));
+        }
+        checked.insert(binary.clone());
+    }
+    let expected = [
+        "tg-producer",
+        "amp-producer",
+        "notifications-consumer",
+        "billing-consumer",
+        "exceptions-consumer",
+        "distribution-consumer",
+        "audit-consumer",
+        "gridsync",
+        "amp-sim",
+        "tg-sim",
+    ];
+    assert_eq!(checked, expected.iter().map(|s| s.to_string()).collect(), "every binary has its service");
+    // The metrics every Prometheus target serves, and the rules and dashboards mounted, exist.
+    for mounted in
+        ["deploy/prometheus/prometheus-compose.yml", "deploy/prometheus/alerts.yml", "deploy/postgres/init.sql"]
+    {
+        assert!(root().join(mounted).is_file(), "{mounted}");
+    }
+}
+
+#[test]
+fn the_kubernetes_manifests_run_each_binary_as_it_should() {
+    let base = root().join("deploy/k8s/base");
+    let kustomization: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(base.join("kustomization.yaml")).unwrap()).unwrap();
+    let listed: BTreeSet<String> = strings(&kustomization["resources"]).into_iter().collect();
+    let on_disk: BTreeSet<String> = std::fs::read_dir(&base)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".yaml") && n != "kustomization.yaml")
+        .collect();
+    assert_eq!(listed, on_disk, "the kustomization lists every manifest");
+
+    let mut documents = Vec::new();
+    for file in &listed {
+        let text = std::fs::read_to_string(base.join(file)).unwrap();
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            documents.push((file.clone(), Value::deserialize(document).unwrap()));
+        }
+    }
+    let of_kind = |kind: &'static str| documents.iter().filter(move |(_, d)| d["kind"] == kind);
+    let config: Vec<String> = of_kind("ConfigMap")
+        .flat_map(|(_, d)| {
+            d["data"].as_mapping().unwrap().keys().filter_map(|k| k.as_str().map(str::to_owned)).collect::<Vec<_>>()
+        })
+        .collect();
+    let catalog = gridsync_schemas::catalog::catalog().unwrap();
+    let partitions = catalog.topics.iter().map(|t| t.partitions).min().unwrap();
+    let disruption_budgets: Vec<&Value> = of_kind("PodDisruptionBudget").map(|(_, d)| d).collect();
+    let mut cache = BTreeMap::new();
+    let mut binaries = BTreeSet::new();
+    let mut every_variable = BTreeSet::new();
+    for (file, deployment) in of_kind("Deployment") {
+        let place = format!("deploy/k8s/base/{file}");
+        let labels = &deployment["spec"]["template"]["metadata"]["labels"];
+        assert_eq!(&deployment["spec"]["selector"]["matchLabels"], labels, "{place}");
+        let replicas = deployment["spec"]["replicas"].as_u64().unwrap();
+        assert!(replicas >= 1 && replicas <= u64::try_from(partitions).unwrap(), "{place}: {replicas} replicas");
+        assert!(
+            disruption_budgets.iter().any(|b| &b["spec"]["selector"]["matchLabels"] == labels),
+            "{place} has no PodDisruptionBudget"
+        );
+        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+        let command = strings(&container["command"]);
+        let binary = command.first().unwrap().clone();
+        let variables: Vec<String> =
+            container["env"].as_sequence().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_owned()).collect();
+        check_binary(&mut cache, &binary, &variables, &command[1..], &place);
+        every_variable.extend(variables);
+        assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz", "{place}");
+        assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz", "{place}");
+        let metrics_port = container["ports"][0]["containerPort"].as_u64();
+        assert_eq!(metrics_port, Some(9464), "{place}: metrics on 9464, as GRIDSYNC_METRICS_ADDR says");
+        assert!(container["resources"]["requests"]["cpu"].is_string(), "{place}: no CPU request");
+        assert!(container["resources"]["requests"]["memory"].is_string(), "{place}: no memory request");
+        binaries.insert(binary);
+    }
+    assert_eq!(binaries.len(), 7, "a Deployment per producer and consumer: {binaries:?}");
+    // What the shared ConfigMap gives every binary is taken by at least one of them.
+    for variable in &config {
+        let taken = cache.values().any(|(env, _)| env.contains(variable));
+        assert!(taken, "deploy/k8s/base/config.yaml: no binary takes {variable}");
+    }
+    assert!(
+        !every_variable.iter().any(|v| v.ends_with("_SECRET") || v.ends_with("_PASSWORD")),
+        "secrets only as files"
+    );
+}
