@@ -120,6 +120,22 @@ impl Claims {
         dirs.remove_lease(&self.owner.id).await
     }
 
+    /// Renews the lease every quarter of its time until `done`, then gives it up.
+    pub(crate) async fn keep(&self, dirs: &impl ClaimDirs, done: &tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = done.cancelled() => break,
+                _ = tokio::time::sleep(self.owner.lease / 4) => {}
+            }
+            if let Err(e) = self.beat(dirs).await {
+                tracing::warn!(error = %e, "could not renew the lease on claimed files");
+            }
+        }
+        if let Err(e) = self.release(dirs).await {
+            tracing::warn!(error = %e, "could not give up the lease on claimed files; it expires by itself");
+        }
+    }
+
     /// This instance's claims, after taking over those of expired owners.
     pub(crate) async fn unfinished(&self, dirs: &impl ClaimDirs) -> Result<Vec<String>, MailboxError> {
         let me = self.owner.id.as_str();

@@ -102,29 +102,9 @@ impl InboundMailbox {
     /// Keeps this instance's lease on its claims until `done`, then gives it up, so other
     /// instances take over at once what is still claimed.
     pub async fn keep_claims(&self, done: &tokio_util::sync::CancellationToken) {
-        let every = match self {
-            InboundMailbox::Local(m) => m.claims.owner.lease / 4,
-            InboundMailbox::Sftp(m) => m.claims.owner.lease / 4,
-        };
-        loop {
-            tokio::select! {
-                _ = done.cancelled() => break,
-                _ = tokio::time::sleep(every) => {}
-            }
-            let beat = match self {
-                InboundMailbox::Local(m) => m.claims.beat(m.as_ref()).await,
-                InboundMailbox::Sftp(m) => m.claims.beat(m.as_ref()).await,
-            };
-            if let Err(e) = beat {
-                tracing::warn!(error = %e, "could not renew the lease on claimed files");
-            }
-        }
-        let released = match self {
-            InboundMailbox::Local(m) => m.claims.release(m.as_ref()).await,
-            InboundMailbox::Sftp(m) => m.claims.release(m.as_ref()).await,
-        };
-        if let Err(e) = released {
-            tracing::warn!(error = %e, "could not give up the lease on claimed files; it expires by itself");
+        match self {
+            InboundMailbox::Local(m) => m.claims.keep(m.as_ref(), done).await,
+            InboundMailbox::Sftp(m) => m.claims.keep(m.as_ref(), done).await,
         }
     }
 
