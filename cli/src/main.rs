@@ -36,6 +36,13 @@ enum Command {
         #[command(flatten)]
         kafka: KafkaArgs,
     },
+    /// Consumer groups: how far behind each is, per partition.
+    Groups {
+        #[command(subcommand)]
+        command: commands::groups::GroupsCommand,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
     /// The Avro event contract.
     Schemas {
         #[command(subcommand)]
@@ -48,6 +55,8 @@ enum Command {
     },
     /// The audit view (flow 7): lineage, a partner's exchanges, content sent, what is open.
     Audit(commands::audit::AuditArgs),
+    /// What each of the eight flows did, one line per flow, from the audit store.
+    Report(commands::report::ReportArgs),
     /// Reset a stopped consumer's offsets so it processes records again (creating nothing twice).
     Replay {
         #[command(flatten)]
@@ -83,9 +92,11 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Topics { command, kafka } => commands::topics::run(command, &kafka).await,
+            Command::Groups { command, kafka } => commands::groups::run(command, &kafka).await,
             Command::Schemas { command } => commands::schemas::run(command),
             Command::Edi { command } => commands::edi::run(command),
             Command::Audit(args) => commands::audit::run(args).await,
+            Command::Report(args) => commands::report::run(args).await,
             Command::Replay { args, kafka } => commands::replay::run(args, &kafka).await,
             Command::Dlq { command, kafka } => commands::dlq::run(command, &kafka).await,
             Command::Demo { args, kafka } => commands::demo::run(args, &kafka).await,

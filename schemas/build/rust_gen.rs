@@ -282,9 +282,9 @@ fn dispatch(events: &[EventSchema]) -> Result<String, String> {
     );
     match_method(
         &mut o,
-        "    pub(crate) fn write_datum(&self, writer: &apache_avro::writer::datum::GenericDatumWriter<'_>) -> apache_avro::AvroResult<Vec<u8>>",
+        "    pub(crate) fn write_datum(&self, writer: &apache_avro::writer::datum::GenericDatumWriter<'_>, out: &mut Vec<u8>) -> apache_avro::AvroResult<usize>",
         &names,
-        |t| format!("Event::{t}(e) => writer.write_ser_to_vec(e)"),
+        |t| format!("Event::{t}(e) => writer.write_ser(out, e)"),
     );
     o.push_str("}\n\n");
 

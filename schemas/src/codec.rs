@@ -32,6 +32,9 @@ impl Fingerprint {
     }
 }
 
+/// Room reserved for an encoded event: most fit, so encoding writes without growing its buffer.
+const ENCODED_CAPACITY: usize = 1_024;
+
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
@@ -242,19 +245,28 @@ impl Codec {
 
     /// The bare Avro datum, written with the current schema.
     pub fn encode_datum(&self, event: &Event) -> Result<Vec<u8>, CodecError> {
+        let mut out = Vec::with_capacity(ENCODED_CAPACITY);
+        self.encode_datum_into(event, &mut out)?;
+        Ok(out)
+    }
+
+    /// Appends the datum of `event` to `out`.
+    pub fn encode_datum_into(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), CodecError> {
         let event_type = event.event_type();
         let writer = &self.writers[&event_type];
-        event.write_datum(writer).map_err(|source| CodecError::Encode { event_type: event_type.name(), source })
+        event
+            .write_datum(writer, out)
+            .map_err(|source| CodecError::Encode { event_type: event_type.name(), source })?;
+        Ok(())
     }
 
     /// Single-object encoding with the current schema.
     pub fn encode(&self, event: &Event) -> Result<Vec<u8>, CodecError> {
-        let datum = self.encode_datum(event)?;
         let fingerprint = self.current(event.event_type()).fingerprint;
-        let mut out = Vec::with_capacity(10 + datum.len());
+        let mut out = Vec::with_capacity(ENCODED_CAPACITY);
         out.extend_from_slice(&SINGLE_OBJECT_MAGIC);
         out.extend_from_slice(&fingerprint.0);
-        out.extend_from_slice(&datum);
+        self.encode_datum_into(event, &mut out)?;
         Ok(out)
     }
 

@@ -4,16 +4,17 @@
 
 use sqlx::{AnyPool, Row};
 
-use crate::{now_millis, StoreError};
+use crate::{now_millis, Backend, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct PublishedEvents {
     pool: AnyPool,
+    backend: Backend,
 }
 
 impl PublishedEvents {
-    pub(crate) fn new(pool: AnyPool) -> Self {
-        PublishedEvents { pool }
+    pub(crate) fn new(pool: AnyPool, backend: Backend) -> Self {
+        PublishedEvents { pool, backend }
     }
 
     pub async fn contains(&self, event_id: &str) -> Result<bool, StoreError> {
@@ -35,8 +36,8 @@ impl PublishedEvents {
     pub async fn contained(&self, event_ids: &[String]) -> Result<std::collections::HashSet<String>, StoreError> {
         let mut found = std::collections::HashSet::new();
         for chunk in event_ids.chunks(BATCH) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
-            let sql = format!("SELECT event_id FROM published_events WHERE event_id IN ({})", placeholders.join(", "));
+            let placeholders = self.backend.parameters(1, chunk.len());
+            let sql = format!("SELECT event_id FROM published_events WHERE event_id IN ({})", placeholders);
             let mut query = sqlx::query(&sql);
             for id in chunk {
                 query = query.bind(id);
@@ -54,11 +55,16 @@ impl PublishedEvents {
         let rows: Vec<(&str, &str)> = event_ids.iter().map(|id| (id.as_str(), source)).collect();
         let statement =
             ("INSERT INTO published_events (event_id, source, published_at)", "ON CONFLICT (event_id) DO NOTHING");
-        crate::insert_text_pairs(&self.pool, "recording published events", statement, &rows, now_millis()).await
+        crate::insert_text_pairs(
+            (&self.pool, self.backend),
+            "recording published events",
+            statement,
+            &rows,
+            now_millis(),
+        )
+        .await
     }
 }
 
-/// Ids per lookup query. Small: sqlx's SQLite driver looks up every `$n` parameter's name once
-/// per bound value, so a statement's binding costs the square of its parameters (500 ids
-/// spent most of a 5,000-document file's time there, measured with perf).
-pub(crate) const BATCH: usize = 100;
+/// Ids per lookup query.
+pub(crate) const BATCH: usize = 500;

@@ -7,27 +7,26 @@ use std::collections::HashMap;
 
 use sqlx::{AnyPool, Row};
 
-use crate::{now_millis, StoreError};
+use crate::{now_millis, Backend, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct ReceivedControls {
     pool: AnyPool,
+    backend: Backend,
 }
 
 impl ReceivedControls {
-    pub(crate) fn new(pool: AnyPool) -> Self {
-        ReceivedControls { pool }
+    pub(crate) fn new(pool: AnyPool, backend: Backend) -> Self {
+        ReceivedControls { pool, backend }
     }
 
     /// The event id last received under each of `control_keys` that has one.
     pub async fn last_all(&self, control_keys: &[String]) -> Result<HashMap<String, String>, StoreError> {
         let mut found = HashMap::new();
         for chunk in control_keys.chunks(crate::published::BATCH) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
-            let sql = format!(
-                "SELECT control_key, event_id FROM received_controls WHERE control_key IN ({})",
-                placeholders.join(", ")
-            );
+            let placeholders = self.backend.parameters(1, chunk.len());
+            let sql =
+                format!("SELECT control_key, event_id FROM received_controls WHERE control_key IN ({})", placeholders);
             let mut query = sqlx::query(&sql);
             for key in chunk {
                 query = query.bind(key);
@@ -54,6 +53,13 @@ impl ReceivedControls {
             "INSERT INTO received_controls (control_key, event_id, seen_at)",
             "ON CONFLICT (control_key) DO UPDATE SET event_id = excluded.event_id, seen_at = excluded.seen_at",
         );
-        crate::insert_text_pairs(&self.pool, "recording received control numbers", statement, &rows, now_millis()).await
+        crate::insert_text_pairs(
+            (&self.pool, self.backend),
+            "recording received control numbers",
+            statement,
+            &rows,
+            now_millis(),
+        )
+        .await
     }
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use gridsync_core::{config::KafkaArgs, kafka::EventProducer, telemetry::Metrics};
-use gridsync_schemas::{samples::sample, EventType};
+use gridsync_schemas::{samples::sample, EventType, Timestamp};
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -20,7 +20,10 @@ pub async fn run(args: DemoArgs, kafka: &KafkaArgs) -> anyhow::Result<ExitCode> 
     let mut published = 0;
     for seq in 1..=args.count {
         for event_type in EventType::ALL {
-            let delivered = producer.publish(&sample(event_type, &args.partner, seq), None).await?;
+            let mut event = sample(event_type, &args.partner, seq);
+            // Learned of now, as a producer would stamp it: the flows' reports time from here.
+            event.envelope_mut().ingested_at = Timestamp::now();
+            let delivered = producer.publish(&event, None).await?;
             outln!("{} -> {}[{}]@{}", event_type.name(), delivered.topic, delivered.partition, delivered.offset);
             published += 1;
         }

@@ -157,6 +157,12 @@ pub async fn run(command: DlqCommand, kafka: &KafkaArgs) -> anyhow::Result<ExitC
         };
         let reader = reader(&kafka, &group)?;
         let mut skipped = 0;
+        // On a terminal, a count as it goes (a re-drive of many letters takes a while).
+        let progress = indicatif::ProgressBar::new_spinner().with_message(format!("re-driving {topic}"));
+        progress.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg}: {pos} letters ({per_sec})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
         let (read_count, next) = read(&reader, &topic, From::Committed, limit, |m| {
             let from = format!("{topic}/{}@{}", m.partition(), m.offset());
             let original = m
@@ -186,9 +192,14 @@ pub async fn run(command: DlqCommand, kafka: &KafkaArgs) -> anyhow::Result<ExitC
             let sent = runtime
                 .block_on(producer.send(&original, m.key(), m.payload(), headers))
                 .with_context(|| format!("re-driving {from} to {original}"))?;
-            outln!("{from} -> {}/{}@{}", sent.topic, sent.partition, sent.offset);
+            progress.suspend(|| -> anyhow::Result<()> {
+                outln!("{from} -> {}/{}@{}", sent.topic, sent.partition, sent.offset);
+                Ok(())
+            })?;
+            progress.inc(1);
             done(m)
         })?;
+        progress.finish_and_clear();
         if read_count > 0 {
             reader.commit(&next, CommitMode::Sync).context("committing re-drive progress")?;
         }

@@ -2,6 +2,8 @@ pub mod audit;
 pub mod demo;
 pub mod dlq;
 pub mod edi;
+pub mod groups;
 pub mod replay;
+pub mod report;
 pub mod schemas;
 pub mod topics;

@@ -17,6 +17,12 @@ pub enum TopicsCommand {
     },
     /// Print the catalog: topics, their event types and settings, and the consumers.
     List,
+    /// What the cluster holds of the catalog's topics (or the ones named): partitions with
+    /// leader, replicas, in-sync replicas and records held, and whether it matches the catalog.
+    Describe {
+        /// Topic names (with or without the prefix); every catalog topic when none.
+        topics: Vec<String>,
+    },
 }
 
 pub async fn run(command: TopicsCommand, kafka: &KafkaArgs) -> anyhow::Result<ExitCode> {
@@ -31,6 +37,30 @@ pub async fn run(command: TopicsCommand, kafka: &KafkaArgs) -> anyhow::Result<Ex
                 outln!("{change}");
             }
             outln!("{} topics in the catalog; {} {verb}", catalog.topics.len(), changes.len());
+        }
+        TopicsCommand::Describe { topics } => {
+            let names: Vec<String> = if topics.is_empty() {
+                catalog.topics.iter().map(|t| t.name.clone()).collect()
+            } else {
+                let prefix = &kafka.topic_prefix;
+                topics
+                    .iter()
+                    .map(|t| if t.starts_with(prefix.as_str()) { t.clone() } else { format!("{prefix}{t}") })
+                    .collect()
+            };
+            let expected: std::collections::BTreeMap<String, i32> =
+                catalog.topics.iter().map(|t| (t.name.clone(), t.partitions)).collect();
+            let kafka = kafka.clone();
+            // librdkafka's metadata calls block: keep them off the async workers.
+            let described = tokio::task::spawn_blocking(move || describe(&kafka, &names, &expected)).await??;
+            outln!("{}", described.text.trim_end());
+            if described.problems > 0 {
+                eprintln!(
+                    "{} topic(s) missing or unlike the catalog: `gridsync topics apply` creates or fixes them",
+                    described.problems
+                );
+                return Ok(ExitCode::FAILURE);
+            }
         }
         TopicsCommand::List => {
             for t in &catalog.topics {
@@ -54,4 +84,54 @@ pub async fn run(command: TopicsCommand, kafka: &KafkaArgs) -> anyhow::Result<Ex
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `topics describe` found, and how many topics are missing or unlike the catalog.
+struct Described {
+    text: String,
+    problems: usize,
+}
+
+fn describe(
+    kafka: &KafkaArgs,
+    names: &[String],
+    expected: &std::collections::BTreeMap<String, i32>,
+) -> anyhow::Result<Described> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+    let client: BaseConsumer = kafka.client_config(&[], &[])?.create()?;
+    let mut described = Described { text: String::new(), problems: 0 };
+    for name in names {
+        let metadata = client.fetch_metadata(Some(name), TIMEOUT).with_context(|| format!("reading {name}"))?;
+        let found = metadata.topics().iter().find(|t| t.name() == name);
+        let Some(topic) = found.filter(|t| t.error().is_none() && !t.partitions().is_empty()) else {
+            described.problems += 1;
+            described.text.push_str(&format!("{name}: not on the cluster\n"));
+            continue;
+        };
+        let mut held = 0;
+        let mut lines = String::new();
+        for p in topic.partitions() {
+            let (low, high) = client.fetch_watermarks(name, p.id(), TIMEOUT)?;
+            held += high - low;
+            lines.push_str(&format!(
+                "  {:>3}  leader {}  replicas {:?}  in sync {:?}  offsets {low}..{high}\n",
+                p.id(),
+                p.leader(),
+                p.replicas(),
+                p.isr()
+            ));
+        }
+        let partitions = topic.partitions().len();
+        let unlike = match expected.get(name) {
+            Some(&want) if usize::try_from(want).ok() != Some(partitions) => {
+                described.problems += 1;
+                format!("; the catalog says {want} partitions")
+            }
+            Some(_) => String::new(),
+            None => "; not a catalog topic".to_owned(),
+        };
+        described.text.push_str(&format!("{name}: {partitions} partitions, {held} records held{unlike}\n{lines}"));
+    }
+    Ok(described)
 }

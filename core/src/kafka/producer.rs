@@ -103,8 +103,8 @@ impl EventProducer {
     /// Publishes to the event type's topic and waits for Kafka's acknowledgement.
     /// `parent` is the trace of the record being handled, if any.
     pub async fn publish(&self, event: &Event, parent: Option<&TraceContext>) -> Result<Delivered, PublishError> {
-        let topic = self.catalog.topic_for(event.event_type()).name.clone();
-        self.publish_to(&topic, event, parent).await
+        let topic = &self.catalog.topic_for(event.event_type()).name;
+        self.publish_to(topic, event, parent).await
     }
 
     /// Publishes to an explicit topic.
@@ -121,11 +121,10 @@ impl EventProducer {
                 let id = registry.register(event.event_type()).await.inspect_err(|e| {
                     self.metrics.failure("registry", e.reason());
                 })?;
-                let datum = self.codec.encode_datum(event)?;
-                let mut payload = Vec::with_capacity(5 + datum.len());
+                let mut payload = Vec::with_capacity(1_024);
                 payload.push(gridsync_schemas::codec::CONFLUENT_MAGIC);
                 payload.extend_from_slice(&id.to_be_bytes());
-                payload.extend_from_slice(&datum);
+                self.codec.encode_datum_into(event, &mut payload)?;
                 (payload, headers::SCHEMA_ID, id.to_string())
             }
             None => {

@@ -7,12 +7,14 @@
 //! outbound file, control number, the event that caused it, ...): the lineage
 //! of a transaction is found by following them from event to event.
 
+mod effects;
 mod open;
 mod queries;
 
 use serde::Serialize;
 use sqlx::{any::AnyRow, AnyPool, Row};
 
+pub use effects::{CausedEffect, Recording, MAX_EFFECTS};
 pub use open::{OpenItem, OpenItems, READ_CONFIRMATION_REQUIRED};
 pub use queries::{ContentUse, Lineage, LINEAGE_MAX_EVENTS};
 
@@ -332,25 +334,30 @@ fn narrow(value: i64) -> i32 {
 
 /// An event row (selected with [`EVENT_COLUMNS`]), without its references.
 fn entry_of(r: &AnyRow) -> Result<AuditEntry, sqlx::Error> {
+    entry_at(r, 0)
+}
+
+/// The event row whose [`EVENT_COLUMNS`] start at column `at` (a join selects two).
+fn entry_at(r: &AnyRow, at: usize) -> Result<AuditEntry, sqlx::Error> {
     Ok(AuditEntry {
-        event_id: r.try_get(0)?,
-        event_type: r.try_get(1)?,
-        source_system: r.try_get(2)?,
-        partner: r.try_get(3)?,
-        business_key: r.try_get(4)?,
-        correlation_id: r.try_get(5)?,
-        occurred_at: r.try_get(6)?,
-        seen_at: r.try_get(7)?,
-        summary: r.try_get(8)?,
-        action: r.try_get(9)?,
-        status: r.try_get(10)?,
-        due_at: r.try_get(11)?,
-        content_item_id: r.try_get(12)?,
-        content_version: r.try_get(13)?,
-        topic: r.try_get(14)?,
-        partition: narrow(r.try_get(15)?),
-        offset: r.try_get(16)?,
-        body: r.try_get(17)?,
+        event_id: r.try_get(at)?,
+        event_type: r.try_get(at + 1)?,
+        source_system: r.try_get(at + 2)?,
+        partner: r.try_get(at + 3)?,
+        business_key: r.try_get(at + 4)?,
+        correlation_id: r.try_get(at + 5)?,
+        occurred_at: r.try_get(at + 6)?,
+        seen_at: r.try_get(at + 7)?,
+        summary: r.try_get(at + 8)?,
+        action: r.try_get(at + 9)?,
+        status: r.try_get(at + 10)?,
+        due_at: r.try_get(at + 11)?,
+        content_item_id: r.try_get(at + 12)?,
+        content_version: r.try_get(at + 13)?,
+        topic: r.try_get(at + 14)?,
+        partition: narrow(r.try_get(at + 15)?),
+        offset: r.try_get(at + 16)?,
+        body: r.try_get(at + 17)?,
         refs: Vec::new(),
     })
 }

@@ -1,0 +1,136 @@
+//! The README's first command, CI-sized: `deploy/run-local.sh` on a broker of the test's own
+//! (the binaries as built, every port shifted, its state in a folder of its own) feeds the
+//! demo, and its report must show every one of the eight flows with real figures. Then it is
+//! stopped and started again: the data is kept, and the demo is not fed twice.
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use gridsync_tests::{workspace_binary, Broker};
+
+/// Ports run-local.sh uses, before the offset.
+const PORTS: [u16; 12] = [9090, 9464, 9465, 9466, 9471, 9472, 9473, 9474, 9475, 9476, 9480, 9490];
+
+/// An offset under which every port run-local.sh uses is free now.
+fn free_offset() -> u16 {
+    (1..200)
+        .map(|n| 20_000 + n * 100 + (std::process::id() % 50) as u16)
+        .find(|offset| PORTS.iter().all(|p| TcpListener::bind(("127.0.0.1", p + offset)).is_ok()))
+        .expect("a free range of ports")
+}
+
+/// run-local.sh with the test's broker, binaries, ports and folder.
+struct QuickStart {
+    script: PathBuf,
+    env: Vec<(&'static str, String)>,
+}
+
+impl QuickStart {
+    fn run(&self, command: &str) -> Output {
+        let output = Command::new(&self.script)
+            .args(command.split(' '))
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .expect("running deploy/run-local.sh");
+        eprintln!(
+            "--- run-local.sh {command}: {}\n{}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+}
+
+/// Whatever happens, the binaries it started are stopped (the broker is the test's own).
+impl Drop for QuickStart {
+    fn drop(&mut self) {
+        let _ = self.run("stop");
+    }
+}
+
+/// The report's line of flow `n`.
+fn flow_line(stdout: &str, n: u8) -> String {
+    let prefix = format!("flow {n}  ");
+    let line = stdout.lines().map(str::trim_start).find(|l| l.starts_with(&prefix) && !l.contains("lineage"));
+    line.unwrap_or_else(|| panic!("no line for flow {n} in:\n{stdout}")).to_owned()
+}
+
+fn files_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| entries.filter_map(Result::ok).filter(|e| e.path().is_file()).count())
+}
+
+#[test]
+fn the_quick_start_reports_every_flow_and_a_second_start_keeps_the_data_without_feeding_the_demo_again() {
+    let broker = Broker::start().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let bin_dir = workspace_binary("gridsync").parent().unwrap().to_path_buf();
+    let offset = free_offset();
+    let quick_start = QuickStart {
+        script: Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/run-local.sh"),
+        env: vec![
+            ("GRIDSYNC_BROKERS", broker.brokers()),
+            ("GRIDSYNC_PORT_OFFSET", offset.to_string()),
+            ("GRIDSYNC_LOCAL_DIR", state.path().display().to_string()),
+            ("GRIDSYNC_SKIP_BUILD", "1".to_owned()),
+            ("GRIDSYNC_BIN_DIR", bin_dir.display().to_string()),
+            ("GRIDSYNC_REPORT_TIMEOUT_SECS", "240".to_owned()),
+        ],
+    };
+
+    // With Prometheus (deploy/test.sh installs Debian's) scraping every binary, alert rules loaded.
+    let first = quick_start.run("start --observe");
+    assert!(first.status.success(), "the quick start failed");
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    for n in 1..=8 {
+        let line = flow_line(&stdout, n);
+        assert!(!line.contains("nothing"), "flow {n} did not report: {line}");
+        if n != 7 {
+            assert!(
+                line.contains("in: ") && line.contains(" -> "),
+                "flow {n} says what came in and went where: {line}"
+            );
+            assert!(line.contains("source event to side effect p50 "), "flow {n} is timed: {line}");
+        }
+    }
+    assert!(flow_line(&stdout, 1).contains("order-confirmation -> Amplience"));
+    assert!(flow_line(&stdout, 2).contains("remittance-advice -> Trading Grid"));
+    assert!(flow_line(&stdout, 5).contains("partner-package -> Trading Grid"));
+    assert!(flow_line(&stdout, 8).contains("exception-task -> Amplience"));
+    assert!(stdout.contains("Where to look next:"));
+    let prometheus = format!("http://127.0.0.1:{}", 9090 + offset);
+    assert!(stdout.contains(&format!("Prometheus on {prometheus}")), "--observe started no Prometheus");
+    let scraped = |path: &str| {
+        let answer = Command::new("curl").args(["-fs", &format!("{prometheus}{path}")]).output().unwrap();
+        serde_json::from_slice::<serde_json::Value>(&answer.stdout).unwrap_or_default()
+    };
+    let healthy = || {
+        let targets = scraped("/api/v1/targets");
+        let targets = targets["data"]["activeTargets"].as_array().cloned().unwrap_or_default();
+        targets.iter().filter(|t| t["health"] == "up").count()
+    };
+    let started = std::time::Instant::now();
+    while healthy() < 7 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "Prometheus does not scrape all 7 binaries");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let rules = scraped("/api/v1/rules");
+    let groups = rules["data"]["groups"].as_array().cloned().unwrap_or_default();
+    assert!(groups.iter().any(|g| !g["rules"].as_array().is_none_or(Vec::is_empty)), "no alert rules loaded");
+    let processed = state.path().join("tg-mailbox/processed");
+    let files = files_in(&processed);
+    assert!(files > 0, "the demo's partner files were processed");
+
+    assert!(quick_start.run("stop").status.success());
+    let second = quick_start.run("start");
+    assert!(second.status.success(), "the second start failed");
+    let again = String::from_utf8_lossy(&second.stdout);
+    assert!(again.contains("not fed again"), "the second start fed the demo again");
+    for n in 1..=8 {
+        assert!(!flow_line(&again, n).contains("nothing"), "flow {n} lost its data on a restart");
+    }
+    assert_eq!(files_in(&processed), files, "the second start dropped the demo's files again");
+}
