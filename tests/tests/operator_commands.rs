@@ -1,0 +1,111 @@
+//! `gridsync topics describe` and `gridsync groups lag`, run as the binary an operator runs,
+//! against what a real broker holds.
+
+use std::{process::Command, time::Duration};
+
+use gridsync_core::{
+    kafka::{admin::apply_topics, EventProducer},
+    telemetry::Metrics,
+};
+use gridsync_schemas::{catalog::catalog, samples::sample, EventType};
+use gridsync_tests::{unique_prefix, workspace_binary, Broker};
+use rdkafka::{
+    consumer::{BaseConsumer, CommitMode, Consumer},
+    ClientConfig, Offset, TopicPartitionList,
+};
+
+/// `gridsync <args> --brokers .. --topic-prefix ..`: exit success, stdout, stderr.
+fn gridsync(broker: &Broker, prefix: &str, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(workspace_binary("gridsync"))
+        .args(args)
+        .args(["--brokers", &broker.brokers(), "--topic-prefix", prefix])
+        .output()
+        .unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.success(), text(&output.stdout), text(&output.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn topics_describe_tells_missing_topics_then_what_each_holds() {
+    let broker = Broker::shared().unwrap();
+    let prefix = unique_prefix("describe");
+    let topics = catalog().unwrap().with_prefix(&prefix).topics;
+
+    let (ok, stdout, stderr) = gridsync(&broker, &prefix, &["topics", "describe"]);
+    assert!(!ok, "missing topics fail the command");
+    assert_eq!(stdout.matches("not on the cluster").count(), topics.len(), "{stdout}");
+    assert!(stderr.contains(&format!("{} topic(s) missing", topics.len())), "{stderr}");
+
+    apply_topics(&broker.kafka_args(&prefix), &topics, false).await.unwrap();
+    let producer = EventProducer::new(&broker.kafka_args(&prefix), Metrics::new("describe").unwrap()).unwrap();
+    for seq in 1..=3 {
+        producer.publish(&sample(EventType::PurchaseOrderReceived, "ACME", seq), None).await.unwrap();
+    }
+    let (ok, stdout, stderr) = gridsync(&broker, &prefix, &["topics", "describe"]);
+    assert!(ok, "{stderr}");
+    for topic in &topics {
+        let held = if topic.events.contains(&EventType::PurchaseOrderReceived) { 3 } else { 0 };
+        let line = format!("{}: {} partitions, {held} records held\n", topic.name, topic.partitions);
+        assert!(stdout.contains(&line), "no {line:?} in\n{stdout}");
+    }
+    // One partition line per partition, with its leader and in-sync replicas.
+    let orders = &topics.iter().find(|t| t.events.contains(&EventType::PurchaseOrderReceived)).unwrap().name;
+    let (_, one, _) = gridsync(&broker, &prefix, &["topics", "describe", orders]);
+    assert_eq!(one.lines().filter(|l| l.contains("leader 1") && l.contains("in sync [1]")).count(), 6, "{one}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn groups_lag_counts_what_each_partition_has_not_committed() {
+    let broker = Broker::shared().unwrap();
+    let prefix = unique_prefix("lag");
+    let kafka = broker.kafka_args(&prefix);
+    let catalog = catalog().unwrap().with_prefix(&prefix);
+    apply_topics(&kafka, &catalog.topics, false).await.unwrap();
+    let producer = EventProducer::new(&kafka, Metrics::new("lag").unwrap()).unwrap();
+    for seq in 1..=20 {
+        producer.publish(&sample(EventType::PurchaseOrderReceived, &format!("P{seq}"), seq), None).await.unwrap();
+    }
+    let orders = catalog.topic_for(EventType::PurchaseOrderReceived).name.clone();
+    let group = catalog.consumer("notifications").unwrap().group_id.clone();
+
+    // The group has read every partition of the orders topic to its end but one, where it is
+    // two records short; the partitions it never committed count whole.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.brokers())
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut commit = TopicPartitionList::new();
+    let mut short = None;
+    for partition in 0..6 {
+        let (_, end) = consumer.fetch_watermarks(&orders, partition, Duration::from_secs(10)).unwrap();
+        let at = if end >= 2 && short.is_none() {
+            short = Some(partition);
+            end - 2
+        } else {
+            end
+        };
+        commit.add_partition_offset(&orders, partition, Offset::Offset(at)).unwrap();
+    }
+    let short = short.expect("a partition of 20 orders holds two");
+    consumer.commit(&commit, CommitMode::Sync).unwrap();
+
+    let (ok, stdout, stderr) = gridsync(&broker, &prefix, &["groups", "lag", "notifications"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with(&format!("{group}  (")), "{stdout}");
+    assert!(stdout.lines().next().unwrap().ends_with(": lag 2"), "{stdout}");
+    let lagging: Vec<&str> = stdout.lines().filter(|l| !l.ends_with("lag       0")).skip(1).collect();
+    assert_eq!(lagging.len(), 1, "{stdout}");
+    assert!(lagging[0].contains(&format!("{orders} ")) && lagging[0].contains(&format!(" {short}  ")), "{stdout}");
+    assert!(lagging[0].ends_with("lag       2"), "{stdout}");
+
+    // Every group of the catalog, when none is named; an unknown one is refused.
+    let (ok, all, _) = gridsync(&broker, &prefix, &["groups", "lag"]);
+    assert!(ok);
+    for consumer in &catalog.consumers {
+        assert!(all.contains(&format!("{}  (", consumer.group_id)), "{all}");
+    }
+    let (ok, _, stderr) = gridsync(&broker, &prefix, &["groups", "lag", "nobody"]);
+    assert!(!ok && stderr.contains("no consumer or group \"nobody\""), "{stderr}");
+}
