@@ -48,6 +48,17 @@ if ! command -v promtool >/dev/null; then
   apt_install prometheus
 fi
 
+# The quick start's test runs deploy/run-local.sh itself, which uses curl, python3 and perl.
+quick_start_tools=""
+for tool in curl python3 perl; do
+  command -v "$tool" >/dev/null || quick_start_tools="$quick_start_tools $tool"
+done
+if [ -n "$quick_start_tools" ]; then
+  echo "installing Debian's$quick_start_tools for the quick start's test..." >&2
+  # shellcheck disable=SC2086 # one package per word
+  apt_install $quick_start_tools
+fi
+
 # The store's tests use PostgreSQL as well as SQLite (GRIDSYNC_TEST_POSTGRES_URL overrides).
 postgres_url=${GRIDSYNC_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 if [ -z "${GRIDSYNC_TEST_POSTGRES_URL:-}" ] && ! { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; }; then
