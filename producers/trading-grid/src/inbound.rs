@@ -387,8 +387,9 @@ impl Inbound {
     /// The events of `chunk` Kafka does not have yet, each with its control key, once every
     /// reuse of control numbers among them is reported. `None` on shutdown.
     async fn fresh_in<'e>(&self, chunk: &'e [Event]) -> Option<Vec<(&'e Event, Option<String>)>> {
+        let keyed: Vec<(&Event, Option<String>)> = chunk.iter().map(|e| (e, control_key(e))).collect();
         let ids: Vec<String> = chunk.iter().map(|e| e.envelope().event_id.clone()).collect();
-        let keys: Vec<String> = chunk.iter().filter_map(control_key).collect();
+        let keys: Vec<String> = keyed.iter().filter_map(|(_, key)| key.clone()).collect();
         // Both lookups at once: they read different tables.
         let (seen, last) = futures::join!(
             retrying(&self.shutdown, "reading the published events", || self.published.contained(&ids)),
@@ -396,7 +397,7 @@ impl Inbound {
         );
         let (seen, last) = (seen?, last?);
         let fresh: Vec<(&Event, Option<String>)> =
-            chunk.iter().filter(|e| !seen.contains(&e.envelope().event_id)).map(|e| (e, control_key(e))).collect();
+            keyed.into_iter().filter(|(e, _)| !seen.contains(&e.envelope().event_id)).collect();
         self.metrics.already_published(chunk.len() - fresh.len());
         for (event, key) in &fresh {
             let previous = key.as_ref().and_then(|key| last.get(key).map(|id| (key, id)));
