@@ -141,3 +141,51 @@ async fn failed_exchanges_become_one_task_each_resolved_when_they_succeed() {
     assert_eq!(reopened["workflowState"], "In review", "the content is back for re-approval");
     stop(second).await;
 }
+
+/// A success can be handled before the failure it clears: they travel on different topics, and
+/// a failure may wait for a crashed instance's claim to expire. The failure's task then opens and
+/// resolves at once, with what resolved it; a failure learned of after the success stays open.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_handled_after_the_success_that_clears_it_resolves_its_task_at_once() {
+    let w = World::start("exceptions-late").await;
+    let (consumer, metrics) = w.consumer("exceptions-consumer", "late", &[]);
+    let success = sample(EventType::PurchaseOrderReceived, "ACME", 77);
+    let failure = |seq: u64, learned_before_success_ms: i64| {
+        let mut failure = sample(EventType::DocumentExchangeException, "ACME", seq);
+        let envelope = failure.envelope_mut();
+        envelope.trading_grid_document = success.envelope().trading_grid_document.clone();
+        envelope.ingested_at = gridsync_schemas::Timestamp::from_millis(
+            success.envelope().ingested_at.millis() - learned_before_success_ms,
+        );
+        failure
+    };
+    w.pipeline.producer.publish(&success, None).await.unwrap();
+    let orders = w.pipeline.topic(EventType::PurchaseOrderReceived).to_owned();
+    let started = std::time::Instant::now();
+    while gridsync_tests::metric_value(&metrics, "gridsync_records_processed_total", &orders).await < 1.0 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "the success was never handled");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // Learned of a minute before the success: opened and resolved.
+    w.pipeline.producer.publish(&failure(77, 60_000), None).await.unwrap();
+    let tasks = w
+        .items_until("gridsync/exception-task", "the task resolved", |tasks| {
+            tasks.len() == 1 && tasks[0]["workflowState"] == "Resolved"
+        })
+        .await;
+    let resolution = text(&tasks[0], "/item/body/resolution/eventId");
+    assert_eq!(resolution, success.envelope().event_id);
+
+    // The same failure again, learned of a minute after the success: the task reopens and stays.
+    w.pipeline.producer.publish(&failure(78, -60_000), None).await.unwrap();
+    let tasks = w
+        .items_until("gridsync/exception-task", "the task reopened", |tasks| {
+            tasks.len() == 1
+                && tasks[0]["workflowState"] == "Open"
+                && tasks[0]["item"]["body"]["task"]["occurrences"] == 2
+        })
+        .await;
+    assert_eq!(tasks.len(), 1);
+    stop(consumer).await;
+}

@@ -30,6 +30,10 @@ use crate::{config::ExceptionsConfig, exchange};
 
 /// Kind of the flow's records: one per task.
 const TASK: &str = "task";
+/// Kind of the flow's records: the last success of an exchange, per kind of failure it clears.
+/// A success can be handled before the failure it clears (they travel on different topics, and
+/// a failure may wait on a crashed instance's claim): the failure's task then resolves at once.
+const SUCCESS: &str = "success";
 /// How many occurrences' event ids a task keeps (to count each once).
 const RECENT_EVENTS: usize = 50;
 
@@ -43,6 +47,15 @@ struct TaskRecord {
     state: String,
     /// Bumped when a resolved task is reopened: each opening is resolved once.
     generation: u32,
+}
+
+/// What the flow remembers of an exchange's last success.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SuccessRecord {
+    /// When gridsync learned of it (the envelope's `ingested_at`), milliseconds since the epoch.
+    seen_at: i64,
+    /// The task's `resolution`: which event, when, what it says.
+    resolution: Value,
 }
 
 pub struct Exceptions {
@@ -179,6 +192,12 @@ impl Exceptions {
             task.generation += 1;
             self.remember(&task_key, &exchange, &task).await?;
         }
+        // The exchange already succeeded after this failure (its success was handled first).
+        if let Some(success) = self.success(&task_key).await? {
+            if success.seen_at > envelope.ingested_at.millis() && task.state == "open" {
+                self.resolve(record, &task_key, &exchange, &mut task, &success.resolution).await?;
+            }
+        }
         let document = exception
             .document_type
             .clone()
@@ -235,43 +254,67 @@ impl Exceptions {
         Ok(())
     }
 
-    /// Resolves the open tasks of `exchange` whose kind the success `clears`, saying what resolved it.
+    /// Resolves the open tasks of `exchange` whose kind the success `clears`, saying what resolved it,
+    /// and remembers the success for a failure handled after it.
     async fn succeeded(&self, record: &Record, exchange: &str, clears: &[ExceptionKind]) -> Result<(), FlowError> {
         let source = record.event.envelope();
+        let resolution = json!({
+            "eventId": source.event_id,
+            "eventType": source.event_type,
+            "at": source.occurred_at.to_datetime().map(|t| t.to_rfc3339()),
+            "what": resolution_text(&record.event),
+        });
+        let success = SuccessRecord { seen_at: source.ingested_at.millis(), resolution };
+        let body = serde_json::to_string(&success).map_err(FlowError::own_record)?;
+        for kind in clears {
+            self.records.put(SUCCESS, &format!("{exchange}/{}", kind.as_str()), exchange, &body).await?;
+        }
         for (task_key, text) in self.records.of_subject(TASK, exchange).await? {
             let mut task: TaskRecord = serde_json::from_str(&text).map_err(FlowError::own_record)?;
             if task.state != "open" || !clears.iter().any(|k| k.as_str() == task.kind) {
                 continue;
             }
-            let partner = self.partner(&task.partner);
-            let resolution = json!({
-                "eventId": source.event_id,
-                "eventType": source.event_type,
-                "at": source.occurred_at.to_datetime().map(|t| t.to_rfc3339()),
-                "what": resolution_text(&record.event),
-            });
-            let effect = SideEffect::amplience("task-resolved", partner.contacts.account_team.clone())
-                .once_per(format!("{task_key}#{}", task.generation));
-            let client = &self.tasks.client;
-            let item_id = task.item_id.clone();
-            self.ctx
-                .effects
-                .perform(record, &effect, |_| async move {
-                    client
-                        .update_item(&item_id, |item| {
-                            if let Value::Object(body) = &mut item.body {
-                                body.insert("resolution".into(), resolution.clone());
-                            }
-                        })
-                        .await?;
-                    let resolved = client.assign_workflow_state(&item_id, &self.config.resolved_state).await?;
-                    Ok(self.outcome(resolved, true))
-                })
-                .await?;
-            task.state = "resolved".into();
-            self.remember(&task_key, exchange, &task).await?;
+            self.resolve(record, &task_key, exchange, &mut task, &success.resolution).await?;
         }
         Ok(())
+    }
+
+    /// The last success of the exchange and kind of `task_key`, if one was handled.
+    async fn success(&self, task_key: &str) -> Result<Option<SuccessRecord>, FlowError> {
+        let found = self.records.get(SUCCESS, task_key).await?;
+        found.map(|s| serde_json::from_str(&s)).transpose().map_err(FlowError::own_record)
+    }
+
+    /// Moves an open task to the resolved state with its `resolution`, once per opening.
+    async fn resolve(
+        &self,
+        record: &Record,
+        task_key: &str,
+        exchange: &str,
+        task: &mut TaskRecord,
+        resolution: &Value,
+    ) -> Result<(), FlowError> {
+        let partner = self.partner(&task.partner);
+        let effect = SideEffect::amplience("task-resolved", partner.contacts.account_team.clone())
+            .once_per(format!("{task_key}#{}", task.generation));
+        let client = &self.tasks.client;
+        let item_id = task.item_id.clone();
+        self.ctx
+            .effects
+            .perform(record, &effect, |_| async move {
+                client
+                    .update_item(&item_id, |item| {
+                        if let Value::Object(body) = &mut item.body {
+                            body.insert("resolution".into(), resolution.clone());
+                        }
+                    })
+                    .await?;
+                let resolved = client.assign_workflow_state(&item_id, &self.config.resolved_state).await?;
+                Ok(self.outcome(resolved, true))
+            })
+            .await?;
+        task.state = "resolved".into();
+        self.remember(task_key, exchange, task).await
     }
 
     fn outcome(&self, item: gridsync_amplience::ContentItem, changed: bool) -> Outcome {
