@@ -2,18 +2,15 @@
 //! partition (committed offset, end of the partition, lag), with the group's state and live
 //! members: what to look at first when a flow seems slow or stuck.
 
-use std::{process::ExitCode, time::Duration};
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
 use gridsync_core::config::KafkaArgs;
 use gridsync_schemas::catalog::catalog;
-use rdkafka::{
-    consumer::{BaseConsumer, Consumer},
-    Offset, TopicPartitionList,
-};
+use rdkafka::{consumer::Consumer, Offset};
 
-const TIMEOUT: Duration = Duration::from_secs(10);
+use super::{group_client, partitions_of, ADMIN_TIMEOUT};
 
 #[derive(Debug, Subcommand)]
 pub enum GroupsCommand {
@@ -64,30 +61,21 @@ pub async fn run(command: GroupsCommand, kafka: &KafkaArgs) -> anyhow::Result<Ex
 }
 
 fn describe_group(kafka: &KafkaArgs, group: &str, topics: &[String]) -> anyhow::Result<String> {
-    let consumer: BaseConsumer =
-        kafka.client_config(&[], &[("group.id", group), ("enable.auto.commit", "false")])?.create()?;
-    let list = consumer.fetch_group_list(Some(group), TIMEOUT).with_context(|| format!("describing {group}"))?;
+    let consumer = group_client(kafka, group)?;
+    let list = consumer.fetch_group_list(Some(group), ADMIN_TIMEOUT).with_context(|| format!("describing {group}"))?;
     let (state, members) = list
         .groups()
         .iter()
         .find(|g| g.name() == group)
         .map_or(("unknown".to_owned(), 0), |g| (g.state().to_owned(), g.members().len()));
-    let mut wanted = TopicPartitionList::new();
-    for topic in topics {
-        let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT).with_context(|| format!("reading {topic}"))?;
-        for t in metadata.topics() {
-            for p in t.partitions() {
-                wanted.add_partition(t.name(), p.id());
-            }
-        }
-    }
+    let wanted = partitions_of(&consumer, topics)?;
     let committed =
-        consumer.committed_offsets(wanted.clone(), TIMEOUT).with_context(|| format!("{group}'s offsets"))?;
+        consumer.committed_offsets(wanted.clone(), ADMIN_TIMEOUT).with_context(|| format!("{group}'s offsets"))?;
     let mut rows = Vec::new();
     let mut total = 0;
     for element in wanted.elements() {
         let (topic, partition) = (element.topic().to_owned(), element.partition());
-        let (start, end) = consumer.fetch_watermarks(&topic, partition, TIMEOUT)?;
+        let (start, end) = consumer.fetch_watermarks(&topic, partition, ADMIN_TIMEOUT)?;
         let committed = match committed.find_partition(&topic, partition).map(|p| p.offset()) {
             Some(Offset::Offset(n)) => Some(n),
             _ => None,

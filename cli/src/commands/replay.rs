@@ -6,18 +6,18 @@
 //! Refused while the group has live members: a running consumer would commit
 //! its own positions over the new ones. `--dry-run` shows the plan only.
 
-use std::{collections::BTreeMap, process::ExitCode, time::Duration};
+use std::{collections::BTreeMap, process::ExitCode};
 
 use anyhow::{bail, Context};
 use clap::Args;
 use gridsync_core::config::KafkaArgs;
 use gridsync_schemas::catalog::catalog;
+
+use super::{group_client, partitions_of, ADMIN_TIMEOUT};
 use rdkafka::{
-    consumer::{BaseConsumer, CommitMode, Consumer},
+    consumer::{CommitMode, Consumer},
     Offset, TopicPartitionList,
 };
-
-const TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["to_earliest", "to_time", "to_offset"])))]
@@ -63,8 +63,7 @@ fn target(args: &ReplayArgs, prefix: &str) -> anyhow::Result<Target> {
         };
         let partition: i32 = partition.parse().with_context(|| format!("partition in {spec:?}"))?;
         let offset: i64 = offset.parse().with_context(|| format!("offset in {spec:?}"))?;
-        let topic = if topic.starts_with(prefix) { topic.to_owned() } else { format!("{prefix}{topic}") };
-        offsets.insert((topic, partition), offset);
+        offsets.insert((super::prefixed(prefix, topic), partition), offset);
     }
     Ok(Target::Offsets(offsets))
 }
@@ -95,13 +94,9 @@ pub async fn run(args: ReplayArgs, kafka: &KafkaArgs) -> anyhow::Result<ExitCode
     .await?
 }
 
-fn client(kafka: &KafkaArgs, group: &str) -> anyhow::Result<BaseConsumer> {
-    Ok(kafka.client_config(&[], &[("group.id", group), ("enable.auto.commit", "false")])?.create()?)
-}
-
 /// Whether the broker knows `group` (it has members or committed offsets).
 fn group_exists(kafka: &KafkaArgs, group: &str) -> anyhow::Result<bool> {
-    let list = client(kafka, group)?.fetch_group_list(Some(group), TIMEOUT)?;
+    let list = group_client(kafka, group)?.fetch_group_list(Some(group), ADMIN_TIMEOUT)?;
     Ok(list.groups().iter().any(|g| g.name() == group && g.state() != "Dead"))
 }
 
@@ -112,8 +107,8 @@ fn replay_group(
     target: &Target,
     dry_run: bool,
 ) -> anyhow::Result<()> {
-    let consumer = client(kafka, group)?;
-    let list = consumer.fetch_group_list(Some(group), TIMEOUT).with_context(|| format!("describing {group}"))?;
+    let consumer = group_client(kafka, group)?;
+    let list = consumer.fetch_group_list(Some(group), ADMIN_TIMEOUT).with_context(|| format!("describing {group}"))?;
     if let Some(live) = list.groups().iter().find(|g| g.name() == group && !g.members().is_empty()) {
         let members: Vec<String> =
             live.members().iter().map(|m| format!("{} on {}", m.client_id(), m.client_host())).collect();
@@ -124,17 +119,15 @@ fn replay_group(
         );
     }
     // Every partition of the group's topics, or the ones --to-offset names.
-    let mut partitions = TopicPartitionList::new();
-    for topic in topics {
-        let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT).with_context(|| format!("metadata of {topic}"))?;
-        for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
-            if let Target::Offsets(named) = target {
-                if !named.contains_key(&(topic.clone(), p.id())) {
-                    continue;
-                }
+    let mut partitions = partitions_of(&consumer, topics)?;
+    if let Target::Offsets(named) = target {
+        let mut wanted = TopicPartitionList::new();
+        for e in partitions.elements() {
+            if named.contains_key(&(e.topic().to_owned(), e.partition())) {
+                wanted.add_partition(e.topic(), e.partition());
             }
-            partitions.add_partition(topic, p.id());
         }
+        partitions = wanted;
     }
     if let Target::Offsets(named) = target {
         for (topic, partition) in named.keys() {
@@ -143,14 +136,14 @@ fn replay_group(
             }
         }
     }
-    let committed = consumer.committed_offsets(partitions.clone(), TIMEOUT)?;
+    let committed = consumer.committed_offsets(partitions.clone(), ADMIN_TIMEOUT)?;
     let by_time = match target {
         Target::Time(at) => {
             let mut asked = TopicPartitionList::new();
             for e in partitions.elements() {
                 asked.add_partition_offset(e.topic(), e.partition(), Offset::Offset(*at))?;
             }
-            Some(consumer.offsets_for_times(asked, TIMEOUT)?)
+            Some(consumer.offsets_for_times(asked, ADMIN_TIMEOUT)?)
         }
         _ => None,
     };
@@ -159,7 +152,7 @@ fn replay_group(
     println!("{group}:");
     for e in partitions.elements() {
         let (topic, partition) = (e.topic(), e.partition());
-        let (low, high) = consumer.fetch_watermarks(topic, partition, TIMEOUT)?;
+        let (low, high) = consumer.fetch_watermarks(topic, partition, ADMIN_TIMEOUT)?;
         let to = match target {
             Target::Earliest => low,
             Target::Offsets(named) => {

@@ -42,11 +42,7 @@ pub async fn run(command: TopicsCommand, kafka: &KafkaArgs) -> anyhow::Result<Ex
             let names: Vec<String> = if topics.is_empty() {
                 catalog.topics.iter().map(|t| t.name.clone()).collect()
             } else {
-                let prefix = &kafka.topic_prefix;
-                topics
-                    .iter()
-                    .map(|t| if t.starts_with(prefix.as_str()) { t.clone() } else { format!("{prefix}{t}") })
-                    .collect()
+                topics.iter().map(|t| super::prefixed(&kafka.topic_prefix, t)).collect()
             };
             let expected: std::collections::BTreeMap<String, i32> =
                 catalog.topics.iter().map(|t| (t.name.clone(), t.partitions)).collect();
@@ -98,11 +94,11 @@ fn describe(
     expected: &std::collections::BTreeMap<String, i32>,
 ) -> anyhow::Result<Described> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
     let client: BaseConsumer = kafka.client_config(&[], &[])?.create()?;
     let mut described = Described { text: String::new(), problems: 0 };
     for name in names {
-        let metadata = client.fetch_metadata(Some(name), TIMEOUT).with_context(|| format!("reading {name}"))?;
+        let metadata =
+            client.fetch_metadata(Some(name), super::ADMIN_TIMEOUT).with_context(|| format!("reading {name}"))?;
         let found = metadata.topics().iter().find(|t| t.name() == name);
         let Some(topic) = found.filter(|t| t.error().is_none() && !t.partitions().is_empty()) else {
             described.problems += 1;
@@ -112,7 +108,7 @@ fn describe(
         let mut held = 0;
         let mut lines = String::new();
         for p in topic.partitions() {
-            let (low, high) = client.fetch_watermarks(name, p.id(), TIMEOUT)?;
+            let (low, high) = client.fetch_watermarks(name, p.id(), super::ADMIN_TIMEOUT)?;
             held += high - low;
             lines.push_str(&format!(
                 "  {:>3}  leader {}  replicas {:?}  in sync {:?}  offsets {low}..{high}\n",
