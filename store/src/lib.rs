@@ -22,7 +22,10 @@ mod webhooks;
 
 use std::time::Duration;
 
-use sqlx::{any::AnyPoolOptions, AnyPool};
+use sqlx::{
+    any::{AnyPoolOptions, AnyRow},
+    AnyPool,
+};
 
 pub use approved_templates::{ApprovedTemplate, ApprovedTemplates};
 pub use control_numbers::{ControlNumbers, MAX_CONTROL_NUMBER};
@@ -282,7 +285,28 @@ impl Store {
     }
 }
 
-/// Milliseconds since the epoch, now.
+/// Keys per lookup of [`select_in`].
+const KEYS_PER_LOOKUP: usize = 500;
+
+/// The rows of `{select} IN (..)` for every one of `keys`, [`KEYS_PER_LOOKUP`] keys a query.
+async fn select_in(
+    (pool, backend): (&AnyPool, Backend),
+    what: &'static str,
+    select: &str,
+    keys: &[String],
+) -> Result<Vec<AnyRow>, StoreError> {
+    let mut rows = Vec::new();
+    for chunk in keys.chunks(KEYS_PER_LOOKUP) {
+        let sql = format!("{select} IN ({})", backend.parameters(1, chunk.len()));
+        let mut query = sqlx::query(&sql);
+        for key in chunk {
+            query = query.bind(key);
+        }
+        rows.extend(query.fetch_all(pool).await.map_err(StoreError::query(what))?);
+    }
+    Ok(rows)
+}
+
 /// Rows per multi-row INSERT of [`insert_text_pairs`] (three parameters each).
 const ROWS_PER_INSERT: usize = 200;
 
@@ -310,6 +334,7 @@ async fn insert_text_pairs(
     tx.commit().await.map_err(StoreError::query(what))
 }
 
+/// Milliseconds since the epoch, now.
 fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

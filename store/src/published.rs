@@ -32,22 +32,12 @@ impl PublishedEvents {
         self.record_all(&[event_id.to_owned()], source).await
     }
 
-    /// Which of `event_ids` Kafka has already (one query per [`BATCH`] ids).
+    /// Which of `event_ids` Kafka has already (one query per [`crate::KEYS_PER_LOOKUP`] ids).
     pub async fn contained(&self, event_ids: &[String]) -> Result<std::collections::HashSet<String>, StoreError> {
-        let mut found = std::collections::HashSet::new();
-        for chunk in event_ids.chunks(BATCH) {
-            let placeholders = self.backend.parameters(1, chunk.len());
-            let sql = format!("SELECT event_id FROM published_events WHERE event_id IN ({})", placeholders);
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(id);
-            }
-            let rows = query.fetch_all(&self.pool).await.map_err(StoreError::query("reading the published events"))?;
-            for row in rows {
-                found.insert(row.try_get(0).map_err(StoreError::query("reading the published events"))?);
-            }
-        }
-        Ok(found)
+        let what = "reading the published events";
+        let select = "SELECT event_id FROM published_events WHERE event_id";
+        let rows = crate::select_in((&self.pool, self.backend), what, select, event_ids).await?;
+        rows.iter().map(|row| row.try_get(0).map_err(StoreError::query(what))).collect()
     }
 
     /// [`Self::record`] of many, in one transaction.
@@ -65,6 +55,3 @@ impl PublishedEvents {
         .await
     }
 }
-
-/// Ids per lookup query.
-pub(crate) const BATCH: usize = 500;

@@ -22,21 +22,13 @@ impl ReceivedControls {
 
     /// The event id last received under each of `control_keys` that has one.
     pub async fn last_all(&self, control_keys: &[String]) -> Result<HashMap<String, String>, StoreError> {
-        let mut found = HashMap::new();
-        for chunk in control_keys.chunks(crate::published::BATCH) {
-            let placeholders = self.backend.parameters(1, chunk.len());
-            let sql =
-                format!("SELECT control_key, event_id FROM received_controls WHERE control_key IN ({})", placeholders);
-            let mut query = sqlx::query(&sql);
-            for key in chunk {
-                query = query.bind(key);
-            }
-            let read = || StoreError::query("reading received control numbers");
-            for row in query.fetch_all(&self.pool).await.map_err(read())? {
-                found.insert(row.try_get(0).map_err(read())?, row.try_get(1).map_err(read())?);
-            }
-        }
-        Ok(found)
+        let what = "reading received control numbers";
+        let select = "SELECT control_key, event_id FROM received_controls WHERE control_key";
+        let rows = crate::select_in((&self.pool, self.backend), what, select, control_keys).await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::query(what))
     }
 
     /// Records `event_id` as the document last received under `control_key`.

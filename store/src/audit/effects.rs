@@ -5,7 +5,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{entry_at, AuditEntry, AuditLog, EVENT_COLUMNS};
+use super::{entry_at, AuditEntry, AuditLog, EVENT_COLUMNS, EVENT_COLUMN_COUNT};
 use crate::StoreError;
 
 /// Most side effects (and recorded events) one report reads: the newest are kept.
@@ -52,8 +52,8 @@ impl AuditLog {
         let mut effects = rows
             .iter()
             .map(|row| {
-                let cause_id: Option<String> = row.try_get(18)?;
-                let cause = cause_id.is_some().then(|| entry_at(row, 18)).transpose()?;
+                let cause_id: Option<String> = row.try_get(EVENT_COLUMN_COUNT)?;
+                let cause = cause_id.is_some().then(|| entry_at(row, EVENT_COLUMN_COUNT)).transpose()?;
                 Ok(CausedEffect { effect: entry_at(row, 0)?, cause })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()

@@ -133,6 +133,21 @@ pub struct AuditLog {
 const EVENT_COLUMNS: &str = "e.event_id, e.event_type, e.source_system, e.partner, e.business_key, e.correlation_id, \
      e.occurred_at, e.seen_at, e.summary, e.action, e.status, e.due_at, e.content_item_id, e.content_version, e.topic, \
      e.partition_no, e.record_offset, e.body";
+/// How many columns [`EVENT_COLUMNS`] selects: where a second event's start in a joined row.
+const EVENT_COLUMN_COUNT: usize = column_count(EVENT_COLUMNS);
+
+/// The columns of a comma-separated list.
+const fn column_count(columns: &str) -> usize {
+    let bytes = columns.as_bytes();
+    let (mut at, mut count) = (0, 1);
+    while at < bytes.len() {
+        if bytes[at] == b',' {
+            count += 1;
+        }
+        at += 1;
+    }
+    count
+}
 
 impl AuditLog {
     pub(crate) fn new(pool: AnyPool) -> Self {
