@@ -192,11 +192,11 @@ impl Exceptions {
             task.generation += 1;
             self.remember(&task_key, &exchange, &task).await?;
         }
-        // The exchange already succeeded after this failure (its success was handled first).
-        if let Some(success) = self.success(&task_key).await? {
-            if success.seen_at > envelope.ingested_at.millis() && task.state == "open" {
-                self.resolve(record, &task_key, &exchange, &mut task, &success.resolution).await?;
-            }
+        // The task is open here. The exchange already succeeded after this failure (its success
+        // was handled first): resolved at once.
+        let success = self.success(&task_key).await?;
+        if let Some(success) = success.filter(|s| s.seen_at > envelope.ingested_at.millis()) {
+            self.resolve(record, &task_key, &exchange, &mut task, &success.resolution).await?;
         }
         let document = exception
             .document_type
