@@ -27,6 +27,18 @@ use rdkafka::{
 };
 
 /// The workspace's root folder (where `deploy/` is).
+/// The pipeline's long-running binaries: both producers and every flow consumer (each a
+/// Deployment on Kubernetes, a compose service, a Prometheus target).
+pub const PIPELINE_BINARIES: [&str; 7] = [
+    "tg-producer",
+    "amp-producer",
+    "notifications-consumer",
+    "billing-consumer",
+    "exceptions-consumer",
+    "distribution-consumer",
+    "audit-consumer",
+];
+
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }

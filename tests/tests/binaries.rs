@@ -10,7 +10,7 @@ use std::{
 };
 
 use gridsync_schemas::{catalog::catalog, EventType};
-use gridsync_tests::{free_port, metric_sum, unique_prefix, wait_until, workspace_binary, Broker};
+use gridsync_tests::{free_port, metric_sum, unique_prefix, wait_until, workspace_binary, Broker, PIPELINE_BINARIES};
 use nix::{sys::signal, unistd::Pid};
 
 fn gridsync(args: &[&str], broker: &Broker, prefix: &str) -> Output {
@@ -67,15 +67,7 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
     let _stop_tg_sim = stop_tg_sim.drop_guard();
 
     let logs = tempfile::tempdir().unwrap();
-    let names = [
-        "tg-producer",
-        "amp-producer",
-        "notifications-consumer",
-        "billing-consumer",
-        "exceptions-consumer",
-        "distribution-consumer",
-        "audit-consumer",
-    ];
+    let names = PIPELINE_BINARIES;
     // Each binary's --help opens with what it is and does (the catalog's words for a consumer).
     for name in names {
         let help = Command::new(workspace_binary(name)).arg("--help").output().unwrap();

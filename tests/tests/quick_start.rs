@@ -9,7 +9,7 @@ use std::{
     process::{Command, Output},
 };
 
-use gridsync_tests::{workspace_binary, Broker};
+use gridsync_tests::{workspace_binary, Broker, PIPELINE_BINARIES};
 
 /// Ports run-local.sh uses, before the offset.
 const PORTS: [u16; 12] = [9090, 9464, 9465, 9466, 9471, 9472, 9473, 9474, 9475, 9476, 9480, 9490];
@@ -113,8 +113,8 @@ fn the_quick_start_reports_every_flow_and_a_second_start_keeps_the_data_without_
         targets.iter().filter(|t| t["health"] == "up").count()
     };
     let started = std::time::Instant::now();
-    while healthy() < 7 {
-        assert!(started.elapsed() < std::time::Duration::from_secs(60), "Prometheus does not scrape all 7 binaries");
+    while healthy() < PIPELINE_BINARIES.len() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "Prometheus does not scrape every binary");
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
     let rules = scraped("/api/v1/rules");
