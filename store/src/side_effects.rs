@@ -177,6 +177,17 @@ impl SideEffects {
         Ok(())
     }
 
+    /// Whether `key` was ever claimed (performed, being performed, or begun by
+    /// an owner that died): a flow that changed its mind since must still finish it.
+    pub async fn begun(&self, key: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM side_effects WHERE effect_key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::query("reading a side-effect claim"))?;
+        Ok(row.is_some())
+    }
+
     /// The recorded outcome of `key`, if performed.
     pub async fn get(&self, key: &str) -> Result<Option<Performed>, StoreError> {
         let row = sqlx::query(

@@ -92,11 +92,13 @@ impl Timers {
     }
 
     /// Cancels the pending timers of `subject` (of one `kind`, or all), saying
-    /// why; returns how many.
+    /// why; returns how many. A timer being fired is not cancelled: its firer
+    /// may have begun its work (or died doing it), so it fires to the end and
+    /// its work decides, knowing the subject is settled, what is left to finish.
     pub async fn cancel(&self, subject: &str, kind: Option<&str>, because: &str) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE flow_timers SET state = 'cancelled', settled_at = $4, settled_because = $5
-             WHERE flow = $1 AND subject = $2 AND ($3 = '' OR kind = $3) AND state = 'pending'",
+             WHERE flow = $1 AND subject = $2 AND ($3 = '' OR kind = $3) AND state = 'pending' AND owner IS NULL",
         )
         .bind(&self.flow)
         .bind(subject)

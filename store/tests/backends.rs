@@ -246,9 +246,13 @@ async fn side_effects_are_claimed_once(store: Store) {
     assert!(ledger.complete("e3/confirm/amp", "dies", &late, Duration::ZERO).await.unwrap());
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert_eq!(ledger.claim("e3/confirm/amp", "worker-b", lease).await.unwrap(), Claim::Done(late.clone()));
-    // A released claim is free at once.
+    // A released claim is free at once, and leaves nothing begun.
     ledger.release("e2/confirm/amp", "worker-b").await.unwrap();
+    assert!(!ledger.begun("e2/confirm/amp").await.unwrap());
     assert_eq!(ledger.claim("e2/confirm/amp", "worker-c", lease).await.unwrap(), Claim::Claimed);
+    // Begun: claimed (by anyone, live or dead) or performed; never claimed is not.
+    assert!(ledger.begun("e2/confirm/amp").await.unwrap() && ledger.begun("e3/confirm/amp").await.unwrap());
+    assert!(!ledger.begun("e9/confirm/amp").await.unwrap());
 
     // Approved templates: the newest recorded version wins.
     use gridsync_store::ApprovedTemplate;
@@ -302,14 +306,25 @@ async fn timers_fire_once_and_cancel(store: Store) {
     assert_eq!(timers.claim_due(2_500, "b", lease, 10).await.unwrap().len(), 1);
     assert!(!timers.fired("r0", "a").await.unwrap(), "a's claim was given up");
     assert!(timers.fired("r0", "b").await.unwrap());
-    // Paid: the rest is cancelled, and never comes due.
+    // c is firing r14 when the invoice is paid; r7, which c gave back untouched, is not.
+    assert!(timers.schedule(&timer("r14", 4_000)).await.unwrap());
+    assert_eq!(timers.claim_due(4_000, "c", lease, 10).await.unwrap().len(), 2);
+    timers.release("r7", "c", Duration::ZERO).await.unwrap();
+    // Paid: the rest is cancelled and never comes due, but for the timer being fired, whose
+    // firer may have begun its work: it fires to the end.
     assert_eq!(timers.cancel("invoice/ACME/INV-1", None, "paid").await.unwrap(), 1);
     assert!(timers.claim_due(i64::MAX, "a", lease, 10).await.unwrap().is_empty());
+    assert!(timers.fired("r14", "c").await.unwrap());
     let states: Vec<(String, TimerState)> =
         timers.of_subject("invoice/ACME/INV-1").await.unwrap().into_iter().map(|(t, s)| (t.key, s)).collect();
     assert_eq!(
         states,
-        [("r-3".into(), TimerState::Fired), ("r0".into(), TimerState::Fired), ("r7".into(), TimerState::Cancelled)]
+        [
+            ("r-3".into(), TimerState::Fired),
+            ("r0".into(), TimerState::Fired),
+            ("r7".into(), TimerState::Cancelled),
+            ("r14".into(), TimerState::Fired)
+        ]
     );
 
     let records = store.flow_records("billing");

@@ -10,7 +10,7 @@ use std::{collections::HashSet, process::Command, time::Duration};
 
 use common::{browser::Browser, fixture, kill, stop, World};
 use gridsync_schemas::{catalog, codec};
-use gridsync_tests::{free_port, payload, read_topic, wait_until, workspace_binary};
+use gridsync_tests::{free_port, payload, read_all, wait_until, workspace_binary};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::{json, Value};
 
@@ -68,7 +68,7 @@ fn event_ids_on_topics(w: &World) -> HashSet<String> {
     let codec = codec().unwrap();
     let mut ids = HashSet::new();
     for topic in &catalog.consumer("audit").unwrap().topics {
-        for m in read_topic(&w.pipeline.broker.brokers(), topic, usize::MAX, Duration::from_secs(2)).unwrap() {
+        for m in read_all(&w.pipeline.broker.brokers(), topic, Duration::from_secs(30)).unwrap() {
             if let Ok(decoded) = codec.decode(payload(&m)) {
                 ids.insert(decoded.event.envelope().event_id.clone());
             }

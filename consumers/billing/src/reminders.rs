@@ -1,11 +1,13 @@
 //! Payment reminders: durable timers at the configured offsets from an
 //! invoice's due date, each firing once (a reminder item from its template),
 //! cancelled when the invoice is paid or its dispute resolved. A reminder
-//! whose day had passed when the invoice arrived is not sent late.
+//! whose day had passed when the invoice arrived is not sent late. One that a
+//! consumer began sending before it died is finished, paid or not: it may be
+//! in Amplience already, and what is there is reported.
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use gridsync_core::kafka::Record;
-use gridsync_flow::{messages, partners::PartnerProfile, scheduler, Audience, FlowError, Send};
+use gridsync_flow::{messages, partners::PartnerProfile, scheduler, Audience, FlowError, Send, SideEffect};
 use gridsync_schemas::{events::InvoiceReceived, Event};
 use gridsync_store::Timer;
 use serde::{Deserialize, Serialize};
@@ -80,7 +82,11 @@ impl Billing {
         };
         let partner = self.ctx.partners.get(&invoice.envelope.trading_partner_id)?;
         let known = self.read_invoice(&partner.id, &invoice.invoice_number).await?;
-        if known.as_ref().is_some_and(|k| k.status != "open") {
+        let settled = known.as_ref().is_some_and(|k| k.status != "open");
+        // Settled since it came due: not sent, unless a firer that died began sending it (it may
+        // be in Amplience already), which is then finished and reported like any other.
+        let effect = SideEffect::amplience(PAYMENT_REMINDER, None).once_per(timer.key.clone());
+        if settled && !self.ctx.effects.begun(record, &effect).await? {
             return Ok(());
         }
         let mut context = messages::context(record, partner)?;

@@ -170,6 +170,12 @@ impl Effects {
         &self.owner
     }
 
+    /// Whether `effect` of `record` was begun: performed, being performed, or
+    /// claimed by a process that died on it (and may have reached the target).
+    pub async fn begun(&self, record: &Record, effect: &SideEffect) -> Result<bool, FlowError> {
+        Ok(self.ledger.begun(&effect.key(record.event.envelope())).await?)
+    }
+
     /// Performs `effect` of `record` once: `work` gets the side effect's key
     /// (to derive the target's idempotency key from) and runs only if the
     /// ledger has no record of it. Returns what was done, now or before.

@@ -18,7 +18,7 @@ use gridsync_amp_sim::{Client, SimConfig, WebhookTarget};
 use gridsync_amplience::{ManagementArgs, ManagementClient, NewContentItem};
 use gridsync_http::Secret;
 use gridsync_schemas::{codec, events::DeliveryPerformed, Event, EventType};
-use gridsync_tests::{free_port, metric_value, payload, read_topic, workspace_binary, Pipeline};
+use gridsync_tests::{free_port, metric_value, payload, read_all, workspace_binary, Pipeline};
 use gridsync_tg_sim::partner::{self, PartnerConfig};
 use nix::{sys::signal, unistd::Pid};
 use serde_json::Value;
@@ -202,7 +202,7 @@ impl World {
         let topics = &catalog.consumer(name).unwrap().topics;
         topics
             .iter()
-            .map(|t| read_topic(&self.pipeline.broker.brokers(), t, usize::MAX, Duration::from_secs(2)).unwrap().len())
+            .map(|t| read_all(&self.pipeline.broker.brokers(), t, Duration::from_secs(30)).unwrap().len())
             .sum()
     }
 
@@ -322,8 +322,11 @@ impl World {
         let codec = codec().unwrap();
         let topic = self.pipeline.topic(event_type);
         let mut events = Vec::new();
-        for _ in 0..20 {
-            events = read_topic(&self.pipeline.broker.brokers(), topic, usize::MAX, Duration::from_secs(2))
+        // Every record the topic holds at each look (its watermarks say how many), until `done`
+        // or a minute has passed: a busy machine slows the pipeline, never the count read.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            events = read_all(&self.pipeline.broker.brokers(), topic, Duration::from_secs(30))
                 .unwrap()
                 .iter()
                 .map(|m| codec.decode(payload(m)).unwrap().event)
@@ -332,8 +335,19 @@ impl World {
             if done(&events) {
                 return events;
             }
+            std::thread::sleep(Duration::from_millis(500));
         }
-        panic!("the {} events never got there: {events:#?}", event_type.name());
+        // One line per event (the whole events would hide the logs that say why).
+        let seen: Vec<String> = events
+            .iter()
+            .map(|e| match e {
+                Event::DeliveryPerformed(d) => {
+                    format!("{} by {}: {} ({:?})", d.action, d.consumer, d.idempotency_key, d.outcome)
+                }
+                other => format!("{} {}", other.event_type().name(), other.envelope().business_key),
+            })
+            .collect();
+        panic!("the {} events never got there: {seen:#?}\n{}", event_type.name(), self.logs());
     }
 }
 
