@@ -18,6 +18,9 @@ use super::headers;
 /// The longest a record waits for room in the producer's local queue before the send fails
 /// (`gridsync_failures_total{stage="produce",reason="queue_full"}`) and its caller retries.
 pub const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many times a record is sent while Kafka acknowledges it without an offset (see
+/// [`EventProducer::send`]) before the send fails for its caller to retry.
+const UNCONFIRMED_SENDS: usize = 3;
 use crate::{
     config::{ConfigError, KafkaArgs},
     registry::{RegistryError, SchemaRegistry},
@@ -52,6 +55,8 @@ pub enum PublishError {
         #[source]
         source: KafkaError,
     },
+    #[error("Kafka acknowledged the record for {topic} {sends} times without an offset: not known to be written")]
+    Unconfirmed { topic: String, sends: usize },
 }
 
 impl PublishError {
@@ -68,6 +73,7 @@ impl PublishError {
     pub fn is_transient(&self) -> bool {
         match self {
             PublishError::Kafka { .. } => !self.is_too_large(),
+            PublishError::Unconfirmed { .. } => true,
             PublishError::Registry(e) => e.is_transient(),
             _ => false,
         }
@@ -143,6 +149,12 @@ impl EventProducer {
     }
 
     /// Sends raw bytes (dead letters, re-drives) and waits for the acknowledgement.
+    ///
+    /// An acknowledgement without an offset is not trusted: librdkafka reports a batch the
+    /// broker calls a duplicate of an earlier attempt (`DUPLICATE_SEQUENCE_NUMBER`, after a
+    /// retry) as delivered, offset unknown, and records acknowledged so have been seen missing
+    /// from the log. Such a record is sent again (a copy under the same event id at worst,
+    /// which consumers drop); after [`UNCONFIRMED_SENDS`] the caller retries.
     pub async fn send(
         &self,
         topic: &str,
@@ -150,28 +162,43 @@ impl EventProducer {
         payload: Option<&[u8]>,
         headers: OwnedHeaders,
     ) -> Result<Delivered, PublishError> {
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
-        if let Some(key) = key {
-            record = record.key(key);
-        }
-        if let Some(payload) = payload {
-            record = record.payload(payload);
-        }
-        let started = Instant::now();
-        // A full local queue is waited on for at most ENQUEUE_TIMEOUT (then an error, counted,
-        // that the caller retries); the delivery itself is bounded by librdkafka's own timeout.
-        match self.producer.send(record, Timeout::After(ENQUEUE_TIMEOUT)).await {
-            Ok(delivery) => {
-                self.metrics.record_produced(topic, started.elapsed());
-                Ok(Delivered { topic: topic.to_owned(), partition: delivery.partition, offset: delivery.offset })
+        for _ in 0..UNCONFIRMED_SENDS {
+            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers.clone());
+            if let Some(key) = key {
+                record = record.key(key);
             }
-            Err((source, _)) => {
-                let queue_full =
-                    matches!(source, KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull));
-                self.metrics.failure("produce", if queue_full { "queue_full" } else { "kafka" });
-                Err(PublishError::Kafka { topic: topic.to_owned(), source })
+            if let Some(payload) = payload {
+                record = record.payload(payload);
+            }
+            let started = Instant::now();
+            // A full local queue is waited on for at most ENQUEUE_TIMEOUT (then an error, counted,
+            // that the caller retries); the delivery itself is bounded by librdkafka's own timeout.
+            match self.producer.send(record, Timeout::After(ENQUEUE_TIMEOUT)).await {
+                Ok(delivery) if delivery.offset >= 0 => {
+                    self.metrics.record_produced(topic, started.elapsed());
+                    return Ok(Delivered {
+                        topic: topic.to_owned(),
+                        partition: delivery.partition,
+                        offset: delivery.offset,
+                    });
+                }
+                Ok(delivery) => {
+                    self.metrics.failure("produce", "unconfirmed");
+                    tracing::warn!(
+                        topic,
+                        partition = delivery.partition,
+                        "acknowledged without an offset; sending again"
+                    );
+                }
+                Err((source, _)) => {
+                    let queue_full =
+                        matches!(source, KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull));
+                    self.metrics.failure("produce", if queue_full { "queue_full" } else { "kafka" });
+                    return Err(PublishError::Kafka { topic: topic.to_owned(), source });
+                }
             }
         }
+        Err(PublishError::Unconfirmed { topic: topic.to_owned(), sends: UNCONFIRMED_SENDS })
     }
 
     /// Asks the cluster for its metadata; returns how many brokers answered.

@@ -36,6 +36,9 @@ pub struct World {
     pub mailbox: PathBuf,
     pub clock: PathBuf,
     producers: Vec<Child>,
+    /// The consumers started on demand (their `Child` is the test's): killed with the world if
+    /// a failed test left them running.
+    consumers: std::sync::Mutex<Vec<(u32, PathBuf)>>,
     partner: CancellationToken,
     _stop: DropGuard,
 }
@@ -118,6 +121,7 @@ impl World {
             mailbox,
             clock,
             producers: vec![amp_producer, tg_producer],
+            consumers: std::sync::Mutex::default(),
             partner: partner_stop,
             _stop: stop.drop_guard(),
         }
@@ -184,6 +188,7 @@ impl World {
             .stderr(std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap())
             .spawn()
             .unwrap();
+        self.consumers.lock().unwrap().push((child.id(), workspace_binary(binary)));
         (child, format!("http://127.0.0.1:{metrics}/metrics"))
     }
 
@@ -356,6 +361,13 @@ impl Drop for World {
         for child in &mut self.producers {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        // Only a process that is still one of ours: a stopped consumer's id may be reused.
+        for (pid, binary) in self.consumers.lock().map(|pids| pids.clone()).unwrap_or_default() {
+            let command = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if command.starts_with(binary.as_os_str().as_encoded_bytes()) {
+                let _ = signal::kill(Pid::from_raw(pid as i32), signal::Signal::SIGKILL);
+            }
         }
     }
 }
