@@ -297,6 +297,23 @@ async fn files_in_the_mailbox_become_events_and_bad_ones_are_quarantined() {
         5.0,
         "the rest of the file is a resend"
     );
+    // The first order again, though its numbers were last seen on the other: Kafka has it (found
+    // among the published events, as the numbers no longer say so), so nothing goes out again.
+    std::fs::write(inbound.join("first-again.edi"), &original).unwrap();
+    assert!(wait_until(Duration::from_secs(60), || files(&processed).len() == 7).await);
+    assert_eq!(
+        metric_value(&metrics_url, "gridsync_tg_events_already_published_total", "").await,
+        8.0,
+        "the whole file is a resend"
+    );
+    assert_eq!(metric_value(&metrics_url, "gridsync_tg_control_numbers_reused_total", "partner=\"ACME\"").await, 1.0);
+    let records = gridsync_tests::read_all(
+        &pipeline.broker.brokers(),
+        pipeline.topic(EventType::PurchaseOrderReceived),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert_eq!(records.len(), 5, "no order published twice");
 
     // Two files over the size limit under one name: each quarantined unread, each its own exception.
     for size in [70_000, 80_000] {

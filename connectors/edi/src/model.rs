@@ -204,7 +204,9 @@ impl<'a> Transaction<'a> {
             }
             hasher.update([0x1e]);
         }
-        hasher.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+        let mut digest = format!("{:x}", hasher.finalize());
+        digest.truncate(32);
+        digest
     }
 }
 

@@ -51,7 +51,8 @@ const PUBLISHES_IN_FLIGHT: usize = 1_024;
 /// Events looked up in the store together: a round trip per chunk, not per event.
 const CHUNK: usize = 500;
 
-/// Acknowledged events recorded in one transaction. Larger than [`CHUNK`]: a transaction writes
+/// Acknowledged events recorded in one transaction, at most (a transaction takes what was
+/// acknowledged while the one before was written). Larger than [`CHUNK`]: a transaction writes
 /// each page it changed once, and ids land all over the index, so small transactions write
 /// the same pages again and again (at 500, the store took twice the CPU, measured).
 const RECORD_BATCH: usize = 2_500;
@@ -369,7 +370,9 @@ impl Inbound {
         };
         // Recorded even when shutting down: what Kafka has is not published again.
         let recording = async {
-            let mut batches = to_record.chunks(RECORD_BATCH);
+            // Whatever was acknowledged while the last batch was written, up to RECORD_BATCH:
+            // the batch left when the last acknowledgement comes is small.
+            let mut batches = to_record.ready_chunks(RECORD_BATCH);
             let mut complete = true;
             while let Some(batch) = batches.next().await {
                 complete &= self.record_published(batch).await;
@@ -386,18 +389,43 @@ impl Inbound {
 
     /// The events of `chunk` Kafka does not have yet, each with its control key, once every
     /// reuse of control numbers among them is reported. `None` on shutdown.
+    ///
+    /// Control numbers are recorded only after Kafka acknowledged their event (and before the
+    /// event is recorded as published), so the control numbers answer for most events: last
+    /// seen with this very event, it is on Kafka; never seen, it is not (but for a crash between
+    /// Kafka's acknowledgement and the record, which publishes it again under its id). Only
+    /// the rest (no control numbers, or numbers last seen on another document) are looked up
+    /// among the published events: a fresh file costs one look-up per event, not two.
     async fn fresh_in<'e>(&self, chunk: &'e [Event]) -> Option<Vec<(&'e Event, Option<String>)>> {
         let keyed: Vec<(&Event, Option<String>)> = chunk.iter().map(|e| (e, control_key(e))).collect();
-        let ids: Vec<String> = chunk.iter().map(|e| e.envelope().event_id.clone()).collect();
         let keys: Vec<String> = keyed.iter().filter_map(|(_, key)| key.clone()).collect();
-        // Both lookups at once: they read different tables.
-        let (seen, last) = futures::join!(
-            retrying(&self.shutdown, "reading the published events", || self.published.contained(&ids)),
-            retrying(&self.shutdown, "reading control numbers", || self.received.last_all(&keys)),
-        );
-        let (seen, last) = (seen?, last?);
-        let fresh: Vec<(&Event, Option<String>)> =
-            keyed.into_iter().filter(|(e, _)| !seen.contains(&e.envelope().event_id)).collect();
+        let last = retrying(&self.shutdown, "reading control numbers", || self.received.last_all(&keys)).await?;
+        // Whether each event is on Kafka, by its control numbers; `None`: ask the published events.
+        let known: Vec<Option<bool>> = keyed
+            .iter()
+            .map(|(event, key)| match key.as_ref().map(|key| last.get(key)) {
+                Some(None) => Some(false),
+                Some(Some(id)) if *id == event.envelope().event_id => Some(true),
+                _ => None,
+            })
+            .collect();
+        let unsure: Vec<String> = keyed
+            .iter()
+            .zip(&known)
+            .filter(|(_, k)| k.is_none())
+            .map(|((e, _), _)| e.envelope().event_id.clone())
+            .collect();
+        let published = if unsure.is_empty() {
+            Default::default()
+        } else {
+            retrying(&self.shutdown, "reading the published events", || self.published.contained(&unsure)).await?
+        };
+        let fresh: Vec<(&Event, Option<String>)> = keyed
+            .into_iter()
+            .zip(known)
+            .filter(|((event, _), known)| !known.unwrap_or_else(|| published.contains(&event.envelope().event_id)))
+            .map(|(keyed, _)| keyed)
+            .collect();
         self.metrics.already_published(chunk.len() - fresh.len());
         for (event, key) in &fresh {
             let previous = key.as_ref().and_then(|key| last.get(key).map(|id| (key, id)));
@@ -416,13 +444,16 @@ impl Inbound {
         let published: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
         let received: Vec<(String, String)> =
             batch.into_iter().filter_map(|(id, key)| key.map(|key| (key, id))).collect();
-        let recorded = retrying(&self.shutdown, "recording published events", || {
-            self.published.record_all(&published, "tg-producer")
-        })
-        .await;
+        // The control numbers first: what `fresh_in` reads of them holds even if the process
+        // dies between the two.
         let remembered =
             retrying(&self.shutdown, "recording control numbers", || self.received.record_all(&received)).await;
-        recorded.is_some() && remembered.is_some()
+        remembered.is_some()
+            && retrying(&self.shutdown, "recording published events", || {
+                self.published.record_all(&published, "tg-producer")
+            })
+            .await
+            .is_some()
     }
 
     /// The document last received under `key` was another one (`previous`): the partner reused
