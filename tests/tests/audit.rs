@@ -12,7 +12,7 @@ use common::{browser::Browser, fixture, kill, stop, World};
 use gridsync_schemas::{catalog, codec};
 use gridsync_tests::{free_port, payload, read_all, wait_until, workspace_binary};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 const PO: &str = "4500012345";
 
@@ -106,10 +106,10 @@ async fn recorded_everything(w: &World, store_url: &str) -> HashSet<String> {
 async fn one_orders_lineage_from_the_850_to_the_820_through_the_cli_the_api_and_a_browser() {
     let w = World::start("audit").await;
     w.set_clock("2026-12-20T08:00:00Z");
-    let mailbox = format!("--mailbox-dir={}", w.mailbox.display());
-    let numbering = format!("--outbound-store-url=sqlite://{}", w.dir.path().join("tg-producer.db").display());
+    let outbound = w.billing_outbound();
+    let outbound = outbound.each_ref().map(String::as_str);
     let (notifications, _) = w.consumer("notifications-consumer", "notifications", &[]);
-    let (billing, _) = w.consumer("billing-consumer", "billing", &[&mailbox, &numbering]);
+    let (billing, _) = w.consumer("billing-consumer", "billing", &outbound);
     let store_url = format!("sqlite://{}", w.dir.path().join("audit.db").display());
     let port = free_port();
     let view = format!("http://127.0.0.1:{port}");
@@ -127,14 +127,7 @@ async fn one_orders_lineage_from_the_850_to_the_820_through_the_cli_the_api_and_
     let (second, audit_metrics) = w.audit("audit-second", &store_url, port);
 
     // Finance records the payment: billing sends the 820, the partner acknowledges it.
-    w.record_in_amplience(
-        "Payment INV-88001",
-        "https://gridsync.example/schemas/payment-confirmation.json",
-        json!({ "partnerId": "ACME", "invoiceNumber": "INV-88001", "paymentReference": "PAY-7001",
-                "amount": "2370.00", "currency": "USD", "paidAt": "2026-11-30T11:00:00Z" }),
-        "Payment confirmed",
-    )
-    .await;
+    w.record_payment("ACME", "INV-88001", "PAY-7001", "2370.00", "2026-11-30T11:00:00Z").await;
     let answer = lineage_until(&w, &view, "the 820 and its acknowledgement", |s| {
         s.iter().any(|(t, a)| t == "DeliveryPerformed" && a == "remittance-advice")
             && s.iter().any(|(t, _)| t == "FunctionalAckReceived")
@@ -261,7 +254,7 @@ async fn one_orders_lineage_from_the_850_to_the_820_through_the_cli_the_api_and_
     assert!(dry.status.success() && plan.contains("would reset"), "{dry:?}");
     assert_eq!(String::from_utf8_lossy(&w.gridsync(&["replay", "billing", "--to-earliest", "--dry-run"]).stdout), plan);
     let replayed = [
-        w.replayed("billing-consumer", "billing", &[&mailbox, &numbering]).await,
+        w.replayed("billing-consumer", "billing", &outbound).await,
         w.replayed("notifications-consumer", "notifications", &[]).await,
     ];
     assert_eq!(w.all_items().await, made_before, "a replay changed or made Amplience items");

@@ -59,23 +59,46 @@ fn exceptions_of(w: &World, kind: ExceptionKind) -> Vec<DocumentExchangeExceptio
     of_kind(&w.events_until(EventType::DocumentExchangeException, |events| !of_kind(events).is_empty()))
 }
 
+/// Finance settles Nordwaren's dispute D-31 over INV-DE-5001 with a credit of `amount` EUR.
+async fn resolve_dispute(w: &World, amount: &str, resolved_at: &str, summary: &str) {
+    w.record_in_amplience(
+        "Dispute D-31",
+        "https://gridsync.example/schemas/dispute-resolution.json",
+        json!({ "partnerId": "4012345500004", "invoiceNumber": "INV-DE-5001", "disputeId": "D-31",
+                "resolution": "credit-issued", "adjustedAmount": amount, "currency": "EUR",
+                "resolvedAt": resolved_at, "summary": summary }),
+        "Dispute resolved",
+    )
+    .await;
+}
+
 fn status_of<'a>(accounts: &'a [Value], partner: &str) -> Option<&'a Value> {
     accounts.iter().find(|a| a["item"]["body"]["tradingPartnerId"] == partner).map(|a| &a["item"]["body"])
+}
+
+/// Starts billing consumer `name`, writing its documents where the world's partner picks them
+/// up, numbered in tg-producer's store (as deployed).
+fn billing(w: &World, name: &str) -> (std::process::Child, String) {
+    let outbound = w.billing_outbound();
+    w.consumer("billing-consumer", name, &outbound.each_ref().map(String::as_str))
+}
+
+/// A world on 2026-12-20 whose first billing consumer has two invoices coming: ACME's
+/// INV-88001 (2,370.00 USD with its two orders, due 2026-12-26) and Nordwaren's INVOIC
+/// INV-DE-5001 (714.00 EUR with 114.00 of tax).
+fn with_two_invoices(w: &World) -> std::process::Child {
+    w.set_clock("2026-12-20T08:00:00Z");
+    let (first, _) = billing(w, "first");
+    w.drop_inbound("acme.edi", &std::fs::read(fixture("x12_multi_interchange_crlf.edi")).unwrap());
+    w.drop_inbound("nordwaren.edi", &std::fs::read(fixture("edifact_default_separators_one_line.edi")).unwrap());
+    first
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn invoices_payments_and_disputes_flow_both_ways_once_through_killed_consumers() {
     let w = World::start("billing").await;
-    w.set_clock("2026-12-20T08:00:00Z");
-    // The mailbox tg-producer writes its 997s to, numbered in its store: billing's documents too.
-    let mailbox = format!("--mailbox-dir={}", w.mailbox.display());
-    let numbering = format!("--outbound-store-url=sqlite://{}", w.dir.path().join("tg-producer.db").display());
-    let (first, _) = w.consumer("billing-consumer", "first", &[&mailbox, &numbering]);
-
-    // ACME: two orders and invoice INV-88001 (2,370.00, due 2026-12-26); Nordwaren: INVOIC
-    // INV-DE-5001 (714.00 with 114.00 of tax); ACME's INV-88002, which does not add up.
-    w.drop_inbound("acme.edi", &std::fs::read(fixture("x12_multi_interchange_crlf.edi")).unwrap());
-    w.drop_inbound("nordwaren.edi", &std::fs::read(fixture("edifact_default_separators_one_line.edi")).unwrap());
+    let first = with_two_invoices(&w);
+    // And ACME's INV-88002, which does not add up.
     w.drop_inbound("acme-bad.edi", BAD_INVOICE.as_bytes());
 
     let sent =
@@ -116,30 +139,15 @@ async fn invoices_payments_and_disputes_flow_both_ways_once_through_killed_consu
     w.set_clock("2026-12-23T10:00:00Z");
     w.items_until("gridsync/payment-reminder", "a first reminder", |items| !items.is_empty()).await;
     kill(first);
-    let (second, _) = w.consumer("billing-consumer", "second", &[&mailbox, &numbering]);
+    let (second, _) = billing(&w, "second");
     let reminders = w.items_until("gridsync/payment-reminder", "both reminders", |items| items.len() == 2).await;
     let acme_reminder = reminders.iter().find(|i| i["item"]["body"]["gridsync"]["businessKey"] == "INV-88001").unwrap();
     assert_eq!(text(acme_reminder, "/item/body/subject"), "Invoice INV-88001: payment due in 3 days");
     assert_eq!(acme_reminder["item"]["body"]["reminder"]["offsetDays"], -3);
 
     // Finance records ACME's payment and settles Nordwaren's dispute with a credit.
-    w.record_in_amplience(
-        "Payment INV-88001",
-        "https://gridsync.example/schemas/payment-confirmation.json",
-        json!({ "partnerId": "ACME", "invoiceNumber": "INV-88001", "paymentReference": "PAY-7001",
-                "amount": "2370.00", "currency": "USD", "paidAt": "2026-12-23T11:00:00Z" }),
-        "Payment confirmed",
-    )
-    .await;
-    w.record_in_amplience(
-        "Dispute D-31",
-        "https://gridsync.example/schemas/dispute-resolution.json",
-        json!({ "partnerId": "4012345500004", "invoiceNumber": "INV-DE-5001", "disputeId": "D-31",
-                "resolution": "credit-issued", "adjustedAmount": "114.00", "currency": "EUR",
-                "resolvedAt": "2026-12-23T12:00:00Z", "summary": "Tax charged twice" }),
-        "Dispute resolved",
-    )
-    .await;
+    w.record_payment("ACME", "INV-88001", "PAY-7001", "2370.00", "2026-12-23T11:00:00Z").await;
+    resolve_dispute(&w, "114.00", "2026-12-23T12:00:00Z", "Tax charged twice").await;
     // Killed as soon as the 820 has gone out: the restart must not send it again.
     assert!(
         gridsync_tests::wait_until(std::time::Duration::from_secs(60), || !w.picked_up("ACME_820_PAY-7001").is_empty())
@@ -148,7 +156,7 @@ async fn invoices_payments_and_disputes_flow_both_ways_once_through_killed_consu
         w.log("second")
     );
     kill(second);
-    let (third, metrics) = w.consumer("billing-consumer", "third", &[&mailbox, &numbering]);
+    let (third, metrics) = billing(&w, "third");
 
     let accounts = w
         .items_until("gridsync/account-status", "payment and credit acknowledged on the accounts", |items| {
@@ -244,14 +252,7 @@ async fn invoices_payments_and_disputes_flow_both_ways_once_through_killed_consu
 
     // GLOBEX goes silent: its 820 is never acknowledged, and a day later that is an exception.
     w.partner_goes_silent();
-    w.record_in_amplience(
-        "Payment INV-G-1",
-        "https://gridsync.example/schemas/payment-confirmation.json",
-        json!({ "partnerId": "GLOBEX", "invoiceNumber": "INV-G-1", "paymentReference": "PAY-G-1",
-                "amount": "100.00", "currency": "USD", "paidAt": "2027-01-20T10:00:00Z" }),
-        "Payment confirmed",
-    )
-    .await;
+    w.record_payment("GLOBEX", "INV-G-1", "PAY-G-1", "100.00", "2027-01-20T10:00:00Z").await;
     assert!(
         gridsync_tests::wait_until(std::time::Duration::from_secs(60), || !w
             .waiting_outbound("GLOBEX_820_PAY-G-1")
@@ -283,12 +284,7 @@ async fn a_reminder_begun_by_a_consumer_that_died_is_finished_though_the_invoice
     use std::time::Duration;
 
     let w = World::start("billing-begun").await;
-    w.set_clock("2026-12-20T08:00:00Z");
-    let mailbox = format!("--mailbox-dir={}", w.mailbox.display());
-    let numbering = format!("--outbound-store-url=sqlite://{}", w.dir.path().join("tg-producer.db").display());
-    let (first, _) = w.consumer("billing-consumer", "first", &[&mailbox, &numbering]);
-    w.drop_inbound("acme.edi", &std::fs::read(fixture("x12_multi_interchange_crlf.edi")).unwrap());
-    w.drop_inbound("nordwaren.edi", &std::fs::read(fixture("edifact_default_separators_one_line.edi")).unwrap());
+    let first = with_two_invoices(&w);
     w.items_until("gridsync/account-status", "both partners' open invoices", |items| {
         items.len() == 2 && items.iter().all(|i| i["item"]["body"]["openInvoices"] == 1)
     })
@@ -312,24 +308,9 @@ async fn a_reminder_begun_by_a_consumer_that_died_is_finished_though_the_invoice
     assert_eq!(store.side_effects().claim(&effect_key, dead, lease).await.unwrap(), gridsync_store::Claim::Claimed);
 
     // Its successor hears of the payment and of the settled dispute before the reminder day.
-    let (second, _) = w.consumer("billing-consumer", "second", &[&mailbox, &numbering]);
-    w.record_in_amplience(
-        "Payment INV-88001",
-        "https://gridsync.example/schemas/payment-confirmation.json",
-        json!({ "partnerId": "ACME", "invoiceNumber": "INV-88001", "paymentReference": "PAY-7001",
-                "amount": "2370.00", "currency": "USD", "paidAt": "2026-12-21T11:00:00Z" }),
-        "Payment confirmed",
-    )
-    .await;
-    w.record_in_amplience(
-        "Dispute D-31",
-        "https://gridsync.example/schemas/dispute-resolution.json",
-        json!({ "partnerId": "4012345500004", "invoiceNumber": "INV-DE-5001", "disputeId": "D-31",
-                "resolution": "credit-issued", "adjustedAmount": "714.00", "currency": "EUR",
-                "resolvedAt": "2026-12-21T12:00:00Z", "summary": "Goods returned" }),
-        "Dispute resolved",
-    )
-    .await;
+    let (second, _) = billing(&w, "second");
+    w.record_payment("ACME", "INV-88001", "PAY-7001", "2370.00", "2026-12-21T11:00:00Z").await;
+    resolve_dispute(&w, "714.00", "2026-12-21T12:00:00Z", "Goods returned").await;
     w.items_until("gridsync/account-status", "the payment and the credit on the accounts", |items| {
         status_of(items, "ACME").is_some_and(|a| a["invoices"]["INV-88001"]["status"] == "paid")
             && status_of(items, "4012345500004").is_some_and(|a| a["invoices"]["INV-DE-5001"]["status"] == "adjusted")

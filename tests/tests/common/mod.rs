@@ -308,6 +308,27 @@ impl World {
         finance.assign_workflow_state(&created.id, state).await.unwrap();
     }
 
+    /// Finance records a payment of `amount` USD in amp-sim: the billing flow's 820.
+    pub async fn record_payment(&self, partner: &str, invoice: &str, reference: &str, amount: &str, paid_at: &str) {
+        self.record_in_amplience(
+            &format!("Payment {invoice}"),
+            "https://gridsync.example/schemas/payment-confirmation.json",
+            serde_json::json!({ "partnerId": partner, "invoiceNumber": invoice, "paymentReference": reference,
+                                "amount": amount, "currency": "USD", "paidAt": paid_at }),
+            "Payment confirmed",
+        )
+        .await;
+    }
+
+    /// The billing consumer's arguments for its documents: written into this world's outbound
+    /// mailbox, numbered in tg-producer's store (as deployed).
+    pub fn billing_outbound(&self) -> [String; 2] {
+        [
+            format!("--mailbox-dir={}", self.mailbox.display()),
+            format!("--outbound-store-url=sqlite://{}", self.dir.path().join("tg-producer.db").display()),
+        ]
+    }
+
     /// The DeliveryPerformed events on the deliveries topic, read until `done` holds for them.
     pub fn deliveries_until(&self, done: impl Fn(&[DeliveryPerformed]) -> bool) -> Vec<DeliveryPerformed> {
         let only = |events: &[Event]| -> Vec<DeliveryPerformed> {
