@@ -109,3 +109,71 @@ async fn groups_lag_counts_what_each_partition_has_not_committed() {
     let (ok, _, stderr) = gridsync(&broker, &prefix, &["groups", "lag", "nobody"]);
     assert!(!ok && stderr.contains("no consumer or group \"nobody\""), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_to_offset_moves_only_the_partitions_it_names() {
+    let broker = Broker::shared().unwrap();
+    let prefix = unique_prefix("replay-offset");
+    let kafka = broker.kafka_args(&prefix);
+    let catalog = catalog().unwrap().with_prefix(&prefix);
+    apply_topics(&kafka, &catalog.topics, false).await.unwrap();
+    let producer = EventProducer::new(&kafka, Metrics::new("replay").unwrap()).unwrap();
+    for seq in 1..=20 {
+        producer.publish(&sample(EventType::PurchaseOrderReceived, &format!("P{seq}"), seq), None).await.unwrap();
+    }
+    let orders = catalog.topic_for(EventType::PurchaseOrderReceived).name.clone();
+    let group = catalog.consumer("notifications").unwrap().group_id.clone();
+
+    // The group has read every partition of the orders topic to its end.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.brokers())
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut ends = Vec::new();
+    let mut at_end = TopicPartitionList::new();
+    for partition in 0..6 {
+        let (_, end) = consumer.fetch_watermarks(&orders, partition, Duration::from_secs(10)).unwrap();
+        ends.push(end);
+        at_end.add_partition_offset(&orders, partition, Offset::Offset(end)).unwrap();
+    }
+    consumer.commit(&at_end, CommitMode::Sync).unwrap();
+    let committed = || -> Vec<i64> {
+        let asked = consumer.committed_offsets(at_end.clone(), Duration::from_secs(10)).unwrap();
+        (0..6)
+            .map(|p| match asked.find_partition(&orders, p).unwrap().offset() {
+                Offset::Offset(o) => o,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+
+    // Three records back on one partition (by its short name, without the prefix), none elsewhere.
+    let short = ends.iter().position(|end| *end >= 3).expect("a partition of 20 orders holds three");
+    let end = ends[short];
+    let unprefixed = orders.strip_prefix(&prefix).unwrap();
+    let spec = format!("{unprefixed}:{short}:{}", end - 3);
+    let (ok, plan, stderr) =
+        gridsync(&broker, &prefix, &["replay", "notifications", "--to-offset", &spec, "--dry-run"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(plan.lines().filter(|l| l.contains("committed")).count(), 1, "only the partition named: {plan}");
+    let line = format!("{orders}[{short}]: committed {end} -> {} (3 records to process, end {end})", end - 3);
+    assert!(plan.contains(&line), "no {line:?} in\n{plan}");
+    assert!(plan.contains("would reset 1 partitions; 3 records would be processed again"), "{plan}");
+    assert_eq!(committed(), ends, "a dry run changes nothing");
+
+    let (ok, done, stderr) = gridsync(&broker, &prefix, &["replay", "notifications", "--to-offset", &spec]);
+    assert!(ok, "{stderr}");
+    assert!(done.contains("reset 1 partitions; 3 records will be processed again"), "{done}");
+    let mut expected = ends.clone();
+    expected[short] = end - 3;
+    assert_eq!(committed(), expected);
+
+    // A partition the group does not read is refused by name, and nothing moves.
+    let invoices = catalog.topic_for(EventType::InvoiceReceived).name.clone();
+    let (ok, _, stderr) =
+        gridsync(&broker, &prefix, &["replay", "notifications", "--to-offset", &format!("{invoices}:0:0")]);
+    assert!(!ok && stderr.contains(&format!("{invoices}:0 is not a partition {group} reads")), "{stderr}");
+    assert_eq!(committed(), expected);
+}
