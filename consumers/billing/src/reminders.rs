@@ -7,7 +7,7 @@
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use gridsync_core::kafka::Record;
-use gridsync_flow::{messages, partners::PartnerProfile, scheduler, Audience, FlowError, Send, SideEffect};
+use gridsync_flow::{messages, partners::PartnerProfile, scheduler, Audience, FlowError, Send};
 use gridsync_schemas::{events::InvoiceReceived, Event};
 use gridsync_store::Timer;
 use serde::{Deserialize, Serialize};
@@ -85,7 +85,7 @@ impl Billing {
         let settled = known.as_ref().is_some_and(|k| k.status != "open");
         // Settled since it came due: not sent, unless a firer that died began sending it (it may
         // be in Amplience already), which is then finished and reported like any other.
-        let effect = SideEffect::amplience(PAYMENT_REMINDER, None).once_per(timer.key.clone());
+        let effect = messages::side_effect(PAYMENT_REMINDER, None, Some(timer.key.clone()));
         if settled && !self.ctx.effects.begun(record, &effect).await? {
             return Ok(());
         }

@@ -41,6 +41,17 @@ pub struct Send<'a> {
     pub once_per: Option<String>,
 }
 
+/// The side effect a message of `action` is (once per `once_per`, else per source event): the
+/// one place its ledger key is made, for [`Messages::send`] and for a flow asking whether it
+/// was begun ([`Effects::begun`]).
+pub fn side_effect(action: &str, recipient: Option<String>, once_per: Option<String>) -> SideEffect {
+    let effect = SideEffect::amplience(action, recipient);
+    match once_per {
+        Some(subject) => effect.once_per(subject),
+        None => effect,
+    }
+}
+
 /// One message to create.
 pub struct Message<'a> {
     /// The template's delivery key.
@@ -76,10 +87,7 @@ impl Messages {
             Audience::Customer => (partner.contacts.customer.clone(), None),
             Audience::AccountTeam(state) => (partner.contacts.account_team.clone(), Some(state)),
         };
-        let mut effect = SideEffect::amplience(send.action, recipient.clone());
-        if let Some(subject) = send.once_per {
-            effect = effect.once_per(subject);
-        }
+        let effect = side_effect(send.action, recipient.clone(), send.once_per);
         let message = Message {
             template_key: send.template_key,
             context: send.context,
