@@ -15,17 +15,18 @@ use rdkafka::{
 
 use super::headers;
 
+use crate::{
+    config::{ConfigError, KafkaArgs},
+    registry::{RegistryError, SchemaRegistry},
+    telemetry::{Metrics, TraceContext},
+};
+
 /// The longest a record waits for room in the producer's local queue before the send fails
 /// (`gridsync_failures_total{stage="produce",reason="queue_full"}`) and its caller retries.
 pub const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many times a record is sent while Kafka acknowledges it without an offset (see
 /// [`EventProducer::send`]) before the send fails for its caller to retry.
 const UNCONFIRMED_SENDS: usize = 3;
-use crate::{
-    config::{ConfigError, KafkaArgs},
-    registry::{RegistryError, SchemaRegistry},
-    telemetry::{Metrics, TraceContext},
-};
 
 /// Where a record landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
