@@ -320,14 +320,19 @@ pub fn read_all(brokers: &str, topic: &str, timeout: Duration) -> anyhow::Result
 
 /// Polls `check` until it returns true or `timeout` passes.
 pub async fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    wait_for(timeout, || std::future::ready(check())).await
+}
+
+/// [`wait_until`] for a check that awaits (a metric, the store).
+pub async fn wait_for<F: std::future::Future<Output = bool>>(timeout: Duration, mut check: impl FnMut() -> F) -> bool {
     let started = Instant::now();
     while started.elapsed() < timeout {
-        if check() {
+        if check().await {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    check()
+    check().await
 }
 
 /// The lines a probe consumer wrote: `event_id topic partition offset`.

@@ -11,13 +11,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use common::{fixture, kill, metric, stop, text, World};
 use gridsync_schemas::{
     events::{DocumentExchangeException, ExceptionKind, TargetSystem},
     Event, EventType,
 };
+use gridsync_tests::{wait_for, wait_until};
 use serde_json::{json, Value};
 
 /// An ACME invoice for order 4500012345 whose lines (1,194.00) and tax (50.00)
@@ -150,8 +151,7 @@ async fn invoices_payments_and_disputes_flow_both_ways_once_through_killed_consu
     resolve_dispute(&w, "114.00", "2026-12-23T12:00:00Z", "Tax charged twice").await;
     // Killed as soon as the 820 has gone out: the restart must not send it again.
     assert!(
-        gridsync_tests::wait_until(std::time::Duration::from_secs(60), || !w.picked_up("ACME_820_PAY-7001").is_empty())
-            .await,
+        wait_until(Duration::from_secs(60), || !w.picked_up("ACME_820_PAY-7001").is_empty()).await,
         "the 820 was never picked up\n{}",
         w.log("second")
     );
@@ -211,25 +211,15 @@ async fn invoices_payments_and_disputes_flow_both_ways_once_through_killed_consu
     // Paid and credited: no reminder is left to fire, however far the clock goes (the timers
     // are looked at twice more after the clock moved past every reminder day).
     // (A reminder a killed consumer was firing is not cancelled: it fires once its claim runs out.)
-    let mut pending = f64::NAN;
-    for _ in 0..300 {
-        pending = metric(&metrics, "gridsync_flow_timers_pending", r#"kind="payment-reminder""#).await;
-        if pending == 0.0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(pending, 0.0, "reminders still pending");
+    let pending = || metric(&metrics, "gridsync_flow_timers_pending", r#"kind="payment-reminder""#);
+    let none_pending = wait_for(Duration::from_secs(30), || async { pending().await == 0.0 }).await;
+    assert!(none_pending, "reminders still pending: {}", pending().await);
     let looks = metric(&metrics, "gridsync_flow_timer_looks_total", "").await;
     w.set_clock("2027-01-20T10:00:00Z");
-    let mut looked = false;
-    for _ in 0..300 {
-        if metric(&metrics, "gridsync_flow_timer_looks_total", "").await >= looks + 2.0 {
-            looked = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let looked = wait_for(Duration::from_secs(30), || async {
+        metric(&metrics, "gridsync_flow_timer_looks_total", "").await >= looks + 2.0
+    })
+    .await;
     assert!(looked, "the timers were not looked at again");
     let reminders = w.items("gridsync/payment-reminder").await;
     assert_eq!(reminders.len(), 2, "one reminder per invoice and due date");
@@ -254,10 +244,7 @@ async fn invoices_payments_and_disputes_flow_both_ways_once_through_killed_consu
     w.partner_goes_silent();
     w.record_payment("GLOBEX", "INV-G-1", "PAY-G-1", "100.00", "2027-01-20T10:00:00Z").await;
     assert!(
-        gridsync_tests::wait_until(std::time::Duration::from_secs(60), || !w
-            .waiting_outbound("GLOBEX_820_PAY-G-1")
-            .is_empty())
-        .await,
+        wait_until(Duration::from_secs(60), || !w.waiting_outbound("GLOBEX_820_PAY-G-1").is_empty()).await,
         "the 820 to GLOBEX was never written\n{}",
         w.logs()
     );
@@ -281,8 +268,6 @@ async fn invoices_payments_and_disputes_flow_both_ways_once_through_killed_consu
 /// reminder, which its firer gave back untouched, is cancelled by the settled dispute, never sent.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reminder_begun_by_a_consumer_that_died_is_finished_though_the_invoice_was_paid() {
-    use std::time::Duration;
-
     let w = World::start("billing-begun").await;
     let first = with_two_invoices(&w);
     w.items_until("gridsync/account-status", "both partners' open invoices", |items| {
@@ -324,14 +309,10 @@ async fn a_reminder_begun_by_a_consumer_that_died_is_finished_though_the_invoice
             timers.of_subject(subject).await.unwrap().into_iter().map(|(t, s)| (t.key, s)).collect::<BTreeMap<_, _>>()
         }
     };
-    let mut fired = false;
-    for _ in 0..300 {
-        if states("invoice/ACME/INV-88001").await.get(acme) == Some(&gridsync_store::TimerState::Fired) {
-            fired = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let fired = wait_for(Duration::from_secs(30), || async {
+        states("invoice/ACME/INV-88001").await.get(acme) == Some(&gridsync_store::TimerState::Fired)
+    })
+    .await;
     assert!(fired, "ACME's begun reminder never fired again\n{}", w.logs());
     let deliveries = w.deliveries_until(|ds| ds.iter().any(|d| d.action == "payment-reminder"));
     let reminders: Vec<_> = deliveries.iter().filter(|d| d.action == "payment-reminder").collect();

@@ -54,32 +54,52 @@ async fn topics_describe_tells_missing_topics_then_what_each_holds() {
     assert_eq!(one.lines().filter(|l| l.contains("leader 1") && l.contains("in sync [1]")).count(), 6, "{one}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn groups_lag_counts_what_each_partition_has_not_committed() {
+/// Twenty orders on the orders topic (six partitions) of a catalog of topics of its own, and a
+/// client in the notifications consumer's group that commits offsets without joining.
+struct OrdersAndGroup {
+    broker: std::sync::Arc<Broker>,
+    prefix: String,
+    catalog: gridsync_schemas::catalog::TopicCatalog,
+    orders: String,
+    group: String,
+    consumer: BaseConsumer,
+    /// Each partition's end offset.
+    ends: Vec<i64>,
+}
+
+async fn twenty_orders(name: &str) -> OrdersAndGroup {
     let broker = Broker::shared().unwrap();
-    let prefix = unique_prefix("lag");
+    let prefix = unique_prefix(name);
     let kafka = broker.kafka_args(&prefix);
     let catalog = catalog().unwrap().with_prefix(&prefix);
     apply_topics(&kafka, &catalog.topics, false).await.unwrap();
-    let producer = EventProducer::new(&kafka, Metrics::new("lag").unwrap()).unwrap();
+    let producer = EventProducer::new(&kafka, Metrics::new(name).unwrap()).unwrap();
     for seq in 1..=20 {
         producer.publish(&sample(EventType::PurchaseOrderReceived, &format!("P{seq}"), seq), None).await.unwrap();
     }
     let orders = catalog.topic_for(EventType::PurchaseOrderReceived).name.clone();
     let group = catalog.consumer("notifications").unwrap().group_id.clone();
-
-    // The group has read every partition of the orders topic to its end but one, where it is
-    // two records short; the partitions it never committed count whole.
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker.brokers())
         .set("group.id", &group)
         .set("enable.auto.commit", "false")
         .create()
         .unwrap();
+    let ends = (0..6)
+        .map(|partition| consumer.fetch_watermarks(&orders, partition, Duration::from_secs(10)).unwrap().1)
+        .collect();
+    OrdersAndGroup { broker, prefix, catalog, orders, group, consumer, ends }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn groups_lag_counts_what_each_partition_has_not_committed() {
+    let OrdersAndGroup { broker, prefix, catalog, orders, group, consumer, ends } = twenty_orders("lag").await;
+
+    // The group has read every partition of the orders topic to its end but one, where it is
+    // two records short; the partitions it never committed count whole.
     let mut commit = TopicPartitionList::new();
     let mut short = None;
-    for partition in 0..6 {
-        let (_, end) = consumer.fetch_watermarks(&orders, partition, Duration::from_secs(10)).unwrap();
+    for (partition, &end) in (0..).zip(&ends) {
         let at = if end >= 2 && short.is_none() {
             short = Some(partition);
             end - 2
@@ -112,30 +132,12 @@ async fn groups_lag_counts_what_each_partition_has_not_committed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replay_to_offset_moves_only_the_partitions_it_names() {
-    let broker = Broker::shared().unwrap();
-    let prefix = unique_prefix("replay-offset");
-    let kafka = broker.kafka_args(&prefix);
-    let catalog = catalog().unwrap().with_prefix(&prefix);
-    apply_topics(&kafka, &catalog.topics, false).await.unwrap();
-    let producer = EventProducer::new(&kafka, Metrics::new("replay").unwrap()).unwrap();
-    for seq in 1..=20 {
-        producer.publish(&sample(EventType::PurchaseOrderReceived, &format!("P{seq}"), seq), None).await.unwrap();
-    }
-    let orders = catalog.topic_for(EventType::PurchaseOrderReceived).name.clone();
-    let group = catalog.consumer("notifications").unwrap().group_id.clone();
+    let OrdersAndGroup { broker, prefix, catalog, orders, group, consumer, ends } =
+        twenty_orders("replay-offset").await;
 
     // The group has read every partition of the orders topic to its end.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.brokers())
-        .set("group.id", &group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut ends = Vec::new();
     let mut at_end = TopicPartitionList::new();
-    for partition in 0..6 {
-        let (_, end) = consumer.fetch_watermarks(&orders, partition, Duration::from_secs(10)).unwrap();
-        ends.push(end);
+    for (partition, &end) in (0..).zip(&ends) {
         at_end.add_partition_offset(&orders, partition, Offset::Offset(end)).unwrap();
     }
     consumer.commit(&at_end, CommitMode::Sync).unwrap();
