@@ -97,7 +97,7 @@ share.coordinator.state.topic.min.isr=1
 # a consumer group forms at once instead of after 3 s (tests and the local run start groups often)
 group.initial.rebalance.delay.ms=0
 num.partitions=1
-# as in production (and docker-compose): topics come from `gridsync topics apply`, never from a typo
+# as in production (and docker-compose): topics come from "gridsync topics apply", never from a typo
 auto.create.topics.enable=false
 EOF
 }

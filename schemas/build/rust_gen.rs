@@ -160,6 +160,13 @@ impl Types {
             let _ = writeln!(code, "    pub {}: {ty},", field_ident(fname));
         }
         code.push_str("}\n\n");
+        let _ = writeln!(code, "impl crate::datum::WriteDatum for {name} {{");
+        let _ = writeln!(code, "    fn write_datum(&self, out: &mut Vec<u8>) {{");
+        for field in schema["fields"].as_array().ok_or("record without fields")? {
+            let fname = field["name"].as_str().ok_or("field without name")?;
+            let _ = writeln!(code, "        crate::datum::WriteDatum::write_datum(&self.{}, out);", field_ident(fname));
+        }
+        code.push_str("    }\n}\n\n");
         self.define(schema, code)
     }
 
@@ -190,6 +197,13 @@ impl Types {
             let _ = writeln!(code, "            {name}::{} => \"{symbol}\",", pascal(symbol));
         }
         code.push_str("        }\n    }\n}\n\n");
+        let _ = writeln!(code, "impl crate::datum::WriteDatum for {name} {{");
+        let _ = writeln!(code, "    fn write_datum(&self, out: &mut Vec<u8>) {{");
+        let _ = writeln!(code, "        let index = match self {{");
+        for (index, symbol) in symbols.iter().enumerate() {
+            let _ = writeln!(code, "            {name}::{} => {index},", pascal(symbol));
+        }
+        code.push_str("        };\n        crate::datum::write_long(out, index);\n    }\n}\n\n");
         self.define(schema, code)
     }
 }
@@ -282,9 +296,9 @@ fn dispatch(events: &[EventSchema]) -> Result<String, String> {
     );
     match_method(
         &mut o,
-        "    pub(crate) fn write_datum(&self, writer: &apache_avro::writer::datum::GenericDatumWriter<'_>, out: &mut Vec<u8>) -> apache_avro::AvroResult<usize>",
+        "    /// Appends the event's Avro datum (current schema) to `out`.\n    pub(crate) fn write_datum(&self, out: &mut Vec<u8>)",
         &names,
-        |t| format!("Event::{t}(e) => writer.write_ser(out, e)"),
+        |t| format!("Event::{t}(e) => crate::datum::WriteDatum::write_datum(e, out)"),
     );
     o.push_str("}\n\n");
 

@@ -11,6 +11,7 @@
 pub mod catalog;
 pub mod codec;
 pub mod compat;
+mod datum;
 mod helpers;
 pub mod samples;
 mod values;

@@ -77,7 +77,7 @@ impl Decimal {
     }
 
     /// Big-endian two's complement in exactly [`Self::FIXED_SIZE`] bytes.
-    fn to_unscaled_bytes(self) -> [u8; Self::FIXED_SIZE] {
+    pub(crate) fn to_unscaled_bytes(self) -> [u8; Self::FIXED_SIZE] {
         let bytes = self.unscaled().to_be_bytes();
         let mut out = [0u8; Self::FIXED_SIZE];
         out.copy_from_slice(&bytes[16 - Self::FIXED_SIZE..]);
@@ -160,7 +160,7 @@ impl Date {
         self.0
     }
 
-    fn days_since_epoch(&self) -> i32 {
+    pub(crate) fn days_since_epoch(&self) -> i32 {
         // A NaiveDate's range (±262,143 years) is far inside i32 days.
         (self.0 - NaiveDate::default()).num_days() as i32
     }

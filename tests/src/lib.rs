@@ -318,6 +318,26 @@ pub fn read_all(brokers: &str, topic: &str, timeout: Duration) -> anyhow::Result
     Ok(records)
 }
 
+/// An X12 file from `sender`: one interchange (and group) numbered `interchange`, one 850 per
+/// PO number, each ordering `lines` lines. What the tests and the benchmark drop in mailboxes.
+pub fn x12_purchase_orders(sender: &str, interchange: usize, po_numbers: &[String], lines: usize) -> String {
+    let mut edi = format!(
+        "ISA*00*          *00*          *ZZ*{sender:<15}*ZZ*GRIDSYNC       *261125*1432*U*00401*{interchange:09}*0*P*>~\n\
+         GS*PO*{sender}*GRIDSYNC*20261125*1432*{interchange}*X*004010~\n",
+    );
+    for (n, po_number) in po_numbers.iter().enumerate().map(|(i, po)| (i + 1, po)) {
+        edi.push_str(&format!(
+            "ST*850*{n:04}~\nBEG*00*SA*{po_number}**20261125~\nN1*BY*{sender} Buyer*92*{sender}-BUYER~\n"
+        ));
+        for line in 1..=lines {
+            edi.push_str(&format!("PO1*{line}*{}*EA*9.95**VP*SKU-{line}00{n}~\n", 10 * line));
+        }
+        edi.push_str(&format!("CTT*{lines}~\nSE*{}*{n:04}~\n", lines + 5));
+    }
+    edi.push_str(&format!("GE*{}*{interchange}~\nIEA*1*{interchange:09}~\n", po_numbers.len()));
+    edi
+}
+
 /// Polls `check` until it returns true or `timeout` passes.
 pub async fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     wait_for(timeout, || std::future::ready(check())).await

@@ -16,20 +16,10 @@ use gridsync_tests::{free_port, payload, processed_lines, read_all, wait_until, 
 const FILES: usize = 10;
 const ORDERS_PER_FILE: usize = 200;
 
-/// An X12 file of `orders` purchase orders from RESTARTCO, numbered by `file`.
+/// An X12 file of purchase orders from RESTARTCO, numbered by `file`.
 fn orders_file(file: usize) -> String {
-    let isa = format!("{:09}", 700 + file);
-    let mut edi = format!(
-        "ISA*00*          *00*          *ZZ*RESTARTCO      *ZZ*GRIDSYNC       *261201*1000*U*00401*{isa}*0*P*>~\n\
-         GS*PO*RESTARTCO*GRIDSYNC*20261201*1000*{file}*X*004010~\n"
-    );
-    for n in 1..=ORDERS_PER_FILE {
-        edi.push_str(&format!(
-            "ST*850*{n:04}~\nBEG*00*SA*B{file:02}-{n:04}**20261201~\nPO1*1*1*EA*5.00**VP*SKU-{n}~\nCTT*1~\nSE*5*{n:04}~\n"
-        ));
-    }
-    edi.push_str(&format!("GE*{ORDERS_PER_FILE}*{file}~\nIEA*1*{isa}~\n"));
-    edi
+    let po_numbers: Vec<String> = (1..=ORDERS_PER_FILE).map(|n| format!("B{file:02}-{n:04}")).collect();
+    gridsync_tests::x12_purchase_orders("RESTARTCO", 700 + file, &po_numbers, 1)
 }
 
 fn drop_files(inbound: &Path, files: std::ops::Range<usize>) {

@@ -12,8 +12,11 @@ use std::{
 };
 
 use gridsync_schemas::{codec, events::Event, EventType};
-use gridsync_tests::{free_port, metric_value, payload, read_topic, wait_until, workspace_binary, Pipeline};
+use gridsync_tests::{
+    free_port, metric_value, payload, read_all, read_topic, wait_until, workspace_binary, x12_purchase_orders, Pipeline,
+};
 use nix::{sys::signal, unistd::Pid};
+use rdkafka::Message;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/edi/tests/fixtures").join(name)
@@ -63,6 +66,71 @@ fn order_counting(sender: &str, said: usize) -> String {
          GS*PO*{sender}*GRIDSYNC*20261201*0915*88*X*004010~\nST*850*0001~\nBEG*00*SA*PO-{sender}**20261201~\n\
          PO1*1*2*EA*9.95**VP*SKU-1~\nCTT*1~\nSE*{said}*0001~\nGE*1*88~\nIEA*1*000000088~\n"
     )
+}
+
+/// Files that land together are in hand two at a time (the next one parsed and mapped while one
+/// publishes), yet each file's events go out after those of the file before it, and a resend
+/// right behind its original finds the original's events recorded and publishes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn files_landing_together_publish_in_order_and_a_resend_among_them_is_skipped() {
+    const ORDERS: usize = 600; // enough to be mapped on the pool's threads
+    let pipeline = Pipeline::start("tg-backlog", None).await.unwrap();
+    let mailbox = tempfile::tempdir().unwrap();
+    let inbound = mailbox.path().join("inbound");
+    std::fs::create_dir_all(&inbound).unwrap();
+    // The same PO numbers in every file (the same record keys), each file its own interchange:
+    // new documents for the same orders, whose order on each partition is the files' order.
+    let po_numbers: Vec<String> = (1..=ORDERS).map(|n| format!("BL-{n:04}")).collect();
+    let original = x12_purchase_orders("BATCHCO", 601, &po_numbers, 2);
+    let mut landing = vec![("batch-1.edi".to_owned(), original.clone()), ("batch-2-resend.edi".to_owned(), original)];
+    landing.extend(
+        (602..=604).map(|n| (format!("batch-{}.edi", n - 599), x12_purchase_orders("BATCHCO", n, &po_numbers, 2))),
+    );
+    for (name, edi) in &landing {
+        std::fs::write(inbound.join(name), edi).unwrap();
+    }
+
+    let port = free_port();
+    let mut producer = local_producer(&pipeline, mailbox.path(), port, &[]);
+    let processed = mailbox.path().join("processed");
+    let done = wait_until(Duration::from_secs(120), || files(&processed).len() == landing.len()).await;
+    let log = std::fs::read_to_string(mailbox.path().join("producer.log")).unwrap_or_default();
+    assert!(done, "processed {:?}\n{log}", files(&processed));
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    assert_eq!(
+        metric_value(&metrics_url, "gridsync_tg_events_already_published_total", "").await,
+        ORDERS as f64,
+        "the resend publishes nothing"
+    );
+    assert_eq!(
+        metric_value(&metrics_url, "gridsync_tg_control_numbers_reused_total", "partner=\"BATCHCO\"").await,
+        0.0
+    );
+    signal::kill(Pid::from_raw(producer.id() as i32), signal::Signal::SIGTERM).unwrap();
+    assert!(producer.wait().unwrap().success());
+
+    let records =
+        read_all(&pipeline.broker.brokers(), pipeline.topic(EventType::PurchaseOrderReceived), Duration::from_secs(30))
+            .unwrap();
+    assert_eq!(records.len(), 4 * ORDERS, "each of the four interchanges' orders once");
+    let codec = codec().unwrap();
+    let mut interchanges_by_order: std::collections::BTreeMap<String, Vec<(i32, i64, String)>> = Default::default();
+    for record in &records {
+        let event = codec.decode(payload(record)).unwrap().event;
+        let envelope = event.envelope();
+        let interchange = envelope.trading_grid_document.as_ref().unwrap().interchange_control_number.clone();
+        interchanges_by_order.entry(envelope.business_key.clone()).or_default().push((
+            record.partition(),
+            record.offset(),
+            interchange,
+        ));
+    }
+    assert_eq!(interchanges_by_order.len(), ORDERS);
+    for (order, mut seen) in interchanges_by_order {
+        seen.sort();
+        let interchanges: Vec<&str> = seen.iter().map(|(_, _, interchange)| interchange.as_str()).collect();
+        assert_eq!(interchanges, ["000000601", "000000602", "000000603", "000000604"], "{order}: in the files' order");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -12,7 +12,7 @@ use std::{
 };
 
 use gridsync_schemas::{codec, events::Event, EventType};
-use gridsync_tests::{free_port, payload, read_all, wait_until, workspace_binary, Pipeline};
+use gridsync_tests::{free_port, payload, read_all, wait_until, workspace_binary, x12_purchase_orders, Pipeline};
 
 mod common;
 use common::postgres_schema_url;
@@ -23,19 +23,8 @@ const LEASE_MS: &str = "2000";
 
 /// An X12 file of `orders` purchase orders (one transaction set each) from REPCO.
 fn orders_file(file: usize, orders: usize) -> String {
-    let isa = format!("{:09}", 500 + file);
-    let mut edi = format!(
-        "ISA*00*          *00*          *ZZ*REPCO          *ZZ*GRIDSYNC       *261125*1432*U*00401*{isa}*0*P*>~\n\
-         GS*PO*REPCO*GRIDSYNC*20261125*1432*{file}*X*004010~\n"
-    );
-    for n in 1..=orders {
-        edi.push_str(&format!(
-            "ST*850*{n:04}~\nBEG*00*SA*{}**20261125~\nPO1*1*2*EA*9.95**VP*SKU-{n}~\nCTT*1~\nSE*5*{n:04}~\n",
-            po_number(file, n)
-        ));
-    }
-    edi.push_str(&format!("GE*{orders}*{file}~\nIEA*1*{isa}~\n"));
-    edi
+    let po_numbers: Vec<String> = (1..=orders).map(|n| po_number(file, n)).collect();
+    x12_purchase_orders("REPCO", 500 + file, &po_numbers, 1)
 }
 
 fn po_number(file: usize, n: usize) -> String {

@@ -9,7 +9,11 @@
 //! again (event ids are deterministic: same file, same ids), and the same
 //! acknowledgement is rewritten, which the outbound mailbox recognises.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, VecDeque},
+    sync::Arc,
+    time::Duration,
+};
 
 use futures::StreamExt;
 
@@ -21,6 +25,7 @@ use gridsync_schemas::{
 };
 use gridsync_store::{PublishedEvents, ReceivedControls};
 use gridsync_trading_grid::mailbox::{Claimed, InboundMailbox, MailboxError, Outcome};
+use tokio::{sync::oneshot, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -32,7 +37,7 @@ use crate::{
 };
 
 pub struct Inbound {
-    pub mailbox: std::sync::Arc<InboundMailbox>,
+    pub mailbox: Arc<InboundMailbox>,
     /// Events Kafka already has: not published again when a file is.
     pub published: PublishedEvents,
     /// The document last received under each set of control numbers.
@@ -44,6 +49,11 @@ pub struct Inbound {
     pub metrics: InboundMetrics,
     pub shutdown: CancellationToken,
 }
+
+/// Files in hand at once: the next file is claimed, parsed and mapped (CPU work, on another
+/// core) while the one before it publishes (mostly waiting on Kafka); its events still go
+/// out only after that file's, so a later file's document never overtakes an earlier one.
+const FILES_IN_FLIGHT: usize = 2;
 
 /// A file's events being published at once, at most.
 const PUBLISHES_IN_FLIGHT: usize = 1_024;
@@ -91,11 +101,36 @@ impl Rejection {
     }
 }
 
+/// A file's place in its round: its events go out once the file before it is through.
+struct Turn {
+    /// Resolves (its sender dropped) when the file before this one is through publishing.
+    after: Option<oneshot::Receiver<()>>,
+    /// Dropped when this file is through publishing (or will publish nothing).
+    through: Option<oneshot::Sender<()>>,
+}
+
+impl Turn {
+    /// Waits until the file before this one is through.
+    async fn wait(&mut self) {
+        if let Some(after) = self.after.take() {
+            // An error is the sender dropped: exactly the signal.
+            let _ = after.await;
+        }
+    }
+
+    /// This file is through: the next one may publish (once the one before this is, too).
+    async fn pass(&mut self) {
+        self.wait().await;
+        self.through.take();
+    }
+}
+
 /// Watches the mailbox until shutdown.
 ///
 /// Mailbox errors (a dropped SFTP connection, a full disk) are logged and
 /// counted, and the next round tries again: the files stay where they were.
 pub async fn run(inbound: Inbound, args: &InboundArgs) {
+    let inbound = Arc::new(inbound);
     loop {
         if let Err(e) = inbound.round().await {
             inbound.metrics.mailbox_error();
@@ -152,24 +187,58 @@ fn content_id(bytes: &[u8]) -> String {
 
 impl Inbound {
     /// Files claimed before a crash (or a failed round) first, then arrivals,
-    /// oldest first. A file the mailbox fails on stays where it is for the next
-    /// round, and the files after it go on.
-    async fn round(&self) -> Result<(), MailboxError> {
+    /// oldest first, [`FILES_IN_FLIGHT`] at a time, each published after the one before.
+    /// A file the mailbox fails on stays where it is for the next round, and the files
+    /// after it go on.
+    async fn round(self: &Arc<Self>) -> Result<(), MailboxError> {
         let mut names = self.mailbox.unfinished().await?;
         names.extend(self.mailbox.waiting().await?);
+        let mut in_hand: VecDeque<(String, JoinHandle<Result<(), MailboxError>>)> = VecDeque::new();
+        let mut before: Option<oneshot::Receiver<()>> = None;
         for name in names {
             if self.shutdown.is_cancelled() {
                 break;
             }
-            if let Err(e) = self.process(&name).await {
-                self.metrics.mailbox_error();
-                tracing::warn!(file = %name, error = %e, "mailbox failed on a file; trying it again next round");
+            if in_hand.len() == FILES_IN_FLIGHT {
+                if let Some(file) = in_hand.pop_front() {
+                    self.done(file).await;
+                }
             }
+            let (through, next) = oneshot::channel();
+            let mut turn = Turn { after: before.replace(next), through: Some(through) };
+            let inbound = Arc::clone(self);
+            let file = name.clone();
+            let task = tokio::spawn(async move {
+                let processed = inbound.process(&file, &mut turn).await;
+                turn.pass().await;
+                processed
+            });
+            in_hand.push_back((name, task));
+        }
+        for file in in_hand {
+            self.done(file).await;
         }
         Ok(())
     }
 
-    async fn process(&self, name: &str) -> Result<(), MailboxError> {
+    /// Waits for a file's processing; a mailbox failure is counted and logged (the file is
+    /// tried again next round), a panic goes on being one.
+    async fn done(&self, (name, task): (String, JoinHandle<Result<(), MailboxError>>)) {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                self.metrics.mailbox_error();
+                tracing::warn!(file = %name, error = %e, "mailbox failed on a file; trying it again next round");
+            }
+            Err(failed) => match failed.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // Never aborted: only a runtime shutting down cancels it.
+                Err(_) => tracing::warn!(file = %name, "processing was cancelled; trying it again next start"),
+            },
+        }
+    }
+
+    async fn process(&self, name: &str, turn: &mut Turn) -> Result<(), MailboxError> {
         let claimed = match self.mailbox.claim(name).await? {
             None => return Ok(()),
             Some(Err(refused)) => {
@@ -217,7 +286,12 @@ impl Inbound {
                 return self.quarantine(&claimed, Rejection::edi(&claimed.name, &e)).await;
             }
         };
-        match self.publish_documents(&events).await {
+        // After the file before this one is through: this file's events go out after its
+        // events, and an identical resend finds them recorded and skips them.
+        turn.wait().await;
+        let published = self.publish_documents(&events).await;
+        turn.pass().await;
+        match published {
             Publish::Done => {}
             // Shutting down: the file stays claimed and is processed again on the next start.
             Publish::Shutdown => return Ok(()),
@@ -235,9 +309,13 @@ impl Inbound {
                 return self.quarantine(&claimed, rejection).await;
             }
         }
+        let mut documents: BTreeMap<(&str, &str), u64> = BTreeMap::new();
         for event in &events {
             let doc_type = event.envelope().trading_grid_document.as_ref().map_or("", |d| d.document_type.as_str());
-            self.metrics.document(doc_type, &event.envelope().trading_partner_id);
+            *documents.entry((doc_type, &event.envelope().trading_partner_id)).or_default() += 1;
+        }
+        for ((doc_type, partner), count) in documents {
+            self.metrics.documents(doc_type, partner, count);
         }
         if !self.acknowledge(&interchanges, AckVerdict::Accepted).await {
             return Ok(());
@@ -257,7 +335,11 @@ impl Inbound {
             for (document_type, control) in &mapped.skipped {
                 tracing::warn!(file = %claimed.name, document_type, control, "document type not mapped; skipped");
             }
-            events.extend(mapped.events);
+            if events.is_empty() {
+                events = mapped.events; // the usual file, one interchange: no copy
+            } else {
+                events.extend(mapped.events);
+            }
         }
         Ok(events)
     }
@@ -331,27 +413,31 @@ impl Inbound {
     /// [`CHUNK`] is looked up while this one is sent, and what Kafka acknowledged is recorded,
     /// [`RECORD_BATCH`] at a time, while the rest is still in flight (a crash before a record
     /// publishes those events again, under the same ids, which consumers deduplicate).
+    ///
+    /// The stages pass events by index: a stream of closures taking borrowed events is a
+    /// future the compiler cannot prove `Send` (rust-lang/rust#64552), and the file's task is
+    /// spawned.
     async fn publish_documents(&self, events: &[Event]) -> Publish {
         let (acknowledged, to_record) = futures::channel::mpsc::unbounded::<(String, Option<String>)>();
         let sending = async move {
-            let stopped = std::cell::Cell::new(false);
-            let permanent = |e: &PublishError| !e.is_transient();
-            let mut sends = futures::stream::iter(events.chunks(CHUNK))
-                .map(|chunk| self.fresh_in(chunk))
+            let stopped = std::sync::atomic::AtomicBool::new(false);
+            let mut sends = futures::stream::iter((0..events.len()).step_by(CHUNK))
+                .map(|start| self.fresh_in(events, start..events.len().min(start + CHUNK)))
                 .buffered(2)
                 .take_while(|fresh| {
-                    stopped.set(fresh.is_none());
+                    stopped.store(fresh.is_none(), std::sync::atomic::Ordering::Relaxed);
                     std::future::ready(fresh.is_some())
                 })
                 .flat_map(|fresh| futures::stream::iter(fresh.unwrap_or_default()))
-                .map(|(event, key)| async move {
-                    let publish = || self.producer.publish(event, None);
-                    (event, key, retrying_unless(&self.shutdown, "publishing", publish, permanent).await)
+                .map(|(index, key)| async move {
+                    let publish = || self.producer.publish(&events[index], None);
+                    let permanent = |e: &PublishError| !e.is_transient();
+                    (index, key, retrying_unless(&self.shutdown, "publishing", publish, permanent).await)
                 })
                 .buffer_unordered(PUBLISHES_IN_FLIGHT);
             let mut outcome = Publish::Done;
-            while let Some((event, key, result)) = sends.next().await {
-                let envelope = event.envelope();
+            while let Some((index, key, result)) = sends.next().await {
+                let envelope = events[index].envelope();
                 match result {
                     // The receiver lives until this stage ends: the send cannot fail.
                     Some(Ok(_)) => drop(acknowledged.unbounded_send((envelope.event_id.clone(), key))),
@@ -363,7 +449,7 @@ impl Inbound {
                     Some(Err(_)) => {}
                 }
             }
-            if stopped.get() {
+            if stopped.load(std::sync::atomic::Ordering::Relaxed) {
                 outcome = Publish::Shutdown;
             }
             outcome
@@ -387,8 +473,8 @@ impl Inbound {
         }
     }
 
-    /// The events of `chunk` Kafka does not have yet, each with its control key, once every
-    /// reuse of control numbers among them is reported. `None` on shutdown.
+    /// The events of `events[chunk]` Kafka does not have yet, by index, each with its control
+    /// key, once every reuse of control numbers among them is reported. `None` on shutdown.
     ///
     /// Control numbers are recorded only after Kafka acknowledged their event (and before the
     /// event is recorded as published), so the control numbers answer for most events: last
@@ -396,16 +482,16 @@ impl Inbound {
     /// Kafka's acknowledgement and the record, which publishes it again under its id). Only
     /// the rest (no control numbers, or numbers last seen on another document) are looked up
     /// among the published events: a fresh file costs one look-up per event, not two.
-    async fn fresh_in<'e>(&self, chunk: &'e [Event]) -> Option<Vec<(&'e Event, Option<String>)>> {
-        let keyed: Vec<(&Event, Option<String>)> = chunk.iter().map(|e| (e, control_key(e))).collect();
+    async fn fresh_in(&self, events: &[Event], chunk: std::ops::Range<usize>) -> Option<Vec<(usize, Option<String>)>> {
+        let keyed: Vec<(usize, Option<String>)> = chunk.clone().map(|i| (i, control_key(&events[i]))).collect();
         let keys: Vec<String> = keyed.iter().filter_map(|(_, key)| key.clone()).collect();
         let last = retrying(&self.shutdown, "reading control numbers", || self.received.last_all(&keys)).await?;
         // Whether each event is on Kafka, by its control numbers; `None`: ask the published events.
         let known: Vec<Option<bool>> = keyed
             .iter()
-            .map(|(event, key)| match key.as_ref().map(|key| last.get(key)) {
+            .map(|(i, key)| match key.as_ref().map(|key| last.get(key)) {
                 Some(None) => Some(false),
-                Some(Some(id)) if *id == event.envelope().event_id => Some(true),
+                Some(Some(id)) if *id == events[*i].envelope().event_id => Some(true),
                 _ => None,
             })
             .collect();
@@ -413,21 +499,22 @@ impl Inbound {
             .iter()
             .zip(&known)
             .filter(|(_, k)| k.is_none())
-            .map(|((e, _), _)| e.envelope().event_id.clone())
+            .map(|((i, _), _)| events[*i].envelope().event_id.clone())
             .collect();
         let published = if unsure.is_empty() {
             Default::default()
         } else {
             retrying(&self.shutdown, "reading the published events", || self.published.contained(&unsure)).await?
         };
-        let fresh: Vec<(&Event, Option<String>)> = keyed
+        let fresh: Vec<(usize, Option<String>)> = keyed
             .into_iter()
             .zip(known)
-            .filter(|((event, _), known)| !known.unwrap_or_else(|| published.contains(&event.envelope().event_id)))
+            .filter(|((i, _), known)| !known.unwrap_or_else(|| published.contains(&events[*i].envelope().event_id)))
             .map(|(keyed, _)| keyed)
             .collect();
         self.metrics.already_published(chunk.len() - fresh.len());
-        for (event, key) in &fresh {
+        for (i, key) in &fresh {
+            let event = &events[*i];
             let previous = key.as_ref().and_then(|key| last.get(key).map(|id| (key, id)));
             if let Some((key, previous)) = previous.filter(|(_, id)| **id != event.envelope().event_id) {
                 if !self.report_reuse(event, key, previous).await {

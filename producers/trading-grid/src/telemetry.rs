@@ -115,8 +115,8 @@ impl InboundMetrics {
         })
     }
 
-    pub fn document(&self, document_type: &str, partner: &str) {
-        self.documents.with_label_values(&[document_type, self.partners.label(partner)]).inc();
+    pub fn documents(&self, document_type: &str, partner: &str, count: u64) {
+        self.documents.with_label_values(&[document_type, self.partners.label(partner)]).inc_by(count);
     }
 
     pub fn control_numbers_reused(&self, partner: &str) {
