@@ -327,11 +327,24 @@ const ROWS_PER_INSERT: usize = 200;
 async fn insert_text_pairs(
     (pool, backend): (&AnyPool, Backend),
     what: &'static str,
-    (head, tail): (&str, &str),
+    statement: (&str, &str),
     rows: &[(&str, &str)],
     now: i64,
 ) -> Result<(), StoreError> {
     let mut tx = pool.begin().await.map_err(StoreError::query(what))?;
+    insert_text_pairs_in(&mut tx, backend, what, statement, rows, now).await?;
+    tx.commit().await.map_err(StoreError::query(what))
+}
+
+/// [`insert_text_pairs`] within the caller's transaction.
+async fn insert_text_pairs_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    what: &'static str,
+    (head, tail): (&str, &str),
+    rows: &[(&str, &str)],
+    now: i64,
+) -> Result<(), StoreError> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let values: Vec<String> = (0..chunk.len()).map(|n| format!("({})", backend.parameters(3 * n + 1, 3))).collect();
         let sql = format!("{head} VALUES {} {tail}", values.join(", "));
@@ -339,9 +352,9 @@ async fn insert_text_pairs(
         for (a, b) in chunk {
             query = query.bind(*a).bind(*b).bind(now);
         }
-        query.execute(&mut *tx).await.map_err(StoreError::query(what))?;
+        query.execute(&mut **tx).await.map_err(StoreError::query(what))?;
     }
-    tx.commit().await.map_err(StoreError::query(what))
+    Ok(())
 }
 
 /// Milliseconds since the epoch, now.

@@ -1,6 +1,8 @@
 //! Events already acknowledged by Kafka, by event id: a producer that
 //! processes a source again (a file left claimed by a crash, a partner's
 //! resend) skips what it published before instead of publishing it twice.
+//! tg-producer records here only what a document's control numbers cannot
+//! answer for ([`crate::ReceivedControls::record_acknowledged`]).
 
 use sqlx::{AnyPool, Row};
 

@@ -31,27 +31,71 @@ impl ReceivedControls {
             .map_err(StoreError::query(what))
     }
 
-    /// Records `event_id` as the document last received under `control_key`.
-    pub async fn record(&self, control_key: &str, event_id: &str) -> Result<(), StoreError> {
-        self.record_all(&[(control_key.to_owned(), event_id.to_owned())]).await
-    }
-
-    /// [`Self::record`] of many `(control key, event id)`, in one transaction; of a key given
-    /// twice, the last.
-    pub async fn record_all(&self, received: &[(String, String)]) -> Result<(), StoreError> {
-        let last: HashMap<&str, &str> = received.iter().map(|(key, id)| (key.as_str(), id.as_str())).collect();
+    /// Records events Kafka acknowledged, `(event id, control key)`, in one transaction. From
+    /// then on an event's control numbers say it was published; the published events (from
+    /// `source`) take only what they cannot say: an event without control numbers, and any
+    /// event its numbers named before (earlier in `acknowledged`, or in an earlier record: a
+    /// partner that reused the numbers) before they name another one.
+    ///
+    /// So a fresh file's events go to this table alone: its keys (one interchange's numbers
+    /// side by side) fill a few pages per batch, where the published events, keyed by ids
+    /// spread at random, take a page write per event, more as the table grows.
+    pub async fn record_acknowledged(
+        &self,
+        acknowledged: &[(String, Option<String>)],
+        source: &str,
+    ) -> Result<(), StoreError> {
+        let what = "recording acknowledged events";
+        let mut last: HashMap<&str, &str> = HashMap::new();
+        let mut unnamed: Vec<(&str, &str)> = Vec::new();
+        for (id, key) in acknowledged {
+            match key {
+                None => unnamed.push((id, source)),
+                Some(key) => {
+                    if let Some(earlier) = last.insert(key, id).filter(|earlier| earlier != id) {
+                        unnamed.push((earlier, source));
+                    }
+                }
+            }
+        }
+        let keys: Vec<&str> = last.keys().copied().collect();
+        let now = now_millis();
+        let mut tx = self.pool.begin().await.map_err(StoreError::query(what))?;
+        if self.backend == Backend::Postgres {
+            // Replicas record in turn: two recording one key at once would each move what it
+            // read before the other's write, and one of the documents it named would be lost.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(RECORDING_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query(what))?;
+        }
+        for chunk in keys.chunks(crate::KEYS_PER_LOOKUP) {
+            let sql = format!(
+                "INSERT INTO published_events (event_id, source, published_at) \
+                 SELECT event_id, {} FROM received_controls WHERE control_key IN ({}) \
+                 ON CONFLICT (event_id) DO NOTHING",
+                self.backend.parameters(1, 2),
+                self.backend.parameters(3, chunk.len())
+            );
+            let mut query = sqlx::query(&sql).bind(source).bind(now);
+            for key in chunk {
+                query = query.bind(*key);
+            }
+            query.execute(&mut *tx).await.map_err(StoreError::query(what))?;
+        }
+        let published =
+            ("INSERT INTO published_events (event_id, source, published_at)", "ON CONFLICT (event_id) DO NOTHING");
+        crate::insert_text_pairs_in(&mut tx, self.backend, what, published, &unnamed, now).await?;
         let rows: Vec<(&str, &str)> = last.into_iter().collect();
-        let statement = (
+        let received = (
             "INSERT INTO received_controls (control_key, event_id, seen_at)",
             "ON CONFLICT (control_key) DO UPDATE SET event_id = excluded.event_id, seen_at = excluded.seen_at",
         );
-        crate::insert_text_pairs(
-            (&self.pool, self.backend),
-            "recording received control numbers",
-            statement,
-            &rows,
-            now_millis(),
-        )
-        .await
+        crate::insert_text_pairs_in(&mut tx, self.backend, what, received, &rows, now).await?;
+        tx.commit().await.map_err(StoreError::query(what))
     }
 }
+
+/// The PostgreSQL advisory lock [`ReceivedControls::record_acknowledged`] holds while it records.
+const RECORDING_LOCK: i64 = 0x6772_6964_7263_7476; // "gridrctv"

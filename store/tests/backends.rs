@@ -551,14 +551,50 @@ async fn batched_records_keep_every_row_and_the_last_of_a_repeated_key(store: St
     published.record_all(&ids[..10], "test").await.unwrap(); // again: no conflict error
     assert_eq!(published.contained(&ids).await.unwrap().len(), 1_000);
     let received = store.received_controls();
-    let mut rows: Vec<(String, String)> = (0..700).map(|n| (format!("key-{n}"), format!("evt-{n}"))).collect();
-    rows.push(("key-3".into(), "evt-later".into()));
-    received.record_all(&rows).await.unwrap();
+    let mut rows: Vec<(String, Option<String>)> =
+        (0..700).map(|n| (format!("doc-{n}"), Some(format!("key-{n}")))).collect();
+    rows.push(("doc-later".into(), Some("key-3".into())));
+    received.record_acknowledged(&rows, "test").await.unwrap();
     let keys: Vec<String> = (0..700).map(|n| format!("key-{n}")).collect();
     let last = received.last_all(&keys).await.unwrap();
     assert_eq!(last.len(), 700);
-    assert_eq!(last["key-3"], "evt-later");
-    assert_eq!(last["key-699"], "evt-699");
+    assert_eq!(last["key-3"], "doc-later");
+    assert_eq!(last["key-699"], "doc-699");
+}
+
+/// What the control numbers say is not written again among the published events; what they
+/// cannot say (no numbers, or numbers that name another document now) is.
+async fn acknowledged_events_are_answered_for_by_their_numbers_or_the_published_events(store: Store) {
+    let (received, published) = (store.received_controls(), store.published_events());
+    let ids = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+    let keyed = |id: &str, key: &str| (id.to_owned(), Some(key.to_owned()));
+    // A fresh batch: two documents, one event without numbers, and a key given twice in it.
+    let batch = [keyed("a", "k1"), keyed("b", "k2"), ("n".to_owned(), None), keyed("c", "k3"), keyed("d", "k3")];
+    received.record_acknowledged(&batch, "tg").await.unwrap();
+    let all = ids(&["a", "b", "c", "d", "n", "e", "f"]);
+    let mut listed: Vec<String> = published.contained(&all).await.unwrap().into_iter().collect();
+    listed.sort();
+    assert_eq!(listed, ids(&["c", "n"]), "only what the numbers do not name");
+    let keys = ids(&["k1", "k2", "k3"]);
+    let last = received.last_all(&keys).await.unwrap();
+    assert_eq!((last["k1"].as_str(), last["k2"].as_str(), last["k3"].as_str()), ("a", "b", "d"));
+    // Later: k1 reused for another document.
+    received.record_acknowledged(&[keyed("e", "k1")], "tg").await.unwrap();
+    let mut listed: Vec<String> = published.contained(&all).await.unwrap().into_iter().collect();
+    listed.sort();
+    assert_eq!(listed, ids(&["a", "c", "n"]), "the document k1 named before is kept");
+    assert_eq!(received.last_all(&keys).await.unwrap()["k1"], "e");
+}
+
+#[tokio::test]
+async fn sqlite_acknowledged_events() {
+    let dir = tempfile::tempdir().unwrap();
+    acknowledged_events_are_answered_for_by_their_numbers_or_the_published_events(sqlite_store(&dir).await).await;
+}
+
+#[tokio::test]
+async fn postgres_acknowledged_events() {
+    acknowledged_events_are_answered_for_by_their_numbers_or_the_published_events(postgres_store().await).await;
 }
 
 #[tokio::test]

@@ -45,7 +45,8 @@ async fn upgraded_store_keeps_what_the_previous_release_wrote(url: &str) {
     assert_eq!(store.watermarks().get("lens").await.unwrap().as_deref(), Some("2026-12-01T00:00:00Z"));
     // The newest migration's table is there and works.
     let received = store.received_controls();
-    received.record("ACME|GRIDSYNC|1|1|1|850", "evt-new").await.unwrap();
+    let acknowledged = [("evt-new".to_owned(), Some("ACME|GRIDSYNC|1|1|1|850".to_owned()))];
+    received.record_acknowledged(&acknowledged, "tg").await.unwrap();
     let last = received.last_all(&["ACME|GRIDSYNC|1|1|1|850".to_owned()]).await.unwrap();
     assert_eq!(last.values().map(String::as_str).collect::<Vec<_>>(), ["evt-new"]);
     // Connecting again applies nothing twice.

@@ -139,14 +139,18 @@ impl EventProducer {
                 (self.codec.encode(event)?, headers::SCHEMA_FINGERPRINT, fingerprint.to_string())
             }
         };
-        let record_headers = OwnedHeaders::new_with_capacity(5)
-            .insert(Header { key: headers::EVENT_TYPE, value: Some(event.event_type().name()) })
-            .insert(Header { key: headers::EVENT_ID, value: Some(envelope.event_id.as_str()) })
-            .insert(Header { key: headers::CORRELATION_ID, value: Some(envelope.correlation_id.as_str()) })
-            .insert(Header { key: schema_header, value: Some(schema_value.as_str()) })
-            .insert(Header { key: headers::TRACEPARENT, value: Some(trace.as_str()) });
+        // Built for each send rather than built once and copied: librdkafka allocates every
+        // header of a copy again, and an event is nearly always sent once.
+        let record_headers = || {
+            OwnedHeaders::new_with_capacity(5)
+                .insert(Header { key: headers::EVENT_TYPE, value: Some(event.event_type().name()) })
+                .insert(Header { key: headers::EVENT_ID, value: Some(envelope.event_id.as_str()) })
+                .insert(Header { key: headers::CORRELATION_ID, value: Some(envelope.correlation_id.as_str()) })
+                .insert(Header { key: schema_header, value: Some(schema_value.as_str()) })
+                .insert(Header { key: headers::TRACEPARENT, value: Some(trace.as_str()) })
+        };
         let key = envelope.record_key();
-        self.send(topic, Some(key.as_bytes()), Some(&payload), record_headers).await
+        self.send_each_time(topic, Some(key.as_bytes()), Some(&payload), record_headers).await
     }
 
     /// Sends raw bytes (dead letters, re-drives) and waits for the acknowledgement.
@@ -163,8 +167,19 @@ impl EventProducer {
         payload: Option<&[u8]>,
         headers: OwnedHeaders,
     ) -> Result<Delivered, PublishError> {
+        self.send_each_time(topic, key, payload, || headers.clone()).await
+    }
+
+    /// [`Self::send`] with the record's headers made by `headers` for each send.
+    async fn send_each_time(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        headers: impl Fn() -> OwnedHeaders,
+    ) -> Result<Delivered, PublishError> {
         for _ in 0..UNCONFIRMED_SENDS {
-            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers.clone());
+            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers());
             if let Some(key) = key {
                 record = record.key(key);
             }

@@ -476,12 +476,13 @@ impl Inbound {
     /// The events of `events[chunk]` Kafka does not have yet, by index, each with its control
     /// key, once every reuse of control numbers among them is reported. `None` on shutdown.
     ///
-    /// Control numbers are recorded only after Kafka acknowledged their event (and before the
-    /// event is recorded as published), so the control numbers answer for most events: last
-    /// seen with this very event, it is on Kafka; never seen, it is not (but for a crash between
-    /// Kafka's acknowledgement and the record, which publishes it again under its id). Only
-    /// the rest (no control numbers, or numbers last seen on another document) are looked up
-    /// among the published events: a fresh file costs one look-up per event, not two.
+    /// Control numbers are recorded only after Kafka acknowledged their event, and the event
+    /// they named before goes to the published events in the same transaction, so the control
+    /// numbers answer for most events: last seen with this very event, it is on Kafka; never
+    /// seen, it is not (but for a crash between Kafka's acknowledgement and the record, which
+    /// publishes it again under its id). Only the rest (no control numbers, or numbers last
+    /// seen on another document) are looked up among the published events: a fresh file costs
+    /// one look-up per event, not two, and one write.
     async fn fresh_in(&self, events: &[Event], chunk: std::ops::Range<usize>) -> Option<Vec<(usize, Option<String>)>> {
         let keyed: Vec<(usize, Option<String>)> = chunk.clone().map(|i| (i, control_key(&events[i]))).collect();
         let keys: Vec<String> = keyed.iter().filter_map(|(_, key)| key.clone()).collect();
@@ -525,22 +526,14 @@ impl Inbound {
         Some(fresh)
     }
 
-    /// Records events Kafka acknowledged, and the control numbers they came under; false if
-    /// shutdown came before the store took them.
+    /// Records events Kafka acknowledged, under the control numbers they came with (the
+    /// published events take the rest); false if shutdown came before the store took them.
     async fn record_published(&self, batch: Vec<(String, Option<String>)>) -> bool {
-        let published: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
-        let received: Vec<(String, String)> =
-            batch.into_iter().filter_map(|(id, key)| key.map(|key| (key, id))).collect();
-        // The control numbers first: what `fresh_in` reads of them holds even if the process
-        // dies between the two.
-        let remembered =
-            retrying(&self.shutdown, "recording control numbers", || self.received.record_all(&received)).await;
-        remembered.is_some()
-            && retrying(&self.shutdown, "recording published events", || {
-                self.published.record_all(&published, "tg-producer")
-            })
-            .await
-            .is_some()
+        retrying(&self.shutdown, "recording published events", || {
+            self.received.record_acknowledged(&batch, "tg-producer")
+        })
+        .await
+        .is_some()
     }
 
     /// The document last received under `key` was another one (`previous`): the partner reused
