@@ -27,14 +27,21 @@ fn every_event_type_round_trips_through_single_object_encoding() {
 
 /// The generated encoder (what every producer writes with) and apache-avro's writer give the
 /// same bytes: for every event type's sample, and for the same events with every optional
-/// field null and every array and map empty.
+/// field null and every array and map empty. But for the order of a map's entries: apache-avro
+/// writes a map from a HashMap, in an order that changes from run to run, so where the bytes
+/// differ they must be as long and read back (by apache-avro) as the same value.
 #[test]
 fn the_generated_encoder_writes_what_apache_avro_writes() {
     let codec = codec().unwrap();
     for event_type in EventType::ALL {
         let current = codec.current(event_type);
         let event = sample(event_type, "ACME", 11);
-        assert_eq!(codec.encode(&event).unwrap(), codec.encode_as(&event, current).unwrap(), "{}", event_type.name());
+        let (ours, theirs) = (codec.encode(&event).unwrap(), codec.encode_as(&event, current).unwrap());
+        if ours != theirs {
+            assert_eq!(ours.len(), theirs.len(), "{}", event_type.name());
+            let read = |bytes: &[u8]| codec.decode_as(bytes, &current.schema).unwrap();
+            assert_eq!(read(&ours), read(&theirs), "{}", event_type.name());
+        }
 
         let full = apache_avro::to_value(&event).unwrap().resolve(&current.schema).unwrap();
         let sparse = emptied(full.clone());
