@@ -196,6 +196,21 @@ async fn concurrent_updates_reread_and_reapply_on_version_conflicts() {
     assert!(sim.stats().await["answered"]["409"].as_u64().unwrap_or(0) >= 1, "conflicts happened and were handled");
 }
 
+/// A change already there (a replay, a status seen twice) saves nothing: the version stays.
+#[tokio::test]
+async fn an_update_that_changes_nothing_is_not_saved() {
+    let sim = Sim::start().await;
+    let client = ManagementClient::new(&sim.args()).unwrap();
+    let id = client.ensure_item(sim.repo(), &confirmation("ACME", "PO5002")).await.unwrap().item().id.clone();
+    let set = |item: &mut gridsync_amplience::model::ContentItem| item.body["state"] = json!("sent");
+    let saved = client.update_item(&id, set).await.unwrap();
+    let again = client.update_item(&id, set).await.unwrap();
+    assert_eq!(again.version, saved.version, "the same change again is not saved");
+    assert_eq!(client.get_item(&id).await.unwrap().version, saved.version);
+    let moved = client.update_item(&id, |item| item.body["state"] = json!("read")).await.unwrap();
+    assert_eq!(moved.version, saved.version + 1);
+}
+
 #[tokio::test]
 async fn workflow_states_by_label_publish_and_delivery_by_id_and_key() {
     let sim = Sim::start().await;

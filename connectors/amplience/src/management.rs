@@ -293,7 +293,8 @@ impl ManagementClient {
 
     /// Applies `change` to the item's current state and saves it with the
     /// version it read; when someone saved in between (409), reads again and
-    /// re-applies, a bounded number of times.
+    /// re-applies, a bounded number of times. A change that leaves the label and
+    /// body as they were saves nothing.
     pub async fn update_item(
         &self,
         id: &str,
@@ -302,7 +303,13 @@ impl ManagementClient {
         let path = format!("/content-items/{id}");
         for _ in 0..=MAX_CONFLICT_RETRIES {
             let mut item = self.get_item(id).await?;
+            let before = (item.label.clone(), item.body.clone());
             change(&mut item);
+            // Nothing to write (a change already there, seen again): not sent, so the item's
+            // version and its history stay as they are.
+            if (&item.label, &item.body) == (&before.0, &before.1) {
+                return Ok(item);
+            }
             let body = json!({ "label": item.label, "body": item.body, "version": item.version });
             match self.item_call(Method::PATCH, &path, Some(&body)).await {
                 Err(e) if e.is_conflict() => tracing::info!(id, "content item changed meanwhile; re-applying"),
