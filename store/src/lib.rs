@@ -144,9 +144,11 @@ impl Store {
                         // a lock instead of failing, and let readers run beside a writer.
                         sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
                         sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                        // The default page cache (2 MiB) is soon smaller than the event ids'
-                        // index, whose inserts land all over it: every insert would read pages
-                        // back from the OS (measured: a fifth of tg-producer's store time).
+                        // The default page cache (2 MiB) is soon smaller than the indexes the
+                        // producers look events up in (the published events' random ids above
+                        // all): each look-up or insert would read pages back from the OS
+                        // (measured when every event was written there: a fifth of
+                        // tg-producer's store time).
                         sqlx::query(SQLITE_CACHE_SIZE).execute(&mut *conn).await?;
                         // A many-row insert keeps a statement journal to undo itself; in a
                         // temporary file that is a write per page it touches.

@@ -303,11 +303,11 @@ impl ManagementClient {
         let path = format!("/content-items/{id}");
         for _ in 0..=MAX_CONFLICT_RETRIES {
             let mut item = self.get_item(id).await?;
-            let before = (item.label.clone(), item.body.clone());
+            let (label, body) = (item.label.clone(), item.body.clone());
             change(&mut item);
             // Nothing to write (a change already there, seen again): not sent, so the item's
             // version and its history stay as they are.
-            if (&item.label, &item.body) == (&before.0, &before.1) {
+            if item.label == label && item.body == body {
                 return Ok(item);
             }
             let body = json!({ "label": item.label, "body": item.body, "version": item.version });
