@@ -241,27 +241,26 @@ impl Codec {
     }
 
     /// The bare Avro datum, written with the current schema.
-    pub fn encode_datum(&self, event: &Event) -> Result<Vec<u8>, CodecError> {
+    pub fn encode_datum(&self, event: &Event) -> Vec<u8> {
         let mut out = Vec::with_capacity(ENCODED_CAPACITY);
-        self.encode_datum_into(event, &mut out)?;
-        Ok(out)
+        self.encode_datum_into(event, &mut out);
+        out
     }
 
-    /// Appends the datum of `event` to `out` (written by the generated encoder, see
-    /// `datum.rs`: every value of the generated types is valid for its schema).
-    pub fn encode_datum_into(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    /// Appends the datum of `event` to `out`. It cannot fail: the generated encoder (see
+    /// `datum.rs`) writes the generated types, and every value of those is valid for its schema.
+    pub fn encode_datum_into(&self, event: &Event, out: &mut Vec<u8>) {
         event.write_datum(out);
-        Ok(())
     }
 
     /// Single-object encoding with the current schema.
-    pub fn encode(&self, event: &Event) -> Result<Vec<u8>, CodecError> {
+    pub fn encode(&self, event: &Event) -> Vec<u8> {
         let fingerprint = self.current(event.event_type()).fingerprint;
         let mut out = Vec::with_capacity(ENCODED_CAPACITY);
         out.extend_from_slice(&SINGLE_OBJECT_MAGIC);
         out.extend_from_slice(&fingerprint.0);
-        self.encode_datum_into(event, &mut out)?;
-        Ok(out)
+        self.encode_datum_into(event, &mut out);
+        out
     }
 
     /// Decodes a single-object encoded record written with any known version.

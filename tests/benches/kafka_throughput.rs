@@ -79,10 +79,8 @@ async fn main() -> anyhow::Result<()> {
     let samples: Vec<_> =
         (0..events).map(|i| sample(EventType::PurchaseOrderReceived, &format!("P{}", i % 50), i)).collect();
     let codec = codec()?;
-    let encoded: Vec<(String, Vec<u8>)> = samples
-        .iter()
-        .map(|e| Ok((e.envelope().record_key(), codec.encode(e)?)))
-        .collect::<Result<_, gridsync_schemas::CodecError>>()?;
+    let encoded: Vec<(String, Vec<u8>)> =
+        samples.iter().map(|e| (e.envelope().record_key(), codec.encode(e))).collect();
 
     // Produce: raw, then gridsync's publisher, each warmed up first (connections, producer ids).
     let raw_producer: FutureProducer = ClientConfig::new()

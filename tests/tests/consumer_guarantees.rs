@@ -223,19 +223,19 @@ async fn bad_records_are_dead_lettered_with_context_and_the_records_after_them_f
     for seq in 0..5 {
         let e = event(seq, "INV-OK");
         good_ids.push(e.envelope().event_id.clone());
-        sent.push(codec.encode(&e).unwrap());
+        sent.push(codec.encode(&e));
     }
     let undecodable = b"{\"not\": \"avro\"}".to_vec();
     sent.push(undecodable.clone());
-    let poison = codec.encode(&event(100, "POISON-1")).unwrap();
+    let poison = codec.encode(&event(100, "POISON-1"));
     sent.push(poison.clone());
     let flaky = event(101, "FLAKY-1");
     good_ids.push(flaky.envelope().event_id.clone());
-    sent.push(codec.encode(&flaky).unwrap());
+    sent.push(codec.encode(&flaky));
     for seq in 5..10 {
         let e = event(seq, "INV-OK");
         good_ids.push(e.envelope().event_id.clone());
-        sent.push(codec.encode(&e).unwrap());
+        sent.push(codec.encode(&e));
     }
     let mut offsets = Vec::new();
     for bytes in &sent {
@@ -459,7 +459,7 @@ async fn a_dead_letter_too_large_for_kafka_is_truncated_and_says_so() {
     let dead = read_topic(&s.broker.brokers(), &s.dlq, 1, Duration::from_secs(30)).unwrap();
     assert_eq!(dead.len(), 1);
     let header = |m: &rdkafka::message::OwnedMessage, name| headers::get(m.headers(), name).map(str::to_owned);
-    let original = codec().unwrap().encode(&poison).unwrap().len();
+    let original = codec().unwrap().encode(&poison).len();
     assert_eq!(header(&dead[0], dead_letter::TRUNCATED_FROM), Some(original.to_string()));
     assert_eq!(payload(&dead[0]).len(), dead_letter::TRUNCATED_PAYLOAD_BYTES);
     assert_eq!(header(&dead[0], dead_letter::ERROR_CLASS), Some("probe.poison".to_owned()));

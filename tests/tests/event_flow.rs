@@ -100,7 +100,7 @@ async fn old_and_new_schema_versions_read_each_other_through_the_broker() {
         .send(
             &topic,
             Some(b"ACME/PO000002"),
-            Some(&codec.encode(&new_event).unwrap()),
+            Some(&codec.encode(&new_event)),
             OwnedHeaders::new().insert(Header { key: "x", value: Some("y") }),
         )
         .await

@@ -137,7 +137,7 @@ impl Scheduler {
 /// work can report against it as if the record had just arrived.
 pub fn encode_source(event: &gridsync_schemas::Event) -> Result<String, FlowError> {
     let codec = gridsync_schemas::codec().map_err(|e| FlowError::Invalid(e.to_string()))?;
-    let bytes = codec.encode(event).map_err(|e| FlowError::Invalid(e.to_string()))?;
+    let bytes = codec.encode(event);
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 

@@ -240,7 +240,7 @@ mod tests {
     }
 
     fn record(offset: i64) -> OwnedMessage {
-        let payload = codec().unwrap().encode(&sample(EventType::PurchaseOrderReceived, "P", offset as u64)).unwrap();
+        let payload = codec().unwrap().encode(&sample(EventType::PurchaseOrderReceived, "P", offset as u64));
         OwnedMessage::new(
             Some(payload),
             None,

@@ -131,12 +131,12 @@ impl EventProducer {
                 let mut payload = Vec::with_capacity(1_024);
                 payload.push(gridsync_schemas::codec::CONFLUENT_MAGIC);
                 payload.extend_from_slice(&id.to_be_bytes());
-                self.codec.encode_datum_into(event, &mut payload)?;
+                self.codec.encode_datum_into(event, &mut payload);
                 (payload, headers::SCHEMA_ID, id.to_string())
             }
             None => {
                 let fingerprint = self.codec.current(event.event_type()).fingerprint;
-                (self.codec.encode(event)?, headers::SCHEMA_FINGERPRINT, fingerprint.to_string())
+                (self.codec.encode(event), headers::SCHEMA_FINGERPRINT, fingerprint.to_string())
             }
         };
         // Built for each send rather than built once and copied: librdkafka allocates every
