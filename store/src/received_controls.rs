@@ -3,7 +3,7 @@
 //! resend has the same id; another document under reused numbers has another,
 //! which is how tg-producer tells the two apart.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sqlx::{AnyPool, Row};
 
@@ -46,7 +46,9 @@ impl ReceivedControls {
         source: &str,
     ) -> Result<(), StoreError> {
         let what = "recording acknowledged events";
-        let mut last: HashMap<&str, &str> = HashMap::new();
+        // In key order: one interchange's keys sit side by side in the index, and written in
+        // order they fill a few pages in turn instead of visiting them again and again.
+        let mut last: BTreeMap<&str, &str> = BTreeMap::new();
         let mut unnamed: Vec<(&str, &str)> = Vec::new();
         for (id, key) in acknowledged {
             match key {

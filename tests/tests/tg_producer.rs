@@ -68,9 +68,12 @@ fn order_counting(sender: &str, said: usize) -> String {
     )
 }
 
-/// Files that land together are in hand two at a time (the next one parsed and mapped while one
-/// publishes), yet each file's events go out after those of the file before it, and a resend
-/// right behind its original finds the original's events recorded and publishes nothing.
+/// Files that land together are in hand three at a time (one mapped and looked up while the one
+/// before it publishes and the one before that is recorded), yet each file's events go out
+/// after those of the file before it; and right behind one another, a resend publishes
+/// nothing, other documents under the same control numbers are published as reuses, and the
+/// original once more is known: each file learns from the one before what it published before
+/// the store has it (and a resend two files behind finds its original in the store).
 #[tokio::test(flavor = "multi_thread")]
 async fn files_landing_together_publish_in_order_and_a_resend_among_them_is_skipped() {
     const ORDERS: usize = 600; // enough to be mapped on the pool's threads
@@ -82,10 +85,22 @@ async fn files_landing_together_publish_in_order_and_a_resend_among_them_is_skip
     // new documents for the same orders, whose order on each partition is the files' order.
     let po_numbers: Vec<String> = (1..=ORDERS).map(|n| format!("BL-{n:04}")).collect();
     let original = x12_purchase_orders("BATCHCO", 601, &po_numbers, 2);
-    let mut landing = vec![("batch-1.edi".to_owned(), original.clone()), ("batch-2-resend.edi".to_owned(), original)];
-    landing.extend(
-        (602..=604).map(|n| (format!("batch-{}.edi", n - 599), x12_purchase_orders("BATCHCO", n, &po_numbers, 2))),
-    );
+    // The same control numbers, every order at another price: other documents.
+    let repriced = original.replace("*EA*9.95*", "*EA*10.95*");
+    let mut landing = vec![
+        ("batch-1.edi".to_owned(), original.clone()),
+        ("batch-2-resend.edi".to_owned(), original.clone()),
+        ("batch-3-reused-numbers.edi".to_owned(), repriced),
+        ("batch-4-original-again.edi".to_owned(), original),
+    ];
+    let next: Vec<String> = (602..=604).map(|n| x12_purchase_orders("BATCHCO", n, &po_numbers, 2)).collect();
+    landing.extend([
+        ("batch-5.edi".to_owned(), next[0].clone()),
+        ("batch-6.edi".to_owned(), next[1].clone()),
+        // Two files behind: its original is recorded by the time it is looked up.
+        ("batch-7-resend-of-5.edi".to_owned(), next[0].clone()),
+        ("batch-8.edi".to_owned(), next[2].clone()),
+    ]);
     for (name, edi) in &landing {
         std::fs::write(inbound.join(name), edi).unwrap();
     }
@@ -99,12 +114,13 @@ async fn files_landing_together_publish_in_order_and_a_resend_among_them_is_skip
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
     assert_eq!(
         metric_value(&metrics_url, "gridsync_tg_events_already_published_total", "").await,
-        ORDERS as f64,
-        "the resend publishes nothing"
+        (3 * ORDERS) as f64,
+        "the resends and the original again publish nothing"
     );
     assert_eq!(
         metric_value(&metrics_url, "gridsync_tg_control_numbers_reused_total", "partner=\"BATCHCO\"").await,
-        0.0
+        ORDERS as f64,
+        "each repriced order reuses its original's numbers"
     );
     signal::kill(Pid::from_raw(producer.id() as i32), signal::Signal::SIGTERM).unwrap();
     assert!(producer.wait().unwrap().success());
@@ -112,24 +128,28 @@ async fn files_landing_together_publish_in_order_and_a_resend_among_them_is_skip
     let records =
         read_all(&pipeline.broker.brokers(), pipeline.topic(EventType::PurchaseOrderReceived), Duration::from_secs(30))
             .unwrap();
-    assert_eq!(records.len(), 4 * ORDERS, "each of the four interchanges' orders once");
+    assert_eq!(records.len(), 5 * ORDERS, "each of the five documents of each order once");
     let codec = codec().unwrap();
-    let mut interchanges_by_order: std::collections::BTreeMap<String, Vec<(i32, i64, String)>> = Default::default();
+    let mut documents_by_order: std::collections::BTreeMap<String, Vec<(i32, i64, String)>> = Default::default();
     for record in &records {
         let event = codec.decode(payload(record)).unwrap().event;
+        let Event::PurchaseOrderReceived(order) = &event else { panic!("{event:?}") };
         let envelope = event.envelope();
-        let interchange = envelope.trading_grid_document.as_ref().unwrap().interchange_control_number.clone();
-        interchanges_by_order.entry(envelope.business_key.clone()).or_default().push((
+        let interchange = &envelope.trading_grid_document.as_ref().unwrap().interchange_control_number;
+        let price = order.lines[0].unit_price.map(|price| price.to_string()).unwrap_or_default();
+        documents_by_order.entry(envelope.business_key.clone()).or_default().push((
             record.partition(),
             record.offset(),
-            interchange,
+            format!("{interchange} at {price}"),
         ));
     }
-    assert_eq!(interchanges_by_order.len(), ORDERS);
-    for (order, mut seen) in interchanges_by_order {
+    assert_eq!(documents_by_order.len(), ORDERS);
+    let in_order =
+        ["000000601 at 9.95", "000000601 at 10.95", "000000602 at 9.95", "000000603 at 9.95", "000000604 at 9.95"];
+    for (order, mut seen) in documents_by_order {
         seen.sort();
-        let interchanges: Vec<&str> = seen.iter().map(|(_, _, interchange)| interchange.as_str()).collect();
-        assert_eq!(interchanges, ["000000601", "000000602", "000000603", "000000604"], "{order}: in the files' order");
+        let documents: Vec<&str> = seen.iter().map(|(_, _, document)| document.as_str()).collect();
+        assert_eq!(documents, in_order, "{order}: in the files' order");
     }
 }
 

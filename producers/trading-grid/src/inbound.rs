@@ -10,7 +10,7 @@
 //! acknowledgement is rewritten, which the outbound mailbox recognises.
 
 use std::{
-    collections::{BTreeMap, VecDeque},
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
     sync::Arc,
     time::Duration,
 };
@@ -50,22 +50,30 @@ pub struct Inbound {
     pub shutdown: CancellationToken,
 }
 
-/// Files in hand at once: the next file is claimed, parsed and mapped (CPU work, on another
-/// core) while the one before it publishes (mostly waiting on Kafka); its events still go
-/// out only after that file's, so a later file's document never overtakes an earlier one.
-const FILES_IN_FLIGHT: usize = 2;
+/// Files in hand at once: one is claimed, parsed, mapped and its control numbers looked up (CPU
+/// and store work, on another core) while the one before it publishes (mostly waiting on
+/// Kafka) and the one before that is recorded and acknowledged. A file's events still go out
+/// only after those of the file before it, so a later file's document never overtakes an
+/// earlier one.
+const FILES_IN_FLIGHT: usize = 3;
 
-/// A file's events being published at once, at most.
-const PUBLISHES_IN_FLIGHT: usize = 1_024;
-
-/// Events looked up in the store together: a round trip per chunk, not per event.
-const CHUNK: usize = 500;
+/// A file's events being published at once, at most: enough that sending seldom waits for
+/// acknowledgements (at 1,024, a round trip's worth, it did: the backlog benchmark went ~10 %
+/// slower), few enough that a huge file's sends stay a bounded set of futures.
+const PUBLISHES_IN_FLIGHT: usize = 4_096;
 
 /// Acknowledged events recorded in one transaction, at most (a transaction takes what was
-/// acknowledged while the one before was written). Larger than [`CHUNK`]: a transaction writes
-/// each page it changed once, and ids land all over the index, so small transactions write
-/// the same pages again and again (at 500, the store took twice the CPU, measured).
+/// acknowledged while the one before was written). Large: a transaction writes each page it
+/// changed once, so small transactions write the same pages again and again (at 500, the
+/// store took twice the CPU, measured).
 const RECORD_BATCH: usize = 2_500;
+
+/// A file's events' control keys (`None`: the event has no control numbers), and the event
+/// last recorded under each key.
+struct Controls {
+    keys: Vec<Option<String>>,
+    last: HashMap<String, String>,
+}
 
 /// What became of publishing an event.
 enum Publish {
@@ -101,27 +109,68 @@ impl Rejection {
     }
 }
 
-/// A file's place in its round: its events go out once the file before it is through.
+/// What a file published that the store may not have recorded yet, handed to the next file
+/// with its turn: that file looked the store up before.
+#[derive(Default)]
+struct Handover {
+    /// Control key → the event published under it.
+    controls: HashMap<String, String>,
+    /// Events the published events will hold: those without control numbers, and those the
+    /// control numbers named before naming another.
+    events: HashSet<String>,
+}
+
+impl Handover {
+    /// Kafka acknowledged `id`, published under `key`, which named `previous` before.
+    fn published(&mut self, id: &str, key: Option<&String>, previous: Option<&String>) {
+        let Some(key) = key else {
+            self.events.insert(id.to_owned());
+            return;
+        };
+        let named = self.controls.insert(key.clone(), id.to_owned());
+        if let Some(named) = named.as_ref().or(previous).filter(|named| *named != id) {
+            self.events.insert(named.clone());
+        }
+    }
+}
+
+/// A file's place in its round. It looks the store up once the file two before it recorded its
+/// events: only the file before may have events the store does not tell yet, and its
+/// [`Handover`] tells them. Its events go out once every event of the file before is
+/// acknowledged, and are recorded once that file's are: the next file sends while this one
+/// still records, and the store takes each file's records in the files' order.
 struct Turn {
-    /// Resolves (its sender dropped) when the file before this one is through publishing.
-    after: Option<oneshot::Receiver<()>>,
-    /// Dropped when this file is through publishing (or will publish nothing).
-    through: Option<oneshot::Sender<()>>,
+    /// What the file before this one published, once it all was (nothing: a dropped sender).
+    before_published: Option<oneshot::Receiver<Handover>>,
+    /// Cancelled once the file before this one recorded what it published.
+    before_recorded: CancellationToken,
+    /// Cancelled once the file two before this one recorded what it published.
+    two_before_recorded: CancellationToken,
+    published: Option<oneshot::Sender<Handover>>,
+    /// Cancels this file's "recorded" when dropped (after its records, or on any way out).
+    recorded: Option<tokio_util::sync::DropGuard>,
 }
 
 impl Turn {
-    /// Waits until the file before this one is through.
-    async fn wait(&mut self) {
-        if let Some(after) = self.after.take() {
-            // An error is the sender dropped: exactly the signal.
-            let _ = after.await;
+    /// Waits until every event of the file before this one is acknowledged (at once the
+    /// second time); what it published.
+    async fn published_before(&mut self) -> Handover {
+        match self.before_published.take() {
+            Some(before) => before.await.unwrap_or_default(),
+            None => Handover::default(),
         }
     }
 
-    /// This file is through: the next one may publish (once the one before this is, too).
+    /// Hands whatever of its turn this file has not passed on yet to the next files, in order:
+    /// a file that never had its turn published nothing, and hands on an empty [`Handover`].
     async fn pass(&mut self) {
-        self.wait().await;
-        self.through.take();
+        self.published_before().await;
+        if let Some(published) = self.published.take() {
+            // The next file gone (shutdown): nobody to tell.
+            let _ = published.send(Handover::default());
+        }
+        self.before_recorded.cancelled().await;
+        self.recorded.take();
     }
 }
 
@@ -194,7 +243,11 @@ impl Inbound {
         let mut names = self.mailbox.unfinished().await?;
         names.extend(self.mailbox.waiting().await?);
         let mut in_hand: VecDeque<(String, JoinHandle<Result<(), MailboxError>>)> = VecDeque::new();
-        let mut before: Option<oneshot::Receiver<()>> = None;
+        let mut before_published = None;
+        // For the first file, nothing before it to wait for.
+        let (mut two_before_recorded, mut before_recorded) = (CancellationToken::new(), CancellationToken::new());
+        before_recorded.cancel();
+        two_before_recorded.cancel();
         for name in names {
             if self.shutdown.is_cancelled() {
                 break;
@@ -204,8 +257,16 @@ impl Inbound {
                     self.done(file).await;
                 }
             }
-            let (through, next) = oneshot::channel();
-            let mut turn = Turn { after: before.replace(next), through: Some(through) };
+            let (published, next_published) = oneshot::channel();
+            let recorded = CancellationToken::new();
+            let mut turn = Turn {
+                before_published: before_published.replace(next_published),
+                before_recorded: before_recorded.clone(),
+                two_before_recorded: two_before_recorded.clone(),
+                published: Some(published),
+                recorded: Some(recorded.clone().drop_guard()),
+            };
+            two_before_recorded = std::mem::replace(&mut before_recorded, recorded);
             let inbound = Arc::clone(self);
             let file = name.clone();
             let task = tokio::spawn(async move {
@@ -286,11 +347,13 @@ impl Inbound {
                 return self.quarantine(&claimed, Rejection::edi(&claimed.name, &e)).await;
             }
         };
-        // After the file before this one is through: this file's events go out after its
-        // events, and an identical resend finds them recorded and skips them.
-        turn.wait().await;
-        let published = self.publish_documents(&events).await;
-        turn.pass().await;
+        // Looked up while the file before this one publishes; its turn tells what it published
+        // meanwhile: an identical resend skips its events.
+        turn.two_before_recorded.cancelled().await;
+        let Some(controls) = self.controls_of(&events).await else {
+            return Ok(());
+        };
+        let published = self.publish_documents(&events, controls, turn).await;
         match published {
             Publish::Done => {}
             // Shutting down: the file stays claimed and is processed again on the next start.
@@ -403,44 +466,54 @@ impl Inbound {
         }
     }
 
+    /// Each of a file's events' control key, and the event last recorded under each: looked up
+    /// before the file's turn, while the file before it publishes. `None` on shutdown.
+    async fn controls_of(&self, events: &[Event]) -> Option<Controls> {
+        let keys: Vec<Option<String>> = events.iter().map(control_key).collect();
+        let named: Vec<String> = keys.iter().flatten().cloned().collect();
+        let last = retrying(&self.shutdown, "reading control numbers", || self.received.last_all(&named)).await?;
+        Some(Controls { keys, last })
+    }
+
     /// A file's documents' events, each published once: those Kafka has already (a file read
     /// again after a crash, or resent) are skipped, a reuse of control numbers for another
     /// document is reported first, and the rest are published together, up to
     /// [`PUBLISHES_IN_FLIGHT`] at a time, all awaited before the file moves on (the idempotent
     /// producer keeps each key's order; a retried send may land after a later one).
     ///
-    /// Three stages overlap, so that the store's work hides behind Kafka's round trips: the next
-    /// [`CHUNK`] is looked up while this one is sent, and what Kafka acknowledged is recorded,
-    /// [`RECORD_BATCH`] at a time, while the rest is still in flight (a crash before a record
-    /// publishes those events again, under the same ids, which consumers deduplicate).
+    /// `controls` were looked up while the file before this one published; its [`Turn`] says
+    /// what it published. What Kafka acknowledges is recorded, [`RECORD_BATCH`] at a time, while
+    /// the rest is still in flight (a crash before a record publishes those events again, under
+    /// the same ids, which consumers deduplicate), and while the next file sends.
     ///
     /// The stages pass events by index: a stream of closures taking borrowed events is a
     /// future the compiler cannot prove `Send` (rust-lang/rust#64552), and the file's task is
     /// spawned.
-    async fn publish_documents(&self, events: &[Event]) -> Publish {
+    async fn publish_documents(&self, events: &[Event], controls: Controls, turn: &mut Turn) -> Publish {
+        let before = turn.published_before().await;
+        let Some(fresh) = self.fresh(events, controls, &before).await else {
+            return Publish::Shutdown;
+        };
+        let (published, recorded) = (turn.published.take(), turn.recorded.take());
+        let before_recorded = turn.before_recorded.clone();
         let (acknowledged, to_record) = futures::channel::mpsc::unbounded::<(String, Option<String>)>();
         let sending = async move {
-            let stopped = std::sync::atomic::AtomicBool::new(false);
-            let mut sends = futures::stream::iter((0..events.len()).step_by(CHUNK))
-                .map(|start| self.fresh_in(events, start..events.len().min(start + CHUNK)))
-                .buffered(2)
-                .take_while(|fresh| {
-                    stopped.store(fresh.is_none(), std::sync::atomic::Ordering::Relaxed);
-                    std::future::ready(fresh.is_some())
-                })
-                .flat_map(|fresh| futures::stream::iter(fresh.unwrap_or_default()))
-                .map(|(index, key)| async move {
+            let mut sends = futures::stream::iter(fresh)
+                .map(|(index, key, previous)| async move {
                     let publish = || self.producer.publish(&events[index], None);
                     let permanent = |e: &PublishError| !e.is_transient();
-                    (index, key, retrying_unless(&self.shutdown, "publishing", publish, permanent).await)
+                    (index, key, previous, retrying_unless(&self.shutdown, "publishing", publish, permanent).await)
                 })
                 .buffer_unordered(PUBLISHES_IN_FLIGHT);
-            let mut outcome = Publish::Done;
-            while let Some((index, key, result)) = sends.next().await {
+            let (mut outcome, mut handover) = (Publish::Done, Handover::default());
+            while let Some((index, key, previous, result)) = sends.next().await {
                 let envelope = events[index].envelope();
                 match result {
-                    // The receiver lives until this stage ends: the send cannot fail.
-                    Some(Ok(_)) => drop(acknowledged.unbounded_send((envelope.event_id.clone(), key))),
+                    Some(Ok(_)) => {
+                        handover.published(&envelope.event_id, key.as_ref(), previous.as_ref());
+                        // The receiver lives until the recording ends: the send cannot fail.
+                        drop(acknowledged.unbounded_send((envelope.event_id.clone(), key)));
+                    }
                     None => outcome = Publish::Shutdown,
                     Some(Err(e)) if matches!(outcome, Publish::Done) => {
                         let what = format!("its {} {}", envelope.event_type, envelope.business_key);
@@ -449,75 +522,91 @@ impl Inbound {
                     Some(Err(_)) => {}
                 }
             }
-            if stopped.load(std::sync::atomic::Ordering::Relaxed) {
-                outcome = Publish::Shutdown;
+            if let Some(published) = published {
+                // The next file gone (shutdown): nobody to tell.
+                let _ = published.send(handover);
             }
             outcome
         };
         // Recorded even when shutting down: what Kafka has is not published again.
         let recording = async {
+            before_recorded.cancelled().await;
             // Whatever was acknowledged while the last batch was written, up to RECORD_BATCH:
             // the batch left when the last acknowledgement comes is small.
             let mut batches = to_record.ready_chunks(RECORD_BATCH);
             let mut complete = true;
             while let Some(batch) = batches.next().await {
-                complete &= self.record_published(batch).await;
+                complete &= self.record_published(&batch).await;
             }
+            drop(recorded);
             complete
         };
-        let (outcome, recorded) = futures::join!(sending, recording);
-        if recorded {
+        let (outcome, complete) = futures::join!(sending, recording);
+        if complete {
             outcome
         } else {
             Publish::Shutdown
         }
     }
 
-    /// The events of `events[chunk]` Kafka does not have yet, by index, each with its control
-    /// key, once every reuse of control numbers among them is reported. `None` on shutdown.
+    /// The events Kafka does not have yet, by index, each with its control key and the event
+    /// the key named before, once every reuse of control numbers among them is reported.
+    /// `None` on shutdown.
     ///
     /// Control numbers are recorded only after Kafka acknowledged their event, and the event
     /// they named before goes to the published events in the same transaction, so the control
     /// numbers answer for most events: last seen with this very event, it is on Kafka; never
     /// seen, it is not (but for a crash between Kafka's acknowledgement and the record, which
     /// publishes it again under its id). Only the rest (no control numbers, or numbers last
-    /// seen on another document) are looked up among the published events: a fresh file costs
-    /// one look-up per event, not two, and one write.
-    async fn fresh_in(&self, events: &[Event], chunk: std::ops::Range<usize>) -> Option<Vec<(usize, Option<String>)>> {
-        let keyed: Vec<(usize, Option<String>)> = chunk.clone().map(|i| (i, control_key(&events[i]))).collect();
-        let keys: Vec<String> = keyed.iter().filter_map(|(_, key)| key.clone()).collect();
-        let last = retrying(&self.shutdown, "reading control numbers", || self.received.last_all(&keys)).await?;
+    /// seen on another document) are looked up among the published events, now that the file
+    /// before published everything: a fresh file costs one look-up per event, not two, and one
+    /// write.
+    async fn fresh(
+        &self,
+        events: &[Event],
+        Controls { keys, last }: Controls,
+        before: &Handover,
+    ) -> Option<Vec<(usize, Option<String>, Option<String>)>> {
+        // The file before published after the look-up: its numbers are the newer.
+        let last_of = |key: &String| before.controls.get(key).or_else(|| last.get(key));
         // Whether each event is on Kafka, by its control numbers; `None`: ask the published events.
-        let known: Vec<Option<bool>> = keyed
+        let known: Vec<Option<bool>> = keys
             .iter()
-            .map(|(i, key)| match key.as_ref().map(|key| last.get(key)) {
+            .zip(events)
+            .map(|(key, event)| match key.as_ref().map(last_of) {
                 Some(None) => Some(false),
-                Some(Some(id)) if *id == events[*i].envelope().event_id => Some(true),
+                Some(Some(id)) if *id == event.envelope().event_id => Some(true),
                 _ => None,
             })
             .collect();
-        let unsure: Vec<String> = keyed
+        let unsure: Vec<String> = known
             .iter()
-            .zip(&known)
-            .filter(|(_, k)| k.is_none())
-            .map(|((i, _), _)| events[*i].envelope().event_id.clone())
+            .zip(events)
+            .filter(|(known, _)| known.is_none())
+            .map(|(_, event)| event.envelope().event_id.clone())
+            .filter(|id| !before.events.contains(id))
             .collect();
         let published = if unsure.is_empty() {
             Default::default()
         } else {
             retrying(&self.shutdown, "reading the published events", || self.published.contained(&unsure)).await?
         };
-        let fresh: Vec<(usize, Option<String>)> = keyed
+        let is_published = |id: &String| before.events.contains(id) || published.contains(id);
+        let fresh: Vec<(usize, Option<String>, Option<String>)> = keys
             .into_iter()
+            .enumerate()
             .zip(known)
-            .filter(|((i, _), known)| !known.unwrap_or_else(|| published.contains(&events[*i].envelope().event_id)))
-            .map(|(keyed, _)| keyed)
+            .filter(|((i, _), known)| !known.unwrap_or_else(|| is_published(&events[*i].envelope().event_id)))
+            .map(|((i, key), _)| {
+                let previous = key.as_ref().and_then(last_of).cloned();
+                (i, key, previous)
+            })
             .collect();
-        self.metrics.already_published(chunk.len() - fresh.len());
-        for (i, key) in &fresh {
+        self.metrics.already_published(events.len() - fresh.len());
+        for (i, key, previous) in &fresh {
             let event = &events[*i];
-            let previous = key.as_ref().and_then(|key| last.get(key).map(|id| (key, id)));
-            if let Some((key, previous)) = previous.filter(|(_, id)| **id != event.envelope().event_id) {
+            if let (Some(key), Some(previous)) = (key, previous.as_ref().filter(|id| **id != event.envelope().event_id))
+            {
                 if !self.report_reuse(event, key, previous).await {
                     return None;
                 }
@@ -528,9 +617,9 @@ impl Inbound {
 
     /// Records events Kafka acknowledged, under the control numbers they came with (the
     /// published events take the rest); false if shutdown came before the store took them.
-    async fn record_published(&self, batch: Vec<(String, Option<String>)>) -> bool {
+    async fn record_published(&self, batch: &[(String, Option<String>)]) -> bool {
         retrying(&self.shutdown, "recording published events", || {
-            self.received.record_acknowledged(&batch, "tg-producer")
+            self.received.record_acknowledged(batch, "tg-producer")
         })
         .await
         .is_some()
@@ -598,5 +687,39 @@ impl Inbound {
         self.metrics.file("quarantined", claimed.bytes.len(), claimed.arrived);
         tracing::warn!(file = %claimed.name, to = %moved.display(), %reason, "quarantined");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(handover: &Handover) -> Vec<&str> {
+        let mut ids: Vec<&str> = handover.events.iter().map(String::as_str).collect();
+        ids.sort();
+        ids
+    }
+
+    /// The next file must find what the store will hold once this one's records are written:
+    /// each key's last event, and in the published events whatever the keys no longer name.
+    #[test]
+    fn a_handover_holds_what_the_records_will_say() {
+        let (key, other) = ("ACME|GRIDSYNC|1|1|0001|PurchaseOrderReceived".to_owned(), "ACME|2".to_owned());
+        let mut handover = Handover::default();
+        handover.published("new", Some(&key), None);
+        handover.published("fresh", Some(&other), None);
+        assert!(handover.events.is_empty(), "never named before: nothing moves to the published events");
+
+        // Named another document before this file (the store's look-up), then twice in it.
+        let mut handover = Handover::default();
+        handover.published("b", Some(&key), Some(&"a".to_owned()));
+        handover.published("c", Some(&key), Some(&"a".to_owned()));
+        handover.published("c", Some(&key), Some(&"a".to_owned()));
+        assert_eq!(handover.controls.get(&key).map(String::as_str), Some("c"), "the key names its last event");
+        assert_eq!(ids(&handover), ["a", "b"], "what it named before is published, not forgotten");
+
+        // Without control numbers: only the published events can tell.
+        handover.published("keyless", None, None);
+        assert_eq!(ids(&handover), ["a", "b", "keyless"]);
     }
 }
