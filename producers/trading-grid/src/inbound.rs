@@ -139,6 +139,9 @@ impl Handover {
 /// [`Handover`] tells them. Its events go out once every event of the file before is
 /// acknowledged, and are recorded once that file's are: the next file sends while this one
 /// still records, and the store takes each file's records in the files' order.
+///
+/// "Recorded" is a cancellation token: several files wait on it, and a guard fires it whichever
+/// way the file's task ends, a panic included.
 struct Turn {
     /// What the file before this one published, once it all was (nothing: a dropped sender).
     before_published: Option<oneshot::Receiver<Handover>>,
@@ -347,8 +350,9 @@ impl Inbound {
                 return self.quarantine(&claimed, Rejection::edi(&claimed.name, &e)).await;
             }
         };
-        // Looked up while the file before this one publishes; its turn tells what it published
-        // meanwhile: an identical resend skips its events.
+        // Looked up while the file before this one publishes (once the one before that is
+        // recorded); its turn tells what it published meanwhile: an identical resend skips
+        // its events.
         turn.two_before_recorded.cancelled().await;
         let Some(controls) = self.controls_of(&events).await else {
             return Ok(());
