@@ -425,24 +425,7 @@ impl Distribution {
                         .collect(),
                 };
                 let mut outcome = update_keyed(client, &self.config.repository_id, &new, self.hub_id.clone(), |body| {
-                    let Value::Object(body) = body else { return true };
-                    if let Some(Value::Object(about)) = &about {
-                        body.extend(about.clone());
-                    }
-                    let partners = body.entry("partners").or_insert_with(|| json!({}));
-                    if let Value::Object(partners) = partners {
-                        for (partner, change) in &changes {
-                            // A newer version's state is not overwritten by an older one's.
-                            let older = partners
-                                .get(partner)
-                                .and_then(|p| p["version"].as_i64())
-                                .is_some_and(|v| change["version"].as_i64().is_some_and(|c| c < v));
-                            if !older {
-                                partners.insert(partner.clone(), change.clone());
-                            }
-                        }
-                    }
-                    true
+                    set_states(body, about.as_ref(), &changes)
                 })
                 .await?;
                 outcome.content_item_id = Some(content_item_id.to_owned());
@@ -491,5 +474,50 @@ impl scheduler::Fire for Distribution {
             Some(timer.key.clone()),
         )
         .await
+    }
+}
+
+/// Sets each `(partner, state)` of `changes` (and the content's `about`) on a distribution-status
+/// body; whether that changed it (a state seen again does not, and Amplience is not written to).
+/// A newer version's state is not overwritten by an older one's.
+fn set_states(body: &mut Value, about: Option<&Value>, changes: &[(String, Value)]) -> bool {
+    let before = body.clone();
+    let Value::Object(fields) = body else { return false };
+    if let Some(Value::Object(about)) = about {
+        fields.extend(about.clone());
+    }
+    let partners = fields.entry("partners").or_insert_with(|| json!({}));
+    if let Value::Object(partners) = partners {
+        for (partner, change) in changes {
+            let older = partners
+                .get(partner)
+                .and_then(|p| p["version"].as_i64())
+                .is_some_and(|v| change["version"].as_i64().is_some_and(|c| c < v));
+            if !older {
+                partners.insert(partner.clone(), change.clone());
+            }
+        }
+    }
+    *body != before
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_changes_the_status_once_and_an_older_version_never() {
+        let about = json!({ "title": "Welcome pack", "kind": "onboarding" });
+        let sent = |version: i64, state: &str| vec![("ACME".to_owned(), json!({ "version": version, "state": state }))];
+        let mut body = json!({ "contentItemId": "c-1", "partners": {} });
+
+        assert!(set_states(&mut body, Some(&about), &sent(2, "sent")));
+        assert_eq!(body["partners"]["ACME"]["state"], "sent");
+        assert_eq!(body["title"], "Welcome pack");
+        assert!(!set_states(&mut body, Some(&about), &sent(2, "sent")), "seen again: nothing to save");
+        assert!(!set_states(&mut body, None, &sent(1, "read")), "an older version's state");
+        assert_eq!(body["partners"]["ACME"]["state"], "sent");
+        assert!(set_states(&mut body, None, &sent(2, "read")));
+        assert_eq!(body["partners"]["ACME"]["state"], "read");
     }
 }
