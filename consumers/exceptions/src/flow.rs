@@ -16,7 +16,8 @@
 
 use gridsync_core::kafka::{Handler, HandlerError, Record};
 use gridsync_flow::{
-    effects::Outcome, messages, partners::PartnerProfile, Audience, FlowContext, FlowError, Messages, Send, SideEffect,
+    effects::Outcome, messages, partners::PartnerProfile, Audience, FlowContext, FlowError, KeyedLocks, Messages, Send,
+    SideEffect,
 };
 use gridsync_schemas::{
     events::{DocumentExchangeException, ExceptionKind},
@@ -64,6 +65,9 @@ pub struct Exceptions {
     pub messages: Messages,
     pub records: FlowRecords,
     pub config: ExceptionsConfig,
+    /// Held per exchange while a failure or a success of it is handled: both read and write its
+    /// task and success records, and their records can be handled at once on other partitions.
+    pub exchanges: KeyedLocks,
 }
 
 impl Handler for Exceptions {
@@ -85,9 +89,12 @@ pub fn accepts(event_type: &str) -> bool {
 impl Exceptions {
     async fn handle_event(&self, record: &Record) -> Result<(), FlowError> {
         if let Event::DocumentExchangeException(exception) = &record.event {
-            return self.failed(record, exception).await;
+            let exchange = exchange::of_failure(exception);
+            let _one_at_a_time = self.exchanges.lock(&exchange).await;
+            return self.failed(record, exception, &exchange).await;
         }
         for (exchange, clears) in exchange::of_success(&record.event) {
+            let _one_at_a_time = self.exchanges.lock(&exchange).await;
             self.succeeded(record, &exchange, clears).await?;
         }
         Ok(())
@@ -114,10 +121,14 @@ impl Exceptions {
         Ok(())
     }
 
-    async fn failed(&self, record: &Record, exception: &DocumentExchangeException) -> Result<(), FlowError> {
+    async fn failed(
+        &self,
+        record: &Record,
+        exception: &DocumentExchangeException,
+        exchange: &str,
+    ) -> Result<(), FlowError> {
         let envelope = &exception.envelope;
         let partner = self.partner(&envelope.trading_partner_id);
-        let exchange = exchange::of_failure(exception);
         let kind = exception.kind.as_str();
         let task_key = format!("{exchange}/{kind}");
         let guidance = self.config.guidance.get(kind).cloned().unwrap_or_default();
@@ -163,7 +174,7 @@ impl Exceptions {
                     state: "open".into(),
                     generation: 0,
                 };
-                self.remember(&task_key, &exchange, &task).await?;
+                self.remember(&task_key, exchange, &task).await?;
                 task
             }
         };
@@ -190,13 +201,13 @@ impl Exceptions {
         if reopen {
             task.state = "open".into();
             task.generation += 1;
-            self.remember(&task_key, &exchange, &task).await?;
+            self.remember(&task_key, exchange, &task).await?;
         }
         // The task is open here. The exchange already succeeded after this failure (its success
         // was handled first): resolved at once.
         let success = self.success(&task_key).await?;
         if let Some(success) = success.filter(|s| s.seen_at > envelope.ingested_at.millis()) {
-            self.resolve(record, &task_key, &exchange, &mut task, &success.resolution).await?;
+            self.resolve(record, &task_key, exchange, &mut task, &success.resolution).await?;
         }
         let document = exception
             .document_type

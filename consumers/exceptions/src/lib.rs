@@ -36,5 +36,5 @@ pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<flow::Exceptions, A
     let tasks = messages(&config.task_content_type_uri);
     let notices = messages(&config.message_content_type_uri);
     let records = ctx.store.flow_records(&ctx.name);
-    Ok(flow::Exceptions { tasks, messages: notices, records, ctx, config })
+    Ok(flow::Exceptions { tasks, messages: notices, records, ctx, config, exchanges: Default::default() })
 }

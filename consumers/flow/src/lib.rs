@@ -8,7 +8,9 @@
 //! - [`partners`]: the trading partner profiles (`deploy/partners.toml`);
 //! - [`scheduler`] and [`clock`]: durable timers fired by an injectable clock;
 //! - [`templates`]: messages rendered from the latest approved version of a
-//!   template content item, strictly (a missing field is an error, never a hole).
+//!   template content item, strictly (a missing field is an error, never a hole);
+//! - [`keyed_locks`]: one handler at a time per business exchange, whatever
+//!   partitions its records are on.
 
 pub mod args;
 pub mod clock;
@@ -17,6 +19,7 @@ pub mod context;
 pub mod effects;
 pub mod error;
 pub mod keyed_items;
+pub mod keyed_locks;
 pub mod messages;
 pub mod partners;
 pub mod raise;
@@ -29,6 +32,7 @@ pub use args::FlowArgs;
 pub use context::FlowContext;
 pub use effects::{Effects, SideEffect};
 pub use error::FlowError;
+pub use keyed_locks::KeyedLocks;
 pub use messages::{Audience, Message, Messages, Send};
 pub use partners::{PartnerProfile, PartnerProfiles};
 pub use raise::Raise;
