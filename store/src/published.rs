@@ -6,6 +6,11 @@
 
 use sqlx::{AnyPool, Row};
 
+/// `(event id, source, now)` rows into the published events, for [`crate::insert_text_pairs`]:
+/// the first record of an id wins.
+pub(crate) const INSERT_PUBLISHED: (&str, &str) =
+    ("INSERT INTO published_events (event_id, source, published_at)", "ON CONFLICT (event_id) DO NOTHING");
+
 use crate::{now_millis, Backend, StoreError};
 
 #[derive(Debug, Clone)]
@@ -45,12 +50,10 @@ impl PublishedEvents {
     /// [`Self::record`] of many, in one transaction.
     pub async fn record_all(&self, event_ids: &[String], source: &str) -> Result<(), StoreError> {
         let rows: Vec<(&str, &str)> = event_ids.iter().map(|id| (id.as_str(), source)).collect();
-        let statement =
-            ("INSERT INTO published_events (event_id, source, published_at)", "ON CONFLICT (event_id) DO NOTHING");
         crate::insert_text_pairs(
             (&self.pool, self.backend),
             "recording published events",
-            statement,
+            INSERT_PUBLISHED,
             &rows,
             now_millis(),
         )

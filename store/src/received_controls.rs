@@ -86,9 +86,8 @@ impl ReceivedControls {
             }
             query.execute(&mut *tx).await.map_err(StoreError::query(what))?;
         }
-        let published =
-            ("INSERT INTO published_events (event_id, source, published_at)", "ON CONFLICT (event_id) DO NOTHING");
-        crate::insert_text_pairs_in(&mut tx, self.backend, what, published, &unnamed, now).await?;
+        crate::insert_text_pairs_in(&mut tx, self.backend, what, crate::published::INSERT_PUBLISHED, &unnamed, now)
+            .await?;
         let rows: Vec<(&str, &str)> = last.into_iter().collect();
         let received = (
             "INSERT INTO received_controls (control_key, event_id, seen_at)",
