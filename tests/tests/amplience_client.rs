@@ -204,8 +204,9 @@ async fn an_update_that_changes_nothing_is_not_saved() {
     let id = client.ensure_item(sim.repo(), &confirmation("ACME", "PO5002")).await.unwrap().item().id.clone();
     let set = |item: &mut gridsync_amplience::model::ContentItem| item.body["state"] = json!("sent");
     let saved = client.update_item(&id, set).await.unwrap();
-    let again = client.update_item(&id, set).await.unwrap();
+    let (again, saved_again) = client.update_item_saved(&id, set).await.unwrap();
     assert_eq!(again.version, saved.version, "the same change again is not saved");
+    assert!(!saved_again, "and says so");
     assert_eq!(client.get_item(&id).await.unwrap().version, saved.version);
     let moved = client.update_item(&id, |item| item.body["state"] = json!("read")).await.unwrap();
     assert_eq!(moved.version, saved.version + 1);

@@ -298,8 +298,17 @@ impl ManagementClient {
     pub async fn update_item(
         &self,
         id: &str,
-        mut change: impl FnMut(&mut ContentItem),
+        change: impl FnMut(&mut ContentItem),
     ) -> Result<ContentItem, AmplienceError> {
+        self.update_item_saved(id, change).await.map(|(item, _)| item)
+    }
+
+    /// [`Self::update_item`], and whether it saved the item (false: the change was there already).
+    pub async fn update_item_saved(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut ContentItem),
+    ) -> Result<(ContentItem, bool), AmplienceError> {
         let path = format!("/content-items/{id}");
         for _ in 0..=MAX_CONFLICT_RETRIES {
             let mut item = self.get_item(id).await?;
@@ -308,12 +317,12 @@ impl ManagementClient {
             // Nothing to write (a change already there, seen again): not sent, so the item's
             // version and its history stay as they are.
             if item.label == label && item.body == body {
-                return Ok(item);
+                return Ok((item, false));
             }
             let body = json!({ "label": item.label, "body": item.body, "version": item.version });
             match self.item_call(Method::PATCH, &path, Some(&body)).await {
                 Err(e) if e.is_conflict() => tracing::info!(id, "content item changed meanwhile; re-applying"),
-                other => return other,
+                other => return other.map(|item| (item, true)),
             }
         }
         Err(AmplienceError::ConflictPersisted { id: id.to_owned(), attempts: MAX_CONFLICT_RETRIES })

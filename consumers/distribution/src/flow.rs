@@ -30,7 +30,7 @@ use gridsync_schemas::{
 use gridsync_store::{FlowRecords, Timer, Timers};
 use gridsync_trading_grid::mailbox::{Content, OutboundTarget};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tokio::sync::OnceCell;
 
 use crate::{
@@ -478,27 +478,34 @@ impl scheduler::Fire for Distribution {
 }
 
 /// Sets each `(partner, state)` of `changes` (and the content's `about`) on a distribution-status
-/// body; whether that changed it (a state seen again does not, and Amplience is not written to).
-/// A newer version's state is not overwritten by an older one's.
+/// body; whether any of it was not there yet (a state seen again is: nothing to save). A newer
+/// version's state is not overwritten by an older one's.
 fn set_states(body: &mut Value, about: Option<&Value>, changes: &[(String, Value)]) -> bool {
-    let before = body.clone();
     let Value::Object(fields) = body else { return false };
+    let mut changed = false;
+    let mut set = |object: &mut Map<String, Value>, key: &String, value: &Value| {
+        if object.get(key) != Some(value) {
+            object.insert(key.clone(), value.clone());
+            changed = true;
+        }
+    };
     if let Some(Value::Object(about)) = about {
-        fields.extend(about.clone());
+        for (key, value) in about {
+            set(fields, key, value);
+        }
     }
-    let partners = fields.entry("partners").or_insert_with(|| json!({}));
-    if let Value::Object(partners) = partners {
+    if let Value::Object(partners) = fields.entry("partners").or_insert_with(|| json!({})) {
         for (partner, change) in changes {
             let older = partners
                 .get(partner)
                 .and_then(|p| p["version"].as_i64())
                 .is_some_and(|v| change["version"].as_i64().is_some_and(|c| c < v));
             if !older {
-                partners.insert(partner.clone(), change.clone());
+                set(partners, partner, change);
             }
         }
     }
-    *body != before
+    changed
 }
 
 #[cfg(test)]

@@ -31,7 +31,9 @@ impl Outcome {
 }
 
 /// Ensures `new` exists in `repository_id` (by its delivery key) and applies
-/// `change` to its body; `change` returns whether it changed anything.
+/// `change` to its body; `change` returns whether it changed what the flow reports
+/// (reported as updated only if the item was saved, too: a change already there is
+/// not written again).
 pub async fn update_keyed(
     client: &ManagementClient,
     repository_id: &str,
@@ -41,6 +43,6 @@ pub async fn update_keyed(
 ) -> Result<Outcome, FlowError> {
     let item = client.ensure_item(repository_id, new).await?.item().clone();
     let mut changed = false;
-    let updated = client.update_item(&item.id, |item| changed = change(&mut item.body)).await?;
-    Ok(Outcome::of_item(updated, hub_id, &new.schema, changed))
+    let (updated, saved) = client.update_item_saved(&item.id, |item| changed = change(&mut item.body)).await?;
+    Ok(Outcome::of_item(updated, hub_id, &new.schema, changed && saved))
 }
