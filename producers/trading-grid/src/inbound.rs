@@ -586,9 +586,8 @@ impl Inbound {
         let unsure: Vec<String> = known
             .iter()
             .zip(events)
-            .filter(|(known, _)| known.is_none())
+            .filter(|(known, event)| known.is_none() && !before.events.contains(&event.envelope().event_id))
             .map(|(_, event)| event.envelope().event_id.clone())
-            .filter(|id| !before.events.contains(id))
             .collect();
         let published = if unsure.is_empty() {
             Default::default()
