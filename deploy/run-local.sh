@@ -32,8 +32,9 @@ export GRIDSYNC_TG_MAILBOX_DIR=${GRIDSYNC_TG_MAILBOX_DIR:-$local_dir/tg-mailbox}
 # Acknowledgements (997/CONTRL/TA1) go to $GRIDSYNC_TG_MAILBOX_DIR/outbound, numbered in this store.
 export GRIDSYNC_TG_STORE_URL=${GRIDSYNC_TG_STORE_URL:-sqlite://$local_dir/tg-producer.db}
 
-# Amplience is the local simulator (amp-sim) unless these point elsewhere. Its webhooks go
-# to amp-producer; the secrets are generated on first start into .local/secrets.
+# Amplience is the local simulator (amp-sim) unless these point elsewhere. `gridsync amplience
+# setup` prepares it (content types, the webhook to amp-producer, example templates) as it
+# prepares a real hub; the secrets are generated on first start into .local/secrets.
 amp_sim=http://127.0.0.1:$(port 9480)
 export GRIDSYNC_AMP_LISTEN=${GRIDSYNC_AMP_LISTEN:-127.0.0.1:$(port 9466)}
 export GRIDSYNC_AMPLIENCE_API_URL=${GRIDSYNC_AMPLIENCE_API_URL:-$amp_sim/v2/content}
@@ -47,6 +48,10 @@ export GRIDSYNC_AMPLIENCE_CLIENT_ID=${GRIDSYNC_AMPLIENCE_CLIENT_ID:-gridsync}
 export GRIDSYNC_AMPLIENCE_CLIENT_SECRET_FILE=${GRIDSYNC_AMPLIENCE_CLIENT_SECRET_FILE:-$local_dir/secrets/amplience-client-secret}
 export GRIDSYNC_AMP_WEBHOOK_SECRET_FILE=${GRIDSYNC_AMP_WEBHOOK_SECRET_FILE:-$local_dir/secrets/amplience-webhook-secret}
 export GRIDSYNC_AMP_STORE_URL=${GRIDSYNC_AMP_STORE_URL:-sqlite://$local_dir/amp-producer.db}
+export GRIDSYNC_AMP_WEBHOOK_URL=${GRIDSYNC_AMP_WEBHOOK_URL:-http://$GRIDSYNC_AMP_LISTEN/webhooks/amplience}
+# The trading partners, for the consumers and for `gridsync amplience check` (their locales
+# choose the templates).
+export GRIDSYNC_PARTNERS_FILE=${GRIDSYNC_PARTNERS_FILE:-$root/deploy/partners.toml}
 
 # Trading Grid is the local simulator (tg-sim): Lens on 9490, and a mailbox partner that picks
 # up what gridsync writes to the outbound mailbox and answers with acknowledgements.
@@ -169,6 +174,53 @@ print("  flow 7  the audit page: %s/?q=4500012345&partner=ACME" % os.environ["PA
 ' <<<"$lineage" || true
 }
 
+# Starts component $1 (metrics on port $2) in the background, unless it runs already.
+start_component() {
+    local pid_file=$local_dir/pids/$1.pid
+    if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
+        return
+    fi
+    if [ "$1" = amp-sim ]; then
+        # An empty hub: `gridsync amplience setup` below prepares it.
+        AMP_SIM_CLIENTS="$GRIDSYNC_AMPLIENCE_CLIENT_ID:$(cat "$GRIDSYNC_AMPLIENCE_CLIENT_SECRET_FILE")" \
+            nohup "$bin/amp-sim" --listen "127.0.0.1:$2" >>"$local_dir/logs/$1.log" 2>&1 &
+    elif [ "$1" = tg-sim ]; then
+        mkdir -p "$GRIDSYNC_TG_MAILBOX_DIR/inbound" "$GRIDSYNC_TG_MAILBOX_DIR/outbound"
+        TG_SIM_CONSUMERS="$GRIDSYNC_LENS_CLIENT_ID:$(cat "$GRIDSYNC_LENS_CLIENT_SECRET_FILE")" \
+            nohup "$bin/tg-sim" --listen "127.0.0.1:$2" --outbound-dir "$GRIDSYNC_TG_MAILBOX_DIR/outbound" \
+            --inbound-dir "$GRIDSYNC_TG_MAILBOX_DIR/inbound" >>"$local_dir/logs/$1.log" 2>&1 &
+    elif [ "$1" = audit-consumer ]; then
+        # Flow 7: every event and dead letter into the audit store; page and API on $audit_page.
+        nohup "$bin/$1" --metrics-addr "127.0.0.1:$2" >>"$local_dir/logs/$1.log" 2>&1 &
+    elif [[ "$1" == *-consumer ]]; then
+        # Flows 1-6, 8 into Amplience (GRIDSYNC_AMPLIENCE_* above); billing writes 820/812s,
+        # distribution partner-content packages, to the mailbox above.
+        nohup "$bin/$1" --metrics-addr "127.0.0.1:$2" --store-url "sqlite://$local_dir/${1%-consumer}.db" \
+            >>"$local_dir/logs/$1.log" 2>&1 &
+    else
+        nohup "$bin/$1" --metrics-addr "127.0.0.1:$2" >>"$local_dir/logs/$1.log" 2>&1 &
+    fi
+    echo $! >"$pid_file"
+}
+
+# Waits until component $1 (port $2) is ready; fails saying why it is not.
+await_ready() {
+    for _ in $(seq 1 300); do
+        curl -fs "http://127.0.0.1:$2/readyz" >/dev/null 2>&1 && return
+        sleep 0.1
+    done
+    echo "$1 is not ready: $(curl -s "http://127.0.0.1:$2/readyz" || echo 'it does not answer'); see $local_dir/logs/$1.log" >&2
+    exit 1
+}
+
+# The Amplience hub, set up as a user sets up theirs: gridsync's content types, the webhook to
+# amp-producer, example templates where none are; then checked as each consumer checks it.
+setup_amplience() {
+    echo "setting up the Amplience hub (gridsync amplience setup --with-example-templates):"
+    "$bin/gridsync" amplience setup --with-example-templates | tail -n 1 | sed 's/^/  /'
+    "$bin/gridsync" amplience check | tail -n 1 | sed 's/^/  /'
+}
+
 start() {
     local observe=${1:-}
     echo "[1/5] the broker"
@@ -196,44 +248,13 @@ start() {
         "$GRIDSYNC_LENS_CLIENT_SECRET_FILE"; do
         [ -s "$secret" ] || (umask 077 && head -c 24 /dev/urandom | base64 >"$secret")
     done
-    for c in "${components[@]}"; do
-        set -- $c
-        pid_file=$local_dir/pids/$1.pid
-        if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
-            continue
-        fi
-        if [ "$1" = amp-sim ]; then
-            AMP_SIM_WEBHOOK_SECRET=$(cat "$GRIDSYNC_AMP_WEBHOOK_SECRET_FILE") \
-            AMP_SIM_CLIENTS="$GRIDSYNC_AMPLIENCE_CLIENT_ID:$(cat "$GRIDSYNC_AMPLIENCE_CLIENT_SECRET_FILE")" \
-                nohup "$bin/amp-sim" --listen "127.0.0.1:$2" --webhook-url "http://$GRIDSYNC_AMP_LISTEN/webhooks/amplience" \
-                --seed-templates \
-                >>"$local_dir/logs/$1.log" 2>&1 &
-        elif [ "$1" = tg-sim ]; then
-            mkdir -p "$GRIDSYNC_TG_MAILBOX_DIR/inbound" "$GRIDSYNC_TG_MAILBOX_DIR/outbound"
-            TG_SIM_CONSUMERS="$GRIDSYNC_LENS_CLIENT_ID:$(cat "$GRIDSYNC_LENS_CLIENT_SECRET_FILE")" \
-                nohup "$bin/tg-sim" --listen "127.0.0.1:$2" --outbound-dir "$GRIDSYNC_TG_MAILBOX_DIR/outbound" \
-                --inbound-dir "$GRIDSYNC_TG_MAILBOX_DIR/inbound" >>"$local_dir/logs/$1.log" 2>&1 &
-        elif [ "$1" = audit-consumer ]; then
-            # Flow 7: every event and dead letter into the audit store; page and API on $audit_page.
-            nohup "$bin/$1" --metrics-addr "127.0.0.1:$2" >>"$local_dir/logs/$1.log" 2>&1 &
-        elif [[ "$1" == *-consumer ]]; then
-            # Flows 1-6, 8 into Amplience (GRIDSYNC_AMPLIENCE_* above), templates seeded in amp-sim;
-            # billing writes 820/812s, distribution partner-content packages, to the mailbox above.
-            nohup "$bin/$1" --metrics-addr "127.0.0.1:$2" --store-url "sqlite://$local_dir/${1%-consumer}.db" \
-                --partners "${GRIDSYNC_PARTNERS_FILE:-$root/deploy/partners.toml}" >>"$local_dir/logs/$1.log" 2>&1 &
-        else
-            nohup "$bin/$1" --metrics-addr "127.0.0.1:$2" >>"$local_dir/logs/$1.log" 2>&1 &
-        fi
-        echo $! >"$pid_file"
-    done
-    for c in "${components[@]}"; do
-        set -- $c
-        for _ in $(seq 1 300); do
-            curl -fs "http://127.0.0.1:$2/readyz" >/dev/null 2>&1 && break
-            sleep 0.1
-        done
-        curl -fs "http://127.0.0.1:$2/readyz" >/dev/null || { echo "$1 is not ready; see $local_dir/logs/$1.log" >&2; exit 1; }
-    done
+    # The simulators first: the hub is set up (as a user sets theirs up) before the consumers,
+    # which check at start that it has what their flows need.
+    for c in "${components[@]:0:2}"; do start_component $c; done
+    for c in "${components[@]:0:2}"; do await_ready $c; done
+    setup_amplience
+    for c in "${components[@]:2}"; do start_component $c; done
+    for c in "${components[@]:2}"; do await_ready $c; done
     [ "$observe" != --observe ] || start_prometheus
     echo "[5/5] the demo"
     local report_failed=0

@@ -20,7 +20,7 @@ use gridsync_core::config::KafkaArgs;
 #[command(
     name = "gridsync",
     version,
-    about = "Operate the gridsync pipeline: topics, schemas, dead letters, the audit view, replays."
+    about = "Operate the gridsync pipeline: topics, schemas, the Amplience hub, dead letters, the audit view, replays."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -71,6 +71,11 @@ enum Command {
         #[command(flatten)]
         kafka: KafkaArgs,
     },
+    /// The Amplience hub: set it up for gridsync (content types, webhook, example templates), check it.
+    Amplience {
+        #[command(subcommand)]
+        command: commands::amplience::AmplienceCommand,
+    },
     /// Publish sample events of every type, to see the pipeline work.
     Demo {
         #[command(flatten)]
@@ -100,6 +105,7 @@ fn main() -> ExitCode {
             Command::Replay { args, kafka } => commands::replay::run(args, &kafka).await,
             Command::Dlq { command, kafka } => commands::dlq::run(command, &kafka).await,
             Command::Demo { args, kafka } => commands::demo::run(args, &kafka).await,
+            Command::Amplience { command } => commands::amplience::run(command).await,
         }
     });
     match result {

@@ -39,10 +39,11 @@ async fn main() -> anyhow::Result<()> {
     let catalog = catalog()?.with_prefix(&prefix);
     apply_topics(&kafka, &catalog.topics, false).await?;
 
-    let sim_config = SimConfig { seed_templates: true, ..SimConfig::default() };
+    let sim_config = SimConfig::default();
     let stop = CancellationToken::new();
     let sim =
         Simulator::start(sim_config.clone(), tokio::net::TcpListener::bind("127.0.0.1:0").await?, stop.clone()).await?;
+    gridsync_tests::set_up_hub(&sim.url(), &sim_config.hub_id, &sim_config.repositories, None).await?;
     let dir = tempfile::tempdir()?;
     let args = gridsync_notifications::Args {
         flow: FlowArgs {
@@ -52,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
             template_ttl_ms: gridsync_flow::args::DEFAULT_TEMPLATE_TTL_MS,
             timer_tick_ms: gridsync_flow::args::DEFAULT_TIMER_TICK_MS,
             clock_file: None,
+            hub_check_retry_ms: gridsync_flow::args::DEFAULT_HUB_CHECK_RETRY_MS,
             amplience: ManagementArgs {
                 api_url: format!("{}/v2/content", sim.url()),
                 token_url: format!("{}/oauth/token", sim.url()),

@@ -26,6 +26,42 @@ use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
 };
 
+/// Sets the hub of the amp-sim at `url` up as `gridsync amplience setup --with-example-templates`
+/// does with the flows' default configuration (content in the first repository, templates in the
+/// second), and the webhook to `webhook` (URL, secret) if given; acts as client `gridsync`.
+pub async fn set_up_hub(
+    url: &str,
+    hub_id: &str,
+    repositories: &[String],
+    webhook: Option<(&str, &str)>,
+) -> anyhow::Result<Vec<gridsync_amplience::setup::Step>> {
+    use gridsync_amplience::{setup, ManagementArgs, ManagementClient, Secret};
+    let client = ManagementClient::new(&ManagementArgs {
+        api_url: format!("{url}/v2/content"),
+        token_url: format!("{url}/oauth/token"),
+        hub_id: Some(hub_id.to_owned()),
+        client_id: Some("gridsync".into()),
+        client_secret: Some(Secret::new("gridsync-secret")),
+        client_secret_file: None,
+        requests_per_second: 0.0,
+        publishes_per_minute: 90,
+        timeout_ms: 10_000,
+        max_attempts: 3,
+        max_backoff_ms: 500,
+    })?;
+    let [content, templates, ..] = repositories else { bail!("amp-sim needs two repositories") };
+    let target = setup::Target {
+        assign: Default::default(),
+        content_repository: content.clone(),
+        template_repository: templates.clone(),
+        webhook: webhook.map(|(url, secret)| (url.to_owned(), Secret::new(secret))),
+        read_types: true,
+        example_templates: true,
+        approved_state: "Approved".into(),
+    };
+    Ok(setup::setup(&client, &setup::HubSpec::shipped()?, &target, false).await?)
+}
+
 /// The workspace's root folder (where `deploy/` is).
 /// The pipeline's long-running binaries: both producers and every flow consumer (each a
 /// Deployment on Kubernetes, a compose service, a Prometheus target).

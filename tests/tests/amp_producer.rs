@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use gridsync_amp_sim::{Client, SimConfig, Simulator, WebhookTarget};
+use gridsync_amp_sim::{Client, SimConfig, Simulator};
 use gridsync_amplience::{
     management::ManagementArgs,
     webhook::{sign, SIGNATURE_HEADER},
@@ -65,12 +65,13 @@ impl Harness {
                 Client { id: "gridsync".into(), secret: "gridsync-secret".into() },
                 Client { id: "finance.user".into(), secret: "finance-secret".into() },
             ],
-            webhook: Some(WebhookTarget { url: webhook_url.clone(), secret: Secret::new(SECRET) }),
             ..SimConfig::default()
         };
         let stop = tokio_util::sync::CancellationToken::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim = Simulator::start(config.clone(), listener, stop.clone()).await.unwrap();
+        let webhook = Some((webhook_url.as_str(), SECRET));
+        gridsync_tests::set_up_hub(&sim.url(), &config.hub_id, &config.repositories, webhook).await.unwrap();
         let log = dir.path().join("producer.log");
         let producer = spawn_producer(&pipeline, &sim.url(), &config.hub_id, (listen, metrics), &store_url, &log);
         let harness = Harness {
@@ -522,6 +523,15 @@ async fn an_edition_publishes_each_of_its_partner_content_items_once() {
     let terms = "https://gridsync.example/schemas/trading-terms.json";
     let policy = "https://gridsync.example/schemas/policy-notice.json";
     let banner = "https://gridsync.example/schemas/homepage-banner.json";
+    // Marketing's own content type, which gridsync does not map: registered in the hub as theirs.
+    let schema = json!({
+        "$schema": "http://json-schema.org/draft-07/schema#", "$id": banner, "title": "Homepage banner",
+        "allOf": [{ "$ref": "http://bigcontent.io/cms/schema/v1/core#/definitions/content" }],
+        "type": "object", "properties": { "title": { "type": "string" } },
+    });
+    legal.create_content_type_schema(banner, &schema.to_string()).await.unwrap();
+    let registered = legal.register_content_type(banner, &json!({ "label": "Homepage banner" })).await.unwrap();
+    legal.assign_content_type(&repo, &registered.id).await.unwrap();
     let mut ids = Vec::new();
     for (label, schema) in [("Trading terms 2027", terms), ("Returns policy", policy), ("Winter banner", banner)] {
         let fields = json!({"title": label, "targetPartnerIds": ["ACME", "GLOBEX"]});

@@ -25,7 +25,20 @@ impl Sim {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let stop = tokio_util::sync::CancellationToken::new();
         let sim = Simulator::start(config.clone(), listener, stop.clone()).await.unwrap();
-        Sim { sim, config, _stop: stop.drop_guard() }
+        let sim = Sim { sim, config, _stop: stop.drop_guard() };
+        // The content type these tests write, registered and assigned as a hub needs it.
+        let schema = json!({
+            "$schema": "http://json-schema.org/draft-07/schema#", "$id": SCHEMA, "title": "Order confirmation",
+            "allOf": [{ "$ref": "http://bigcontent.io/cms/schema/v1/core#/definitions/content" }],
+            "type": "object",
+            "properties": { "poNumber": { "type": "string" }, "partner": { "type": "string" } },
+            "required": ["poNumber", "partner"],
+        });
+        let admin = sim.client();
+        admin.create_content_type_schema(SCHEMA, &schema.to_string()).await.unwrap();
+        let registered = admin.register_content_type(SCHEMA, &json!({ "label": "Order confirmation" })).await.unwrap();
+        admin.assign_content_type(sim.repo(), &registered.id).await.unwrap();
+        sim
     }
 
     fn repo(&self) -> &str {

@@ -50,11 +50,12 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
     let published = format!("published {} events", EventType::ALL.len());
     assert!(String::from_utf8_lossy(&demo.stdout).contains(&published), "{}", String::from_utf8_lossy(&demo.stdout));
 
-    // The notifications flow writes to Amplience: the simulator, with its templates.
-    let sim_config = gridsync_amp_sim::SimConfig { seed_templates: true, ..Default::default() };
+    // The notifications flow writes to Amplience: the simulator, set up with templates.
+    let sim_config = gridsync_amp_sim::SimConfig::default();
     let stop_sim = tokio_util::sync::CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sim = gridsync_amp_sim::Simulator::start(sim_config.clone(), listener, stop_sim.clone()).await.unwrap();
+    gridsync_tests::set_up_hub(&sim.url(), &sim_config.hub_id, &sim_config.repositories, None).await.unwrap();
     let _stop_sim = stop_sim.drop_guard();
     let partners = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/partners.toml");
     // tg-producer polls Lens: the Trading Grid simulator's, with nothing to report.

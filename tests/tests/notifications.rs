@@ -50,12 +50,12 @@ impl Harness {
                 Client { id: "gridsync".into(), secret: "gridsync-secret".into() },
                 Client { id: EDITOR.0.into(), secret: EDITOR.1.into() },
             ],
-            seed_templates: true,
             ..SimConfig::default()
         };
         let stop = tokio_util::sync::CancellationToken::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim = Simulator::start(config.clone(), listener, stop.clone()).await.unwrap();
+        gridsync_tests::set_up_hub(&sim.url(), &config.hub_id, &config.repositories, None).await.unwrap();
         Harness {
             pipeline,
             sim,
@@ -148,7 +148,7 @@ async fn edi_documents_become_notifications_from_approved_templates() {
     let repo = &SimConfig::default().repositories[1];
     let template = |key: &str, body: &str| NewContentItem {
         label: key.into(),
-        schema: gridsync_amp_sim::templates::SCHEMA.into(),
+        schema: "https://schemas.gridsync.dev/message-template.json".into(),
         delivery_key: Some(gridsync_amplience::DeliveryKey::parse(key).unwrap()),
         folder_id: None,
         locale: None,

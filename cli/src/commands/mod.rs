@@ -1,3 +1,4 @@
+pub mod amplience;
 pub mod audit;
 pub mod demo;
 pub mod dlq;

@@ -1,13 +1,16 @@
 //! The Amplience Dynamic Content connector: webhook verification, and clients
-//! for the Content Management API (OAuth2, content items, workflow, publish)
-//! and the Content Delivery API.
+//! for the Content Management API (OAuth2, content items, workflow, publish,
+//! the hub's content types and webhooks) and the Content Delivery API; and
+//! what gridsync needs of a hub ([`setup`]: set it up, check it).
 
+pub mod admin;
 pub mod delivery;
 pub mod delivery_key;
 pub mod error;
 pub mod management;
 pub mod media;
 pub mod model;
+pub mod setup;
 pub mod webhook;
 
 pub use delivery::DeliveryClient;

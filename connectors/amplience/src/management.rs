@@ -154,6 +154,11 @@ impl ManagementClient {
         })
     }
 
+    /// The hub this client works in, if configured.
+    pub fn hub_id(&self) -> Option<&str> {
+        self.hub_id.as_deref()
+    }
+
     /// The client id: items this client changes carry it as their author.
     pub fn client_id(&self) -> &str {
         self.tokens.client_id()
@@ -163,11 +168,11 @@ impl ManagementClient {
         self.transport.stats()
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.api_url)
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(String, Value), AmplienceError> {
+    pub(crate) async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(String, Value), AmplienceError> {
         let url = self.url(path);
         let name = method_name(&method);
         let response = self.transport.send(method, &url, body, None).await?;
@@ -251,7 +256,7 @@ impl ManagementClient {
     }
 
     /// Every item of the list at `path`, following the pages.
-    async fn all_pages<T: serde::de::DeserializeOwned>(
+    pub(crate) async fn all_pages<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
         embedded: &str,

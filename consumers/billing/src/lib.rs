@@ -47,6 +47,7 @@ pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<flow::Billing>,
     let metrics = deps.metrics.clone();
     let outbound = args.mailbox.open_outbound(&shutdown).await.map_err(AppError::other)?;
     let ctx = FlowContext::connect(deps, &args.flow).await?;
+    ctx.await_hub(&config.requirements(&ctx.partners), args.flow.hub_check_retry()).await?;
     let messages = ctx.messages(
         &args.flow,
         &config.repository_id,

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use gridsync_amplience::setup::Requirements;
 use gridsync_flow::config::{self, ConfigError};
 use serde::Deserialize;
 
@@ -25,6 +26,13 @@ pub struct DistributionConfig {
 impl DistributionConfig {
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         config::load(path, DEFAULT, "default-distribution.toml")
+    }
+
+    /// What the flow needs of the Amplience hub.
+    pub fn requirements(&self) -> Requirements {
+        let mut needs = Requirements::default();
+        needs.content_type(&self.status_schema, &self.repository_id);
+        needs
     }
 }
 

@@ -51,6 +51,7 @@ pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<flow::Distribut
     let metrics = deps.metrics.clone();
     let outbound = args.mailbox.open_outbound(&shutdown).await.map_err(AppError::other)?;
     let ctx = FlowContext::connect(deps, &args.flow).await?;
+    ctx.await_hub(&config.requirements(), args.flow.hub_check_retry()).await?;
     let scheduler = ctx.scheduler(&args.flow);
     let delivery = match &args.delivery_url {
         Some(url) => {

@@ -2,7 +2,12 @@
 
 use std::{collections::BTreeMap, path::Path};
 
-use gridsync_flow::config::{self, ConfigError};
+use gridsync_amplience::setup::Requirements;
+use gridsync_flow::{
+    config::{self, ConfigError},
+    hub_check::template_keys,
+    PartnerProfiles,
+};
 use serde::Deserialize;
 
 /// Built in; `--config` replaces it.
@@ -35,6 +40,22 @@ impl ExceptionsConfig {
 
     pub fn template_key(&self, action: &str, partner: &str, locale: &str) -> Option<String> {
         config::template_key(&self.templates, &self.partner_templates, action, partner, locale)
+    }
+
+    /// What the flow needs of the Amplience hub, for `partners`.
+    pub fn requirements(&self, partners: &PartnerProfiles) -> Requirements {
+        let mut needs = Requirements::default();
+        let states = [&self.open_state, &self.resolved_state, &self.revision_state];
+        needs
+            .content_type(&self.task_content_type_uri, &self.repository_id)
+            .content_type(&self.message_content_type_uri, &self.repository_id)
+            .workflow_states(self.approved_states.iter().chain(states))
+            .templates(
+                &self.template_repository_id,
+                &self.approved_states,
+                template_keys(&self.templates, &self.partner_templates, partners),
+            );
+        needs
     }
 }
 

@@ -24,6 +24,7 @@ pub struct Args {
 pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<flow::Exceptions, AppError> {
     let config = config::ExceptionsConfig::load(args.config.as_deref()).map_err(AppError::other)?;
     let ctx = FlowContext::connect(deps, &args.flow).await?;
+    ctx.await_hub(&config.requirements(&ctx.partners), args.flow.hub_check_retry()).await?;
     let messages = |content_type_uri: &str| {
         ctx.messages(
             &args.flow,

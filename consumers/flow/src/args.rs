@@ -10,6 +10,9 @@ pub const DEFAULT_CLAIM_LEASE_MS: u64 = 120_000;
 /// How long a template read from Amplience is used before it is checked again.
 pub const DEFAULT_TEMPLATE_TTL_MS: u64 = 30_000;
 
+/// How often a consumer checks the Amplience hub again while it lacks what the flow needs.
+pub const DEFAULT_HUB_CHECK_RETRY_MS: u64 = 5_000;
+
 /// How often due timers are looked for.
 pub const DEFAULT_TIMER_TICK_MS: u64 = 1_000;
 
@@ -35,11 +38,19 @@ pub struct FlowArgs {
     /// that move time on to see reminders fire. Re-read at every look; absent means now.
     #[arg(long, env = "GRIDSYNC_CLOCK_FILE")]
     pub clock_file: Option<PathBuf>,
+    /// While the Amplience hub lacks what the flow needs (checked at start), check again this
+    /// often, in ms; the consumer is unready meanwhile.
+    #[arg(long, env = "GRIDSYNC_HUB_CHECK_RETRY_MS", default_value_t = DEFAULT_HUB_CHECK_RETRY_MS)]
+    pub hub_check_retry_ms: u64,
     #[command(flatten)]
     pub amplience: ManagementArgs,
 }
 
 impl FlowArgs {
+    pub fn hub_check_retry(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.hub_check_retry_ms)
+    }
+
     pub fn clock(&self) -> crate::clock::Clock {
         self.clock_file.clone().map_or(crate::clock::Clock::System, crate::clock::Clock::File)
     }

@@ -10,7 +10,8 @@
 //! - [`templates`]: messages rendered from the latest approved version of a
 //!   template content item, strictly (a missing field is an error, never a hole);
 //! - [`keyed_locks`]: one handler at a time per business exchange, whatever
-//!   partitions its records are on.
+//!   partitions its records are on;
+//! - [`hub_check`]: the Amplience hub has what the flow needs before it consumes.
 
 pub mod args;
 pub mod clock;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod context;
 pub mod effects;
 pub mod error;
+pub mod hub_check;
 pub mod keyed_items;
 pub mod keyed_locks;
 pub mod messages;

@@ -2,7 +2,12 @@
 
 use std::{collections::BTreeMap, path::Path};
 
-use gridsync_flow::config::{self, ConfigError};
+use gridsync_amplience::setup::Requirements;
+use gridsync_flow::{
+    config::{self, ConfigError},
+    hub_check::template_keys,
+    PartnerProfiles,
+};
 use serde::Deserialize;
 
 /// Built in; `--config` replaces it.
@@ -34,6 +39,21 @@ impl NotificationsConfig {
     /// The template key for `action` for `partner` in `locale`, if configured.
     pub fn template_key(&self, action: &str, partner: &str, locale: &str) -> Option<String> {
         config::template_key(&self.templates, &self.partner_templates, action, partner, locale)
+    }
+
+    /// What the flow needs of the Amplience hub, for `partners`.
+    pub fn requirements(&self, partners: &PartnerProfiles) -> Requirements {
+        let mut needs = Requirements::default();
+        needs
+            .content_type(&self.content_type_uri, &self.repository_id)
+            .content_type(crate::flow::SUPPRESSION_LIST_SCHEMA, &self.repository_id)
+            .workflow_states(self.approved_states.iter().chain([&self.account_team_workflow_state]))
+            .templates(
+                &self.template_repository_id,
+                &self.approved_states,
+                template_keys(&self.templates, &self.partner_templates, partners),
+            );
+        needs
     }
 }
 

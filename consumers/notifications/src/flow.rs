@@ -43,7 +43,8 @@ pub fn accepts(event_type: &str) -> bool {
     HANDLED.contains(&event_type)
 }
 
-const SUPPRESSION_LIST_SCHEMA: &str = "https://schemas.gridsync.dev/suppression-list.json";
+/// The content type of the campaign-suppression list.
+pub const SUPPRESSION_LIST_SCHEMA: &str = "https://schemas.gridsync.dev/suppression-list.json";
 
 pub struct Notifications {
     pub ctx: FlowContext,

@@ -24,6 +24,7 @@ pub struct Args {
 pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<flow::Notifications, AppError> {
     let config = config::NotificationsConfig::load(args.config.as_deref()).map_err(AppError::other)?;
     let ctx = FlowContext::connect(deps, &args.flow).await?;
+    ctx.await_hub(&config.requirements(&ctx.partners), args.flow.hub_check_retry()).await?;
     let messages = ctx.messages(
         &args.flow,
         &config.repository_id,

@@ -4,7 +4,7 @@ use std::{
     net::SocketAddr,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc,
+        Arc, Mutex,
     },
 };
 
@@ -14,10 +14,11 @@ use tokio_util::sync::CancellationToken;
 use super::Metrics;
 
 /// Readiness, flipped by the component: ready once it can do its work,
-/// unready again while it shuts down.
+/// unready again while it shuts down; while unready, why (when it knows).
 #[derive(Clone, Default)]
 pub struct Health {
     ready: Arc<AtomicBool>,
+    waiting_for: Arc<Mutex<Option<String>>>,
 }
 
 impl Health {
@@ -27,6 +28,15 @@ impl Health {
 
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
+    }
+
+    /// What the component waits for before it can be ready (`None`: nothing it can name).
+    pub fn waiting_for(&self, reason: Option<String>) {
+        *self.waiting_for.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = reason;
+    }
+
+    fn reason(&self) -> Option<String> {
+        self.waiting_for.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 }
 
@@ -44,11 +54,13 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
     if state.health.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+        return (StatusCode::OK, "ready\n".into());
+    }
+    match state.health.reason() {
+        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".into()),
     }
 }
 

@@ -8,12 +8,12 @@ use std::{
 };
 
 use axum::{
-    body::Body,
+    body::{Body, Bytes},
     extract::{Form, Path, Query, Request, State},
     http::{header, HeaderMap, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{get, patch, post},
+    routing::{delete, get, patch, post},
     Json, Router,
 };
 use serde::Deserialize;
@@ -22,7 +22,9 @@ use serde_json::{json, Value};
 use gridsync_sim_support::{faults::Faults, tokens::Tokens};
 
 use crate::{
+    admin,
     hub::{Change, Hub, HubError},
+    limits::Limits,
     media::{self, MediaStore},
     webhooks::WebhookSender,
 };
@@ -46,12 +48,14 @@ pub struct SimState {
     answered: Mutex<HashMap<u16, u64>>,
     /// The media CDN's assets.
     pub media: MediaStore,
+    /// The Management API's request rate and the publish limit.
+    pub limits: Limits,
 }
 
 pub(crate) type Shared = Arc<SimState>;
 
 impl SimState {
-    pub fn new(hub: Hub, clients: Vec<Client>, token_ttl: Duration, webhooks: WebhookSender) -> Self {
+    pub fn new(hub: Hub, clients: Vec<Client>, token_ttl: Duration, webhooks: WebhookSender, limits: Limits) -> Self {
         SimState {
             hub: Mutex::new(hub),
             faults: Arc::new(Faults::new(FAULT_SCOPES)),
@@ -61,11 +65,12 @@ impl SimState {
             webhooks,
             answered: Mutex::default(),
             media: MediaStore::default(),
+            limits,
         }
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panicked handler must not take the simulator down with it.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -75,22 +80,45 @@ fn error(err: HubError) -> Response {
     (status, Json(err.body())).into_response()
 }
 
-fn answer(result: Result<Value, HubError>, ok: StatusCode) -> Response {
+/// `value` with status `ok` (no body for 204), or the error in Amplience's shape.
+pub(crate) fn answer(result: Result<Value, HubError>, ok: StatusCode) -> Response {
     match result {
+        Ok(_) if ok == StatusCode::NO_CONTENT => ok.into_response(),
         Ok(value) => (ok, Json(value)).into_response(),
         Err(e) => error(e),
     }
 }
 
+/// A request body as JSON; 400 in Amplience's shape when it is not.
+pub(crate) fn parse(body: &Bytes) -> Result<Value, HubError> {
+    serde_json::from_slice(body).map_err(|e| HubError::new(400, "REQUEST_INVALID", format!("the body is not JSON: {e}")))
+}
+
 pub fn router(state: Shared) -> Router {
     let management = Router::new()
+        .route("/hubs/{hub}", get(admin::get_hub))
         .route("/hubs/{hub}/workflow-states", get(workflow_states))
+        .route("/hubs/{hub}/content-repositories", get(admin::list_repositories))
+        .route("/hubs/{hub}/content-type-schemas", get(admin::list_schemas).post(admin::create_schema))
+        .route("/hubs/{hub}/content-types", get(admin::list_types).post(admin::register_type))
+        .route("/hubs/{hub}/webhooks", get(admin::list_webhooks).post(admin::create_webhook))
+        .route(
+            "/hubs/{hub}/webhooks/{id}",
+            get(admin::get_webhook).patch(admin::update_webhook).delete(admin::delete_webhook),
+        )
+        .route("/content-type-schemas/{id}", get(admin::get_schema).patch(admin::update_schema))
+        .route("/content-types/{id}", get(admin::get_type).patch(admin::update_type))
+        .route("/content-types/{id}/schema", get(admin::get_cached_schema).patch(admin::sync_cached_schema))
+        .route("/content-repositories/{repo}", get(admin::get_repository))
+        .route("/content-repositories/{repo}/content-types", post(admin::assign_type))
+        .route("/content-repositories/{repo}/content-types/{id}", delete(admin::unassign_type))
         .route("/content-repositories/{repo}/content-items", post(create_item).get(list_items))
         .route("/content-items/{id}", get(get_item).patch(update_item))
         .route("/content-items/{id}/workflow", patch(assign_workflow))
         .route("/content-items/{id}/publish", post(publish))
         .route("/publishing-jobs/{id}", get(publishing_job))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .route_layer(middleware::from_fn_with_state(state.clone(), limit_rate));
     Router::new()
         .route("/oauth/token", post(token))
         .nest("/v2/content", management)
@@ -105,7 +133,6 @@ pub fn router(state: Shared) -> Router {
         .route("/__sim/webhooks/{id}/redeliver", post(redeliver))
         .route("/__sim/stats", get(stats))
         .route("/__sim/demo", post(demo))
-        .route("/__sim/templates", post(seed_templates))
         .route("/__sim/items", get(items_by_key_prefix))
         .route("/__sim/editions", post(publish_edition))
         .route("/__sim/media/{endpoint}/{*name}", axum::routing::put(media::put))
@@ -140,9 +167,23 @@ async fn inject_faults(State(state): State<Shared>, request: Request, next: Next
     response
 }
 
+/// 429 with `Retry-After` past the Management API's request rate (and, for publishes, past
+/// the publish limit), before anything else is looked at.
+async fn limit_rate(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let publish = request.method() == axum::http::Method::POST && request.uri().path().ends_with("/publish");
+    match state.limits.admit(publish) {
+        Ok(()) => next.run(request).await,
+        Err(retry_after) => {
+            let mut response = error(HubError::new(429, "TOO_MANY_REQUESTS", "rate limit exceeded"));
+            response.headers_mut().insert(header::RETRY_AFTER, retry_after.into());
+            response
+        }
+    }
+}
+
 /// The client id behind a request's bearer token; 401 when missing or expired.
 #[derive(Clone)]
-struct Actor(String);
+pub(crate) struct Actor(pub String);
 
 async fn authenticate(State(state): State<Shared>, mut request: Request, next: Next) -> Response {
     match state.tokens.client(request.headers()) {
@@ -151,7 +192,7 @@ async fn authenticate(State(state): State<Shared>, mut request: Request, next: N
             next.run(request).await
         }
         None => {
-            error(HubError { status: 401, code: "UNAUTHORIZED", message: "missing, unknown or expired token".into() })
+            error(HubError::new(401, "UNAUTHORIZED", "missing, unknown or expired token"))
         }
     }
 }
@@ -176,7 +217,7 @@ async fn token(State(state): State<Shared>, Form(form): Form<TokenRequest>) -> R
 async fn workflow_states(State(state): State<Shared>, Path(hub): Path<String>) -> Response {
     let hub_state = lock(&state.hub);
     if hub_state.hub_id != hub {
-        return error(HubError { status: 404, code: "HUB_NOT_FOUND", message: format!("no hub {hub}") });
+        return error(HubError::new(404, "HUB_NOT_FOUND", format!("no hub {hub}")));
     }
     Json(hub_state.states_page()).into_response()
 }
@@ -189,18 +230,18 @@ async fn create_item(
     State(state): State<Shared>,
     actor_ext: axum::Extension<Actor>,
     Path(repo): Path<String>,
-    Json(request): Json<Value>,
+    body: Bytes,
 ) -> Response {
-    let created = lock(&state.hub).create(&repo, &request, actor(&actor_ext)).map(|i| json!(i));
+    let created = parse(&body).and_then(|r| lock(&state.hub).create(&repo, r, actor(&actor_ext))).map(|i| json!(i));
     answer(created, StatusCode::CREATED)
 }
 
 #[derive(Deserialize)]
-struct PageQuery {
+pub(crate) struct PageQuery {
     #[serde(default)]
-    page: usize,
+    pub page: usize,
     #[serde(default = "twenty")]
-    size: usize,
+    pub size: usize,
 }
 
 fn twenty() -> usize {
@@ -219,18 +260,19 @@ async fn update_item(
     State(state): State<Shared>,
     actor_ext: axum::Extension<Actor>,
     Path(id): Path<String>,
-    Json(request): Json<Value>,
+    body: Bytes,
 ) -> Response {
-    answer(lock(&state.hub).update(&id, &request, actor(&actor_ext)).map(|i| json!(i)), StatusCode::OK)
+    let updated = parse(&body).and_then(|r| lock(&state.hub).update(&id, r, actor(&actor_ext))).map(|i| json!(i));
+    answer(updated, StatusCode::OK)
 }
 
 async fn assign_workflow(
     State(state): State<Shared>,
     actor_ext: axum::Extension<Actor>,
     Path(id): Path<String>,
-    Json(request): Json<Value>,
+    body: Bytes,
 ) -> Response {
-    let result = lock(&state.hub).assign_workflow(&id, &request, actor(&actor_ext));
+    let result = parse(&body).and_then(|r| lock(&state.hub).assign_workflow(&id, r, actor(&actor_ext)));
     match result {
         Ok((item, change)) => {
             state.webhooks.send(&change);
@@ -318,12 +360,6 @@ async fn publish_edition(State(state): State<Shared>, Json(request): Json<Editio
         json!({ "edition": edition_id, "webhook": webhook })
     });
     answer(sent, StatusCode::CREATED)
-}
-
-/// Seeds the message templates (approved); answers `{ "templates": { key: id } }`.
-async fn seed_templates(State(state): State<Shared>) -> Response {
-    let seeded = crate::templates::seed(&mut lock(&state.hub));
-    answer(seeded.map(|t| json!({ "templates": t.into_iter().map(|(k, id)| (k, Value::String(id))).collect::<serde_json::Map<_, _>>() })), StatusCode::CREATED)
 }
 
 #[derive(Deserialize)]

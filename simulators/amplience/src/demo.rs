@@ -7,6 +7,14 @@ use crate::{api::SimState, hub::HubError};
 const ACTOR: &str = "demo.user";
 const MEDIA_ENDPOINT: &str = "gridsync";
 const DIAGRAM: &str = "payment-schedule-2027";
+const WELCOME: &str = "supplier-welcome-2027";
+/// The onboarding pack's attachment: a one-page process guide.
+const WELCOME_GUIDE: &[u8] =
+    br##"<svg xmlns="http://www.w3.org/2000/svg" width="420" height="90" font-family="sans-serif">
+<text x="10" y="30">Welcome to the supplier network</text>
+<text x="10" y="60">1. Send 850s to GRIDSYNC  2. Expect a 997 within 24 h  3. Invoice with 810s</text>
+</svg>
+"##;
 const PAYMENT_SCHEDULE: &[u8] =
     br##"<svg xmlns="http://www.w3.org/2000/svg" width="360" height="90" font-family="sans-serif">
 <rect x="5" y="30" width="100" height="30" fill="#cde"/><text x="12" y="50">Invoice</text>
@@ -16,11 +24,15 @@ const PAYMENT_SCHEDULE: &[u8] =
 "##;
 
 /// Creates the demo items, moves them through the workflow and publishes the
-/// contract (which links an image, served by the media CDN); returns the item ids.
+/// terms (which link an image, served by the media CDN); the onboarding pack
+/// (with its guide, an image too) is approved, which is what sends it (flow 4).
+/// Returns the item ids. The hub must have the content types (`gridsync
+/// amplience setup`): the items are validated as any other.
 pub fn play(state: &SimState) -> Result<Vec<String>, HubError> {
     let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
     // The image the terms link to, as the media CDN serves it.
     state.media.put_stored(MEDIA_ENDPOINT, DIAGRAM, "image/svg+xml", axum::body::Bytes::from_static(PAYMENT_SCHEDULE));
+    state.media.put_stored(MEDIA_ENDPOINT, WELCOME, "image/svg+xml", axum::body::Bytes::from_static(WELCOME_GUIDE));
     let mut changes = Vec::new();
     let mut ids = Vec::new();
     {
@@ -61,11 +73,24 @@ pub fn play(state: &SimState) -> Result<Vec<String>, HubError> {
                         "id": "7c3f0000-0000-4000-8000-000000000001", "name": DIAGRAM,
                         "endpoint": MEDIA_ENDPOINT, "defaultHost": "cdn.media.amplience.net"}}}),
             ),
+            (
+                "Approved",
+                false,
+                json!({"label": "Supplier welcome pack 2027", "locale": "en-GB", "body": {
+                    "_meta": {"schema": "https://gridsync.example/schemas/onboarding-pack.json", "name": "welcome",
+                              "deliveryKey": format!("onboarding/welcome/{stamp}")},
+                    "title": "Welcome to the supplier network", "targetPartnerIds": ["ACME", "GLOBEX"],
+                    "steps": ["Send purchase orders as 850", "Acknowledge with a 997 within 24 hours"],
+                    "guide": {
+                        "_meta": {"schema": "http://bigcontent.io/cms/schema/v1/core#/definitions/image-link"},
+                        "id": "7c3f0000-0000-4000-8000-000000000002", "name": WELCOME,
+                        "endpoint": MEDIA_ENDPOINT, "defaultHost": "cdn.media.amplience.net"}}}),
+            ),
         ];
         for (label, publish, request) in items {
-            let item = hub.create(&repository, &request, ACTOR)?;
+            let item = hub.create(&repository, request, ACTOR)?;
             let assign = json!({"version": item.version, "state": state_id(&hub, label)});
-            let (_, change) = hub.assign_workflow(&item.id, &assign, ACTOR)?;
+            let (_, change) = hub.assign_workflow(&item.id, assign, ACTOR)?;
             changes.push(change);
             if publish {
                 changes.push(hub.publish(&item.id, ACTOR)?);

@@ -1,13 +1,16 @@
 //! The simulated hub: repositories, content items with versions, workflow
 //! states, published content, and who did what.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use gridsync_amplience::{
     model::{ContentItem, Workflow, WorkflowState},
     DeliveryKey,
 };
+use serde::Deserialize;
 use serde_json::{json, Value};
+
+use crate::types::ContentTypes;
 
 /// An API failure, answered as Amplience does: a status and `{"errors":[...]}`.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,15 +18,31 @@ pub struct HubError {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
+    /// Each violation of a content type's schema: the property's path and what is wrong.
+    pub violations: Vec<(String, String)>,
 }
 
 impl HubError {
-    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        HubError { status, code, message: message.into() }
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        HubError { status, code, message: message.into(), violations: Vec::new() }
+    }
+
+    /// A body its content type's schema refuses: one error per violation.
+    pub fn validation(violations: Vec<(String, String)>) -> Self {
+        let message = violations.iter().map(|(path, what)| format!("{path}: {what}")).collect::<Vec<_>>().join("; ");
+        HubError { status: 400, code: "CONTENT_ITEM_SCHEMA_VALIDATION_FAILED", message, violations }
     }
 
     pub fn body(&self) -> Value {
-        json!({ "errors": [{ "level": "ERROR", "code": self.code, "message": self.message }] })
+        if self.violations.is_empty() {
+            return json!({ "errors": [{ "level": "ERROR", "code": self.code, "message": self.message }] });
+        }
+        let errors: Vec<Value> = self
+            .violations
+            .iter()
+            .map(|(path, what)| json!({ "level": "ERROR", "code": self.code, "property": path, "message": what }))
+            .collect();
+        json!({ "errors": errors })
     }
 }
 
@@ -45,16 +64,63 @@ pub enum Change {
     },
 }
 
-#[derive(Debug, Default)]
+/// `POST /content-repositories/{id}/content-items`: what a create may carry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateItem {
+    pub label: String,
+    pub body: Value,
+    #[serde(default)]
+    pub folder_id: Option<String>,
+    #[serde(default)]
+    pub locale: Option<String>,
+}
+
+/// `PATCH /content-items/{id}`: what an update may carry (the version read is required).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateItem {
+    pub version: i64,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub body: Option<Value>,
+    #[serde(default)]
+    pub folder_id: Option<String>,
+    #[serde(default)]
+    pub locale: Option<String>,
+}
+
+/// `PATCH /content-items/{id}/workflow`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignWorkflow {
+    pub version: i64,
+    pub state: Option<String>,
+}
+
+/// A request body the API refuses before looking at it: not JSON, or a field it does not take.
+pub fn request<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, HubError> {
+    serde_json::from_value(value).map_err(|e| HubError::new(400, "REQUEST_INVALID", e.to_string()))
+}
+
+#[derive(Default)]
 pub struct Hub {
     pub hub_id: String,
     pub repositories: Vec<String>,
     pub states: Vec<WorkflowState>,
-    /// By id, in creation order of ids (uuid v7 would sort; we keep a sequence).
-    items: BTreeMap<String, ContentItem>,
+    /// Content type schemas, content types and what each repository may hold.
+    pub types: ContentTypes,
+    /// By id.
+    items: HashMap<String, ContentItem>,
+    /// Ids in creation order, and by repository.
     order: Vec<String>,
-    /// The body as last published, by item id.
-    published: BTreeMap<String, Value>,
+    by_repository: HashMap<String, Vec<String>>,
+    /// Delivery key → item id: keys are unique on the hub.
+    by_key: HashMap<String, String>,
+    /// The body as last published, by item id; and the published ids by delivery key.
+    published: HashMap<String, Value>,
+    published_by_key: HashMap<String, String>,
     pub creates: u64,
 }
 
@@ -85,35 +151,60 @@ impl Hub {
             .ok_or_else(|| HubError::new(404, "CONTENT_ITEM_NOT_FOUND", format!("no content item {id}")))
     }
 
-    pub fn create(&mut self, repository: &str, request: &Value, actor: &str) -> Result<ContentItem, HubError> {
-        if !self.repositories.iter().any(|r| r == repository) {
-            return Err(HubError::new(404, "CONTENT_REPOSITORY_NOT_FOUND", format!("no repository {repository}")));
+    pub fn repository(&self, id: &str) -> Result<(), HubError> {
+        if self.repositories.iter().any(|r| r == id) {
+            Ok(())
+        } else {
+            Err(HubError::new(404, "CONTENT_REPOSITORY_NOT_FOUND", format!("no repository {id}")))
         }
-        let body = request.get("body").filter(|b| b.is_object()).cloned().unwrap_or(Value::Null);
-        let schema = body.pointer("/_meta/schema").and_then(Value::as_str);
-        if schema.is_none_or(str::is_empty) {
-            return Err(HubError::new(400, "CONTENT_ITEM_INVALID", "body._meta.schema is required"));
+    }
+
+    /// Refuses a body whose delivery key is malformed or held by another item.
+    fn check_delivery_key(&self, body: &Value, id: Option<&str>) -> Result<(), HubError> {
+        let Some(key) = body.pointer("/_meta/deliveryKey").and_then(Value::as_str) else { return Ok(()) };
+        DeliveryKey::parse(key).map_err(|e| HubError::new(400, "DELIVERY_KEY_INVALID", e.to_string()))?;
+        match self.by_key.get(key) {
+            Some(holder) if Some(holder.as_str()) != id => Err(HubError::new(
+                409,
+                "CONTENT_ITEM_DELIVERY_KEY_CONFLICT",
+                format!("delivery key {key} is in use by content item {holder}"),
+            )),
+            _ => Ok(()),
         }
-        if let Some(key) = body.pointer("/_meta/deliveryKey").and_then(Value::as_str) {
-            DeliveryKey::parse(key).map_err(|e| HubError::new(400, "DELIVERY_KEY_INVALID", e.to_string()))?;
-            if self.items.values().any(|i| i.delivery_key() == Some(key)) {
-                return Err(HubError::new(
-                    409,
-                    "CONTENT_ITEM_DELIVERY_KEY_CONFLICT",
-                    format!("delivery key {key} is in use"),
-                ));
-            }
+    }
+
+    fn index_key(&mut self, old: Option<&str>, new: Option<&str>, id: &str) {
+        if old == new {
+            return;
         }
-        let text = |field: &str| request.get(field).and_then(Value::as_str).map(str::to_owned);
+        if let Some(old) = old {
+            self.by_key.remove(old);
+        }
+        if let Some(new) = new {
+            self.by_key.insert(new.to_owned(), id.to_owned());
+        }
+    }
+
+    pub fn create(&mut self, repository: &str, request: Value, actor: &str) -> Result<ContentItem, HubError> {
+        self.repository(repository)?;
+        let request: CreateItem = self::request(request)?;
+        if request.label.trim().is_empty() {
+            return Err(HubError::new(400, "CONTENT_ITEM_INVALID", "label must not be blank"));
+        }
+        if !request.body.is_object() {
+            return Err(HubError::new(400, "CONTENT_ITEM_INVALID", "body must be an object"));
+        }
+        self.types.validate(repository, &request.body)?;
+        self.check_delivery_key(&request.body, None)?;
         let id = uuid::Uuid::new_v4().to_string();
         let stamp = now();
         let item = ContentItem {
             id: id.clone(),
             content_repository_id: Some(repository.to_owned()),
-            folder_id: text("folderId"),
-            label: text("label").unwrap_or_default(),
-            locale: text("locale"),
-            body,
+            folder_id: request.folder_id,
+            label: request.label,
+            locale: request.locale,
+            body: request.body,
             version: 1,
             status: Some("ACTIVE".into()),
             delivery_id: Some(id.clone()),
@@ -123,22 +214,23 @@ impl Hub {
             created_date: Some(stamp.clone()),
             last_modified_date: Some(stamp),
         };
+        self.index_key(None, item.delivery_key(), &id);
         self.items.insert(id.clone(), item.clone());
+        self.by_repository.entry(repository.to_owned()).or_default().push(id.clone());
         self.order.push(id);
         self.creates += 1;
         Ok(item)
     }
 
-    fn check_version(item: &ContentItem, request: &Value) -> Result<(), HubError> {
-        match request.get("version").and_then(Value::as_i64) {
-            Some(v) if v == item.version => Ok(()),
-            Some(v) => Err(HubError::new(
-                409,
-                "CONTENT_ITEM_VERSION_CONFLICT",
-                format!("version {v} is stale; the item is at version {}", item.version),
-            )),
-            None => Err(HubError::new(400, "CONTENT_ITEM_INVALID", "version is required")),
+    fn check_version(item: &ContentItem, version: i64) -> Result<(), HubError> {
+        if version == item.version {
+            return Ok(());
         }
+        Err(HubError::new(
+            409,
+            "CONTENT_ITEM_VERSION_CONFLICT",
+            format!("version {version} is stale; the item is at version {}", item.version),
+        ))
     }
 
     fn touch(item: &mut ContentItem, actor: &str) {
@@ -147,34 +239,56 @@ impl Hub {
         item.last_modified_date = Some(now());
     }
 
-    pub fn update(&mut self, id: &str, request: &Value, actor: &str) -> Result<ContentItem, HubError> {
-        let item = self.item_mut(id)?;
-        Self::check_version(item, request)?;
-        if let Some(body) = request.get("body").filter(|b| b.is_object()) {
-            item.body = body.clone();
+    pub fn update(&mut self, id: &str, request: Value, actor: &str) -> Result<ContentItem, HubError> {
+        let request: UpdateItem = self::request(request)?;
+        let current = self.item(id)?;
+        Self::check_version(&current, request.version)?;
+        if let Some(body) = &request.body {
+            if !body.is_object() {
+                return Err(HubError::new(400, "CONTENT_ITEM_INVALID", "body must be an object"));
+            }
+            let repository = current.content_repository_id.clone().unwrap_or_default();
+            self.types.validate(&repository, body)?;
+            self.check_delivery_key(body, Some(id))?;
         }
-        if let Some(label) = request.get("label").and_then(Value::as_str) {
-            item.label = label.to_owned();
+        if request.label.as_deref().is_some_and(|l| l.trim().is_empty()) {
+            return Err(HubError::new(400, "CONTENT_ITEM_INVALID", "label must not be blank"));
+        }
+        let old_key = current.delivery_key().map(str::to_owned);
+        let item = self.item_mut(id)?;
+        if let Some(body) = request.body {
+            item.body = body;
+        }
+        if let Some(label) = request.label {
+            item.label = label;
+        }
+        if let Some(locale) = request.locale {
+            item.locale = Some(locale);
+        }
+        if let Some(folder) = request.folder_id {
+            item.folder_id = Some(folder);
         }
         Self::touch(item, actor);
-        Ok(item.clone())
+        let item = item.clone();
+        self.index_key(old_key.as_deref(), item.delivery_key(), id);
+        Ok(item)
     }
 
     pub fn assign_workflow(
         &mut self,
         id: &str,
-        request: &Value,
+        request: Value,
         actor: &str,
     ) -> Result<(ContentItem, Change), HubError> {
-        let state = request.get("state").and_then(Value::as_str).map(str::to_owned);
-        if let Some(state) = &state {
+        let request: AssignWorkflow = self::request(request)?;
+        if let Some(state) = &request.state {
             if !self.states.iter().any(|s| &s.id == state) {
                 return Err(HubError::new(400, "WORKFLOW_STATE_NOT_FOUND", format!("no workflow state {state}")));
             }
         }
         let item = self.item_mut(id)?;
-        Self::check_version(item, request)?;
-        item.workflow = Some(Workflow { state });
+        Self::check_version(item, request.version)?;
+        item.workflow = Some(Workflow { state: request.state });
         Self::touch(item, actor);
         let item = item.clone();
         Ok((item.clone(), Change::WorkflowUpdated(item)))
@@ -185,6 +299,9 @@ impl Hub {
         let mut content = item.body.clone();
         if let Some(meta) = content.get_mut("_meta").and_then(Value::as_object_mut) {
             meta.insert("deliveryId".into(), Value::String(item.id.clone()));
+        }
+        if let Some(key) = item.delivery_key() {
+            self.published_by_key.insert(key.to_owned(), id.to_owned());
         }
         self.published.insert(id.to_owned(), content);
         Ok(Change::Published { item, snapshot_id: uuid::Uuid::new_v4().to_string(), by: actor.to_owned() })
@@ -204,7 +321,7 @@ impl Hub {
 
     /// The id of the item with delivery key `key`.
     pub fn find_by_delivery_key(&self, key: &str) -> Option<String> {
-        self.items.values().find(|i| i.delivery_key() == Some(key)).map(|i| i.id.clone())
+        self.by_key.get(key).cloned()
     }
 
     /// Every item whose delivery key starts with `prefix`, oldest first, with
@@ -226,23 +343,17 @@ impl Hub {
     }
 
     pub fn published_by_key(&self, key: &str) -> Option<Value> {
-        self.published.values().find(|c| c.pointer("/_meta/deliveryKey").and_then(Value::as_str) == Some(key)).cloned()
+        self.published_by_key.get(key).and_then(|id| self.published.get(id)).cloned()
     }
 
     /// A HAL page of a repository's items, oldest first.
     pub fn page(&self, repository: &str, page: usize, size: usize) -> Result<Value, HubError> {
-        if !self.repositories.iter().any(|r| r == repository) {
-            return Err(HubError::new(404, "CONTENT_REPOSITORY_NOT_FOUND", format!("no repository {repository}")));
-        }
-        let all: Vec<&ContentItem> = self
-            .order
-            .iter()
-            .filter_map(|id| self.items.get(id))
-            .filter(|i| i.content_repository_id.as_deref() == Some(repository))
-            .collect();
+        self.repository(repository)?;
+        let all = self.by_repository.get(repository).map(Vec::as_slice).unwrap_or_default();
         let size = size.clamp(1, 100);
         let total_pages = all.len().div_ceil(size);
-        let items: Vec<&ContentItem> = all.iter().skip(page * size).take(size).copied().collect();
+        let items: Vec<&ContentItem> =
+            all.iter().skip(page * size).take(size).filter_map(|id| self.items.get(id)).collect();
         let base = format!("/v2/content/content-repositories/{repository}/content-items");
         let mut links = json!({ "self": { "href": format!("{base}?page={page}&size={size}") } });
         if page + 1 < total_pages {

@@ -1,14 +1,22 @@
 //! A local Amplience: the token endpoint, the Content Management API, the
-//! Content Delivery API and a signed webhook sender, on one port, behaving as
-//! documented (versions and 409s, HAL paging, workflow states, `{"errors"}`
-//! bodies) with injectable faults (429 + Retry-After, 5xx, slow answers,
-//! expired tokens). Used by the tests and the local demo.
+//! Content Delivery API and a signed webhook sender, on one port, as strict as
+//! a hub is documented to be: content items only under content types
+//! registered and assigned to their repository, their bodies validated
+//! against the type's JSON Schema; delivery keys unique; versions checked;
+//! unknown request fields refused; webhooks only to the subscriptions made
+//! through the API; a request rate and the publish limit answered with 429 and
+//! `Retry-After`; errors as `{"errors":[...]}`. It starts empty (no content
+//! types, templates or webhooks): `gridsync amplience setup` prepares it as it
+//! prepares a real hub. Faults can be injected (429 + Retry-After, 5xx, slow
+//! answers, expired tokens). Used by the tests and the local demo.
 
+mod admin;
 mod api;
 mod demo;
 mod hub;
+mod limits;
 pub mod media;
-pub mod templates;
+mod types;
 mod webhooks;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -16,7 +24,12 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 pub use api::Client;
 pub use gridsync_sim_support::faults::FaultSpec;
 use gridsync_sim_support::server::Server;
+pub use limits::PUBLISHES_PER_MINUTE;
+pub use types::CORE_URI;
 pub use webhooks::{DeliveryLog, WebhookTarget};
+
+/// Amplience's core definitions as amp-sim resolves them (`$ref`s to `CORE_URI`).
+pub const CORE_SCHEMA: &str = include_str!("core-schema.json");
 
 /// How the simulated hub is set up.
 #[derive(Debug, Clone)]
@@ -26,9 +39,12 @@ pub struct SimConfig {
     pub workflow_states: Vec<String>,
     pub clients: Vec<Client>,
     pub token_ttl: Duration,
+    /// A webhook subscription to every event, made at start (else only those made through the API).
     pub webhook: Option<WebhookTarget>,
-    /// Seed the message templates of the notifications flow at start (approved).
-    pub seed_templates: bool,
+    /// Management API requests a second before 429s (0: no limit).
+    pub requests_per_second: f64,
+    /// Publishes a minute before 429s.
+    pub publishes_per_minute: usize,
 }
 
 /// The defaults: one hub, two repositories, the workflow states gridsync's
@@ -53,7 +69,8 @@ impl Default for SimConfig {
             clients: vec![Client { id: "gridsync".into(), secret: "gridsync-secret".into() }],
             token_ttl: Duration::from_secs(300),
             webhook: None,
-            seed_templates: false,
+            requests_per_second: 0.0,
+            publishes_per_minute: PUBLISHES_PER_MINUTE,
         }
     }
 }
@@ -71,13 +88,10 @@ impl Simulator {
         listener: tokio::net::TcpListener,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> std::io::Result<Self> {
-        let mut hub = hub::Hub::new(&config.hub_id, config.repositories.clone(), &config.workflow_states);
-        if config.seed_templates {
-            templates::seed(&mut hub)
-                .map_err(|e| std::io::Error::other(format!("seeding templates: {}", e.message)))?;
-        }
+        let hub = hub::Hub::new(&config.hub_id, config.repositories.clone(), &config.workflow_states);
         let sender = webhooks::WebhookSender::start(config.webhook.clone());
-        let state = Arc::new(api::SimState::new(hub, config.clients.clone(), config.token_ttl, sender));
+        let limits = limits::Limits::new(config.requests_per_second, config.publishes_per_minute);
+        let state = Arc::new(api::SimState::new(hub, config.clients.clone(), config.token_ttl, sender, limits));
         let server = Server::serve(listener, api::router(state), shutdown)?;
         Ok(Simulator { addr: server.addr, server })
     }

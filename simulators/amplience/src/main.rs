@@ -14,10 +14,11 @@ struct Cli {
     /// Address to serve on.
     #[arg(long, env = "AMP_SIM_LISTEN", default_value = "127.0.0.1:9480")]
     listen: SocketAddr,
-    /// Where to send webhooks (the amp-producer's /webhooks/amplience).
+    /// A webhook subscription to every event made at start, to this URL (without it, webhooks
+    /// go only where subscriptions made through the API say: `gridsync amplience setup`).
     #[arg(long, env = "AMP_SIM_WEBHOOK_URL")]
     webhook_url: Option<String>,
-    /// The secret webhooks are signed with (also the receiver's GRIDSYNC_AMP_WEBHOOK_SECRET).
+    /// The secret that subscription signs with.
     #[arg(long, env = "AMP_SIM_WEBHOOK_SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
     /// A client allowed to get tokens, `id:secret`; repeatable. Default: gridsync:gridsync-secret.
@@ -26,9 +27,12 @@ struct Cli {
     /// Token lifetime in seconds.
     #[arg(long, default_value_t = 300)]
     token_ttl_secs: u64,
-    /// Seed the notifications flow's message templates (approved) at start.
-    #[arg(long)]
-    seed_templates: bool,
+    /// Management API requests a second answered before 429 with Retry-After (0: no limit).
+    #[arg(long, env = "AMP_SIM_REQUESTS_PER_SECOND", default_value_t = 0.0)]
+    requests_per_second: f64,
+    /// Publishes a minute before 429 (Amplience allows 100).
+    #[arg(long, env = "AMP_SIM_PUBLISHES_PER_MINUTE", default_value_t = gridsync_amp_sim::PUBLISHES_PER_MINUTE)]
+    publishes_per_minute: usize,
 }
 
 #[tokio::main]
@@ -37,7 +41,8 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut config = SimConfig {
         token_ttl: Duration::from_secs(cli.token_ttl_secs),
-        seed_templates: cli.seed_templates,
+        requests_per_second: cli.requests_per_second,
+        publishes_per_minute: cli.publishes_per_minute,
         ..SimConfig::default()
     };
     if !cli.clients.is_empty() {

@@ -14,9 +14,8 @@ use std::{
     time::Duration,
 };
 
-use gridsync_amp_sim::{Client, SimConfig, WebhookTarget};
+use gridsync_amp_sim::{Client, SimConfig};
 use gridsync_amplience::{ManagementArgs, ManagementClient, NewContentItem};
-use gridsync_http::Secret;
 use gridsync_schemas::{codec, events::DeliveryPerformed, Event, EventType};
 use gridsync_tests::{free_port, metric_value, payload, read_all, workspace_binary, Pipeline};
 use gridsync_tg_sim::partner::{self, PartnerConfig};
@@ -58,15 +57,14 @@ impl World {
                 Client { id: "gridsync".into(), secret: "gridsync-secret".into() },
                 Client { id: FINANCE.0.into(), secret: FINANCE.1.into() },
             ],
-            webhook: Some(WebhookTarget {
-                url: format!("http://127.0.0.1:{listen}/webhooks/amplience"),
-                secret: Secret::new(WEBHOOK_SECRET),
-            }),
-            seed_templates: true,
             ..SimConfig::default()
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let amp = gridsync_amp_sim::Simulator::start(amp_config.clone(), listener, stop.clone()).await.unwrap();
+        // An empty hub, set up as a user sets theirs up: content types, templates, the webhook.
+        let webhook_url = format!("http://127.0.0.1:{listen}/webhooks/amplience");
+        let hub = (&amp.url(), &amp_config.hub_id, &amp_config.repositories);
+        gridsync_tests::set_up_hub(hub.0, hub.1, hub.2, Some((&webhook_url, WEBHOOK_SECRET))).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tg = gridsync_tg_sim::Simulator::start(gridsync_tg_sim::SimConfig::default(), listener, stop.clone())
             .await

@@ -1,14 +1,12 @@
-//! The message templates gridsync's flows render from, as a hub
-//! would hold them: one content item per action and locale in the second
-//! repository, delivery key `templates/<action>/<locale>`, approved. Seeded by
-//! `amp-sim --seed-templates` or `POST /__sim/templates`.
+//! Example message templates for every action the flows render
+//! (`gridsync amplience setup --with-example-templates`): one content item per
+//! action and locale in the template repository, delivery key
+//! `templates/<action>/<locale>` (the flows' default configuration), approved.
+//! A hub's editors then change them as they like; setup never overwrites one.
 
 use serde_json::{json, Value};
 
-use crate::hub::{Hub, HubError};
-
-pub const SCHEMA: &str = "https://schemas.gridsync.dev/message-template.json";
-const ACTOR: &str = "content.editor";
+/// The locales examples are written in.
 pub const LOCALES: [&str; 3] = ["en-US", "en-GB", "de-DE"];
 
 /// `(action, subject, body)` in English; German below.
@@ -135,40 +133,29 @@ fn german(action: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
-/// Creates every template that is missing, approved; returns `(delivery key, id)`.
-pub fn seed(hub: &mut Hub) -> Result<Vec<(String, String)>, HubError> {
-    let repository = hub.repositories.get(1).or(hub.repositories.first()).cloned().unwrap_or_default();
-    let approved = hub.states.iter().find(|s| s.label == "Approved").map(|s| s.id.clone());
-    let mut seeded = Vec::new();
+/// An example template: its delivery key and the item to create.
+pub struct ExampleTemplate {
+    pub key: String,
+    pub label: String,
+    pub locale: &'static str,
+    pub fields: serde_json::Map<String, Value>,
+}
+
+/// Every example template, for each action and locale.
+pub fn examples() -> Vec<ExampleTemplate> {
+    let mut all = Vec::new();
     for locale in LOCALES {
         for &(action, subject, body) in ENGLISH {
             let (subject, body) =
                 if locale == "de-DE" { german(action).unwrap_or((subject, body)) } else { (subject, body) };
-            let key = format!("templates/{action}/{locale}");
-            if let Some(existing) = hub.find_by_delivery_key(&key) {
-                seeded.push((key, existing));
-                continue;
-            }
-            let request = template_request(action, locale, &key, subject, body);
-            let item = hub.create(&repository, &request, ACTOR)?;
-            if let Some(state) = &approved {
-                hub.assign_workflow(&item.id, &json!({ "version": item.version, "state": state }), ACTOR)?;
-            }
-            seeded.push((key, item.id));
+            let fields = json!({ "subject": subject, "body": body, "channel": "email" });
+            all.push(ExampleTemplate {
+                key: format!("templates/{action}/{locale}"),
+                label: format!("Template {action} ({locale})"),
+                locale,
+                fields: fields.as_object().cloned().unwrap_or_default(),
+            });
         }
     }
-    Ok(seeded)
-}
-
-fn template_request(action: &str, locale: &str, key: &str, subject: &str, body: &str) -> Value {
-    json!({
-        "label": format!("Template {action} ({locale})"),
-        "locale": locale,
-        "body": {
-            "_meta": { "schema": SCHEMA, "name": format!("{action}-{locale}"), "deliveryKey": key },
-            "subject": subject,
-            "body": body,
-            "channel": "email",
-        }
-    })
+    all
 }

@@ -1,0 +1,55 @@
+//! The hub check every flow consumer runs at start: what its flow needs of
+//! Amplience (content types assigned, workflow states, approved templates)
+//! is there. Until it is, the consumer stays unready and says why (`/readyz`,
+//! the log), and checks again; it consumes nothing meanwhile, so no record
+//! fails for a hub that is not set up yet.
+
+use std::time::Duration;
+
+use gridsync_amplience::setup::{check, HubSpec, Requirements};
+use gridsync_core::app::AppError;
+
+use crate::{config::template_key, FlowContext};
+
+/// The template keys `templates` (action → key pattern) give for every partner's locale.
+pub fn template_keys<'a>(
+    templates: &'a std::collections::BTreeMap<String, String>,
+    partner_templates: &'a std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    partners: &'a crate::PartnerProfiles,
+) -> impl Iterator<Item = String> + 'a {
+    partners.all().flat_map(move |partner| {
+        templates.keys().filter_map(move |action| {
+            template_key(templates, partner_templates, action, &partner.id, &partner.locale)
+        })
+    })
+}
+
+impl FlowContext {
+    /// Checks the hub against `requirements` until it passes (or shutdown).
+    pub async fn await_hub(&self, requirements: &Requirements, retry: Duration) -> Result<(), AppError> {
+        let spec = HubSpec::shipped().map_err(AppError::other)?;
+        let health = &self.deps.health;
+        loop {
+            let missing = match check(&self.amplience, requirements, &spec).await {
+                Ok(findings) => findings.into_iter().filter(|f| !f.ok).map(|f| f.to_string()).collect(),
+                Err(e) => vec![format!("checking the hub: {e}")],
+            };
+            if missing.is_empty() {
+                health.waiting_for(None);
+                tracing::info!("the Amplience hub has what this flow needs");
+                return Ok(());
+            }
+            for finding in &missing {
+                tracing::warn!(finding = %finding, "the Amplience hub is not ready for this flow; checking again");
+            }
+            health.waiting_for(Some(format!(
+                "the Amplience hub lacks what this flow needs ({}); `gridsync amplience check` says how to fix it",
+                missing.join(" | ").replace('\n', " ")
+            )));
+            tokio::select! {
+                _ = self.deps.shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(retry) => {}
+            }
+        }
+    }
+}
