@@ -1,13 +1,17 @@
 //! The notifications flow's speed, in one run on a local Apache Kafka with
-//! amp-sim answering at once: events/s through the whole flow from a backlog
-//! (three side effects per order: an order confirmation, a customer
-//! notification, a suppression-list entry), and the latency from a source
-//! event's `occurred_at` to each of its side effects, p50/p99, at a steady rate.
+//! amp-sim (set up as a hub, strict) answering at once: orders/s through the
+//! whole flow from a backlog (three side effects per order: an order
+//! confirmation, a customer notification, a suppression-list entry), for a
+//! backlog from one buyer and one from a thousand buyers, with the Management
+//! API requests each side effect cost; and the latency from a source event's
+//! `occurred_at` to each of its side effects, p50/p99, at a steady rate.
 //!
 //! `cargo bench -p gridsync-tests --bench notifications_flow`
-//! (`GRIDSYNC_BENCH_ORDERS` sets the backlog, default 300).
+//! (`GRIDSYNC_BENCH_ORDERS` sets each backlog, default 300).
 
 use std::{collections::HashMap, path::Path, time::Duration};
+
+use futures::StreamExt;
 
 use gridsync_amp_sim::{SimConfig, Simulator};
 use gridsync_amplience::ManagementArgs;
@@ -99,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
     });
     let mut deliveries = watch_deliveries(&broker.brokers(), &catalog.topic_for(EventType::DeliveryPerformed).name)?;
 
-    // Warm-up: the group joined, templates read, the suppression list created.
+    // Warm-up: the group joined, templates read, the first suppression item created.
     let order = |seq: u64| {
         let mut event = sample(EventType::PurchaseOrderReceived, "ACME", seq);
         event.envelope_mut().occurred_at = Timestamp::now();
@@ -108,14 +112,35 @@ async fn main() -> anyhow::Result<()> {
     producer.publish(&order(0), None).await?;
     collect(&mut deliveries, 3).await?;
 
-    // Throughput: a backlog of orders, from the first side effect to the last.
-    let backlog: Vec<Event> = (1..=orders).map(order).collect();
-    for event in &backlog {
-        producer.publish(event, None).await?;
+    // Throughput: a backlog of orders, from the first side effect to the last; the requests amp-sim
+    // answered meanwhile. Once with every order from one buyer, once from a thousand buyers.
+    let requests = || async {
+        let stats: serde_json::Value = reqwest::get(format!("{}/__sim/stats", sim.url())).await?.json().await?;
+        let answered = stats["answered"].as_object().map(|a| a.values().filter_map(|n| n.as_u64()).sum::<u64>());
+        anyhow::Ok(answered.unwrap_or(0))
+    };
+    let mut backlogs = Vec::new();
+    for (name, buyers, first) in [("one buyer", 1, 1), ("1,000 buyers", 1_000, 100_000_000)] {
+        let backlog: Vec<Event> = (first..first + orders)
+            .map(|seq| {
+                let mut event = order(seq);
+                if let Event::PurchaseOrderReceived(po) = &mut event {
+                    po.buyer.id = format!("BUYER-{:04}", seq % buyers);
+                }
+                event
+            })
+            .collect();
+        let before = requests().await?;
+        // Published all at once, and timed from the first publish: the flow starts on the first.
+        let started = std::time::Instant::now();
+        let published: Vec<_> =
+            futures::stream::iter(&backlog).map(|e| producer.publish(e, None)).buffer_unordered(512).collect().await;
+        published.into_iter().collect::<Result<Vec<_>, _>>()?;
+        collect(&mut deliveries, 3 * orders as usize).await?;
+        let throughput = orders as f64 / started.elapsed().as_secs_f64();
+        let calls = (requests().await? - before) as f64 / (3 * orders) as f64;
+        backlogs.push((name, throughput, calls));
     }
-    let started = std::time::Instant::now();
-    collect(&mut deliveries, 3 * orders as usize).await?;
-    let throughput = orders as f64 / started.elapsed().as_secs_f64();
 
     // Latency: orders at a steady 20 a second, source event to side effect.
     let steady = 200u64;
@@ -140,9 +165,16 @@ async fn main() -> anyhow::Result<()> {
     consumer.await??;
     stop.cancel();
     println!("notifications_flow: on a local Apache Kafka ({}) and amp-sim answering at once", broker.brokers());
+    for (name, throughput, calls) in &backlogs {
+        println!(
+            "  backlog of {orders} orders from {name}, 3 side effects each: {throughput:>8.1} orders/s \
+             ({:.1} side effects/s), {calls:.2} Management API requests per side effect",
+            3.0 * throughput
+        );
+    }
     println!(
-        "  backlog of {orders} orders, 3 side effects each: {throughput:>8.1} orders/s ({:.1} side effects/s)",
-        3.0 * throughput
+        "  one buyer / 1,000 buyers: {:.2} of the orders/s",
+        backlogs[0].1 / backlogs[1].1.max(f64::MIN_POSITIVE)
     );
     println!(
         "  {steady} orders at 20/s: source event → side effect p50 {} ms, p99 {} ms ({} side effects)",

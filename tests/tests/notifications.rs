@@ -220,7 +220,8 @@ async fn edi_documents_become_notifications_from_approved_templates() {
     let mut items = Vec::new();
     for _ in 0..600 {
         items = h.items("gridsync/").await;
-        let list_done = items.iter().any(|i| i["item"]["body"]["entries"].as_array().is_some_and(|e| e.len() == 4));
+        let suppressing: usize = items.iter().filter_map(|i| i["item"]["body"]["orders"].as_array().map(Vec::len)).sum();
+        let list_done = suppressing == 4;
         if list_done
             && count_by_action(&items.iter().filter(|i| !action_of(i).is_empty()).cloned().collect::<Vec<_>>())
                 == expected
@@ -273,11 +274,25 @@ async fn edi_documents_become_notifications_from_approved_templates() {
             assert_eq!(task["item"]["body"]["recipient"], team);
         }
     }
-    let list =
-        items.iter().find(|i| i["item"]["body"]["_meta"]["deliveryKey"] == "gridsync/campaign-suppression").unwrap();
-    let customers: BTreeSet<&str> =
-        list["item"]["body"]["entries"].as_array().unwrap().iter().filter_map(|e| e["poNumber"].as_str()).collect();
-    assert_eq!(customers, BTreeSet::from(["4500012345", "4500022345", "PO-DE-7781", "PO-DE-7782"]));
+    // Each ordering customer kept out of campaigns: an item per partner and customer, with its orders.
+    let suppressed = |i: &&Value| {
+        i["item"]["body"]["_meta"]["deliveryKey"].as_str().is_some_and(|k| k.starts_with("gridsync/campaign-suppression/"))
+    };
+    let orders: BTreeSet<(&str, &str)> = items
+        .iter()
+        .filter(suppressed)
+        .flat_map(|i| {
+            let customer = i["item"]["body"]["customerId"].as_str().unwrap();
+            let orders = i["item"]["body"]["orders"].as_array().unwrap();
+            orders.iter().map(move |o| (customer, o["poNumber"].as_str().unwrap()))
+        })
+        .collect();
+    assert_eq!(orders.len(), 4, "{orders:?}");
+    assert_eq!(
+        orders.iter().map(|(_, po)| *po).collect::<BTreeSet<_>>(),
+        BTreeSet::from(["4500012345", "4500022345", "PO-DE-7781", "PO-DE-7782"])
+    );
+    assert!(items.iter().filter(suppressed).all(|i| i["item"]["body"]["suppressedUntil"].is_string()));
 
     // The two records whose templates could not be used, dead-lettered with the reason.
     let dlq = format!("{}gridsync.notifications.dlq", h.pipeline.kafka.topic_prefix);
@@ -357,7 +372,7 @@ async fn killed_and_parallel_consumers_create_every_item_exactly_once_through_am
     for _ in 0..1200 {
         let items = h.items("gridsync/").await;
         let counts = count_by_action(&items);
-        let entries = items.iter().find_map(|i| i["item"]["body"]["entries"].as_array().map(Vec::len)).unwrap_or(0);
+        let entries: usize = items.iter().filter_map(|i| i["item"]["body"]["orders"].as_array().map(Vec::len)).sum();
         if counts.get("order-confirmation") == Some(&(ORDERS as usize))
             && counts.get("customer-notification") == Some(&(ORDERS as usize))
             && entries == ORDERS as usize
@@ -378,7 +393,7 @@ async fn killed_and_parallel_consumers_create_every_item_exactly_once_through_am
         m
     });
     assert!(per_key.values().all(|n| *n == 1), "a delivery key twice: {per_key:?}");
-    assert_eq!(items.len(), 2 * ORDERS as usize + 1, "two messages per order and the suppression list");
+    assert_eq!(items.len(), 2 * ORDERS as usize + 1, "two messages per order and the customer's suppression");
     // And exactly one DeliveryPerformed per side effect.
     let deliveries = h.deliveries(3 * ORDERS as usize + 10);
     let keys: BTreeSet<&str> = deliveries.iter().map(|d| d.idempotency_key.as_str()).collect();

@@ -333,6 +333,13 @@ impl ManagementClient {
         Err(AmplienceError::ConflictPersisted { id: id.to_owned(), attempts: MAX_CONFLICT_RETRIES })
     }
 
+    /// `PATCH /content-items/{id}` with `request` (which carries the version it was made from):
+    /// the item as saved, or the 409 of a newer version. [`Self::update_item`] reads first;
+    /// this is for a caller that knows the version it changes.
+    pub async fn patch_item(&self, id: &str, request: &Value) -> Result<ContentItem, AmplienceError> {
+        self.item_call(Method::PATCH, &format!("/content-items/{id}"), Some(request)).await
+    }
+
     /// The hub's workflow states.
     pub async fn workflow_states(&self) -> Result<Vec<WorkflowState>, AmplienceError> {
         let hub = self.hub_id.as_deref().ok_or_else(|| AmplienceError::Unexpected {

@@ -20,7 +20,7 @@ use gridsync_amplience::{DeliveryKey, NewContentItem};
 use gridsync_core::kafka::{Handler, HandlerError, Record};
 use gridsync_edi::write::PartyId;
 use gridsync_flow::{
-    clock::Clock, keyed_items::update_keyed, messages, partners::PartnerProfile, Audience, FlowContext, FlowError,
+    clock::Clock, messages, partners::PartnerProfile, Audience, FlowContext, FlowError,
     Messages, Raise, Send, SideEffect,
 };
 use gridsync_schemas::{
@@ -374,7 +374,6 @@ impl Billing {
         if let Some(subject) = once_per {
             effect = effect.once_per(subject);
         }
-        let client = &self.messages.client;
         self.ctx
             .effects
             .perform(record, &effect, |_| async move {
@@ -394,8 +393,8 @@ impl Billing {
                     .collect(),
                 };
                 let (today, now) = self.today();
-                let hub_id = self.messages.hub_id.clone();
-                update_keyed(client, &self.messages.repository_id, &new, hub_id, |body| {
+                let changes = changes.clone();
+                let change = Box::new(move |body: &mut Value| {
                     if let Value::Object(fields) = body {
                         for change in &changes {
                             account::apply(fields, change, &today, &now);
@@ -403,8 +402,8 @@ impl Billing {
                     }
                     // Totals and `updatedAt` are rewritten every time.
                     true
-                })
-                .await
+                });
+                self.ctx.keyed_items.update(&self.messages.repository_id, &new, change).await
             })
             .await?;
         Ok(())

@@ -21,7 +21,7 @@ use std::{collections::BTreeMap, path::PathBuf};
 use gridsync_amplience::{DeliveryClient, DeliveryKey, MediaLink, NewContentItem};
 use gridsync_core::kafka::{Handler, HandlerError, Record};
 use gridsync_flow::{
-    clock::Clock, effects::Outcome, keyed_items::update_keyed, scheduler, FlowContext, FlowError, Raise, SideEffect,
+    clock::Clock, effects::Outcome, scheduler, FlowContext, FlowError, Raise, SideEffect,
 };
 use gridsync_schemas::{
     events::{DeliveryOutcome, Direction, DocumentStatus, DocumentStatusChanged, ExceptionKind, PartnerContent},
@@ -408,7 +408,6 @@ impl Distribution {
         if let Some(subject) = once_per {
             effect = effect.once_per(subject);
         }
-        let client = &self.ctx.amplience;
         self.ctx
             .effects
             .perform(record, &effect, |_| async {
@@ -424,10 +423,9 @@ impl Distribution {
                         .into_iter()
                         .collect(),
                 };
-                let mut outcome = update_keyed(client, &self.config.repository_id, &new, self.hub_id.clone(), |body| {
-                    set_states(body, about.as_ref(), &changes)
-                })
-                .await?;
+                let (about, changes) = (about.clone(), changes.clone());
+                let change = Box::new(move |body: &mut Value| set_states(body, about.as_ref(), &changes));
+                let mut outcome = self.ctx.keyed_items.update(&self.config.repository_id, &new, change).await?;
                 outcome.content_item_id = Some(content_item_id.to_owned());
                 Ok(outcome)
             })

@@ -15,6 +15,8 @@ pub struct FlowContext {
     pub amplience: Arc<ManagementClient>,
     pub partners: PartnerProfiles,
     pub effects: Effects,
+    /// The items the flow keeps up to date, their changes coalesced.
+    pub keyed_items: crate::keyed_items::KeyedItems,
     pub deps: ConsumerDeps,
 }
 
@@ -42,7 +44,8 @@ impl FlowContext {
             &deps.metrics,
             Duration::from_millis(args.claim_lease_ms),
         )?;
-        Ok(FlowContext { name, store, amplience, partners, effects, deps })
+        let keyed_items = crate::keyed_items::KeyedItems::new(amplience.clone(), args.amplience.hub_id.clone());
+        Ok(FlowContext { name, store, amplience, partners, effects, keyed_items, deps })
     }
 
     /// The scheduler of this flow's durable timers, on the flow's clock.

@@ -29,6 +29,9 @@ pub enum FlowError {
     Publish(#[from] gridsync_core::kafka::PublishError),
     #[error("looking for an earlier DeliveryPerformed: {0}")]
     Lookup(#[from] crate::reported::LookupError),
+    /// The failure of a batch of changes this record's change was saved with.
+    #[error("{0}")]
+    Batch(std::sync::Arc<FlowError>),
 }
 
 impl FlowError {
@@ -44,6 +47,7 @@ impl FlowError {
             FlowError::ClaimedElsewhere { .. } | FlowError::Store(_) | FlowError::Lookup(_) => true,
             FlowError::Publish(e) => e.is_transient(),
             FlowError::Outbound { transient, .. } => *transient,
+            FlowError::Batch(e) => e.is_transient(),
             // Refused credentials are an operator's error, not the record's: the partition
             // waits (and alerts) until they are fixed, instead of dead-lettering every record.
             FlowError::Amplience(e) => {
@@ -75,6 +79,7 @@ impl FlowError {
             FlowError::Store(_) => "store",
             FlowError::Publish(_) => "kafka.publish",
             FlowError::Lookup(_) => "kafka.lookup",
+            FlowError::Batch(e) => e.class(),
         }
     }
 }

@@ -1,8 +1,11 @@
 //! The hub check every flow consumer runs at start: what its flow needs of
-//! Amplience (content types assigned, workflow states, approved templates)
-//! is there. Until it is, the consumer stays unready and says why (`/readyz`,
-//! the log), and checks again; it consumes nothing meanwhile, so no record
-//! fails for a hub that is not set up yet.
+//! Amplience (credentials, repositories, content types assigned with
+//! gridsync's schemas, workflow states) is there. Until it is, the consumer
+//! stays unready and says why (`/readyz`, the log), and checks again; it
+//! consumes nothing meanwhile, so no record fails for a hub that is not set up
+//! yet. A template missing, unapproved or broken is logged as a warning and
+//! does not hold the flow: it fails only the records that need it
+//! (dead-lettered with the reason), while the others flow.
 
 use std::time::Duration;
 
@@ -30,11 +33,18 @@ impl FlowContext {
         let spec = HubSpec::shipped().map_err(AppError::other)?;
         let health = &self.deps.health;
         loop {
-            let missing = match check(&self.amplience, requirements, &spec).await {
-                Ok(findings) => findings.into_iter().filter(|f| !f.ok).map(|f| f.to_string()).collect(),
-                Err(e) => vec![format!("checking the hub: {e}")],
+            let (templates, missing): (Vec<_>, Vec<String>) = match check(&self.amplience, requirements, &spec).await {
+                Ok(findings) => {
+                    let (templates, hub): (Vec<_>, Vec<_>) =
+                        findings.into_iter().filter(|f| !f.ok).partition(|f| f.template);
+                    (templates, hub.iter().map(ToString::to_string).collect())
+                }
+                Err(e) => (Vec::new(), vec![format!("checking the hub: {e}")]),
             };
             if missing.is_empty() {
+                for finding in &templates {
+                    tracing::warn!(finding = %finding, "the records needing this template will be dead-lettered until it is fixed");
+                }
                 health.waiting_for(None);
                 tracing::info!("the Amplience hub has what this flow needs");
                 return Ok(());

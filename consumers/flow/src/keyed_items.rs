@@ -1,14 +1,31 @@
 //! Items gridsync keeps up to date rather than creates per event (the
 //! campaign-suppression list, a partner's account status, a content item's
-//! distribution status): found or created by delivery key, then changed with
-//! the version read (a concurrent change makes the update re-read and
-//! re-apply, so no writer's change is lost).
+//! distribution status): found or created by delivery key once, then changed
+//! with the version last saved.
+//!
+//! Many records change the same item (every order adds to the one suppression
+//! list), so changes to one item are **coalesced**: each is queued, and
+//! whichever handler holds the item's turn applies every change waiting and
+//! saves them in one request, answering each handler with its own outcome.
+//! The item as last saved is kept, so a change costs no read: one `PATCH` for
+//! a whole batch. Someone else's change in between (a replica, a person) makes
+//! the save meet a newer version (409): the item is read again and every
+//! change re-applied, so no writer's change is lost.
 
-use gridsync_amplience::{ContentItem, ManagementClient, NewContentItem};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use gridsync_amplience::{AmplienceError, ContentItem, ManagementClient, NewContentItem};
 use gridsync_schemas::events::{AmplienceContentRef, DeliveryOutcome};
-use serde_json::Value;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
 
 use crate::{effects::Outcome, FlowError};
+
+/// Saves of one batch that meet a newer version, before the batch gives up (transiently).
+const MAX_CONFLICT_RETRIES: u32 = 5;
 
 impl Outcome {
     /// The outcome of changing `item` (of `content_type_uri`): `changed` false when
@@ -30,19 +47,129 @@ impl Outcome {
     }
 }
 
-/// Ensures `new` exists in `repository_id` (by its delivery key) and applies
-/// `change` to its body; `change` returns whether it changed what the flow reports
-/// (reported as updated only if the item was saved, too: a change already there is
-/// not written again).
-pub async fn update_keyed(
-    client: &ManagementClient,
-    repository_id: &str,
-    new: &NewContentItem,
+/// A change to an item's body; returns whether it changed what the flow reports. Applied again
+/// to a newer version when someone saved in between.
+pub type Change = Box<dyn FnMut(&mut Value) -> bool + Send>;
+
+/// What one change came to: the item as saved, whether the change counted, whether it was saved.
+type Answer = Result<(ContentItem, bool, bool), Arc<FlowError>>;
+
+struct Waiting {
+    change: Change,
+    answer: oneshot::Sender<Answer>,
+}
+
+/// One item's queue of changes, and its turn (holding the item as last saved here).
+#[derive(Default)]
+struct Slot {
+    waiting: Mutex<Vec<Waiting>>,
+    turn: tokio::sync::Mutex<Option<ContentItem>>,
+}
+
+/// The items a flow keeps up to date, by delivery key.
+pub struct KeyedItems {
+    client: Arc<ManagementClient>,
     hub_id: Option<String>,
-    mut change: impl FnMut(&mut Value) -> bool,
-) -> Result<Outcome, FlowError> {
-    let item = client.ensure_item(repository_id, new).await?.item().clone();
-    let mut changed = false;
-    let (updated, saved) = client.update_item_saved(&item.id, |item| changed = change(&mut item.body)).await?;
-    Ok(Outcome::of_item(updated, hub_id, &new.schema, changed && saved))
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+}
+
+impl KeyedItems {
+    pub fn new(client: Arc<ManagementClient>, hub_id: Option<String>) -> Self {
+        KeyedItems { client, hub_id, slots: Mutex::default() }
+    }
+
+    fn slot(&self, key: &str) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slots.entry(key.to_owned()).or_default().clone()
+    }
+
+    /// Ensures `new` exists in `repository_id` (by its delivery key) and applies `change` to its
+    /// body, reported as updated only if the change counted and the item was saved (a change
+    /// already there is not written again).
+    pub async fn update(&self, repository_id: &str, new: &NewContentItem, change: Change) -> Result<Outcome, FlowError> {
+        let key = new
+            .delivery_key
+            .as_ref()
+            .map(|k| k.as_str().to_owned())
+            .ok_or_else(|| FlowError::Invalid(format!("{} has no delivery key to keep it by", new.label)))?;
+        let slot = self.slot(&key);
+        let (answer, answered) = oneshot::channel();
+        lock(&slot.waiting).push(Waiting { change, answer });
+        {
+            // Whoever holds the turn saves every change waiting, this one too unless an earlier
+            // holder took it along already.
+            let mut saved = slot.turn.lock().await;
+            let batch = std::mem::take(&mut *lock(&slot.waiting));
+            if !batch.is_empty() {
+                self.save(&mut saved, repository_id, new, batch).await;
+            }
+        }
+        let (item, changed, saved) = answered
+            .await
+            .map_err(|_| FlowError::Invalid("the batch holding this change was dropped".into()))?
+            .map_err(FlowError::Batch)?;
+        Ok(Outcome::of_item(item, self.hub_id.clone(), &new.schema, changed && saved))
+    }
+
+    /// Applies `batch` to the item and saves it once, answering every change.
+    async fn save(&self, saved: &mut Option<ContentItem>, repository_id: &str, new: &NewContentItem, mut batch: Vec<Waiting>) {
+        let result = self.apply(saved, repository_id, new, &mut batch).await;
+        match result {
+            Ok((item, counted, wrote)) => {
+                for (waiting, counted) in batch.into_iter().zip(counted) {
+                    let _ = waiting.answer.send(Ok((item.clone(), counted, wrote)));
+                }
+            }
+            Err(e) => {
+                // Not known as saved: the next turn reads it again.
+                *saved = None;
+                let shared = Arc::new(e);
+                for waiting in batch {
+                    let _ = waiting.answer.send(Err(shared.clone()));
+                }
+            }
+        }
+    }
+
+    async fn apply(
+        &self,
+        saved: &mut Option<ContentItem>,
+        repository_id: &str,
+        new: &NewContentItem,
+        batch: &mut [Waiting],
+    ) -> Result<(ContentItem, Vec<bool>, bool), FlowError> {
+        let mut current = match saved.take() {
+            Some(item) => item,
+            None => self.client.ensure_item(repository_id, new).await?.item().clone(),
+        };
+        for _ in 0..=MAX_CONFLICT_RETRIES {
+            let mut body = current.body.clone();
+            let counted: Vec<bool> = batch.iter_mut().map(|w| (w.change)(&mut body)).collect();
+            if body == current.body {
+                *saved = Some(current.clone());
+                return Ok((current, counted, false));
+            }
+            let request = json!({ "label": current.label, "body": body, "version": current.version });
+            match self.client.patch_item(&current.id, &request).await {
+                Ok(updated) => {
+                    *saved = Some(updated.clone());
+                    return Ok((updated, counted, true));
+                }
+                Err(e) if e.is_conflict() => {
+                    tracing::info!(id = %current.id, "content item changed meanwhile; re-applying");
+                    current = self.client.get_item(&current.id).await?;
+                }
+                // Deleted meanwhile: made again (by its delivery key), the changes applied to it.
+                Err(e) if e.is_not_found() => {
+                    current = self.client.ensure_item(repository_id, new).await?.item().clone();
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AmplienceError::ConflictPersisted { id: current.id, attempts: MAX_CONFLICT_RETRIES }.into())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -20,7 +20,7 @@ pub struct NotificationsConfig {
     pub content_type_uri: String,
     pub template_repository_id: String,
     pub approved_states: Vec<String>,
-    pub suppression_list_key: String,
+    pub suppression_key_prefix: String,
     pub suppression_days: i64,
     pub post_purchase_delay_hours: i64,
     pub account_team_workflow_state: String,
@@ -46,7 +46,7 @@ impl NotificationsConfig {
         let mut needs = Requirements::default();
         needs
             .content_type(&self.content_type_uri, &self.repository_id)
-            .content_type(crate::flow::SUPPRESSION_LIST_SCHEMA, &self.repository_id)
+            .content_type(crate::flow::SUPPRESSION_SCHEMA, &self.repository_id)
             .workflow_states(self.approved_states.iter().chain([&self.account_team_workflow_state]))
             .templates(
                 &self.template_repository_id,

@@ -1,7 +1,7 @@
 //! Flows 1, 3 and 6: what each event becomes in Amplience.
 //!
 //! - PurchaseOrderReceived → an order confirmation, a customer notification,
-//!   and the ordering customer on the campaign-suppression list (with an expiry).
+//!   and the ordering customer kept out of campaigns (an item per customer, with an expiry).
 //! - ShipNoticeReceived → the shipment released, for the account team (a
 //!   workflow item), then delivery content and a shipment notification.
 //! - DeliveryConfirmed → a delivery notification and a post-purchase message,
@@ -18,7 +18,7 @@
 use gridsync_amplience::{DeliveryKey, NewContentItem};
 use gridsync_core::kafka::{Handler, HandlerError, Record};
 use gridsync_flow::{
-    keyed_items::update_keyed, messages, partners::PartnerProfile, Audience, FlowContext, FlowError, Messages, Send,
+    messages, partners::PartnerProfile, Audience, FlowContext, FlowError, Messages, Send,
     SideEffect,
 };
 use gridsync_schemas::{
@@ -43,8 +43,8 @@ pub fn accepts(event_type: &str) -> bool {
     HANDLED.contains(&event_type)
 }
 
-/// The content type of the campaign-suppression list.
-pub const SUPPRESSION_LIST_SCHEMA: &str = "https://schemas.gridsync.dev/suppression-list.json";
+/// The content type of a customer's campaign suppression.
+pub const SUPPRESSION_SCHEMA: &str = "https://schemas.gridsync.dev/campaign-suppression.json";
 
 pub struct Notifications {
     pub ctx: FlowContext,
@@ -134,10 +134,10 @@ impl Notifications {
         Ok(())
     }
 
-    /// Puts the ordering customer on the campaign-suppression list until
-    /// `suppression_days` after the order; entries past their expiry are dropped
-    /// on the way. The list is one item, updated with its version: a concurrent
-    /// change makes the update re-read and re-apply, so no entry is lost.
+    /// Keeps the ordering customer out of marketing campaigns until `suppression_days` after
+    /// the order: one item per partner and customer (found or created by its delivery key),
+    /// holding the orders that suppress them, expired ones dropped on the way. Orders of one
+    /// customer arriving together are saved together ([`gridsync_flow::keyed_items`]).
     async fn suppress(
         &self,
         record: &Record,
@@ -145,57 +145,68 @@ impl Notifications {
         po: &PurchaseOrderReceived,
     ) -> Result<(), FlowError> {
         let effect = SideEffect::amplience("campaign-suppression", Some(po.buyer.id.clone()));
-        let client = &self.messages.client;
         self.ctx
             .effects
             .perform(record, &effect, |_| async move {
-                let key = DeliveryKey::parse(&self.config.suppression_list_key)
+                let key = DeliveryKey::derive(&self.config.suppression_key_prefix, [partner.id.as_str(), po.buyer.id.as_str()])
                     .map_err(|e| FlowError::Invalid(e.to_string()))?;
-                let list = NewContentItem {
-                    label: "Campaign suppression list".into(),
-                    schema: SUPPRESSION_LIST_SCHEMA.into(),
+                let customer = customer_name(partner, &po.buyer.id, po.buyer.name.as_deref());
+                let item = NewContentItem {
+                    label: format!("Campaign suppression {} ({})", customer, partner.id),
+                    schema: SUPPRESSION_SCHEMA.into(),
                     delivery_key: Some(key),
                     folder_id: None,
                     locale: None,
-                    fields: fields([("entries", json!([]))]),
+                    fields: fields([
+                        ("customerId", json!(po.buyer.id)),
+                        ("customerName", json!(customer)),
+                        ("tradingPartnerId", json!(partner.id)),
+                        ("suppressedUntil", Value::Null),
+                        ("orders", json!([])),
+                    ]),
                 };
                 let now = chrono::Utc::now();
                 let ordered = po.envelope.occurred_at.to_datetime().unwrap_or(now);
-                let entry = json!({
-                    "customerId": po.buyer.id,
-                    "customerName": customer_name(partner, &po.buyer.id, po.buyer.name.as_deref()),
-                    "tradingPartnerId": partner.id,
+                let order = json!({
                     "poNumber": po.po_number,
-                    "suppressedUntil": rfc3339(ordered + chrono::Duration::days(self.config.suppression_days)),
                     "sourceEventId": po.envelope.event_id,
+                    "orderedAt": rfc3339(ordered),
+                    "suppressedUntil": rfc3339(ordered + chrono::Duration::days(self.config.suppression_days)),
                 });
-                let hub_id = self.messages.hub_id.clone();
-                update_keyed(client, &self.messages.repository_id, &list, hub_id, |body| {
-                    !add_entry(body, &entry, &rfc3339(now))
-                })
-                .await
+                let now = rfc3339(now);
+                let change = Box::new(move |body: &mut Value| !add_order(body, &order, &now));
+                self.ctx.keyed_items.update(&self.messages.repository_id, &item, change).await
             })
             .await?;
         Ok(())
     }
 }
 
-/// Adds `entry` to the list's `entries` unless an entry of its source event is
-/// there (returns true then), dropping entries that expired before `now`.
-fn add_entry(body: &mut Value, entry: &Value, now: &str) -> bool {
+/// Orders kept on a customer's suppression item: the newest, as many as its schema allows.
+const SUPPRESSING_ORDERS: usize = 100;
+
+/// Adds `order` to the item's `orders` unless it is there (returns true then), dropping orders
+/// that expired before `now` and the oldest past [`SUPPRESSING_ORDERS`]; `suppressedUntil` is
+/// the latest of what remains.
+fn add_order(body: &mut Value, order: &Value, now: &str) -> bool {
     let Some(object) = body.as_object_mut() else { return false };
-    let entries = object.entry("entries").or_insert_with(|| json!([]));
-    if !entries.is_array() {
-        *entries = json!([]);
+    let orders = object.entry("orders").or_insert_with(|| json!([]));
+    if !orders.is_array() {
+        *orders = json!([]);
     }
-    let Some(list) = entries.as_array_mut() else { return false };
+    let Some(list) = orders.as_array_mut() else { return false };
     // RFC 3339 in UTC with a fixed format compares as text.
-    list.retain(|e| e["suppressedUntil"].as_str().is_none_or(|until| until >= now));
-    if list.iter().any(|e| e["sourceEventId"] == entry["sourceEventId"]) {
-        return true;
+    list.retain(|o| o["suppressedUntil"].as_str().is_none_or(|until| until >= now));
+    let present = list.iter().any(|o| o["sourceEventId"] == order["sourceEventId"]);
+    if !present {
+        list.push(order.clone());
+        list.sort_by(|a, b| a["suppressedUntil"].as_str().cmp(&b["suppressedUntil"].as_str()));
+        let excess = list.len().saturating_sub(SUPPRESSING_ORDERS);
+        list.drain(..excess);
     }
-    list.push(entry.clone());
-    false
+    let until = list.iter().filter_map(|o| o["suppressedUntil"].as_str()).max().map(str::to_owned);
+    object.insert("suppressedUntil".into(), json!(until));
+    present
 }
 
 fn customer_name(partner: &PartnerProfile, buyer_id: &str, buyer_name: Option<&str>) -> String {
@@ -229,16 +240,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn suppression_entries_are_added_once_and_expire() {
-        let mut body = json!({ "entries": [
-            { "sourceEventId": "old", "suppressedUntil": "2026-01-01T00:00:00.000Z" },
-            { "sourceEventId": "live", "suppressedUntil": "2027-01-01T00:00:00.000Z" },
+    fn suppressing_orders_are_added_once_expire_and_stay_bounded() {
+        let order = |id: &str, until: &str| json!({ "sourceEventId": id, "suppressedUntil": until });
+        let mut body = json!({ "orders": [
+            order("old", "2026-01-01T00:00:00.000Z"),
+            order("live", "2027-01-01T00:00:00.000Z"),
         ]});
-        let entry = json!({ "sourceEventId": "new", "suppressedUntil": "2027-02-01T00:00:00.000Z" });
-        assert!(!add_entry(&mut body, &entry, "2026-12-02T00:00:00.000Z"));
-        assert!(add_entry(&mut body, &entry, "2026-12-02T00:00:00.000Z"), "the same event again");
+        let now = "2026-12-02T00:00:00.000Z";
+        assert!(!add_order(&mut body, &order("new", "2027-02-01T00:00:00.000Z"), now));
+        assert!(add_order(&mut body, &order("new", "2027-02-01T00:00:00.000Z"), now), "the same event again");
         let ids: Vec<&str> =
-            body["entries"].as_array().unwrap().iter().filter_map(|e| e["sourceEventId"].as_str()).collect();
+            body["orders"].as_array().unwrap().iter().filter_map(|e| e["sourceEventId"].as_str()).collect();
         assert_eq!(ids, ["live", "new"]);
+        assert_eq!(body["suppressedUntil"], "2027-02-01T00:00:00.000Z");
+        for n in 0..150 {
+            add_order(&mut body, &order(&format!("o{n:03}"), &format!("2027-03-01T00:00:{:02}.{n:03}Z", n % 60)), now);
+        }
+        assert_eq!(body["orders"].as_array().unwrap().len(), SUPPRESSING_ORDERS, "the newest only");
+        assert!(body["orders"].as_array().unwrap().iter().all(|o| o["sourceEventId"] != "live"), "the oldest went first");
     }
 }

@@ -24,6 +24,9 @@ struct Cli {
     /// A client allowed to get tokens, `id:secret`; repeatable. Default: gridsync:gridsync-secret.
     #[arg(long = "client", env = "AMP_SIM_CLIENTS", value_delimiter = ',')]
     clients: Vec<String>,
+    /// The client `gridsync`, with the secret in this file (as the binaries read theirs).
+    #[arg(long, env = "AMP_SIM_CLIENT_SECRET_FILE")]
+    client_secret_file: Option<std::path::PathBuf>,
     /// Token lifetime in seconds.
     #[arg(long, default_value_t = 300)]
     token_ttl_secs: u64,
@@ -48,6 +51,11 @@ async fn main() -> anyhow::Result<()> {
     if !cli.clients.is_empty() {
         let clients = server::credentials(&cli.clients, "--client").map_err(anyhow::Error::msg)?;
         config.clients = clients.into_iter().map(|(id, secret)| Client { id, secret }).collect();
+    }
+    if let Some(path) = &cli.client_secret_file {
+        let secret = Secret::read_file(path).with_context(|| format!("reading {}", path.display()))?;
+        config.clients.retain(|c| c.id != "gridsync");
+        config.clients.push(Client { id: "gridsync".into(), secret: secret.expose().to_owned() });
     }
     config.webhook = match (cli.webhook_url, cli.webhook_secret) {
         (Some(url), Some(secret)) => Some(WebhookTarget { url, secret: Secret::new(&secret) }),

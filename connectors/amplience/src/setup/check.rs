@@ -82,15 +82,22 @@ pub struct Finding {
     pub what: String,
     /// How to fix it, when not ok.
     pub fix: Option<String>,
+    /// Whether it is one template's (which fails only the records that need that template,
+    /// dead-lettered with the reason) rather than the hub's (which fails every record).
+    pub template: bool,
 }
 
 impl Finding {
     fn ok(what: impl Into<String>) -> Self {
-        Finding { ok: true, what: what.into(), fix: None }
+        Finding { ok: true, what: what.into(), fix: None, template: false }
     }
 
     fn missing(what: impl Into<String>, fix: impl Into<String>) -> Self {
-        Finding { ok: false, what: what.into(), fix: Some(fix.into()) }
+        Finding { ok: false, what: what.into(), fix: Some(fix.into()), template: false }
+    }
+
+    fn of_template(self) -> Self {
+        Finding { template: true, ..self }
     }
 }
 
@@ -251,10 +258,13 @@ async fn check_templates(
     let env = minijinja::Environment::new();
     for key in &needs.keys {
         let Some(item) = items.get(key) else {
-            findings.push(Finding::missing(
-                format!("template {key}: no item with this delivery key in repository {repository}"),
-                "create it (a message-template item), or run `gridsync amplience setup --with-example-templates`",
-            ));
+            findings.push(
+                Finding::missing(
+                    format!("template {key}: no item with this delivery key in repository {repository}"),
+                    "create it (a message-template item), or run `gridsync amplience setup --with-example-templates`",
+                )
+                .of_template(),
+            );
             continue;
         };
         let state = match item.workflow_state() {
@@ -262,10 +272,13 @@ async fn check_templates(
             None => None,
         };
         if !state.as_ref().is_some_and(|s| needs.approved_states.iter().any(|a| a.eq_ignore_ascii_case(s))) {
-            findings.push(Finding::missing(
-                format!("template {key}: in state {}, not approved", state.as_deref().unwrap_or("(none)")),
-                format!("move it to one of {:?} once it is right", needs.approved_states),
-            ));
+            findings.push(
+                Finding::missing(
+                    format!("template {key}: in state {}, not approved", state.as_deref().unwrap_or("(none)")),
+                    format!("move it to one of {:?} once it is right", needs.approved_states),
+                )
+                .of_template(),
+            );
             continue;
         }
         let broken: Vec<String> = item
@@ -280,12 +293,15 @@ async fn check_templates(
             })
             .collect();
         if broken.is_empty() {
-            findings.push(Finding::ok(format!("template {key} (approved, v{})", item.version)));
+            findings.push(Finding::ok(format!("template {key} (approved, v{})", item.version)).of_template());
         } else {
-            findings.push(Finding::missing(
-                format!("template {key}: does not parse ({})", broken.join("; ")),
-                "correct the template in Amplience and approve it again",
-            ));
+            findings.push(
+                Finding::missing(
+                    format!("template {key}: does not parse ({})", broken.join("; ")),
+                    "correct the template in Amplience and approve it again",
+                )
+                .of_template(),
+            );
         }
     }
     Ok(findings)

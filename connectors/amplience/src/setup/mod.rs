@@ -181,11 +181,12 @@ pub async fn setup(
             }
         }
     }
-    if let Some((url, secret)) = &target.webhook {
-        webhook(client, spec, url, secret, dry_run, &mut steps).await?;
-    }
     if target.example_templates {
         example_templates(client, spec, target, dry_run, &mut steps).await?;
+    }
+    // The webhook last: the set-up's own changes (templates approved) are not sent to amp-producer.
+    if let Some((url, secret)) = &target.webhook {
+        webhook(client, spec, url, secret, dry_run, &mut steps).await?;
     }
     Ok(steps)
 }

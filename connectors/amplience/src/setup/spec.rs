@@ -13,7 +13,11 @@ const HUB_TOML: &str = include_str!("../../../../schemas/amplience/hub.toml");
 pub const SCHEMA_FILES: &[(&str, u32, &str)] = &[
     ("notification", 1, include_str!("../../../../schemas/amplience/content-types/notification/v1.json")),
     ("task", 1, include_str!("../../../../schemas/amplience/content-types/task/v1.json")),
-    ("suppression-list", 1, include_str!("../../../../schemas/amplience/content-types/suppression-list/v1.json")),
+    (
+        "campaign-suppression",
+        1,
+        include_str!("../../../../schemas/amplience/content-types/campaign-suppression/v1.json"),
+    ),
     ("account-status", 1, include_str!("../../../../schemas/amplience/content-types/account-status/v1.json")),
     (
         "distribution-status",
