@@ -49,6 +49,10 @@ export GRIDSYNC_AMPLIENCE_CLIENT_SECRET_FILE=${GRIDSYNC_AMPLIENCE_CLIENT_SECRET_
 export GRIDSYNC_AMP_WEBHOOK_SECRET_FILE=${GRIDSYNC_AMP_WEBHOOK_SECRET_FILE:-$local_dir/secrets/amplience-webhook-secret}
 export GRIDSYNC_AMP_STORE_URL=${GRIDSYNC_AMP_STORE_URL:-sqlite://$local_dir/amp-producer.db}
 export GRIDSYNC_AMP_WEBHOOK_URL=${GRIDSYNC_AMP_WEBHOOK_URL:-http://$GRIDSYNC_AMP_LISTEN/webhooks/amplience}
+# The hub's request budget, shared by the flow consumers (each takes an equal share of it,
+# counting each other in one store): scaling out does not multiply the load on the hub.
+export GRIDSYNC_AMPLIENCE_HUB_REQUESTS_PER_SECOND=${GRIDSYNC_AMPLIENCE_HUB_REQUESTS_PER_SECOND:-40}
+export GRIDSYNC_AMPLIENCE_BUDGET_STORE_URL=${GRIDSYNC_AMPLIENCE_BUDGET_STORE_URL:-sqlite://$local_dir/amplience-budget.db}
 # The trading partners, for the consumers and for `gridsync amplience check` (their locales
 # choose the templates).
 export GRIDSYNC_PARTNERS_FILE=${GRIDSYNC_PARTNERS_FILE:-$root/deploy/partners.toml}

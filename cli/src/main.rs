@@ -74,7 +74,7 @@ enum Command {
     /// The Amplience hub: set it up for gridsync (content types, webhook, example templates), check it.
     Amplience {
         #[command(subcommand)]
-        command: commands::amplience::AmplienceCommand,
+        command: Box<commands::amplience::AmplienceCommand>,
     },
     /// Publish sample events of every type, to see the pipeline work.
     Demo {
@@ -105,7 +105,7 @@ fn main() -> ExitCode {
             Command::Replay { args, kafka } => commands::replay::run(args, &kafka).await,
             Command::Dlq { command, kafka } => commands::dlq::run(command, &kafka).await,
             Command::Demo { args, kafka } => commands::demo::run(args, &kafka).await,
-            Command::Amplience { command } => commands::amplience::run(command).await,
+            Command::Amplience { command } => commands::amplience::run(*command).await,
         }
     });
     match result {

@@ -11,6 +11,7 @@ mod approved_templates;
 pub mod audit;
 mod control_numbers;
 mod flow_records;
+mod hub_budget;
 mod outbound;
 mod published;
 mod received_controls;
@@ -30,6 +31,7 @@ use sqlx::{
 pub use approved_templates::{ApprovedTemplate, ApprovedTemplates};
 pub use control_numbers::{ControlNumbers, MAX_CONTROL_NUMBER};
 pub use flow_records::FlowRecords;
+pub use hub_budget::HubBudget;
 pub use outbound::{OutboundInterchanges, Reservation};
 pub use published::PublishedEvents;
 pub use received_controls::ReceivedControls;
@@ -269,6 +271,11 @@ impl Store {
     /// The side-effect ledger of the consumers.
     pub fn side_effects(&self) -> SideEffects {
         SideEffects::new(self.pool.clone())
+    }
+
+    /// The processes sharing an Amplience hub's request budget.
+    pub fn hub_budget(&self) -> HubBudget {
+        HubBudget::new(self.pool.clone())
     }
 
     /// The latest approved version of each template seen.

@@ -58,6 +58,8 @@ async fn main() -> anyhow::Result<()> {
             timer_tick_ms: gridsync_flow::args::DEFAULT_TIMER_TICK_MS,
             clock_file: None,
             hub_check_retry_ms: gridsync_flow::args::DEFAULT_HUB_CHECK_RETRY_MS,
+            hub_requests_per_second: 0.0,
+            budget_store_url: None,
             amplience: ManagementArgs {
                 api_url: format!("{}/v2/content", sim.url()),
                 token_url: format!("{}/oauth/token", sim.url()),
@@ -172,10 +174,7 @@ async fn main() -> anyhow::Result<()> {
             3.0 * throughput
         );
     }
-    println!(
-        "  one buyer / 1,000 buyers: {:.2} of the orders/s",
-        backlogs[0].1 / backlogs[1].1.max(f64::MIN_POSITIVE)
-    );
+    println!("  one buyer / 1,000 buyers: {:.2} of the orders/s", backlogs[0].1 / backlogs[1].1.max(f64::MIN_POSITIVE));
     println!(
         "  {steady} orders at 20/s: source event → side effect p50 {} ms, p99 {} ms ({} side effects)",
         percentile(0.50),

@@ -90,7 +90,11 @@ impl Hub {
         let http = reqwest::Client::new();
         let token: Value = http
             .post(format!("{}/oauth/token", self.sim.url()))
-            .form(&[("grant_type", "client_credentials"), ("client_id", "gridsync"), ("client_secret", "gridsync-secret")])
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "gridsync"),
+                ("client_secret", "gridsync-secret"),
+            ])
             .send()
             .await
             .unwrap()
@@ -176,7 +180,10 @@ async fn setup_prepares_an_empty_hub_once_and_check_passes_only_then() {
     let check = hub.gridsync(&["check"]);
     let out = text(&check);
     assert_eq!(check.status.code(), Some(1), "{out}");
-    assert!(out.contains(&format!("MISSING  content type {NOTIFICATION}: not assigned to repository {}", hub.repo())), "{out}");
+    assert!(
+        out.contains(&format!("MISSING  content type {NOTIFICATION}: not assigned to repository {}", hub.repo())),
+        "{out}"
+    );
     assert!(out.contains("1 of "), "only the one: {out}");
 }
 
@@ -198,7 +205,11 @@ async fn the_hub_refuses_what_amplience_refuses() {
     broken.fields.remove("gridsync");
     broken.fields.insert("locale".into(), json!(42));
     let (status, body) = hub
-        .raw(reqwest::Method::POST, &format!("/content-repositories/{}/content-items", hub.repo()), &broken.to_request().to_string())
+        .raw(
+            reqwest::Method::POST,
+            &format!("/content-repositories/{}/content-items", hub.repo()),
+            &broken.to_request().to_string(),
+        )
         .await;
     assert_eq!(status, 400, "{body}");
     let errors = body["errors"].as_array().unwrap();
@@ -218,7 +229,8 @@ async fn the_hub_refuses_what_amplience_refuses() {
     let (status, _) = hub.raw(reqwest::Method::PATCH, &format!("/content-items/{}", created.id), &stale).await;
     assert_eq!(status, 409);
     let state = json!({ "version": created.version, "state": "000000000000000000000bad" }).to_string();
-    let (status, body) = hub.raw(reqwest::Method::PATCH, &format!("/content-items/{}/workflow", created.id), &state).await;
+    let (status, body) =
+        hub.raw(reqwest::Method::PATCH, &format!("/content-items/{}/workflow", created.id), &state).await;
     assert_eq!((status, body["errors"][0]["code"].as_str()), (400, Some("WORKFLOW_STATE_NOT_FOUND")));
     // An update is validated too.
     let invalid = client.update_item(&created.id, |item| item.body["recipient"] = json!(7)).await.unwrap_err();
@@ -272,4 +284,75 @@ async fn a_consumer_stays_unready_saying_why_until_the_hub_is_set_up() {
     let ready = wait_for(Duration::from_secs(30), || async { answer().await.0 == 200 }).await;
     assert!(ready, "{:?}\n{}", answer().await, log());
     common::stop(consumer).await;
+}
+
+/// A notifications consumer of `pipeline` reaching `hub`, sharing a hub budget of `budget` requests
+/// a second through the store `budget_store`; its metrics on `metrics`.
+fn sharing_consumer(
+    pipeline: &Pipeline,
+    hub: &Hub,
+    dir: &std::path::Path,
+    name: &str,
+    (budget, budget_store): (f64, &str),
+    metrics: u16,
+) -> std::process::Child {
+    Command::new(workspace_binary("notifications-consumer"))
+        .args(["--brokers", &pipeline.broker.brokers(), "--topic-prefix", &pipeline.kafka.topic_prefix])
+        .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
+        .arg(format!("--store-url=sqlite://{}", dir.join("ledger.db").display()))
+        .args([
+            "--amplience-hub-requests-per-second",
+            &budget.to_string(),
+            "--amplience-budget-store-url",
+            budget_store,
+        ])
+        .envs(hub.env())
+        .env("GRIDSYNC_KAFKA_SESSION_TIMEOUT_MS", "6000")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_share_the_hubs_request_budget_instead_of_multiplying_it() {
+    use gridsync_schemas::{samples::sample, EventType};
+    const SHARE: &str = "gridsync_amplience_budget_share_requests_per_second";
+    let pipeline = Pipeline::start("hub-budget", None).await.unwrap();
+    // A hub that answers 429 past 12 requests a second; gridsync's budget for it is 10.
+    let hub = Hub::start(SimConfig { requests_per_second: 12.0, ..SimConfig::default() }).await;
+    gridsync_tests::set_up_hub(&hub.sim.url(), &hub.config.hub_id, &hub.config.repositories, None).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let budget_store = format!("sqlite://{}", dir.path().join("budget.db").display());
+    let (first_port, second_port) = (free_port(), free_port());
+    let metrics = |port: u16| format!("http://127.0.0.1:{port}/metrics");
+    let share = |port: u16| async move { gridsync_tests::metric_value(&metrics(port), SHARE, "").await };
+
+    let first = sharing_consumer(&pipeline, &hub, dir.path(), "first", (10.0, &budget_store), first_port);
+    assert!(wait_for(Duration::from_secs(60), || async { share(first_port).await == 10.0 }).await, "alone: all of it");
+    let second = sharing_consumer(&pipeline, &hub, dir.path(), "second", (10.0, &budget_store), second_port);
+    let halves = || async { share(first_port).await == 5.0 && share(second_port).await == 5.0 };
+    assert!(
+        wait_for(Duration::from_secs(60), halves).await,
+        "two replicas: half each, not 10 each ({} and {})",
+        share(first_port).await,
+        share(second_port).await
+    );
+
+    // A burst of orders through both: the hub's rate is never passed.
+    let before: Value = reqwest::get(format!("{}/__sim/stats", hub.sim.url())).await.unwrap().json().await.unwrap();
+    for seq in 0..20 {
+        let mut event = sample(EventType::PurchaseOrderReceived, "ACME", 500 + seq);
+        event.envelope_mut().occurred_at = gridsync_schemas::Timestamp::now();
+        pipeline.producer.publish(&event, None).await.unwrap();
+    }
+    let made = || async { common::sim_items(&hub.sim.url(), "gridsync/order-confirmation/").await.len() == 20 };
+    assert!(wait_for(Duration::from_secs(120), made).await, "the orders' confirmations were not all made");
+    let after: Value = reqwest::get(format!("{}/__sim/stats", hub.sim.url())).await.unwrap().json().await.unwrap();
+    assert_eq!(after["answered"]["429"], before["answered"]["429"], "the hub was asked past its rate: {after}");
+
+    // One replica stops: the other takes the whole budget again.
+    common::stop(second).await;
+    assert!(wait_for(Duration::from_secs(30), || async { share(first_port).await == 10.0 }).await);
+    common::stop(first).await;
 }

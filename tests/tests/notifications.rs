@@ -220,7 +220,8 @@ async fn edi_documents_become_notifications_from_approved_templates() {
     let mut items = Vec::new();
     for _ in 0..600 {
         items = h.items("gridsync/").await;
-        let suppressing: usize = items.iter().filter_map(|i| i["item"]["body"]["orders"].as_array().map(Vec::len)).sum();
+        let suppressing: usize =
+            items.iter().filter_map(|i| i["item"]["body"]["orders"].as_array().map(Vec::len)).sum();
         let list_done = suppressing == 4;
         if list_done
             && count_by_action(&items.iter().filter(|i| !action_of(i).is_empty()).cloned().collect::<Vec<_>>())
@@ -276,7 +277,9 @@ async fn edi_documents_become_notifications_from_approved_templates() {
     }
     // Each ordering customer kept out of campaigns: an item per partner and customer, with its orders.
     let suppressed = |i: &&Value| {
-        i["item"]["body"]["_meta"]["deliveryKey"].as_str().is_some_and(|k| k.starts_with("gridsync/campaign-suppression/"))
+        i["item"]["body"]["_meta"]["deliveryKey"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("gridsync/campaign-suppression/"))
     };
     let orders: BTreeSet<(&str, &str)> = items
         .iter()

@@ -110,11 +110,11 @@ fn flows(args: &FlowsArgs, spec: &HubSpec) -> anyhow::Result<Flows> {
             PartnerProfiles::default()
         }
     };
-    let notifications = gridsync_notifications::config::NotificationsConfig::load(args.notifications_config.as_deref())?;
+    let notifications =
+        gridsync_notifications::config::NotificationsConfig::load(args.notifications_config.as_deref())?;
     let billing = gridsync_billing::config::BillingConfig::load(args.billing_config.as_deref())?;
     let exceptions = gridsync_exceptions::config::ExceptionsConfig::load(args.exceptions_config.as_deref())?;
-    let distribution =
-        gridsync_distribution::config::DistributionConfig::load(args.distribution_config.as_deref())?;
+    let distribution = gridsync_distribution::config::DistributionConfig::load(args.distribution_config.as_deref())?;
     let mut needs = Requirements::default();
     needs
         .merge(notifications.requirements(&partners))

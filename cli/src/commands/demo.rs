@@ -13,12 +13,17 @@ pub struct DemoArgs {
     /// Trading partner id of the sample events.
     #[arg(long, default_value = "ACME")]
     partner: String,
+    /// The first sample's number (its control numbers, PO and invoice numbers follow from it):
+    /// high by default, so the samples' interchange numbers never meet those gridsync allocates
+    /// for the documents it sends the partner (an acknowledgement would then seem to answer one).
+    #[arg(long, default_value_t = 900_000_001)]
+    first: u64,
 }
 
 pub async fn run(args: DemoArgs, kafka: &KafkaArgs) -> anyhow::Result<ExitCode> {
     let producer = EventProducer::new(kafka, Metrics::new("gridsync-demo")?)?;
     let mut published = 0;
-    for seq in 1..=args.count {
+    for seq in args.first..args.first + args.count {
         for event_type in EventType::ALL {
             let mut event = sample(event_type, &args.partner, seq);
             // Learned of now, as a producer would stamp it: the flows' reports time from here.

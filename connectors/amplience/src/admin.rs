@@ -90,7 +90,11 @@ impl ManagementClient {
     ) -> Result<T, AmplienceError> {
         let name = gridsync_http::method_name(&method);
         let (url, value) = self.call(method, path, body).await?;
-        serde_json::from_value(value).map_err(|e| AmplienceError::Unexpected { method: name, url, message: e.to_string() })
+        serde_json::from_value(value).map_err(|e| AmplienceError::Unexpected {
+            method: name,
+            url,
+            message: e.to_string(),
+        })
     }
 
     /// The hub's own resource: proves the credentials reach the configured hub.

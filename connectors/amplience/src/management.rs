@@ -168,11 +168,21 @@ impl ManagementClient {
         self.transport.stats()
     }
 
+    /// What spaces this client's requests: its rate is this process's share of the hub's budget.
+    pub fn limiter(&self) -> &RateLimiter {
+        self.transport.limiter()
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.api_url)
     }
 
-    pub(crate) async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(String, Value), AmplienceError> {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(String, Value), AmplienceError> {
         let url = self.url(path);
         let name = method_name(&method);
         let response = self.transport.send(method, &url, body, None).await?;

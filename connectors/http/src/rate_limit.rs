@@ -8,19 +8,28 @@ use tokio::{sync::Mutex, time::Instant};
 
 #[derive(Debug)]
 pub struct RateLimiter {
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
     interval: Duration,
     burst: Duration,
-    next: Mutex<Instant>,
+    next: Instant,
+}
+
+fn spacing(per_second: f64, burst: u32) -> (Duration, Duration) {
+    let interval = if per_second > 0.0 { Duration::from_secs_f64(1.0 / per_second) } else { Duration::ZERO };
+    (interval, interval * burst.max(1))
 }
 
 impl RateLimiter {
     /// `per_second` requests per second on average (0 means unlimited);
     /// up to `burst` may go at once after a quiet spell.
     pub fn new(per_second: f64, burst: u32) -> Self {
-        let interval = if per_second > 0.0 { Duration::from_secs_f64(1.0 / per_second) } else { Duration::ZERO };
-        let burst = interval * burst.max(1);
+        let (interval, burst) = spacing(per_second, burst);
         let now = Instant::now();
-        RateLimiter { interval, burst, next: Mutex::new(now.checked_sub(burst).unwrap_or(now)) }
+        RateLimiter { state: Mutex::new(State { interval, burst, next: now.checked_sub(burst).unwrap_or(now) }) }
     }
 
     /// `per_minute` requests per minute (e.g. Amplience's publish limit of 100).
@@ -28,18 +37,24 @@ impl RateLimiter {
         Self::new(f64::from(per_minute) / 60.0, burst)
     }
 
+    /// From now on, `per_second` on average (a share of a budget that changed).
+    pub async fn set_per_second(&self, per_second: f64, burst: u32) {
+        let mut state = self.state.lock().await;
+        (state.interval, state.burst) = spacing(per_second, burst);
+    }
+
     /// Waits for this request's slot.
     pub async fn acquire(&self) {
-        if self.interval.is_zero() {
-            return;
-        }
         let slot = {
-            let mut next = self.next.lock().await;
+            let mut state = self.state.lock().await;
+            if state.interval.is_zero() {
+                return;
+            }
             let now = Instant::now();
             // Unused capacity accumulates up to the burst, no further.
-            let earliest = now.checked_sub(self.burst).unwrap_or(now);
-            let slot = (*next).max(earliest);
-            *next = slot + self.interval;
+            let earliest = now.checked_sub(state.burst).unwrap_or(now);
+            let slot = state.next.max(earliest);
+            state.next = slot + state.interval;
             slot
         };
         tokio::time::sleep_until(slot).await;
@@ -60,6 +75,19 @@ mod tests {
         // Two go at once, then one every 100 ms.
         let elapsed = started.elapsed();
         assert!(elapsed >= Duration::from_millis(400) && elapsed < Duration::from_millis(600), "{elapsed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_rate_spaces_the_requests_after_it() {
+        let limiter = RateLimiter::new(10.0, 1);
+        limiter.set_per_second(2.0, 1).await;
+        let started = Instant::now();
+        for _ in 0..5 {
+            limiter.acquire().await;
+        }
+        // One at once, then one every 500 ms.
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(1900) && elapsed < Duration::from_millis(2200), "{elapsed:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -126,6 +126,11 @@ impl<E: ApiError> Transport<E> {
         &self.stats
     }
 
+    /// What spaces the requests (its rate may change: a share of a budget).
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.limiter
+    }
+
     /// Sends `method url` with an optional JSON body until it succeeds, fails
     /// for good, or the attempts run out (the last error is returned).
     pub async fn send(

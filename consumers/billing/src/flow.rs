@@ -20,8 +20,8 @@ use gridsync_amplience::{DeliveryKey, NewContentItem};
 use gridsync_core::kafka::{Handler, HandlerError, Record};
 use gridsync_edi::write::PartyId;
 use gridsync_flow::{
-    clock::Clock, messages, partners::PartnerProfile, Audience, FlowContext, FlowError,
-    Messages, Raise, Send, SideEffect,
+    clock::Clock, messages, partners::PartnerProfile, Audience, FlowContext, FlowError, Messages, Raise, Send,
+    SideEffect,
 };
 use gridsync_schemas::{
     events::{DisputeResolved, ExceptionKind, InvoiceReceived, OrderLine, PaymentConfirmed, RemittanceAdviceReceived},

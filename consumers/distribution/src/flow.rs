@@ -20,9 +20,7 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use gridsync_amplience::{DeliveryClient, DeliveryKey, MediaLink, NewContentItem};
 use gridsync_core::kafka::{Handler, HandlerError, Record};
-use gridsync_flow::{
-    clock::Clock, effects::Outcome, scheduler, FlowContext, FlowError, Raise, SideEffect,
-};
+use gridsync_flow::{clock::Clock, effects::Outcome, scheduler, FlowContext, FlowError, Raise, SideEffect};
 use gridsync_schemas::{
     events::{DeliveryOutcome, Direction, DocumentStatus, DocumentStatusChanged, ExceptionKind, PartnerContent},
     Event, Timestamp,

@@ -42,6 +42,19 @@ pub struct FlowArgs {
     /// often, in ms; the consumer is unready meanwhile.
     #[arg(long, env = "GRIDSYNC_HUB_CHECK_RETRY_MS", default_value_t = DEFAULT_HUB_CHECK_RETRY_MS)]
     pub hub_check_retry_ms: u64,
+    /// The Amplience hub's whole request budget, shared by every flow consumer and replica that
+    /// uses the hub (0: not shared; each process keeps to --amplience-requests-per-second).
+    /// Needs --amplience-budget-store-url: each process takes an equal share of it.
+    #[arg(
+        long = "amplience-hub-requests-per-second",
+        env = "GRIDSYNC_AMPLIENCE_HUB_REQUESTS_PER_SECOND",
+        default_value_t = 0.0
+    )]
+    pub hub_requests_per_second: f64,
+    /// A store every flow consumer using the hub shares (`postgres://...`, or one SQLite file on
+    /// one machine), where they count each other to split the hub's budget.
+    #[arg(long = "amplience-budget-store-url", env = "GRIDSYNC_AMPLIENCE_BUDGET_STORE_URL")]
+    pub budget_store_url: Option<String>,
     #[command(flatten)]
     pub amplience: ManagementArgs,
 }

@@ -44,6 +44,8 @@ impl FlowContext {
             &deps.metrics,
             Duration::from_millis(args.claim_lease_ms),
         )?;
+        let member = format!("{name}/{}", effects.owner());
+        crate::budget::join(args, &amplience, &member, &deps).await?;
         let keyed_items = crate::keyed_items::KeyedItems::new(amplience.clone(), args.amplience.hub_id.clone());
         Ok(FlowContext { name, store, amplience, partners, effects, keyed_items, deps })
     }

@@ -21,9 +21,9 @@ pub fn template_keys<'a>(
     partners: &'a crate::PartnerProfiles,
 ) -> impl Iterator<Item = String> + 'a {
     partners.all().flat_map(move |partner| {
-        templates.keys().filter_map(move |action| {
-            template_key(templates, partner_templates, action, &partner.id, &partner.locale)
-        })
+        templates
+            .keys()
+            .filter_map(move |action| template_key(templates, partner_templates, action, &partner.id, &partner.locale))
     })
 }
 

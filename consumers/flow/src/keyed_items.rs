@@ -86,7 +86,12 @@ impl KeyedItems {
     /// Ensures `new` exists in `repository_id` (by its delivery key) and applies `change` to its
     /// body, reported as updated only if the change counted and the item was saved (a change
     /// already there is not written again).
-    pub async fn update(&self, repository_id: &str, new: &NewContentItem, change: Change) -> Result<Outcome, FlowError> {
+    pub async fn update(
+        &self,
+        repository_id: &str,
+        new: &NewContentItem,
+        change: Change,
+    ) -> Result<Outcome, FlowError> {
         let key = new
             .delivery_key
             .as_ref()
@@ -112,7 +117,13 @@ impl KeyedItems {
     }
 
     /// Applies `batch` to the item and saves it once, answering every change.
-    async fn save(&self, saved: &mut Option<ContentItem>, repository_id: &str, new: &NewContentItem, mut batch: Vec<Waiting>) {
+    async fn save(
+        &self,
+        saved: &mut Option<ContentItem>,
+        repository_id: &str,
+        new: &NewContentItem,
+        mut batch: Vec<Waiting>,
+    ) {
         let result = self.apply(saved, repository_id, new, &mut batch).await;
         match result {
             Ok((item, counted, wrote)) => {

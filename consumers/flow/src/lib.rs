@@ -14,6 +14,7 @@
 //! - [`hub_check`]: the Amplience hub has what the flow needs before it consumes.
 
 pub mod args;
+pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod context;

@@ -17,10 +17,7 @@
 
 use gridsync_amplience::{DeliveryKey, NewContentItem};
 use gridsync_core::kafka::{Handler, HandlerError, Record};
-use gridsync_flow::{
-    messages, partners::PartnerProfile, Audience, FlowContext, FlowError, Messages, Send,
-    SideEffect,
-};
+use gridsync_flow::{messages, partners::PartnerProfile, Audience, FlowContext, FlowError, Messages, Send, SideEffect};
 use gridsync_schemas::{
     events::{DocumentStatus, PurchaseOrderReceived},
     Event,
@@ -148,8 +145,11 @@ impl Notifications {
         self.ctx
             .effects
             .perform(record, &effect, |_| async move {
-                let key = DeliveryKey::derive(&self.config.suppression_key_prefix, [partner.id.as_str(), po.buyer.id.as_str()])
-                    .map_err(|e| FlowError::Invalid(e.to_string()))?;
+                let key = DeliveryKey::derive(
+                    &self.config.suppression_key_prefix,
+                    [partner.id.as_str(), po.buyer.id.as_str()],
+                )
+                .map_err(|e| FlowError::Invalid(e.to_string()))?;
                 let customer = customer_name(partner, &po.buyer.id, po.buyer.name.as_deref());
                 let item = NewContentItem {
                     label: format!("Campaign suppression {} ({})", customer, partner.id),
@@ -257,6 +257,9 @@ mod tests {
             add_order(&mut body, &order(&format!("o{n:03}"), &format!("2027-03-01T00:00:{:02}.{n:03}Z", n % 60)), now);
         }
         assert_eq!(body["orders"].as_array().unwrap().len(), SUPPRESSING_ORDERS, "the newest only");
-        assert!(body["orders"].as_array().unwrap().iter().all(|o| o["sourceEventId"] != "live"), "the oldest went first");
+        assert!(
+            body["orders"].as_array().unwrap().iter().all(|o| o["sourceEventId"] != "live"),
+            "the oldest went first"
+        );
     }
 }

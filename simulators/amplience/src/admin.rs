@@ -144,7 +144,11 @@ pub async fn update_schema(
     answer(updated, StatusCode::OK)
 }
 
-pub async fn list_types(State(state): State<Shared>, Path(hub): Path<String>, Query(page): Query<PageQuery>) -> Response {
+pub async fn list_types(
+    State(state): State<Shared>,
+    Path(hub): Path<String>,
+    Query(page): Query<PageQuery>,
+) -> Response {
     let h = lock(&state.hub);
     let listed = check_hub(&h, &hub).map(|()| {
         let types = h.types.types().into_iter().map(|t| t.to_json()).collect();

@@ -91,7 +91,8 @@ pub(crate) fn answer(result: Result<Value, HubError>, ok: StatusCode) -> Respons
 
 /// A request body as JSON; 400 in Amplience's shape when it is not.
 pub(crate) fn parse(body: &Bytes) -> Result<Value, HubError> {
-    serde_json::from_slice(body).map_err(|e| HubError::new(400, "REQUEST_INVALID", format!("the body is not JSON: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| HubError::new(400, "REQUEST_INVALID", format!("the body is not JSON: {e}")))
 }
 
 pub fn router(state: Shared) -> Router {
@@ -191,9 +192,7 @@ async fn authenticate(State(state): State<Shared>, mut request: Request, next: N
             request.extensions_mut().insert(Actor(actor));
             next.run(request).await
         }
-        None => {
-            error(HubError::new(401, "UNAUTHORIZED", "missing, unknown or expired token"))
-        }
+        None => error(HubError::new(401, "UNAUTHORIZED", "missing, unknown or expired token")),
     }
 }
 

@@ -28,10 +28,7 @@ const VALIDATION_LEVELS: [&str; 3] = ["CONTENT_TYPE", "SLOT", "HIERARCHY"];
 struct CoreOnly;
 
 impl jsonschema::Retrieve for CoreOnly {
-    fn retrieve(
-        &self,
-        uri: &jsonschema::Uri<String>,
-    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+    fn retrieve(&self, uri: &jsonschema::Uri<String>) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
         if uri.as_str().trim_end_matches('#') == CORE_URI {
             Ok(CORE.clone())
         } else {
@@ -184,7 +181,8 @@ impl ContentTypes {
         if schema.get("$id").and_then(Value::as_str) != Some(schema_id) {
             return Err(invalid("CONTENT_TYPE_SCHEMA_INVALID", format!("the schema's $id must be {schema_id}")));
         }
-        compile(&schema).map_err(|e| invalid("CONTENT_TYPE_SCHEMA_INVALID", format!("the schema does not compile: {e}")))?;
+        compile(&schema)
+            .map_err(|e| invalid("CONTENT_TYPE_SCHEMA_INVALID", format!("the schema does not compile: {e}")))?;
         Ok(schema)
     }
 
@@ -362,11 +360,8 @@ impl ContentTypes {
             };
             return Err(invalid("CONTENT_TYPE_NOT_FOUND", message));
         };
-        let errors: Vec<(String, String)> = content_type
-            .validator
-            .iter_errors(body)
-            .map(|e| (e.instance_path().to_string(), e.to_string()))
-            .collect();
+        let errors: Vec<(String, String)> =
+            content_type.validator.iter_errors(body).map(|e| (e.instance_path().to_string(), e.to_string())).collect();
         if errors.is_empty() {
             return Ok(());
         }
@@ -423,8 +418,11 @@ mod tests {
     fn a_schema_must_name_itself_and_compile() {
         let mut types = ContentTypes::default();
         let uri = "https://example.test/b.json";
-        let wrong_id =
-            CreateSchema { body: schema("https://other", &[]), schema_id: uri.into(), validation_level: "CONTENT_TYPE".into() };
+        let wrong_id = CreateSchema {
+            body: schema("https://other", &[]),
+            schema_id: uri.into(),
+            validation_level: "CONTENT_TYPE".into(),
+        };
         assert_eq!(types.create_schema(wrong_id, "t").unwrap_err().status, 400);
         let remote = json!({ "$id": uri, "$ref": "https://elsewhere.test/x.json" }).to_string();
         let remote = CreateSchema { body: remote, schema_id: uri.into(), validation_level: "CONTENT_TYPE".into() };

@@ -337,8 +337,13 @@ async fn deliver_all(
 /// One delivery to one handler, retried until it is answered 2xx or the attempts run out.
 async fn deliver(http: &reqwest::Client, url: &str, secret: &Secret, outgoing: &Outgoing) -> DeliveryLog {
     let signature = sign(&outgoing.body, secret);
-    let mut entry =
-        DeliveryLog { id: outgoing.id.clone(), name: outgoing.name.clone(), attempts: 0, last_status: None, delivered: false };
+    let mut entry = DeliveryLog {
+        id: outgoing.id.clone(),
+        name: outgoing.name.clone(),
+        attempts: 0,
+        last_status: None,
+        delivered: false,
+    };
     while entry.attempts < MAX_ATTEMPTS && !entry.delivered {
         entry.attempts += 1;
         let result = http

@@ -168,7 +168,10 @@ pub async fn check(
         let shipped = spec.content_type(uri);
         match (shipped, schemas.get(uri)) {
             (Some(shipped), Some((version, body))) if body != &shipped.schema => findings.push(Finding::missing(
-                format!("content type {uri}: its schema (hub version {version}) is not gridsync's v{}", shipped.version),
+                format!(
+                    "content type {uri}: its schema (hub version {version}) is not gridsync's v{}",
+                    shipped.version
+                ),
                 SETUP,
             )),
             (Some(shipped), _) if client.cached_schema(type_id).await?.cached_schema != shipped.schema => findings

@@ -19,11 +19,7 @@ pub const SCHEMA_FILES: &[(&str, u32, &str)] = &[
         include_str!("../../../../schemas/amplience/content-types/campaign-suppression/v1.json"),
     ),
     ("account-status", 1, include_str!("../../../../schemas/amplience/content-types/account-status/v1.json")),
-    (
-        "distribution-status",
-        1,
-        include_str!("../../../../schemas/amplience/content-types/distribution-status/v1.json"),
-    ),
+    ("distribution-status", 1, include_str!("../../../../schemas/amplience/content-types/distribution-status/v1.json")),
     ("message-template", 1, include_str!("../../../../schemas/amplience/content-types/message-template/v1.json")),
     (
         "payment-confirmation",
@@ -219,10 +215,7 @@ mod tests {
     fn items_written_under_every_version_validate_against_the_newest() {
         struct Core;
         impl jsonschema::Retrieve for Core {
-            fn retrieve(
-                &self,
-                _: &jsonschema::Uri<String>,
-            ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+            fn retrieve(&self, _: &jsonschema::Uri<String>) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
                 let core = include_str!("../../../../simulators/amplience/src/core-schema.json");
                 Ok(serde_json::from_str(core)?)
             }
