@@ -208,8 +208,8 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
     }
     let created =
         reqwest::get(format!("{}/__sim/items?prefix=gridsync/", sim.url())).await.unwrap().text().await.unwrap();
-    assert!(created.contains("PO000001"), "the demo order's confirmation is in Amplience: {created}");
-    assert!(created.contains("INV000001"), "the demo invoice's billing communication is in Amplience");
+    assert!(created.contains("PO900000001"), "the demo order's confirmation is in Amplience: {created}");
+    assert!(created.contains("INV900000001"), "the demo invoice's billing communication is in Amplience");
     assert!(created.contains("exception-task"), "the demo exception's task is in Amplience");
     assert!(
         created.contains("gridsync/distribution-status/"),

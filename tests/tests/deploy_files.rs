@@ -167,6 +167,18 @@ fn the_kubernetes_manifests_run_each_binary_as_it_should() {
     }
     let expected: BTreeSet<String> = PIPELINE_BINARIES.map(str::to_owned).into();
     assert_eq!(binaries, expected, "a Deployment per producer and consumer");
+    // The hub's set-up runs as a Job, with only what `gridsync amplience setup` takes.
+    let jobs: Vec<&(String, Value)> = of_kind("Job").collect();
+    assert_eq!(jobs.len(), 1, "the amplience-setup Job");
+    for (file, job) in jobs {
+        let container = &job["spec"]["template"]["spec"]["containers"][0];
+        let command = strings(&container["command"]);
+        assert_eq!(command[..3], ["gridsync", "amplience", "setup"], "deploy/k8s/base/{file}");
+        let variables: Vec<String> =
+            container["env"].as_sequence().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_owned()).collect();
+        check_binary(&mut cache, "gridsync", &variables, &command[1..], &format!("deploy/k8s/base/{file}"));
+        every_variable.extend(variables);
+    }
     // What the shared ConfigMap gives every binary is taken by at least one of them.
     for variable in &config {
         let taken = cache.values().any(|(env, _)| env.contains(variable));

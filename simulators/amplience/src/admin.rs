@@ -34,6 +34,19 @@ pub fn hal_page(embedded: &str, items: Vec<Value>, page: &PageQuery, base: &str)
     })
 }
 
+/// A HAL page of one of hub `hub`'s lists (`/hubs/{hub}/<embedded>`), its items from `items`.
+fn listed(
+    state: &Shared,
+    hub: &str,
+    page: &PageQuery,
+    embedded: &str,
+    items: impl FnOnce(&Hub) -> Vec<Value>,
+) -> Response {
+    let h = lock(&state.hub);
+    let base = format!("/v2/content/hubs/{hub}/{embedded}");
+    answer(check_hub(&h, hub).map(|()| hal_page(embedded, items(&h), page, &base)), StatusCode::OK)
+}
+
 fn check_hub(hub: &Hub, id: &str) -> Result<(), HubError> {
     if hub.hub_id == id {
         Ok(())
@@ -69,12 +82,9 @@ pub async fn list_repositories(
     Path(hub): Path<String>,
     Query(page): Query<PageQuery>,
 ) -> Response {
-    let h = lock(&state.hub);
-    let listed = check_hub(&h, &hub).map(|()| {
-        let repos = h.repositories.iter().map(|r| repository_json(&h, r)).collect();
-        hal_page("content-repositories", repos, &page, &format!("/v2/content/hubs/{hub}/content-repositories"))
-    });
-    answer(listed, StatusCode::OK)
+    listed(&state, &hub, &page, "content-repositories", |h| {
+        h.repositories.iter().map(|r| repository_json(h, r)).collect()
+    })
 }
 
 pub async fn get_repository(State(state): State<Shared>, Path(id): Path<String>) -> Response {
@@ -104,12 +114,9 @@ pub async fn list_schemas(
     Path(hub): Path<String>,
     Query(page): Query<PageQuery>,
 ) -> Response {
-    let h = lock(&state.hub);
-    let listed = check_hub(&h, &hub).map(|()| {
-        let schemas = h.types.schemas().into_iter().map(|s| s.to_json()).collect();
-        hal_page("content-type-schemas", schemas, &page, &format!("/v2/content/hubs/{hub}/content-type-schemas"))
-    });
-    answer(listed, StatusCode::OK)
+    listed(&state, &hub, &page, "content-type-schemas", |h| {
+        h.types.schemas().into_iter().map(|s| s.to_json()).collect()
+    })
 }
 
 pub async fn create_schema(
@@ -149,12 +156,7 @@ pub async fn list_types(
     Path(hub): Path<String>,
     Query(page): Query<PageQuery>,
 ) -> Response {
-    let h = lock(&state.hub);
-    let listed = check_hub(&h, &hub).map(|()| {
-        let types = h.types.types().into_iter().map(|t| t.to_json()).collect();
-        hal_page("content-types", types, &page, &format!("/v2/content/hubs/{hub}/content-types"))
-    });
-    answer(listed, StatusCode::OK)
+    listed(&state, &hub, &page, "content-types", |h| h.types.types().into_iter().map(|t| t.to_json()).collect())
 }
 
 pub async fn register_type(State(state): State<Shared>, Path(hub): Path<String>, body: Bytes) -> Response {
@@ -196,11 +198,7 @@ pub async fn list_webhooks(
     Path(hub): Path<String>,
     Query(page): Query<PageQuery>,
 ) -> Response {
-    let listed = check_hub(&lock(&state.hub), &hub).map(|()| {
-        let hooks = state.webhooks.subscriptions.list(&hub);
-        hal_page("webhooks", hooks, &page, &format!("/v2/content/hubs/{hub}/webhooks"))
-    });
-    answer(listed, StatusCode::OK)
+    listed(&state, &hub, &page, "webhooks", |_| state.webhooks.subscriptions.list(&hub))
 }
 
 pub async fn create_webhook(State(state): State<Shared>, Path(hub): Path<String>, body: Bytes) -> Response {
