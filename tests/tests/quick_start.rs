@@ -99,6 +99,27 @@ fn the_quick_start_reports_every_flow_and_a_second_start_keeps_the_data_without_
     assert!(flow_line(&stdout, 1).contains("order-confirmation -> Amplience"));
     assert!(flow_line(&stdout, 2).contains("remittance-advice -> Trading Grid"));
     assert!(flow_line(&stdout, 5).contains("partner-package -> Trading Grid"));
+    // The simulated hub started empty and was set up as a user sets up theirs; flow 4 sent the
+    // onboarding pack approved in it (with its guide attached) to the partners.
+    assert!(stdout.contains("the hub has everything the flows need"), "gridsync amplience check did not pass");
+    assert!(
+        flow_line(&stdout, 4).contains("partner-package -> Trading Grid (to ACME, GLOBEX)"),
+        "{}",
+        flow_line(&stdout, 4)
+    );
+    // Sent to the outbound mailbox, perhaps picked up by the partner already.
+    let outbound = state.path().join("tg-mailbox/outbound");
+    let welcome = [outbound.clone(), outbound.join(".picked-up")]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().filter_map(Result::ok))
+        .filter(|f| f.file_name().to_string_lossy().ends_with(".zip"))
+        // A zip names its entries in plain text.
+        .filter(|f| {
+            std::fs::read(f.path())
+                .is_ok_and(|zip| String::from_utf8_lossy(&zip).contains("attachments/supplier-welcome-2027.svg"))
+        })
+        .count();
+    assert_eq!(welcome, 2, "the onboarding pack, with its guide, to ACME and GLOBEX in {}", outbound.display());
     assert!(flow_line(&stdout, 8).contains("exception-task -> Amplience"));
     assert!(stdout.contains("Where to look next:"));
     let prometheus = format!("http://127.0.0.1:{}", 9090 + offset);
