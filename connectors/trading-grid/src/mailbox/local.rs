@@ -54,7 +54,6 @@ fn read_claimed(path: &Path, name: &str, max_bytes: u64) -> Result<Result<Claime
 }
 
 pub struct LocalMailbox {
-    root: PathBuf,
     inbound: PathBuf,
     /// `inbound/.processing/`: a folder per owner.
     processing: PathBuf,
@@ -73,7 +72,6 @@ impl LocalMailbox {
     pub async fn open(root: &Path, max_bytes: u64, settle: Duration, owner: ClaimOwner) -> Result<Self, MailboxError> {
         let processing = root.join("inbound").join(".processing");
         let mailbox = LocalMailbox {
-            root: root.to_owned(),
             inbound: root.join("inbound"),
             claimed: processing.join(&owner.id),
             processing,
@@ -146,33 +144,68 @@ impl LocalMailbox {
     }
 
     /// Where `finish` will put a file, relative to the mailbox root (e.g.
-    /// `quarantine/broken.edi`): an earlier file of the same name is never overwritten.
+    /// `quarantine/broken.edi`): nothing already there is ever overwritten, the file or the
+    /// `.reason` beside a quarantined one ([`super::settled_names`]).
     pub async fn destination(&self, name: &str, outcome: &Outcome) -> PathBuf {
-        let (dir, folder) = match outcome {
-            Outcome::Processed => (&self.processed, "processed"),
-            Outcome::Quarantined { .. } => (&self.quarantine, "quarantine"),
-        };
-        let mut file = name.to_owned();
-        let mut n = 1;
-        while tokio::fs::symlink_metadata(dir.join(&file)).await.is_ok() {
-            file = format!("{name}.{n}");
-            n += 1;
+        let (dir, folder) = self.folder(outcome);
+        for file in super::settled_names(name) {
+            if !self.taken(dir, &file, outcome).await {
+                return Path::new(folder).join(file);
+            }
         }
-        Path::new(folder).join(file)
+        unreachable!("settled_names never ends")
     }
 
-    /// Moves a claimed file on, to `destination`. A quarantined file gets a
-    /// `<file>.reason` beside it. Returns where the file now is.
+    fn folder(&self, outcome: &Outcome) -> (&PathBuf, &'static str) {
+        match outcome {
+            Outcome::Processed => (&self.processed, "processed"),
+            Outcome::Quarantined { .. } => (&self.quarantine, "quarantine"),
+        }
+    }
+
+    async fn taken(&self, dir: &Path, file: &str, outcome: &Outcome) -> bool {
+        let exists = |name: String| async move { tokio::fs::symlink_metadata(dir.join(name)).await.is_ok() };
+        exists(file.to_owned()).await
+            || (matches!(outcome, Outcome::Quarantined { .. }) && exists(super::reason_name(file)).await)
+    }
+
+    /// Moves a claimed file on, to the first name [`Self::destination`] finds free; a quarantined
+    /// file gets a `<file>.reason` beside it. Neither is written over anything: the reason is
+    /// created new and the file linked in (a link fails where a name is taken, by a replica in
+    /// between too: the next name is tried). Returns where the file now is.
     pub async fn finish(&self, name: &str, outcome: &Outcome) -> Result<PathBuf, MailboxError> {
         let from = self.claimed.join(name);
-        let to = self.root.join(self.destination(name, outcome).await);
-        if let Outcome::Quarantined { reason } = outcome {
-            let reason_file =
-                to.with_file_name(format!("{}.reason", to.file_name().and_then(|f| f.to_str()).unwrap_or(name)));
-            tokio::fs::write(&reason_file, format!("{reason}\n")).await.map_err(io("writing", &reason_file))?;
+        let (dir, _) = self.folder(outcome);
+        for file in super::settled_names(name) {
+            if self.taken(dir, &file, outcome).await {
+                continue;
+            }
+            let to = dir.join(&file);
+            if let Outcome::Quarantined { reason } = outcome {
+                let reason_file = dir.join(super::reason_name(&file));
+                let created = tokio::fs::OpenOptions::new().write(true).create_new(true).open(&reason_file).await;
+                match created {
+                    Ok(mut out) => tokio::io::AsyncWriteExt::write_all(&mut out, format!("{reason}\n").as_bytes())
+                        .await
+                        .map_err(io("writing", &reason_file))?,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(io("writing", &reason_file)(e)),
+                }
+            }
+            match tokio::fs::hard_link(&from, &to).await {
+                Ok(()) => {
+                    tokio::fs::remove_file(&from).await.map_err(io("moving", &from))?;
+                    return Ok(to);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if let Outcome::Quarantined { .. } = outcome {
+                        let _ = tokio::fs::remove_file(dir.join(super::reason_name(&file))).await;
+                    }
+                }
+                Err(e) => return Err(io("moving", &from)(e)),
+            }
         }
-        tokio::fs::rename(&from, &to).await.map_err(io("moving", &from))?;
-        Ok(to)
+        unreachable!("settled_names never ends")
     }
 }
 
@@ -282,6 +315,28 @@ mod tests {
         assert_eq!(q, root.path().join("quarantine/big.edi"));
         assert_eq!(std::fs::read_to_string(root.path().join("quarantine/big.edi.reason")).unwrap(), "too large\n");
         assert!(reopened.unfinished().await.unwrap().is_empty());
+    }
+
+    /// A partner's file named like a reason file, quarantined before the file it seems to
+    /// explain: neither is ever written over.
+    #[tokio::test]
+    async fn quarantine_never_overwrites_what_a_partner_sent_whatever_its_name() {
+        let root = tempfile::tempdir().unwrap();
+        let mailbox = LocalMailbox::open(root.path(), 1024, Duration::ZERO, owner("a")).await.unwrap();
+        let quarantined = |why: &str| Outcome::Quarantined { reason: why.into() };
+        let partner_file = "ISA*partner's own file named x.edi.reason";
+        for (name, content, why) in [("x.edi.reason", partner_file, "not EDI"), ("x.edi", "ISA*broken", "broken")] {
+            std::fs::write(mailbox.inbound_dir().join(name), content).unwrap();
+            mailbox.claim(name).await.unwrap().unwrap().unwrap();
+            mailbox.finish(name, &quarantined(why)).await.unwrap();
+        }
+        let quarantine = root.path().join("quarantine");
+        let read = |name: &str| std::fs::read_to_string(quarantine.join(name)).unwrap();
+        assert_eq!(read("x.edi.reason"), partner_file, "the partner's file is kept as it came");
+        assert_eq!(read("x.edi.reason.reason"), "not EDI\n");
+        assert_eq!(read("x.edi.1"), "ISA*broken", "x.edi beside it, under the next free name");
+        assert_eq!(read("x.edi.1.reason"), "broken\n");
+        assert!(!quarantine.join("x.edi").exists(), "x.edi would have had its reason over the partner's file");
     }
 
     #[tokio::test]

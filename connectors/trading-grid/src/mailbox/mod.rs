@@ -50,6 +50,19 @@ pub enum MailboxError {
     UnsafeName(String),
 }
 
+/// The names a settled file may take in `processed/` or `quarantine/`, in order: its own, then
+/// `<name>.1`, `<name>.2`, ... One is free when nothing has that name and, in quarantine (where a
+/// `<file>.reason` goes beside the file), nothing has its `.reason` name either: whatever a
+/// partner calls its files (`x.edi.reason` before `x.edi`), nothing already there is replaced.
+pub(crate) fn settled_names(name: &str) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(name.to_owned()).chain((1u64..).map(move |n| format!("{name}.{n}")))
+}
+
+/// The file beside a quarantined `file` that says why.
+pub(crate) fn reason_name(file: &str) -> String {
+    format!("{file}.reason")
+}
+
 /// Files still being written by the gateway: skipped until renamed.
 const IN_PROGRESS_SUFFIXES: [&str; 3] = [".tmp", ".part", ".filepart"];
 

@@ -310,21 +310,26 @@ impl SftpMailbox {
             Outcome::Processed => "processed",
             Outcome::Quarantined { .. } => "quarantine",
         };
-        let mut file = name.to_owned();
-        let mut n = 1;
-        loop {
-            let path = self.path(&format!("{folder}/{file}"));
-            let taken = self
-                .with_sftp(
-                    |sftp| async move { sftp.try_exists(path.clone()).await.map_err(sftp_error("checking", &path)) },
-                )
-                .await?;
+        for file in super::settled_names(name) {
+            let mut names = vec![file.clone()];
+            if matches!(outcome, Outcome::Quarantined { .. }) {
+                // Its reason goes beside it: that name must be free too.
+                names.push(super::reason_name(&file));
+            }
+            let mut taken = false;
+            for candidate in names {
+                let path = self.path(&format!("{folder}/{candidate}"));
+                taken |= self
+                    .with_sftp(|sftp| async move {
+                        sftp.try_exists(path.clone()).await.map_err(sftp_error("checking", &path))
+                    })
+                    .await?;
+            }
             if !taken {
                 return Ok(Path::new(folder).join(file));
             }
-            file = format!("{name}.{n}");
-            n += 1;
         }
+        unreachable!("settled_names never ends")
     }
 
     /// Moves a claimed file on; a quarantined file gets a `.reason` beside it.
@@ -334,7 +339,7 @@ impl SftpMailbox {
         let from = self.claimed(name);
         self.with_sftp(|sftp| async move {
             if let Outcome::Quarantined { reason } = outcome {
-                let reason_file = format!("{to}.reason");
+                let reason_file = super::reason_name(&to);
                 write_file(&sftp, &reason_file, Content::Bytes(format!("{reason}\n").as_bytes())).await?;
             }
             sftp.rename(from.clone(), to.clone()).await.map_err(sftp_error("moving", &from))
