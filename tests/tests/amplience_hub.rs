@@ -172,6 +172,31 @@ async fn setup_prepares_an_empty_hub_once_and_check_passes_only_then() {
     let check = hub.gridsync(&["check", "--webhook-url", "http://127.0.0.1:9/webhooks/amplience"]);
     assert_eq!(check.status.code(), Some(0), "{}", text(&check));
 
+    // Someone changes gridsync's schema in the hub (a new version there, not yet used by the type):
+    // the check names it; setup brings gridsync's version back and makes the type use it.
+    let client = hub.client();
+    let schemas = client.content_type_schemas().await.unwrap();
+    let schema = schemas.iter().find(|s| s.schema_id == NOTIFICATION).unwrap();
+    let mut edited: Value = serde_json::from_str(&schema.body).unwrap();
+    edited["required"] = json!(["action"]);
+    client.update_content_type_schema(&schema.id, &edited.to_string(), schema.version).await.unwrap();
+    let out = text(&hub.gridsync(&["check"]));
+    assert!(
+        out.contains(&format!("MISSING  content type {NOTIFICATION}: its schema (hub version 2) is not gridsync's v1")),
+        "{out}"
+    );
+    let setup = hub.gridsync(&["setup"]);
+    let out = text(&setup);
+    assert!(out.contains(&format!("did: update content-type schema {NOTIFICATION} (hub version 2")), "{out}");
+    assert!(out.contains(&format!("did: make content type {NOTIFICATION} use its schema's current version")), "{out}");
+    let versions = client.content_type_schemas().await.unwrap();
+    assert_eq!(
+        versions.iter().find(|s| s.schema_id == NOTIFICATION).unwrap().version,
+        3,
+        "a new version, not a rewrite"
+    );
+    assert_eq!(hub.gridsync(&["check"]).status.code(), Some(0));
+
     // A hub missing one content type (unassigned by hand) fails the check, naming it.
     let notification = hub.client().content_types().await.unwrap();
     let notification = notification.iter().find(|t| t.content_type_uri == NOTIFICATION).unwrap();
