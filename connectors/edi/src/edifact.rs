@@ -4,7 +4,7 @@
 use crate::{
     envelope::{self, Grammar},
     error::{EdiError, ErrorKind},
-    model::{Delimiters, Group, Interchange, Segment, Standard, Transaction},
+    model::{Delimiters, Group, Interchange, Segment, Standard, Transaction, EDIFACT_REFERENCE},
     Leniency,
 };
 
@@ -98,7 +98,7 @@ pub(crate) fn parse_interchange<'a>(
             let version = [2, 3, 4].iter().filter_map(|&c| unh.component(2, c)).collect::<Vec<_>>().join(":");
             transactions.push(Transaction {
                 document_type: unh.required_component(2, 1, "message type")?,
-                control_number: unh.required(1, "message reference number")?.into_owned(),
+                control_number: unh.control_number(1, "message reference number", EDIFACT_REFERENCE)?.into_owned(),
                 version: (!version.is_empty()).then_some(version),
                 segments,
             });
@@ -110,7 +110,10 @@ pub(crate) fn parse_interchange<'a>(
                 .map(|v| v.into_owned()),
             sender_id: ung.and_then(|g| g.component(2, 1)).map(|v| v.trim().to_owned()),
             receiver_id: ung.and_then(|g| g.component(3, 1)).map(|v| v.trim().to_owned()),
-            control_number: ung.map(|g| g.required(5, "group reference number")).transpose()?.map(|v| v.into_owned()),
+            control_number: ung
+                .map(|g| g.control_number(5, "group reference number", EDIFACT_REFERENCE))
+                .transpose()?
+                .map(|v| v.into_owned()),
             version: ung.and_then(|g| g.element(7)).map(|v| v.trim().to_owned()),
             transactions,
         });
@@ -122,7 +125,7 @@ pub(crate) fn parse_interchange<'a>(
         sender_id: unb.required_component(2, 1, "interchange sender id")?,
         receiver_qualifier: unb.component(3, 2).map(|v| v.trim().to_owned()),
         receiver_id: unb.required_component(3, 1, "interchange recipient id")?,
-        control_number: unb.required(5, "interchange control reference")?.into_owned(),
+        control_number: unb.control_number(5, "interchange control reference", EDIFACT_REFERENCE)?.into_owned(),
         date: unb.component(4, 1).map(|v| v.into_owned()).unwrap_or_default(),
         time: unb.component(4, 2).map(|v| v.into_owned()).unwrap_or_default(),
         version: unb.element(1).map(|v| v.into_owned()).unwrap_or_default(),

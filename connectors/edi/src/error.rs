@@ -23,6 +23,9 @@ pub enum ErrorKind {
     CountMismatch,
     /// A count is not a number.
     NotANumber,
+    /// A control number is not what the standard defines (ISA13 nine digits, GS06 up to nine
+    /// digits, ST02 four to nine characters; EDIFACT references up to fourteen).
+    BadControlNumber,
     /// A value cannot be read as what it must be (decimal, date).
     InvalidValue,
     /// The document type is not one gridsync maps.

@@ -88,9 +88,14 @@ pub struct SniffedHeader {
 
 impl SniffedHeader {
     /// Whether a rejection can be addressed: a sender to answer, a receiver to
-    /// answer as, and a control number to name.
+    /// answer as, and a control number to name, one the standard allows (a value that is not
+    /// is never echoed back into an acknowledgement).
     pub fn is_answerable(&self) -> bool {
-        !self.sender.id.is_empty() && !self.receiver.id.is_empty() && !self.control_number.is_empty()
+        let control = match self.standard {
+            Standard::X12 => model::ISA13,
+            Standard::Edifact => model::EDIFACT_REFERENCE,
+        };
+        !self.sender.id.is_empty() && !self.receiver.id.is_empty() && control.admits(&self.control_number)
     }
 }
 

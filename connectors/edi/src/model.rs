@@ -145,6 +145,23 @@ impl<'a> Segment<'a> {
         }
     }
 
+    /// Element `n`, a control number as `rule` says the standard defines it; anything else is an
+    /// envelope error, never a value echoed back into an acknowledgement.
+    pub(crate) fn control_number(&self, n: usize, what: &str, rule: ControlNumber) -> Result<Cow<'a, str>, EdiError> {
+        let value = self.required(n, what)?;
+        if rule.admits(&value) {
+            return Ok(value);
+        }
+        let shape = if rule.digits { "digits" } else { "characters (no spaces)" };
+        let length = if rule.min == rule.max { rule.min.to_string() } else { format!("{} to {}", rule.min, rule.max) };
+        Err(EdiError::new(
+            ErrorKind::BadControlNumber,
+            self.index,
+            Some(n),
+            format!("{}{n:02} ({what}) must be {length} {shape}, not {value:?}", self.tag),
+        ))
+    }
+
     /// Component `c` of element `n`, trimmed, or an error naming it.
     pub fn required_component(&self, n: usize, c: usize, what: &str) -> Result<String, EdiError> {
         self.component(n, c).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).ok_or_else(|| {
@@ -274,6 +291,31 @@ impl Interchange<'_> {
         self.transactions().any(|tx| !matches!(tx.document_type.as_str(), "997" | "999" | "CONTRL"))
     }
 }
+
+/// What a standard allows in a control number: its length, and whether only digits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ControlNumber {
+    pub min: usize,
+    pub max: usize,
+    pub digits: bool,
+}
+
+impl ControlNumber {
+    /// Whether `value` is a control number of this kind.
+    pub(crate) fn admits(&self, value: &str) -> bool {
+        (self.min..=self.max).contains(&value.chars().count())
+            && value.chars().all(|c| if self.digits { c.is_ascii_digit() } else { c.is_ascii_graphic() })
+    }
+}
+
+/// ISA13: nine digits, fixed.
+pub(crate) const ISA13: ControlNumber = ControlNumber { min: 9, max: 9, digits: true };
+/// GS06: one to nine digits.
+pub(crate) const GS06: ControlNumber = ControlNumber { min: 1, max: 9, digits: true };
+/// ST02: four to nine characters.
+pub(crate) const ST02: ControlNumber = ControlNumber { min: 4, max: 9, digits: false };
+/// UNB05, UNG05, UNH01: up to fourteen characters.
+pub(crate) const EDIFACT_REFERENCE: ControlNumber = ControlNumber { min: 1, max: 14, digits: false };
 
 /// Compares control numbers as numbers when both are, else as text
 /// (`000000001` and `1` are the same control number).

@@ -4,7 +4,7 @@
 use crate::{
     envelope::{self, Grammar},
     error::{EdiError, ErrorKind},
-    model::{Delimiters, Group, Interchange, Segment, Standard, Transaction},
+    model::{Delimiters, Group, Interchange, Segment, Standard, Transaction, GS06, ISA13, ST02},
     Leniency,
 };
 
@@ -93,7 +93,7 @@ pub(crate) fn parse_interchange<'a>(
             let st = &segments[0];
             transactions.push(Transaction {
                 document_type: st.required(1, "transaction set identifier")?.into_owned(),
-                control_number: st.required(2, "transaction set control number")?.into_owned(),
+                control_number: st.control_number(2, "transaction set control number", ST02)?.into_owned(),
                 version: st.element(3).map(|v| v.trim().to_owned()),
                 segments,
             });
@@ -102,7 +102,10 @@ pub(crate) fn parse_interchange<'a>(
             functional_id: gs.map(|g| g.required(1, "functional identifier code")).transpose()?.map(|v| v.into_owned()),
             sender_id: gs.and_then(|g| g.element(2)).map(|v| v.trim().to_owned()),
             receiver_id: gs.and_then(|g| g.element(3)).map(|v| v.trim().to_owned()),
-            control_number: gs.map(|g| g.required(6, "group control number")).transpose()?.map(|v| v.into_owned()),
+            control_number: gs
+                .map(|g| g.control_number(6, "group control number", GS06))
+                .transpose()?
+                .map(|v| v.into_owned()),
             version: gs.and_then(|g| g.element(8)).map(|v| v.trim().to_owned()),
             transactions,
         });
@@ -115,7 +118,7 @@ pub(crate) fn parse_interchange<'a>(
         sender_id: isa.required(6, "interchange sender id")?.into_owned(),
         receiver_qualifier: Some(text(7)),
         receiver_id: isa.required(8, "interchange receiver id")?.into_owned(),
-        control_number: isa.required(13, "interchange control number")?.into_owned(),
+        control_number: isa.control_number(13, "interchange control number", ISA13)?.into_owned(),
         date: text(9),
         time: text(10),
         version: text(12),

@@ -152,6 +152,37 @@ fn x12_control_number_and_count_mismatches_are_precise() {
     assert_eq!((not_a_number.kind, not_a_number.segment), (ErrorKind::NotANumber, 4));
 }
 
+/// Control numbers are what the standards define, or an envelope error: never a value echoed
+/// back into an acknowledgement.
+#[test]
+fn control_numbers_the_standards_do_not_allow_are_envelope_errors() {
+    let isa = |control: &str| ISA.replace("000000905", control);
+    let body = |gs06: &str, st02: &str, control: &str| {
+        format!("GS*PO*A*B*20261125*1432*{gs06}*X*004010~ST*850*{st02}~SE*2*{st02}~GE*1*{gs06}~IEA*1*{control}~")
+    };
+    for (control, gs06, st02, element, what) in [
+        ("../../x12", "905", "0001", 13, "ISA13 (interchange control number) must be 9 digits, not \"../../x12\""),
+        ("00000090A", "905", "0001", 13, "ISA13"),
+        ("000000905", "9O5", "0001", 6, "GS06 (group control number) must be 1 to 9 digits, not \"9O5\""),
+        ("000000905", "1234567890", "0001", 6, "GS06"),
+        ("000000905", "905", "1", 2, "ST02 (transaction set control number) must be 4 to 9 characters (no spaces)"),
+    ] {
+        let wrong = error(&format!("{}\n{}", isa(control), body(gs06, st02, control)));
+        assert_eq!((wrong.kind, wrong.element), (ErrorKind::BadControlNumber, Some(element)), "{wrong}");
+        assert!(wrong.message.starts_with(what), "{wrong}");
+    }
+    assert!(parse(format!("{ISA}\n{}", body("1", "ABC-12345", "000000905")).as_bytes()).is_ok(), "AN 4/9, N0 1/9");
+
+    let unb = |reference: &str| {
+        format!("UNB+UNOA:2+S:14+R:14+261125:1432+{reference}'UNH+M1+ORDERS:D:96A:UN'UNT+2+M1'UNZ+1+{reference}'")
+    };
+    let long = error(&unb("123456789012345"));
+    assert_eq!((long.kind, long.element), (ErrorKind::BadControlNumber, Some(5)), "{long}");
+    assert!(parse(unb("ICR0042").as_bytes()).is_ok());
+    let message = error(&unb("7").replace("M1", "MESSAGE-REF-TOO-LONG"));
+    assert_eq!((message.kind, message.element), (ErrorKind::BadControlNumber, Some(1)), "{message}");
+}
+
 #[test]
 fn x12_structure_errors_are_precise() {
     let truncated = error(&x12("GS*PO*A*B*20261125*1432*905*X*004010~ST*850*0001~BEG*00*SA*1~"));

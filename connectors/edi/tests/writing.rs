@@ -194,6 +194,11 @@ fn broken_envelopes_are_answered_at_interchange_level() {
 
     let error = parse(b"hello, not EDI").unwrap_err();
     assert!(envelope_rejection(b"hello, not EDI", &error, 8, prepared()).is_none(), "nobody to answer");
+    // A control number the standard does not allow is not echoed back: nothing to name.
+    let unnamed = file.replacen("000000905", "../../x1 ", 2);
+    let error = parse(unnamed.as_bytes()).unwrap_err();
+    assert_eq!(error.kind, ErrorKind::BadControlNumber, "{error}");
+    assert!(envelope_rejection(unnamed.as_bytes(), &error, 10, prepared()).is_none(), "{error}");
 }
 
 fn remittance() -> Remittance {

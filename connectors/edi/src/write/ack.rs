@@ -137,7 +137,7 @@ fn x12_997(inbound: &Interchange<'_>, group: &crate::Group<'_>, verdict: AckVerd
 fn edifact_code(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::MissingElement => "13",
-        ErrorKind::InvalidValue | ErrorKind::BadHeader => "12",
+        ErrorKind::InvalidValue | ErrorKind::BadHeader | ErrorKind::BadControlNumber => "12",
         ErrorKind::NotANumber => "37",
         ErrorKind::UnexpectedSegment => "15",
         ErrorKind::ControlNumberMismatch => "28",
