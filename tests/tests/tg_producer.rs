@@ -210,6 +210,36 @@ async fn a_habit_a_partners_profile_tolerates_is_accepted_and_noted_and_nobody_e
     let _ = producer.wait();
 }
 
+/// A partner asking for an interchange acknowledgement (ISA14 = 1) gets a TA1 accepting the
+/// envelope beside the 997; one that does not ask gets the 997 alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interchange_asking_for_a_ta1_gets_one_beside_its_997() {
+    let pipeline = Pipeline::start("tg-ta1", None).await.unwrap();
+    let mailbox = tempfile::tempdir().unwrap();
+    let inbound = mailbox.path().join("inbound");
+    std::fs::create_dir_all(&inbound).unwrap();
+    let asking = gridsync_tests::x12_purchase_orders("ASKER", 4711, &["PO-ASK".to_owned()], 1);
+    assert!(asking.contains("*000004711*0*P*>~"));
+    std::fs::write(inbound.join("asking.edi"), asking.replace("*000004711*0*P*>~", "*000004711*1*P*>~")).unwrap();
+    std::fs::write(
+        inbound.join("quiet.edi"),
+        gridsync_tests::x12_purchase_orders("QUIET", 4712, &["PO-Q".to_owned()], 1),
+    )
+    .unwrap();
+    let mut producer = local_producer(&pipeline, mailbox.path(), free_port(), &[]);
+    let outbound = mailbox.path().join("outbound");
+    let edi = || files(&outbound).into_iter().filter(|f| f.ends_with(".edi")).collect::<Vec<_>>();
+    let done = wait_until(Duration::from_secs(60), || edi().len() == 3).await;
+    assert!(done, "{:?}", files(&outbound));
+    let kinds: Vec<String> = edi().iter().map(|f| f.split('_').take(2).collect::<Vec<_>>().join("_")).collect();
+    assert_eq!(kinds, ["ASKER_997", "ASKER_TA1", "QUIET_997"]);
+    let ta1 = edi().into_iter().find(|f| f.starts_with("ASKER_TA1_")).unwrap();
+    let ta1 = std::fs::read_to_string(outbound.join(ta1)).unwrap();
+    assert!(ta1.contains("TA1*000004711*261125*1432*A*000~"), "{ta1}");
+    let _ = producer.kill();
+    let _ = producer.wait();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_kafka_can_never_take_quarantines_its_file_and_the_next_file_goes_on() {
     let pipeline = Pipeline::start("tg-unpublishable", None).await.unwrap();

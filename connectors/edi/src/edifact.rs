@@ -130,6 +130,7 @@ pub(crate) fn parse_interchange<'a>(
         time: unb.component(4, 2).map(|v| v.into_owned()).unwrap_or_default(),
         version: unb.element(1).map(|v| v.into_owned()).unwrap_or_default(),
         test: unb.element(11).is_some_and(|v| v.trim() == "1"),
+        acknowledgment_requested: unb.element(9).is_some_and(|v| v.trim() == "1"),
         groups,
         interchange_acks: walked.interchange_level,
         last_segment_index: walked.trailer.index,

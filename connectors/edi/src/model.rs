@@ -261,6 +261,9 @@ pub struct Interchange<'a> {
     pub version: String,
     /// ISA15 = `T` / UNB11 = `1`.
     pub test: bool,
+    /// ISA14 = `1` / UNB09 = `1`: the sender asks for an interchange acknowledgement (X12: a TA1,
+    /// whatever becomes of the groups inside).
+    pub acknowledgment_requested: bool,
     pub groups: Vec<Group<'a>>,
     /// Interchange acknowledgements (X12 TA1) the interchange carries outside any group.
     pub interchange_acks: Vec<Segment<'a>>,

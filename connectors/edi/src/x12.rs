@@ -123,6 +123,7 @@ pub(crate) fn parse_interchange<'a>(
         time: text(10),
         version: text(12),
         test: text(15) == "T",
+        acknowledgment_requested: text(14) == "1",
         groups,
         interchange_acks: walked.interchange_level,
         last_segment_index: walked.trailer.index,

@@ -8,7 +8,7 @@
 use chrono::{NaiveDate, NaiveDateTime};
 use gridsync_edi::{
     map_interchange, parse, parse_with,
-    write::{envelope_rejection, functional_ack, remittance_advice, AckVerdict, Remittance},
+    write::{envelope_rejection, functional_ack, interchange_acceptance, remittance_advice, AckVerdict, Remittance},
     ErrorKind, Leniency, MapContext, PartyId, Standard,
 };
 use gridsync_schemas::{
@@ -157,6 +157,24 @@ fn edifact_contrl_acknowledges_or_rejects_each_message() {
         fa.errors[..3],
         ["ORDERS M0001: rejected, error 12", "ORDERS M0001: segment 11 in error", "ORDERS M0001: element 1: error 12"]
     );
+}
+
+#[test]
+fn an_interchange_asking_for_a_ta1_gets_one_accepting_its_envelope() {
+    let file = String::from_utf8(fixture("x12_multi_interchange_crlf.edi")).unwrap();
+    let interchanges = parse(file.as_bytes()).unwrap();
+    assert!(!interchanges[0].acknowledgment_requested, "ISA14 = 0");
+    let asking = file.replacen("*000000905*0*P*", "*000000905*1*P*", 1);
+    let [first, ..] = &parse(asking.as_bytes()).unwrap()[..] else { panic!() };
+    assert!(first.acknowledgment_requested, "ISA14 = 1");
+    let ta1 = interchange_acceptance(first, 31, prepared()).unwrap().unwrap();
+    let text = lines(&ta1);
+    assert_eq!(text[1], "TA1*000000905*261125*1432*A*000~");
+    // Read back as the partner reads it: its interchange, accepted.
+    let Event::FunctionalAckReceived(fa) = &read_back(&ta1)[0] else { panic!() };
+    assert_eq!((fa.acknowledged_interchange_control_number.as_str(), fa.status), ("000000905", AckStatus::Accepted));
+    let edifact = String::from_utf8(fixture("edifact_una_group_release.edi")).unwrap();
+    assert!(interchange_acceptance(&parse(edifact.as_bytes()).unwrap()[0], 32, prepared()).is_none(), "CONTRL does it");
 }
 
 #[test]

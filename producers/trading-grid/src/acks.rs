@@ -10,7 +10,7 @@
 //! the mailbox recognises them.
 
 use gridsync_edi::{
-    write::{envelope_rejection, functional_ack, AckVerdict},
+    write::{envelope_rejection, functional_ack, interchange_acceptance, AckVerdict},
     EdiError, Interchange, Standard,
 };
 use gridsync_trading_grid::{
@@ -38,7 +38,9 @@ impl Acknowledger {
         Acknowledger { documents }
     }
 
-    /// A 997/CONTRL for each interchange of a file that parsed (acknowledgements excepted).
+    /// A 997/CONTRL for each interchange of a file that parsed (acknowledgements excepted), and
+    /// a TA1 accepting the envelope of each X12 interchange that asks for one (ISA14 = 1): its
+    /// envelope was read, whatever the 997 says of the groups inside.
     pub async fn interchanges(
         &self,
         interchanges: &[Interchange<'_>],
@@ -66,6 +68,27 @@ impl Acknowledger {
                 )
                 .await?;
             written.extend(ack.map(|written| Ack { document_type, written }));
+            if interchange.acknowledgment_requested && interchange.standard == Standard::X12 {
+                let key = format!("ta1/{standard}/{partner}/{}/{inbound}", interchange.receiver_id.trim());
+                let ta1 = self
+                    .documents
+                    .write(
+                        &key,
+                        partner,
+                        interchange.standard,
+                        |n| interchange_acceptance(interchange, n.control_number, n.prepared_at),
+                        |n| {
+                            OutboundMailbox::file_name(
+                                partner,
+                                "TA1",
+                                &format!("{inbound}-{}", n.control_number),
+                                "edi",
+                            )
+                        },
+                    )
+                    .await?;
+                written.extend(ta1.map(|written| Ack { document_type: "TA1", written }));
+            }
         }
         Ok(written)
     }

@@ -75,6 +75,32 @@ pub fn functional_ack(
     write_interchange(&header, &body)
 }
 
+/// The TA1 accepting `inbound`'s envelope (TA104 `A`, note `000`), for an X12 interchange that
+/// asks for one (ISA14 = 1): sent whatever the 997 says of the groups inside. `None` for EDIFACT,
+/// whose CONTRL answers the interchange itself.
+pub fn interchange_acceptance(
+    inbound: &Interchange<'_>,
+    control_number: u32,
+    prepared_at: NaiveDateTime,
+) -> Option<Result<Vec<u8>, WriteError>> {
+    if inbound.standard != Standard::X12 {
+        return None;
+    }
+    let (sender, receiver) = parties(inbound);
+    let header = reply_header(inbound.standard, sender, receiver, inbound.test, control_number, prepared_at);
+    let ta1 = OutSegment::new(
+        "TA1",
+        [
+            printable_copy(inbound.control_number.trim()),
+            printable_copy(&inbound.date),
+            printable_copy(&inbound.time),
+            "A".into(),
+            "000".into(),
+        ],
+    );
+    Some(write_interchange(&header, &Body::Segments(vec![ta1])))
+}
+
 /// Where in `tx` the error lies: (position in the transaction, 1-based; the segment's tag).
 fn located<'t>(tx: &'t Transaction<'_>, error: &EdiError) -> Option<(usize, &'t crate::Segment<'t>)> {
     let first = tx.segments.first()?.index;

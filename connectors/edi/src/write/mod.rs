@@ -10,7 +10,7 @@ mod adjustment;
 mod remittance;
 mod segments;
 
-pub use ack::{envelope_rejection, functional_ack, AckVerdict};
+pub use ack::{envelope_rejection, functional_ack, interchange_acceptance, AckVerdict};
 pub use adjustment::{adjustment_advice, Adjustment, Direction as AdjustmentDirection};
 pub use remittance::{remittance_advice, Remittance};
 pub use segments::{Element, OutSegment};
