@@ -240,6 +240,53 @@ async fn an_interchange_asking_for_a_ta1_gets_one_beside_its_997() {
     let _ = producer.wait();
 }
 
+/// A transaction set gridsync does not map, beside an order in the same group: the order flows,
+/// the 940 is rejected in the 997 (`AK5*R*1`, `AK9*P`), published as an exception naming it, and
+/// counted; nothing of it vanishes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_set_gridsync_does_not_map_is_rejected_in_the_997_and_raised_while_its_group_flows() {
+    let pipeline = Pipeline::start("tg-unmapped", None).await.unwrap();
+    let mailbox = tempfile::tempdir().unwrap();
+    let inbound = mailbox.path().join("inbound");
+    std::fs::create_dir_all(&inbound).unwrap();
+    let order = gridsync_tests::x12_purchase_orders("WAREHOUSE", 5150, &["PO-940".to_owned()], 1);
+    let with_940 = order.replace("GE*1*5150~", "ST*940*0002~\nW05*N*SHIP-9~\nSE*3*0002~\nGE*2*5150~");
+    assert_ne!(with_940, order);
+    std::fs::write(inbound.join("mixed.edi"), with_940).unwrap();
+    let port = free_port();
+    let mut producer = local_producer(&pipeline, mailbox.path(), port, &[]);
+    let outbound = mailbox.path().join("outbound");
+    let ack = || files(&outbound).into_iter().find(|f| f.starts_with("WAREHOUSE_997_") && f.ends_with(".edi"));
+    assert!(wait_until(Duration::from_secs(60), || ack().is_some()).await, "{:?}", files(&outbound));
+    let ack = std::fs::read_to_string(outbound.join(ack().unwrap())).unwrap();
+    assert!(ack.contains("AK2*850*0001~\nAK5*A~\nAK2*940*0002~\nAK5*R*1~\nAK9*P*2*2*1~"), "{ack}");
+    assert_eq!(files(&mailbox.path().join("processed")), ["mixed.edi"], "the file is processed, not quarantined");
+
+    let codec = codec().unwrap();
+    let brokers = pipeline.broker.brokers();
+    let orders =
+        read_topic(&brokers, pipeline.topic(EventType::PurchaseOrderReceived), 1, Duration::from_secs(30)).unwrap();
+    let Event::PurchaseOrderReceived(po) = codec.decode(payload(&orders[0])).unwrap().event else { panic!() };
+    assert_eq!(po.po_number, "PO-940");
+    let raised =
+        read_topic(&brokers, pipeline.topic(EventType::DocumentExchangeException), 1, Duration::from_secs(30)).unwrap();
+    let Event::DocumentExchangeException(exception) = codec.decode(payload(&raised[0])).unwrap().event else {
+        panic!()
+    };
+    assert_eq!(exception.document_type.as_deref(), Some("940"));
+    assert!(
+        exception.reason.contains("940 0002 of interchange 000005150 is not one gridsync maps"),
+        "{}",
+        exception.reason
+    );
+    assert_eq!(exception.details.get("file").map(String::as_str), Some("mixed.edi"));
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    let counted = metric_value(&metrics_url, "gridsync_tg_unsupported_total", r#"document_type="940""#).await;
+    assert_eq!(counted, 1.0);
+    let _ = producer.kill();
+    let _ = producer.wait();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_kafka_can_never_take_quarantines_its_file_and_the_next_file_goes_on() {
     let pipeline = Pipeline::start("tg-unpublishable", None).await.unwrap();

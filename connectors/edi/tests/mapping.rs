@@ -5,7 +5,7 @@
 
 use gridsync_edi::{map_interchange, parse, ErrorKind, MapContext};
 use gridsync_schemas::{
-    events::{EdiStandard, Event, OrderResponseStatus},
+    events::{EdiStandard, Event, ExceptionKind, OrderResponseStatus},
     Timestamp,
 };
 
@@ -231,12 +231,24 @@ fn functional_acknowledgements_in_both_standards() {
 }
 
 #[test]
-fn unsupported_documents_are_skipped_and_bad_values_are_precise() {
+fn unmapped_documents_become_exceptions_and_bad_values_are_precise() {
     let inventory = b"ISA*00*          *00*          *ZZ*ACME           *ZZ*GRIDSYNC       *261125*1432*U*00401*000000001*0*P*>~GS*IB*ACME*GRIDSYNC*20261125*1432*1*X*004010~ST*846*0001~BIA*00*SI*INV1*20261125~SE*3*0001~GE*1*1~IEA*1*000000001~";
     let ix = parse(inventory).unwrap();
     let mapped = map_interchange(&ix[0], &CTX).unwrap();
-    assert!(mapped.events.is_empty());
     assert_eq!(mapped.skipped, [("846".to_owned(), "0001".to_owned())]);
+    // Nothing vanishes: the set is rejected in the 997, and an exception says so.
+    let [Event::DocumentExchangeException(exception)] = &mapped.events[..] else { panic!("{:?}", mapped.events) };
+    assert_eq!((exception.kind, exception.document_type.as_deref()), (ExceptionKind::Other, Some("846")));
+    assert!(exception.reason.starts_with("transaction set 846 0001 of interchange 000000001 is not one gridsync maps"));
+    assert!(exception.reason.contains("AK5*R*1"), "{}", exception.reason);
+    assert_eq!(exception.details.get("transaction").map(String::as_str), Some("0001"));
+    let document = exception.envelope.trading_grid_document.as_ref().unwrap();
+    assert_eq!((document.document_type.as_str(), document.transaction_control_number.as_str()), ("846", "0001"));
+    assert_eq!(
+        map_interchange(&ix[0], &CTX).unwrap().events[0].envelope().event_id,
+        exception.envelope.event_id,
+        "the same file again: the same exception, recognised downstream"
+    );
 
     let bad_quantity = b"ISA*00*          *00*          *ZZ*ACME           *ZZ*GRIDSYNC       *261125*1432*U*00401*000000001*0*P*>~GS*PO*ACME*GRIDSYNC*20261125*1432*1*X*004010~ST*850*0001~BEG*00*SA*PO1**20261125~PO1*1*twelve*EA*9.95~SE*4*0001~GE*1*1~IEA*1*000000001~";
     let ix = parse(bad_quantity).unwrap();

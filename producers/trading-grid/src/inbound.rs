@@ -377,7 +377,8 @@ impl Inbound {
             }
         }
         let mut documents: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-        for event in &events {
+        // Documents received; an exception (a set gridsync does not map) is counted apart.
+        for event in events.iter().filter(|e| !matches!(e, Event::DocumentExchangeException(_))) {
             let doc_type = event.envelope().trading_grid_document.as_ref().map_or("", |d| d.document_type.as_str());
             *documents.entry((doc_type, &event.envelope().trading_partner_id)).or_default() += 1;
         }
@@ -400,7 +401,11 @@ impl Inbound {
         for interchange in interchanges {
             let mapped = map_interchange(interchange, &ctx)?;
             for (document_type, control) in &mapped.skipped {
-                tracing::warn!(file = %claimed.name, document_type, control, "document type not mapped; skipped");
+                tracing::warn!(
+                    file = %claimed.name, document_type, control,
+                    "document type not mapped: rejected in the acknowledgement, an exception published"
+                );
+                self.metrics.unsupported(&interchange.sender_id, document_type);
             }
             if events.is_empty() {
                 events = mapped.events; // the usual file, one interchange: no copy

@@ -15,6 +15,7 @@ pub struct InboundMetrics {
     already_published: prometheus::IntCounter,
     controls_reused: IntCounterVec,
     tolerated: IntCounterVec,
+    unsupported: IntCounterVec,
     partners: PartnerLabels,
 }
 
@@ -94,6 +95,14 @@ impl InboundMetrics {
             &["partner", "habit"],
         )?;
         metrics.register(Box::new(tolerated.clone()))?;
+        let unsupported = IntCounterVec::new(
+            opts!(
+                "tg_unsupported_total",
+                "Transactions of a type gridsync does not map: rejected in the acknowledgement, each an exception."
+            ),
+            &["partner", "document_type"],
+        )?;
+        metrics.register(Box::new(unsupported.clone()))?;
         metrics.register(Box::new(lag.clone()))?;
         // At zero from the start, so the first quarantined file shows as an increase.
         for outcome in ["processed", "quarantined"] {
@@ -111,6 +120,7 @@ impl InboundMetrics {
             already_published,
             controls_reused,
             tolerated,
+            unsupported,
             partners: PartnerLabels::default(),
         })
     }
@@ -121,6 +131,11 @@ impl InboundMetrics {
 
     pub fn control_numbers_reused(&self, partner: &str) {
         self.controls_reused.with_label_values(&[self.partners.label(partner)]).inc();
+    }
+
+    pub fn unsupported(&self, partner: &str, document_type: &str) {
+        let document_type = if document_type.len() <= 8 { document_type } else { "other" };
+        self.unsupported.with_label_values(&[self.partners.label(partner.trim()), document_type]).inc();
     }
 
     pub fn tolerated(&self, partner: &str, habit: &str) {

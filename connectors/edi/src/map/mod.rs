@@ -7,7 +7,9 @@ mod values;
 mod x12;
 
 use gridsync_schemas::{
-    events::{EdiStandard, Envelope, SourceSystem, TradingGridDocumentRef},
+    events::{
+        DocumentExchangeException, EdiStandard, Envelope, ExceptionKind, Severity, SourceSystem, TradingGridDocumentRef,
+    },
     Event, EventType, Timestamp,
 };
 
@@ -25,9 +27,24 @@ pub struct MapContext<'a> {
 /// What a file maps to: its events, and the transactions gridsync does not map.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Mapped {
+    /// An event per transaction: what it maps to, or, for a transaction gridsync does not map,
+    /// a DocumentExchangeException saying it was rejected (nothing vanishes without a trace).
     pub events: Vec<Event>,
-    /// `(document type, control number)` of transactions skipped as unsupported.
+    /// `(document type, control number)` of transactions rejected as not mapped.
     pub skipped: Vec<(String, String)>,
+}
+
+/// The document types gridsync maps (`x12::map`, `edifact::map`); a transaction of any other is
+/// rejected in its acknowledgement (997 `AK5*R*1`, CONTRL `UCM` action 4).
+pub const X12_MAPPED: &[&str] = &["850", "855", "856", "810", "820", "214", "997"];
+pub const EDIFACT_MAPPED: &[&str] = &["ORDERS", "ORDRSP", "DESADV", "INVOIC", "REMADV", "IFTSTA", "CONTRL"];
+
+/// Whether gridsync maps documents of `document_type` in `standard`.
+pub fn is_mapped(standard: Standard, document_type: &str) -> bool {
+    match standard {
+        Standard::X12 => X12_MAPPED.contains(&document_type),
+        Standard::Edifact => EDIFACT_MAPPED.contains(&document_type),
+    }
 }
 
 /// Maps every transaction of `interchange`; the first malformed one fails the whole
@@ -44,7 +61,8 @@ pub fn map_interchange(interchange: &Interchange<'_>, ctx: &MapContext<'_>) -> R
         match event {
             Ok(event) => mapped.events.push(event),
             Err(e) if e.kind == ErrorKind::Unsupported => {
-                mapped.skipped.push((source.tx.document_type.clone(), source.tx.control_number.clone()))
+                mapped.skipped.push((source.tx.document_type.clone(), source.tx.control_number.clone()));
+                mapped.events.push(source.unmapped());
             }
             Err(e) => return Err(e),
         }
@@ -165,6 +183,36 @@ impl<'s> Source<'s> {
             None,
             format!("{} {number} has no {what}", self.tx.document_type),
         )
+    }
+
+    /// The exception saying this transaction is not one gridsync maps, and was rejected.
+    fn unmapped(&self) -> Event {
+        let (document, answer) = match self.interchange.standard {
+            Standard::X12 => ("transaction set", "the 997 rejects it (AK5*R*1: transaction set not supported)"),
+            Standard::Edifact => ("message", "the CONTRL rejects it (UCM action 4)"),
+        };
+        let (kind, control) = (&self.tx.document_type, &self.tx.control_number);
+        let key = format!("{}/{kind}/{control}", self.interchange.control_number.trim());
+        let details = [
+            ("interchange", Some(self.interchange.control_number.trim().to_owned())),
+            ("group", self.group.control_number.clone()),
+            ("transaction", Some(control.clone())),
+            ("file", self.ctx.file_name.map(str::to_owned)),
+        ];
+        DocumentExchangeException {
+            envelope: self.envelope(EventType::DocumentExchangeException, &key, None, None),
+            kind: ExceptionKind::Other,
+            severity: Severity::Warning,
+            reason: format!(
+                "{document} {kind} {control} of interchange {} is not one gridsync maps: {answer}; \
+                 if the partner should not send it, tell them; if gridsync should read it, it needs a mapping",
+                self.interchange.control_number.trim()
+            ),
+            document_type: Some(kind.clone()),
+            quarantine_path: None,
+            details: details.into_iter().filter_map(|(k, v)| Some((k.to_owned(), v?))).collect(),
+        }
+        .into()
     }
 
     pub fn unsupported(&self) -> EdiError {

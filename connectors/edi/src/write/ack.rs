@@ -116,6 +116,10 @@ fn x12_997(inbound: &Interchange<'_>, group: &crate::Group<'_>, verdict: AckVerd
     for tx in &group.transactions {
         body.push(OutSegment::new("AK2", [tx.document_type.clone(), tx.control_number.clone()]));
         match verdict {
+            // AK502 1: transaction set not supported (nothing of it is read; an exception says so).
+            AckVerdict::Accepted if !crate::map::is_mapped(Standard::X12, &tx.document_type) => {
+                body.push(OutSegment::new("AK5", ["R", "1"]));
+            }
             AckVerdict::Accepted => {
                 accepted += 1;
                 match inbound.tolerated_in(tx) {
@@ -149,10 +153,12 @@ fn x12_997(inbound: &Interchange<'_>, group: &crate::Group<'_>, verdict: AckVerd
             },
         }
     }
-    let status = match (accepted == group.transactions.len(), noted) {
-        (true, false) => "A",
-        (true, true) => "E",
-        (false, _) => "R",
+    // AK901: every set accepted (A, or E with errors noted), some (P: partially), none (R).
+    let status = match (accepted, noted) {
+        (n, false) if n == group.transactions.len() => "A",
+        (n, true) if n == group.transactions.len() => "E",
+        (0, _) => "R",
+        _ => "P",
     };
     let count = group.transactions.len().to_string();
     body.push(OutSegment::new("AK9", [status.to_owned(), count.clone(), count, accepted.to_string()]));
@@ -190,6 +196,10 @@ fn contrl(inbound: &Interchange<'_>, verdict: AckVerdict<'_>) -> OutTransaction 
             composite(std::iter::once(tx.document_type.as_str()).chain(tx.version.as_deref().unwrap_or("").split(':')));
         let reference = Element::from(&tx.control_number);
         match verdict {
+            // A message gridsync does not map: rejected (0085 18: unspecified), an exception says so.
+            AckVerdict::Accepted if !crate::map::is_mapped(Standard::Edifact, &tx.document_type) => {
+                body.push(OutSegment::new("UCM", [reference, kind, Element::from("4"), Element::from("18")]))
+            }
             AckVerdict::Accepted => match inbound.tolerated_in(tx) {
                 // Accepted, with the tolerated error's code noted (29: the count does not match).
                 Some(noted) => body.push(OutSegment::new(
