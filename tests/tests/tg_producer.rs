@@ -11,7 +11,11 @@ use std::{
     time::Duration,
 };
 
-use gridsync_schemas::{codec, events::Event, EventType};
+use gridsync_schemas::{
+    codec,
+    events::{Event, ExceptionKind, Severity},
+    EventType,
+};
 use gridsync_tests::{
     free_port, metric_value, payload, read_all, read_topic, wait_until, workspace_binary, x12_purchase_orders, Pipeline,
 };
@@ -283,6 +287,43 @@ async fn a_set_gridsync_does_not_map_is_rejected_in_the_997_and_raised_while_its
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
     let counted = metric_value(&metrics_url, "gridsync_tg_unsupported_total", r#"document_type="940""#).await;
     assert_eq!(counted, 1.0);
+    let _ = producer.kill();
+    let _ = producer.wait();
+}
+
+/// A partner value gridsync cannot put in its acknowledgement (`GLO*BEX` in an X12 answer with
+/// `*` between elements) leaves the partner without an answer: not only a counter, but an
+/// exception for the account team naming the file and interchange.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_acknowledgement_that_cannot_be_written_raises_an_exception() {
+    let pipeline = Pipeline::start("tg-unanswered", None).await.unwrap();
+    let mailbox = tempfile::tempdir().unwrap();
+    let inbound = mailbox.path().join("inbound");
+    std::fs::create_dir_all(&inbound).unwrap();
+    let file = std::fs::read_to_string(fixture("x12_pipes_00501_no_newlines.edi")).unwrap();
+    let odd = file.replace("|ZZ|GLOBEX         |", "|ZZ|GLO*BEX        |").replace("SH|GLOBEX|", "SH|GLO*BEX|");
+    assert_ne!(odd, file);
+    std::fs::write(inbound.join("odd.edi"), odd).unwrap();
+    let port = free_port();
+    let mut producer = local_producer(&pipeline, mailbox.path(), port, &[]);
+    let codec = codec().unwrap();
+    let raised = read_topic(
+        &pipeline.broker.brokers(),
+        pipeline.topic(EventType::DocumentExchangeException),
+        1,
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let Event::DocumentExchangeException(exception) = codec.decode(payload(&raised[0])).unwrap().event else {
+        panic!()
+    };
+    assert_eq!((exception.kind, exception.severity), (ExceptionKind::Other, Severity::Error));
+    assert!(exception.reason.starts_with("odd.edi: no acknowledgement can be written"), "{}", exception.reason);
+    assert!(exception.reason.contains("contains a separator ('*')"), "{}", exception.reason);
+    assert_eq!(exception.envelope.trading_partner_id, "GLO*BEX");
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    let unwritable = metric_value(&metrics_url, "gridsync_tg_acks_written_total", r#"outcome="unwritable""#).await;
+    assert_eq!(unwritable, 1.0);
     let _ = producer.kill();
     let _ = producer.wait();
 }

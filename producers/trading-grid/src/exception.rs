@@ -1,6 +1,7 @@
 //! The DocumentExchangeExceptions tg-producer raises about one of its own events (a reused
 //! control number, a change that cannot be published): the event's partner, keys and
-//! document, and an id of their own derived from the event's, so a retry raises the same one.
+//! document, and an id of their own derived from the event's, so a retry raises the same one;
+//! and those about a whole file (quarantined, left without an acknowledgement).
 
 use std::collections::BTreeMap;
 
@@ -17,6 +18,36 @@ pub struct About {
     pub severity: Severity,
     pub reason: String,
     pub details: BTreeMap<String, String>,
+}
+
+/// The exception about the file `file` of `partner` (its business key): `identity` (what tells
+/// this file from another of the same name) and `about.what` make its id, so processing the
+/// file again raises the same one.
+pub fn about_file(partner: &str, file: &str, identity: &str, about: About, quarantine_path: Option<String>) -> Event {
+    let now = Timestamp::now();
+    let mut details = about.details;
+    details.insert("file".to_owned(), file.to_owned());
+    DocumentExchangeException {
+        envelope: Envelope {
+            event_id: Envelope::deterministic_event_id(SourceSystem::TradingGrid, &[about.what, file, identity]),
+            event_type: EventType::DocumentExchangeException.name().to_owned(),
+            occurred_at: now,
+            ingested_at: now,
+            source_system: SourceSystem::TradingGrid,
+            trading_partner_id: partner.to_owned(),
+            business_key: file.to_owned(),
+            correlation_id: format!("{partner}/FILE/{file}"),
+            trading_grid_document: None,
+            amplience_content: None,
+        },
+        kind: about.kind,
+        severity: about.severity,
+        reason: about.reason,
+        document_type: None,
+        quarantine_path,
+        details,
+    }
+    .into()
 }
 
 /// The exception about `event`.

@@ -20,8 +20,8 @@ use futures::StreamExt;
 use gridsync_core::kafka::{EventProducer, PublishError};
 use gridsync_edi::{map_interchange, parse_with, sniff_sender, write::AckVerdict, EdiError, Interchange, MapContext};
 use gridsync_schemas::{
-    events::{DocumentExchangeException, Envelope, ExceptionKind, Severity, SourceSystem},
-    Event, EventType, Timestamp,
+    events::{ExceptionKind, Severity},
+    Event, Timestamp,
 };
 use gridsync_store::{PublishedEvents, ReceivedControls};
 use gridsync_trading_grid::mailbox::{Claimed, InboundMailbox, MailboxError, Outcome};
@@ -344,7 +344,7 @@ impl Inbound {
         let events = match self.map(&claimed, &interchanges) {
             Ok(events) => events,
             Err(e) => {
-                if !self.acknowledge(&interchanges, AckVerdict::Rejected(&e)).await {
+                if !self.acknowledge(&claimed, &interchanges, AckVerdict::Rejected(&e)).await {
                     return Ok(());
                 }
                 return self.quarantine(&claimed, Rejection::edi(&claimed.name, &e)).await;
@@ -385,7 +385,7 @@ impl Inbound {
         for ((doc_type, partner), count) in documents {
             self.metrics.documents(doc_type, partner, count);
         }
-        if !self.acknowledge(&interchanges, AckVerdict::Accepted).await {
+        if !self.acknowledge(&claimed, &interchanges, AckVerdict::Accepted).await {
             return Ok(());
         }
         self.mailbox.finish(&claimed.name, &Outcome::Processed).await?;
@@ -417,14 +417,46 @@ impl Inbound {
     }
 
     /// Writes the file's acknowledgements (when enabled); false on shutdown.
-    async fn acknowledge(&self, interchanges: &[Interchange<'_>], verdict: AckVerdict<'_>) -> bool {
+    async fn acknowledge(&self, claimed: &Claimed, interchanges: &[Interchange<'_>], verdict: AckVerdict<'_>) -> bool {
         let Some(acks) = &self.acks else { return true };
         match self.ack_step("writing acknowledgements", || acks.interchanges(interchanges, verdict)).await {
             Some(Ok(written)) => written.iter().for_each(|ack| self.acknowledged(verdict.outcome(), ack)),
-            Some(Err(unwritable)) => self.unwritable(&unwritable),
+            Some(Err(unwritable)) => {
+                self.unwritable(&unwritable);
+                return self.unanswered(claimed, interchanges, &unwritable.to_string()).await;
+            }
             None => return false,
         }
         true
+    }
+
+    /// Raises an exception for the account team about a file whose partner is left without an
+    /// acknowledgement (one gridsync refuses to write: a partner value that would break the
+    /// envelope); false on shutdown.
+    async fn unanswered(&self, claimed: &Claimed, interchanges: &[Interchange<'_>], why: &str) -> bool {
+        let partner = interchanges.first().map_or_else(|| "unknown".to_owned(), |ix| ix.sender_id.trim().to_owned());
+        let controls: Vec<&str> = interchanges.iter().map(|ix| ix.control_number.trim()).collect();
+        let about = exception::About {
+            what: "unanswered",
+            kind: ExceptionKind::Other,
+            severity: Severity::Error,
+            reason: format!(
+                "{}: no acknowledgement can be written for interchange(s) {} ({why}); the partner is left \
+                 without an answer: answer them another way, or have them correct what their envelope says",
+                claimed.name,
+                controls.join(", ")
+            ),
+            details: [("interchanges".to_owned(), controls.join(","))].into(),
+        };
+        let event = exception::about_file(&partner, &claimed.name, &content_id(&claimed.bytes), about, None);
+        match self.publish(&event).await {
+            Publish::Done => true,
+            Publish::Shutdown => false,
+            Publish::Refused(refused) => {
+                tracing::error!(file = %claimed.name, %refused, "the unanswered file's exception cannot be published");
+                true
+            }
+        }
     }
 
     /// Runs an acknowledgement step, retrying while the store or the mailbox is
@@ -653,35 +685,18 @@ impl Inbound {
         let Rejection { reason, metric_reason, mut details, identity } = rejection;
         let partner = sniff_sender(&claimed.bytes).unwrap_or_else(|| "unknown".to_owned());
         let content = identity.unwrap_or_else(|| content_id(&claimed.bytes));
-        details.insert("file".to_owned(), claimed.name.clone());
         details.insert("bytes".to_owned(), claimed.bytes.len().to_string());
-        let now = Timestamp::now();
         let outcome = Outcome::Quarantined { reason: reason.clone() };
         let destination = self.mailbox.destination(&claimed.name, &outcome).await?;
-        let event: Event = DocumentExchangeException {
-            envelope: Envelope {
-                event_id: Envelope::deterministic_event_id(
-                    SourceSystem::TradingGrid,
-                    &["quarantine", &claimed.name, &content],
-                ),
-                event_type: EventType::DocumentExchangeException.name().to_owned(),
-                occurred_at: now,
-                ingested_at: now,
-                source_system: SourceSystem::TradingGrid,
-                trading_partner_id: partner.clone(),
-                business_key: claimed.name.clone(),
-                correlation_id: format!("{partner}/FILE/{}", claimed.name),
-                trading_grid_document: None,
-                amplience_content: None,
-            },
+        let about = exception::About {
+            what: "quarantine",
             kind: ExceptionKind::MalformedDocument,
             severity: Severity::Error,
             reason: reason.clone(),
-            document_type: None,
-            quarantine_path: Some(destination.display().to_string()),
             details,
-        }
-        .into();
+        };
+        let quarantined = Some(destination.display().to_string());
+        let event = exception::about_file(&partner, &claimed.name, &content, about, quarantined);
         match self.publish(&event).await {
             Publish::Done => {}
             Publish::Shutdown => return Ok(()),

@@ -109,6 +109,8 @@ impl InboundMetrics {
             files.with_label_values(&[outcome]);
             lag.with_label_values(&[outcome]);
         }
+        // And the first acknowledgement that cannot be written (an alert watches it).
+        acks.with_label_values(&["unwritable", "none"]);
         Ok(InboundMetrics {
             documents,
             files,
