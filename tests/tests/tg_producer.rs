@@ -328,6 +328,59 @@ async fn an_acknowledgement_that_cannot_be_written_raises_an_exception() {
     let _ = producer.wait();
 }
 
+/// Only the partners of the profiles may send: an unknown sender's interchange is refused with a
+/// TA1 naming the sender as invalid (note 006), quarantined and raised; a sender id that is a
+/// path is refused too and names no file anywhere; a known partner's file flows.
+#[tokio::test(flavor = "multi_thread")]
+async fn senders_the_partner_profiles_do_not_list_are_refused() {
+    let pipeline = Pipeline::start("tg-senders", None).await.unwrap();
+    let mailbox = tempfile::tempdir().unwrap();
+    let root = mailbox.path().join("box");
+    let inbound = root.join("inbound");
+    std::fs::create_dir_all(&inbound).unwrap();
+    let partners = mailbox.path().join("partners.toml");
+    std::fs::write(&partners, "[[partner]]\nid = \"ACME\"\ninterchange_id = \"ACME\"\n").unwrap();
+    let order = |sender: &str, n: usize| gridsync_tests::x12_purchase_orders(sender, n, &[format!("PO-{n}")], 1);
+    std::fs::write(inbound.join("evil.edi"), order("EVILCORP", 6601)).unwrap();
+    std::fs::write(inbound.join("path.edi"), order("../../x", 6602)).unwrap();
+    std::fs::write(inbound.join("acme.edi"), order("ACME", 6603)).unwrap();
+    let partners_arg = partners.display().to_string();
+    let mut producer = local_producer(&pipeline, &root, free_port(), &["--partners", &partners_arg]);
+    let (processed, quarantine) = (root.join("processed"), root.join("quarantine"));
+    let done =
+        wait_until(Duration::from_secs(60), || files(&processed).len() == 1 && files(&quarantine).len() == 4).await;
+    assert!(done, "processed {:?}, quarantined {:?}", files(&processed), files(&quarantine));
+    assert_eq!(files(&processed), ["acme.edi"]);
+    let reason = std::fs::read_to_string(quarantine.join("evil.edi.reason")).unwrap();
+    assert!(
+        reason.contains("ISA06 (interchange sender) \"EVILCORP\" is not a trading partner gridsync knows"),
+        "{reason}"
+    );
+    let outbound = root.join("outbound");
+    let ta1 = files(&outbound).into_iter().find(|f| f.starts_with("EVILCORP_TA1_") && f.ends_with(".edi"));
+    let ta1 = std::fs::read_to_string(outbound.join(ta1.expect("a TA1 to EVILCORP"))).unwrap();
+    assert!(ta1.contains("TA1*000006601*261125*1432*R*006~"), "{ta1}");
+    // The path-like sender's answer stays in the outbound folder, under a name that is no path.
+    assert!(files(&outbound).contains(&"-..-x_TA1_000006602-1.edi".to_owned()), "{:?}", files(&outbound));
+    let escaped = [mailbox.path().join("x_TA1_000006602-1.edi"), root.join("x_TA1_000006602-1.edi")];
+    assert!(escaped.iter().all(|p| !p.exists()), "a file outside the outbound folder");
+
+    let codec = codec().unwrap();
+    let brokers = pipeline.broker.brokers();
+    let orders =
+        read_topic(&brokers, pipeline.topic(EventType::PurchaseOrderReceived), 2, Duration::from_secs(5)).unwrap();
+    let partners_published: Vec<String> =
+        orders.iter().map(|m| codec.decode(payload(m)).unwrap().event.envelope().trading_partner_id.clone()).collect();
+    assert_eq!(partners_published, ["ACME"], "nothing of the unknown senders is published");
+    let raised =
+        read_topic(&brokers, pipeline.topic(EventType::DocumentExchangeException), 2, Duration::from_secs(30)).unwrap();
+    let senders: std::collections::BTreeSet<String> =
+        raised.iter().map(|m| codec.decode(payload(m)).unwrap().event.envelope().trading_partner_id.clone()).collect();
+    assert_eq!(senders, ["../../x".to_owned(), "EVILCORP".to_owned()].into());
+    let _ = producer.kill();
+    let _ = producer.wait();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_kafka_can_never_take_quarantines_its_file_and_the_next_file_goes_on() {
     let pipeline = Pipeline::start("tg-unpublishable", None).await.unwrap();

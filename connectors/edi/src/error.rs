@@ -30,6 +30,8 @@ pub enum ErrorKind {
     InvalidValue,
     /// The document type is not one gridsync maps.
     Unsupported,
+    /// The interchange's sender is not a partner gridsync knows (its partner profiles).
+    UnknownSender,
 }
 
 /// An EDI error at a segment (1-based, over the whole file) and element (1-based).
@@ -44,6 +46,24 @@ pub struct EdiError {
 impl EdiError {
     pub(crate) fn new(kind: ErrorKind, segment: usize, element: Option<usize>, message: String) -> Self {
         EdiError { kind, segment, element, message }
+    }
+
+    /// `interchange` comes from a sender gridsync does not know: refused at the envelope
+    /// (TA1 note 006, CONTRL UCI code 23), naming the sender.
+    pub fn unknown_sender(interchange: &crate::Interchange<'_>, header_segment: usize) -> Self {
+        let (field, element) = match interchange.standard {
+            crate::Standard::X12 => ("ISA06", 6),
+            crate::Standard::Edifact => ("UNB02", 2),
+        };
+        EdiError::new(
+            ErrorKind::UnknownSender,
+            header_segment,
+            Some(element),
+            format!(
+                "{field} (interchange sender) {:?} is not a trading partner gridsync knows: add it to the partner profiles",
+                interchange.sender_id.trim()
+            ),
+        )
     }
 }
 

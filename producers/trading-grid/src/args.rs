@@ -46,6 +46,21 @@ pub struct InboundArgs {
     /// warning and noted in its acknowledgement; every other sender is held to the standard.
     #[arg(long, env = "GRIDSYNC_PARTNERS_FILE")]
     pub partners: Option<std::path::PathBuf>,
+    /// An interchange from a sender the partner profiles do not list: `reject` it (a TA1 or
+    /// CONTRL refusing the sender, the file quarantined, an exception naming the sender) or only
+    /// `quarantine` it (no answer to the unknown sender). Onboarding a partner is adding it to
+    /// the profiles. Without --partners every sender is admitted.
+    #[arg(long, env = "GRIDSYNC_TG_UNKNOWN_SENDERS", value_enum, default_value_t = UnknownSenders::Reject)]
+    pub unknown_senders: UnknownSenders,
+}
+
+/// What becomes of an interchange from a sender the partner profiles do not list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UnknownSenders {
+    /// Answered with a rejection (TA1 note 006, CONTRL UCI code 23), and quarantined.
+    Reject,
+    /// Quarantined without an answer.
+    Quarantine,
 }
 
 impl InboundArgs {

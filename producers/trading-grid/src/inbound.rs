@@ -44,6 +44,7 @@ pub struct Inbound {
     pub received: ReceivedControls,
     /// Senders whose known habits are accepted.
     pub leniencies: crate::leniency::Leniencies,
+    pub unknown_senders: crate::args::UnknownSenders,
     pub acks: Option<Acknowledger>,
     pub producer: EventProducer,
     pub metrics: InboundMetrics,
@@ -320,20 +321,17 @@ impl Inbound {
         };
         let interchanges = match parse_with(&claimed.bytes, &|sender| self.leniencies.of(sender)) {
             Ok(interchanges) => interchanges,
-            Err(e) => {
-                if let Some(acks) = &self.acks {
-                    let id = content_id(&claimed.bytes);
-                    let written = self.ack_step("rejecting the envelope", || acks.envelope(&claimed.bytes, &e, &id));
-                    match written.await {
-                        None => return Ok(()),
-                        Some(Ok(Some(ack))) => self.acknowledged("rejected", &ack),
-                        Some(Ok(None)) => {}
-                        Some(Err(unwritable)) => self.unwritable(&unwritable),
-                    }
-                }
-                return self.quarantine(&claimed, Rejection::edi(&claimed.name, &e)).await;
-            }
+            Err(e) => return self.refuse(&claimed, &e, true).await,
         };
+        // Who may send: a sender the partner profiles do not list is refused, file and all.
+        let mut header = 1;
+        for interchange in &interchanges {
+            if !self.leniencies.knows(&interchange.sender_id) {
+                let e = EdiError::unknown_sender(interchange, header);
+                return self.refuse(&claimed, &e, self.unknown_senders == crate::args::UnknownSenders::Reject).await;
+            }
+            header = interchange.last_segment_index + 1;
+        }
         for interchange in &interchanges {
             for tolerated in &interchange.tolerated {
                 self.metrics.tolerated(&interchange.sender_id, "wrong_segment_count");
@@ -392,6 +390,23 @@ impl Inbound {
         self.metrics.file("processed", claimed.bytes.len(), claimed.arrived);
         tracing::info!(file = %claimed.name, events = events.len(), "processed");
         Ok(())
+    }
+
+    /// Refuses a file whose envelope `e` is wrong (or whose sender is unknown): answered with a
+    /// TA1 or CONTRL rejection when `answer` (and acknowledgements are on), then quarantined
+    /// with an exception.
+    async fn refuse(&self, claimed: &Claimed, e: &EdiError, answer: bool) -> Result<(), MailboxError> {
+        if let (Some(acks), true) = (&self.acks, answer) {
+            let id = content_id(&claimed.bytes);
+            let written = self.ack_step("rejecting the envelope", || acks.envelope(&claimed.bytes, e, &id));
+            match written.await {
+                None => return Ok(()),
+                Some(Ok(Some(ack))) => self.acknowledged("rejected", &ack),
+                Some(Ok(None)) => {}
+                Some(Err(unwritable)) => self.unwritable(&unwritable),
+            }
+        }
+        self.quarantine(claimed, Rejection::edi(&claimed.name, e)).await
     }
 
     /// Every event of every interchange in the file, or the first error.

@@ -1,9 +1,13 @@
-//! Which senders' known habits are accepted rather than rejected: read from the partner
-//! profiles every consumer reads (`--partners`), where a partner may list
-//! `tolerate = ["wrong-segment-counts"]`. A partner without it, and any sender the file does
-//! not list, is held to the standard.
+//! Who may send, and which senders' known habits are accepted rather than rejected: read from
+//! the partner profiles every consumer reads (`--partners`). A sender the profiles do not list
+//! (by `id` or `interchange_id`) is refused; a partner may list
+//! `tolerate = ["wrong-segment-counts"]`, and one without it is held to the standard. Without
+//! profiles, every sender is admitted, strictly.
 
-use std::{collections::HashMap, path::Path};
+use std::{
+    collections::{HashMap, HashSet},
+    path::Path,
+};
 
 use gridsync_edi::Leniency;
 use serde::Deserialize;
@@ -48,10 +52,12 @@ pub enum LeniencyError {
     },
 }
 
-/// Each sender's leniency, by interchange sender id (and partner id).
+/// Each sender's leniency, by interchange sender id (and partner id), and who is known.
 #[derive(Debug, Default)]
 pub struct Leniencies {
     by_sender: HashMap<String, Leniency>,
+    /// The partners' ids and interchange ids; `None` without profiles (everyone is admitted).
+    known: Option<HashSet<String>>,
 }
 
 impl Leniencies {
@@ -65,14 +71,23 @@ impl Leniencies {
     fn parse(text: &str) -> Result<Self, toml::de::Error> {
         let file: File = toml::from_str(text)?;
         let mut by_sender = HashMap::new();
+        let mut known = HashSet::new();
         for profile in file.partner {
+            known.insert(profile.id.clone());
+            known.extend(profile.interchange_id.clone());
             let leniency = Leniency { segment_counts: profile.tolerate.contains(&Habit::WrongSegmentCounts) };
             if leniency != Leniency::default() {
                 by_sender.extend(profile.interchange_id.map(|id| (id, leniency)));
                 by_sender.insert(profile.id, leniency);
             }
         }
-        Ok(Leniencies { by_sender })
+        Ok(Leniencies { by_sender, known: Some(known) })
+    }
+
+    /// Whether `sender` (an interchange sender id) is a partner of the profiles (or no profiles
+    /// were given).
+    pub fn knows(&self, sender: &str) -> bool {
+        self.known.as_ref().is_none_or(|known| known.contains(sender.trim()))
     }
 
     /// What `sender` (an interchange sender id) is allowed; strict when it is not listed.
@@ -105,6 +120,9 @@ mod tests {
         assert_eq!((leniencies.of("SLOPPY-ISA"), leniencies.of("SLOPPY")), (lenient, lenient));
         assert_eq!(leniencies.of("TIDY"), Leniency::default());
         assert_eq!(leniencies.of("UNKNOWN"), Leniency::default());
+        assert!(leniencies.knows("SLOPPY-ISA") && leniencies.knows("SLOPPY") && leniencies.knows("TIDY"));
+        assert!(!leniencies.knows("EVILCORP") && !leniencies.knows("../../x"));
+        assert!(Leniencies::default().knows("ANYONE"), "no profiles: everyone is admitted");
         assert!(Leniencies::parse("[[partner]]\nid = \"X\"\ntolerate = [\"anything-goes\"]\n").is_err());
     }
 }

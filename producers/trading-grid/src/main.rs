@@ -68,6 +68,7 @@ async fn run(deps: ProducerDeps, args: args::TgArgs) -> Result<(), AppError> {
         published: store.published_events(),
         received: store.received_controls(),
         leniencies,
+        unknown_senders: args.inbound.unknown_senders,
         acks,
         producer: deps.producer.clone(),
         metrics,

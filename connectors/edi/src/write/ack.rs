@@ -175,6 +175,7 @@ fn edifact_code(kind: ErrorKind) -> &'static str {
         ErrorKind::ControlNumberMismatch => "28",
         ErrorKind::CountMismatch => "29",
         ErrorKind::BadSeparators => "20",
+        ErrorKind::UnknownSender => "23",
         ErrorKind::Truncated | ErrorKind::UnknownStart | ErrorKind::Unsupported => "18",
     }
 }
@@ -234,6 +235,8 @@ fn ta1_code(error: &EdiError) -> &'static str {
         ErrorKind::ControlNumberMismatch if error.message.starts_with("IEA") => "001",
         ErrorKind::CountMismatch if error.message.starts_with("IEA") => "021",
         ErrorKind::Truncated => "023",
+        // Invalid interchange sender id.
+        ErrorKind::UnknownSender => "006",
         ErrorKind::BadSeparators => "026",
         _ => "024",
     }
