@@ -63,16 +63,19 @@ fn x12_997_rejects_a_set_gridsync_does_not_map_and_accepts_the_rest() {
     // The first group (PO 905) gets a 940 beside its 850.
     let with_940 = file.replacen("GE*1*905~", "ST*940*0002~W05*N*ORDER-9~SE*3*0002~GE*2*905~", 1);
     let inbound = parse(with_940.as_bytes()).unwrap();
-    let ack = functional_ack(&inbound[0], AckVerdict::Accepted, 19, prepared()).unwrap();
+    let ack = functional_ack(&inbound[0], AckVerdict::AcceptedIfMapped, 19, prepared()).unwrap();
     let text = lines(&ack);
     let po_group: Vec<&str> = text.iter().map(String::as_str).skip_while(|l| *l != "AK1*PO*905~").take(6).collect();
     assert_eq!(po_group, ["AK1*PO*905~", "AK2*850*0001~", "AK5*A~", "AK2*940*0002~", "AK5*R*1~", "AK9*P*2*2*1~"]);
     let Event::FunctionalAckReceived(fa) = &read_back(&ack)[0] else { panic!() };
     assert_eq!(fa.status, AckStatus::PartiallyAccepted, "{fa:?}");
+    // A partner that takes every document (as the simulated one does) accepts the 940 too.
+    let partner = lines(&functional_ack(&inbound[0], AckVerdict::Accepted, 21, prepared()).unwrap());
+    assert!(partner.iter().any(|l| l == "AK9*A*2*2*2~"), "{partner:?}");
     // Every set of a group unmapped: the group is rejected.
     let only_940 = file.replacen("ST*850*0001~", "ST*940*0001~", 1);
     let inbound = parse(only_940.as_bytes()).unwrap();
-    let ack = lines(&functional_ack(&inbound[0], AckVerdict::Accepted, 20, prepared()).unwrap());
+    let ack = lines(&functional_ack(&inbound[0], AckVerdict::AcceptedIfMapped, 20, prepared()).unwrap());
     assert!(ack.iter().any(|l| l == "AK9*R*1*1*0~"), "{ack:?}");
 }
 

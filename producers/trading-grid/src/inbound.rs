@@ -383,7 +383,7 @@ impl Inbound {
         for ((doc_type, partner), count) in documents {
             self.metrics.documents(doc_type, partner, count);
         }
-        if !self.acknowledge(&claimed, &interchanges, AckVerdict::Accepted).await {
+        if !self.acknowledge(&claimed, &interchanges, AckVerdict::AcceptedIfMapped).await {
             return Ok(());
         }
         self.mailbox.finish(&claimed.name, &Outcome::Processed).await?;

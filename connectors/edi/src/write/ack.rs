@@ -17,6 +17,10 @@ use crate::{EdiError, ErrorKind, Interchange, Standard, Transaction};
 pub enum AckVerdict<'e> {
     /// Every transaction was read and its events are durable.
     Accepted,
+    /// As `Accepted`, but a transaction of a type gridsync does not map is rejected as not
+    /// supported (997 `AK5*R*1`, CONTRL `UCM` action 4): what gridsync answers its partners.
+    /// (`Accepted` is what a partner that takes every document answers.)
+    AcceptedIfMapped,
     /// Nothing of the interchange is processed (the file is quarantined as a
     /// unit): every transaction is rejected, and the one `error` lies in is
     /// reported precisely.
@@ -27,7 +31,7 @@ impl AckVerdict<'_> {
     /// `accepted` or `rejected`, for file names, metrics and logs.
     pub fn outcome(&self) -> &'static str {
         match self {
-            AckVerdict::Accepted => "accepted",
+            AckVerdict::Accepted | AckVerdict::AcceptedIfMapped => "accepted",
             AckVerdict::Rejected(_) => "rejected",
         }
     }
@@ -117,10 +121,10 @@ fn x12_997(inbound: &Interchange<'_>, group: &crate::Group<'_>, verdict: AckVerd
         body.push(OutSegment::new("AK2", [tx.document_type.clone(), tx.control_number.clone()]));
         match verdict {
             // AK502 1: transaction set not supported (nothing of it is read; an exception says so).
-            AckVerdict::Accepted if !crate::map::is_mapped(Standard::X12, &tx.document_type) => {
+            AckVerdict::AcceptedIfMapped if !crate::map::is_mapped(Standard::X12, &tx.document_type) => {
                 body.push(OutSegment::new("AK5", ["R", "1"]));
             }
-            AckVerdict::Accepted => {
+            AckVerdict::Accepted | AckVerdict::AcceptedIfMapped => {
                 accepted += 1;
                 match inbound.tolerated_in(tx) {
                     // AK501 E: accepted, errors noted; AK502 4: the segment count does not match.
@@ -185,7 +189,7 @@ fn contrl(inbound: &Interchange<'_>, verdict: AckVerdict<'_>) -> OutTransaction 
     let (sender, receiver) = parties(inbound);
     // 0083 action: 7 acknowledged, 4 rejected.
     let action = match verdict {
-        AckVerdict::Accepted => "7",
+        AckVerdict::Accepted | AckVerdict::AcceptedIfMapped => "7",
         AckVerdict::Rejected(_) => "4",
     };
     let mut body = vec![OutSegment::new(
@@ -198,10 +202,10 @@ fn contrl(inbound: &Interchange<'_>, verdict: AckVerdict<'_>) -> OutTransaction 
         let reference = Element::from(&tx.control_number);
         match verdict {
             // A message gridsync does not map: rejected (0085 18: unspecified), an exception says so.
-            AckVerdict::Accepted if !crate::map::is_mapped(Standard::Edifact, &tx.document_type) => {
+            AckVerdict::AcceptedIfMapped if !crate::map::is_mapped(Standard::Edifact, &tx.document_type) => {
                 body.push(OutSegment::new("UCM", [reference, kind, Element::from("4"), Element::from("18")]))
             }
-            AckVerdict::Accepted => match inbound.tolerated_in(tx) {
+            AckVerdict::Accepted | AckVerdict::AcceptedIfMapped => match inbound.tolerated_in(tx) {
                 // Accepted, with the tolerated error's code noted (29: the count does not match).
                 Some(noted) => body.push(OutSegment::new(
                     "UCM",
