@@ -78,6 +78,18 @@ fn order_counting(sender: &str, said: usize) -> String {
 /// nothing, other documents under the same control numbers are published as reuses, and the
 /// original once more is known: each file learns from the one before what it published before
 /// the store has it (and a resend two files behind finds its original in the store).
+/// A pipeline for test `name` and a mailbox whose `inbound/` holds `files` (name, content).
+async fn mailbox_with(name: &str, files: &[(&str, String)]) -> (Pipeline, tempfile::TempDir) {
+    let pipeline = Pipeline::start(name, None).await.unwrap();
+    let mailbox = tempfile::tempdir().unwrap();
+    let inbound = mailbox.path().join("inbound");
+    std::fs::create_dir_all(&inbound).unwrap();
+    for (file, content) in files {
+        std::fs::write(inbound.join(file), content).unwrap();
+    }
+    (pipeline, mailbox)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn files_landing_together_publish_in_order_and_a_resend_among_them_is_skipped() {
     const ORDERS: usize = 600; // enough to be mapped on the pool's threads
@@ -218,18 +230,13 @@ async fn a_habit_a_partners_profile_tolerates_is_accepted_and_noted_and_nobody_e
 /// envelope beside the 997; one that does not ask gets the 997 alone.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_interchange_asking_for_a_ta1_gets_one_beside_its_997() {
-    let pipeline = Pipeline::start("tg-ta1", None).await.unwrap();
-    let mailbox = tempfile::tempdir().unwrap();
-    let inbound = mailbox.path().join("inbound");
-    std::fs::create_dir_all(&inbound).unwrap();
     let asking = gridsync_tests::x12_purchase_orders("ASKER", 4711, &["PO-ASK".to_owned()], 1);
     assert!(asking.contains("*000004711*0*P*>~"));
-    std::fs::write(inbound.join("asking.edi"), asking.replace("*000004711*0*P*>~", "*000004711*1*P*>~")).unwrap();
-    std::fs::write(
-        inbound.join("quiet.edi"),
-        gridsync_tests::x12_purchase_orders("QUIET", 4712, &["PO-Q".to_owned()], 1),
-    )
-    .unwrap();
+    let dropped = [
+        ("asking.edi", asking.replace("*000004711*0*P*>~", "*000004711*1*P*>~")),
+        ("quiet.edi", gridsync_tests::x12_purchase_orders("QUIET", 4712, &["PO-Q".to_owned()], 1)),
+    ];
+    let (pipeline, mailbox) = mailbox_with("tg-ta1", &dropped).await;
     let mut producer = local_producer(&pipeline, mailbox.path(), free_port(), &[]);
     let outbound = mailbox.path().join("outbound");
     let edi = || files(&outbound).into_iter().filter(|f| f.ends_with(".edi")).collect::<Vec<_>>();
@@ -249,14 +256,10 @@ async fn an_interchange_asking_for_a_ta1_gets_one_beside_its_997() {
 /// counted; nothing of it vanishes.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_set_gridsync_does_not_map_is_rejected_in_the_997_and_raised_while_its_group_flows() {
-    let pipeline = Pipeline::start("tg-unmapped", None).await.unwrap();
-    let mailbox = tempfile::tempdir().unwrap();
-    let inbound = mailbox.path().join("inbound");
-    std::fs::create_dir_all(&inbound).unwrap();
     let order = gridsync_tests::x12_purchase_orders("WAREHOUSE", 5150, &["PO-940".to_owned()], 1);
     let with_940 = order.replace("GE*1*5150~", "ST*940*0002~\nW05*N*SHIP-9~\nSE*3*0002~\nGE*2*5150~");
     assert_ne!(with_940, order);
-    std::fs::write(inbound.join("mixed.edi"), with_940).unwrap();
+    let (pipeline, mailbox) = mailbox_with("tg-unmapped", &[("mixed.edi", with_940)]).await;
     let port = free_port();
     let mut producer = local_producer(&pipeline, mailbox.path(), port, &[]);
     let outbound = mailbox.path().join("outbound");
@@ -296,14 +299,10 @@ async fn a_set_gridsync_does_not_map_is_rejected_in_the_997_and_raised_while_its
 /// exception for the account team naming the file and interchange.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_acknowledgement_that_cannot_be_written_raises_an_exception() {
-    let pipeline = Pipeline::start("tg-unanswered", None).await.unwrap();
-    let mailbox = tempfile::tempdir().unwrap();
-    let inbound = mailbox.path().join("inbound");
-    std::fs::create_dir_all(&inbound).unwrap();
     let file = std::fs::read_to_string(fixture("x12_pipes_00501_no_newlines.edi")).unwrap();
     let odd = file.replace("|ZZ|GLOBEX         |", "|ZZ|GLO*BEX        |").replace("SH|GLOBEX|", "SH|GLO*BEX|");
     assert_ne!(odd, file);
-    std::fs::write(inbound.join("odd.edi"), odd).unwrap();
+    let (pipeline, mailbox) = mailbox_with("tg-unanswered", &[("odd.edi", odd)]).await;
     let port = free_port();
     let mut producer = local_producer(&pipeline, mailbox.path(), port, &[]);
     let codec = codec().unwrap();
@@ -333,19 +332,18 @@ async fn an_acknowledgement_that_cannot_be_written_raises_an_exception() {
 /// path is refused too and names no file anywhere; a known partner's file flows.
 #[tokio::test(flavor = "multi_thread")]
 async fn senders_the_partner_profiles_do_not_list_are_refused() {
-    let pipeline = Pipeline::start("tg-senders", None).await.unwrap();
-    let mailbox = tempfile::tempdir().unwrap();
-    let root = mailbox.path().join("box");
-    let inbound = root.join("inbound");
-    std::fs::create_dir_all(&inbound).unwrap();
-    let partners = mailbox.path().join("partners.toml");
-    std::fs::write(&partners, "[[partner]]\nid = \"ACME\"\ninterchange_id = \"ACME\"\n").unwrap();
     let order = |sender: &str, n: usize| gridsync_tests::x12_purchase_orders(sender, n, &[format!("PO-{n}")], 1);
-    std::fs::write(inbound.join("evil.edi"), order("EVILCORP", 6601)).unwrap();
-    std::fs::write(inbound.join("path.edi"), order("../../x", 6602)).unwrap();
-    std::fs::write(inbound.join("acme.edi"), order("ACME", 6603)).unwrap();
+    let dropped = [
+        ("evil.edi", order("EVILCORP", 6601)),
+        ("path.edi", order("../../x", 6602)),
+        ("acme.edi", order("ACME", 6603)),
+    ];
+    let (pipeline, mailbox) = mailbox_with("tg-senders", &dropped).await;
+    let root = mailbox.path();
+    let partners = root.join("partners.toml");
+    std::fs::write(&partners, "[[partner]]\nid = \"ACME\"\ninterchange_id = \"ACME\"\n").unwrap();
     let partners_arg = partners.display().to_string();
-    let mut producer = local_producer(&pipeline, &root, free_port(), &["--partners", &partners_arg]);
+    let mut producer = local_producer(&pipeline, root, free_port(), &["--partners", &partners_arg]);
     let (processed, quarantine) = (root.join("processed"), root.join("quarantine"));
     let done =
         wait_until(Duration::from_secs(60), || files(&processed).len() == 1 && files(&quarantine).len() == 4).await;
@@ -362,7 +360,7 @@ async fn senders_the_partner_profiles_do_not_list_are_refused() {
     assert!(ta1.contains("TA1*000006601*261125*1432*R*006~"), "{ta1}");
     // The path-like sender's answer stays in the outbound folder, under a name that is no path.
     assert!(files(&outbound).contains(&"-..-x_TA1_000006602-1.edi".to_owned()), "{:?}", files(&outbound));
-    let escaped = [mailbox.path().join("x_TA1_000006602-1.edi"), root.join("x_TA1_000006602-1.edi")];
+    let escaped = [root.join("x_TA1_000006602-1.edi"), root.join("../x_TA1_000006602-1.edi")];
     assert!(escaped.iter().all(|p| !p.exists()), "a file outside the outbound folder");
 
     let codec = codec().unwrap();
