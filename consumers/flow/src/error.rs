@@ -32,6 +32,10 @@ pub enum FlowError {
     /// The failure of a batch of changes this record's change was saved with.
     #[error("{0}")]
     Batch(std::sync::Arc<FlowError>),
+    /// The handler saving this record's change with others was abandoned (its attempt timed out,
+    /// or shutdown) before it said what became of it: tried again.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl FlowError {
@@ -48,6 +52,7 @@ impl FlowError {
             FlowError::Publish(e) => e.is_transient(),
             FlowError::Outbound { transient, .. } => *transient,
             FlowError::Batch(e) => e.is_transient(),
+            FlowError::Interrupted(_) => true,
             // Refused credentials are an operator's error, not the record's: the partition
             // waits (and alerts) until they are fixed, instead of dead-lettering every record.
             FlowError::Amplience(e) => {
@@ -80,6 +85,7 @@ impl FlowError {
             FlowError::Publish(_) => "kafka.publish",
             FlowError::Lookup(_) => "kafka.lookup",
             FlowError::Batch(e) => e.class(),
+            FlowError::Interrupted(_) => "effect.interrupted",
         }
     }
 }

@@ -111,7 +111,10 @@ impl KeyedItems {
         }
         let (item, changed, saved) = answered
             .await
-            .map_err(|_| FlowError::Invalid("the batch holding this change was dropped".into()))?
+            // The handler saving the batch was abandoned mid-way (a timed-out attempt): whether the
+            // change was saved is unknown, so the record is tried again (its change re-applied to
+            // the item as it is then, which finds it made if it was).
+            .map_err(|_| FlowError::Interrupted(format!("the save of {key} holding this change was abandoned")))?
             .map_err(FlowError::Batch)?;
         Ok(Outcome::of_item(item, self.hub_id.clone(), &new.schema, changed && saved))
     }
