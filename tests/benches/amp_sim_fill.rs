@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use gridsync_amp_sim::{SimConfig, Simulator};
-use gridsync_amplience::{DeliveryKey, ManagementArgs, ManagementClient, NewContentItem, Secret};
+use gridsync_amplience::{DeliveryKey, NewContentItem};
 use serde_json::json;
 
 #[tokio::main]
@@ -20,19 +20,7 @@ async fn main() -> anyhow::Result<()> {
     let sim =
         Simulator::start(config.clone(), tokio::net::TcpListener::bind("127.0.0.1:0").await?, stop.clone()).await?;
     gridsync_tests::set_up_hub(&sim.url(), &config.hub_id, &config.repositories, None).await?;
-    let client = ManagementClient::new(&ManagementArgs {
-        api_url: format!("{}/v2/content", sim.url()),
-        token_url: format!("{}/oauth/token", sim.url()),
-        hub_id: Some(config.hub_id.clone()),
-        client_id: Some("gridsync".into()),
-        client_secret: Some(Secret::new("gridsync-secret")),
-        client_secret_file: None,
-        requests_per_second: 0.0,
-        publishes_per_minute: 90,
-        timeout_ms: 30_000,
-        max_attempts: 3,
-        max_backoff_ms: 1_000,
-    })?;
+    let client = gridsync_tests::amp_sim_client(&sim.url(), &config.hub_id, ("gridsync", "gridsync-secret"))?;
     let repository = &config.repositories[0];
     let item = |n: u64| -> anyhow::Result<NewContentItem> {
         let fields = json!({

@@ -26,6 +26,27 @@ use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
 };
 
+/// A Management API client of the amp-sim at `url`, acting as `(client id, secret)`.
+pub fn amp_sim_client(
+    url: &str,
+    hub_id: &str,
+    (id, secret): (&str, &str),
+) -> anyhow::Result<gridsync_amplience::ManagementClient> {
+    Ok(gridsync_amplience::ManagementClient::new(&gridsync_amplience::ManagementArgs {
+        api_url: format!("{url}/v2/content"),
+        token_url: format!("{url}/oauth/token"),
+        hub_id: Some(hub_id.to_owned()),
+        client_id: Some(id.into()),
+        client_secret: Some(gridsync_amplience::Secret::new(secret)),
+        client_secret_file: None,
+        requests_per_second: 0.0,
+        publishes_per_minute: 600,
+        timeout_ms: 5_000,
+        max_attempts: 3,
+        max_backoff_ms: 200,
+    })?)
+}
+
 /// Sets the hub of the amp-sim at `url` up as `gridsync amplience setup --with-example-templates`
 /// does with the flows' default configuration (content in the first repository, templates in the
 /// second), and the webhook to `webhook` (URL, secret) if given; acts as client `gridsync`.
@@ -35,20 +56,8 @@ pub async fn set_up_hub(
     repositories: &[String],
     webhook: Option<(&str, &str)>,
 ) -> anyhow::Result<Vec<gridsync_amplience::setup::Step>> {
-    use gridsync_amplience::{setup, ManagementArgs, ManagementClient, Secret};
-    let client = ManagementClient::new(&ManagementArgs {
-        api_url: format!("{url}/v2/content"),
-        token_url: format!("{url}/oauth/token"),
-        hub_id: Some(hub_id.to_owned()),
-        client_id: Some("gridsync".into()),
-        client_secret: Some(Secret::new("gridsync-secret")),
-        client_secret_file: None,
-        requests_per_second: 0.0,
-        publishes_per_minute: 90,
-        timeout_ms: 10_000,
-        max_attempts: 3,
-        max_backoff_ms: 500,
-    })?;
+    use gridsync_amplience::{setup, Secret};
+    let client = amp_sim_client(url, hub_id, ("gridsync", "gridsync-secret"))?;
     let [content, templates, ..] = repositories else { bail!("amp-sim needs two repositories") };
     let target = setup::Target {
         assign: Default::default(),

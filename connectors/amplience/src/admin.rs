@@ -21,6 +21,14 @@ pub struct ContentTypeSchema {
     pub validation_level: Option<String>,
 }
 
+impl ContentTypeSchema {
+    /// The schema as JSON (`null` when the hub holds text that is not: it then differs from any
+    /// schema gridsync ships).
+    pub fn parsed(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
 /// A content type registered on the hub.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -74,11 +82,30 @@ pub struct Webhook {
 }
 
 impl ManagementClient {
-    fn hub(&self) -> Result<&str, AmplienceError> {
+    /// The configured hub id, or the error of a client without one.
+    pub(crate) fn hub(&self) -> Result<&str, AmplienceError> {
         self.hub_id().ok_or_else(|| AmplienceError::Unexpected {
             method: "GET",
             url: self.url("/hubs/?"),
             message: "no hub id configured (--amplience-hub-id)".into(),
+        })
+    }
+
+    /// The items of `repository_id` that have a delivery key, by it.
+    pub async fn items_by_delivery_key(
+        &self,
+        repository_id: &str,
+    ) -> Result<std::collections::HashMap<String, crate::ContentItem>, AmplienceError> {
+        let items = self.all_items(repository_id).await?;
+        Ok(items.into_iter().filter_map(|i| i.delivery_key().map(|k| (k.to_owned(), i.clone()))).collect())
+    }
+
+    /// The webhook as a request body.
+    fn webhook_request(&self, webhook: &Webhook) -> Result<Value, AmplienceError> {
+        serde_json::to_value(webhook).map_err(|e| AmplienceError::Unexpected {
+            method: "POST",
+            url: self.url("/webhooks"),
+            message: e.to_string(),
         })
     }
 
@@ -174,21 +201,13 @@ impl ManagementClient {
 
     pub async fn create_webhook(&self, webhook: &Webhook) -> Result<Webhook, AmplienceError> {
         let hub = self.hub()?;
-        let request = serde_json::to_value(webhook).map_err(|e| AmplienceError::Unexpected {
-            method: "POST",
-            url: self.url("/webhooks"),
-            message: e.to_string(),
-        })?;
+        let request = self.webhook_request(webhook)?;
         self.resource(Method::POST, &format!("/hubs/{hub}/webhooks"), Some(&request)).await
     }
 
     pub async fn update_webhook(&self, id: &str, webhook: &Webhook) -> Result<Webhook, AmplienceError> {
         let hub = self.hub()?;
-        let request = serde_json::to_value(webhook).map_err(|e| AmplienceError::Unexpected {
-            method: "PATCH",
-            url: self.url("/webhooks"),
-            message: e.to_string(),
-        })?;
+        let request = self.webhook_request(webhook)?;
         self.resource(Method::PATCH, &format!("/hubs/{hub}/webhooks/{id}"), Some(&request)).await
     }
 }

@@ -352,11 +352,7 @@ impl ManagementClient {
 
     /// The hub's workflow states.
     pub async fn workflow_states(&self) -> Result<Vec<WorkflowState>, AmplienceError> {
-        let hub = self.hub_id.as_deref().ok_or_else(|| AmplienceError::Unexpected {
-            method: "GET",
-            url: self.url("/hubs/?/workflow-states"),
-            message: "no hub id configured (--amplience-hub-id)".into(),
-        })?;
+        let hub = self.hub()?;
         self.all_pages(&format!("/hubs/{hub}/workflow-states"), "workflow-states").await
     }
 

@@ -15,7 +15,7 @@ use std::{
 };
 
 use gridsync_amp_sim::{Client, SimConfig};
-use gridsync_amplience::{ManagementArgs, ManagementClient, NewContentItem};
+use gridsync_amplience::{ManagementClient, NewContentItem};
 use gridsync_schemas::{codec, events::DeliveryPerformed, Event, EventType};
 use gridsync_tests::{free_port, metric_value, payload, read_all, workspace_binary, Pipeline};
 use gridsync_tg_sim::partner::{self, PartnerConfig};
@@ -415,21 +415,8 @@ pub async fn sim_items(url: &str, prefix: &str) -> Vec<Value> {
 }
 
 /// A Management API client of the amp-sim at `url`, acting as `(client id, secret)`.
-pub fn client_as(url: &str, hub_id: &str, (id, secret): (&str, &str)) -> ManagementClient {
-    ManagementClient::new(&ManagementArgs {
-        api_url: format!("{url}/v2/content"),
-        token_url: format!("{url}/oauth/token"),
-        hub_id: Some(hub_id.to_owned()),
-        client_id: Some(id.into()),
-        client_secret: Some(secret.into()),
-        client_secret_file: None,
-        requests_per_second: 0.0,
-        publishes_per_minute: 600,
-        timeout_ms: 5_000,
-        max_attempts: 3,
-        max_backoff_ms: 200,
-    })
-    .unwrap()
+pub fn client_as(url: &str, hub_id: &str, who: (&str, &str)) -> ManagementClient {
+    gridsync_tests::amp_sim_client(url, hub_id, who).unwrap()
 }
 
 /// SIGTERM, then waits (up to 30 s) for a clean exit.

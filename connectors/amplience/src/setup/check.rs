@@ -158,7 +158,7 @@ pub async fn check(
         .content_type_schemas()
         .await?
         .into_iter()
-        .map(|s| (s.schema_id.clone(), (s.version, serde_json::from_str(&s.body).unwrap_or(Value::Null))))
+        .map(|s| (s.schema_id.clone(), (s.version, s.parsed())))
         .collect();
     for (uri, repositories) in &requirements.content_types {
         let Some(type_id) = types.get(uri) else {
@@ -251,12 +251,7 @@ async fn check_templates(
     repository: &str,
     needs: &TemplateNeeds,
 ) -> Result<Vec<Finding>, AmplienceError> {
-    let items: HashMap<String, crate::ContentItem> = client
-        .all_items(repository)
-        .await?
-        .into_iter()
-        .filter_map(|i| i.delivery_key().map(|k| (k.to_owned(), i.clone())))
-        .collect();
+    let items = client.items_by_delivery_key(repository).await?;
     let mut findings = Vec::new();
     let env = minijinja::Environment::new();
     for key in &needs.keys {

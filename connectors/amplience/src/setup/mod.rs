@@ -85,10 +85,6 @@ fn settings(t: &ContentTypeSpec) -> Value {
     json!({ "label": t.label, "icons": [], "visualizations": [] })
 }
 
-fn parse_body(schema: &ContentTypeSchema) -> Value {
-    serde_json::from_str(&schema.body).unwrap_or(Value::Null)
-}
-
 /// Brings the hub to what `spec` and `target` ask; with `dry_run`, only finds the steps.
 /// Returns the steps, in the order taken.
 pub async fn setup(
@@ -123,7 +119,7 @@ pub async fn setup(
                 }
                 changed_schema = true;
             }
-            Some(existing) if parse_body(existing) != t.schema => {
+            Some(existing) if existing.parsed() != t.schema => {
                 steps.push(Step::UpdateSchema { uri: t.uri.clone(), from_version: existing.version });
                 if !dry_run {
                     let updated = client.update_content_type_schema(&existing.id, &body, existing.version).await?;
@@ -256,12 +252,7 @@ async fn example_templates(
     let Some(template_type) = spec.content_types.iter().find(|t| t.role == Role::Template) else {
         return Ok(());
     };
-    let existing: HashMap<String, crate::ContentItem> = client
-        .all_items(&target.template_repository)
-        .await?
-        .into_iter()
-        .filter_map(|i| i.delivery_key().map(|k| (k.to_owned(), i.clone())))
-        .collect();
+    let existing = client.items_by_delivery_key(&target.template_repository).await?;
     // Fails before anything is made when the hub has no such state.
     client.workflow_state_id(&target.approved_state).await?;
     for example in templates::examples() {
