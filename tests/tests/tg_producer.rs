@@ -13,7 +13,7 @@ use std::{
 
 use gridsync_schemas::{
     codec,
-    events::{Event, ExceptionKind, Severity},
+    events::{DocumentExchangeException, Event, ExceptionKind, Severity},
     EventType,
 };
 use gridsync_tests::{
@@ -188,12 +188,13 @@ async fn a_habit_a_partners_profile_tolerates_is_accepted_and_noted_and_nobody_e
     let mut producer = local_producer(&pipeline, mailbox.path(), port, &["--partners", &partners_arg]);
     let (processed, quarantine) = (mailbox.path().join("processed"), mailbox.path().join("quarantine"));
     let done =
-        wait_until(Duration::from_secs(60), || files(&processed).len() == 1 && files(&quarantine).len() == 2).await;
+        wait_until(Duration::from_secs(60), || files(&processed).len() == 2 && files(&quarantine).len() == 2).await;
     let log = std::fs::read_to_string(mailbox.path().join("producer.log")).unwrap_or_default();
     assert!(done, "processed {:?}, quarantined {:?}\n{log}", files(&processed), files(&quarantine));
-    assert_eq!(files(&processed), ["sloppy.edi"]);
-    let reason = std::fs::read_to_string(quarantine.join("tidy.edi.reason")).unwrap();
-    assert_eq!(reason, "tidy.edi: segment 7, element 1: SE01 says 4 segments, found 5\n", "strict by default");
+    // Strict by default: the miscounted order is rejected on its own, kept in quarantine.
+    assert_eq!(files(&quarantine), ["tidy.edi.000000088.88.0001", "tidy.edi.000000088.88.0001.reason"]);
+    let reason = std::fs::read_to_string(quarantine.join("tidy.edi.000000088.88.0001.reason")).unwrap();
+    assert!(reason.ends_with("segment 7, element 1: SE01 says 4 segments, found 5\n"), "{reason}");
 
     let outbound = mailbox.path().join("outbound");
     let ack = |prefix: &str| {
@@ -203,9 +204,9 @@ async fn a_habit_a_partners_profile_tolerates_is_accepted_and_noted_and_nobody_e
     };
     let noted = ack("SLOPPY_997_");
     assert!(noted.contains("AK5*E*4~") && noted.contains("AK9*E*1*1*1~"), "accepted, the count noted: {noted}");
-    // A miscounted transaction breaks the envelope: the strict partner's interchange is refused whole.
-    let rejected = ack("TIDY_TA1_");
-    assert!(rejected.contains("TA1*000000088*261201*0915*R*"), "{rejected}");
+    // A miscounted transaction set is rejected in the strict partner's 997 (AK5 code 4).
+    let rejected = ack("TIDY_997_");
+    assert!(rejected.contains("AK2*850*0001~\nAK5*R*4~\nAK9*R*1*1*0~"), "{rejected}");
     let codec = codec().unwrap();
     let orders = read_topic(
         &pipeline.broker.brokers(),
@@ -294,6 +295,101 @@ async fn a_set_gridsync_does_not_map_is_rejected_in_the_997_and_raised_while_its
     let _ = producer.wait();
 }
 
+/// As partners send them: a transaction set whose SE01 miscounts, between two good orders, is
+/// rejected alone in the 999 the partner's profile asks for (`IK5*R*4`, `AK9*P`), kept in
+/// quarantine with its reason and raised as an exception naming the file, control numbers and
+/// error, while the good orders flow and the file is processed; an 846 the profile accepts and
+/// ignores is accepted (`IK5*A`) and recorded as an informational exception, not rejected; and
+/// the same file again keeps the rejected set once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_transaction_is_rejected_alone_in_the_partners_999_and_the_rest_of_its_file_flows() {
+    let po_numbers: Vec<String> = ["PO-R1", "PO-R2", "PO-R3"].map(str::to_owned).to_vec();
+    let orders = gridsync_tests::x12_purchase_orders("RETAILER", 6001, &po_numbers, 1);
+    let sent = orders
+        .replacen("SE*6*0002~", "SE*9*0002~", 1)
+        .replace("GE*3*6001~", "ST*846*0004~\nBIA*00*SI*INV-1*20261125~\nSE*3*0004~\nGE*4*6001~");
+    assert_ne!(sent, orders);
+    let (pipeline, mailbox) = mailbox_with("tg-partial", &[("retailer.edi", sent.clone())]).await;
+    let partners = mailbox.path().join("partners.toml");
+    let profile = "[[partner]]\nid = \"RETAILER\"\nname = \"Retailer\"\nstandard = \"X12\"\nversions = [\"005010\"]\n\
+                   interchange_id = \"RETAILER\"\nacknowledgement = \"999\"\naccept_unmapped = [\"846\"]\n";
+    std::fs::write(&partners, profile).unwrap();
+    let port = free_port();
+    let partners_arg = partners.display().to_string();
+    let mut producer = local_producer(&pipeline, mailbox.path(), port, &["--partners", &partners_arg]);
+    let (root, outbound) = (mailbox.path(), mailbox.path().join("outbound"));
+    let ack = || files(&outbound).into_iter().find(|f| f.starts_with("RETAILER_999_") && f.ends_with(".edi"));
+    let done =
+        wait_until(Duration::from_secs(60), || ack().is_some() && files(&root.join("processed")).len() == 1).await;
+    let log = std::fs::read_to_string(root.join("producer.log")).unwrap_or_default();
+    assert!(done, "{:?} {:?}\n{log}", files(&outbound), files(&root.join("processed")));
+    assert_eq!(files(&root.join("processed")), ["retailer.edi"], "the file is processed");
+
+    let ack = std::fs::read_to_string(outbound.join(ack().unwrap())).unwrap();
+    assert!(ack.contains("*^*00501*") && ack.contains("ST*999*0001*005010X231A1~"), "{ack}");
+    let answered = "AK1*PO*6001*004010~\nAK2*850*0001~\nIK5*A~\nAK2*850*0002~\nIK5*R*4~\nAK2*850*0003~\nIK5*A~\n\
+                    AK2*846*0004~\nIK5*A~\nAK9*P*4*4*3~";
+    assert!(ack.contains(answered), "{ack}");
+
+    let kept = "retailer.edi.000006001.6001.0002";
+    assert_eq!(files(&root.join("quarantine")), [kept.to_owned(), format!("{kept}.reason")]);
+    let bytes = std::fs::read_to_string(root.join("quarantine").join(kept)).unwrap();
+    assert!(bytes.starts_with("ST*850*0002~") && bytes.ends_with("SE*9*0002~"), "its bytes as sent: {bytes:?}");
+    assert!(sent.contains(&bytes));
+    let reason = std::fs::read_to_string(root.join("quarantine").join(format!("{kept}.reason"))).unwrap();
+    assert!(
+        reason.contains("850 0002 of interchange 000006001, group 6001")
+            && reason.contains("SE01 says 9 segments, found 6"),
+        "{reason}"
+    );
+
+    let codec = codec().unwrap();
+    let brokers = pipeline.broker.brokers();
+    let decode = |topic: &str, n: usize| -> Vec<Event> {
+        read_topic(&brokers, topic, n, Duration::from_secs(30))
+            .unwrap()
+            .iter()
+            .map(|m| codec.decode(payload(m)).unwrap().event)
+            .collect()
+    };
+    let mut published: Vec<String> = decode(pipeline.topic(EventType::PurchaseOrderReceived), 2)
+        .into_iter()
+        .filter_map(|e| if let Event::PurchaseOrderReceived(po) = e { Some(po.po_number) } else { None })
+        .collect();
+    published.sort();
+    assert_eq!(published, ["PO-R1", "PO-R3"], "the good orders of the group flow");
+    let mut raised: Vec<DocumentExchangeException> = decode(pipeline.topic(EventType::DocumentExchangeException), 2)
+        .into_iter()
+        .filter_map(|e| if let Event::DocumentExchangeException(x) = e { Some(x) } else { None })
+        .collect();
+    raised.sort_by_key(|x| x.severity != Severity::Info);
+    let [ignored, rejected] = raised.as_slice() else { panic!("{raised:?}") };
+    assert_eq!((rejected.kind, rejected.severity), (ExceptionKind::MalformedDocument, Severity::Error));
+    assert_eq!(rejected.quarantine_path.as_deref(), Some(format!("quarantine/{kept}").as_str()));
+    assert_eq!(rejected.details["file"], "retailer.edi");
+    assert_eq!(
+        (rejected.details["interchange"].as_str(), rejected.details["transaction"].as_str()),
+        ("000006001", "0002")
+    );
+    assert_eq!(rejected.details["error_kind"], "CountMismatch");
+    assert!(rejected.reason.contains("SE01 says 9 segments, found 6"), "{}", rejected.reason);
+    assert_eq!((ignored.severity, ignored.document_type.as_deref()), (Severity::Info, Some("846")));
+    assert!(ignored.reason.contains("accepted and ignored"), "{}", ignored.reason);
+
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    let rejected_count =
+        metric_value(&metrics_url, "gridsync_tg_rejected_transactions_total", r#"error="CountMismatch""#);
+    assert_eq!(rejected_count.await, 1.0);
+    assert_eq!(metric_value(&metrics_url, "gridsync_tg_unsupported_total", r#"answer="ignored""#).await, 1.0);
+
+    // The same file again: its rejected set is kept once, not twice.
+    std::fs::write(root.join("inbound/retailer.edi"), &sent).unwrap();
+    assert!(wait_until(Duration::from_secs(60), || files(&root.join("processed")).len() == 2).await);
+    assert_eq!(files(&root.join("quarantine")).len(), 2, "{:?}", files(&root.join("quarantine")));
+    let _ = producer.kill();
+    let _ = producer.wait();
+}
+
 /// A partner value gridsync cannot put in its acknowledgement (`GLO*BEX` in an X12 answer with
 /// `*` between elements) leaves the partner without an answer: not only a counter, but an
 /// exception for the account team naming the file and interchange.
@@ -341,7 +437,8 @@ async fn senders_the_partner_profiles_do_not_list_are_refused() {
     let (pipeline, mailbox) = mailbox_with("tg-senders", &dropped).await;
     let root = mailbox.path();
     let partners = root.join("partners.toml");
-    std::fs::write(&partners, "[[partner]]\nid = \"ACME\"\ninterchange_id = \"ACME\"\n").unwrap();
+    let profile = "[[partner]]\nid = \"ACME\"\nname = \"Acme\"\nstandard = \"X12\"\ninterchange_id = \"ACME\"\n";
+    std::fs::write(&partners, profile).unwrap();
     let partners_arg = partners.display().to_string();
     let mut producer = local_producer(&pipeline, root, free_port(), &["--partners", &partners_arg]);
     let (processed, quarantine) = (root.join("processed"), root.join("quarantine"));
@@ -416,7 +513,7 @@ async fn files_in_the_mailbox_become_events_and_bad_ones_are_quarantined() {
     // Claimed by a run that crashed before finishing it.
     std::fs::copy(fixture("edifact_una_group_release.edi"), inbound.join(".processing/edifact_una_group_release.edi"))
         .unwrap();
-    let broken = "ISA*00*          *00*          *ZZ*BADCO          *ZZ*GRIDSYNC       *261125*1432*U*00401*000000001*0*P*>~GS*PO*BADCO*GRIDSYNC*20261125*1432*1*X*004010~ST*850*0001~BEG*00*SA*PO1**20261125~SE*9*0001~GE*1*1~IEA*1*000000001~";
+    let broken = "ISA*00*          *00*          *ZZ*BADCO          *ZZ*GRIDSYNC       *261125*1432*U*00401*000000001*0*P*>~GS*PO*BADCO*GRIDSYNC*20261125*1432*1*X*004010~ST*850*0001~BEG*00*SA*PO1**20261125~SE*3*0001~GE*1*1~IEA*1*000000002~";
     std::fs::write(inbound.join("broken.edi"), broken).unwrap();
     std::fs::write(inbound.join("still-uploading.edi.part"), "ISA").unwrap();
 
@@ -435,7 +532,8 @@ async fn files_in_the_mailbox_become_events_and_bad_ones_are_quarantined() {
     let left = files(&inbound.join(".processing").join(owner));
     assert_eq!(left, [".lease"], "nothing left claimed (the crashed run's claim taken over); the lease held");
     let reason = std::fs::read_to_string(quarantine.join("broken.edi.reason")).unwrap();
-    assert_eq!(reason, "broken.edi: segment 5, element 1: SE01 says 9 segments, found 3\n");
+    let why = "segment 7, element 2: IEA02 is 000000002, expected 000000001 from ISA13 (segment 1)";
+    assert_eq!(reason, format!("broken.edi: {why}\n"));
 
     let codec = codec().unwrap();
     let decode = |topic: &str, n: usize| -> Vec<Event> {
@@ -459,8 +557,8 @@ async fn files_in_the_mailbox_become_events_and_bad_ones_are_quarantined() {
     let exceptions = decode(pipeline.topic(EventType::DocumentExchangeException), 1);
     let [Event::DocumentExchangeException(exception)] = exceptions.as_slice() else { panic!("{exceptions:?}") };
     assert_eq!(exception.envelope.trading_partner_id, "BADCO");
-    assert_eq!(exception.reason, "broken.edi: segment 5, element 1: SE01 says 9 segments, found 3");
-    assert_eq!((exception.details["segment"].as_str(), exception.details["element"].as_str()), ("5", "1"));
+    assert_eq!(exception.reason, format!("broken.edi: {why}"));
+    assert_eq!((exception.details["segment"].as_str(), exception.details["element"].as_str()), ("7", "2"));
     assert_eq!(exception.quarantine_path.as_deref(), Some("quarantine/broken.edi"));
 
     let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
@@ -471,7 +569,7 @@ async fn files_in_the_mailbox_become_events_and_bad_ones_are_quarantined() {
         "{metrics}"
     );
     assert!(metrics.lines().any(|l| l.starts_with("gridsync_tg_parse_failures_total{")
-        && l.contains("CountMismatch")
+        && l.contains("ControlNumberMismatch")
         && l.ends_with(" 1")));
 
     // Acknowledgements: one per inbound interchange (x12_multi has two), each with its checksum.
@@ -493,7 +591,7 @@ async fn files_in_the_mailbox_become_events_and_bad_ones_are_quarantined() {
     assert!(ack.contains("AK1*PO*905~\nAK2*850*0001~\nAK5*A~\nAK9*A*1*1*1~"), "{ack}");
     assert!(ack.contains("*ZZ*GRIDSYNC       *ZZ*ACME           *"), "from us to the partner: {ack}");
     let ta1 = std::fs::read_to_string(outbound.join("BADCO_TA1_000000001-1.edi")).unwrap();
-    assert!(ta1.contains("TA1*000000001*261125*1432*R*024~"), "{ta1}");
+    assert!(ta1.contains("TA1*000000001*261125*1432*R*001~"), "{ta1}");
 
     // The same file again (a partner's resend, or a gateway's retry): Kafka has its events
     // already, so none goes out again, and its acknowledgement is the very same file.

@@ -2,7 +2,7 @@
 //! `:+.? '`); UNB..UNZ holds messages UNH..UNT, optionally grouped in UNG..UNE.
 
 use crate::{
-    envelope::{self, Grammar},
+    envelope::{self, Grammar, RawGroup, RawTransaction},
     error::{EdiError, ErrorKind},
     model::{Delimiters, Group, Interchange, Segment, Standard, Transaction, EDIFACT_REFERENCE},
     Leniency,
@@ -90,10 +90,10 @@ pub(crate) fn parse_interchange<'a>(
     let walked = envelope::walk(input, after_unb, &unb, 5, &delimiters, &GRAMMAR, leniency(sender.trim()))?;
 
     let mut groups = Vec::with_capacity(walked.groups.len());
-    for raw in walked.groups {
-        let ung = raw.header.as_ref();
-        let mut transactions = Vec::with_capacity(raw.transactions.len());
-        for segments in raw.transactions {
+    for RawGroup { header, transactions: raw_transactions, error } in walked.groups {
+        let ung = header.as_ref();
+        let mut transactions = Vec::with_capacity(raw_transactions.len());
+        for RawTransaction { segments, raw, error } in raw_transactions {
             let unh = &segments[0];
             let version = [2, 3, 4].iter().filter_map(|&c| unh.component(2, c)).collect::<Vec<_>>().join(":");
             transactions.push(Transaction {
@@ -101,6 +101,8 @@ pub(crate) fn parse_interchange<'a>(
                 control_number: unh.control_number(1, "message reference number", EDIFACT_REFERENCE)?.into_owned(),
                 version: (!version.is_empty()).then_some(version),
                 segments,
+                raw,
+                error,
             });
         }
         groups.push(Group {
@@ -116,6 +118,7 @@ pub(crate) fn parse_interchange<'a>(
                 .map(|v| v.into_owned()),
             version: ung.and_then(|g| g.element(7)).map(|v| v.trim().to_owned()),
             transactions,
+            error,
         });
     }
     let interchange = Interchange {

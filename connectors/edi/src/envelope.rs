@@ -32,7 +32,18 @@ pub(crate) struct Grammar {
 /// transactions, each a run of segments from header to trailer.
 pub(crate) struct RawGroup<'a> {
     pub header: Option<Segment<'a>>,
-    pub transactions: Vec<Vec<Segment<'a>>>,
+    pub transactions: Vec<RawTransaction<'a>>,
+    /// What is wrong with its trailer (GE/UNE count or control number): the group is rejected
+    /// in its acknowledgement, the rest of the interchange processed.
+    pub error: Option<EdiError>,
+}
+
+/// A transaction as found: its segments, the bytes they span, and what is wrong with its
+/// trailer (SE/UNT count or control number), which rejects it alone.
+pub(crate) struct RawTransaction<'a> {
+    pub segments: Vec<Segment<'a>>,
+    pub raw: &'a [u8],
+    pub error: Option<EdiError>,
 }
 
 pub(crate) struct Walked<'a> {
@@ -139,6 +150,8 @@ pub(crate) fn walk<'a>(
     let mut interchange_level = Vec::new();
     let mut group_open = false;
     let mut transaction: Option<Vec<Segment<'a>>> = None;
+    // Where the open transaction starts in `input`.
+    let mut transaction_start = 0;
     loop {
         let Some((raw, next)) = next_segment(input, pos, delimiters, index + 1)? else {
             let inside = match (&transaction, group_open) {
@@ -155,6 +168,7 @@ pub(crate) fn walk<'a>(
         };
         index += 1;
         pos = next;
+        let at = raw.as_ptr() as usize - input.as_ptr() as usize;
         let segment = Segment::new(index, raw, *delimiters)?;
         let tag = segment.tag;
 
@@ -162,14 +176,21 @@ pub(crate) fn walk<'a>(
             if tag == grammar.transaction.1 {
                 segments.push(segment);
                 let (head, trailer) = (&segments[0], &segments[segments.len() - 1]);
-                match check_trailer(trailer, segments.len(), "segments", head, grammar.transaction_control) {
+                // A trailer that does not match its transaction rejects that transaction alone
+                // (997 AK5, CONTRL UCM): the envelope around it is sound.
+                let error = match check_trailer(trailer, segments.len(), "segments", head, grammar.transaction_control)
+                {
                     // A sender whose profile tolerates wrong segment counts: accepted, and noted.
-                    Err(e) if e.kind == ErrorKind::CountMismatch && leniency.segment_counts => tolerated.push(e),
-                    checked => checked?,
-                }
-                let done = transaction.take().unwrap_or_default();
+                    Err(e) if e.kind == ErrorKind::CountMismatch && leniency.segment_counts => {
+                        tolerated.push(e);
+                        None
+                    }
+                    checked => checked.err(),
+                };
+                let segments = transaction.take().unwrap_or_default();
                 if let Some(group) = groups.last_mut() {
-                    group.transactions.push(done);
+                    let raw = &input[transaction_start..pos];
+                    group.transactions.push(RawTransaction { segments, raw, error });
                 }
             } else if [grammar.transaction.0, grammar.group.0, grammar.group.1, grammar.interchange_trailer]
                 .contains(&tag)
@@ -200,10 +221,11 @@ pub(crate) fn walk<'a>(
                         ))
                     }
                     Some(_) => {}
-                    None => groups.push(RawGroup { header: None, transactions: Vec::new() }),
+                    None => groups.push(RawGroup { header: None, transactions: Vec::new(), error: None }),
                 }
             }
             transaction = Some(vec![segment]);
+            transaction_start = at;
         } else if tag == grammar.group.0 {
             if group_open {
                 return Err(unexpected(&segment, &format!("the previous group has no {}", grammar.group.1)));
@@ -211,12 +233,16 @@ pub(crate) fn walk<'a>(
             if groups.last().is_some_and(|g| g.header.is_none()) {
                 return Err(unexpected(&segment, "a group after ungrouped messages"));
             }
-            groups.push(RawGroup { header: Some(segment), transactions: Vec::new() });
+            groups.push(RawGroup { header: Some(segment), transactions: Vec::new(), error: None });
             group_open = true;
         } else if tag == grammar.group.1 {
-            let group = groups.last().filter(|_| group_open).ok_or_else(|| unexpected(&segment, "no group is open"))?;
+            let group =
+                groups.last_mut().filter(|_| group_open).ok_or_else(|| unexpected(&segment, "no group is open"))?;
             if let Some(head) = &group.header {
-                check_trailer(&segment, group.transactions.len(), "transactions", head, grammar.group_control)?;
+                // A trailer that does not match its group rejects that group alone (997 AK9).
+                group.error =
+                    check_trailer(&segment, group.transactions.len(), "transactions", head, grammar.group_control)
+                        .err();
             }
             group_open = false;
         } else if tag == grammar.interchange_trailer {

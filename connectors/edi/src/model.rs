@@ -199,9 +199,24 @@ pub struct Transaction<'a> {
     pub version: Option<String>,
     /// Every segment from the header to the trailer, both included.
     pub segments: Vec<Segment<'a>>,
+    /// The bytes from the header to the trailer's terminator, as sent: what is kept of a
+    /// rejected transaction.
+    pub raw: &'a [u8],
+    /// Why the transaction is rejected on its own (its trailer's count or control number is
+    /// wrong), while the rest of its interchange is processed; `None` when it is sound.
+    pub error: Option<EdiError>,
 }
 
 impl<'a> Transaction<'a> {
+    /// Whether `error` lies in this transaction (at one of its segments, header and trailer
+    /// included).
+    pub fn holds(&self, error: &EdiError) -> bool {
+        match (self.segments.first(), self.segments.last()) {
+            (Some(first), Some(last)) => (first.index..=last.index).contains(&error.segment),
+            _ => false,
+        }
+    }
+
     /// The segments between header and trailer.
     pub fn body(&self) -> &[Segment<'a>] {
         let end = self.segments.len().saturating_sub(1);
@@ -240,6 +255,9 @@ pub struct Group<'a> {
     /// GS08 / UNG07.
     pub version: Option<String>,
     pub transactions: Vec<Transaction<'a>>,
+    /// Why the group is rejected on its own (its trailer's count or control number is wrong):
+    /// none of its transactions is processed, the rest of the interchange is.
+    pub error: Option<EdiError>,
 }
 
 /// One interchange (ISA..IEA, UNB..UNZ).
@@ -275,7 +293,26 @@ pub struct Interchange<'a> {
     pub tolerated: Vec<crate::EdiError>,
 }
 
+impl<'a> Group<'a> {
+    /// Why `tx`, one of this group's transactions, is rejected on its own, if it is: its own
+    /// trailer, its group's, or one of `found` (errors found reading it, such as by mapping)
+    /// that lies in it.
+    pub fn rejection<'e>(&'e self, tx: &'e Transaction<'_>, found: &'e [EdiError]) -> Option<&'e EdiError> {
+        tx.error.as_ref().or(self.error.as_ref()).or_else(|| found.iter().find(|e| tx.holds(e)))
+    }
+}
+
 impl Interchange<'_> {
+    /// Every transaction rejected on its own (see [`Group::rejection`]), with its group and why.
+    pub fn rejections<'e>(
+        &'e self,
+        found: &'e [EdiError],
+    ) -> impl Iterator<Item = (&'e Group<'e>, &'e Transaction<'e>, &'e EdiError)> + 'e {
+        self.groups.iter().flat_map(move |group| {
+            group.transactions.iter().filter_map(move |tx| group.rejection(tx, found).map(|e| (group, tx, e)))
+        })
+    }
+
     /// What was tolerated in `tx`, if anything.
     pub fn tolerated_in(&self, tx: &Transaction<'_>) -> Option<&crate::EdiError> {
         let trailer = tx.segments.last()?.index;

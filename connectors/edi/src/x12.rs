@@ -2,7 +2,7 @@
 //! hold ST..SE transaction sets; IEA closes the interchange.
 
 use crate::{
-    envelope::{self, Grammar},
+    envelope::{self, Grammar, RawGroup, RawTransaction},
     error::{EdiError, ErrorKind},
     model::{Delimiters, Group, Interchange, Segment, Standard, Transaction, GS06, ISA13, ST02},
     Leniency,
@@ -86,16 +86,18 @@ pub(crate) fn parse_interchange<'a>(
     let walked = envelope::walk(input, start + ISA_LENGTH, &isa, 13, &delimiters, &GRAMMAR, leniency(sender.trim()))?;
 
     let mut groups = Vec::with_capacity(walked.groups.len());
-    for raw in walked.groups {
-        let gs = raw.header.as_ref();
-        let mut transactions = Vec::with_capacity(raw.transactions.len());
-        for segments in raw.transactions {
+    for RawGroup { header, transactions: raw_transactions, error } in walked.groups {
+        let gs = header.as_ref();
+        let mut transactions = Vec::with_capacity(raw_transactions.len());
+        for RawTransaction { segments, raw, error } in raw_transactions {
             let st = &segments[0];
             transactions.push(Transaction {
                 document_type: st.required(1, "transaction set identifier")?.into_owned(),
                 control_number: st.control_number(2, "transaction set control number", ST02)?.into_owned(),
                 version: st.element(3).map(|v| v.trim().to_owned()),
                 segments,
+                raw,
+                error,
             });
         }
         groups.push(Group {
@@ -108,6 +110,7 @@ pub(crate) fn parse_interchange<'a>(
                 .map(|v| v.into_owned()),
             version: gs.and_then(|g| g.element(8)).map(|v| v.trim().to_owned()),
             transactions,
+            error,
         });
     }
     let text = |n: usize| isa.element(n).map(|v| v.trim().to_owned()).unwrap_or_default();

@@ -13,6 +13,14 @@ fn error(input: &str) -> EdiError {
     parse(input.as_bytes()).expect_err("must be refused")
 }
 
+/// The error that rejects a transaction or group of `input` on its own: the envelope around it
+/// parses, and the rest of the interchange is processed.
+fn found(input: &str) -> EdiError {
+    let interchanges = parse(input.as_bytes()).expect("the interchange's envelope is sound");
+    let group = &interchanges[0].groups[0];
+    group.transactions.iter().find_map(|tx| tx.error.clone()).or(group.error.clone()).expect("rejected on its own")
+}
+
 #[test]
 fn x12_file_with_two_interchanges_groups_and_crlf() {
     let bytes = fixture("x12_multi_interchange_crlf.edi");
@@ -112,7 +120,7 @@ fn x12(body: &str) -> String {
 
 #[test]
 fn x12_control_number_and_count_mismatches_are_precise() {
-    let wrong_se_count = error(&x12(
+    let wrong_se_count = found(&x12(
         "GS*PO*A*B*20261125*1432*905*X*004010~ST*850*0001~BEG*00*SA*1**20261125~SE*4*0001~GE*1*905~IEA*1*000000905~",
     ));
     assert_eq!(
@@ -122,7 +130,7 @@ fn x12_control_number_and_count_mismatches_are_precise() {
     assert_eq!(wrong_se_count.to_string(), "segment 5, element 1: SE01 says 4 segments, found 3");
 
     let wrong_se02 =
-        error(&x12("GS*PO*A*B*20261125*1432*905*X*004010~ST*850*0001~SE*2*0002~GE*1*905~IEA*1*000000905~"));
+        found(&x12("GS*PO*A*B*20261125*1432*905*X*004010~ST*850*0001~SE*2*0002~GE*1*905~IEA*1*000000905~"));
     assert_eq!(
         (wrong_se02.kind, wrong_se02.segment, wrong_se02.element),
         (ErrorKind::ControlNumberMismatch, 4, Some(2))
@@ -130,12 +138,12 @@ fn x12_control_number_and_count_mismatches_are_precise() {
     assert!(wrong_se02.message.contains("SE02 is 0002, expected 0001 from ST02 (segment 3)"), "{wrong_se02}");
 
     let wrong_ge02 =
-        error(&x12("GS*PO*A*B*20261125*1432*905*X*004010~ST*850*0001~SE*2*0001~GE*1*906~IEA*1*000000905~"));
+        found(&x12("GS*PO*A*B*20261125*1432*905*X*004010~ST*850*0001~SE*2*0001~GE*1*906~IEA*1*000000905~"));
     assert_eq!((wrong_ge02.kind, wrong_ge02.segment), (ErrorKind::ControlNumberMismatch, 5));
     assert!(wrong_ge02.message.contains("GE02 is 906, expected 905 from GS06"));
 
     let wrong_ge01 =
-        error(&x12("GS*PO*A*B*20261125*1432*905*X*004010~ST*850*0001~SE*2*0001~GE*2*905~IEA*1*000000905~"));
+        found(&x12("GS*PO*A*B*20261125*1432*905*X*004010~ST*850*0001~SE*2*0001~GE*2*905~IEA*1*000000905~"));
     assert_eq!((wrong_ge01.kind, wrong_ge01.element), (ErrorKind::CountMismatch, Some(1)));
 
     let wrong_iea02 =
@@ -148,7 +156,7 @@ fn x12_control_number_and_count_mismatches_are_precise() {
     assert_eq!(wrong_iea01.to_string(), "segment 6, element 1: IEA01 says 2 groups, found 1");
 
     let not_a_number =
-        error(&x12("GS*PO*A*B*20261125*1432*905*X*004010~ST*850*0001~SE*two*0001~GE*1*905~IEA*1*000000905~"));
+        found(&x12("GS*PO*A*B*20261125*1432*905*X*004010~ST*850*0001~SE*two*0001~GE*1*905~IEA*1*000000905~"));
     assert_eq!((not_a_number.kind, not_a_number.segment), (ErrorKind::NotANumber, 4));
 }
 
@@ -214,20 +222,20 @@ fn x12_structure_errors_are_precise() {
 
 #[test]
 fn edifact_envelope_errors_are_precise() {
-    let wrong_unt02 = error("UNB+UNOA:2+S:14+R:14+261125:1432+7'UNH+1+ORDERS:D:96A:UN'BGM+220+PO1+9'UNT+3+2'UNZ+1+7'");
+    let wrong_unt02 = found("UNB+UNOA:2+S:14+R:14+261125:1432+7'UNH+1+ORDERS:D:96A:UN'BGM+220+PO1+9'UNT+3+2'UNZ+1+7'");
     assert_eq!(
         (wrong_unt02.kind, wrong_unt02.segment, wrong_unt02.element),
         (ErrorKind::ControlNumberMismatch, 4, Some(2))
     );
     assert!(wrong_unt02.message.contains("UNT02 is 2, expected 1 from UNH01"));
 
-    let wrong_unt01 = error("UNB+UNOA:2+S:14+R:14+261125:1432+7'UNH+1+ORDERS:D:96A:UN'BGM+220+PO1+9'UNT+4+1'UNZ+1+7'");
+    let wrong_unt01 = found("UNB+UNOA:2+S:14+R:14+261125:1432+7'UNH+1+ORDERS:D:96A:UN'BGM+220+PO1+9'UNT+4+1'UNZ+1+7'");
     assert_eq!(wrong_unt01.to_string(), "segment 4, element 1: UNT01 says 4 segments, found 3");
 
     let wrong_unz = error("UNB+UNOA:2+S:14+R:14+261125:1432+7'UNH+1+ORDERS:D:96A:UN'UNT+2+1'UNZ+1+8'");
     assert_eq!((wrong_unz.kind, wrong_unz.segment), (ErrorKind::ControlNumberMismatch, 4));
 
-    let wrong_une = error("UNB+UNOA:2+S:14+R:14+261125:1432+7'UNG+ORDERS+S+R+261125:1432+G1+UN+D:96A'UNH+1+ORDERS:D:96A:UN'UNT+2+1'UNE+2+G1'UNZ+1+7'");
+    let wrong_une = found("UNB+UNOA:2+S:14+R:14+261125:1432+7'UNG+ORDERS+S+R+261125:1432+G1+UN+D:96A'UNH+1+ORDERS:D:96A:UN'UNT+2+1'UNE+2+G1'UNZ+1+7'");
     assert_eq!(wrong_une.to_string(), "segment 5, element 1: UNE01 says 2 transactions, found 1");
 
     // A released terminator is data, not the end of the segment.

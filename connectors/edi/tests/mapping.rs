@@ -216,16 +216,17 @@ fn functional_acknowledgements_in_both_standards() {
     let edifact = b"UNB+UNOA:2+ACME:14+GS:14+261125:1500+81'UNH+1+CONTRL:D:3:UN'UCI+ICR0042+GS:14+ACME:14+7'UCM+M0002+INVOIC:D:96A:UN+4+13'UCS+5+12'UNT+5+1'UNZ+1+81'";
     let e = events(edifact);
     let [Event::FunctionalAckReceived(e)] = e.as_slice() else { panic!("{e:?}") };
+    // The interchange acknowledged (UCI 7), its one message rejected (UCM 4): rejected.
     assert_eq!(
         (e.acknowledged_interchange_control_number.as_str(), e.status),
-        ("ICR0042", gridsync_schemas::events::AckStatus::Accepted)
+        ("ICR0042", gridsync_schemas::events::AckStatus::Rejected)
     );
     assert_eq!(e.errors, ["INVOIC M0002: rejected, error 13", "INVOIC M0002: segment 5: error 12"]);
     assert_eq!(e.envelope.business_key, "ICR0042");
 
     let unknown =
         b"UNB+UNOA:2+ACME:14+GS:14+261125:1500+82'UNH+1+CONTRL:D:3:UN'UCI+ICR0042+GS:14+ACME:14+9'UNT+3+1'UNZ+1+82'";
-    let err = map_interchange(&parse(unknown).unwrap()[0], &CTX).unwrap_err();
+    let err = map_interchange(&parse(unknown).unwrap()[0], &CTX).unwrap().rejected.remove(0);
     assert_eq!((err.kind, err.segment, err.element), (ErrorKind::InvalidValue, 3, Some(4)));
     assert_eq!(err.message, "UCI04 (action): \"9\" is not one of 7, 8, 4");
 }
@@ -252,12 +253,14 @@ fn unmapped_documents_become_exceptions_and_bad_values_are_precise() {
 
     let bad_quantity = b"ISA*00*          *00*          *ZZ*ACME           *ZZ*GRIDSYNC       *261125*1432*U*00401*000000001*0*P*>~GS*PO*ACME*GRIDSYNC*20261125*1432*1*X*004010~ST*850*0001~BEG*00*SA*PO1**20261125~PO1*1*twelve*EA*9.95~SE*4*0001~GE*1*1~IEA*1*000000001~";
     let ix = parse(bad_quantity).unwrap();
-    let err = map_interchange(&ix[0], &CTX).unwrap_err();
+    let mapped = map_interchange(&ix[0], &CTX).unwrap();
+    assert!(mapped.events.is_empty(), "the order is rejected on its own: {:?}", mapped.events);
+    let err = &mapped.rejected[0];
     assert_eq!((err.kind, err.segment, err.element), (ErrorKind::InvalidValue, 5, Some(2)));
     assert_eq!(err.to_string(), "segment 5, element 2: PO102: \"twelve\" is not a decimal");
 
     let no_beg = b"ISA*00*          *00*          *ZZ*ACME           *ZZ*GRIDSYNC       *261125*1432*U*00401*000000001*0*P*>~GS*PO*ACME*GRIDSYNC*20261125*1432*1*X*004010~ST*850*0001~SE*2*0001~GE*1*1~IEA*1*000000001~";
-    let err = map_interchange(&parse(no_beg).unwrap()[0], &CTX).unwrap_err();
+    let err = map_interchange(&parse(no_beg).unwrap()[0], &CTX).unwrap().rejected.remove(0);
     assert_eq!((err.kind, err.segment), (ErrorKind::MissingElement, 3));
     assert!(err.message.contains("850 0001 has no BEG segment"));
 }
@@ -294,7 +297,7 @@ fn many_orders(orders: usize, broken: &[usize]) -> String {
 
 /// Large enough to be mapped on every core (two halves on two): the same results, in order.
 #[test]
-fn a_large_interchange_maps_in_document_order_and_fails_on_its_first_bad_document() {
+fn a_large_interchange_maps_in_document_order_and_rejects_its_bad_documents_alone() {
     let edi = many_orders(1_000, &[]);
     let numbers: Vec<String> = events(edi.as_bytes())
         .into_iter()
@@ -306,10 +309,16 @@ fn a_large_interchange_maps_in_document_order_and_fails_on_its_first_bad_documen
     let expected: Vec<String> = (1..=1_000).map(|n| format!("PO{n:05}")).collect();
     assert_eq!(numbers, expected, "every order, in the file's order");
 
-    // Bad orders in both halves: the first in the file is the one reported.
+    // Bad orders in both halves: each rejected on its own, in the file's order; the rest map.
     let broken = many_orders(1_000, &[900, 300]);
     let interchanges = parse(broken.as_bytes()).unwrap();
-    let error = map_interchange(&interchanges[0], &CTX).unwrap_err();
-    assert_eq!(error.kind, ErrorKind::InvalidValue);
-    assert_eq!(error.segment, 2 + 299 * 5 + 3, "the PO1 of order 300: {error}");
+    let mapped = map_interchange(&interchanges[0], &CTX).unwrap();
+    let at: Vec<(ErrorKind, usize)> = mapped.rejected.iter().map(|e| (e.kind, e.segment)).collect();
+    let po1 = |order: usize| 2 + (order - 1) * 5 + 3;
+    assert_eq!(
+        at,
+        [(ErrorKind::InvalidValue, po1(300)), (ErrorKind::InvalidValue, po1(900))],
+        "the PO1s of orders 300, 900"
+    );
+    assert_eq!(mapped.events.len(), 998);
 }

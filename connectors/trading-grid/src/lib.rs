@@ -7,3 +7,4 @@
 pub mod documents;
 pub mod lens;
 pub mod mailbox;
+pub mod partners;

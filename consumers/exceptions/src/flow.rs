@@ -2,7 +2,8 @@
 //! correction-needed exchanges become work for people, and that work closes
 //! itself when the exchange succeeds later.
 //!
-//! - DocumentExchangeException → one **task** per partner + exchange + kind
+//! - DocumentExchangeException (a warning or worse; one for information is only recorded, by
+//!   the audit consumer) → one **task** per partner + exchange + kind
 //!   (a workflow item in the open state, rendered from its template, with what
 //!   went wrong and what to do); a repeat of the failure counts on the same
 //!   task (and reopens it if it was resolved);
@@ -20,7 +21,7 @@ use gridsync_flow::{
     SideEffect,
 };
 use gridsync_schemas::{
-    events::{DocumentExchangeException, ExceptionKind},
+    events::{DocumentExchangeException, ExceptionKind, Severity},
     Event,
 };
 use gridsync_store::FlowRecords;
@@ -89,6 +90,11 @@ pub fn accepts(event_type: &str) -> bool {
 impl Exceptions {
     async fn handle_event(&self, record: &Record) -> Result<(), FlowError> {
         if let Event::DocumentExchangeException(exception) = &record.event {
+            // An informational exception is a record for the audit view (a set a partner's
+            // profile accepts and ignores): nothing for anyone to do, so no task.
+            if exception.severity == Severity::Info {
+                return Ok(());
+            }
             let exchange = exchange::of_failure(exception);
             let _one_at_a_time = self.exchanges.lock(&exchange).await;
             return self.failed(record, exception, &exchange).await;

@@ -3,6 +3,7 @@
 use gridsync_amplience::AmplienceError;
 use gridsync_core::kafka::HandlerError;
 use gridsync_store::StoreError;
+use gridsync_trading_grid::partners::UnknownPartner;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FlowError {
@@ -36,6 +37,12 @@ pub enum FlowError {
     /// or shutdown) before it said what became of it: tried again.
     #[error("{0}")]
     Interrupted(String),
+}
+
+impl From<UnknownPartner> for FlowError {
+    fn from(UnknownPartner(id): UnknownPartner) -> Self {
+        FlowError::UnknownPartner(id)
+    }
 }
 
 impl FlowError {

@@ -24,7 +24,10 @@ pub mod hub_check;
 pub mod keyed_items;
 pub mod keyed_locks;
 pub mod messages;
-pub mod partners;
+/// Trading partner profiles: the one reader tg-producer and the consumers share.
+pub mod partners {
+    pub use gridsync_trading_grid::partners::*;
+}
 pub mod raise;
 pub mod reported;
 pub mod scheduler;

@@ -9,6 +9,7 @@
 //! file again (after a crash) writes the same bytes under the same name, and
 //! the mailbox recognises them.
 
+use crate::senders::Senders;
 use gridsync_edi::{
     write::{envelope_rejection, functional_ack, interchange_acceptance, AckVerdict},
     EdiError, Interchange, Standard,
@@ -24,7 +25,7 @@ pub type AckError = DocumentError;
 /// An acknowledgement written to the outbound mailbox.
 #[derive(Debug)]
 pub struct Ack {
-    /// `997`, `TA1` or `CONTRL`.
+    /// `997`, `999`, `TA1` or `CONTRL`.
     pub document_type: &'static str,
     pub written: Written,
 }
@@ -38,36 +39,53 @@ impl Acknowledger {
         Acknowledger { documents }
     }
 
-    /// A 997/CONTRL for each interchange of a file that parsed (acknowledgements excepted), and
-    /// a TA1 accepting the envelope of each X12 interchange that asks for one (ISA14 = 1): its
-    /// envelope was read, whatever the 997 says of the groups inside.
+    /// A 997, 999 or CONTRL (as the sender's profile asks; none if it wants none) for each
+    /// interchange of a file that parsed (acknowledgements excepted), and a TA1 accepting the
+    /// envelope of each X12 interchange that asks for one (ISA14 = 1): its envelope was read,
+    /// whatever the 997 says of the groups inside. A `Processed` verdict's `ignored` is each
+    /// sender's own (`senders`).
     pub async fn interchanges(
         &self,
         interchanges: &[Interchange<'_>],
         verdict: AckVerdict<'_>,
+        senders: &Senders,
     ) -> Result<Vec<Ack>, AckError> {
         let mut written = Vec::new();
         for interchange in interchanges.iter().filter(|ix| ix.expects_acknowledgement()) {
             let partner = interchange.sender_id.trim();
             let inbound = interchange.control_number.trim();
             let outcome = verdict.outcome();
+            let verdict = match verdict {
+                AckVerdict::Processed { found, .. } => {
+                    AckVerdict::Processed { found, ignored: senders.ignored(partner) }
+                }
+                other => other,
+            };
             let standard = standard_name(interchange.standard);
-            let key = format!("ack/{standard}/{partner}/{}/{inbound}/{outcome}", interchange.receiver_id.trim());
-            let document_type = if interchange.standard == Standard::X12 { "997" } else { "CONTRL" };
-            let ack = self
-                .documents
-                .write(
-                    &key,
-                    partner,
-                    interchange.standard,
-                    |n| Some(functional_ack(interchange, verdict, n.control_number, n.prepared_at)),
-                    |n| {
-                        let reference = format!("{inbound}-{}", n.control_number);
-                        OutboundMailbox::file_name(partner, document_type, &reference, "edi")
-                    },
-                )
-                .await?;
-            written.extend(ack.map(|written| Ack { document_type, written }));
+            if let Some(kind) = senders.acknowledgement(partner) {
+                let document_type = match interchange.standard {
+                    Standard::X12 => kind.document_type(),
+                    Standard::Edifact => "CONTRL",
+                };
+                // A 997's reservation keeps the key it always had.
+                let kind_key = if document_type == "999" { "-999" } else { "" };
+                let receiver = interchange.receiver_id.trim();
+                let key = format!("ack/{standard}{kind_key}/{partner}/{receiver}/{inbound}/{outcome}");
+                let ack = self
+                    .documents
+                    .write(
+                        &key,
+                        partner,
+                        interchange.standard,
+                        |n| Some(functional_ack(interchange, verdict, kind, n.control_number, n.prepared_at)),
+                        |n| {
+                            let reference = format!("{inbound}-{}", n.control_number);
+                            OutboundMailbox::file_name(partner, document_type, &reference, "edi")
+                        },
+                    )
+                    .await?;
+                written.extend(ack.map(|written| Ack { document_type, written }));
+            }
             if interchange.acknowledgment_requested && interchange.standard == Standard::X12 {
                 let key = format!("ta1/{standard}/{partner}/{}/{inbound}", interchange.receiver_id.trim());
                 let ta1 = self

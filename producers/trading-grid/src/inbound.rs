@@ -18,7 +18,10 @@ use std::{
 use futures::StreamExt;
 
 use gridsync_core::kafka::{EventProducer, PublishError};
-use gridsync_edi::{map_interchange, parse_with, sniff_sender, write::AckVerdict, EdiError, Interchange, MapContext};
+use gridsync_edi::{
+    map_interchange_with, parse_with, rejection_exception, sniff_sender, write::AckVerdict, EdiError, Interchange,
+    MapContext,
+};
 use gridsync_schemas::{
     events::{ExceptionKind, Severity},
     Event, Timestamp,
@@ -42,8 +45,8 @@ pub struct Inbound {
     pub published: PublishedEvents,
     /// The document last received under each set of control numbers.
     pub received: ReceivedControls,
-    /// Senders whose known habits are accepted.
-    pub leniencies: crate::leniency::Leniencies,
+    /// Who may send, how each is answered, which of its habits are accepted.
+    pub senders: crate::senders::Senders,
     pub unknown_senders: crate::args::UnknownSenders,
     pub acks: Option<Acknowledger>,
     pub producer: EventProducer,
@@ -319,14 +322,14 @@ impl Inbound {
             }
             Some(Ok(claimed)) => claimed,
         };
-        let interchanges = match parse_with(&claimed.bytes, &|sender| self.leniencies.of(sender)) {
+        let interchanges = match parse_with(&claimed.bytes, &|sender| self.senders.leniency(sender)) {
             Ok(interchanges) => interchanges,
             Err(e) => return self.refuse(&claimed, &e, true).await,
         };
         // Who may send: a sender the partner profiles do not list is refused, file and all.
         let mut header = 1;
         for interchange in &interchanges {
-            if !self.leniencies.knows(&interchange.sender_id) {
+            if !self.senders.knows(&interchange.sender_id) {
                 let e = EdiError::unknown_sender(interchange, header);
                 return self.refuse(&claimed, &e, self.unknown_senders == crate::args::UnknownSenders::Reject).await;
             }
@@ -339,8 +342,8 @@ impl Inbound {
                     "accepted as this partner's profile tolerates it; noted in the acknowledgement");
             }
         }
-        let events = match self.map(&claimed, &interchanges) {
-            Ok(events) => events,
+        let (mut events, found) = match self.map(&claimed, &interchanges) {
+            Ok(mapped) => mapped,
             Err(e) => {
                 if !self.acknowledge(&claimed, &interchanges, AckVerdict::Rejected(&e)).await {
                     return Ok(());
@@ -348,6 +351,9 @@ impl Inbound {
                 return self.quarantine(&claimed, Rejection::edi(&claimed.name, &e)).await;
             }
         };
+        // Transactions rejected on their own: kept in quarantine, each an exception published
+        // with the file's events; the rest of the file flows.
+        events.extend(self.keep_rejected(&claimed, &interchanges, &found).await?);
         // Looked up while the file before this one publishes (once the one before that is
         // recorded); its turn tells what it published meanwhile: an identical resend skips
         // its events.
@@ -383,7 +389,7 @@ impl Inbound {
         for ((doc_type, partner), count) in documents {
             self.metrics.documents(doc_type, partner, count);
         }
-        if !self.acknowledge(&claimed, &interchanges, AckVerdict::AcceptedIfMapped).await {
+        if !self.acknowledge(&claimed, &interchanges, AckVerdict::Processed { found: &found, ignored: &[] }).await {
             return Ok(());
         }
         self.mailbox.finish(&claimed.name, &Outcome::Processed).await?;
@@ -409,32 +415,80 @@ impl Inbound {
         self.quarantine(claimed, Rejection::edi(&claimed.name, e)).await
     }
 
-    /// Every event of every interchange in the file, or the first error.
-    fn map(&self, claimed: &Claimed, interchanges: &[Interchange<'_>]) -> Result<Vec<Event>, EdiError> {
+    /// Every event of every interchange in the file, and the errors found inside transactions
+    /// (each rejects its own); or the error that rejects the whole file.
+    fn map(
+        &self,
+        claimed: &Claimed,
+        interchanges: &[Interchange<'_>],
+    ) -> Result<(Vec<Event>, Vec<EdiError>), EdiError> {
         let ctx = MapContext { file_name: Some(&claimed.name), ingested_at: Timestamp::now() };
-        let mut events = Vec::new();
+        let (mut events, mut found) = (Vec::new(), Vec::new());
         for interchange in interchanges {
-            let mapped = map_interchange(interchange, &ctx)?;
+            let mapped = map_interchange_with(interchange, &ctx, self.senders.ignored(&interchange.sender_id))?;
             for (document_type, control) in &mapped.skipped {
                 tracing::warn!(
                     file = %claimed.name, document_type, control,
                     "document type not mapped: rejected in the acknowledgement, an exception published"
                 );
-                self.metrics.unsupported(&interchange.sender_id, document_type);
+                self.metrics.unsupported(&interchange.sender_id, document_type, "rejected");
             }
+            for (document_type, control) in &mapped.ignored {
+                tracing::info!(
+                    file = %claimed.name, document_type, control,
+                    "document type not mapped: accepted and ignored, as the partner's profile asks; recorded"
+                );
+                self.metrics.unsupported(&interchange.sender_id, document_type, "ignored");
+            }
+            found.extend(mapped.rejected);
             if events.is_empty() {
                 events = mapped.events; // the usual file, one interchange: no copy
             } else {
                 events.extend(mapped.events);
             }
         }
-        Ok(events)
+        Ok((events, found))
+    }
+
+    /// Keeps each transaction rejected on its own (its trailer's, or group's, count or control
+    /// number wrong, or an error of `found` in it) in quarantine, as `<file>.<interchange>.<group>.
+    /// <transaction>` with its reason, and returns an exception for each, naming the file, the
+    /// control numbers, the error and where its bytes are.
+    async fn keep_rejected(
+        &self,
+        claimed: &Claimed,
+        interchanges: &[Interchange<'_>],
+        found: &[EdiError],
+    ) -> Result<Vec<Event>, MailboxError> {
+        let ctx = MapContext { file_name: Some(&claimed.name), ingested_at: Timestamp::now() };
+        let mut exceptions = Vec::new();
+        for interchange in interchanges {
+            let isa = interchange.control_number.trim();
+            for (group, tx, error) in interchange.rejections(found) {
+                let group_control = group.control_number.as_deref().unwrap_or("-");
+                let part = format!("{isa}.{group_control}.{}", tx.control_number);
+                let reason = format!(
+                    "{}: {} {} of interchange {isa}, group {group_control}, rejected on its own (the rest of \
+                     the file is processed): {error}",
+                    claimed.name, tx.document_type, tx.control_number
+                );
+                let kept = self.mailbox.quarantine_part(&claimed.name, &part, tx.raw, &reason).await?;
+                let partner = interchange.sender_id.trim();
+                self.metrics.rejected_transaction(partner, &tx.document_type, &format!("{:?}", error.kind));
+                tracing::warn!(file = %claimed.name, partner, kept = %kept.display(), %reason, "transaction rejected");
+                let path = Some(kept.display().to_string());
+                exceptions.push(rejection_exception(interchange, group, tx, error, &ctx, path));
+            }
+        }
+        Ok(exceptions)
     }
 
     /// Writes the file's acknowledgements (when enabled); false on shutdown.
     async fn acknowledge(&self, claimed: &Claimed, interchanges: &[Interchange<'_>], verdict: AckVerdict<'_>) -> bool {
         let Some(acks) = &self.acks else { return true };
-        match self.ack_step("writing acknowledgements", || acks.interchanges(interchanges, verdict)).await {
+        let written =
+            self.ack_step("writing acknowledgements", || acks.interchanges(interchanges, verdict, &self.senders));
+        match written.await {
             Some(Ok(written)) => written.iter().for_each(|ack| self.acknowledged(verdict.outcome(), ack)),
             Some(Err(unwritable)) => {
                 self.unwritable(&unwritable);

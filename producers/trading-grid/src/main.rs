@@ -7,10 +7,10 @@ mod acks;
 mod args;
 mod exception;
 mod inbound;
-mod leniency;
 mod lens;
 mod lens_events;
 mod retry;
+mod senders;
 mod telemetry;
 
 use gridsync_core::app::{wait_for_brokers, AppError, ProducerDeps};
@@ -53,9 +53,9 @@ async fn run(deps: ProducerDeps, args: args::TgArgs) -> Result<(), AppError> {
     } else {
         None
     };
-    let leniencies = match &args.inbound.partners {
-        Some(path) => leniency::Leniencies::load(path).map_err(source_error)?,
-        None => leniency::Leniencies::default(),
+    let senders = match &args.inbound.partners {
+        Some(path) => senders::Senders::load(path).map_err(source_error)?,
+        None => senders::Senders::default(),
     };
     let metrics = telemetry::InboundMetrics::register(&deps.metrics)?;
     let lens_metrics = telemetry::LensMetrics::register(&deps.metrics)?;
@@ -67,7 +67,7 @@ async fn run(deps: ProducerDeps, args: args::TgArgs) -> Result<(), AppError> {
         mailbox: mailbox.clone(),
         published: store.published_events(),
         received: store.received_controls(),
-        leniencies,
+        senders,
         unknown_senders: args.inbound.unknown_senders,
         acks,
         producer: deps.producer.clone(),

@@ -16,6 +16,7 @@ pub struct InboundMetrics {
     controls_reused: IntCounterVec,
     tolerated: IntCounterVec,
     unsupported: IntCounterVec,
+    rejected_transactions: IntCounterVec,
     partners: PartnerLabels,
 }
 
@@ -98,11 +99,21 @@ impl InboundMetrics {
         let unsupported = IntCounterVec::new(
             opts!(
                 "tg_unsupported_total",
-                "Transactions of a type gridsync does not map: rejected in the acknowledgement, each an exception."
+                "Transactions of a type gridsync does not map: rejected in the acknowledgement, each an exception \
+                 (answer rejected), or accepted and ignored as the partner's profile asks (answer ignored)."
             ),
-            &["partner", "document_type"],
+            &["partner", "document_type", "answer"],
         )?;
         metrics.register(Box::new(unsupported.clone()))?;
+        let rejected_transactions = IntCounterVec::new(
+            opts!(
+                "tg_rejected_transactions_total",
+                "Transactions rejected on their own (a wrong trailer, an error inside) while the rest of their file \
+                 was processed: each kept in quarantine, an exception."
+            ),
+            &["partner", "document_type", "error"],
+        )?;
+        metrics.register(Box::new(rejected_transactions.clone()))?;
         metrics.register(Box::new(lag.clone()))?;
         // At zero from the start, so the first quarantined file shows as an increase.
         for outcome in ["processed", "quarantined"] {
@@ -123,6 +134,7 @@ impl InboundMetrics {
             controls_reused,
             tolerated,
             unsupported,
+            rejected_transactions,
             partners: PartnerLabels::default(),
         })
     }
@@ -135,9 +147,17 @@ impl InboundMetrics {
         self.controls_reused.with_label_values(&[self.partners.label(partner)]).inc();
     }
 
-    pub fn unsupported(&self, partner: &str, document_type: &str) {
+    /// `answer`: `rejected` or `ignored`.
+    pub fn unsupported(&self, partner: &str, document_type: &str, answer: &str) {
         let document_type = if document_type.len() <= 8 { document_type } else { "other" };
-        self.unsupported.with_label_values(&[self.partners.label(partner.trim()), document_type]).inc();
+        self.unsupported.with_label_values(&[self.partners.label(partner.trim()), document_type, answer]).inc();
+    }
+
+    /// `error`: the kind of error (`CountMismatch`, `MissingElement`, ...).
+    pub fn rejected_transaction(&self, partner: &str, document_type: &str, error: &str) {
+        let document_type = if document_type.len() <= 8 { document_type } else { "other" };
+        let labels = [self.partners.label(partner.trim()), document_type, error];
+        self.rejected_transactions.with_label_values(&labels).inc();
     }
 
     pub fn tolerated(&self, partner: &str, habit: &str) {

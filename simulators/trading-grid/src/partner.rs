@@ -175,7 +175,7 @@ async fn answer(
     answers: &mut u32,
 ) -> std::io::Result<LensTransaction> {
     *answers += 1;
-    let ack = functional_ack(ix, AckVerdict::Accepted, *answers, Utc::now().naive_utc())
+    let ack = functional_ack(ix, AckVerdict::Accepted, Default::default(), *answers, Utc::now().naive_utc())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
     let name = format!("{}-ack-{}.edi", ix.receiver_id.trim(), ix.control_number.trim());
     let temp = inbound.join(format!("{name}.part"));

@@ -382,12 +382,15 @@ fn functional_ack(source: &Source<'_>) -> Result<Event, EdiError> {
         errors.push(format!("interchange: error {}", code.trim()));
     }
     let mut message = String::new();
+    let (mut messages, mut rejected) = (0, 0);
     for segment in source.body() {
         let c = |n: usize, k: usize| segment.component(n, k).map(|v| v.trim().to_owned()).unwrap_or_default();
         match segment.tag {
             "UCM" => {
                 message = format!("{} {}", c(2, 1), c(1, 1));
+                messages += 1;
                 if c(3, 1) == "4" {
+                    rejected += 1;
                     errors.push(format!("{message}: rejected, error {}", c(4, 1)));
                 }
             }
@@ -399,6 +402,13 @@ fn functional_ack(source: &Source<'_>) -> Result<Event, EdiError> {
             _ => {}
         }
     }
+    // An interchange acknowledged with some of its messages rejected is partly accepted; with
+    // all of them, rejected.
+    let status = match status {
+        AckStatus::Accepted if rejected > 0 && rejected == messages => AckStatus::Rejected,
+        AckStatus::Accepted if rejected > 0 => AckStatus::PartiallyAccepted,
+        status => status,
+    };
     let document_type = source.find("UCM", &[]).and_then(|u| u.component(2, 1)).map(|v| v.trim().to_owned());
     let envelope = source.envelope(EventType::FunctionalAckReceived, &interchange, None, source.interchange_time());
     Ok(FunctionalAckReceived {

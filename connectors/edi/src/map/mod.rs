@@ -24,19 +24,28 @@ pub struct MapContext<'a> {
     pub ingested_at: Timestamp,
 }
 
-/// What a file maps to: its events, and the transactions gridsync does not map.
+/// What an interchange maps to: its events, and what of it is not.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Mapped {
     /// An event per transaction: what it maps to, or, for a transaction gridsync does not map,
-    /// a DocumentExchangeException saying it was rejected (nothing vanishes without a trace).
+    /// a DocumentExchangeException saying it was rejected (or, where the partner's profile
+    /// says so, accepted and ignored): nothing vanishes without a trace. Transactions rejected
+    /// on their own have none here: see `rejected`.
     pub events: Vec<Event>,
     /// `(document type, control number)` of transactions rejected as not mapped.
     pub skipped: Vec<(String, String)>,
+    /// `(document type, control number)` of transactions not mapped that were accepted and
+    /// ignored, as the partner's profile asks.
+    pub ignored: Vec<(String, String)>,
+    /// What is wrong inside transactions that did not map (a missing element, an invalid
+    /// value), each at a segment of its transaction: with [`Interchange::rejections`], every
+    /// transaction rejected on its own while the rest of the interchange is processed.
+    pub rejected: Vec<EdiError>,
 }
 
 /// The document types gridsync maps (`x12::map`, `edifact::map`); a transaction of any other is
 /// rejected in its acknowledgement (997 `AK5*R*1`, CONTRL `UCM` action 4).
-pub const X12_MAPPED: &[&str] = &["850", "855", "856", "810", "820", "214", "997"];
+pub const X12_MAPPED: &[&str] = &["850", "855", "856", "810", "820", "214", "997", "999"];
 pub const EDIFACT_MAPPED: &[&str] = &["ORDERS", "ORDRSP", "DESADV", "INVOIC", "REMADV", "IFTSTA", "CONTRL"];
 
 /// Whether gridsync maps documents of `document_type` in `standard`.
@@ -47,24 +56,54 @@ pub fn is_mapped(standard: Standard, document_type: &str) -> bool {
     }
 }
 
-/// Maps every transaction of `interchange`; the first malformed one fails the whole
-/// interchange (it is quarantined as a unit, with that precise reason).
+/// Maps every transaction of `interchange`, rejecting every document type gridsync does not map.
+/// See [`map_interchange_with`].
 pub fn map_interchange(interchange: &Interchange<'_>, ctx: &MapContext<'_>) -> Result<Mapped, EdiError> {
+    map_interchange_with(interchange, ctx, &[])
+}
+
+/// Maps every transaction of `interchange`. A transaction whose own trailer, or group's, is wrong
+/// is not mapped, nor is one in which mapping finds an error (`Mapped::rejected`): each is
+/// rejected on its own, and the others map. A document type gridsync does not map is rejected
+/// (an exception says so), unless `ignored` (the sender's profile) lists it: then it is
+/// accepted, and an informational exception records it for the audit view. Only a malformed
+/// interchange acknowledgement (TA1) fails the whole interchange.
+pub fn map_interchange_with(
+    interchange: &Interchange<'_>,
+    ctx: &MapContext<'_>,
+    ignored: &[String],
+) -> Result<Mapped, EdiError> {
     let sources: Vec<Source<'_>> = interchange
         .groups
         .iter()
-        .flat_map(|group| group.transactions.iter().map(move |tx| Source { interchange, group, tx, ctx }))
+        .filter(|group| group.error.is_none())
+        .flat_map(|group| {
+            group.transactions.iter().filter(|tx| tx.error.is_none()).map(move |tx| Source {
+                interchange,
+                group,
+                tx,
+                ctx,
+            })
+        })
         .collect();
     let mut mapped =
         Mapped { events: Vec::with_capacity(sources.len() + interchange.interchange_acks.len()), ..Mapped::default() };
     for (source, event) in sources.iter().zip(map_all(&sources)) {
+        let tx = source.tx;
         match event {
             Ok(event) => mapped.events.push(event),
+            Err(e) if e.kind == ErrorKind::Unsupported && ignored.contains(&tx.document_type) => {
+                mapped.ignored.push((tx.document_type.clone(), tx.control_number.clone()));
+                mapped.events.push(source.ignored());
+            }
             Err(e) if e.kind == ErrorKind::Unsupported => {
-                mapped.skipped.push((source.tx.document_type.clone(), source.tx.control_number.clone()));
+                mapped.skipped.push((tx.document_type.clone(), tx.control_number.clone()));
                 mapped.events.push(source.unmapped());
             }
-            Err(e) => return Err(e),
+            // Every error mapping finds is at one of the transaction's segments; one that were not
+            // is put at its header, so that it still rejects this transaction and no other.
+            Err(e) if tx.holds(&e) => mapped.rejected.push(e),
+            Err(e) => mapped.rejected.push(EdiError { segment: tx.segments[0].index, element: None, ..e }),
         }
     }
     // A partner's TA1: what became of one of our interchanges.
@@ -72,6 +111,38 @@ pub fn map_interchange(interchange: &Interchange<'_>, ctx: &MapContext<'_>) -> R
         mapped.events.push(x12::interchange_ack(interchange, ta1, ctx)?);
     }
     Ok(mapped)
+}
+
+/// The DocumentExchangeException for `tx` of `group`, rejected on its own for `error` while the
+/// rest of its interchange is processed: the file, control numbers and error named, and where
+/// its bytes were kept (`quarantine_path`). Its id comes from the document, so processing the
+/// file again raises the same one.
+pub fn rejection_exception(
+    interchange: &Interchange<'_>,
+    group: &Group<'_>,
+    tx: &Transaction<'_>,
+    error: &EdiError,
+    ctx: &MapContext<'_>,
+    quarantine_path: Option<String>,
+) -> Event {
+    let source = Source { interchange, group, tx, ctx };
+    let answer = match interchange.standard {
+        Standard::X12 => "its 997 rejects it",
+        Standard::Edifact => "its CONTRL rejects it",
+    };
+    let reason = format!(
+        "{} {} {} of interchange {} is rejected ({answer}), the rest of the interchange is processed: {error}",
+        source.document(),
+        tx.document_type,
+        tx.control_number,
+        interchange.control_number.trim()
+    );
+    let mut exception = source.exception(ExceptionKind::MalformedDocument, Severity::Error, reason);
+    exception.details.insert("segment".to_owned(), error.segment.to_string());
+    exception.details.insert("element".to_owned(), error.element.map(|n| n.to_string()).unwrap_or_default());
+    exception.details.insert("error_kind".to_owned(), format!("{:?}", error.kind));
+    exception.quarantine_path = quarantine_path;
+    exception.into()
 }
 
 /// Interchanges with fewer transactions are mapped on the caller's thread.
@@ -185,14 +256,19 @@ impl<'s> Source<'s> {
         )
     }
 
-    /// The exception saying this transaction is not one gridsync maps, and was rejected.
-    fn unmapped(&self) -> Event {
-        let (document, answer) = match self.interchange.standard {
-            Standard::X12 => ("transaction set", "the 997 rejects it (AK5*R*1: transaction set not supported)"),
-            Standard::Edifact => ("message", "the CONTRL rejects it (UCM action 4)"),
-        };
-        let (kind, control) = (&self.tx.document_type, &self.tx.control_number);
-        let key = format!("{}/{kind}/{control}", self.interchange.control_number.trim());
+    /// `transaction set` or `message`, as the standard calls a transaction.
+    fn document(&self) -> &'static str {
+        match self.interchange.standard {
+            Standard::X12 => "transaction set",
+            Standard::Edifact => "message",
+        }
+    }
+
+    /// An exception about this transaction: its document and control numbers named, its id
+    /// from the document (the same file raises the same one again).
+    fn exception(&self, kind: ExceptionKind, severity: Severity, reason: String) -> DocumentExchangeException {
+        let (document_type, control) = (&self.tx.document_type, &self.tx.control_number);
+        let key = format!("{}/{document_type}/{control}", self.interchange.control_number.trim());
         let details = [
             ("interchange", Some(self.interchange.control_number.trim().to_owned())),
             ("group", self.group.control_number.clone()),
@@ -201,18 +277,44 @@ impl<'s> Source<'s> {
         ];
         DocumentExchangeException {
             envelope: self.envelope(EventType::DocumentExchangeException, &key, None, None),
-            kind: ExceptionKind::Other,
-            severity: Severity::Warning,
-            reason: format!(
-                "{document} {kind} {control} of interchange {} is not one gridsync maps: {answer}; \
-                 if the partner should not send it, tell them; if gridsync should read it, it needs a mapping",
-                self.interchange.control_number.trim()
-            ),
-            document_type: Some(kind.clone()),
+            kind,
+            severity,
+            reason,
+            document_type: Some(document_type.clone()),
             quarantine_path: None,
             details: details.into_iter().filter_map(|(k, v)| Some((k.to_owned(), v?))).collect(),
         }
-        .into()
+    }
+
+    /// The exception saying this transaction is not one gridsync maps, and was rejected.
+    fn unmapped(&self) -> Event {
+        let answer = match self.interchange.standard {
+            Standard::X12 => "the 997 rejects it (AK5*R*1: transaction set not supported)",
+            Standard::Edifact => "the CONTRL rejects it (UCM action 4)",
+        };
+        let reason = format!(
+            "{} {} {} of interchange {} is not one gridsync maps: {answer}; \
+             if the partner should not send it, tell them; if gridsync should read it, it needs a mapping",
+            self.document(),
+            self.tx.document_type,
+            self.tx.control_number,
+            self.interchange.control_number.trim()
+        );
+        self.exception(ExceptionKind::Other, Severity::Warning, reason).into()
+    }
+
+    /// The record (an informational exception, for the audit view; no task) of a transaction
+    /// gridsync does not map, accepted and ignored as the partner's profile asks.
+    fn ignored(&self) -> Event {
+        let reason = format!(
+            "{} {} {} of interchange {} is accepted and ignored, as the partner's profile asks \
+             (accept_unmapped): nothing of it is read",
+            self.document(),
+            self.tx.document_type,
+            self.tx.control_number,
+            self.interchange.control_number.trim()
+        );
+        self.exception(ExceptionKind::Other, Severity::Info, reason).into()
     }
 
     pub fn unsupported(&self) -> EdiError {

@@ -24,7 +24,8 @@ pub(crate) fn map(source: &Source<'_>) -> Result<Event, EdiError> {
         "810" => invoice(source),
         "820" => remittance_advice(source),
         "214" => delivery_status(source),
-        "997" => functional_ack(source),
+        // A 999 (005010 implementation acknowledgement) says the same with IK3/IK4/IK5.
+        "997" | "999" => functional_ack(source),
         _ => Err(source.unsupported()),
     }
 }
@@ -370,9 +371,9 @@ fn functional_ack(source: &Source<'_>) -> Result<Event, EdiError> {
         let e = |n: usize| segment.element(n).map(|v| v.trim().to_owned()).unwrap_or_default();
         match segment.tag {
             "AK2" => set = format!("{} {}", e(1), e(2)),
-            "AK3" => errors.push(format!("{set}: segment {} at position {}: error {}", e(1), e(2), e(4))),
-            "AK4" => errors.push(format!("{set}: element {} : error {} (data {:?})", e(1), e(3), e(4))),
-            "AK5" if e(1) != "A" => errors.push(format!("{set}: transaction set {}: {}", e(1), e(2))),
+            "AK3" | "IK3" => errors.push(format!("{set}: segment {} at position {}: error {}", e(1), e(2), e(4))),
+            "AK4" | "IK4" => errors.push(format!("{set}: element {} : error {} (data {:?})", e(1), e(3), e(4))),
+            "AK5" | "IK5" if e(1) != "A" => errors.push(format!("{set}: transaction set {}: {}", e(1), e(2))),
             _ => {}
         }
     }

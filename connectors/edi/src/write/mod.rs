@@ -10,7 +10,7 @@ mod adjustment;
 mod remittance;
 mod segments;
 
-pub use ack::{envelope_rejection, functional_ack, interchange_acceptance, AckVerdict};
+pub use ack::{envelope_rejection, functional_ack, interchange_acceptance, AckVerdict, X12Ack};
 pub use adjustment::{adjustment_advice, Adjustment, Direction as AdjustmentDirection};
 pub use remittance::{remittance_advice, Remittance};
 pub use segments::{Element, OutSegment};
@@ -123,6 +123,10 @@ fn x12(header: &OutboundHeader, body: &Body) -> Result<Vec<u8>, WriteError> {
         Ok(format!("{value:width$}"))
     };
     let qualifier = |p: &PartyId| p.qualifier.clone().unwrap_or_else(|| "ZZ".to_owned());
+    let (isa11, isa12) = match body {
+        Body::Transactions { version, .. } if version.starts_with("00501") => ("^", "00501"),
+        _ => ("U", "00401"),
+    };
     // ISA is fixed width: every element padded to its size (ISA11 `U`: version 00401).
     w.raw_isa(&[
         "00",
@@ -135,8 +139,9 @@ fn x12(header: &OutboundHeader, body: &Body) -> Result<Vec<u8>, WriteError> {
         &padded("ISA08", &header.receiver.id, 15)?,
         &date,
         &time,
-        "U",
-        "00401",
+        // 005010 groups (a 999) need an 00501 envelope, whose ISA11 is the repetition separator.
+        isa11,
+        isa12,
         &control,
         "0",
         if header.test { "T" } else { "P" },
@@ -156,7 +161,9 @@ fn x12(header: &OutboundHeader, body: &Body) -> Result<Vec<u8>, WriteError> {
             ))?;
             for (n, tx) in transactions.iter().enumerate() {
                 let st_control = format!("{:04}", n + 1);
-                w.transaction(&OutSegment::new("ST", [tx.document_type, &st_control]), &tx.body, "SE", &st_control)?;
+                // ST03, the implementation convention, when the transaction names one (a 999's).
+                let st = OutSegment::new("ST", [tx.document_type, &st_control, tx.version]);
+                w.transaction(&st, &tx.body, "SE", &st_control)?;
             }
             w.segment(&OutSegment::new("GE", [transactions.len().to_string(), gs_control]))?;
             1

@@ -77,7 +77,8 @@ impl SegmentWriter {
         self.out.extend_from_slice(b"ISA");
         for (n, e) in elements.iter().enumerate() {
             self.out.push(X12_ELEMENT);
-            if n == 15 {
+            // ISA11 (from 00501) and ISA16 are separators themselves.
+            if n == 15 || (n == 10 && *e == "^") {
                 self.out.extend_from_slice(e.as_bytes());
             } else {
                 self.value("ISA", n + 1, e)?;

@@ -156,6 +156,61 @@ impl LocalMailbox {
         unreachable!("settled_names never ends")
     }
 
+    /// Keeps `bytes`, a part of the claimed file `name` rejected on its own while the rest of
+    /// the file is processed, in quarantine as `<name>.<part>` ([`super::part_name`]) with a
+    /// `.reason` beside it; returns where, relative to the mailbox root. Processing the file
+    /// again keeps the part once (a file of that name holding the same bytes is it), and nothing
+    /// already there is written over: the part is linked in from a temporary file, which fails
+    /// where the name is taken, and the next name is tried.
+    pub async fn quarantine_part(
+        &self,
+        name: &str,
+        part: &str,
+        bytes: &[u8],
+        reason: &str,
+    ) -> Result<PathBuf, MailboxError> {
+        let part_name = super::part_name(name, part);
+        let temp = self.quarantine.join(format!(".{part_name}.tmp"));
+        tokio::fs::write(&temp, bytes).await.map_err(io("writing", &temp))?;
+        let kept = self.keep_part(&part_name, &temp, bytes, reason).await;
+        let _ = tokio::fs::remove_file(&temp).await;
+        kept
+    }
+
+    async fn keep_part(
+        &self,
+        part_name: &str,
+        temp: &Path,
+        bytes: &[u8],
+        reason: &str,
+    ) -> Result<PathBuf, MailboxError> {
+        for file in super::settled_names(part_name) {
+            let to = self.quarantine.join(&file);
+            match tokio::fs::read(&to).await {
+                Ok(existing) if existing == bytes => return Ok(Path::new("quarantine").join(file)),
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io("reading", &to)(e)),
+            }
+            let reason_file = self.quarantine.join(super::reason_name(&file));
+            match tokio::fs::OpenOptions::new().write(true).create_new(true).open(&reason_file).await {
+                Ok(mut out) => tokio::io::AsyncWriteExt::write_all(&mut out, format!("{reason}\n").as_bytes())
+                    .await
+                    .map_err(io("writing", &reason_file))?,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io("writing", &reason_file)(e)),
+            }
+            match tokio::fs::hard_link(temp, &to).await {
+                Ok(()) => return Ok(Path::new("quarantine").join(file)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let _ = tokio::fs::remove_file(&reason_file).await;
+                }
+                Err(e) => return Err(io("keeping", &to)(e)),
+            }
+        }
+        unreachable!("settled_names never ends")
+    }
+
     fn folder(&self, outcome: &Outcome) -> (&PathBuf, &'static str) {
         match outcome {
             Outcome::Processed => (&self.processed, "processed"),

@@ -58,6 +58,15 @@ pub(crate) fn settled_names(name: &str) -> impl Iterator<Item = String> + '_ {
     std::iter::once(name.to_owned()).chain((1u64..).map(move |n| format!("{name}.{n}")))
 }
 
+/// The name a part of the file `name` (a transaction rejected on its own) is kept under in
+/// quarantine: `<name>.<part>`, every character of `part` but letters, digits, `-` and `.` made
+/// `_` (control numbers may hold `/`).
+pub(crate) fn part_name(name: &str, part: &str) -> String {
+    let part: String =
+        part.chars().map(|c| if c.is_ascii_alphanumeric() || "-.".contains(c) { c } else { '_' }).collect();
+    format!("{name}.{}", part.trim_start_matches('.'))
+}
+
 /// The file beside a quarantined `file` that says why.
 pub(crate) fn reason_name(file: &str) -> String {
     format!("{file}.reason")
@@ -143,6 +152,22 @@ impl InboundMailbox {
         match self {
             InboundMailbox::Local(m) => Ok(m.destination(name, outcome).await),
             InboundMailbox::Sftp(m) => m.destination(name, outcome).await,
+        }
+    }
+
+    /// Keeps a part of a claimed file, rejected on its own, in `quarantine/` with its reason
+    /// (the rest of the file is processed); returns where, relative to the mailbox root. Kept
+    /// once however often the file is processed, and never over anything already there.
+    pub async fn quarantine_part(
+        &self,
+        name: &str,
+        part: &str,
+        bytes: &[u8],
+        reason: &str,
+    ) -> Result<PathBuf, MailboxError> {
+        match self {
+            InboundMailbox::Local(m) => m.quarantine_part(name, part, bytes, reason).await,
+            InboundMailbox::Sftp(m) => m.quarantine_part(name, part, bytes, reason).await,
         }
     }
 

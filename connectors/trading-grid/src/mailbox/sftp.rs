@@ -332,6 +332,46 @@ impl SftpMailbox {
         unreachable!("settled_names never ends")
     }
 
+    /// Keeps a part of a claimed file in `quarantine/` with its reason, as the local mailbox
+    /// does: a file of its name holding the same bytes is it; one holding others is never
+    /// written over (the next name is tried).
+    pub async fn quarantine_part(
+        &self,
+        name: &str,
+        part: &str,
+        bytes: &[u8],
+        reason: &str,
+    ) -> Result<PathBuf, MailboxError> {
+        let part_name = super::part_name(name, part);
+        for file in super::settled_names(&part_name) {
+            let path = self.path(&format!("quarantine/{file}"));
+            let reason_path = self.path(&format!("quarantine/{}", super::reason_name(&file)));
+            let kept = self
+                .with_sftp(|sftp| {
+                    let (path, reason_path) = (path.clone(), reason_path.clone());
+                    async move {
+                        match sftp.read(path.clone()).await {
+                            Ok(existing) => return Ok(Some(existing == bytes)),
+                            Err(e) if not_found(&e) => {}
+                            Err(e) => return Err(sftp_error("reading", &path)(e)),
+                        }
+                        if sftp.try_exists(reason_path.clone()).await.map_err(sftp_error("checking", &reason_path))? {
+                            return Ok(Some(false));
+                        }
+                        write_file(&sftp, &reason_path, Content::Bytes(format!("{reason}\n").as_bytes())).await?;
+                        write_file(&sftp, &path, Content::Bytes(bytes)).await?;
+                        Ok(None)
+                    }
+                })
+                .await?;
+            // Written now (`None`), or there already with the same bytes.
+            if kept != Some(false) {
+                return Ok(Path::new("quarantine").join(file));
+            }
+        }
+        unreachable!("settled_names never ends")
+    }
+
     /// Moves a claimed file on; a quarantined file gets a `.reason` beside it.
     pub async fn finish(&self, name: &str, outcome: &Outcome) -> Result<PathBuf, MailboxError> {
         let relative = self.destination(name, outcome).await?;
