@@ -383,6 +383,13 @@ pub fn x12_purchase_orders(sender: &str, interchange: usize, po_numbers: &[Strin
     edi
 }
 
+/// tg-producer's memory budget for a file, as the README states it and the manifests follow: its
+/// resident memory stays under `TG_PRODUCER_BASE_BYTES + TG_PRODUCER_BYTES_PER_FILE_BYTE ×
+/// --max-file-bytes` (the file, its parse tree, its events encoded, their control numbers,
+/// and its acknowledgement, all held until the file is done).
+pub const TG_PRODUCER_BASE_BYTES: u64 = 128 << 20;
+pub const TG_PRODUCER_BYTES_PER_FILE_BYTE: u64 = 16;
+
 /// Polls `check` until it returns true or `timeout` passes.
 pub async fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     wait_for(timeout, || std::future::ready(check())).await

@@ -108,6 +108,15 @@ fn docker_compose_gives_each_binary_only_what_it_takes() {
     }
 }
 
+/// A Kubernetes quantity in `Mi` or `Gi`, in MiB.
+fn mebibytes(quantity: &str) -> u64 {
+    match (quantity.strip_suffix("Gi"), quantity.strip_suffix("Mi")) {
+        (Some(gib), _) => gib.parse::<u64>().unwrap() * 1024,
+        (_, Some(mib)) => mib.parse().unwrap(),
+        _ => panic!("{quantity}: a quantity in Mi or Gi"),
+    }
+}
+
 #[test]
 fn the_kubernetes_manifests_run_each_binary_as_it_should() {
     let base = root().join("deploy/k8s/base");
@@ -163,6 +172,20 @@ fn the_kubernetes_manifests_run_each_binary_as_it_should() {
         assert_eq!(metrics_port, Some(9464), "{place}: metrics on 9464, as GRIDSYNC_METRICS_ADDR says");
         assert!(container["resources"]["requests"]["cpu"].is_string(), "{place}: no CPU request");
         assert!(container["resources"]["requests"]["memory"].is_string(), "{place}: no memory request");
+        if binary == "tg-producer" {
+            // A file at the size cap fits in the memory limit (see tg_producer.rs's measure).
+            let env = container["env"].as_sequence().unwrap();
+            let cap = env.iter().find(|e| e["name"] == "GRIDSYNC_TG_MAX_FILE_BYTES").and_then(|e| e["value"].as_str());
+            let cap: u64 = cap.expect("tg-producer's --max-file-bytes set where its memory limit is").parse().unwrap();
+            let limit = mebibytes(container["resources"]["limits"]["memory"].as_str().unwrap()) << 20;
+            let needed = gridsync_tests::TG_PRODUCER_BASE_BYTES + gridsync_tests::TG_PRODUCER_BYTES_PER_FILE_BYTE * cap;
+            assert!(
+                limit >= needed,
+                "{place}: a {cap}-byte file needs {} MiB, the limit is {} MiB",
+                needed >> 20,
+                limit >> 20
+            );
+        }
         binaries.insert(binary);
     }
     let expected: BTreeSet<String> = PIPELINE_BINARIES.map(str::to_owned).into();

@@ -770,3 +770,64 @@ async fn the_producer_reads_an_sftp_mailbox_and_acknowledges_through_it() {
     signal::kill(Pid::from_raw(producer.id() as i32), signal::Signal::SIGTERM).unwrap();
     assert!(wait_until(Duration::from_secs(30), || producer.try_wait().unwrap().is_some()).await);
 }
+
+/// The peak resident memory of process `pid` so far (VmHWM), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+/// A file at the size cap is processed in bounded memory: tg-producer's peak RSS stays within
+/// the budget the README and the manifests are built on (a base plus a multiple of the cap),
+/// whatever the file holds, so a legal file cannot get the pod OOM-killed into a crash loop.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_at_the_size_cap_is_processed_in_bounded_memory() {
+    const CAP: usize = 16 << 20;
+    let mut po_numbers = Vec::new();
+    let mut file = String::new();
+    while file.len() < CAP - 4096 {
+        po_numbers.push(format!("MEM-{:06}", po_numbers.len() + 1));
+        if po_numbers.len() % 1000 == 0 {
+            file = gridsync_tests::x12_purchase_orders("MEMCO", 7001, &po_numbers, 3);
+        }
+    }
+    while file.len() > CAP {
+        po_numbers.truncate(po_numbers.len() - 1000);
+        file = gridsync_tests::x12_purchase_orders("MEMCO", 7001, &po_numbers, 3);
+    }
+    let orders = po_numbers.len();
+    let (pipeline, mailbox) = mailbox_with("tg-memory", &[]).await;
+    let port = free_port();
+    let cap = CAP.to_string();
+    let mut producer = local_producer(&pipeline, mailbox.path(), port, &["--max-file-bytes", &cap]);
+    // Started and idle: its base.
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    assert!(
+        gridsync_tests::wait_for(Duration::from_secs(30), || async { reqwest::get(&metrics_url).await.is_ok() }).await
+    );
+    let base = peak_rss(producer.id());
+    std::fs::write(mailbox.path().join("inbound/big.edi"), &file).unwrap();
+    let processed = mailbox.path().join("processed");
+    let done = wait_until(Duration::from_secs(300), || files(&processed).len() == 1).await;
+    let peak = peak_rss(producer.id());
+    let log = std::fs::read_to_string(mailbox.path().join("producer.log")).unwrap_or_default();
+    assert!(done, "{log}");
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    println!(
+        "{orders} orders, {:.1} MiB: base {:.1} MiB, peak {:.1} MiB, {:.1}x the file above base",
+        mib(file.len() as u64),
+        mib(base),
+        mib(peak),
+        (peak - base) as f64 / file.len() as f64
+    );
+    let budget = gridsync_tests::TG_PRODUCER_BYTES_PER_FILE_BYTE * file.len() as u64;
+    assert!(
+        peak - base <= budget,
+        "{:.1} MiB above base for a {:.1} MiB file",
+        mib(peak - base),
+        mib(file.len() as u64)
+    );
+    let _ = producer.kill();
+    let _ = producer.wait();
+}

@@ -15,7 +15,9 @@ pub mod write;
 mod x12;
 
 pub use error::{EdiError, ErrorKind};
-pub use map::{map_interchange, map_interchange_with, rejection_exception, MapContext, Mapped};
+pub use map::{
+    map_in_chunks, map_interchange, map_interchange_with, rejection_exception, MapChunks, MapContext, Mapped,
+};
 pub use model::{Delimiters, Group, Interchange, Segment, Standard, Transaction};
 pub use write::{OutboundHeader, PartyId};
 

@@ -76,19 +76,27 @@ impl Delimiters {
 }
 
 /// One segment: its tag and raw elements, sliced from the input.
+///
+/// The elements are not split up front: a segment is a few slices (48 bytes), whatever it
+/// holds, so a file's parse tree stays a small multiple of the file (a vector of element
+/// slices per segment made it eight times the file). An element is found by splitting when
+/// asked for; segments are short, and each element is read once or twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment<'a> {
     /// Position in the file, 1-based, counted over every interchange.
     pub index: usize,
     pub tag: &'a str,
-    elements: Vec<&'a [u8]>,
+    /// What follows the tag's element separator; `None` when the tag stands alone.
+    elements: Option<&'a [u8]>,
     delimiters: Delimiters,
 }
 
 impl<'a> Segment<'a> {
     pub(crate) fn new(index: usize, raw: &'a [u8], delimiters: Delimiters) -> Result<Self, EdiError> {
-        let mut parts = delimiters.split(raw, delimiters.element).into_iter();
-        let tag_bytes = parts.next().unwrap_or_default();
+        let (tag_bytes, elements) = match delimiters.find(raw, delimiters.element) {
+            Some(at) => (&raw[..at], Some(&raw[at + 1..])),
+            None => (raw, None),
+        };
         let tag = std::str::from_utf8(tag_bytes)
             .ok()
             .filter(|t| !t.is_empty() && t.len() <= 3 && t.bytes().all(|b| b.is_ascii_alphanumeric()))
@@ -100,21 +108,39 @@ impl<'a> Segment<'a> {
                     format!("not a segment tag: {:?}", String::from_utf8_lossy(&tag_bytes[..tag_bytes.len().min(16)])),
                 )
             })?;
-        Ok(Segment { index, tag, elements: parts.collect(), delimiters })
+        Ok(Segment { index, tag, elements, delimiters })
+    }
+
+    /// The elements after the tag, as sent.
+    fn elements(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        let mut rest = self.elements;
+        std::iter::from_fn(move || {
+            let bytes = rest?;
+            match self.delimiters.find(bytes, self.delimiters.element) {
+                Some(at) => {
+                    rest = Some(&bytes[at + 1..]);
+                    Some(&bytes[..at])
+                }
+                None => {
+                    rest = None;
+                    Some(bytes)
+                }
+            }
+        })
     }
 
     /// Number of elements after the tag.
     pub fn len(&self) -> usize {
-        self.elements.len()
+        self.elements().count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.elements.is_empty()
+        self.elements.is_none()
     }
 
     /// Element `n` (1-based) as sent, escapes included.
     pub fn raw(&self, n: usize) -> Option<&'a [u8]> {
-        n.checked_sub(1).and_then(|i| self.elements.get(i)).copied()
+        self.elements().nth(n.checked_sub(1)?)
     }
 
     /// Element `n` (1-based) as text; `None` when absent or empty.
@@ -230,7 +256,7 @@ impl<'a> Transaction<'a> {
         let mut hasher = Sha256::new();
         for segment in &self.segments {
             hasher.update(segment.tag.as_bytes());
-            for element in &segment.elements {
+            for element in segment.elements() {
                 hasher.update([0x1f]);
                 hasher.update(element);
             }

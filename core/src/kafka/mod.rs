@@ -10,5 +10,5 @@ pub mod producer;
 pub mod retry;
 
 pub use consumer::{run_consumer, ConsumerServices, ConsumerSettings, Handler, HandlerError, Record};
-pub use producer::{Delivered, EventProducer, PublishError};
+pub use producer::{Delivered, EventProducer, Prepared, PublishError};
 pub use retry::RetryPolicy;

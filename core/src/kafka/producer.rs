@@ -5,7 +5,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use gridsync_schemas::{catalog::TopicCatalog, codec, Codec, CodecError, Event};
+use gridsync_schemas::{catalog::TopicCatalog, codec, Codec, CodecError, Event, EventType};
 use rdkafka::{
     error::KafkaError,
     message::{Header, OwnedHeaders},
@@ -27,6 +27,39 @@ pub const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many times a record is sent while Kafka acknowledges it without an offset (see
 /// [`EventProducer::send`]) before the send fails for its caller to retry.
 const UNCONFIRMED_SENDS: usize = 3;
+
+/// An event encoded for its topic, with what its record's key and headers need
+/// ([`EventProducer::prepare`]).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub event_type: EventType,
+    pub event_id: String,
+    correlation_id: String,
+    key: String,
+    payload: Box<[u8]>,
+    /// Where the bare Avro datum starts in `payload` (after its framing).
+    datum_at: usize,
+    schema_header: &'static str,
+    schema_value: String,
+}
+
+impl Prepared {
+    /// The event again, decoded from what was prepared (for the rare use that needs all of it).
+    pub fn event(&self) -> Result<Event, CodecError> {
+        let codec = codec()?;
+        let writer = &codec.current(self.event_type).schema;
+        Ok(codec.decode_datum_with_writer(writer, &self.payload[self.datum_at..])?.event)
+    }
+
+    /// The encoded record's size, in bytes.
+    pub fn len(&self) -> usize {
+        self.payload.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.payload.is_empty()
+    }
+}
 
 /// Where a record landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,36 +154,80 @@ impl EventProducer {
         event: &Event,
         parent: Option<&TraceContext>,
     ) -> Result<Delivered, PublishError> {
-        let envelope = event.envelope();
-        let trace = parent.map_or_else(TraceContext::new_root, TraceContext::child).to_string();
-        let (payload, schema_header, schema_value) = match &self.registry {
+        let prepared = self.prepare(event).await?;
+        self.send_prepared(topic, &prepared, parent).await
+    }
+
+    /// `event` encoded for its topic (its schema registered first, with a registry), ready to
+    /// send with [`Self::publish_prepared`]: what a producer holding many events at once keeps
+    /// of each (a fraction of the event's own size).
+    pub async fn prepare(&self, event: &Event) -> Result<Prepared, PublishError> {
+        let event_type = event.event_type();
+        let (payload, datum_at, schema_header, schema_value) = match &self.registry {
             Some(registry) => {
-                let id = registry.register(event.event_type()).await.inspect_err(|e| {
+                let id = registry.register(event_type).await.inspect_err(|e| {
                     self.metrics.failure("registry", e.reason());
                 })?;
                 let mut payload = Vec::with_capacity(1_024);
                 payload.push(gridsync_schemas::codec::CONFLUENT_MAGIC);
                 payload.extend_from_slice(&id.to_be_bytes());
+                let datum_at = payload.len();
                 self.codec.encode_datum_into(event, &mut payload);
-                (payload, headers::SCHEMA_ID, id.to_string())
+                (payload, datum_at, headers::SCHEMA_ID, id.to_string())
             }
             None => {
-                let fingerprint = self.codec.current(event.event_type()).fingerprint;
-                (self.codec.encode(event), headers::SCHEMA_FINGERPRINT, fingerprint.to_string())
+                // Single-object encoding: the magic, the schema's fingerprint, the datum.
+                let fingerprint = self.codec.current(event_type).fingerprint;
+                let mut payload = Vec::with_capacity(1_024);
+                payload.extend_from_slice(&gridsync_schemas::codec::SINGLE_OBJECT_MAGIC);
+                payload.extend_from_slice(&fingerprint.0);
+                let datum_at = payload.len();
+                self.codec.encode_datum_into(event, &mut payload);
+                (payload, datum_at, headers::SCHEMA_FINGERPRINT, fingerprint.to_string())
             }
         };
+        let envelope = event.envelope();
+        Ok(Prepared {
+            event_type,
+            event_id: envelope.event_id.clone(),
+            correlation_id: envelope.correlation_id.clone(),
+            key: envelope.record_key(),
+            payload: payload.into_boxed_slice(),
+            datum_at,
+            schema_header,
+            schema_value,
+        })
+    }
+
+    /// Publishes a prepared event to its event type's topic and waits for Kafka's acknowledgement.
+    pub async fn publish_prepared(
+        &self,
+        prepared: &Prepared,
+        parent: Option<&TraceContext>,
+    ) -> Result<Delivered, PublishError> {
+        let topic = &self.catalog.topic_for(prepared.event_type).name;
+        self.send_prepared(topic, prepared, parent).await
+    }
+
+    async fn send_prepared(
+        &self,
+        topic: &str,
+        prepared: &Prepared,
+        parent: Option<&TraceContext>,
+    ) -> Result<Delivered, PublishError> {
+        let trace = parent.map_or_else(TraceContext::new_root, TraceContext::child).to_string();
         // Built for each send rather than built once and copied: librdkafka allocates every
         // header of a copy again, and an event is nearly always sent once.
         let record_headers = || {
             OwnedHeaders::new_with_capacity(5)
-                .insert(Header { key: headers::EVENT_TYPE, value: Some(event.event_type().name()) })
-                .insert(Header { key: headers::EVENT_ID, value: Some(envelope.event_id.as_str()) })
-                .insert(Header { key: headers::CORRELATION_ID, value: Some(envelope.correlation_id.as_str()) })
-                .insert(Header { key: schema_header, value: Some(schema_value.as_str()) })
+                .insert(Header { key: headers::EVENT_TYPE, value: Some(prepared.event_type.name()) })
+                .insert(Header { key: headers::EVENT_ID, value: Some(prepared.event_id.as_str()) })
+                .insert(Header { key: headers::CORRELATION_ID, value: Some(prepared.correlation_id.as_str()) })
+                .insert(Header { key: prepared.schema_header, value: Some(prepared.schema_value.as_str()) })
                 .insert(Header { key: headers::TRACEPARENT, value: Some(trace.as_str()) })
         };
-        let key = envelope.record_key();
-        self.send_each_time(topic, Some(key.as_bytes()), Some(&payload), record_headers).await
+        let (key, payload) = (prepared.key.as_bytes(), &prepared.payload[..]);
+        self.send_each_time(topic, Some(key), Some(payload), record_headers).await
     }
 
     /// Sends raw bytes (dead letters, re-drives) and waits for the acknowledgement.

@@ -17,10 +17,9 @@ use std::{
 
 use futures::StreamExt;
 
-use gridsync_core::kafka::{EventProducer, PublishError};
+use gridsync_core::kafka::{EventProducer, Prepared, PublishError};
 use gridsync_edi::{
-    map_interchange_with, parse_with, rejection_exception, sniff_sender, write::AckVerdict, EdiError, Interchange,
-    MapContext,
+    map_in_chunks, parse_with, rejection_exception, sniff_sender, write::AckVerdict, EdiError, Interchange, MapContext,
 };
 use gridsync_schemas::{
     events::{ExceptionKind, Severity},
@@ -65,6 +64,31 @@ const FILES_IN_FLIGHT: usize = 3;
 /// acknowledgements (at 1,024, a round trip's worth, it did: the backlog benchmark went ~10 %
 /// slower), few enough that a huge file's sends stay a bounded set of futures.
 const PUBLISHES_IN_FLIGHT: usize = 4_096;
+
+/// Transactions mapped at a time: each chunk's events are encoded and dropped before the next is
+/// mapped. An event in memory is several times its transaction's bytes, encoded a fraction: a
+/// file held as events took thirty times its size at its peak, measured.
+const MAP_CHUNK: usize = 4_096;
+
+/// A file's events as held until published: encoded, each with its control key (`None`: the
+/// event has no control numbers), and the documents received, by type and partner.
+#[derive(Default)]
+struct FileEvents {
+    events: Vec<Prepared>,
+    keys: Vec<Option<String>>,
+    documents: BTreeMap<(String, String), u64>,
+}
+
+/// What mapping a file came to.
+enum Mapping {
+    /// Every interchange mapped; the errors found inside transactions (each rejects its own).
+    Done(Vec<EdiError>),
+    /// An error that rejects the whole file (a malformed TA1 in it).
+    Failed(EdiError),
+    /// An event that can never be published as it is.
+    Unpublishable(String),
+    Shutdown,
+}
 
 /// Acknowledged events recorded in one transaction, at most (a transaction takes what was
 /// acknowledged while the one before was written). Large: a transaction writes each page it
@@ -342,23 +366,33 @@ impl Inbound {
                     "accepted as this partner's profile tolerates it; noted in the acknowledgement");
             }
         }
-        let (mut events, found) = match self.map(&claimed, &interchanges) {
-            Ok(mapped) => mapped,
-            Err(e) => {
+        let mut file = FileEvents::default();
+        let found = match self.map(&claimed, &interchanges, &mut file).await {
+            Mapping::Done(found) => found,
+            Mapping::Shutdown => return Ok(()),
+            Mapping::Failed(e) => {
                 if !self.acknowledge(&claimed, &interchanges, AckVerdict::Rejected(&e)).await {
                     return Ok(());
                 }
                 return self.quarantine(&claimed, Rejection::edi(&claimed.name, &e)).await;
             }
+            Mapping::Unpublishable(why) => return self.unpublishable(&claimed, &why).await,
         };
         // Transactions rejected on their own: kept in quarantine, each an exception published
         // with the file's events; the rest of the file flows.
-        events.extend(self.keep_rejected(&claimed, &interchanges, &found).await?);
+        for exception in self.keep_rejected(&claimed, &interchanges, &found).await? {
+            match self.add(exception, &mut file).await {
+                Ok(()) => {}
+                Err(Publish::Refused(why)) => return self.unpublishable(&claimed, &why).await,
+                Err(_) => return Ok(()),
+            }
+        }
+        let FileEvents { events, keys, documents } = file;
         // Looked up while the file before this one publishes (once the one before that is
         // recorded); its turn tells what it published meanwhile: an identical resend skips
         // its events.
         turn.two_before_recorded.cancelled().await;
-        let Some(controls) = self.controls_of(&events).await else {
+        let Some(controls) = self.controls_of(keys).await else {
             return Ok(());
         };
         let published = self.publish_documents(&events, controls, turn).await;
@@ -366,28 +400,10 @@ impl Inbound {
             Publish::Done => {}
             // Shutting down: the file stays claimed and is processed again on the next start.
             Publish::Shutdown => return Ok(()),
-            // Never publishable as it is (too large for the topic, not encodable): retrying
-            // would hold up every file behind it. Quarantined, without a rejecting
-            // acknowledgement: the partner's document is not at fault.
-            Publish::Refused(why) => {
-                let reason = format!("{}: {why}", claimed.name);
-                let rejection = Rejection {
-                    reason,
-                    metric_reason: "unpublishable".into(),
-                    details: BTreeMap::new(),
-                    identity: None,
-                };
-                return self.quarantine(&claimed, rejection).await;
-            }
-        }
-        let mut documents: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-        // Documents received; an exception (a set gridsync does not map) is counted apart.
-        for event in events.iter().filter(|e| !matches!(e, Event::DocumentExchangeException(_))) {
-            let doc_type = event.envelope().trading_grid_document.as_ref().map_or("", |d| d.document_type.as_str());
-            *documents.entry((doc_type, &event.envelope().trading_partner_id)).or_default() += 1;
+            Publish::Refused(why) => return self.unpublishable(&claimed, &why).await,
         }
         for ((doc_type, partner), count) in documents {
-            self.metrics.documents(doc_type, partner, count);
+            self.metrics.documents(&doc_type, &partner, count);
         }
         if !self.acknowledge(&claimed, &interchanges, AckVerdict::Processed { found: &found, ignored: &[] }).await {
             return Ok(());
@@ -396,6 +412,19 @@ impl Inbound {
         self.metrics.file("processed", claimed.bytes.len(), claimed.arrived);
         tracing::info!(file = %claimed.name, events = events.len(), "processed");
         Ok(())
+    }
+
+    /// Quarantines a file an event of which can never be published as it is (too large for the
+    /// topic, not encodable): retrying would hold up every file behind it. No rejecting
+    /// acknowledgement: the partner's document is not at fault.
+    async fn unpublishable(&self, claimed: &Claimed, why: &str) -> Result<(), MailboxError> {
+        let rejection = Rejection {
+            reason: format!("{}: {why}", claimed.name),
+            metric_reason: "unpublishable".into(),
+            details: BTreeMap::new(),
+            identity: None,
+        };
+        self.quarantine(claimed, rejection).await
     }
 
     /// Refuses a file whose envelope `e` is wrong (or whose sender is unknown): answered with a
@@ -415,17 +444,29 @@ impl Inbound {
         self.quarantine(claimed, Rejection::edi(&claimed.name, e)).await
     }
 
-    /// Every event of every interchange in the file, and the errors found inside transactions
-    /// (each rejects its own); or the error that rejects the whole file.
-    fn map(
-        &self,
-        claimed: &Claimed,
-        interchanges: &[Interchange<'_>],
-    ) -> Result<(Vec<Event>, Vec<EdiError>), EdiError> {
+    /// Maps every interchange of the file into `file`, [`MAP_CHUNK`] transactions at a time, each
+    /// chunk's events encoded and dropped before the next is mapped; done, the errors found
+    /// inside transactions (each rejects its own).
+    async fn map(&self, claimed: &Claimed, interchanges: &[Interchange<'_>], file: &mut FileEvents) -> Mapping {
         let ctx = MapContext { file_name: Some(&claimed.name), ingested_at: Timestamp::now() };
-        let (mut events, mut found) = (Vec::new(), Vec::new());
+        let mut found = Vec::new();
         for interchange in interchanges {
-            let mapped = map_interchange_with(interchange, &ctx, self.senders.ignored(&interchange.sender_id))?;
+            let ignored = self.senders.ignored(&interchange.sender_id);
+            let mut chunks = map_in_chunks(interchange, &ctx, ignored, MAP_CHUNK);
+            while let Some(chunk) = chunks.next_chunk() {
+                let events = match chunk {
+                    Ok(events) => events,
+                    Err(e) => return Mapping::Failed(e),
+                };
+                for event in events {
+                    match self.add(event, file).await {
+                        Ok(()) => {}
+                        Err(Publish::Refused(why)) => return Mapping::Unpublishable(why),
+                        Err(_) => return Mapping::Shutdown,
+                    }
+                }
+            }
+            let mapped = chunks.finish();
             for (document_type, control) in &mapped.skipped {
                 tracing::warn!(
                     file = %claimed.name, document_type, control,
@@ -441,13 +482,34 @@ impl Inbound {
                 self.metrics.unsupported(&interchange.sender_id, document_type, "ignored");
             }
             found.extend(mapped.rejected);
-            if events.is_empty() {
-                events = mapped.events; // the usual file, one interchange: no copy
-            } else {
-                events.extend(mapped.events);
-            }
         }
-        Ok((events, found))
+        Mapping::Done(found)
+    }
+
+    /// Encodes `event` into `file` with its control key, counting it among the documents
+    /// received (an exception is not one). `Err(Shutdown)` or `Err(Refused)`: it cannot be.
+    async fn add(&self, event: Event, file: &mut FileEvents) -> Result<(), Publish> {
+        let permanent = |e: &PublishError| !e.is_transient();
+        let prepared =
+            match retrying_unless(&self.shutdown, "encoding", || self.producer.prepare(&event), permanent).await {
+                None => return Err(Publish::Shutdown),
+                Some(Err(e)) => {
+                    let envelope = event.envelope();
+                    return Err(Publish::Refused(format!(
+                        "its {} {} cannot be encoded: {e}",
+                        envelope.event_type, envelope.business_key
+                    )));
+                }
+                Some(Ok(prepared)) => prepared,
+            };
+        if !matches!(event, Event::DocumentExchangeException(_)) {
+            let envelope = event.envelope();
+            let doc_type = envelope.trading_grid_document.as_ref().map_or("", |d| d.document_type.as_str());
+            *file.documents.entry((doc_type.to_owned(), envelope.trading_partner_id.clone())).or_default() += 1;
+        }
+        file.keys.push(control_key(&event));
+        file.events.push(prepared);
+        Ok(())
     }
 
     /// Keeps each transaction rejected on its own (its trailer's, or group's, count or control
@@ -578,8 +640,7 @@ impl Inbound {
 
     /// Each of a file's events' control key, and the event last recorded under each: looked up
     /// before the file's turn, while the file before it publishes. `None` on shutdown.
-    async fn controls_of(&self, events: &[Event]) -> Option<Controls> {
-        let keys: Vec<Option<String>> = events.iter().map(control_key).collect();
+    async fn controls_of(&self, keys: Vec<Option<String>>) -> Option<Controls> {
         let named: Vec<String> = keys.iter().flatten().cloned().collect();
         let last = retrying(&self.shutdown, "reading control numbers", || self.received.last_all(&named)).await?;
         Some(Controls { keys, last })
@@ -599,7 +660,7 @@ impl Inbound {
     /// The stages pass events by index: a stream of closures taking borrowed events is a
     /// future the compiler cannot prove `Send` (rust-lang/rust#64552), and the file's task is
     /// spawned.
-    async fn publish_documents(&self, events: &[Event], controls: Controls, turn: &mut Turn) -> Publish {
+    async fn publish_documents(&self, events: &[Prepared], controls: Controls, turn: &mut Turn) -> Publish {
         let before = turn.published_before().await;
         let Some(fresh) = self.fresh(events, controls, &before).await else {
             return Publish::Shutdown;
@@ -610,23 +671,25 @@ impl Inbound {
         let sending = async move {
             let mut sends = futures::stream::iter(fresh)
                 .map(|(index, key, previous)| async move {
-                    let publish = || self.producer.publish(&events[index], None);
+                    let publish = || self.producer.publish_prepared(&events[index], None);
                     let permanent = |e: &PublishError| !e.is_transient();
                     (index, key, previous, retrying_unless(&self.shutdown, "publishing", publish, permanent).await)
                 })
                 .buffer_unordered(PUBLISHES_IN_FLIGHT);
             let (mut outcome, mut handover) = (Publish::Done, Handover::default());
             while let Some((index, key, previous, result)) = sends.next().await {
-                let envelope = events[index].envelope();
+                let prepared = &events[index];
                 match result {
                     Some(Ok(_)) => {
-                        handover.published(&envelope.event_id, key.as_ref(), previous.as_ref());
+                        handover.published(&prepared.event_id, key.as_ref(), previous.as_ref());
                         // The receiver lives until the recording ends: the send cannot fail.
-                        drop(acknowledged.unbounded_send((envelope.event_id.clone(), key)));
+                        drop(acknowledged.unbounded_send((prepared.event_id.clone(), key)));
                     }
                     None => outcome = Publish::Shutdown,
                     Some(Err(e)) if matches!(outcome, Publish::Done) => {
-                        let what = format!("its {} {}", envelope.event_type, envelope.business_key);
+                        // What the event is about, decoded again (only on this rare way out).
+                        let key = prepared.event().map(|e| e.envelope().business_key.clone()).unwrap_or_default();
+                        let what = format!("its {} {key}", prepared.event_type.name());
                         outcome = Publish::Refused(format!("{what} cannot be published: {e}"));
                     }
                     Some(Err(_)) => {}
@@ -673,7 +736,7 @@ impl Inbound {
     /// write.
     async fn fresh(
         &self,
-        events: &[Event],
+        events: &[Prepared],
         Controls { keys, last }: Controls,
         before: &Handover,
     ) -> Option<Vec<(usize, Option<String>, Option<String>)>> {
@@ -685,15 +748,15 @@ impl Inbound {
             .zip(events)
             .map(|(key, event)| match key.as_ref().map(last_of) {
                 Some(None) => Some(false),
-                Some(Some(id)) if *id == event.envelope().event_id => Some(true),
+                Some(Some(id)) if *id == event.event_id => Some(true),
                 _ => None,
             })
             .collect();
         let unsure: Vec<String> = known
             .iter()
             .zip(events)
-            .filter(|(known, event)| known.is_none() && !before.events.contains(&event.envelope().event_id))
-            .map(|(_, event)| event.envelope().event_id.clone())
+            .filter(|(known, event)| known.is_none() && !before.events.contains(&event.event_id))
+            .map(|(_, event)| event.event_id.clone())
             .collect();
         let published = if unsure.is_empty() {
             Default::default()
@@ -705,7 +768,7 @@ impl Inbound {
             .into_iter()
             .enumerate()
             .zip(known)
-            .filter(|((i, _), known)| !known.unwrap_or_else(|| is_published(&events[*i].envelope().event_id)))
+            .filter(|((i, _), known)| !known.unwrap_or_else(|| is_published(&events[*i].event_id)))
             .map(|((i, key), _)| {
                 let previous = key.as_ref().and_then(last_of).cloned();
                 (i, key, previous)
@@ -714,8 +777,7 @@ impl Inbound {
         self.metrics.already_published(events.len() - fresh.len());
         for (i, key, previous) in &fresh {
             let event = &events[*i];
-            if let (Some(key), Some(previous)) = (key, previous.as_ref().filter(|id| **id != event.envelope().event_id))
-            {
+            if let (Some(key), Some(previous)) = (key, previous.as_ref().filter(|id| **id != event.event_id)) {
                 if !self.report_reuse(event, key, previous).await {
                     return None;
                 }
@@ -737,8 +799,16 @@ impl Inbound {
     /// The document last received under `key` was another one (`previous`): the partner reused
     /// its control numbers, and a DocumentExchangeException says so (the document itself still
     /// flows, under its own id). False on shutdown.
-    async fn report_reuse(&self, event: &Event, key: &str, previous: &str) -> bool {
-        let exception = reuse_exception(event, previous);
+    async fn report_reuse(&self, prepared: &Prepared, key: &str, previous: &str) -> bool {
+        // The whole event, decoded again: a reuse is rare, and what an exception names.
+        let event = match prepared.event() {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::error!(event = %prepared.event_id, error = %e, "the control-number reuse cannot be reported");
+                return true;
+            }
+        };
+        let exception = reuse_exception(&event, previous);
         match self.publish(&exception).await {
             Publish::Done => {}
             Publish::Shutdown => return false,

@@ -73,7 +73,24 @@ pub fn map_interchange_with(
     ctx: &MapContext<'_>,
     ignored: &[String],
 ) -> Result<Mapped, EdiError> {
-    let sources: Vec<Source<'_>> = interchange
+    let mut chunks = map_in_chunks(interchange, ctx, ignored, usize::MAX);
+    let mut events = Vec::new();
+    while let Some(chunk) = chunks.next_chunk() {
+        events.extend(chunk?);
+    }
+    Ok(Mapped { events, ..chunks.finish() })
+}
+
+/// [`map_interchange_with`], `chunk` transactions at a time: each chunk's events can be sent
+/// on (encoded, published) and dropped before the next is mapped, so a huge interchange never
+/// has all its events in memory at once (they are several times its size).
+pub fn map_in_chunks<'s>(
+    interchange: &'s Interchange<'s>,
+    ctx: &'s MapContext<'s>,
+    ignored: &'s [String],
+    chunk: usize,
+) -> MapChunks<'s> {
+    let sources: Vec<Source<'s>> = interchange
         .groups
         .iter()
         .filter(|group| group.error.is_none())
@@ -86,31 +103,79 @@ pub fn map_interchange_with(
             })
         })
         .collect();
-    let mut mapped =
-        Mapped { events: Vec::with_capacity(sources.len() + interchange.interchange_acks.len()), ..Mapped::default() };
-    for (source, event) in sources.iter().zip(map_all(&sources)) {
-        let tx = source.tx;
-        match event {
-            Ok(event) => mapped.events.push(event),
-            Err(e) if e.kind == ErrorKind::Unsupported && ignored.contains(&tx.document_type) => {
-                mapped.ignored.push((tx.document_type.clone(), tx.control_number.clone()));
-                mapped.events.push(source.ignored());
-            }
-            Err(e) if e.kind == ErrorKind::Unsupported => {
-                mapped.skipped.push((tx.document_type.clone(), tx.control_number.clone()));
-                mapped.events.push(source.unmapped());
-            }
-            // Every error mapping finds is at one of the transaction's segments; one that were not
-            // is put at its header, so that it still rejects this transaction and no other.
-            Err(e) if tx.holds(&e) => mapped.rejected.push(e),
-            Err(e) => mapped.rejected.push(EdiError { segment: tx.segments[0].index, element: None, ..e }),
+    MapChunks {
+        interchange,
+        ctx,
+        sources,
+        next: 0,
+        chunk: chunk.max(1),
+        ignored,
+        mapped: Mapped::default(),
+        done: false,
+    }
+}
+
+/// An interchange being mapped a chunk of transactions at a time: see [`map_in_chunks`].
+pub struct MapChunks<'s> {
+    interchange: &'s Interchange<'s>,
+    ctx: &'s MapContext<'s>,
+    sources: Vec<Source<'s>>,
+    next: usize,
+    chunk: usize,
+    ignored: &'s [String],
+    /// What is not events, gathered chunk by chunk.
+    mapped: Mapped,
+    done: bool,
+}
+
+impl MapChunks<'_> {
+    /// The next chunk's events, in the interchange's order; `None` once every transaction is
+    /// mapped. The interchange's own acknowledgements (TA1s) come last; an error mapping one
+    /// fails the whole interchange.
+    pub fn next_chunk(&mut self) -> Option<Result<Vec<Event>, EdiError>> {
+        if self.done {
+            return None;
         }
+        let end = self.sources.len().min(self.next.saturating_add(self.chunk));
+        let sources = &self.sources[self.next..end];
+        self.next = end;
+        let mut events = Vec::with_capacity(sources.len());
+        for (source, event) in sources.iter().zip(map_all(sources)) {
+            let tx = source.tx;
+            match event {
+                Ok(event) => events.push(event),
+                Err(e) if e.kind == ErrorKind::Unsupported && self.ignored.contains(&tx.document_type) => {
+                    self.mapped.ignored.push((tx.document_type.clone(), tx.control_number.clone()));
+                    events.push(source.ignored());
+                }
+                Err(e) if e.kind == ErrorKind::Unsupported => {
+                    self.mapped.skipped.push((tx.document_type.clone(), tx.control_number.clone()));
+                    events.push(source.unmapped());
+                }
+                // Every error mapping finds is at one of the transaction's segments; one that were
+                // not is put at its header, so that it still rejects this transaction and no other.
+                Err(e) if tx.holds(&e) => self.mapped.rejected.push(e),
+                Err(e) => self.mapped.rejected.push(EdiError { segment: tx.segments[0].index, element: None, ..e }),
+            }
+        }
+        if self.next == self.sources.len() {
+            self.done = true;
+            // A partner's TA1: what became of one of our interchanges.
+            for ta1 in &self.interchange.interchange_acks {
+                match x12::interchange_ack(self.interchange, ta1, self.ctx) {
+                    Ok(event) => events.push(event),
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+        }
+        Some(Ok(events))
     }
-    // A partner's TA1: what became of one of our interchanges.
-    for ta1 in &interchange.interchange_acks {
-        mapped.events.push(x12::interchange_ack(interchange, ta1, ctx)?);
+
+    /// What the interchange mapped to besides events: the transactions not mapped, and the
+    /// errors found inside transactions (`events` is empty).
+    pub fn finish(self) -> Mapped {
+        self.mapped
     }
-    Ok(mapped)
 }
 
 /// The DocumentExchangeException for `tx` of `group`, rejected on its own for `error` while the

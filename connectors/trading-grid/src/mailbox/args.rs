@@ -19,8 +19,9 @@ pub struct MailboxArgs {
     /// arrive in `inbound/`, and move to `processed/` or `quarantine/` below it.
     #[arg(long, env = "GRIDSYNC_TG_MAILBOX_DIR", default_value = "tg-mailbox")]
     pub mailbox_dir: PathBuf,
-    /// Largest file accepted, in bytes; larger ones are quarantined.
-    #[arg(long, env = "GRIDSYNC_TG_MAX_FILE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    /// Largest file accepted, in bytes; larger ones are quarantined. tg-producer holds a file
+    /// in at most 16 times its size (beside its base of 128 MiB): give it the memory for this.
+    #[arg(long, env = "GRIDSYNC_TG_MAX_FILE_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_file_bytes: u64,
     /// A file in `inbound/` is claimed only once its size and modification time have not
     /// changed for this long, in milliseconds: a gateway writing in place is not read mid-write.
