@@ -133,8 +133,12 @@ fn the_kept_schemas_are_compatible_and_frozen() {
     let report = compat::check(codec().unwrap());
     assert!(report.problems.is_empty(), "{:#?}", report.problems);
     // Earlier versions kept: PurchaseOrderReceived v1 and v2 (v3 current); InvoiceReceived,
-    // OrderResponseReceived and ShipNoticeReceived v1 (v2 current, with the lines' product ids).
-    assert_eq!(report.pairs_checked, 5);
+    // OrderResponseReceived and ShipNoticeReceived v1 (v2 current, with the lines' product ids);
+    // DocumentExchangeException v1 (v2 current, whose ExceptionKind gained UNPUBLISHABLE and a
+    // default: consumers are upgraded first, as the one note says).
+    assert_eq!(report.pairs_checked, 6);
+    assert_eq!(report.upgrade_notes.len(), 1, "{:?}", report.upgrade_notes);
+    assert!(report.upgrade_notes[0].contains("ExceptionKind.UNPUBLISHABLE"), "{:?}", report.upgrade_notes);
 }
 
 #[test]

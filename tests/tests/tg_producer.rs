@@ -495,6 +495,20 @@ async fn an_event_kafka_can_never_take_quarantines_its_file_and_the_next_file_go
     assert_eq!(files(&processed), ["b-next.edi"], "the next file is not held up");
     let reason = std::fs::read_to_string(quarantine.join("a-big-order.edi.reason")).unwrap();
     assert!(reason.starts_with("a-big-order.edi: its PurchaseOrderReceived PO-BIG cannot be published: "), "{reason}");
+    // Its exception has a kind of its own: the partner's document is not at fault.
+    let codec = codec().unwrap();
+    let raised = read_topic(
+        &pipeline.broker.brokers(),
+        pipeline.topic(EventType::DocumentExchangeException),
+        1,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let Event::DocumentExchangeException(exception) = codec.decode(payload(&raised[0])).unwrap().event else {
+        panic!()
+    };
+    assert_eq!((exception.kind, exception.severity), (ExceptionKind::Unpublishable, Severity::Error));
+    assert_eq!(exception.quarantine_path.as_deref(), Some("quarantine/a-big-order.edi"));
     let _ = producer.kill();
     let _ = producer.wait();
 }

@@ -10,7 +10,8 @@ use gridsync_schemas::Timestamp;
 #[derive(Debug, Subcommand)]
 pub enum EdiCommand {
     /// Print every event the file maps to, one JSON object per line (decimals
-    /// exact); a malformed file exits non-zero with the precise error.
+    /// exact); a malformed file, or one with a transaction tg-producer would reject on its own,
+    /// exits non-zero with the precise error.
     Inspect { file: PathBuf },
 }
 
@@ -26,6 +27,7 @@ pub fn run(command: EdiCommand) -> anyhow::Result<ExitCode> {
         }
     };
     let ctx = MapContext { file_name: Some(&name), ingested_at: Timestamp::now() };
+    let mut rejected = false;
     for interchange in &interchanges {
         let mapped = match map_interchange(interchange, &ctx) {
             Ok(mapped) => mapped,
@@ -37,6 +39,13 @@ pub fn run(command: EdiCommand) -> anyhow::Result<ExitCode> {
         for event in &mapped.events {
             outln!("{}", serde_json::to_string(&event.to_json()?)?);
         }
+        for (_, tx, error) in interchange.rejections(&mapped.rejected) {
+            rejected = true;
+            eprintln!(
+                "{name}: interchange {}: {} {} is rejected (the rest is read): {error}",
+                interchange.control_number, tx.document_type, tx.control_number
+            );
+        }
         for (document_type, control) in &mapped.skipped {
             eprintln!(
                 "{name}: interchange {}: {document_type} {control} is not a document gridsync maps; skipped",
@@ -44,5 +53,5 @@ pub fn run(command: EdiCommand) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if rejected { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

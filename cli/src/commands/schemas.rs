@@ -27,6 +27,9 @@ pub fn run(command: SchemasCommand) -> anyhow::Result<ExitCode> {
     match command {
         SchemasCommand::Check => {
             let report = compat::check(codec);
+            for note in &report.upgrade_notes {
+                outln!("note: {note}");
+            }
             for problem in &report.problems {
                 eprintln!("{problem}");
             }

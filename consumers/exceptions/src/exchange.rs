@@ -22,6 +22,7 @@ const ACKNOWLEDGED: &[ExceptionKind] = &[
 /// Failures a document read and processed clears.
 const PROCESSED: &[ExceptionKind] = &[
     ExceptionKind::MalformedDocument,
+    ExceptionKind::Unpublishable,
     ExceptionKind::DeliveryFailed,
     ExceptionKind::OnHold,
     ExceptionKind::ValidationError,

@@ -115,6 +115,8 @@ enum Publish {
 
 /// Why a file is quarantined.
 struct Rejection {
+    /// `MALFORMED_DOCUMENT`, or `UNPUBLISHABLE` when the partner's document is not at fault.
+    kind: ExceptionKind,
     reason: String,
     metric_reason: String,
     details: BTreeMap<String, String>,
@@ -125,6 +127,7 @@ struct Rejection {
 impl Rejection {
     fn edi(file: &str, e: &EdiError) -> Self {
         Rejection {
+            kind: ExceptionKind::MalformedDocument,
             reason: format!("{file}: {e}"),
             metric_reason: format!("{:?}", e.kind),
             details: BTreeMap::from([
@@ -337,6 +340,7 @@ impl Inbound {
                 let claimed = Claimed { name: refused.name, bytes: Vec::new(), arrived: refused.arrived };
                 let metric_reason = if refused.reason.contains("the limit is") { "too_large" } else { "not_a_file" };
                 let rejection = Rejection {
+                    kind: ExceptionKind::MalformedDocument,
                     reason: refused.reason,
                     metric_reason: metric_reason.into(),
                     details: BTreeMap::new(),
@@ -419,6 +423,7 @@ impl Inbound {
     /// acknowledgement: the partner's document is not at fault.
     async fn unpublishable(&self, claimed: &Claimed, why: &str) -> Result<(), MailboxError> {
         let rejection = Rejection {
+            kind: ExceptionKind::Unpublishable,
             reason: format!("{}: {why}", claimed.name),
             metric_reason: "unpublishable".into(),
             details: BTreeMap::new(),
@@ -821,19 +826,14 @@ impl Inbound {
 
     /// Publishes the exception, then moves the file to quarantine with its reason.
     async fn quarantine(&self, claimed: &Claimed, rejection: Rejection) -> Result<(), MailboxError> {
-        let Rejection { reason, metric_reason, mut details, identity } = rejection;
+        let Rejection { kind, reason, metric_reason, mut details, identity } = rejection;
         let partner = sniff_sender(&claimed.bytes).unwrap_or_else(|| "unknown".to_owned());
         let content = identity.unwrap_or_else(|| content_id(&claimed.bytes));
         details.insert("bytes".to_owned(), claimed.bytes.len().to_string());
         let outcome = Outcome::Quarantined { reason: reason.clone() };
         let destination = self.mailbox.destination(&claimed.name, &outcome).await?;
-        let about = exception::About {
-            what: "quarantine",
-            kind: ExceptionKind::MalformedDocument,
-            severity: Severity::Error,
-            reason: reason.clone(),
-            details,
-        };
+        let about =
+            exception::About { what: "quarantine", kind, severity: Severity::Error, reason: reason.clone(), details };
         let quarantined = Some(destination.display().to_string());
         let event = exception::about_file(&partner, &claimed.name, &content, about, quarantined);
         match self.publish(&event).await {

@@ -174,7 +174,7 @@ fn unpublishable(event: &Event, error: &PublishError) -> Event {
     );
     let about = About {
         what: "unpublishable",
-        kind: ExceptionKind::Other,
+        kind: ExceptionKind::Unpublishable,
         severity: Severity::Error,
         reason,
         details: Default::default(),
