@@ -48,7 +48,7 @@ pub fn run(command: EdiCommand) -> anyhow::Result<ExitCode> {
         }
         for (document_type, control) in &mapped.skipped {
             eprintln!(
-                "{name}: interchange {}: {document_type} {control} is not a document gridsync maps; skipped",
+                "{name}: interchange {}: {document_type} {control} is not a document gridsync maps: rejected (AK5*R*1, UCM 4)",
                 interchange.control_number
             );
         }

@@ -201,6 +201,38 @@ fn a_bad_transaction_set_is_rejected_alone_and_the_good_ones_of_its_group_flow()
     assert!(text.contains(&"AK9*A*1*1*1~".to_owned()), "{text:?}");
 }
 
+/// The README's sample of a partner's file with one bad order among good ones and a set gridsync
+/// does not map: what the 997 says of each.
+#[test]
+fn the_readmes_partner_file_is_answered_set_by_set() {
+    let file = fixture("partners/acme_850s_one_miscounted.edi");
+    let inbound = parse(&file).unwrap();
+    let ctx = MapContext { file_name: None, ingested_at: Timestamp::from_millis(0) };
+    let mapped = map_interchange(&inbound[0], &ctx).unwrap();
+    let kinds: Vec<String> = mapped.events.iter().map(|e| e.envelope().event_type.clone()).collect();
+    assert_eq!(kinds, ["PurchaseOrderReceived", "PurchaseOrderReceived", "DocumentExchangeException"]);
+    let rejected: Vec<&str> =
+        inbound[0].rejections(&mapped.rejected).map(|(_, tx, _)| tx.control_number.as_str()).collect();
+    assert_eq!(rejected, ["0002"]);
+    let text = lines(&functional_ack(&inbound[0], PROCESSED, X12Ack::default(), 9, prepared()).unwrap());
+    let answered: Vec<&str> = text.iter().map(String::as_str).skip(3).take(10).collect();
+    assert_eq!(
+        answered,
+        [
+            "AK1*PO*951~",
+            "AK2*850*0001~",
+            "AK5*A~",
+            "AK2*850*0002~",
+            "AK5*R*4~",
+            "AK2*850*0003~",
+            "AK5*A~",
+            "AK2*846*0004~",
+            "AK5*R*1~",
+            "AK9*P*4*4*2~"
+        ]
+    );
+}
+
 /// The 999 names, for an error inside a transaction set, its segment and element (IK3/IK4) and
 /// the document they are in by its business unit identifier (CTX).
 #[test]
