@@ -14,7 +14,11 @@ use std::collections::BTreeMap;
 
 use chrono::{SecondsFormat, Utc};
 use common::{fixture, kill, stop, text, World};
-use gridsync_schemas::{events::ExceptionKind, samples::sample, Event, EventType};
+use gridsync_schemas::{
+    events::{ExceptionKind, Severity},
+    samples::sample,
+    Event, EventType,
+};
 use gridsync_trading_grid::lens::LensTransaction;
 use serde_json::{json, Value};
 
@@ -48,6 +52,14 @@ async fn failed_exchanges_become_one_task_each_resolved_when_they_succeed() {
     w.drop_inbound("orders-7.edi", b"THIS IS NOT AN EDI FILE\n");
     w.tg.ledger.upsert(lens("TX-ASN-311", "856", "GLOBEX", "GRIDSYNC", "000000311", "F", "N"));
     w.tg.ledger.upsert(lens("TX-820-512", "820", "GRIDSYNC", "ACME", "000000512", "S", "R"));
+    // And a record for the audit view only (an 846 a partner's profile accepts and ignores):
+    // informational, nobody's task; the counts of tasks below would show one.
+    let mut ignored = sample(EventType::DocumentExchangeException, "GLOBEX", 91);
+    if let Event::DocumentExchangeException(x) = &mut ignored {
+        (x.kind, x.severity) = (ExceptionKind::Other, Severity::Info);
+        x.reason = "transaction set 846 0004 of interchange 000000091 is accepted and ignored".into();
+    }
+    w.pipeline.producer.publish(&ignored, None).await.unwrap();
 
     w.items_until("gridsync/exception-task", "a first task", |tasks| !tasks.is_empty()).await;
     kill(first);
