@@ -69,6 +69,9 @@ export GRIDSYNC_LENS_POLL_MS=${GRIDSYNC_LENS_POLL_MS:-2000}
 export GRIDSYNC_AUDIT_STORE_URL=${GRIDSYNC_AUDIT_STORE_URL:-sqlite://$local_dir/audit.db}
 export GRIDSYNC_AUDIT_LISTEN=${GRIDSYNC_AUDIT_LISTEN:-127.0.0.1:$(port 9476)}
 audit_page=http://$GRIDSYNC_AUDIT_LISTEN
+# Who may read it: API tokens, stored hashed; the quick start makes one (kept in audit-token).
+export GRIDSYNC_AUDIT_TOKENS_FILE=${GRIDSYNC_AUDIT_TOKENS_FILE:-$local_dir/audit-tokens.toml}
+audit_token_file=$local_dir/audit-token
 
 # name and metrics port of every long-running binary
 components=(
@@ -174,7 +177,7 @@ print("  flow 7  lineage of ACME order 4500012345 (%s events), as gridsync saw i
 for e in lineage.get("events", {}).get("items", []):
     print("            %s  %s" % (e["event_type"] if not e.get("action") else "sent " + e["action"], e["summary"][:110]))
 print("  flow 7  open: %s" % ", ".join("%d %s" % (len(v), k.replace("_", " ")) for k, v in open_.items()))
-print("  flow 7  the audit page: %s/?q=4500012345&partner=ACME" % os.environ["PAGE"])
+print("  flow 7  the audit page (log in with the token below): %s/?q=4500012345&partner=ACME" % os.environ["PAGE"])
 ' <<<"$lineage" || true
 }
 
@@ -252,6 +255,9 @@ start() {
         "$GRIDSYNC_LENS_CLIENT_SECRET_FILE"; do
         [ -s "$secret" ] || (umask 077 && head -c 24 /dev/urandom | base64 >"$secret")
     done
+    if [ ! -s "$audit_token_file" ]; then
+        (umask 077 && "$bin/gridsync" audit token --name quick-start 2>/dev/null >"$audit_token_file")
+    fi
     # The simulators first: the hub is set up (as a user sets theirs up) before the consumers,
     # which check at start that it has what their flows need.
     for c in "${components[@]:0:2}"; do start_component $c; done
@@ -275,7 +281,8 @@ start() {
     status
     echo
     echo "Where to look next:"
-    echo "  the audit view (flow 7)   $audit_page/   (search a PO, invoice, partner file or content item)"
+    echo "  the audit view (flow 7)   $audit_page/   (log in with the token in $audit_token_file: $(cat "$audit_token_file"))"
+    echo "                            curl -H \"Authorization: Bearer \$(cat $audit_token_file)\" $audit_page/api/open"
     echo "  metrics of each binary    the addresses above, e.g. curl -s http://127.0.0.1:$(port 9471)/metrics | grep gridsync_flow_"
     echo "  logs                      $local_dir/logs/"
     if [ -f "$local_dir/pids/prometheus.pid" ]; then

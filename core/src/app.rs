@@ -77,7 +77,7 @@ struct Runtime {
     shutdown: tokio_util::sync::CancellationToken,
     metrics: Metrics,
     health: Health,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: tokio::task::JoinHandle<()>,
 }
 
 impl Runtime {
@@ -107,14 +107,14 @@ impl Runtime {
     /// Stops the HTTP server and flushes what the producer still holds.
     async fn finish(
         shutdown: tokio_util::sync::CancellationToken,
-        server: tokio::task::JoinHandle<std::io::Result<()>>,
+        server: tokio::task::JoinHandle<()>,
         producer: &EventProducer,
     ) {
         shutdown.cancel();
         if let Err(e) = producer.flush(std::time::Duration::from_secs(10)) {
             tracing::warn!(error = %e, "flushing the producer on exit");
         }
-        if let Ok(Err(e)) = server.await {
+        if let Err(e) = server.await {
             tracing::warn!(error = %e, "metrics server");
         }
     }

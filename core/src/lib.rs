@@ -8,6 +8,7 @@
 //!   reads either framing.
 //! - [`telemetry`]: Prometheus metrics, `/metrics` `/healthz` `/readyz`,
 //!   tracing (text or JSON) and W3C trace context.
+//! - [`serve`]: every HTTP listener, with timeouts, a connection cap and a body limit.
 //! - [`shutdown`]: SIGTERM/SIGINT as a cancellation signal.
 //! - [`app`]: the common `main` of a consumer binary.
 
@@ -15,5 +16,6 @@ pub mod app;
 pub mod config;
 pub mod kafka;
 pub mod registry;
+pub mod serve;
 pub mod shutdown;
 pub mod telemetry;

@@ -1,6 +1,7 @@
 //! The audit flow (flow 7) as a library: what it records of each event, the
 //! dead-letter reader, the queries' HTTP API and page, and its set-up.
 
+pub mod access;
 pub mod dead_letters;
 pub mod entry;
 pub mod http;
@@ -25,9 +26,46 @@ pub struct Args {
     /// The audit store: `sqlite://path` (one file, the default) or `postgres://...` (for scale).
     #[arg(long = "audit-store-url", env = "GRIDSYNC_AUDIT_STORE_URL", default_value = "sqlite://gridsync-audit.db")]
     pub store_url: String,
-    /// Where the audit page and its JSON API listen.
+    /// Where the audit page and its JSON API listen. An address other than loopback needs
+    /// `--tokens-file` and `--allowed-hosts`: gridsync refuses to start without them.
     #[arg(long = "listen", env = "GRIDSYNC_AUDIT_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
+    /// The API tokens that may read the view (TOML, `[[token]]` with `name`, `sha256`, optional
+    /// `partners` and `revoked`; `gridsync audit token` makes one). Without it the view is open,
+    /// which a loopback address alone allows.
+    #[arg(long = "tokens-file", env = "GRIDSYNC_AUDIT_TOKENS_FILE")]
+    pub tokens_file: Option<std::path::PathBuf>,
+    /// The host names people and programs reach the view by (comma-separated); a request naming
+    /// another is refused (DNS rebinding). Default on loopback: localhost, 127.0.0.1, [::1].
+    #[arg(long = "allowed-hosts", env = "GRIDSYNC_AUDIT_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Args {
+    /// Who may read the view, or why it must not be served as configured.
+    pub fn access(&self) -> Result<access::Access, AppError> {
+        let reachable = !self.listen.ip().is_loopback();
+        if reachable && self.tokens_file.is_none() {
+            return Err(AppError::other(std::io::Error::other(format!(
+                "the audit view on {} is reachable from the network and would be open to anyone: give it API tokens \
+                 (--tokens-file, GRIDSYNC_AUDIT_TOKENS_FILE; `gridsync audit token` makes one), or listen on a \
+                 loopback address (--listen, GRIDSYNC_AUDIT_LISTEN)",
+                self.listen
+            ))));
+        }
+        let mut hosts: Vec<String> = self.allowed_hosts.iter().filter(|h| !h.trim().is_empty()).cloned().collect();
+        if hosts.is_empty() {
+            if reachable {
+                return Err(AppError::other(std::io::Error::other(format!(
+                    "the audit view on {} is reachable from the network: name the hosts it is reached by \
+                     (--allowed-hosts, GRIDSYNC_AUDIT_ALLOWED_HOSTS, e.g. audit.example.com)",
+                    self.listen
+                ))));
+            }
+            hosts = access::LOOPBACK_HOSTS.map(str::to_owned).to_vec();
+        }
+        access::Access::new(self.tokens_file.as_deref(), hosts).map_err(AppError::other)
+    }
 }
 
 /// Records every event it is handed, once.
@@ -49,6 +87,7 @@ impl Handler for Audit {
 
 /// Opens the audit store, starts the dead-letter reader and the audit view.
 pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<Audit>, AppError> {
+    let access = Arc::new(args.access()?);
     let store = Store::connect(&args.store_url).await.map_err(AppError::other)?;
     let log = store.audit();
     let recorded = IntCounterVec::new(
@@ -75,7 +114,7 @@ pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<Audit>, AppErro
             tracing::error!(error = %e, "the dead-letter reader stopped");
         }
     });
-    let (bound, _server) = http::serve(args.listen, log.clone(), deps.shutdown.clone())
+    let (bound, _server) = http::serve(args.listen, log.clone(), access, deps.shutdown.clone())
         .await
         .map_err(|source| AppError::Io { what: "binding the audit view's address", source })?;
     tracing::info!(page = %format!("http://{bound}/"), backend = %store.backend(), "audit view serving");

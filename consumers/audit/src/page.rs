@@ -6,11 +6,16 @@ use std::fmt::Write;
 use chrono::DateTime;
 use gridsync_store::audit::{AuditEntry, ContentUse, Lineage, OpenItem, OpenItems};
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:72em;color:#222}
+/// The page's style sheet, served at [`STYLE_PATH`] (the page's policy forbids inline styles).
+pub const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:72em;color:#222}
 form input[type=text]{width:28em;padding:.3em}table{border-collapse:collapse;width:100%}
 td,th{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top;font-size:.92em}
 .src-TRADING_GRID{color:#0b5}.src-AMPLIENCE{color:#06c}.src-GRIDSYNC{color:#a50}code{font-size:.9em}
-.refs a{margin-right:.5em}";
+.refs a{margin-right:.5em}header{display:flex;justify-content:space-between;align-items:center}
+.error{color:#b00}";
+
+/// Where the style sheet is served.
+pub const STYLE_PATH: &str = "/assets/audit.css";
 
 /// `text` safe inside HTML text and attribute values.
 pub fn escape(text: &str) -> String {
@@ -44,9 +49,26 @@ fn time(ms: i64) -> String {
 
 fn layout(title: &str, body: &str) -> String {
     format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head>\
-         <body><h1><a href=\"/\">gridsync audit</a></h1>{body}</body></html>",
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\
+         <link rel=\"stylesheet\" href=\"{STYLE_PATH}\"></head>\
+         <body><header><h1><a href=\"/\">gridsync audit</a></h1>\
+         <form method=\"post\" action=\"/logout\" id=\"logout\"><button type=\"submit\">Log out</button></form></header>\
+         <main>{body}</main></body></html>",
         escape(title)
+    )
+}
+
+/// The login form; `failed` when a token was just refused.
+pub fn login(failed: bool) -> String {
+    let error =
+        if failed { "<p class=\"error\" id=\"login-error\" role=\"alert\">That token is not valid.</p>" } else { "" };
+    format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Log in: gridsync audit</title>\
+         <link rel=\"stylesheet\" href=\"{STYLE_PATH}\"></head><body><main><h1>gridsync audit</h1>{error}\
+         <form method=\"post\" action=\"/login\" id=\"login\"><label for=\"token\">Access token</label> \
+         <input type=\"password\" name=\"token\" id=\"token\" autocomplete=\"off\" required> \
+         <button type=\"submit\">Log in</button></form>\
+         <p>A token comes from whoever runs gridsync (<code>gridsync audit token --name you</code>).</p></main></body></html>"
     )
 }
 

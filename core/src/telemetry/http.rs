@@ -73,19 +73,14 @@ pub fn router(metrics: Metrics, health: Health) -> Router {
         .with_state(AppState { metrics, health })
 }
 
-/// Binds `addr` and serves the telemetry routes until `shutdown`. Returns the
-/// bound address (useful with port 0) and the server task.
+/// Binds `addr` and serves the telemetry routes until `shutdown`, under the limits every
+/// listener has ([`crate::serve`]). Returns the bound address (useful with port 0) and the
+/// server task.
 pub async fn serve(
     addr: SocketAddr,
     metrics: Metrics,
     health: Health,
     shutdown: CancellationToken,
-) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    let app = router(metrics, health);
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
-    });
-    Ok((bound, task))
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    crate::serve::bind(addr, router(metrics, health), crate::serve::Limits::default(), shutdown).await
 }

@@ -93,13 +93,12 @@ pub async fn run(deps: ProducerDeps, args: WebhookArgs) -> Result<(), AppError> 
         .map_err(|source| AppError::Io { what: "binding the webhook address", source })?;
     let bound = listener.local_addr().map_err(|source| AppError::Io { what: "reading the webhook address", source })?;
     tracing::info!(url = %format!("http://{bound}{}", crate::receiver::WEBHOOK_PATH), store = %store.backend(), "webhook endpoint listening");
-    let app = crate::receiver::router(receiver, args.max_body_bytes)
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let shutdown = deps.shutdown.clone();
+    let app = crate::receiver::router(receiver, args.max_body_bytes);
+    // Timeouts and a connection cap as every listener has; the body limit is the receiver's.
+    let limits =
+        gridsync_core::serve::Limits { max_body_bytes: args.max_body_bytes, ..gridsync_core::serve::Limits::default() };
     // Serving starts at once: while Kafka is unreachable, webhooks get 503 and come back.
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
-    });
+    let server = tokio::spawn(gridsync_core::serve::serve(listener, app, limits, deps.shutdown.clone()));
     let retention = Duration::from_secs(u64::from(args.store_retention_days) * 24 * 3600);
     let pruning = deps.shutdown.clone().cancelled_owned();
     tokio::spawn(async move { store.prune_hourly(retention, pruning).await });
@@ -107,8 +106,5 @@ pub async fn run(deps: ProducerDeps, args: WebhookArgs) -> Result<(), AppError> 
     deps.shutdown.cancelled().await;
     deps.health.set_ready(false);
     // In-flight webhooks finish (graceful shutdown); the runtime then flushes the producer.
-    match server.await {
-        Ok(result) => result.map_err(|source| AppError::Io { what: "serving webhooks", source }),
-        Err(e) => Err(source_error(e)),
-    }
+    server.await.map_err(source_error)
 }

@@ -165,11 +165,14 @@ impl World {
     /// Starts an audit consumer recording into `store_url`, its view on `listen`; returns it
     /// with its metrics URL.
     pub fn audit(&self, name: &str, store_url: &str, listen: u16) -> (Child, String) {
-        self.spawn(
-            "audit-consumer",
-            name,
-            &[format!("--audit-store-url={store_url}"), format!("--listen=127.0.0.1:{listen}")],
-        )
+        self.audit_with(name, store_url, listen, &[])
+    }
+
+    /// [`Self::audit`] with more flags (tokens, allowed hosts).
+    pub fn audit_with(&self, name: &str, store_url: &str, listen: u16, extra: &[String]) -> (Child, String) {
+        let mut args = vec![format!("--audit-store-url={store_url}"), format!("--listen=127.0.0.1:{listen}")];
+        args.extend_from_slice(extra);
+        self.spawn("audit-consumer", name, &args)
     }
 
     /// Starts the consumer `binary` with `args` on the test's broker, logging to `<name>.log`.

@@ -1,0 +1,226 @@
+//! The audit view is safe to expose: the real audit consumer with API tokens made by
+//! `gridsync audit token` refuses a request without one, a token for one partner sees that
+//! partner only, a revoked token (and its sessions) stops at once, a person logs in through the
+//! page (in headless Chromium) and is refused another partner, a request naming another host is
+//! refused, every answer carries the security headers, a flood of half-sent requests (slow loris)
+//! is cut while the view still answers, and a view reachable from the network without tokens
+//! refuses to start.
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    process::Command,
+    time::{Duration, SystemTime},
+};
+
+use common::{browser::Browser, fixture, stop, World};
+use gridsync_tests::{free_port, wait_for, workspace_binary};
+use serde_json::Value;
+
+/// `gridsync audit token` for `name` (and `partners`), adding it to `file`: the token.
+fn token(file: &std::path::Path, name: &str, partners: &[&str]) -> String {
+    let mut command = Command::new(workspace_binary("gridsync"));
+    command.args(["audit", "token", "--name", name, "--tokens-file"]).arg(file);
+    for partner in partners {
+        command.args(["--partner", partner]);
+    }
+    let out = command.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+async fn get(url: &str, token: Option<&str>) -> reqwest::Response {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let request = client.get(url);
+    let request = match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    request.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_view_needs_a_token_sees_only_its_partners_and_survives_a_slow_loris() {
+    let w = World::start("audit-access").await;
+    let tokens = w.dir.path().join("audit-tokens.toml");
+    let (everything, acme_team) = (token(&tokens, "compliance", &[]), token(&tokens, "acme-team", &["ACME"]));
+    let text = std::fs::read_to_string(&tokens).unwrap();
+    assert!(!text.contains(&everything) && !text.contains(&acme_team), "only hashes are kept: {text}");
+
+    let store_url = format!("sqlite://{}", w.dir.path().join("audit.db").display());
+    let port = free_port();
+    let view = format!("http://127.0.0.1:{port}");
+    let (audit, _) = w.audit_with("audit", &store_url, port, &[format!("--tokens-file={}", tokens.display())]);
+    w.drop_inbound("acme.edi", &std::fs::read(fixture("x12_multi_interchange_crlf.edi")).unwrap());
+    w.drop_inbound("globex.edi", &std::fs::read(fixture("x12_pipes_00501_no_newlines.edi")).unwrap());
+    let recorded = |partner: &'static str| {
+        let (view, everything) = (view.clone(), everything.clone());
+        async move {
+            let url = format!("{view}/api/partners/{partner}");
+            let Ok(response) = reqwest::Client::new().get(url).bearer_auth(&everything).send().await else {
+                return false;
+            };
+            let answer: Value = response.json().await.unwrap_or_default();
+            answer["events"]["items"].as_array().is_some_and(|items| !items.is_empty())
+        }
+    };
+    let both =
+        wait_for(Duration::from_secs(120), || async { recorded("ACME").await && recorded("GLOBEX").await }).await;
+    assert!(both, "ACME's and GLOBEX's documents recorded\n{}", w.logs());
+
+    // No token: the API says what it needs, the page sends people to log in.
+    let refused = get(&format!("{view}/api/open"), None).await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.headers()["www-authenticate"], "Bearer");
+    let page = get(&format!("{view}/?q=4500012345"), None).await;
+    assert_eq!((page.status().as_u16(), page.headers()["location"].to_str().unwrap()), (303, "/login"));
+    assert_eq!(get(&format!("{view}/api/open"), Some("gsa_not-a-token")).await.status(), 401);
+
+    // A token for every partner sees both; the ACME team's sees ACME alone.
+    assert_eq!(get(&format!("{view}/api/partners/GLOBEX"), Some(&everything)).await.status(), 200);
+    assert_eq!(get(&format!("{view}/api/dead-letters"), Some(&everything)).await.status(), 200);
+    assert_eq!(get(&format!("{view}/api/partners/ACME"), Some(&acme_team)).await.status(), 200);
+    assert_eq!(get(&format!("{view}/api/partners/GLOBEX"), Some(&acme_team)).await.status(), 403);
+    assert_eq!(get(&format!("{view}/api/dead-letters"), Some(&acme_team)).await.status(), 403);
+    let lineage = |reference: &str, token: &str| {
+        let url = format!("{view}/api/lineage?ref={reference}&limit=500");
+        let token = token.to_owned();
+        async move {
+            get(&url, Some(&token)).await.json::<Value>().await.unwrap()["events"]["items"].as_array().unwrap().len()
+        }
+    };
+    // GLOBEX's ship notice 0101 (its BSN02, SHIP-0101-style reference) is not the ACME team's.
+    let globex: Value = get(&format!("{view}/api/partners/GLOBEX"), Some(&everything)).await.json().await.unwrap();
+    let reference = globex["events"]["items"][0]["business_key"].as_str().unwrap().to_owned();
+    assert!(lineage(&reference, &everything).await > 0);
+    assert_eq!(lineage(&reference, &acme_team).await, 0, "{reference}: another partner's lineage, filtered out");
+    assert!(lineage("4500012345", &acme_team).await > 0);
+
+    // Every answer forbids framing, sniffing and referrers; the page loads nothing but its style.
+    let answer = get(&format!("{view}/api/open"), Some(&everything)).await;
+    let headers = answer.headers();
+    assert!(headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+
+    // Another host name (DNS rebinding) is refused, token or not.
+    let rebound = reqwest::Client::new()
+        .get(format!("{view}/api/open"))
+        .header("host", format!("evil.example:{port}"))
+        .bearer_auth(&everything)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 400);
+
+    // A body past the limit is refused before it is read whole.
+    let big = reqwest::Client::new().post(format!("{view}/login")).body(vec![b'a'; 1 << 20]).send().await.unwrap();
+    assert_eq!(big.status(), 413);
+
+    // Slow loris: a flood of requests whose headers never end. The view still answers, and
+    // each half-sent request is cut (its connection closed) once its headers are overdue.
+    let mut slow: Vec<TcpStream> = (0..150)
+        .map(|_| {
+            let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            stream.write_all(b"GET /api/open HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ").unwrap();
+            stream
+        })
+        .collect();
+    let answered = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let during = answered.get(format!("{view}/api/open")).bearer_auth(&everything).send().await.unwrap();
+    assert_eq!(during.status(), 200, "the view answers during the flood");
+    for stream in &mut slow {
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut buf = [0u8; 512];
+        // Cut: the server answers 408 or just closes; either way the read ends, never hangs.
+        match stream.read(&mut buf) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("a half-sent request held open past its header timeout: {e}"),
+        }
+    }
+
+    // A person logs in on the page with the ACME team's token, and is refused GLOBEX.
+    let browser = Browser::start().await;
+    browser.open(&format!("{view}/?q=4500012345")).await;
+    assert!(browser.current_url().await.ends_with("/login"), "sent to log in");
+    let field = browser.find("#token").await;
+    browser.type_into(&field, &acme_team).await;
+    let submit = browser.find("#login button").await;
+    browser.click(&submit).await;
+    browser.open(&format!("{view}/?q=4500012345")).await;
+    let steps = browser.run("return document.querySelectorAll('#timeline li.step').length").await;
+    assert!(steps.as_u64().is_some_and(|n| n > 0), "the ACME order's lineage, logged in: {steps}");
+    browser.open(&format!("{view}/?q={reference}&partner=GLOBEX")).await;
+    let body = browser.run("return document.body.textContent").await;
+    assert!(body.as_str().unwrap().contains("does not see partner GLOBEX"), "{body}");
+    // Revoked: its sessions end with it.
+    let revoked = std::fs::read_to_string(&tokens)
+        .unwrap()
+        .replace("name = \"acme-team\"\n", "name = \"acme-team\"\nrevoked = true\n");
+    std::fs::write(&tokens, revoked).unwrap();
+    let later = SystemTime::now() + Duration::from_secs(2);
+    std::fs::File::options().write(true).open(&tokens).unwrap().set_modified(later).unwrap();
+    let out = wait_for(Duration::from_secs(10), || async {
+        get(&format!("{view}/api/open"), Some(&acme_team)).await.status() == 401
+    })
+    .await;
+    assert!(out, "a revoked token is refused");
+    browser.open(&format!("{view}/?q=4500012345")).await;
+    assert!(browser.current_url().await.ends_with("/login"), "a revoked token's session ends");
+    browser.close().await;
+    assert_eq!(get(&format!("{view}/api/open"), Some(&everything)).await.status(), 200);
+    stop(audit).await;
+
+    // Reachable from the network without tokens: it refuses to start, naming the settings.
+    let exposed = Command::new(workspace_binary("audit-consumer"))
+        .args(["--brokers", &w.pipeline.broker.brokers(), "--topic-prefix", &w.pipeline.kafka.topic_prefix])
+        .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port()), "--audit-store-url", &store_url])
+        .args(["--listen", &format!("0.0.0.0:{}", free_port())])
+        .output()
+        .unwrap();
+    assert!(!exposed.status.success());
+    let why = String::from_utf8_lossy(&exposed.stderr);
+    assert!(why.contains("--tokens-file") && why.contains("GRIDSYNC_AUDIT_TOKENS_FILE"), "{why}");
+}
+
+/// `gridsync audit ...` finds the store the quick start writes, or says where it looked: a
+/// question never creates an empty store (which would answer "0 events").
+#[test]
+fn the_audit_cli_finds_the_local_store_or_says_where_it_looked_and_creates_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let ask = |args: &[&str]| {
+        Command::new(workspace_binary("gridsync"))
+            .current_dir(dir.path())
+            .env_remove("GRIDSYNC_AUDIT_STORE_URL")
+            .args(["audit"])
+            .args(args)
+            .arg("counts")
+            .output()
+            .unwrap()
+    };
+    let nowhere = ask(&[]);
+    assert!(!nowhere.status.success());
+    let why = String::from_utf8_lossy(&nowhere.stderr);
+    assert!(
+        why.contains(".local/audit.db") && why.contains("gridsync-audit.db") && why.contains("--audit-store-url"),
+        "{why}"
+    );
+    let missing = ask(&["--audit-store-url", "sqlite://elsewhere.db"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no audit store at elsewhere.db"), "{missing:?}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing created");
+
+    // The quick start's store, found from the repository's root.
+    std::fs::create_dir(dir.path().join(".local")).unwrap();
+    let store = format!("sqlite://{}", dir.path().join(".local/audit.db").display());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        gridsync_store::Store::connect(&store).await.unwrap().audit().counts().await.unwrap();
+    });
+    let found = ask(&[]);
+    assert!(found.status.success(), "{}", String::from_utf8_lossy(&found.stderr));
+    let counts: Value = serde_json::from_slice(&found.stdout).unwrap();
+    assert_eq!(counts["events"], 0);
+}
