@@ -43,6 +43,8 @@ export GRIDSYNC_AMPLIENCE_DELIVERY_URL=${GRIDSYNC_AMPLIENCE_DELIVERY_URL:-$amp_s
 # Media links (package attachments) from amp-sim's media CDN instead of https://{defaultHost}.
 media_path='{kind}/{endpoint}/{name}'
 export GRIDSYNC_AMPLIENCE_MEDIA_URL=${GRIDSYNC_AMPLIENCE_MEDIA_URL:-$amp_sim/$media_path}
+# The simulator is on loopback, which media fetches refuse unless told (links are editors' text).
+export GRIDSYNC_AMPLIENCE_MEDIA_ALLOW_PRIVATE_ADDRESSES=${GRIDSYNC_AMPLIENCE_MEDIA_ALLOW_PRIVATE_ADDRESSES:-true}
 export GRIDSYNC_AMPLIENCE_HUB_ID=${GRIDSYNC_AMPLIENCE_HUB_ID:-5f0000000000000000000001}
 export GRIDSYNC_AMPLIENCE_CLIENT_ID=${GRIDSYNC_AMPLIENCE_CLIENT_ID:-gridsync}
 export GRIDSYNC_AMPLIENCE_CLIENT_SECRET_FILE=${GRIDSYNC_AMPLIENCE_CLIENT_SECRET_FILE:-$local_dir/secrets/amplience-client-secret}

@@ -386,6 +386,7 @@ async fn media_links_go_out_whole_as_attachments_streamed_fetched_once_and_retri
         &[
             &format!("--mailbox-dir={}", w.mailbox.display()),
             &format!("--amplience-media-url={}/{{kind}}/{{endpoint}}/{{name}}", w.amp.url()),
+            "--amplience-media-allow-private-addresses",
             &format!("--spool-dir={}", spool.display()),
         ],
     );

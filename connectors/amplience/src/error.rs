@@ -56,6 +56,11 @@ pub enum AmplienceError {
     /// A media fetch ended before the length the server announced (a dropped connection).
     #[error("GET {url}: the body ended after {received} of {expected} bytes")]
     MediaTruncated { url: String, expected: u64, received: u64 },
+    /// A media link gridsync will not fetch: a host not among the configured media hosts, or a
+    /// private or loopback address (content editors write links; gridsync must not fetch an
+    /// internal address for them).
+    #[error("GET {url}: refused: {why}")]
+    MediaRefused { url: String, why: String },
     /// A media file larger than the configured limit.
     #[error("GET {url}: larger than the limit of {limit} bytes")]
     MediaTooLarge { url: String, limit: u64 },

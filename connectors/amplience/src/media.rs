@@ -10,7 +10,12 @@
 //! videos. That URL scheme is Amplience's public convention, not an API
 //! contract, so it is a template (`url_template`), as is the host.
 
-use std::{path::Path, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::Path,
+    sync::Arc,
+    time::Duration,
+};
 
 use gridsync_http::{retry_after, ApiError, RetryPolicy};
 use reqwest::header::CONTENT_TYPE;
@@ -99,6 +104,87 @@ pub fn check_template(template: &str) -> Result<(), String> {
     ))
 }
 
+/// Amplience's media CDN hosts, fetched from by default: the hosts `defaultHost` names in links.
+pub const DEFAULT_MEDIA_HOSTS: &[&str] = &["cdn.media.amplience.net", "*.amplience.net", "i1.adis.ws"];
+
+/// Where media may be fetched from. A link's host comes from content editors (`defaultHost`),
+/// so it is checked before anything is fetched: the host must be one of `hosts` (exact, or
+/// `*.suffix`), or the URL template's own fixed host; and unless `allow_private`, every address
+/// it resolves to must be public (no loopback, private, link-local, CGNAT or unique-local
+/// address, checked on every connection, so a name that later resolves inward is caught too).
+/// A redirect is followed only to an allowed host.
+#[derive(Debug, Clone)]
+pub struct MediaPolicy {
+    pub hosts: Vec<String>,
+    pub allow_private: bool,
+}
+
+impl Default for MediaPolicy {
+    fn default() -> Self {
+        MediaPolicy { hosts: DEFAULT_MEDIA_HOSTS.iter().map(|h| (*h).to_owned()).collect(), allow_private: false }
+    }
+}
+
+impl MediaPolicy {
+    /// Whether `host` is one media may come from.
+    pub fn allows_host(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.hosts.iter().any(|allowed| {
+            let allowed = allowed.trim().to_ascii_lowercase();
+            match allowed.strip_prefix("*.") {
+                Some(suffix) => host.len() > suffix.len() && host.ends_with(&format!(".{suffix}")),
+                None => host == allowed,
+            }
+        })
+    }
+}
+
+/// Whether `ip` is an address media must not be fetched from unless private ones are allowed.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)) // CGNAT, 100.64.0.0/10
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // unique local
+                || (first & 0xffc0) == 0xfe80 // link local
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_internal(IpAddr::V4(v4)))
+        }
+    }
+}
+
+/// Resolves names as the system does, keeping public addresses only.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<SocketAddr> = resolved.into_iter().filter(|a| !is_internal(a.ip())).collect();
+            if public.is_empty() {
+                let why =
+                    format!("{host} resolves to private or loopback addresses only: media is not fetched from them");
+                return Err(why.into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(public.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
 /// A media file fetched whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
@@ -115,22 +201,73 @@ pub struct MediaClient {
     retry: RetryPolicy,
     url_template: String,
     max_bytes: u64,
+    policy: Arc<MediaPolicy>,
 }
 
 impl MediaClient {
     /// `read_timeout` bounds each wait for data, not the whole fetch: a large file may take long.
+    /// Media is fetched only as `policy` allows; the template's own fixed host (one without
+    /// `{defaultHost}`) is allowed as configured.
     pub fn new(
         url_template: &str,
         read_timeout: Duration,
         retry: RetryPolicy,
         max_bytes: u64,
+        policy: MediaPolicy,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let mut policy = policy;
+        if !url_template.contains("{defaultHost}") {
+            if let Some(host) = reqwest::Url::parse(url_template).ok().and_then(|u| u.host_str().map(str::to_owned)) {
+                policy.hosts.push(host);
+            }
+        }
+        let policy = Arc::new(policy);
+        let redirects = policy.clone();
+        let mut http = reqwest::Client::builder()
             .connect_timeout(read_timeout)
             .read_timeout(read_timeout)
             .user_agent(concat!("gridsync/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(MediaClient { http, retry, url_template: url_template.to_owned(), max_bytes })
+            // A redirect may only lead to another allowed host (and its addresses are checked
+            // as the first one's are).
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                let allowed = attempt.url().host_str().is_some_and(|h| redirects.allows_host(h));
+                if !allowed {
+                    let to = attempt.url().to_string();
+                    attempt.error(format!("redirected to {to}, not an allowed media host"))
+                } else if attempt.previous().len() >= 5 {
+                    attempt.error("more than 5 redirects")
+                } else {
+                    attempt.follow()
+                }
+            }));
+        if !policy.allow_private {
+            http = http.dns_resolver(Arc::new(PublicOnly));
+        }
+        Ok(MediaClient { http: http.build()?, retry, url_template: url_template.to_owned(), max_bytes, policy })
+    }
+
+    /// Why `url` must not be fetched, if it must not: a host not allowed, or an address literal
+    /// that is internal (names are checked as they resolve).
+    fn refusal(&self, url: &str) -> Option<String> {
+        let parsed = match reqwest::Url::parse(url) {
+            Ok(parsed) => parsed,
+            Err(e) => return Some(format!("not a URL: {e}")),
+        };
+        let Some(host) = parsed.host_str() else { return Some("no host".to_owned()) };
+        if !["https", "http"].contains(&parsed.scheme()) {
+            return Some(format!("scheme {} is not http(s)", parsed.scheme()));
+        }
+        if !self.policy.allows_host(host) {
+            return Some(format!(
+                "{host} is not one of the media hosts ({}; --amplience-media-hosts)",
+                self.policy.hosts.join(", ")
+            ));
+        }
+        let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok();
+        if !self.policy.allow_private && literal.is_some_and(is_internal) {
+            return Some(format!("{host} is a private or loopback address"));
+        }
+        None
     }
 
     pub fn url(&self, link: &MediaLink) -> String {
@@ -141,6 +278,9 @@ impl MediaClient {
     /// start with backoff; a 4xx or a file over the limit fails at once.
     pub async fn fetch_to(&self, link: &MediaLink, dest: &Path) -> Result<Fetched, AmplienceError> {
         let url = self.url(link);
+        if let Some(why) = self.refusal(&url) {
+            return Err(AmplienceError::MediaRefused { url, why });
+        }
         let partial = dest.with_extension("part");
         let mut attempt = 0;
         loop {
@@ -168,7 +308,15 @@ impl MediaClient {
     async fn attempt(&self, url: &str, partial: &Path) -> Result<Fetched, AmplienceError> {
         let transport = |source| AmplienceError::transport("GET", url.to_owned(), source);
         let file_error = |source| AmplienceError::MediaFile { path: partial.to_owned(), source };
-        let mut response = self.http.get(url).send().await.map_err(transport)?;
+        let mut response = self.http.get(url).send().await.map_err(|e| {
+            // A redirect off the allowed hosts: refused, the same every time.
+            if e.is_redirect() {
+                let why = std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
+                AmplienceError::MediaRefused { url: url.to_owned(), why }
+            } else {
+                transport(e)
+            }
+        })?;
         let status = response.status().as_u16();
         if !response.status().is_success() {
             let after = retry_after(response.headers());
@@ -223,11 +371,106 @@ mod tests {
             links.iter().map(|l| (l.name.as_str(), l.kind)).collect::<Vec<_>>(),
             [("terms diagram", "i"), ("walkthrough", "v")]
         );
-        let client =
-            MediaClient::new(DEFAULT_URL_TEMPLATE, Duration::from_secs(1), RetryPolicy::default(), 10).unwrap();
+        let client = MediaClient::new(
+            DEFAULT_URL_TEMPLATE,
+            Duration::from_secs(1),
+            RetryPolicy::default(),
+            10,
+            MediaPolicy::default(),
+        )
+        .unwrap();
         assert_eq!(client.url(&links[0]), "https://cdn.media.amplience.net/i/acme/terms%20diagram");
         assert_eq!(client.url(&links[1]), "https://cdn.media.amplience.net/v/acme/walkthrough");
         assert!(check_template(DEFAULT_URL_TEMPLATE).is_ok());
         assert!(check_template("http://x/{kind").is_err() && check_template("no url {name}").is_err());
+    }
+
+    fn link(host: &str) -> MediaLink {
+        MediaLink { id: None, name: "terms".into(), endpoint: "acme".into(), default_host: host.into(), kind: "i" }
+    }
+
+    /// A link's host comes from content editors: only the media hosts are fetched from, never an
+    /// internal address, whatever the link says.
+    #[tokio::test]
+    async fn links_to_other_hosts_or_internal_addresses_are_refused_unfetched() {
+        let client = MediaClient::new(
+            DEFAULT_URL_TEMPLATE,
+            Duration::from_secs(1),
+            RetryPolicy::default(),
+            10,
+            MediaPolicy::default(),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for host in [
+            "169.254.169.254",
+            "localhost",
+            "internal.svc.cluster.local",
+            "evil.example",
+            "amplience.net.evil.example",
+            "[::1]",
+        ] {
+            let refused = client.fetch_to(&link(host), &dir.path().join("x")).await.unwrap_err();
+            assert!(matches!(refused, AmplienceError::MediaRefused { .. }), "{host}: {refused}");
+            assert!(!refused.is_retryable(), "{host}");
+        }
+        assert!(client.refusal(&client.url(&link("cdn.media.amplience.net"))).is_none());
+        assert!(client.refusal(&client.url(&link("acme.a.amplience.net"))).is_none());
+        // Allowed by name, internal by address: refused too.
+        let inward = MediaPolicy { hosts: vec!["10.0.0.7".into()], allow_private: false };
+        let client =
+            MediaClient::new(DEFAULT_URL_TEMPLATE, Duration::from_secs(1), RetryPolicy::default(), 10, inward).unwrap();
+        assert!(client.refusal(&client.url(&link("10.0.0.7"))).is_some_and(|why| why.contains("private")));
+        for (ip, internal) in [
+            ("10.1.2.3", true),
+            ("172.16.0.1", true),
+            ("192.168.1.1", true),
+            ("127.0.0.1", true),
+            ("169.254.169.254", true),
+            ("100.64.0.1", true),
+            ("0.0.0.0", true),
+            ("::1", true),
+            ("fd00::1", true),
+            ("fe80::1", true),
+            ("::ffff:127.0.0.1", true),
+            ("8.8.8.8", false),
+            ("2606:4700::1111", false),
+        ] {
+            assert_eq!(is_internal(ip.parse().unwrap()), internal, "{ip}");
+        }
+    }
+
+    /// A redirect off the allowed hosts is not followed; one to an allowed host is.
+    #[tokio::test]
+    async fn a_redirect_is_followed_only_to_an_allowed_host() {
+        use axum::{response::Redirect, routing::get, Router};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app = Router::new()
+            .route("/i/acme/away", get(|| async { Redirect::temporary("http://169.254.169.254/latest/meta-data/") }))
+            .route(
+                "/i/acme/here",
+                get(move || async move { Redirect::temporary(&format!("http://127.0.0.1:{port}/i/acme/terms")) }),
+            )
+            .route("/i/acme/terms", get(|| async { "the terms" }));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        // The simulator's case: a fixed loopback host, private addresses allowed.
+        let template = format!("http://127.0.0.1:{port}/{{kind}}/{{endpoint}}/{{name}}");
+        let policy = MediaPolicy { hosts: vec![], allow_private: true };
+        let retry = RetryPolicy { max_attempts: 1, ..RetryPolicy::default() };
+        let client = MediaClient::new(&template, Duration::from_secs(2), retry, 1000, policy).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let away = MediaLink { name: "away".into(), ..link("ignored") };
+        let refused = client.fetch_to(&away, &dir.path().join("away")).await.unwrap_err();
+        assert!(refused.to_string().contains("not an allowed media host"), "{refused}");
+        let here = MediaLink { name: "here".into(), ..link("ignored") };
+        let fetched = client.fetch_to(&here, &dir.path().join("here")).await.unwrap();
+        assert_eq!(fetched.bytes, 9);
+        // Without private addresses allowed, the same loopback host is refused before any request.
+        let strict =
+            MediaClient::new(&template, Duration::from_secs(2), RetryPolicy::default(), 1000, MediaPolicy::default())
+                .unwrap();
+        let refused = strict.fetch_to(&here, &dir.path().join("strict")).await.unwrap_err();
+        assert!(matches!(refused, AmplienceError::MediaRefused { .. }), "{refused}");
     }
 }

@@ -37,6 +37,16 @@ pub struct Args {
     /// `{kind}` (`i` image, `v` video), `{endpoint}` and `{name}` are the link's.
     #[arg(long = "amplience-media-url", env = "GRIDSYNC_AMPLIENCE_MEDIA_URL", default_value = media::DEFAULT_URL_TEMPLATE)]
     pub media_url: String,
+    /// The hosts media is fetched from (comma-separated; `*.example.com` for a domain's hosts):
+    /// a link's `defaultHost` comes from content editors, so a link to any other host is refused
+    /// (with the URL's own host when the template fixes one).
+    #[arg(long = "amplience-media-hosts", env = "GRIDSYNC_AMPLIENCE_MEDIA_HOSTS", value_delimiter = ',',
+          default_values_t = media::DEFAULT_MEDIA_HOSTS.iter().map(|h| (*h).to_owned()))]
+    pub media_hosts: Vec<String>,
+    /// Fetch media from private and loopback addresses too (a local simulator); refused by
+    /// default, so that a link cannot make gridsync fetch an internal address.
+    #[arg(long = "amplience-media-allow-private-addresses", env = "GRIDSYNC_AMPLIENCE_MEDIA_ALLOW_PRIVATE_ADDRESSES")]
+    pub media_allow_private: bool,
     /// Where packages and their attachments are assembled before they go to the mailbox (room
     /// for the largest package); default: the system's temporary folder.
     #[arg(long = "spool-dir", env = "GRIDSYNC_DISTRIBUTION_SPOOL_DIR")]
@@ -66,7 +76,8 @@ pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<flow::Distribut
         }
     };
     let retry = args.flow.amplience.retry_policy();
-    let media = MediaClient::new(&args.media_url, MEDIA_READ_TIMEOUT, retry, config.max_attachment_bytes)
+    let policy = media::MediaPolicy { hosts: args.media_hosts.clone(), allow_private: args.media_allow_private };
+    let media = MediaClient::new(&args.media_url, MEDIA_READ_TIMEOUT, retry, config.max_attachment_bytes, policy)
         .map_err(AppError::other)?;
     let attachments = attachments::Attachments::new(media, &metrics)?;
     let spool_dir = args.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
