@@ -108,6 +108,44 @@ fn docker_compose_gives_each_binary_only_what_it_takes() {
     }
 }
 
+/// Pod Security Standards, "restricted" profile (checked here, as no admission controller runs in
+/// the tests): non-root, the runtime's seccomp profile, no privilege escalation, every capability
+/// dropped, a read-only root file system, no host namespaces or paths; and each secret volume
+/// holds only the keys the container's settings name.
+fn check_restricted(place: &str, pod: &Value) {
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{place}: runAsNonRoot");
+    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault", "{place}: seccomp");
+    for host in ["hostNetwork", "hostPID", "hostIPC"] {
+        assert!(pod[host].is_null() || pod[host] == false, "{place}: {host}");
+    }
+    let mut named_keys = BTreeSet::new();
+    for container in pod["containers"].as_sequence().unwrap() {
+        let security = &container["securityContext"];
+        assert_eq!(security["allowPrivilegeEscalation"], false, "{place}: allowPrivilegeEscalation");
+        assert_eq!(security["readOnlyRootFilesystem"], true, "{place}: readOnlyRootFilesystem");
+        assert!(security["privileged"].is_null() || security["privileged"] == false, "{place}: privileged");
+        assert_eq!(strings(&security["capabilities"]["drop"]), ["ALL"], "{place}: capabilities dropped");
+        assert!(security["capabilities"]["add"].is_null(), "{place}: capabilities added");
+        for env in container["env"].as_sequence().into_iter().flatten() {
+            if let Some(key) = env["value"].as_str().and_then(|v| v.strip_prefix("/run/secrets/gridsync/")) {
+                named_keys.insert(key.to_owned());
+            }
+        }
+    }
+    for volume in pod["volumes"].as_sequence().into_iter().flatten() {
+        assert!(volume["hostPath"].is_null(), "{place}: a hostPath volume");
+        if volume["secret"].is_mapping() {
+            let items: BTreeSet<String> = volume["secret"]["items"]
+                .as_sequence()
+                .unwrap_or_else(|| panic!("{place}: a secret volume mounts every key"))
+                .iter()
+                .map(|i| i["key"].as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(items, named_keys, "{place}: the secret keys mounted are those its settings name");
+        }
+    }
+}
+
 /// A Kubernetes quantity in `Mi` or `Gi`, in MiB.
 fn mebibytes(quantity: &str) -> u64 {
     match (quantity.strip_suffix("Gi"), quantity.strip_suffix("Mi")) {
@@ -172,6 +210,25 @@ fn the_kubernetes_manifests_run_each_binary_as_it_should() {
         assert_eq!(metrics_port, Some(9464), "{place}: metrics on 9464, as GRIDSYNC_METRICS_ADDR says");
         assert!(container["resources"]["requests"]["cpu"].is_string(), "{place}: no CPU request");
         assert!(container["resources"]["requests"]["memory"].is_string(), "{place}: no memory request");
+        check_restricted(&place, &deployment["spec"]["template"]["spec"]);
+        // Reached only where it must be: its ports, metrics from Prometheus alone.
+        let policy = of_kind("NetworkPolicy")
+            .map(|(_, p)| p)
+            .find(|p| &p["spec"]["podSelector"]["matchLabels"] == labels)
+            .unwrap_or_else(|| panic!("{place} has no NetworkPolicy"));
+        let ports: BTreeSet<u64> =
+            container["ports"].as_sequence().unwrap().iter().filter_map(|p| p["containerPort"].as_u64()).collect();
+        for rule in policy["spec"]["ingress"].as_sequence().unwrap() {
+            let allowed: Vec<u64> =
+                rule["ports"].as_sequence().unwrap().iter().map(|p| p["port"].as_u64().unwrap()).collect();
+            assert!(allowed.iter().all(|p| ports.contains(p)), "{place}: the policy opens {allowed:?}, not its ports");
+            if allowed.contains(&9464) {
+                assert_eq!(
+                    rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], "prometheus",
+                    "{place}"
+                );
+            }
+        }
         if binary == "tg-producer" {
             // A file at the size cap fits in the memory limit (see tg_producer.rs's measure).
             let env = container["env"].as_sequence().unwrap();
@@ -194,6 +251,11 @@ fn the_kubernetes_manifests_run_each_binary_as_it_should() {
     let jobs: Vec<&(String, Value)> = of_kind("Job").collect();
     assert_eq!(jobs.len(), 1, "the amplience-setup Job");
     for (file, job) in jobs {
+        check_restricted(&format!("deploy/k8s/base/{file}"), &job["spec"]["template"]["spec"]);
+        let labels = &job["spec"]["template"]["metadata"]["labels"];
+        let policy = of_kind("NetworkPolicy").find(|(_, p)| &p["spec"]["podSelector"]["matchLabels"] == labels);
+        let ingress = policy.map(|(_, p)| &p["spec"]["ingress"]);
+        assert!(ingress.is_some_and(|i| i.as_sequence().is_some_and(Vec::is_empty)), "{file}: reached by nothing");
         let container = &job["spec"]["template"]["spec"]["containers"][0];
         let command = strings(&container["command"]);
         assert_eq!(command[..3], ["gridsync", "amplience", "setup"], "deploy/k8s/base/{file}");
