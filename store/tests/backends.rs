@@ -530,6 +530,27 @@ async fn audit_answers(store: Store) {
     let letters = log.dead_letters(Some("billing"), &all).await.unwrap();
     assert_eq!(letters.items, [letter]);
     assert!(log.dead_letters(Some("audit"), &all).await.unwrap().items.is_empty());
+
+    // Retention: what gridsync learned of before the cut-off goes, references and all; the rest
+    // stays and still answers.
+    let ids = |lineage: gridsync_store::audit::Lineage| -> Vec<String> {
+        lineage.events.items.into_iter().map(|e| e.event_id).collect()
+    };
+    let (events_before, _) = log.counts().await.unwrap();
+    let before = ids(log.lineage("P1", None, &all).await.unwrap());
+    assert!(before.contains(&"po".to_owned()) && before.contains(&"pay".to_owned()), "{before:?}");
+    let (pruned, letters_pruned) = log.prune(5).await.unwrap();
+    assert_eq!((pruned, letters_pruned), (4, 0), "po, po2, conf, conf2 (seen 1-4); the letter was recorded now");
+    assert_eq!(log.counts().await.unwrap().0, events_before - 4);
+    let after = ids(log.lineage("P1", None, &all).await.unwrap());
+    assert!(!after.iter().any(|id| ["po", "conf"].contains(&id.as_str())), "{after:?}");
+    assert!(after.contains(&"inv".to_owned()) && after.contains(&"pay".to_owned()), "{after:?}");
+    assert!(log.event("po").await.unwrap().is_none());
+    assert!(log.lineage("acme.edi", None, &all).await.unwrap().events.items.is_empty(), "no reference left behind");
+    assert_eq!(log.prune(5).await.unwrap(), (0, 0), "pruning again removes nothing");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let later = i64::try_from(now.as_millis()).unwrap() + 1;
+    assert_eq!(log.prune(later).await.unwrap().1, 1, "the dead letter, past its retention");
 }
 
 #[tokio::test]

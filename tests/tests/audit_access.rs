@@ -224,3 +224,61 @@ fn the_audit_cli_finds_the_local_store_or_says_where_it_looked_and_creates_none(
     let counts: Value = serde_json::from_slice(&found.stdout).unwrap();
     assert_eq!(counts["events"], 0);
 }
+
+/// Retention is enforced: an event gridsync learned of longer ago than `--retention-days` is
+/// deleted from the audit store (with the personal data it carries) when the consumer starts and
+/// hourly after, counted; a newer one stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_store_keeps_events_only_as_long_as_its_retention() {
+    use gridsync_schemas::{samples::sample, EventType, Timestamp};
+    let pipeline = gridsync_tests::Pipeline::start("audit-retention", None).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store_url = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let mut old = sample(EventType::PurchaseOrderReceived, "ACME", 1);
+    let days_ago = |days: i64| Timestamp::from_millis(chrono::Utc::now().timestamp_millis() - days * 24 * 3600 * 1000);
+    old.envelope_mut().ingested_at = days_ago(60);
+    let mut recent = sample(EventType::PurchaseOrderReceived, "ACME", 2);
+    recent.envelope_mut().ingested_at = days_ago(1);
+    for event in [&old, &recent] {
+        pipeline.producer.publish(event, None).await.unwrap();
+    }
+    let audit = |retention: &str, metrics: u16| {
+        Command::new(workspace_binary("audit-consumer"))
+            .args(["--brokers", &pipeline.broker.brokers(), "--topic-prefix", &pipeline.kafka.topic_prefix])
+            .args(["--metrics-addr", &format!("127.0.0.1:{metrics}"), "--audit-store-url", &store_url])
+            .args(["--listen", &format!("127.0.0.1:{}", free_port()), "--retention-days", retention])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let recorded = |id: String| {
+        let store_url = store_url.clone();
+        async move {
+            let store = gridsync_store::Store::connect(&store_url).await.unwrap();
+            store.audit().event(&id).await.unwrap().is_some()
+        }
+    };
+    let (old_id, recent_id) = (old.envelope().event_id.clone(), recent.envelope().event_id.clone());
+    // Kept whatever their age with a retention of 0.
+    let keeper = audit("0", free_port());
+    let both = wait_for(Duration::from_secs(60), || async {
+        recorded(old_id.clone()).await && recorded(recent_id.clone()).await
+    })
+    .await;
+    stop(keeper).await;
+    assert!(both, "both recorded");
+    // Thirty days: the sixty-day-old one goes at start, the recent one stays.
+    let metrics = free_port();
+    let pruner = audit("30", metrics);
+    let gone = wait_for(Duration::from_secs(60), || async { !recorded(old_id.clone()).await }).await;
+    assert!(gone, "the old event is deleted");
+    assert!(recorded(recent_id.clone()).await, "the recent one stays");
+    let url = format!("http://127.0.0.1:{metrics}/metrics");
+    let counted = wait_for(Duration::from_secs(10), || async {
+        gridsync_tests::metric_value(&url, "gridsync_audit_pruned_total", r#"what="events""#).await >= 1.0
+    })
+    .await;
+    assert!(counted, "counted in gridsync_audit_pruned_total");
+    stop(pruner).await;
+}

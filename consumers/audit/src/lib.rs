@@ -39,6 +39,37 @@ pub struct Args {
     /// another is refused (DNS rebinding). Default on loopback: localhost, 127.0.0.1, [::1].
     #[arg(long = "allowed-hosts", env = "GRIDSYNC_AUDIT_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
+    /// How long the audit store keeps events and dead letters, in days, by when gridsync learned
+    /// of them: the personal data they carry (contact e-mails, names) goes with them, pruned
+    /// hourly. 0 keeps everything.
+    #[arg(long = "retention-days", env = "GRIDSYNC_AUDIT_RETENTION_DAYS", default_value_t = DEFAULT_RETENTION_DAYS)]
+    pub retention_days: u32,
+}
+
+/// Two years.
+pub const DEFAULT_RETENTION_DAYS: u32 = 730;
+
+/// Deletes what is past `days` now and every hour until `shutdown`, counting it.
+async fn prune_hourly(log: AuditLog, days: u32, pruned: IntCounterVec, shutdown: tokio_util::sync::CancellationToken) {
+    const DAY_MS: i64 = 24 * 3600 * 1000;
+    loop {
+        let before = chrono::Utc::now().timestamp_millis() - i64::from(days) * DAY_MS;
+        match log.prune(before).await {
+            Ok((events, letters)) => {
+                pruned.with_label_values(&["events"]).inc_by(events);
+                pruned.with_label_values(&["dead_letters"]).inc_by(letters);
+                if events + letters > 0 {
+                    tracing::info!(events, dead_letters = letters, days, "audit store pruned past its retention");
+                }
+            }
+            // The next hour tries again; nothing is lost by waiting.
+            Err(e) => tracing::warn!(error = %e, "pruning the audit store failed"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+        }
+    }
 }
 
 impl Args {
@@ -98,6 +129,14 @@ pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<Audit>, AppErro
         &["event_type", "outcome"],
     )?;
     deps.metrics.register(Box::new(recorded.clone()))?;
+    let pruned = IntCounterVec::new(
+        opts!("audit_pruned_total", "Audit records deleted past the retention (--retention-days), by what."),
+        &["what"],
+    )?;
+    deps.metrics.register(Box::new(pruned.clone()))?;
+    if args.retention_days > 0 {
+        tokio::spawn(prune_hourly(log.clone(), args.retention_days, pruned, deps.shutdown.clone()));
+    }
 
     let catalog = catalog::catalog()?.with_prefix(&deps.kafka.topic_prefix);
     let reader = dead_letters::DeadLetterReader {

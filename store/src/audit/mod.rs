@@ -278,6 +278,33 @@ impl AuditLog {
     }
 
     /// How many events and dead letters are recorded.
+    /// Deletes what is past the retention: events gridsync learned of before `before_ms` (with
+    /// their references) and dead letters recorded before it; returns how many of each. The
+    /// personal data events carry (contact e-mails, names) is kept no longer than that.
+    pub async fn prune(&self, before_ms: i64) -> Result<(u64, u64), StoreError> {
+        let what = "pruning the audit store";
+        let mut tx = self.pool.begin().await.map_err(StoreError::query(what))?;
+        sqlx::query("DELETE FROM audit_refs WHERE event_id IN (SELECT event_id FROM audit_events WHERE seen_at < $1)")
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query(what))?;
+        let events = sqlx::query("DELETE FROM audit_events WHERE seen_at < $1")
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query(what))?
+            .rows_affected();
+        let letters = sqlx::query("DELETE FROM audit_dead_letters WHERE recorded_at < $1")
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query(what))?
+            .rows_affected();
+        tx.commit().await.map_err(StoreError::query(what))?;
+        Ok((events, letters))
+    }
+
     pub async fn counts(&self) -> Result<(i64, i64), StoreError> {
         let what = "counting audit records";
         let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events")
