@@ -42,6 +42,16 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   apt_install chromium chromium-driver
 fi
 
+# The audit console's accessibility is checked in that browser by axe-core (npm), kept under
+# ~/.cache/gridsync (the tests find it there, or at GRIDSYNC_AXE_JS).
+axe_dir="$HOME/.cache/gridsync/axe-core"
+if [ ! -f "$axe_dir/node_modules/axe-core/axe.min.js" ]; then
+  echo "installing axe-core (npm) for the audit console's accessibility check..." >&2
+  mkdir -p "$axe_dir"
+  npm install --silent --no-audit --no-fund --prefix "$axe_dir" axe-core@4.10 >&2
+fi
+export GRIDSYNC_AXE_JS=${GRIDSYNC_AXE_JS:-$axe_dir/node_modules/axe-core/axe.min.js}
+
 # The alert rules are checked with Prometheus's own promtool (Debian's prometheus package).
 if ! command -v promtool >/dev/null; then
   echo "installing Debian's prometheus (promtool) to check the alert rules..." >&2

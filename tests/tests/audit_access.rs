@@ -52,7 +52,9 @@ async fn the_audit_view_needs_a_token_sees_only_its_partners_and_survives_a_slow
     let store_url = format!("sqlite://{}", w.dir.path().join("audit.db").display());
     let port = free_port();
     let view = format!("http://127.0.0.1:{port}");
-    let (audit, _) = w.audit_with("audit", &store_url, port, &[format!("--tokens-file={}", tokens.display())]);
+    let partners = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/partners.toml");
+    let flags = [format!("--tokens-file={}", tokens.display()), format!("--partners={}", partners.display())];
+    let (audit, _) = w.audit_with("audit", &store_url, port, &flags);
     w.drop_inbound("acme.edi", &std::fs::read(fixture("x12_multi_interchange_crlf.edi")).unwrap());
     w.drop_inbound("globex.edi", &std::fs::read(fixture("x12_pipes_00501_no_newlines.edi")).unwrap());
     let recorded = |partner: &'static str| {
@@ -106,6 +108,15 @@ async fn the_audit_view_needs_a_token_sees_only_its_partners_and_survives_a_slow
     assert_eq!(headers["x-frame-options"], "DENY");
     assert_eq!(headers["referrer-policy"], "no-referrer");
 
+    // Any list as CSV: a header, a row per event, a formula-looking cell made text.
+    let csv = get(&format!("{view}/api/lineage?ref=4500012345&format=csv"), Some(&everything)).await;
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = csv.text().await.unwrap();
+    assert!(csv.starts_with("event_id,event_type,source_system,partner,business_key,seen_at"), "{csv}");
+    assert!(csv.lines().any(|l| l.contains(",PurchaseOrderReceived,")), "{csv}");
+    let partner_csv = get(&format!("{view}/api/partners/ACME?format=csv"), Some(&everything)).await;
+    assert!(partner_csv.text().await.unwrap().lines().count() > 1);
+
     // Another host name (DNS rebinding) is refused, token or not.
     let rebound = reqwest::Client::new()
         .get(format!("{view}/api/open"))
@@ -147,13 +158,41 @@ async fn the_audit_view_needs_a_token_sees_only_its_partners_and_survives_a_slow
     let browser = Browser::start().await;
     browser.open(&format!("{view}/?q=4500012345")).await;
     assert!(browser.current_url().await.ends_with("/login"), "sent to log in");
+    let violations = browser.accessibility_violations().await;
+    assert!(violations.is_empty(), "serious accessibility violations on the login page: {violations:#?}");
     let field = browser.find("#token").await;
     browser.type_into(&field, &acme_team).await;
     let submit = browser.find("#login button").await;
     browser.click(&submit).await;
+    // Logged in once the form's answer took the browser on from /login.
+    let mut logged_in = false;
+    for _ in 0..100 {
+        if !browser.current_url().await.ends_with("/login") {
+            logged_in = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(logged_in, "the login form answered");
     browser.open(&format!("{view}/?q=4500012345")).await;
     let steps = browser.run("return document.querySelectorAll('#timeline li.step').length").await;
     assert!(steps.as_u64().is_some_and(|n| n > 0), "the ACME order's lineage, logged in: {steps}");
+    // A console: the open items counted in the header, partners by name, times people read.
+    let shown = browser.run("return document.body.innerText").await;
+    let shown = shown.as_str().unwrap();
+    assert!(shown.contains("Acme Retail Inc (ACME)"), "{shown}");
+    assert!(shown.contains("unresolved tasks") && shown.contains("overdue invoices"), "{shown}");
+    assert!(shown.contains(" UTC"), "{shown}");
+    browser.screenshot("audit-console-lineage").await;
+    let violations = browser.accessibility_violations().await;
+    assert!(violations.is_empty(), "serious accessibility violations on the timeline: {violations:#?}");
+    // The partner's page: its exchanges and what is open with it.
+    browser.open(&format!("{view}/partners/ACME")).await;
+    let exchanges = browser.run("return document.querySelectorAll('#exchanges li').length").await;
+    assert!(exchanges.as_u64().is_some_and(|n| n > 0), "ACME's exchanges: {exchanges}");
+    browser.screenshot("audit-console-partner").await;
+    let violations = browser.accessibility_violations().await;
+    assert!(violations.is_empty(), "serious accessibility violations on the partner page: {violations:#?}");
     browser.open(&format!("{view}/?q={reference}&partner=GLOBEX")).await;
     let body = browser.run("return document.body.textContent").await;
     assert!(body.as_str().unwrap().contains("does not see partner GLOBEX"), "{body}");

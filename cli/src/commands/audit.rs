@@ -182,7 +182,10 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let now = chrono::Utc::now().timestamp_millis();
     let answer = match question {
         Question::Lineage { reference, partner, paging } => {
-            let lineage = log.lineage(&reference, partner.as_deref(), &paging.request()).await?;
+            let mut lineage = log.lineage(&reference, partner.as_deref(), &paging.request()).await?;
+            // In causal order, as the audit view answers.
+            let items = std::mem::take(&mut lineage.events.items);
+            lineage.events.items = gridsync_audit::order::causal(items).into_iter().map(|p| p.entry).collect();
             if lineage.total == 0 {
                 eprintln!("nothing recorded references {reference:?}");
             }

@@ -154,11 +154,19 @@ pub fn of_record(record: &Record) -> Result<AuditEntry, serde_json::Error> {
     };
     refs.sort();
     refs.dedup();
+    // A document gridsync sent to a partner is that partner's, whatever its cause was about (a
+    // package of content for several partners has the partner `ALL`).
+    let partner = match event {
+        Event::DeliveryPerformed(d) if d.target_system == TargetSystem::TradingGrid => {
+            d.recipient.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| envelope.trading_partner_id.clone())
+        }
+        _ => envelope.trading_partner_id.clone(),
+    };
     Ok(AuditEntry {
         event_id: envelope.event_id.clone(),
         event_type: envelope.event_type.clone(),
         source_system: envelope.source_system.as_str().to_owned(),
-        partner: envelope.trading_partner_id.clone(),
+        partner,
         business_key: envelope.business_key.clone(),
         correlation_id: envelope.correlation_id.clone(),
         occurred_at: envelope.occurred_at.millis(),

@@ -8,7 +8,9 @@
 //!   tasks, overdue invoices, of the last 90 days by default
 //! - `GET /api/dead-letters[?consumer=]`
 //! - `GET /api/events/<event id>`
-//! - `GET /?q=<reference>`: the search page and a transaction's timeline; `GET /events/<id>`
+//! - `GET /?q=<reference>`: the search page and a transaction's timeline; `GET /events/<id>`;
+//!   `GET /partners/<id>`: a partner's open items and exchanges
+//! - `format=csv` on `/api/lineage` and `/api/partners/<id>`: the events as CSV
 //!
 //! - `GET /login`, `POST /login` (a token, for a session cookie), `POST /logout`
 //!
@@ -37,23 +39,84 @@ use crate::{
     page,
 };
 
-/// What the handlers share: the store, and who may read it.
+/// What the handlers share: the store, who may read it, and partners' names.
 #[derive(Clone)]
 pub struct View {
     pub log: AuditLog,
     pub access: Arc<Access>,
+    pub names: Arc<page::Names>,
+}
+
+/// The open items `grant` sees, of the default window: the counts every page shows.
+async fn open_items(log: &AuditLog, grant: &Grant, limit: u32) -> Result<gridsync_store::audit::OpenItems, ApiError> {
+    let now = now_ms();
+    Ok(visible_open(log.open_items(now, now - DEFAULT_OPEN_WINDOW_MS, limit).await?, grant))
+}
+
+/// `entries` as CSV, one event a row; a cell that a spreadsheet would run as a formula is
+/// quoted as text.
+fn csv(entries: &[gridsync_store::audit::AuditEntry], name: &str) -> Response {
+    fn cell(value: &str) -> String {
+        let value =
+            if value.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{value}") } else { value.to_owned() };
+        if value.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", value.replace('"', "\"\""))
+        } else {
+            value
+        }
+    }
+    let iso = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_default()
+    };
+    let mut out = String::from(
+        "event_id,event_type,source_system,partner,business_key,seen_at,occurred_at,status,action,content_item_id,content_version,summary\r\n",
+    );
+    for e in entries {
+        let row = [
+            cell(&e.event_id),
+            cell(&e.event_type),
+            cell(&e.source_system),
+            cell(&e.partner),
+            cell(&e.business_key),
+            iso(e.seen_at),
+            iso(e.occurred_at),
+            cell(e.status.as_deref().unwrap_or("")),
+            cell(e.action.as_deref().unwrap_or("")),
+            cell(e.content_item_id.as_deref().unwrap_or("")),
+            e.content_version.map(|v| v.to_string()).unwrap_or_default(),
+            cell(&e.summary),
+        ];
+        out.push_str(&row.join(","));
+        out.push_str("\r\n");
+    }
+    let disposition = format!("attachment; filename=\"{name}.csv\"");
+    ([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)], out)
+        .into_response()
+}
+
+/// Whether the answer is asked for as CSV (`format=csv`); JSON otherwise.
+fn wants_csv(format: Option<&str>) -> Result<bool, ApiError> {
+    match format {
+        None | Some("json") => Ok(false),
+        Some("csv") => Ok(true),
+        Some(other) => Err(ApiError(StatusCode::BAD_REQUEST, format!("format={other:?}: csv or json"))),
+    }
 }
 
 fn forbidden(what: &str) -> ApiError {
     ApiError(StatusCode::FORBIDDEN, format!("this token does not see {what}"))
 }
 
-/// Keeps what `grant` sees of a lineage.
+/// Keeps what `grant` sees of a lineage, in causal order ([`crate::order`]).
 fn visible_lineage(mut lineage: gridsync_store::audit::Lineage, grant: &Grant) -> gridsync_store::audit::Lineage {
     if !grant.sees_all() {
         lineage.events.items.retain(|e| grant.sees(&e.partner));
         lineage.total = lineage.events.items.len();
     }
+    let items = std::mem::take(&mut lineage.events.items);
+    lineage.events.items = crate::order::causal(items).into_iter().map(|placed| placed.entry).collect();
     lineage
 }
 
@@ -91,6 +154,8 @@ pub struct LineageQuery {
     partner: Option<String>,
     cursor: Option<String>,
     limit: Option<u32>,
+    /// `csv` or `json` (the default).
+    format: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +165,8 @@ pub struct RangeQuery {
     to: Option<String>,
     cursor: Option<String>,
     limit: Option<u32>,
+    /// `csv` or `json` (the default).
+    format: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,8 +226,18 @@ async fn lineage(
     if let Some(partner) = q.partner.as_deref().filter(|p| !grant.sees(p)) {
         return Err(forbidden(&format!("partner {partner}")));
     }
+    let csv_wanted = wants_csv(q.format.as_deref())?;
     let page = PageRequest { cursor: q.cursor, limit: q.limit };
-    json(visible_lineage(view.log.lineage(&q.reference, q.partner.as_deref(), &page).await?, &grant))
+    let lineage = visible_lineage(view.log.lineage(&q.reference, q.partner.as_deref(), &page).await?, &grant);
+    if csv_wanted {
+        return Ok(csv(&lineage.events.items, &format!("lineage-{}", safe_name(&q.reference))));
+    }
+    json(lineage)
+}
+
+/// `text` as part of a file name.
+fn safe_name(text: &str) -> String {
+    text.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
 }
 
 async fn partner(
@@ -175,11 +252,18 @@ async fn partner(
     let to = q.to.as_deref().map(|t| parse_time("to", t)).transpose()?.unwrap_or_else(|| now_ms() + 1);
     let from = q.from.as_deref().map(|t| parse_time("from", t)).transpose()?.unwrap_or(to - DEFAULT_PARTNER_WINDOW_MS);
     let page = PageRequest { cursor: q.cursor, limit: q.limit };
+    let events = view.log.partner_activity(&partner, from, to, &page).await?;
+    if wants_csv(q.format.as_deref())? {
+        return Ok(csv(&events.items, &format!("partner-{}", safe_name(&partner))));
+    }
+    let iso = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339());
     json(serde_json::json!({
         "partner": partner,
         "from": from,
         "to": to,
-        "events": view.log.partner_activity(&partner, from, to, &page).await?,
+        "from_time": iso(from),
+        "to_time": iso(to),
+        "events": events,
     }))
 }
 
@@ -250,8 +334,39 @@ async fn search_page(
         None => Vec::new(),
     };
     uses.retain(|u| grant.sees(&u.partner));
-    let open = visible_open(log.open_items(now_ms(), now_ms() - DEFAULT_OPEN_WINDOW_MS, 20).await?, &grant);
-    Ok(Html(page::search(reference, partner, lineage.as_ref(), &uses, &open)).into_response())
+    let open = open_items(log, &grant, 20).await?;
+    Ok(Html(page::search(reference, partner, lineage.as_ref(), &uses, &open, &view.names)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerPageQuery {
+    cursor: Option<String>,
+}
+
+async fn partner_page(
+    State(view): State<View>,
+    Extension(grant): Extension<Grant>,
+    Path(partner): Path<String>,
+    Query(q): Query<PartnerPageQuery>,
+) -> Result<Response, ApiError> {
+    if !grant.sees(&partner) {
+        return Err(forbidden(&format!("partner {partner}")));
+    }
+    let to = now_ms() + 1;
+    let page = PageRequest { cursor: q.cursor, limit: Some(100) };
+    let events = view.log.partner_activity(&partner, to - DEFAULT_PARTNER_WINDOW_MS, to, &page).await?;
+    let header = open_items(&view.log, &grant, 100).await?;
+    let mut theirs = header.clone();
+    for list in [
+        &mut theirs.unacknowledged_documents,
+        &mut theirs.unread_packages,
+        &mut theirs.unresolved_tasks,
+        &mut theirs.overdue_invoices,
+    ] {
+        list.retain(|item| item.partner == partner);
+    }
+    Ok(Html(page::partner_page(&partner, &events, &theirs, &header, &view.names)).into_response())
 }
 
 async fn event_page(
@@ -260,7 +375,10 @@ async fn event_page(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     match view.log.event(&id).await?.filter(|e| grant.sees(&e.partner)) {
-        Some(entry) => Ok(Html(page::event(&entry)).into_response()),
+        Some(entry) => {
+            let open = open_items(&view.log, &grant, 20).await?;
+            Ok(Html(page::event(&entry, &open, &view.names)).into_response())
+        }
         None => Ok((StatusCode::NOT_FOUND, Html(page::not_found(&id))).into_response()),
     }
 }
@@ -306,10 +424,11 @@ async fn logout(State(view): State<View>, headers: HeaderMap) -> Response {
     ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
 }
 
-pub fn router(log: AuditLog, access: Arc<Access>) -> Router {
-    let view = View { log, access: access.clone() };
+pub fn router(log: AuditLog, access: Arc<Access>, names: page::Names) -> Router {
+    let view = View { log, access: access.clone(), names: Arc::new(names) };
     Router::new()
         .route("/", get(search_page))
+        .route("/partners/{partner}", get(partner_page))
         .route("/events/{id}", get(event_page))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
@@ -330,7 +449,9 @@ pub async fn serve(
     addr: SocketAddr,
     log: AuditLog,
     access: Arc<Access>,
+    names: page::Names,
     shutdown: CancellationToken,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    gridsync_core::serve::bind(addr, router(log, access), gridsync_core::serve::Limits::default(), shutdown).await
+    let app = router(log, access, names);
+    gridsync_core::serve::bind(addr, app, gridsync_core::serve::Limits::default(), shutdown).await
 }

@@ -5,6 +5,7 @@ pub mod access;
 pub mod dead_letters;
 pub mod entry;
 pub mod http;
+pub mod order;
 pub mod page;
 
 use std::{net::SocketAddr, sync::Arc};
@@ -44,6 +45,9 @@ pub struct Args {
     /// hourly. 0 keeps everything.
     #[arg(long = "retention-days", env = "GRIDSYNC_AUDIT_RETENTION_DAYS", default_value_t = DEFAULT_RETENTION_DAYS)]
     pub retention_days: u32,
+    /// The trading partner profiles (the consumers' file): partners are shown by name.
+    #[arg(long = "partners", env = "GRIDSYNC_PARTNERS_FILE")]
+    pub partners: Option<std::path::PathBuf>,
 }
 
 /// Two years.
@@ -153,7 +157,14 @@ pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<Audit>, AppErro
             tracing::error!(error = %e, "the dead-letter reader stopped");
         }
     });
-    let (bound, _server) = http::serve(args.listen, log.clone(), access, deps.shutdown.clone())
+    let names = match &args.partners {
+        Some(path) => {
+            let profiles = gridsync_trading_grid::partners::PartnerProfiles::load(path).map_err(AppError::other)?;
+            page::Names(profiles.all().map(|p| (p.id.clone(), p.name.clone())).collect())
+        }
+        None => page::Names::default(),
+    };
+    let (bound, _server) = http::serve(args.listen, log.clone(), access, names, deps.shutdown.clone())
         .await
         .map_err(|source| AppError::Io { what: "binding the audit view's address", source })?;
     tracing::info!(page = %format!("http://{bound}/"), backend = %store.backend(), "audit view serving");

@@ -10,9 +10,15 @@ use gridsync_store::audit::{AuditEntry, ContentUse, Lineage, OpenItem, OpenItems
 pub const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:72em;color:#222}
 form input[type=text]{width:28em;padding:.3em}table{border-collapse:collapse;width:100%}
 td,th{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top;font-size:.92em}
-.src-TRADING_GRID{color:#0b5}.src-AMPLIENCE{color:#06c}.src-GRIDSYNC{color:#a50}code{font-size:.9em}
-.refs a{margin-right:.5em}header{display:flex;justify-content:space-between;align-items:center}
-.error{color:#b00}";
+.src-TRADING_GRID{color:#0a6b35}.src-AMPLIENCE{color:#0654a8}.src-GRIDSYNC{color:#8a4500}code{font-size:.9em}
+.refs a{margin-right:.5em}header{display:flex;justify-content:space-between;align-items:center;flex-wrap:wrap}
+.error{color:#b00}nav.counts a{margin-right:1em;text-decoration:none}.badge{display:inline-block;min-width:1.4em;
+padding:0 .4em;border-radius:.8em;background:#eee;text-align:center;font-weight:600}.badge.open{background:#fde2b8}
+#timeline{list-style:none;padding-left:0}#timeline li{padding:.25em 0}#timeline li.depth-1{margin-left:2em}
+#timeline li.depth-2{margin-left:4em}.status{font-size:.8em;padding:0 .4em;border-radius:.3em;background:#e8eef9}
+.status-REJECTED,.status-FAILED,.status-DELIVERY_FAILED,.status-FA_REJECTED{background:#f9d6d6}
+.status-ACCEPTED,.status-SENT,.status-DELIVERED,.status-FA_ACCEPTED{background:#d8f0dc}.export{font-size:.9em}
+a{color:#0645ad}";
 
 /// Where the style sheet is served.
 pub const STYLE_PATH: &str = "/assets/audit.css";
@@ -42,17 +48,64 @@ fn query_value(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, QUERY_VALUE).to_string()
 }
 
+/// A time people read (`2026-12-07 11:40:12 UTC`), with the exact instant for machines.
 fn time(ms: i64) -> String {
-    DateTime::from_timestamp_millis(ms)
-        .map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    match DateTime::from_timestamp_millis(ms) {
+        Some(t) => format!(
+            "<time datetime=\"{}\">{}</time>",
+            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            t.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        None => "an unknown time".to_owned(),
+    }
 }
 
-fn layout(title: &str, body: &str) -> String {
+/// Partners' names from the partner profiles, by id.
+#[derive(Debug, Clone, Default)]
+pub struct Names(pub std::collections::BTreeMap<String, String>);
+
+impl Names {
+    /// `Acme Retail Inc (ACME)`, linked to the partner's page; an id the profiles do not name
+    /// stays an id.
+    fn partner(&self, id: &str) -> String {
+        let label = match (id, self.0.get(id)) {
+            ("ALL", _) => return "all partners".to_owned(),
+            ("", _) => return "no partner".to_owned(),
+            (id, Some(name)) => format!("{} ({})", escape(name), escape(id)),
+            (id, None) => escape(id),
+        };
+        format!("<a class=\"partner\" href=\"/partners/{}\">{label}</a>", query_value(id))
+    }
+}
+
+/// The open items' counts, each linking to its list: on every page.
+fn counts(open: Option<&OpenItems>) -> String {
+    let Some(open) = open else { return String::new() };
+    let mut nav = String::from("<nav class=\"counts\" aria-label=\"open items\">");
+    for (id, label, items) in [
+        ("overdue", "overdue invoices", &open.overdue_invoices),
+        ("unacknowledged", "unacknowledged documents", &open.unacknowledged_documents),
+        ("unread", "unread packages", &open.unread_packages),
+        ("unresolved", "unresolved tasks", &open.unresolved_tasks),
+    ] {
+        let class = if items.is_empty() { "badge" } else { "badge open" };
+        let _ = write!(
+            nav,
+            "<a href=\"/#{id}\" id=\"count-{id}\"><span class=\"{class}\">{}</span> {label}</a>",
+            items.len()
+        );
+    }
+    nav.push_str("</nav>");
+    nav
+}
+
+fn layout(title: &str, body: &str, open: Option<&OpenItems>) -> String {
+    let counts = counts(open);
     format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\
          <link rel=\"stylesheet\" href=\"{STYLE_PATH}\"></head>\
          <body><header><h1><a href=\"/\">gridsync audit</a></h1>\
-         <form method=\"post\" action=\"/logout\" id=\"logout\"><button type=\"submit\">Log out</button></form></header>\
+         {counts}<form method=\"post\" action=\"/logout\" id=\"logout\"><button type=\"submit\">Log out</button></form></header>\
          <main>{body}</main></body></html>",
         escape(title)
     )
@@ -79,6 +132,7 @@ pub fn search(
     lineage: Option<&Lineage>,
     uses: &[ContentUse],
     open: &OpenItems,
+    names: &Names,
 ) -> String {
     let mut body = format!(
         "<form method=\"get\" action=\"/\" id=\"search\"><label>PO, invoice, shipment, payment, file, content item or event id \
@@ -89,7 +143,7 @@ pub fn search(
         escape(partner.unwrap_or(""))
     );
     if let Some(lineage) = lineage {
-        timeline(&mut body, lineage);
+        timeline(&mut body, lineage, partner, names);
     }
     if !uses.is_empty() {
         body.push_str("<h2>Content versions sent</h2><table id=\"content-uses\"><tr><th>version</th><th>partner</th><th>as</th><th>deliveries</th><th>first</th><th>last</th></tr>");
@@ -98,7 +152,7 @@ pub fn search(
                 body,
                 "<tr><td>v{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 u.content_version.map_or_else(|| "?".to_owned(), |v| v.to_string()),
-                escape(&u.partner),
+                names.partner(&u.partner),
                 escape(&u.action),
                 u.deliveries,
                 time(u.first_at),
@@ -108,15 +162,45 @@ pub fn search(
         body.push_str("</table>");
     }
     if reference.is_none() {
-        open_lists(&mut body, open);
+        open_lists(&mut body, open, names);
     }
-    layout(reference.map_or("gridsync audit", |r| r), &body)
+    layout(reference.map_or("gridsync audit", |r| r), &body, Some(open))
 }
 
-fn timeline(body: &mut String, lineage: &Lineage) {
+/// Links to a list's export, as CSV and as JSON.
+fn export(body: &mut String, api: &str) {
     let _ = write!(
         body,
-        "<h2>Timeline of {}</h2><p id=\"summary\">{} events{}</p>",
+        "<p class=\"export\">Export: <a id=\"export-csv\" href=\"{api}&amp;format=csv\">CSV</a> · \
+         <a id=\"export-json\" href=\"{api}\">JSON</a></p>"
+    );
+}
+
+/// One event as a line of a list: when, what, whose, its status, what it used, its details.
+fn event_line(e: &AuditEntry, names: &Names) -> String {
+    let status = e
+        .status
+        .as_deref()
+        .map_or_else(String::new, |s| format!(" <span class=\"status status-{0}\">{0}</span>", escape(s)));
+    format!(
+        "{seen} <b class=\"src-{src}\">{ty}</b> {partner}{status} — <span class=\"what\">{summary}</span>{content}{cause} \
+         <a href=\"/events/{id}\">details</a>",
+        id = escape(&e.event_id),
+        ty = escape(&e.event_type),
+        seen = time(e.seen_at),
+        src = escape(&e.source_system),
+        partner = names.partner(&e.partner),
+        summary = escape(&e.summary),
+        content = content_link(e),
+        cause = cause_link(e),
+    )
+}
+
+fn timeline(body: &mut String, lineage: &Lineage, partner: Option<&str>, names: &Names) {
+    let _ = write!(
+        body,
+        "<h2>Timeline of {}</h2><p id=\"summary\">{} events{}; each document in business order, what gridsync did \
+         about it beneath it</p>",
         escape(&lineage.reference),
         lineage.total,
         if lineage.truncated { " (more are linked; the rest were not followed)" } else { "" }
@@ -125,22 +209,21 @@ fn timeline(body: &mut String, lineage: &Lineage) {
         body.push_str("<p id=\"nothing\">Nothing recorded references this.</p>");
         return;
     }
+    let mut api = format!("/api/lineage?ref={}&amp;limit=500", query_value(&lineage.reference));
+    if let Some(partner) = partner {
+        let _ = write!(api, "&amp;partner={}", query_value(partner));
+    }
+    export(body, &api);
     body.push_str("<ol id=\"timeline\">");
-    for e in &lineage.events.items {
+    for placed in crate::order::causal(lineage.events.items.clone()) {
+        let e = &placed.entry;
         let _ = write!(
             body,
-            "<li class=\"step\" id=\"e-{id}\" data-type=\"{ty}\"><time title=\"at its source: {at}\">{seen}</time> <b class=\"src-{src}\">{ty}</b> \
-             <span class=\"partner\">{partner}</span> — <span class=\"what\">{summary}</span>{content}{cause} \
-             <a href=\"/events/{id}\">details</a></li>",
+            "<li class=\"step depth-{depth}\" id=\"e-{id}\" data-type=\"{ty}\">{line}</li>",
+            depth = placed.depth,
             id = escape(&e.event_id),
             ty = escape(&e.event_type),
-            at = time(e.occurred_at),
-            seen = time(e.seen_at),
-            src = escape(&e.source_system),
-            partner = escape(&e.partner),
-            summary = escape(&e.summary),
-            content = content_link(e),
-            cause = cause_link(e),
+            line = event_line(e, names),
         );
     }
     body.push_str("</ol>");
@@ -152,6 +235,34 @@ fn timeline(body: &mut String, lineage: &Lineage) {
             query_value(next)
         );
     }
+}
+
+/// A partner's page: who it is, what is open with it, its exchanges in the window, paged.
+pub fn partner_page(
+    partner: &str,
+    events: &gridsync_store::audit::Page<AuditEntry>,
+    open: &OpenItems,
+    header_open: &OpenItems,
+    names: &Names,
+) -> String {
+    let mut body = format!("<h2>{}</h2>", names.partner(partner));
+    open_lists(&mut body, open, names);
+    body.push_str("<h2>Exchanges of the last 30 days</h2>");
+    export(&mut body, &format!("/api/partners/{}?limit=500", query_value(partner)));
+    body.push_str("<ol id=\"exchanges\">");
+    for e in &events.items {
+        let _ = write!(body, "<li class=\"step\" id=\"e-{}\">{}</li>", escape(&e.event_id), event_line(e, names));
+    }
+    body.push_str("</ol>");
+    if let Some(next) = &events.next {
+        let _ = write!(
+            body,
+            "<p><a id=\"next\" href=\"/partners/{}?cursor={}\">older exchanges</a></p>",
+            query_value(partner),
+            query_value(next)
+        );
+    }
+    layout(partner, &body, Some(header_open))
 }
 
 /// The approved content a side effect used, linked to where else it went.
@@ -175,7 +286,7 @@ fn cause_link(e: &AuditEntry) -> String {
     source.map_or_else(String::new, |s| format!(" <a class=\"cause\" href=\"#e-{0}\">caused by</a>", escape(&s)))
 }
 
-fn open_lists(body: &mut String, open: &OpenItems) {
+fn open_lists(body: &mut String, open: &OpenItems, names: &Names) {
     body.push_str("<h2>Open</h2>");
     for (id, title, items) in [
         ("unacknowledged", "Documents sent, not acknowledged", &open.unacknowledged_documents),
@@ -185,26 +296,26 @@ fn open_lists(body: &mut String, open: &OpenItems) {
     ] {
         let _ = write!(body, "<h3>{title} ({})</h3><ul id=\"{id}\">", items.len());
         for item in items {
-            open_item(body, item);
+            open_item(body, item, names);
         }
         body.push_str("</ul>");
     }
 }
 
-fn open_item(body: &mut String, item: &OpenItem) {
+fn open_item(body: &mut String, item: &OpenItem, names: &Names) {
     let _ = write!(
         body,
         "<li><a href=\"/?q={}\">{}</a> {} since {} — {}</li>",
         query_value(&item.subject),
         escape(&item.subject),
-        escape(&item.partner),
+        names.partner(&item.partner),
         time(item.since),
         escape(&item.summary)
     );
 }
 
 /// One event whole: its references (each a search) and its body.
-pub fn event(e: &AuditEntry) -> String {
+pub fn event(e: &AuditEntry, open: &OpenItems, names: &Names) -> String {
     let pretty = serde_json::from_str::<serde_json::Value>(&e.body)
         .and_then(|v| serde_json::to_string_pretty(&v))
         .unwrap_or_else(|_| e.body.clone());
@@ -219,18 +330,18 @@ pub fn event(e: &AuditEntry) -> String {
         id = escape(&e.event_id),
         at = time(e.occurred_at),
         seen = time(e.seen_at),
-        partner = escape(&e.partner),
+        partner = names.partner(&e.partner),
         summary = escape(&e.summary),
         topic = escape(&e.topic),
         partition = e.partition,
         offset = e.offset,
         pretty = escape(&pretty),
     );
-    layout(&e.event_id, &body)
+    layout(&e.event_id, &body, Some(open))
 }
 
 pub fn not_found(id: &str) -> String {
-    layout("not found", &format!("<p>No event {} is recorded.</p>", escape(id)))
+    layout("not found", &format!("<p>No event {} is recorded.</p>", escape(id)), None)
 }
 
 #[cfg(test)]

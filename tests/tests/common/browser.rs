@@ -95,6 +95,37 @@ impl Browser {
         self.call(reqwest::Method::POST, "/execute/sync", json!({ "script": script, "args": [] })).await
     }
 
+    /// Saves what the browser shows as `target/test-artifacts/<name>.png` (kept for people to
+    /// look at after a run); returns where.
+    pub async fn screenshot(&self, name: &str) -> std::path::PathBuf {
+        use base64::Engine;
+        let png = self.call(reqwest::Method::GET, "/screenshot", Value::Null).await;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap()).unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// The serious and critical accessibility violations axe-core finds on the page (`id: help
+    /// (n elements)`), axe-core being the one `deploy/test.sh` installs (`GRIDSYNC_AXE_JS`).
+    pub async fn accessibility_violations(&self) -> Vec<String> {
+        let axe = std::env::var("GRIDSYNC_AXE_JS").unwrap_or_else(|_| {
+            let home = std::env::var("HOME").unwrap_or_default();
+            format!("{home}/.cache/gridsync/axe-core/node_modules/axe-core/axe.min.js")
+        });
+        let source = std::fs::read_to_string(&axe)
+            .unwrap_or_else(|e| panic!("{axe}: {e} (deploy/test.sh installs axe-core from npm)"));
+        self.run(&format!("{source}\n;return true;")).await;
+        let script = "const done = arguments[arguments.length - 1];
+            axe.run(document, { resultTypes: ['violations'] }).then(r => done(r.violations
+              .filter(v => v.impact === 'serious' || v.impact === 'critical')
+              .map(v => v.id + ': ' + v.help + ' (' + v.nodes.length + ' elements)')));";
+        let found = self.call(reqwest::Method::POST, "/execute/async", json!({ "script": script, "args": [] })).await;
+        found.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+    }
+
     pub async fn current_url(&self) -> String {
         self.call(reqwest::Method::GET, "/url", Value::Null).await.as_str().unwrap_or_default().to_owned()
     }

@@ -1,0 +1,141 @@
+//! A transaction's events in causal order, the way people read a business transaction: each
+//! document after the documents it answers (an order before its invoice, the invoice before the
+//! payment that pays it, whatever order gridsync happened to learn of them in), each side effect
+//! under the event that caused it, and what a partner or Trading Grid said of a document gridsync
+//! sent (its acknowledgement, its delivery status) under that document.
+
+use std::collections::HashMap;
+
+use gridsync_store::audit::AuditEntry;
+
+/// Where a document comes in a business transaction; side effects and follow-ups come under
+/// their cause instead.
+fn rank(event_type: &str) -> u8 {
+    match event_type {
+        "PurchaseOrderReceived" => 0,
+        "OrderResponseReceived" => 1,
+        "ShipNoticeReceived" => 2,
+        "DeliveryConfirmed" => 3,
+        "InvoiceReceived" => 4,
+        "PaymentConfirmed" | "DisputeResolved" => 5,
+        "RemittanceAdviceReceived" => 6,
+        "PartnerContentApproved" | "PartnerContentPublished" => 7,
+        _ => 8,
+    }
+}
+
+/// What an acknowledgement or status names of a document gridsync sent: its control number or
+/// file name.
+fn sent_refs(entry: &AuditEntry) -> impl Iterator<Item = (&str, &str)> {
+    entry.refs.iter().filter(|r| r.kind == "control" || r.kind == "file").map(|r| (r.kind.as_str(), r.value.as_str()))
+}
+
+/// One event and how deep it sits: 0 a document, 1 a side effect of one, 2 what was said of
+/// that side effect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placed {
+    pub entry: AuditEntry,
+    pub depth: usize,
+}
+
+/// `entries` (any order) in causal order, each with its depth.
+pub fn causal(mut entries: Vec<AuditEntry>) -> Vec<Placed> {
+    entries.sort_by(|a, b| a.seen_at.cmp(&b.seen_at).then_with(|| a.event_id.cmp(&b.event_id)));
+    let is_effect = |e: &AuditEntry| e.event_type == "DeliveryPerformed";
+    let is_follow_up =
+        |e: &AuditEntry| matches!(e.event_type.as_str(), "FunctionalAckReceived" | "DocumentStatusChanged");
+    let source =
+        |e: &AuditEntry| e.refs.iter().find(|r| r.kind == "event" && r.value != e.event_id).map(|r| r.value.clone());
+    // Side effects by the event that caused them; follow-ups by the document they name.
+    let mut effects: HashMap<String, Vec<AuditEntry>> = HashMap::new();
+    let mut follow_ups: HashMap<(String, String), Vec<AuditEntry>> = HashMap::new();
+    let mut steps = Vec::new();
+    let present: std::collections::HashSet<String> = entries.iter().map(|e| e.event_id.clone()).collect();
+    for entry in entries {
+        if is_effect(&entry) {
+            if let Some(cause) = source(&entry).filter(|c| present.contains(c)) {
+                effects.entry(cause).or_default().push(entry);
+                continue;
+            }
+        } else if is_follow_up(&entry) {
+            let named = sent_refs(&entry).next().map(|(k, v)| (k.to_owned(), v.to_owned()));
+            if let Some(named) = named {
+                follow_ups.entry(named).or_default().push(entry);
+                continue;
+            }
+        }
+        steps.push(entry);
+    }
+    // Documents in business order, then as seen (a sort that keeps the seen order within a rank).
+    steps.sort_by_key(|e| rank(&e.event_type));
+    let mut placed = Vec::new();
+    let mut place_follow_ups = |placed: &mut Vec<Placed>, of: &AuditEntry, depth: usize| {
+        for (kind, value) in sent_refs(of).map(|(k, v)| (k.to_owned(), v.to_owned())).collect::<Vec<_>>() {
+            for said in follow_ups.remove(&(kind, value)).unwrap_or_default() {
+                placed.push(Placed { entry: said, depth });
+            }
+        }
+    };
+    for step in steps {
+        let caused = effects.remove(&step.event_id).unwrap_or_default();
+        placed.push(Placed { entry: step, depth: 0 });
+        for effect in caused {
+            placed.push(Placed { entry: effect.clone(), depth: 1 });
+            place_follow_ups(&mut placed, &effect, 2);
+        }
+    }
+    // What names nothing in this lineage comes last, as seen.
+    let mut rest: Vec<AuditEntry> = effects.into_values().flatten().chain(follow_ups.into_values().flatten()).collect();
+    rest.sort_by(|a, b| a.seen_at.cmp(&b.seen_at).then_with(|| a.event_id.cmp(&b.event_id)));
+    placed.extend(rest.into_iter().map(|entry| Placed { entry, depth: 0 }));
+    placed
+}
+
+#[cfg(test)]
+mod tests {
+    use gridsync_store::audit::AuditRef;
+
+    use super::*;
+
+    fn entry(id: &str, event_type: &str, seen_at: i64, refs: &[(&str, &str)]) -> AuditEntry {
+        AuditEntry {
+            event_id: id.into(),
+            event_type: event_type.into(),
+            source_system: "TRADING_GRID".into(),
+            partner: "ACME".into(),
+            business_key: id.into(),
+            correlation_id: id.into(),
+            occurred_at: seen_at,
+            seen_at,
+            summary: id.into(),
+            action: None,
+            status: None,
+            due_at: None,
+            content_item_id: None,
+            content_version: None,
+            topic: "t".into(),
+            partition: 0,
+            offset: seen_at,
+            body: "{}".into(),
+            refs: refs.iter().map(|(k, v)| AuditRef::new(k, (*v).to_owned())).collect(),
+        }
+    }
+
+    /// The payment was learned of first (Amplience's webhook beat the partner's file): it still
+    /// comes after the invoice it pays, and that after the order; each message under its cause.
+    #[test]
+    fn documents_in_business_order_each_side_effect_under_its_cause() {
+        let entries = vec![
+            entry("pay", "PaymentConfirmed", 1, &[("invoice", "I1")]),
+            entry("820", "DeliveryPerformed", 2, &[("event", "pay"), ("control", "12")]),
+            entry("inv", "InvoiceReceived", 3, &[("po", "P1"), ("invoice", "I1")]),
+            entry("po", "PurchaseOrderReceived", 4, &[("po", "P1")]),
+            entry("conf", "DeliveryPerformed", 5, &[("event", "po")]),
+            entry("fa", "FunctionalAckReceived", 6, &[("control", "12")]),
+            entry("lost", "DeliveryPerformed", 7, &[("event", "elsewhere")]),
+        ];
+        let order: Vec<(String, usize)> = causal(entries).into_iter().map(|p| (p.entry.event_id, p.depth)).collect();
+        let expected = [("po", 0), ("conf", 1), ("inv", 0), ("pay", 0), ("820", 1), ("fa", 2), ("lost", 0)];
+        assert_eq!(order, expected.map(|(id, d)| (id.to_owned(), d)));
+    }
+}
