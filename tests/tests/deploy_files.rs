@@ -100,6 +100,33 @@ fn docker_compose_gives_each_binary_only_what_it_takes() {
     }
     let expected = PIPELINE_BINARIES.into_iter().chain(["gridsync", "amp-sim", "tg-sim"]);
     assert_eq!(checked, expected.map(str::to_owned).collect(), "every binary has its service");
+    // Every folder a gridsync service mounts a volume on exists in the image, owned by the user
+    // the binaries run as: a volume starts as the image's folder, or root's where there is none.
+    let dockerfile = std::fs::read_to_string(root().join("deploy/Dockerfile")).unwrap();
+    let made = dockerfile
+        .split("RUN mkdir -p")
+        .nth(1)
+        .and_then(|rest| rest.split("&&").next())
+        .expect("the Dockerfile makes the state folders");
+    let made: Vec<&str> = made.split_whitespace().filter(|w| w.starts_with('/')).collect();
+    // `mkdir -p` makes each folder's parents too.
+    let made = |path: &str| made.iter().any(|m| *m == path || m.starts_with(&format!("{path}/")));
+    assert!(dockerfile.contains("chown -R 65534:65534 /var/lib/gridsync") && dockerfile.contains("USER 65534:65534"));
+    for (service, spec) in compose["services"].as_mapping().unwrap() {
+        for mount in strings(&spec["volumes"]) {
+            let Some(path) = mount.split(':').nth(1).filter(|p| p.starts_with("/var/lib/gridsync")) else { continue };
+            assert!(made(path), "docker-compose {service:?} mounts {path}, which the image does not make");
+        }
+        let mut environment = spec["environment"].clone();
+        environment.apply_merge().unwrap();
+        if let Some(spool) = environment["GRIDSYNC_DISTRIBUTION_SPOOL_DIR"].as_str() {
+            assert!(made(spool), "{spool}: the spool folder is made in the image");
+        }
+    }
+    // The broker keeps its log in its volume, not in the container's /tmp.
+    let kafka = &compose["services"]["kafka"];
+    let data = strings(&kafka["volumes"]).iter().find_map(|v| v.split(':').nth(1).map(str::to_owned));
+    assert_eq!(kafka["environment"]["KAFKA_LOG_DIRS"].as_str(), data.as_deref(), "KAFKA_LOG_DIRS is the volume");
     // The metrics every Prometheus target serves, and the rules and dashboards mounted, exist.
     for mounted in
         ["deploy/prometheus/prometheus-compose.yml", "deploy/prometheus/alerts.yml", "deploy/postgres/init.sql"]
@@ -273,4 +300,13 @@ fn the_kubernetes_manifests_run_each_binary_as_it_should() {
         !every_variable.iter().any(|v| v.ends_with("_SECRET") || v.ends_with("_PASSWORD")),
         "secrets only as files"
     );
+    // KEDA reads lag as the consumers do: a group without committed offsets from the earliest.
+    let keda = std::fs::read_to_string(root().join("deploy/k8s/keda/scaledobjects.yaml")).unwrap();
+    for document in serde_yaml::Deserializer::from_str(&keda) {
+        let scaled = Value::deserialize(document).unwrap();
+        for trigger in scaled["spec"]["triggers"].as_sequence().unwrap() {
+            let name = &scaled["metadata"]["name"];
+            assert_eq!(trigger["metadata"]["offsetResetPolicy"], "earliest", "KEDA {name:?}");
+        }
+    }
 }
