@@ -310,3 +310,34 @@ fn the_kubernetes_manifests_run_each_binary_as_it_should() {
         }
     }
 }
+
+/// `deploy/compose-secrets.sh` makes every secret file docker-compose.yml reads, and an audit
+/// token the audit view accepts (its hash alone kept); run again, it changes nothing.
+#[test]
+fn the_compose_secrets_script_makes_what_compose_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        std::process::Command::new(root().join("deploy/compose-secrets.sh"))
+            .env("SECRETS_DIR", dir.path())
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let compose: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root().join("docker-compose.yml")).unwrap()).unwrap();
+    for (name, secret) in compose["secrets"].as_mapping().unwrap() {
+        let file = secret["file"].as_str().unwrap();
+        // `${VAR:-./.secrets/name}`: the default is what the script makes.
+        let default = file.rsplit(":-./.secrets/").next().unwrap().trim_end_matches('}');
+        assert!(dir.path().join(default).is_file(), "{name:?}: {default} not made");
+    }
+    let printed = String::from_utf8(first.stdout).unwrap();
+    let token = printed.split_whitespace().find(|w| w.starts_with("gsa_")).expect("the token is printed");
+    let tokens = dir.path().join("audit-tokens.toml");
+    assert!(!std::fs::read_to_string(&tokens).unwrap().contains(token), "only the hash is kept");
+    assert!(std::fs::read_to_string(&tokens).unwrap().contains(&gridsync_audit::access::token_hash(token)));
+    let before = std::fs::read(&tokens).unwrap();
+    assert!(run().status.success());
+    assert_eq!(std::fs::read(&tokens).unwrap(), before, "run again, nothing changes");
+}
