@@ -28,12 +28,29 @@ pub struct Defaults {
     pub partitions: i32,
     /// Wanted replication factor; `topics apply` caps it at the broker count.
     pub replication_factor: i32,
+    /// `min.insync.replicas` of every topic: with `acks=all`, a record is acknowledged only once
+    /// this many replicas have it, so one broker lost loses nothing acknowledged. `topics apply`
+    /// keeps it below the replication it gets (one less, at least one) so that a smaller
+    /// cluster still takes writes.
+    #[serde(default = "default_min_insync_replicas")]
+    pub min_insync_replicas: i32,
     /// `retention.ms` of an event topic.
     pub retention_ms: i64,
     /// Partitions of a dead-letter topic.
     pub dead_letter_partitions: i32,
     /// `retention.ms` of a dead-letter topic.
     pub dead_letter_retention_ms: i64,
+}
+
+fn default_min_insync_replicas() -> i32 {
+    2
+}
+
+/// The `min.insync.replicas` a topic replicated `replication` times gets, for a wanted `min`:
+/// never more than one less than its replication (at least 1), or writes with `acks=all`
+/// would fail with a single replica out.
+pub fn min_insync_replicas(min: i32, replication: i32) -> i32 {
+    min.min((replication - 1).max(1)).max(1)
 }
 
 /// How a topic's records are keyed.
@@ -201,6 +218,7 @@ impl TopicCatalog {
             }
             let mut config = t.config.clone();
             config.insert("retention.ms".into(), t.retention_ms.unwrap_or(d.retention_ms).to_string());
+            config.insert("min.insync.replicas".into(), d.min_insync_replicas.to_string());
             config.insert("cleanup.policy".into(), t.cleanup_policy.as_str().into());
             topics.push(TopicSpec {
                 name: t.name.clone(),
@@ -238,6 +256,7 @@ impl TopicCatalog {
                 config: BTreeMap::from([
                     ("retention.ms".to_owned(), d.dead_letter_retention_ms.to_string()),
                     ("cleanup.policy".to_owned(), "delete".to_owned()),
+                    ("min.insync.replicas".to_owned(), d.min_insync_replicas.to_string()),
                 ]),
                 dead_letter_of: Some(name.clone()),
             });
@@ -315,6 +334,19 @@ mod tests {
             assert_eq!(dlq.dead_letter_of.as_deref(), Some(name));
         }
         assert_eq!(catalog.topic_for(EventType::PurchaseOrderReceived).config["retention.ms"], "1209600000");
+    }
+
+    #[test]
+    fn every_topic_wants_two_in_sync_replicas_kept_below_its_replication() {
+        let catalog = catalog().unwrap();
+        for topic in &catalog.topics {
+            assert_eq!(topic.config.get("min.insync.replicas").map(String::as_str), Some("2"), "{}", topic.name);
+        }
+        assert_eq!(
+            [(2, 3), (2, 2), (2, 1), (3, 3), (1, 3)].map(|(min, rf)| min_insync_replicas(min, rf)),
+            [2, 1, 1, 2, 1],
+            "below the replication (one broker out still writes), at least one"
+        );
     }
 
     #[test]

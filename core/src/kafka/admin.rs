@@ -126,13 +126,28 @@ pub async fn apply_topics(
     let admin: Arc<AdminClient<DefaultClientContext>> = Arc::new(kafka.client_config(&[], &[])?.create()?);
     let options = AdminOptions::new().request_timeout(Some(TIMEOUT)).operation_timeout(Some(TIMEOUT));
     let (existing, brokers) = describe_cluster(&admin).await?;
+    // Each topic's configs as this cluster can hold them: `min.insync.replicas` below the
+    // replication the topic gets here.
+    let replication = |t: &TopicSpec| t.replication_factor.min(brokers.max(1));
+    let topics: Vec<TopicSpec> = topics
+        .iter()
+        .map(|t| {
+            let mut t = t.clone();
+            if let Some(min) = t.config.get("min.insync.replicas").and_then(|v| v.parse().ok()) {
+                let fitted = gridsync_schemas::catalog::min_insync_replicas(min, replication(&t));
+                t.config.insert("min.insync.replicas".into(), fitted.to_string());
+            }
+            t
+        })
+        .collect();
+    let topics = topics.as_slice();
     let mut changes = Vec::new();
 
     let missing: Vec<&TopicSpec> = topics.iter().filter(|t| !existing.contains_key(&t.name)).collect();
     let new_topics: Vec<NewTopic<'_>> = missing
         .iter()
         .map(|t| {
-            let replication = t.replication_factor.min(brokers.max(1));
+            let replication = replication(t);
             changes.push(TopicChange::Created { topic: t.name.clone(), partitions: t.partitions, replication });
             t.config
                 .iter()
