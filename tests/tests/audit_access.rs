@@ -321,3 +321,180 @@ async fn the_audit_store_keeps_events_only_as_long_as_its_retention() {
     assert!(counted, "counted in gridsync_audit_pruned_total");
     stop(pruner).await;
 }
+
+/// A local OpenID Connect provider with a key of its own: discovery, its keys (one Ed25519 key),
+/// an authorization endpoint that signs the person in at once and sends them back with a code,
+/// and a token endpoint that answers the code (its client secret and PKCE verifier checked) with
+/// an ID token carrying the sign-in's nonce and `partners`.
+struct Issuer {
+    url: String,
+    key: jsonwebtoken::EncodingKey,
+}
+
+const CLIENT: (&str, &str) = ("gridsync-audit", "client-secret-for-the-test");
+
+impl Issuer {
+    async fn start(partners: Value) -> Self {
+        use axum::{extract::Query, response::Redirect, routing::get, Form, Json, Router};
+        use base64::Engine;
+        use ring::signature::KeyPair;
+        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        let key = jsonwebtoken::EncodingKey::from_ed_der(pkcs8.as_ref());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        // Codes handed out: code → (nonce, PKCE challenge).
+        let codes: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (String, String)>>> =
+            Default::default();
+        let (issuer, signing, granted) = (url.clone(), key.clone(), codes.clone());
+        let app = Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get({
+                    let url = url.clone();
+                    move || async move {
+                        Json(serde_json::json!({
+                            "issuer": url, "authorization_endpoint": format!("{url}/authorize"),
+                            "token_endpoint": format!("{url}/token"), "jwks_uri": format!("{url}/jwks"),
+                        }))
+                    }
+                }),
+            )
+            .route(
+                "/jwks",
+                get(move || async move {
+                    Json(serde_json::json!({"keys": [
+                        {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k1", "alg": "EdDSA", "use": "sig"}
+                    ]}))
+                }),
+            )
+            .route(
+                "/authorize",
+                get(move |Query(q): Query<std::collections::HashMap<String, String>>| async move {
+                    assert_eq!(q["client_id"], CLIENT.0);
+                    assert_eq!(q["code_challenge_method"], "S256");
+                    let code = format!("code-{}", q["state"]);
+                    granted.lock().unwrap().insert(code.clone(), (q["nonce"].clone(), q["code_challenge"].clone()));
+                    Redirect::to(&format!("{}?code={code}&state={}", q["redirect_uri"], q["state"]))
+                }),
+            )
+            .route(
+                "/token",
+                axum::routing::post(move |Form(f): Form<std::collections::HashMap<String, String>>| async move {
+                    let (nonce, challenge) = codes.lock().unwrap().remove(&f["code"]).expect("a code handed out");
+                    assert_eq!((f["client_id"].as_str(), f["client_secret"].as_str()), CLIENT);
+                    let verified = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .encode(<sha2::Sha256 as sha2::Digest>::digest(f["code_verifier"].as_bytes()));
+                    assert_eq!(verified, challenge, "PKCE");
+                    let claims = claims(&issuer, CLIENT.0, 300, partners.clone(), Some(&nonce));
+                    Json(serde_json::json!({"id_token": sign(&signing, &claims), "token_type": "Bearer"}))
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Issuer { url, key }
+    }
+
+    fn token(&self, audience: &str, expires_in: i64, partners: Value) -> String {
+        sign(&self.key, &claims(&self.url, audience, expires_in, partners, None))
+    }
+}
+
+fn claims(issuer: &str, audience: &str, expires_in: i64, partners: Value, nonce: Option<&str>) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    let mut claims = serde_json::json!({
+        "iss": issuer, "aud": audience, "sub": "u-1", "email": "compliance@example.com",
+        "iat": now, "exp": now + expires_in, "gridsync_partners": partners,
+    });
+    if partners.is_null() {
+        claims.as_object_mut().unwrap().remove("gridsync_partners");
+    }
+    if let Some(nonce) = nonce {
+        claims["nonce"] = Value::from(nonce);
+    }
+    claims
+}
+
+fn sign(key: &jsonwebtoken::EncodingKey, claims: &Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some("k1".into());
+    jsonwebtoken::encode(&header, claims, key).unwrap()
+}
+
+/// People sign in through the company's OpenID Connect provider (a local one the test starts,
+/// with its own key), and programs send its JWTs: checked against the issuer's keys, audience,
+/// expiry; the partners claim decides what each sees.
+#[tokio::test(flavor = "multi_thread")]
+async fn people_sign_in_through_openid_connect_and_its_jwts_are_checked() {
+    let issuer = Issuer::start(serde_json::json!(["ACME"])).await;
+    let pipeline = gridsync_tests::Pipeline::start("audit-oidc", None).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("oidc-secret");
+    std::fs::write(&secret, CLIENT.1).unwrap();
+    let port = free_port();
+    let view = format!("http://127.0.0.1:{port}");
+    let mut audit = Command::new(workspace_binary("audit-consumer"))
+        .args(["--brokers", &pipeline.broker.brokers(), "--topic-prefix", &pipeline.kafka.topic_prefix])
+        .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port()), "--listen", &format!("127.0.0.1:{port}")])
+        .arg(format!("--audit-store-url=sqlite://{}", dir.path().join("audit.db").display()))
+        .args(["--oidc-issuer", &issuer.url, "--oidc-client-id", CLIENT.0])
+        .arg(format!("--oidc-client-secret-file={}", secret.display()))
+        .arg(format!("--oidc-redirect-url={view}/oidc/callback"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("audit.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let up = wait_for(Duration::from_secs(60), || async { reqwest::get(format!("{view}/login")).await.is_ok() }).await;
+    assert!(up, "{}", std::fs::read_to_string(dir.path().join("audit.log")).unwrap_or_default());
+
+    // Programs: the provider's JWTs, scoped by the partners claim.
+    let status = |token: String, path: &'static str| {
+        let view = view.clone();
+        async move { get(&format!("{view}{path}"), Some(&token)).await.status().as_u16() }
+    };
+    let acme = issuer.token(CLIENT.0, 300, serde_json::json!(["ACME"]));
+    assert_eq!(status(acme.clone(), "/api/partners/ACME").await, 200);
+    assert_eq!(status(acme, "/api/partners/GLOBEX").await, 403);
+    let everyone = issuer.token(CLIENT.0, 300, serde_json::json!("*"));
+    assert_eq!(status(everyone, "/api/dead-letters").await, 200);
+    for (why, refused) in [
+        ("expired", issuer.token(CLIENT.0, -600, serde_json::json!("*"))),
+        ("another audience", issuer.token("another-app", 300, serde_json::json!("*"))),
+        ("no partners claim", issuer.token(CLIENT.0, 300, Value::Null)),
+        ("another key", {
+            let other = Issuer::start(Value::Null).await;
+            sign(&other.key, &claims(&issuer.url, CLIENT.0, 300, serde_json::json!("*"), None))
+        }),
+        ("a shared secret", {
+            let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+            let claims = claims(&issuer.url, CLIENT.0, 300, serde_json::json!("*"), None);
+            jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(b"guess")).unwrap()
+        }),
+    ] {
+        assert_eq!(status(refused, "/api/open").await, 401, "{why}");
+    }
+
+    // People: the login page sends them to the provider and back, signed in for ACME.
+    let browser = Browser::start().await;
+    browser.open(&format!("{view}/")).await;
+    assert!(browser.current_url().await.ends_with("/login"));
+    let sign_in = browser.find("#sign-in").await;
+    browser.click(&sign_in).await;
+    let mut home = false;
+    for _ in 0..100 {
+        if browser.current_url().await == format!("{view}/") {
+            home = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(home, "back from the provider, signed in: {}", browser.current_url().await);
+    let shown = browser.run("return document.body.innerText").await;
+    assert!(shown.as_str().unwrap().contains("unresolved tasks"), "{shown}");
+    browser.open(&format!("{view}/partners/GLOBEX")).await;
+    let body = browser.run("return document.body.textContent").await;
+    assert!(body.as_str().unwrap().contains("does not see partner GLOBEX"), "{body}");
+    browser.close().await;
+    let _ = audit.kill();
+    let _ = audit.wait();
+}

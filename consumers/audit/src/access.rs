@@ -211,10 +211,17 @@ impl Tokens {
     }
 }
 
-/// A logged-in person: the token they logged in with, by name.
+/// A logged-in person: the token they logged in with (by name, so that revoking it ends the
+/// session), or what their sign-in through the OpenID Connect provider granted.
+#[derive(Debug, Clone)]
+enum Holder {
+    Token(String),
+    Person(Grant),
+}
+
 #[derive(Debug, Clone)]
 struct Session {
-    token: String,
+    holder: Holder,
     expires: Instant,
 }
 
@@ -222,6 +229,7 @@ struct Session {
 #[derive(Debug)]
 pub struct Access {
     tokens: Option<Tokens>,
+    oidc: Option<Arc<crate::oidc::Oidc>>,
     sessions: Mutex<HashMap<String, Session>>,
     /// Host names (without port) a request may name.
     allowed_hosts: Vec<String>,
@@ -233,40 +241,79 @@ impl Access {
     pub fn new(tokens_file: Option<&Path>, allowed_hosts: Vec<String>) -> Result<Self, AccessError> {
         let tokens = tokens_file.map(Tokens::load).transpose()?;
         let allowed_hosts = allowed_hosts.into_iter().map(|h| h.trim().to_ascii_lowercase()).collect();
-        Ok(Access { tokens, sessions: Mutex::default(), allowed_hosts })
+        Ok(Access { tokens, oidc: None, sessions: Mutex::default(), allowed_hosts })
+    }
+
+    /// People sign in through `oidc` too, and its JWTs are taken as bearer tokens.
+    pub fn with_oidc(mut self, oidc: crate::oidc::Oidc) -> Self {
+        self.oidc = Some(Arc::new(oidc));
+        self
+    }
+
+    pub fn oidc(&self) -> Option<&Arc<crate::oidc::Oidc>> {
+        self.oidc.as_ref()
     }
 
     pub fn requires_login(&self) -> bool {
-        self.tokens.is_some()
+        self.tokens.is_some() || self.oidc.is_some()
     }
 
-    /// What `token` grants; `None` for an unknown or revoked one (or when there are no tokens).
-    pub fn login(&self, token: &str) -> Option<(String, Grant)> {
-        let grant = self.tokens.as_ref()?.grant(token.trim())?;
+    /// A session for `holder`, lasting `ttl` at most.
+    fn open_session(&self, holder: Holder, ttl: Duration) -> String {
         let id = new_token();
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         sessions.retain(|_, s| s.expires > now);
-        sessions.insert(id.clone(), Session { token: grant.name.clone(), expires: now + SESSION_TTL });
+        sessions.insert(id.clone(), Session { holder, expires: now + ttl.min(SESSION_TTL) });
+        id
+    }
+
+    /// What `token` grants, and a session for it; `None` for an unknown or revoked one (or when
+    /// there are no tokens).
+    pub fn login(&self, token: &str) -> Option<(String, Grant)> {
+        let grant = self.tokens.as_ref()?.grant(token.trim())?;
+        let id = self.open_session(Holder::Token(grant.name.clone()), SESSION_TTL);
         Some((id, grant))
+    }
+
+    /// A session for someone who signed in through the provider, for as long as their ID token
+    /// holds (eight hours at most).
+    pub fn person_signed_in(&self, grant: Grant, lasts: Duration) -> String {
+        self.open_session(Holder::Person(grant), lasts)
     }
 
     pub fn logout(&self, session: &str) {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner).remove(session);
     }
 
-    /// Who is asking: a bearer token, or a session cookie whose token is still valid.
-    fn grant(&self, headers: &HeaderMap) -> Option<Grant> {
-        let Some(tokens) = &self.tokens else { return Some(Grant::everything()) };
+    /// Who is asking: a bearer token (an API token, or a JWT of the provider's), or a session
+    /// cookie whose token is still valid.
+    async fn grant(&self, headers: &HeaderMap) -> Option<Grant> {
+        if !self.requires_login() {
+            return Some(Grant::everything());
+        }
         if let Some(bearer) = header_str(headers, header::AUTHORIZATION).and_then(|v| v.strip_prefix("Bearer ")) {
-            return tokens.grant(bearer);
+            return match (&self.oidc, &self.tokens) {
+                (Some(oidc), _) if crate::oidc::Oidc::is_jwt(bearer) => match oidc.bearer(bearer).await {
+                    Ok(grant) => Some(grant),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "audit bearer token refused");
+                        None
+                    }
+                },
+                (_, Some(tokens)) => tokens.grant(bearer),
+                (_, None) => None,
+            };
         }
         let session = session_cookie(headers)?;
-        let token = {
+        let holder = {
             let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-            sessions.get(session).filter(|s| s.expires > Instant::now())?.token.clone()
+            sessions.get(session).filter(|s| s.expires > Instant::now())?.holder.clone()
         };
-        tokens.named(&token)
+        match holder {
+            Holder::Token(name) => self.tokens.as_ref()?.named(&name),
+            Holder::Person(grant) => Some(grant),
+        }
     }
 
     fn host_allowed(&self, headers: &HeaderMap) -> bool {
@@ -293,9 +340,9 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
     })
 }
 
-/// Paths anyone may load: the login form and the style sheet.
+/// Paths anyone may load: the login form, the sign-in's way there and back, the style sheet.
 fn is_public(path: &str) -> bool {
-    path == "/login" || path.starts_with("/assets/")
+    ["/login", "/oidc/login", "/oidc/callback"].contains(&path) || path.starts_with("/assets/")
 }
 
 /// The guard every request passes: an allowed host, then a valid token or session (the grant
@@ -306,7 +353,7 @@ pub async fn guard(State(access): State<Arc<Access>>, mut request: Request, next
     } else if is_public(request.uri().path()) {
         next.run(request).await
     } else {
-        match access.grant(request.headers()) {
+        match access.grant(request.headers()).await {
             Some(grant) => {
                 request.extensions_mut().insert(grant);
                 next.run(request).await
@@ -346,8 +393,8 @@ mod tests {
         map
     }
 
-    #[test]
-    fn tokens_are_kept_hashed_scoped_and_revocable() {
+    #[tokio::test]
+    async fn tokens_are_kept_hashed_scoped_and_revocable() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokens.toml");
         let (all, acme) = (new_token(), new_token());
@@ -358,26 +405,30 @@ mod tests {
         );
         std::fs::write(&path, &file).unwrap();
         let access = Access::new(Some(&path), vec!["localhost".into()]).unwrap();
-        let bearer = |t: &str| access.grant(&headers(&[(header::AUTHORIZATION, &format!("Bearer {t}"))]));
-        assert_eq!(bearer(&all).map(|g| g.sees_all()), Some(true));
-        let scoped = bearer(&acme).unwrap();
+        let bearer = |t: &str| {
+            let asked = headers(&[(header::AUTHORIZATION, &format!("Bearer {t}"))]);
+            let access = &access;
+            async move { access.grant(&asked).await }
+        };
+        assert_eq!(bearer(&all).await.map(|g| g.sees_all()), Some(true));
+        let scoped = bearer(&acme).await.unwrap();
         assert!(scoped.sees("ACME") && !scoped.sees("GLOBEX") && !scoped.sees_all());
-        assert_eq!(bearer("gsa_guessed"), None);
-        assert_eq!(access.grant(&HeaderMap::new()), None, "no token, no entry");
+        assert_eq!(bearer("gsa_guessed").await, None);
+        assert_eq!(access.grant(&HeaderMap::new()).await, None, "no token, no entry");
 
         // A session from a login holds while its token does.
         let (session, _) = access.login(&acme).unwrap();
         let cookie = headers(&[(header::COOKIE, &format!("other=1; {SESSION_COOKIE}={session}"))]);
-        assert_eq!(access.grant(&cookie).map(|g| g.name), Some("acme-team".to_owned()));
+        assert_eq!(access.grant(&cookie).await.map(|g| g.name), Some("acme-team".to_owned()));
         std::thread::sleep(RELOAD_EVERY + Duration::from_millis(50));
         let revoked = file.replace("partners = [\"ACME\"]\n", "partners = [\"ACME\"]\nrevoked = true\n");
         std::fs::write(&path, revoked).unwrap();
         // Some file systems keep whole-second times: the change must show as a new time.
         let later = SystemTime::now() + Duration::from_secs(2);
         std::fs::File::options().write(true).open(&path).unwrap().set_modified(later).unwrap();
-        assert_eq!(access.grant(&cookie), None, "revoked: its session ends too");
-        assert_eq!(bearer(&acme), None);
-        assert!(bearer(&all).is_some());
+        assert_eq!(access.grant(&cookie).await, None, "revoked: its session ends too");
+        assert_eq!(bearer(&acme).await, None);
+        assert!(bearer(&all).await.is_some());
         assert!(Access::new(Some(&path), vec![]).is_ok());
         std::fs::write(&path, "[[token]]\nname = \"x\"\nsha256 = \"plain-token\"\n").unwrap();
         assert!(Access::new(Some(&path), vec![]).unwrap_err().to_string().contains("64 hex digits"));

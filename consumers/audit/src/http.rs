@@ -391,7 +391,52 @@ async fn login_form(State(view): State<View>) -> Response {
     if !view.access.requires_login() {
         return Redirect::to("/").into_response();
     }
-    Html(page::login(false)).into_response()
+    Html(page::login(None, view.access.oidc().is_some())).into_response()
+}
+
+/// Off to the company's provider to sign in.
+async fn oidc_login(State(view): State<View>) -> Response {
+    match view.access.oidc() {
+        Some(oidc) => Redirect::to(&oidc.sign_in_url()).into_response(),
+        None => Redirect::to("/login").into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// Back from the provider: a session for what the sign-in grants, or the login page saying why not.
+async fn oidc_callback(State(view): State<View>, headers: HeaderMap, Query(back): Query<Callback>) -> Response {
+    let refused = |why: String| {
+        tracing::warn!(%why, "audit sign-in refused");
+        (StatusCode::UNAUTHORIZED, Html(page::login(Some(&why), true))).into_response()
+    };
+    let Some(oidc) = view.access.oidc() else { return Redirect::to("/login").into_response() };
+    let (Some(code), Some(state)) = (back.code, back.state) else {
+        return refused(format!("the provider answered {}", back.error.as_deref().unwrap_or("without a code")));
+    };
+    match oidc.finish_sign_in(&code, &state).await {
+        Ok((grant, lasts)) => {
+            tracing::info!(who = %grant.name, "audit sign-in");
+            let session = view.access.person_signed_in(grant, lasts);
+            ([(header::SET_COOKIE, session_cookie_header(&session, &headers))], Redirect::to("/")).into_response()
+        }
+        Err(e) => refused(e.to_string()),
+    }
+}
+
+/// The `Set-Cookie` value of a new session: Secure when the request came through TLS.
+fn session_cookie_header(session: &str, headers: &HeaderMap) -> String {
+    let secure = headers.get("x-forwarded-proto").is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"));
+    format!(
+        "{}={session}; Path=/; HttpOnly; SameSite=Lax; Max-Age=28800{}",
+        access::SESSION_COOKIE,
+        if secure { "; Secure" } else { "" }
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -403,17 +448,11 @@ pub struct LoginForm {
 async fn login(State(view): State<View>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
     let Some((session, grant)) = view.access.login(&form.token) else {
         tracing::warn!("audit login refused: not a valid token");
-        return (StatusCode::UNAUTHORIZED, Html(page::login(true))).into_response();
+        let oidc = view.access.oidc().is_some();
+        return (StatusCode::UNAUTHORIZED, Html(page::login(Some("That token is not valid."), oidc))).into_response();
     };
     tracing::info!(token = %grant.name, "audit login");
-    // Secure when the request came through TLS (an ingress says so); a loopback run has none.
-    let secure = headers.get("x-forwarded-proto").is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"));
-    let cookie = format!(
-        "{}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age=28800{}",
-        access::SESSION_COOKIE,
-        if secure { "; Secure" } else { "" }
-    );
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+    ([(header::SET_COOKIE, session_cookie_header(&session, &headers))], Redirect::to("/")).into_response()
 }
 
 async fn logout(State(view): State<View>, headers: HeaderMap) -> Response {
@@ -432,6 +471,8 @@ pub fn router(log: AuditLog, access: Arc<Access>, names: page::Names) -> Router 
         .route("/events/{id}", get(event_page))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
+        .route("/oidc/login", get(oidc_login))
+        .route("/oidc/callback", get(oidc_callback))
         .route(page::STYLE_PATH, get(style))
         .route("/api/lineage", get(lineage))
         .route("/api/partners/{partner}", get(partner))

@@ -5,6 +5,7 @@ pub mod access;
 pub mod dead_letters;
 pub mod entry;
 pub mod http;
+pub mod oidc;
 pub mod order;
 pub mod page;
 
@@ -45,6 +46,28 @@ pub struct Args {
     /// hourly. 0 keeps everything.
     #[arg(long = "retention-days", env = "GRIDSYNC_AUDIT_RETENTION_DAYS", default_value_t = DEFAULT_RETENTION_DAYS)]
     pub retention_days: u32,
+    /// People sign in through this OpenID Connect provider (its issuer URL), and its JWTs are
+    /// taken as bearer tokens; with `--oidc-client-id`, `--oidc-client-secret-file` and
+    /// `--oidc-redirect-url`.
+    #[arg(long = "oidc-issuer", env = "GRIDSYNC_AUDIT_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// gridsync's client id at the provider (the tokens' audience).
+    #[arg(long = "oidc-client-id", env = "GRIDSYNC_AUDIT_OIDC_CLIENT_ID", requires = "oidc_issuer")]
+    pub oidc_client_id: Option<String>,
+    /// The file holding gridsync's client secret at the provider.
+    #[arg(long = "oidc-client-secret-file", env = "GRIDSYNC_AUDIT_OIDC_CLIENT_SECRET_FILE", requires = "oidc_issuer")]
+    pub oidc_client_secret_file: Option<std::path::PathBuf>,
+    /// Where the provider sends people back: this view's `/oidc/callback` as people reach it
+    /// (`https://audit.example.com/oidc/callback`).
+    #[arg(long = "oidc-redirect-url", env = "GRIDSYNC_AUDIT_OIDC_REDIRECT_URL", requires = "oidc_issuer")]
+    pub oidc_redirect_url: Option<String>,
+    /// The claim listing the partners someone may see (`["ACME"]`, or `"*"` for every one).
+    #[arg(
+        long = "oidc-partners-claim",
+        env = "GRIDSYNC_AUDIT_OIDC_PARTNERS_CLAIM",
+        default_value = "gridsync_partners"
+    )]
+    pub oidc_partners_claim: String,
     /// The trading partner profiles (the consumers' file): partners are shown by name.
     #[arg(long = "partners", env = "GRIDSYNC_PARTNERS_FILE")]
     pub partners: Option<std::path::PathBuf>,
@@ -80,11 +103,12 @@ impl Args {
     /// Who may read the view, or why it must not be served as configured.
     pub fn access(&self) -> Result<access::Access, AppError> {
         let reachable = !self.listen.ip().is_loopback();
-        if reachable && self.tokens_file.is_none() {
+        if reachable && self.tokens_file.is_none() && self.oidc_issuer.is_none() {
             return Err(AppError::other(std::io::Error::other(format!(
                 "the audit view on {} is reachable from the network and would be open to anyone: give it API tokens \
-                 (--tokens-file, GRIDSYNC_AUDIT_TOKENS_FILE; `gridsync audit token` makes one), or listen on a \
-                 loopback address (--listen, GRIDSYNC_AUDIT_LISTEN)",
+                 (--tokens-file, GRIDSYNC_AUDIT_TOKENS_FILE; `gridsync audit token` makes one) or an OpenID Connect \
+                 provider (--oidc-issuer, GRIDSYNC_AUDIT_OIDC_ISSUER), or listen on a loopback address (--listen, \
+                 GRIDSYNC_AUDIT_LISTEN)",
                 self.listen
             ))));
         }
@@ -100,6 +124,27 @@ impl Args {
             hosts = access::LOOPBACK_HOSTS.map(str::to_owned).to_vec();
         }
         access::Access::new(self.tokens_file.as_deref(), hosts).map_err(AppError::other)
+    }
+
+    /// The OpenID Connect provider, discovered, when one is configured.
+    pub async fn oidc(&self) -> Result<Option<oidc::Oidc>, AppError> {
+        let Some(issuer) = &self.oidc_issuer else { return Ok(None) };
+        let missing = |what: &str| AppError::other(std::io::Error::other(format!("--oidc-issuer needs {what}")));
+        let client_id = self.oidc_client_id.clone().ok_or_else(|| missing("--oidc-client-id"))?;
+        let secret_file = self.oidc_client_secret_file.as_ref().ok_or_else(|| missing("--oidc-client-secret-file"))?;
+        let redirect_url = self.oidc_redirect_url.clone().ok_or_else(|| missing("--oidc-redirect-url"))?;
+        let client_secret = std::fs::read_to_string(secret_file)
+            .map_err(|source| AppError::Io { what: "reading the OpenID Connect client secret", source })?
+            .trim()
+            .to_owned();
+        let config = oidc::OidcConfig {
+            issuer: issuer.clone(),
+            client_id,
+            client_secret,
+            redirect_url,
+            partners_claim: self.oidc_partners_claim.clone(),
+        };
+        oidc::Oidc::discover(config).await.map(Some).map_err(AppError::other)
     }
 }
 
@@ -122,7 +167,11 @@ impl Handler for Audit {
 
 /// Opens the audit store, starts the dead-letter reader and the audit view.
 pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<Audit>, AppError> {
-    let access = Arc::new(args.access()?);
+    let mut access = args.access()?;
+    if let Some(oidc) = args.oidc().await? {
+        access = access.with_oidc(oidc);
+    }
+    let access = Arc::new(access);
     let store = Store::connect(&args.store_url).await.map_err(AppError::other)?;
     let log = store.audit();
     let recorded = IntCounterVec::new(

@@ -111,13 +111,20 @@ fn layout(title: &str, body: &str, open: Option<&OpenItems>) -> String {
     )
 }
 
-/// The login form; `failed` when a token was just refused.
-pub fn login(failed: bool) -> String {
-    let error =
-        if failed { "<p class=\"error\" id=\"login-error\" role=\"alert\">That token is not valid.</p>" } else { "" };
+/// The login form; `failed` says why the last attempt was refused; `sign_in` offers the
+/// company's OpenID Connect provider.
+pub fn login(failed: Option<&str>, sign_in: bool) -> String {
+    let error = failed.map_or_else(String::new, |why| {
+        format!("<p class=\"error\" id=\"login-error\" role=\"alert\">{}</p>", escape(why))
+    });
+    let sign_in = if sign_in {
+        "<p><a id=\"sign-in\" href=\"/oidc/login\">Sign in with your company account</a></p><p>or</p>"
+    } else {
+        ""
+    };
     format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Log in: gridsync audit</title>\
-         <link rel=\"stylesheet\" href=\"{STYLE_PATH}\"></head><body><main><h1>gridsync audit</h1>{error}\
+         <link rel=\"stylesheet\" href=\"{STYLE_PATH}\"></head><body><main><h1>gridsync audit</h1>{error}{sign_in}\
          <form method=\"post\" action=\"/login\" id=\"login\"><label for=\"token\">Access token</label> \
          <input type=\"password\" name=\"token\" id=\"token\" autocomplete=\"off\" required> \
          <button type=\"submit\">Log in</button></form>\
