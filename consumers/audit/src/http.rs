@@ -183,6 +183,21 @@ pub struct SearchQuery {
     q: Option<String>,
     partner: Option<String>,
     cursor: Option<String>,
+    /// Only events of this type.
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    /// Only events gridsync learned of on or after this day (`YYYY-MM-DD`, UTC).
+    from: Option<String>,
+    /// ... and on or before this day.
+    to: Option<String>,
+}
+
+/// Milliseconds of the start of `day` (`YYYY-MM-DD`, UTC), plus `days`; a 400 naming `name`.
+fn day_start(name: &str, day: &str, days: i64) -> Result<i64, ApiError> {
+    let date = chrono::NaiveDate::parse_from_str(day.trim(), "%Y-%m-%d")
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("{name}={day:?} is not a day (YYYY-MM-DD): {e}")))?;
+    let start = date.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis()).unwrap_or_default();
+    Ok(start + days * 24 * 3600 * 1000)
 }
 
 /// A failed request: its status and a JSON `{"error": ...}`.
@@ -325,8 +340,22 @@ async fn search_page(
     let reference = q.q.as_deref().map(str::trim).filter(|r| !r.is_empty());
     let partner = q.partner.as_deref().filter(|p| !p.is_empty());
     let page = PageRequest { cursor: q.cursor.clone(), limit: Some(200) };
+    let nonempty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let (event_type, from, to) = (nonempty(&q.event_type), nonempty(&q.from), nonempty(&q.to));
+    let from_ms = from.as_deref().map(|d| day_start("from", d, 0)).transpose()?;
+    let to_ms = to.as_deref().map(|d| day_start("to", d, 1)).transpose()?;
     let lineage = match reference {
-        Some(r) => Some(visible_lineage(log.lineage(r, partner, &page).await?, &grant)),
+        Some(r) => {
+            let mut lineage = visible_lineage(log.lineage(r, partner, &page).await?, &grant);
+            // The filters narrow what is shown; the order stays the transaction's.
+            lineage.events.items.retain(|e| {
+                event_type.as_ref().is_none_or(|t| &e.event_type == t)
+                    && from_ms.is_none_or(|f| e.seen_at >= f)
+                    && to_ms.is_none_or(|t| e.seen_at < t)
+            });
+            lineage.total = lineage.events.items.len();
+            Some(lineage)
+        }
         None => None,
     };
     let mut uses = match reference {
@@ -335,7 +364,14 @@ async fn search_page(
     };
     uses.retain(|u| grant.sees(&u.partner));
     let open = open_items(log, &grant, 20).await?;
-    Ok(Html(page::search(reference, partner, lineage.as_ref(), &uses, &open, &view.names)).into_response())
+    let form = page::SearchForm {
+        reference,
+        partner,
+        event_type: event_type.as_deref(),
+        from: from.as_deref(),
+        to: to.as_deref(),
+    };
+    Ok(Html(page::search(&form, lineage.as_ref(), &uses, &open, &view.names)).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -385,6 +421,10 @@ async fn event_page(
 
 async fn style() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], page::STYLE).into_response()
+}
+
+async fn local_time() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], page::LOCAL_TIME).into_response()
 }
 
 async fn login_form(State(view): State<View>) -> Response {
@@ -474,6 +514,7 @@ pub fn router(log: AuditLog, access: Arc<Access>, names: page::Names) -> Router 
         .route("/oidc/login", get(oidc_login))
         .route("/oidc/callback", get(oidc_callback))
         .route(page::STYLE_PATH, get(style))
+        .route(page::LOCAL_TIME_PATH, get(local_time))
         .route("/api/lineage", get(lineage))
         .route("/api/partners/{partner}", get(partner))
         .route("/api/content/{id}", get(content))

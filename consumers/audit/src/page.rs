@@ -23,6 +23,19 @@ a{color:#0645ad}";
 /// Where the style sheet is served.
 pub const STYLE_PATH: &str = "/assets/audit.css";
 
+/// The page's one script: each time in the reader's own time zone (without it, UTC).
+pub const LOCAL_TIME: &str = "for (const t of document.querySelectorAll('time[datetime]')) {
+  const d = new Date(t.getAttribute('datetime'));
+  if (!isNaN(d)) {
+    t.title = t.textContent;
+    t.textContent = d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'long' });
+  }
+}
+";
+
+/// Where the script is served.
+pub const LOCAL_TIME_PATH: &str = "/assets/local-time.js";
+
 /// `text` safe inside HTML text and attribute values.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -103,7 +116,7 @@ fn layout(title: &str, body: &str, open: Option<&OpenItems>) -> String {
     let counts = counts(open);
     format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\
-         <link rel=\"stylesheet\" href=\"{STYLE_PATH}\"></head>\
+         <link rel=\"stylesheet\" href=\"{STYLE_PATH}\"><script src=\"{LOCAL_TIME_PATH}\" defer></script></head>\
          <body><header><h1><a href=\"/\">gridsync audit</a></h1>\
          {counts}<form method=\"post\" action=\"/logout\" id=\"logout\"><button type=\"submit\">Log out</button></form></header>\
          <main>{body}</main></body></html>",
@@ -132,22 +145,44 @@ pub fn login(failed: Option<&str>, sign_in: bool) -> String {
     )
 }
 
+/// What was searched for: a reference, and the filters that narrow its timeline.
+#[derive(Debug, Default)]
+pub struct SearchForm<'a> {
+    pub reference: Option<&'a str>,
+    pub partner: Option<&'a str>,
+    pub event_type: Option<&'a str>,
+    /// `YYYY-MM-DD`.
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+}
+
 /// The search page; with a reference, the transaction's timeline and where its content went.
 pub fn search(
-    reference: Option<&str>,
-    partner: Option<&str>,
+    form: &SearchForm<'_>,
     lineage: Option<&Lineage>,
     uses: &[ContentUse],
     open: &OpenItems,
     names: &Names,
 ) -> String {
+    let (reference, partner) = (form.reference, form.partner);
+    let mut types = String::from("<option value=\"\">any</option>");
+    for event_type in gridsync_schemas::EventType::ALL {
+        let name = event_type.name();
+        let selected = if form.event_type == Some(name) { " selected" } else { "" };
+        let _ = write!(types, "<option{selected}>{name}</option>");
+    }
     let mut body = format!(
         "<form method=\"get\" action=\"/\" id=\"search\"><label>PO, invoice, shipment, payment, file, content item or event id \
          <input type=\"text\" name=\"q\" id=\"q\" value=\"{}\"></label> <label>partner \
          <input type=\"text\" name=\"partner\" id=\"partner\" value=\"{}\" size=\"10\"></label> \
+         <label>event type <select name=\"type\" id=\"type\">{types}</select></label> \
+         <label>from <input type=\"date\" name=\"from\" id=\"from\" value=\"{}\"></label> \
+         <label>to <input type=\"date\" name=\"to\" id=\"to\" value=\"{}\"></label> \
          <button type=\"submit\" id=\"go\">Search</button></form>",
         escape(reference.unwrap_or("")),
-        escape(partner.unwrap_or(""))
+        escape(partner.unwrap_or("")),
+        escape(form.from.unwrap_or("")),
+        escape(form.to.unwrap_or(""))
     );
     if let Some(lineage) = lineage {
         timeline(&mut body, lineage, partner, names);
