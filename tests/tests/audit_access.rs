@@ -201,6 +201,11 @@ async fn the_audit_view_needs_a_token_sees_only_its_partners_and_survives_a_slow
         .run("return Array.from(document.querySelectorAll('#timeline li.step')).map(li => li.dataset.type)")
         .await;
     assert_eq!(types, serde_json::json!(["InvoiceReceived"]), "filtered by type and day");
+    browser.open(&format!("{view}/?q=4500012345&flow=1")).await;
+    let types = browser
+        .run("return Array.from(document.querySelectorAll('#timeline li.step')).map(li => li.dataset.type)")
+        .await;
+    assert_eq!(types, serde_json::json!(["PurchaseOrderReceived"]), "flow 1: the order, not its invoice (flow 2)");
     browser.open(&format!("{view}/?q=4500012345")).await;
     browser.screenshot("audit-console-lineage").await;
     let violations = browser.accessibility_violations().await;

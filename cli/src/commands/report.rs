@@ -37,56 +37,7 @@ pub struct ReportArgs {
     settle_ms: u64,
 }
 
-/// The eight flows, as the report names them.
-const FLOWS: [&str; 8] = [
-    "orders -> confirmations",
-    "invoices <-> billing",
-    "shipments -> delivery content",
-    "onboarding -> partners",
-    "contracts, terms -> partners",
-    "B2B events -> notifications",
-    "one audit view",
-    "exceptions -> tasks",
-];
-
-/// Flow 7 is the audit store itself: it reports once events are recorded.
-const AUDIT_FLOW: u8 = 7;
-
-/// Onboarding content kinds (flow 4); the other partner content is flow 5's.
-const ONBOARDING_KINDS: [&str; 3] = ["ONBOARDING_PACK", "COMPLIANCE_INSTRUCTIONS", "PROCESS_GUIDE"];
-
-/// Notifications of the key B2B events (order acceptance, shipment release, invoice rejection,
-/// document exceptions): flow 6, whichever consumer sends them.
-const FLOW_6_ACTIONS: [&str; 4] =
-    ["order-response-notification", "shipment-released", "invoice-rejected", "document-exception-notification"];
-
-/// Which flow a side effect belongs to: by the consumer that performed it and what caused it.
-fn flow_of(effect: &Value, cause: Option<&Value>) -> u8 {
-    let text = |value: &Value, key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
-    let consumer = text(effect, "consumer").unwrap_or_default();
-    let action = text(effect, "action").unwrap_or_default();
-    let source = text(effect, "source_event_type").unwrap_or_default();
-    if FLOW_6_ACTIONS.contains(&action.as_str()) {
-        return 6;
-    }
-    match consumer.as_str() {
-        "exceptions" => 8,
-        "distribution" => {
-            let kind = cause.and_then(|c| c.get("content")).and_then(|c| text(c, "kind"));
-            if kind.is_some_and(|k| ONBOARDING_KINDS.contains(&k.as_str())) {
-                4
-            } else {
-                5
-            }
-        }
-        "billing" => 2,
-        _ => match source.as_str() {
-            "PurchaseOrderReceived" => 1,
-            "ShipNoticeReceived" | "DeliveryConfirmed" => 3,
-            _ => 6,
-        },
-    }
-}
+use gridsync_audit::flows::{flow_of, AUDIT_FLOW, FLOWS};
 
 /// What one flow did.
 #[derive(Default)]
@@ -275,27 +226,7 @@ fn print_report(flows: &BTreeMap<u8, FlowReport>, recording: &Recording) -> anyh
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
-
-    #[test]
-    fn side_effects_belong_to_the_flow_of_their_consumer_and_cause() {
-        let effect = |consumer: &str, action: &str, source: &str| json!({"consumer": consumer, "action": action, "source_event_type": source});
-        let content = |kind: &str| json!({"content": {"kind": kind}});
-        let notification = effect("notifications", "order-confirmation", "PurchaseOrderReceived");
-        assert_eq!(flow_of(&notification, None), 1);
-        assert_eq!(flow_of(&effect("notifications", "delivery-content", "ShipNoticeReceived"), None), 3);
-        assert_eq!(flow_of(&effect("notifications", "order-response-notification", "OrderResponseReceived"), None), 6);
-        assert_eq!(flow_of(&effect("notifications", "shipment-released", "ShipNoticeReceived"), None), 6);
-        assert_eq!(flow_of(&effect("billing", "payment-reminder", "InvoiceReceived"), None), 2);
-        assert_eq!(flow_of(&effect("billing", "remittance-advice", "PaymentConfirmed"), None), 2);
-        assert_eq!(flow_of(&effect("billing", "invoice-rejected", "FunctionalAckReceived"), None), 6);
-        let package = effect("distribution", "partner-package", "PartnerContentPublished");
-        assert_eq!(flow_of(&package, Some(&content("ONBOARDING_PACK"))), 4);
-        assert_eq!(flow_of(&package, Some(&content("TRADING_TERMS"))), 5);
-        assert_eq!(flow_of(&effect("exceptions", "exception-task", "DocumentExchangeException"), None), 8);
-    }
 
     #[test]
     fn delays_are_told_by_their_median_and_maximum() {

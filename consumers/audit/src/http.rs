@@ -190,6 +190,10 @@ pub struct SearchQuery {
     from: Option<String>,
     /// ... and on or before this day.
     to: Option<String>,
+    /// Only events of this flow (1 to 8).
+    flow: Option<String>,
+    /// `1`: every open item read, not the first of each list.
+    all: Option<String>,
 }
 
 /// Milliseconds of the start of `day` (`YYYY-MM-DD`, UTC), plus `days`; a 400 naming `name`.
@@ -342,14 +346,45 @@ async fn search_page(
     let page = PageRequest { cursor: q.cursor.clone(), limit: Some(200) };
     let nonempty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
     let (event_type, from, to) = (nonempty(&q.event_type), nonempty(&q.from), nonempty(&q.to));
+    let flow = match nonempty(&q.flow) {
+        Some(n) => Some(
+            n.parse::<u8>()
+                .ok()
+                .filter(|n| (1..=8).contains(n))
+                .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, format!("flow={n:?} is not a flow (1 to 8)")))?,
+        ),
+        None => None,
+    };
     let from_ms = from.as_deref().map(|d| day_start("from", d, 0)).transpose()?;
     let to_ms = to.as_deref().map(|d| day_start("to", d, 1)).transpose()?;
     let lineage = match reference {
         Some(r) => {
             let mut lineage = visible_lineage(log.lineage(r, partner, &page).await?, &grant);
+            // The flows each event belongs to, a side effect's by the event that caused it.
+            let of_flow: std::collections::HashSet<String> = match flow {
+                Some(flow) => {
+                    let by_id: std::collections::HashMap<&str, &gridsync_store::audit::AuditEntry> =
+                        lineage.events.items.iter().map(|e| (e.event_id.as_str(), e)).collect();
+                    let cause = |e: &gridsync_store::audit::AuditEntry| {
+                        e.refs
+                            .iter()
+                            .find(|r| r.kind == "event" && r.value != e.event_id)
+                            .and_then(|r| by_id.get(r.value.as_str()).copied())
+                    };
+                    lineage
+                        .events
+                        .items
+                        .iter()
+                        .filter(|e| crate::flows::flows_of(e, cause(e)).contains(&flow))
+                        .map(|e| e.event_id.clone())
+                        .collect()
+                }
+                None => Default::default(),
+            };
             // The filters narrow what is shown; the order stays the transaction's.
             lineage.events.items.retain(|e| {
-                event_type.as_ref().is_none_or(|t| &e.event_type == t)
+                flow.is_none_or(|_| of_flow.contains(&e.event_id))
+                    && event_type.as_ref().is_none_or(|t| &e.event_type == t)
                     && from_ms.is_none_or(|f| e.seen_at >= f)
                     && to_ms.is_none_or(|t| e.seen_at < t)
             });
@@ -363,11 +398,13 @@ async fn search_page(
         None => Vec::new(),
     };
     uses.retain(|u| grant.sees(&u.partner));
-    let open = open_items(log, &grant, 20).await?;
+    let open = open_items(log, &grant, page::OPEN_FETCHED as u32).await?;
     let form = page::SearchForm {
         reference,
         partner,
         event_type: event_type.as_deref(),
+        flow,
+        all: q.all.as_deref() == Some("1"),
         from: from.as_deref(),
         to: to.as_deref(),
     };
@@ -392,7 +429,7 @@ async fn partner_page(
     let to = now_ms() + 1;
     let page = PageRequest { cursor: q.cursor, limit: Some(100) };
     let events = view.log.partner_activity(&partner, to - DEFAULT_PARTNER_WINDOW_MS, to, &page).await?;
-    let header = open_items(&view.log, &grant, 100).await?;
+    let header = open_items(&view.log, &grant, page::OPEN_FETCHED as u32).await?;
     let mut theirs = header.clone();
     for list in [
         &mut theirs.unacknowledged_documents,
@@ -412,7 +449,7 @@ async fn event_page(
 ) -> Result<Response, ApiError> {
     match view.log.event(&id).await?.filter(|e| grant.sees(&e.partner)) {
         Some(entry) => {
-            let open = open_items(&view.log, &grant, 20).await?;
+            let open = open_items(&view.log, &grant, page::OPEN_FETCHED as u32).await?;
             Ok(Html(page::event(&entry, &open, &view.names)).into_response())
         }
         None => Ok((StatusCode::NOT_FOUND, Html(page::not_found(&id))).into_response()),

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod dead_letters;
 pub mod entry;
+pub mod flows;
 pub mod http;
 pub mod oidc;
 pub mod order;

@@ -151,6 +151,9 @@ pub struct SearchForm<'a> {
     pub reference: Option<&'a str>,
     pub partner: Option<&'a str>,
     pub event_type: Option<&'a str>,
+    pub flow: Option<u8>,
+    /// Show every open item read, not the first of each list.
+    pub all: bool,
     /// `YYYY-MM-DD`.
     pub from: Option<&'a str>,
     pub to: Option<&'a str>,
@@ -171,11 +174,17 @@ pub fn search(
         let selected = if form.event_type == Some(name) { " selected" } else { "" };
         let _ = write!(types, "<option{selected}>{name}</option>");
     }
+    let mut flows = String::from("<option value=\"\">any</option>");
+    for (n, name) in (1u8..).zip(crate::flows::FLOWS) {
+        let selected = if form.flow == Some(n) { " selected" } else { "" };
+        let _ = write!(flows, "<option value=\"{n}\"{selected}>{n}: {}</option>", escape(name));
+    }
     let mut body = format!(
         "<form method=\"get\" action=\"/\" id=\"search\"><label>PO, invoice, shipment, payment, file, content item or event id \
          <input type=\"text\" name=\"q\" id=\"q\" value=\"{}\"></label> <label>partner \
          <input type=\"text\" name=\"partner\" id=\"partner\" value=\"{}\" size=\"10\"></label> \
          <label>event type <select name=\"type\" id=\"type\">{types}</select></label> \
+         <label>flow <select name=\"flow\" id=\"flow\">{flows}</select></label> \
          <label>from <input type=\"date\" name=\"from\" id=\"from\" value=\"{}\"></label> \
          <label>to <input type=\"date\" name=\"to\" id=\"to\" value=\"{}\"></label> \
          <button type=\"submit\" id=\"go\">Search</button></form>",
@@ -204,7 +213,7 @@ pub fn search(
         body.push_str("</table>");
     }
     if reference.is_none() {
-        open_lists(&mut body, open, names);
+        open_lists(&mut body, open, names, form.all);
     }
     layout(reference.map_or("gridsync audit", |r| r), &body, Some(open))
 }
@@ -288,7 +297,7 @@ pub fn partner_page(
     names: &Names,
 ) -> String {
     let mut body = format!("<h2>{}</h2>", names.partner(partner));
-    open_lists(&mut body, open, names);
+    open_lists(&mut body, open, names, true);
     body.push_str("<h2>Exchanges of the last 30 days</h2>");
     export(&mut body, &format!("/api/partners/{}?limit=500", query_value(partner)));
     body.push_str("<ol id=\"exchanges\">");
@@ -328,7 +337,12 @@ fn cause_link(e: &AuditEntry) -> String {
     source.map_or_else(String::new, |s| format!(" <a class=\"cause\" href=\"#e-{0}\">caused by</a>", escape(&s)))
 }
 
-fn open_lists(body: &mut String, open: &OpenItems, names: &Names) {
+/// How many of each open list are read (the header counts them; more shows as `500+`).
+pub const OPEN_FETCHED: usize = 500;
+/// How many of each open list a page shows, unless asked for all it read.
+const OPEN_SHOWN: usize = 20;
+
+fn open_lists(body: &mut String, open: &OpenItems, names: &Names, all: bool) {
     body.push_str("<h2>Open</h2>");
     for (id, title, items) in [
         ("unacknowledged", "Documents sent, not acknowledged", &open.unacknowledged_documents),
@@ -337,10 +351,14 @@ fn open_lists(body: &mut String, open: &OpenItems, names: &Names) {
         ("overdue", "Invoices overdue, no payment recorded", &open.overdue_invoices),
     ] {
         let _ = write!(body, "<h3>{title} ({})</h3><ul id=\"{id}\">", items.len());
-        for item in items {
+        let shown = if all { items.len() } else { items.len().min(OPEN_SHOWN) };
+        for item in &items[..shown] {
             open_item(body, item, names);
         }
         body.push_str("</ul>");
+        if shown < items.len() {
+            let _ = write!(body, "<p><a href=\"?all=1#{id}\">all {} of them</a></p>", items.len());
+        }
     }
 }
 
@@ -394,5 +412,27 @@ mod tests {
     fn values_are_escaped_in_text_and_urls() {
         assert_eq!(escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
         assert_eq!(query_value("ACME/PO 1&x"), "ACME%2FPO%201%26x");
+    }
+
+    /// A long open list shows its first page and a link to all of it; the header counts all.
+    #[test]
+    fn open_lists_show_a_page_and_link_to_the_rest() {
+        let item = |n: usize| OpenItem {
+            event_id: format!("e{n}"),
+            partner: "ACME".into(),
+            subject: format!("ACME_PKG_{n}.zip"),
+            summary: "sent".into(),
+            since: 1_796_000_000_000,
+        };
+        let open = OpenItems { unread_packages: (0..25).map(item).collect(), ..OpenItems::default() };
+        let names = Names::default();
+        let mut first = String::new();
+        open_lists(&mut first, &open, &names, false);
+        assert_eq!(first.matches("ACME_PKG_").count(), 2 * OPEN_SHOWN, "{first}");
+        assert!(first.contains("all 25 of them"), "{first}");
+        let mut all = String::new();
+        open_lists(&mut all, &open, &names, true);
+        assert_eq!(all.matches("ACME_PKG_").count(), 2 * 25);
+        assert!(counts(Some(&open)).contains(">25</span> unread packages"));
     }
 }

@@ -20,7 +20,7 @@ pub struct OpenItem {
 }
 
 /// Everything open, each list oldest first and bounded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct OpenItems {
     pub unacknowledged_documents: Vec<OpenItem>,
     pub unread_packages: Vec<OpenItem>,
