@@ -142,12 +142,13 @@ pub fn of_record(record: &Record) -> Result<AuditEntry, serde_json::Error> {
                 (Some(id), Some(v)) => format!(" from content {id} v{v}"),
                 _ => String::new(),
             };
+            // A side effect without a recipient (a status item) names none, rather than "-".
+            let recipient = d.recipient.as_deref().map(|r| format!(" {r}")).unwrap_or_default();
             format!(
-                "{} sent {} to {} {}{used}: {}",
+                "{} sent {} to {}{recipient}{used}: {}",
                 d.consumer,
                 d.action,
                 d.target_system.as_str(),
-                d.recipient.as_deref().unwrap_or("-"),
                 d.external_id
             )
         }
