@@ -531,6 +531,10 @@ async fn audit_answers(store: Store) {
     assert_eq!(letters.items, [letter]);
     assert!(log.dead_letters(Some("audit"), &all).await.unwrap().items.is_empty());
 
+    // How long ACME took to acknowledge what gridsync sent it: the 820 (seen at 8), its 997 (9).
+    assert_eq!(log.acknowledgement_latencies("ACME", 0, 100).await.unwrap(), [1]);
+    assert!(log.acknowledgement_latencies("GLOBEX", 0, 100).await.unwrap().is_empty());
+
     // Retention: what gridsync learned of before the cut-off goes, references and all; the rest
     // stays and still answers.
     let ids = |lineage: gridsync_store::audit::Lineage| -> Vec<String> {

@@ -116,6 +116,10 @@ async fn the_audit_view_needs_a_token_sees_only_its_partners_and_survives_a_slow
     assert!(csv.lines().any(|l| l.contains(",PurchaseOrderReceived,")), "{csv}");
     let partner_csv = get(&format!("{view}/api/partners/ACME?format=csv"), Some(&everything)).await;
     assert!(partner_csv.text().await.unwrap().lines().count() > 1);
+    for (list, header) in [("open", "open,partner,subject,since"), ("dead-letters", "consumer,failed_at,stage")] {
+        let exported = get(&format!("{view}/api/{list}?format=csv"), Some(&everything)).await.text().await.unwrap();
+        assert!(exported.starts_with(header), "{list}: {exported}");
+    }
 
     // Another host name (DNS rebinding) is refused, token or not.
     let rebound = reqwest::Client::new()
@@ -214,6 +218,8 @@ async fn the_audit_view_needs_a_token_sees_only_its_partners_and_survives_a_slow
     browser.open(&format!("{view}/partners/ACME")).await;
     let exchanges = browser.run("return document.querySelectorAll('#exchanges li').length").await;
     assert!(exchanges.as_u64().is_some_and(|n| n > 0), "ACME's exchanges: {exchanges}");
+    let latency = browser.run("return document.getElementById('ack-latency').textContent").await;
+    assert!(latency.as_str().unwrap().contains("acknowledg"), "{latency}");
     browser.screenshot("audit-console-partner").await;
     let violations = browser.accessibility_violations().await;
     assert!(violations.is_empty(), "serious accessibility violations on the partner page: {violations:#?}");

@@ -53,9 +53,8 @@ async fn open_items(log: &AuditLog, grant: &Grant, limit: u32) -> Result<gridsyn
     Ok(visible_open(log.open_items(now, now - DEFAULT_OPEN_WINDOW_MS, limit).await?, grant))
 }
 
-/// `entries` as CSV, one event a row; a cell that a spreadsheet would run as a formula is
-/// quoted as text.
-fn csv(entries: &[gridsync_store::audit::AuditEntry], name: &str) -> Response {
+/// A table as CSV (`name.csv`); a cell that a spreadsheet would run as a formula is made text.
+fn csv_table(name: &str, header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Response {
     fn cell(value: &str) -> String {
         let value =
             if value.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{value}") } else { value.to_owned() };
@@ -65,35 +64,56 @@ fn csv(entries: &[gridsync_store::audit::AuditEntry], name: &str) -> Response {
             value
         }
     }
-    let iso = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-            .unwrap_or_default()
-    };
-    let mut out = String::from(
-        "event_id,event_type,source_system,partner,business_key,seen_at,occurred_at,status,action,content_item_id,content_version,summary\r\n",
-    );
-    for e in entries {
-        let row = [
-            cell(&e.event_id),
-            cell(&e.event_type),
-            cell(&e.source_system),
-            cell(&e.partner),
-            cell(&e.business_key),
-            iso(e.seen_at),
-            iso(e.occurred_at),
-            cell(e.status.as_deref().unwrap_or("")),
-            cell(e.action.as_deref().unwrap_or("")),
-            cell(e.content_item_id.as_deref().unwrap_or("")),
-            e.content_version.map(|v| v.to_string()).unwrap_or_default(),
-            cell(&e.summary),
-        ];
-        out.push_str(&row.join(","));
+    let mut out = header.join(",");
+    out.push_str("\r\n");
+    for row in rows {
+        out.push_str(&row.iter().map(|v| cell(v)).collect::<Vec<_>>().join(","));
         out.push_str("\r\n");
     }
     let disposition = format!("attachment; filename=\"{name}.csv\"");
     ([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)], out)
         .into_response()
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// `entries` as CSV, one event a row.
+fn csv(entries: &[gridsync_store::audit::AuditEntry], name: &str) -> Response {
+    let header = [
+        "event_id",
+        "event_type",
+        "source_system",
+        "partner",
+        "business_key",
+        "seen_at",
+        "occurred_at",
+        "status",
+        "action",
+        "content_item_id",
+        "content_version",
+        "summary",
+    ];
+    let rows = entries.iter().map(|e| {
+        vec![
+            e.event_id.clone(),
+            e.event_type.clone(),
+            e.source_system.clone(),
+            e.partner.clone(),
+            e.business_key.clone(),
+            iso(e.seen_at),
+            iso(e.occurred_at),
+            e.status.clone().unwrap_or_default(),
+            e.action.clone().unwrap_or_default(),
+            e.content_item_id.clone().unwrap_or_default(),
+            e.content_version.map(|v| v.to_string()).unwrap_or_default(),
+            e.summary.clone(),
+        ]
+    });
+    csv_table(name, &header, rows)
 }
 
 /// Whether the answer is asked for as CSV (`format=csv`); JSON otherwise.
@@ -138,6 +158,8 @@ fn visible_open(mut open: gridsync_store::audit::OpenItems, grant: &Grant) -> gr
 pub struct Paging {
     pub cursor: Option<String>,
     pub limit: Option<u32>,
+    /// `csv` or `json` (the default).
+    pub format: Option<String>,
 }
 
 impl Paging {
@@ -175,6 +197,8 @@ pub struct DeadLetterQuery {
     consumer: Option<String>,
     cursor: Option<String>,
     limit: Option<u32>,
+    /// `csv` or `json` (the default).
+    format: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -275,7 +299,6 @@ async fn partner(
     if wants_csv(q.format.as_deref())? {
         return Ok(csv(&events.items, &format!("partner-{}", safe_name(&partner))));
     }
-    let iso = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339());
     json(serde_json::json!({
         "partner": partner,
         "from": from,
@@ -297,6 +320,9 @@ async fn content(
     uses.items.retain(|u| grant.sees(&u.partner));
     let mut events = view.log.content_events(&id, &page).await?;
     events.items.retain(|e| grant.sees(&e.partner));
+    if wants_csv(q.format.as_deref())? {
+        return Ok(csv(&events.items, &format!("content-{}", safe_name(&id))));
+    }
     json(serde_json::json!({ "content_item_id": id, "uses": uses, "events": events }))
 }
 
@@ -305,12 +331,36 @@ async fn content(
 pub struct OpenQuery {
     since: Option<String>,
     limit: Option<u32>,
+    /// `csv` or `json` (the default).
+    format: Option<String>,
 }
 
 async fn open(State(view): State<View>, Extension(grant): Extension<Grant>, Query(q): Query<OpenQuery>) -> ApiResult {
     let now = now_ms();
     let since = q.since.as_deref().map(|t| parse_time("since", t)).transpose()?.unwrap_or(now - DEFAULT_OPEN_WINDOW_MS);
-    json(visible_open(view.log.open_items(now, since, q.limit.unwrap_or(100)).await?, &grant))
+    let open = visible_open(view.log.open_items(now, since, q.limit.unwrap_or(100)).await?, &grant);
+    if wants_csv(q.format.as_deref())? {
+        let lists = [
+            ("unacknowledged_document", &open.unacknowledged_documents),
+            ("unread_package", &open.unread_packages),
+            ("unresolved_task", &open.unresolved_tasks),
+            ("overdue_invoice", &open.overdue_invoices),
+        ];
+        let rows = lists.into_iter().flat_map(|(what, items)| {
+            items.iter().map(move |i| {
+                vec![
+                    what.to_owned(),
+                    i.partner.clone(),
+                    i.subject.clone(),
+                    iso(i.since),
+                    i.event_id.clone(),
+                    i.summary.clone(),
+                ]
+            })
+        });
+        return Ok(csv_table("open", &["open", "partner", "subject", "since", "event_id", "summary"], rows));
+    }
+    json(open)
 }
 
 async fn dead_letters(
@@ -322,7 +372,41 @@ async fn dead_letters(
         return Err(forbidden("dead letters (they may concern any partner)"));
     }
     let page = PageRequest { cursor: q.cursor, limit: q.limit };
-    json(view.log.dead_letters(q.consumer.as_deref(), &page).await?)
+    let letters = view.log.dead_letters(q.consumer.as_deref(), &page).await?;
+    if wants_csv(q.format.as_deref())? {
+        let header = [
+            "consumer",
+            "failed_at",
+            "stage",
+            "error_class",
+            "error_message",
+            "original_topic",
+            "original_partition",
+            "original_offset",
+            "key",
+            "topic",
+            "partition",
+            "offset",
+        ];
+        let rows = letters.items.iter().map(|l| {
+            vec![
+                l.consumer.clone(),
+                l.failed_at.clone(),
+                l.stage.clone(),
+                l.error_class.clone(),
+                l.error_message.clone(),
+                l.original_topic.clone().unwrap_or_default(),
+                l.original_partition.map(|p| p.to_string()).unwrap_or_default(),
+                l.original_offset.map(|o| o.to_string()).unwrap_or_default(),
+                l.key.clone().unwrap_or_default(),
+                l.topic.clone(),
+                l.partition.to_string(),
+                l.offset.to_string(),
+            ]
+        });
+        return Ok(csv_table("dead-letters", &header, rows));
+    }
+    json(letters)
 }
 
 async fn event(State(view): State<View>, Extension(grant): Extension<Grant>, Path(id): Path<String>) -> ApiResult {
@@ -429,6 +513,7 @@ async fn partner_page(
     let to = now_ms() + 1;
     let page = PageRequest { cursor: q.cursor, limit: Some(100) };
     let events = view.log.partner_activity(&partner, to - DEFAULT_PARTNER_WINDOW_MS, to, &page).await?;
+    let latencies = view.log.acknowledgement_latencies(&partner, to - DEFAULT_PARTNER_WINDOW_MS, to).await?;
     let header = open_items(&view.log, &grant, page::OPEN_FETCHED as u32).await?;
     let mut theirs = header.clone();
     for list in [
@@ -439,7 +524,8 @@ async fn partner_page(
     ] {
         list.retain(|item| item.partner == partner);
     }
-    Ok(Html(page::partner_page(&partner, &events, &theirs, &header, &view.names)).into_response())
+    let page = page::PartnerPage { partner: &partner, events: &events, latencies: &latencies, open: &theirs };
+    Ok(Html(page::partner_page(&page, &header, &view.names)).into_response())
 }
 
 async fn event_page(

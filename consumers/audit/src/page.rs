@@ -288,15 +288,45 @@ fn timeline(body: &mut String, lineage: &Lineage, partner: Option<&str>, names: 
     }
 }
 
-/// A partner's page: who it is, what is open with it, its exchanges in the window, paged.
-pub fn partner_page(
-    partner: &str,
-    events: &gridsync_store::audit::Page<AuditEntry>,
-    open: &OpenItems,
-    header_open: &OpenItems,
-    names: &Names,
-) -> String {
+/// What a partner's page shows.
+pub struct PartnerPage<'a> {
+    pub partner: &'a str,
+    /// Its exchanges in the window, a page of them.
+    pub events: &'a gridsync_store::audit::Page<AuditEntry>,
+    /// How long it took to acknowledge each document gridsync sent it in the window, in ms.
+    pub latencies: &'a [i64],
+    /// What is open with it.
+    pub open: &'a OpenItems,
+}
+
+/// `ms` as people read a wait: `850 ms`, `12 s`, `4 min`, `3 h`.
+fn duration(ms: i64) -> String {
+    match ms {
+        ms if ms < 1_000 => format!("{ms} ms"),
+        ms if ms < 120_000 => format!("{} s", ms / 1_000),
+        ms if ms < 7_200_000 => format!("{} min", ms / 60_000),
+        ms => format!("{} h", ms / 3_600_000),
+    }
+}
+
+/// A partner's page: who it is, how fast it acknowledges, what is open with it, its exchanges
+/// in the window, paged.
+pub fn partner_page(page: &PartnerPage<'_>, header_open: &OpenItems, names: &Names) -> String {
+    let (partner, events, open) = (page.partner, page.events, page.open);
     let mut body = format!("<h2>{}</h2>", names.partner(partner));
+    let mut sorted = page.latencies.to_vec();
+    sorted.sort_unstable();
+    let _ = match (sorted.get(sorted.len() / 2), sorted.last()) {
+        (Some(median), Some(slowest)) => write!(
+            body,
+            "<p id=\"ack-latency\">Acknowledgements of the last 30 days: {} documents acknowledged, half within {}, the \
+             slowest after {}.</p>",
+            sorted.len(),
+            duration(*median),
+            duration(*slowest)
+        ),
+        _ => write!(body, "<p id=\"ack-latency\">No acknowledgement of what gridsync sent in the last 30 days.</p>"),
+    };
     open_lists(&mut body, open, names, true);
     body.push_str("<h2>Exchanges of the last 30 days</h2>");
     export(&mut body, &format!("/api/partners/{}?limit=500", query_value(partner)));

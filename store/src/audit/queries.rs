@@ -179,6 +179,33 @@ impl AuditLog {
         self.page_of_events(query, page, "reading a partner's exchanges").await
     }
 
+    /// How long `partner` took to acknowledge what gridsync sent it from `from_ms` until before
+    /// `to_ms`: for each document sent (a side effect naming a control number) whose functional
+    /// acknowledgement is recorded, milliseconds from sending to acknowledgement, oldest first.
+    pub async fn acknowledgement_latencies(
+        &self,
+        partner: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let what = "reading acknowledgement latencies";
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT d.seen_at, MIN(a.seen_at) FROM audit_events d
+             JOIN audit_refs dr ON dr.event_id = d.event_id AND dr.ref_kind = 'control'
+             JOIN audit_refs ar ON ar.ref_kind = 'control' AND ar.ref_value = dr.ref_value AND ar.event_id <> d.event_id
+             JOIN audit_events a ON a.event_id = ar.event_id AND a.event_type = 'FunctionalAckReceived'
+             WHERE d.event_type = 'DeliveryPerformed' AND d.partner = $1 AND d.seen_at >= $2 AND d.seen_at < $3
+             GROUP BY d.event_id, d.seen_at ORDER BY d.seen_at",
+        )
+        .bind(partner)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query(what))?;
+        Ok(rows.into_iter().map(|(sent, acknowledged)| (acknowledged - sent).max(0)).collect())
+    }
+
     /// Which versions of the content item `content_item_id` went out, in which side effects, to whom.
     pub async fn content_uses(
         &self,
