@@ -164,6 +164,24 @@ async fn the_audit_view_needs_a_token_sees_only_its_partners_and_survives_a_slow
         }
     }
 
+    // A kept-alive connection left idle after its answer is closed too (the header timeout runs
+    // while the next request is awaited).
+    let mut idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    idle.write_all(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut answered = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match idle.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => answered.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+    };
+    assert!(answered.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answered));
+    assert!(closed, "an idle kept-alive connection is closed");
+
     // A person logs in on the page with the ACME team's token, and is refused GLOBEX.
     let browser = Browser::start().await;
     browser.open(&format!("{view}/?q=4500012345")).await;
