@@ -94,9 +94,10 @@ pub async fn run(deps: ProducerDeps, args: WebhookArgs) -> Result<(), AppError> 
     let bound = listener.local_addr().map_err(|source| AppError::Io { what: "reading the webhook address", source })?;
     tracing::info!(url = %format!("http://{bound}{}", crate::receiver::WEBHOOK_PATH), store = %store.backend(), "webhook endpoint listening");
     let app = crate::receiver::router(receiver, args.max_body_bytes);
-    // Timeouts and a connection cap as every listener has; the body limit is the receiver's.
-    let limits =
-        gridsync_core::serve::Limits { max_body_bytes: args.max_body_bytes, ..gridsync_core::serve::Limits::default() };
+    // Timeouts and a connection cap as every listener has. The body limit is the receiver's own
+    // (`--max-body-bytes`, which bounds what is read, and counts and samples what it refuses):
+    // one in front of it would answer 413 uncounted.
+    let limits = gridsync_core::serve::Limits { max_body_bytes: usize::MAX, ..gridsync_core::serve::Limits::default() };
     // Serving starts at once: while Kafka is unreachable, webhooks get 503 and come back.
     let server = tokio::spawn(gridsync_core::serve::serve(listener, app, limits, deps.shutdown.clone()));
     let retention = Duration::from_secs(u64::from(args.store_retention_days) * 24 * 3600);
