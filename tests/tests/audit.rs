@@ -222,6 +222,14 @@ async fn one_orders_lineage_from_the_850_to_the_820_through_the_cli_the_api_and_
         over_api["events"]["items"].as_array().unwrap().iter().map(|e| e["event_id"].as_str().unwrap()).collect();
     let page_order: Vec<&str> = shown.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(page_order, api_order, "the page shows the lineage's steps in its order");
+    // Each side effect sits under the event that caused it: the confirmation right under the order.
+    let nested = browser
+        .run(
+            "const li = document.querySelector('#timeline li.step[data-type=\"PurchaseOrderReceived\"]');
+              return [li.className, li.nextElementSibling.className, li.nextElementSibling.dataset.type]",
+        )
+        .await;
+    assert_eq!(nested, serde_json::json!(["step depth-0", "step depth-1", "DeliveryPerformed"]), "{nested}");
     // Every side effect links to the step that caused it, on the same timeline.
     let causes = browser
         .run("return Array.from(document.querySelectorAll('#timeline a.cause')).map(a => a.getAttribute('href'))")

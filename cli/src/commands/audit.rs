@@ -183,7 +183,8 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let answer = match question {
         Question::Lineage { reference, partner, paging } => {
             let mut lineage = log.lineage(&reference, partner.as_deref(), &paging.request()).await?;
-            // In causal order, as the audit view answers.
+            // With their references, in causal order, as the audit view answers.
+            log.with_refs(&mut lineage.events.items).await?;
             let items = std::mem::take(&mut lineage.events.items);
             lineage.events.items = gridsync_audit::order::causal(items).into_iter().map(|p| p.entry).collect();
             if lineage.total == 0 {

@@ -129,15 +129,24 @@ fn forbidden(what: &str) -> ApiError {
     ApiError(StatusCode::FORBIDDEN, format!("this token does not see {what}"))
 }
 
-/// Keeps what `grant` sees of a lineage, in causal order ([`crate::order`]).
-fn visible_lineage(mut lineage: gridsync_store::audit::Lineage, grant: &Grant) -> gridsync_store::audit::Lineage {
+/// The lineage of `reference` as `grant` sees it, each event with its references, in causal
+/// order ([`crate::order`]).
+async fn visible_lineage(
+    log: &AuditLog,
+    reference: &str,
+    partner: Option<&str>,
+    page: &PageRequest,
+    grant: &Grant,
+) -> Result<gridsync_store::audit::Lineage, ApiError> {
+    let mut lineage = log.lineage(reference, partner, page).await?;
     if !grant.sees_all() {
         lineage.events.items.retain(|e| grant.sees(&e.partner));
         lineage.total = lineage.events.items.len();
     }
+    log.with_refs(&mut lineage.events.items).await?;
     let items = std::mem::take(&mut lineage.events.items);
     lineage.events.items = crate::order::causal(items).into_iter().map(|placed| placed.entry).collect();
-    lineage
+    Ok(lineage)
 }
 
 /// Keeps what `grant` sees of the open items.
@@ -271,7 +280,7 @@ async fn lineage(
     }
     let csv_wanted = wants_csv(q.format.as_deref())?;
     let page = PageRequest { cursor: q.cursor, limit: q.limit };
-    let lineage = visible_lineage(view.log.lineage(&q.reference, q.partner.as_deref(), &page).await?, &grant);
+    let lineage = visible_lineage(&view.log, &q.reference, q.partner.as_deref(), &page, &grant).await?;
     if csv_wanted {
         return Ok(csv(&lineage.events.items, &format!("lineage-{}", safe_name(&q.reference))));
     }
@@ -443,7 +452,7 @@ async fn search_page(
     let to_ms = to.as_deref().map(|d| day_start("to", d, 1)).transpose()?;
     let lineage = match reference {
         Some(r) => {
-            let mut lineage = visible_lineage(log.lineage(r, partner, &page).await?, &grant);
+            let mut lineage = visible_lineage(log, r, partner, &page, &grant).await?;
             // The flows each event belongs to, a side effect's by the event that caused it.
             let of_flow: std::collections::HashSet<String> = match flow {
                 Some(flow) => {

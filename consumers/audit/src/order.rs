@@ -69,26 +69,38 @@ pub fn causal(mut entries: Vec<AuditEntry>) -> Vec<Placed> {
     // Documents in business order, then as seen (a sort that keeps the seen order within a rank).
     steps.sort_by_key(|e| rank(&e.event_type));
     let mut placed = Vec::new();
-    let mut place_follow_ups = |placed: &mut Vec<Placed>, of: &AuditEntry, depth: usize| {
-        for (kind, value) in sent_refs(of).map(|(k, v)| (k.to_owned(), v.to_owned())).collect::<Vec<_>>() {
-            for said in follow_ups.remove(&(kind, value)).unwrap_or_default() {
-                placed.push(Placed { entry: said, depth });
-            }
-        }
-    };
     for step in steps {
-        let caused = effects.remove(&step.event_id).unwrap_or_default();
+        let id = step.event_id.clone();
         placed.push(Placed { entry: step, depth: 0 });
-        for effect in caused {
-            placed.push(Placed { entry: effect.clone(), depth: 1 });
-            place_follow_ups(&mut placed, &effect, 2);
-        }
+        place_effects(&mut placed, &id, 1, &mut effects, &mut follow_ups);
     }
     // What names nothing in this lineage comes last, as seen.
     let mut rest: Vec<AuditEntry> = effects.into_values().flatten().chain(follow_ups.into_values().flatten()).collect();
     rest.sort_by(|a, b| a.seen_at.cmp(&b.seen_at).then_with(|| a.event_id.cmp(&b.event_id)));
     placed.extend(rest.into_iter().map(|entry| Placed { entry, depth: 0 }));
     placed
+}
+
+/// The side effects `cause` caused, at `depth`, each followed by what was said of it (an
+/// acknowledgement, a status) one deeper, and by what that in turn caused.
+fn place_effects(
+    placed: &mut Vec<Placed>,
+    cause: &str,
+    depth: usize,
+    effects: &mut HashMap<String, Vec<AuditEntry>>,
+    follow_ups: &mut HashMap<(String, String), Vec<AuditEntry>>,
+) {
+    for effect in effects.remove(cause).unwrap_or_default() {
+        let named: Vec<(String, String)> = sent_refs(&effect).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        placed.push(Placed { entry: effect, depth });
+        for key in named {
+            for said in follow_ups.remove(&key).unwrap_or_default() {
+                let id = said.event_id.clone();
+                placed.push(Placed { entry: said, depth: depth + 1 });
+                place_effects(placed, &id, depth + 2, effects, follow_ups);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -133,9 +145,11 @@ mod tests {
             entry("conf", "DeliveryPerformed", 5, &[("event", "po")]),
             entry("fa", "FunctionalAckReceived", 6, &[("control", "12")]),
             entry("lost", "DeliveryPerformed", 7, &[("event", "elsewhere")]),
+            entry("status", "DeliveryPerformed", 8, &[("event", "fa")]),
         ];
         let order: Vec<(String, usize)> = causal(entries).into_iter().map(|p| (p.entry.event_id, p.depth)).collect();
-        let expected = [("po", 0), ("conf", 1), ("inv", 0), ("pay", 0), ("820", 1), ("fa", 2), ("lost", 0)];
+        let expected =
+            [("po", 0), ("conf", 1), ("inv", 0), ("pay", 0), ("820", 1), ("fa", 2), ("status", 3), ("lost", 0)];
         assert_eq!(order, expected.map(|(id, d)| (id.to_owned(), d)));
     }
 }

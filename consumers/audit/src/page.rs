@@ -15,7 +15,7 @@ td,th{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-al
 .error{color:#b00}nav.counts a{margin-right:1em;text-decoration:none}.badge{display:inline-block;min-width:1.4em;
 padding:0 .4em;border-radius:.8em;background:#eee;text-align:center;font-weight:600}.badge.open{background:#fde2b8}
 #timeline{list-style:none;padding-left:0}#timeline li{padding:.25em 0}#timeline li.depth-1{margin-left:2em}
-#timeline li.depth-2{margin-left:4em}.status{font-size:.8em;padding:0 .4em;border-radius:.3em;background:#e8eef9}
+#timeline li.depth-2{margin-left:4em}#timeline li.depth-3{margin-left:6em}#timeline li.depth-4{margin-left:8em}.status{font-size:.8em;padding:0 .4em;border-radius:.3em;background:#e8eef9}
 .status-REJECTED,.status-FAILED,.status-DELIVERY_FAILED,.status-FA_REJECTED{background:#f9d6d6}
 .status-ACCEPTED,.status-SENT,.status-DELIVERED,.status-FA_ACCEPTED{background:#d8f0dc}.export{font-size:.9em}
 a{color:#0645ad}";

@@ -254,6 +254,30 @@ impl AuditLog {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Fills in the references of `entries` (lists come without them): what tells which event
+    /// caused a side effect, and which document an acknowledgement is about.
+    pub async fn with_refs(&self, entries: &mut [AuditEntry]) -> Result<(), StoreError> {
+        let what = "reading audit references";
+        let mut by_id: std::collections::HashMap<String, Vec<AuditRef>> = std::collections::HashMap::new();
+        let ids: Vec<&str> = entries.iter().map(|e| e.event_id.as_str()).collect();
+        for chunk in ids.chunks(500) {
+            let marks = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "SELECT event_id, ref_kind, ref_value FROM audit_refs WHERE event_id IN ({marks}) ORDER BY 1, 2, 3"
+            );
+            let query = chunk.iter().fold(sqlx::query(&sql), |q, id| q.bind(*id));
+            for row in query.fetch_all(&self.pool).await.map_err(StoreError::query(what))? {
+                let read = |n: usize| row.try_get::<String, _>(n).map_err(StoreError::query(what));
+                let (id, kind, value) = (read(0)?, read(1)?, read(2)?);
+                by_id.entry(id).or_default().push(AuditRef { kind, value });
+            }
+        }
+        for entry in entries {
+            entry.refs = by_id.remove(&entry.event_id).unwrap_or_default();
+        }
+        Ok(())
+    }
+
     /// One recorded event with its references.
     pub async fn event(&self, event_id: &str) -> Result<Option<AuditEntry>, StoreError> {
         let what = "reading an audit event";
@@ -277,7 +301,6 @@ impl AuditLog {
         Ok(Some(entry))
     }
 
-    /// How many events and dead letters are recorded.
     /// Deletes what is past the retention: events gridsync learned of before `before_ms` (with
     /// their references) and dead letters recorded before it; returns how many of each. The
     /// personal data events carry (contact e-mails, names) is kept no longer than that.
@@ -305,6 +328,7 @@ impl AuditLog {
         Ok((events, letters))
     }
 
+    /// How many events and dead letters are recorded.
     pub async fn counts(&self) -> Result<(i64, i64), StoreError> {
         let what = "counting audit records";
         let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events")
