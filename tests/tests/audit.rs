@@ -213,7 +213,8 @@ async fn one_orders_lineage_from_the_850_to_the_820_through_the_cli_the_api_and_
     browser.type_into(&q, PO).await;
     let go = browser.find("#go").await;
     browser.click(&go).await;
-    assert!(browser.current_url().await.contains(&format!("q={PO}")));
+    let url = browser.url_until(|url| url.contains(&format!("q={PO}"))).await;
+    assert!(url.contains(&format!("q={PO}")), "{url}");
     let shown = browser
         .run("return Array.from(document.querySelectorAll('#timeline li.step')).map(li => li.id.slice(2))")
         .await;
@@ -244,6 +245,7 @@ async fn one_orders_lineage_from_the_850_to_the_820_through_the_cli_the_api_and_
     // Following a step's details shows the event whole.
     let details = browser.find("#timeline li.step a[href^='/events/']").await;
     browser.click(&details).await;
+    browser.url_until(|url| url.contains("/events/")).await;
     let body = browser.run("return document.getElementById('body').textContent").await;
     assert!(body.as_str().unwrap().contains(PO), "{body}");
     browser.close().await;

@@ -193,15 +193,8 @@ async fn the_audit_view_needs_a_token_sees_only_its_partners_and_survives_a_slow
     let submit = browser.find("#login button").await;
     browser.click(&submit).await;
     // Logged in once the form's answer took the browser on from /login.
-    let mut logged_in = false;
-    for _ in 0..100 {
-        if !browser.current_url().await.ends_with("/login") {
-            logged_in = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(logged_in, "the login form answered");
+    let url = browser.url_until(|url| !url.ends_with("/login")).await;
+    assert!(!url.ends_with("/login"), "the login form answered: {url}");
     browser.open(&format!("{view}/?q=4500012345")).await;
     let steps = browser.run("return document.querySelectorAll('#timeline li.step').length").await;
     assert!(steps.as_u64().is_some_and(|n| n > 0), "the ACME order's lineage, logged in: {steps}");
@@ -528,15 +521,9 @@ async fn people_sign_in_through_openid_connect_and_its_jwts_are_checked() {
     assert!(browser.current_url().await.ends_with("/login"));
     let sign_in = browser.find("#sign-in").await;
     browser.click(&sign_in).await;
-    let mut home = false;
-    for _ in 0..100 {
-        if browser.current_url().await == format!("{view}/") {
-            home = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(home, "back from the provider, signed in: {}", browser.current_url().await);
+    let home = format!("{view}/");
+    let url = browser.url_until(|url| url == home).await;
+    assert_eq!(url, home, "back from the provider, signed in");
     let shown = browser.run("return document.body.innerText").await;
     assert!(shown.as_str().unwrap().contains("unresolved tasks"), "{shown}");
     browser.open(&format!("{view}/partners/GLOBEX")).await;

@@ -126,6 +126,20 @@ impl Browser {
         found.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
     }
 
+    /// Waits (up to ten seconds) until the browser's URL is one `wanted` accepts, as after a
+    /// click that submits a form (the click returns before the navigation ends); the URL then.
+    pub async fn url_until(&self, wanted: impl Fn(&str) -> bool) -> String {
+        let mut url = self.current_url().await;
+        for _ in 0..100 {
+            if wanted(&url) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            url = self.current_url().await;
+        }
+        url
+    }
+
     pub async fn current_url(&self) -> String {
         self.call(reqwest::Method::GET, "/url", Value::Null).await.as_str().unwrap_or_default().to_owned()
     }
