@@ -26,13 +26,10 @@ use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
 };
 
-/// A Management API client of the amp-sim at `url`, acting as `(client id, secret)`.
-pub fn amp_sim_client(
-    url: &str,
-    hub_id: &str,
-    (id, secret): (&str, &str),
-) -> anyhow::Result<gridsync_amplience::ManagementClient> {
-    Ok(gridsync_amplience::ManagementClient::new(&gridsync_amplience::ManagementArgs {
+/// Management API settings for the amp-sim at `url`, acting as `(client id, secret)`: no rate
+/// limit, short timeouts and backoff; a test sets what it exercises (`..amp_sim_args(..)`).
+pub fn amp_sim_args(url: &str, hub_id: &str, (id, secret): (&str, &str)) -> gridsync_amplience::ManagementArgs {
+    gridsync_amplience::ManagementArgs {
         api_url: format!("{url}/v2/content"),
         token_url: format!("{url}/oauth/token"),
         hub_id: Some(hub_id.to_owned()),
@@ -44,7 +41,16 @@ pub fn amp_sim_client(
         timeout_ms: 5_000,
         max_attempts: 3,
         max_backoff_ms: 200,
-    })?)
+    }
+}
+
+/// A Management API client of the amp-sim at `url`, acting as `(client id, secret)`.
+pub fn amp_sim_client(
+    url: &str,
+    hub_id: &str,
+    credentials: (&str, &str),
+) -> anyhow::Result<gridsync_amplience::ManagementClient> {
+    Ok(gridsync_amplience::ManagementClient::new(&amp_sim_args(url, hub_id, credentials))?)
 }
 
 /// Sets the hub of the amp-sim at `url` up as `gridsync amplience setup --with-example-templates`

@@ -39,17 +39,10 @@ impl Hub {
 
     fn args(&self) -> ManagementArgs {
         ManagementArgs {
-            api_url: format!("{}/v2/content", self.sim.url()),
-            token_url: format!("{}/oauth/token", self.sim.url()),
-            hub_id: Some(self.config.hub_id.clone()),
-            client_id: Some("gridsync".into()),
-            client_secret: Some("gridsync-secret".into()),
-            client_secret_file: None,
-            requests_per_second: 0.0,
             publishes_per_minute: 90,
-            timeout_ms: 5_000,
             max_attempts: 8,
             max_backoff_ms: 2_000,
+            ..gridsync_tests::amp_sim_args(&self.sim.url(), &self.config.hub_id, ("gridsync", "gridsync-secret"))
         }
     }
 
