@@ -192,20 +192,8 @@ impl LocalMailbox {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(io("reading", &to)(e)),
             }
-            let reason_file = self.quarantine.join(super::reason_name(&file));
-            match tokio::fs::OpenOptions::new().write(true).create_new(true).open(&reason_file).await {
-                Ok(mut out) => tokio::io::AsyncWriteExt::write_all(&mut out, format!("{reason}\n").as_bytes())
-                    .await
-                    .map_err(io("writing", &reason_file))?,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(io("writing", &reason_file)(e)),
-            }
-            match tokio::fs::hard_link(temp, &to).await {
-                Ok(()) => return Ok(Path::new("quarantine").join(file)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let _ = tokio::fs::remove_file(&reason_file).await;
-                }
-                Err(e) => return Err(io("keeping", &to)(e)),
+            if link_in(&self.quarantine, &file, temp, Some(reason), ("keeping", &to)).await? {
+                return Ok(Path::new("quarantine").join(file));
             }
         }
         unreachable!("settled_names never ends")
@@ -236,31 +224,49 @@ impl LocalMailbox {
                 continue;
             }
             let to = dir.join(&file);
-            if let Outcome::Quarantined { reason } = outcome {
-                let reason_file = dir.join(super::reason_name(&file));
-                let created = tokio::fs::OpenOptions::new().write(true).create_new(true).open(&reason_file).await;
-                match created {
-                    Ok(mut out) => tokio::io::AsyncWriteExt::write_all(&mut out, format!("{reason}\n").as_bytes())
-                        .await
-                        .map_err(io("writing", &reason_file))?,
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                    Err(e) => return Err(io("writing", &reason_file)(e)),
-                }
-            }
-            match tokio::fs::hard_link(&from, &to).await {
-                Ok(()) => {
-                    tokio::fs::remove_file(&from).await.map_err(io("moving", &from))?;
-                    return Ok(to);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    if let Outcome::Quarantined { .. } = outcome {
-                        let _ = tokio::fs::remove_file(dir.join(super::reason_name(&file))).await;
-                    }
-                }
-                Err(e) => return Err(io("moving", &from)(e)),
+            let reason = match outcome {
+                Outcome::Quarantined { reason } => Some(reason.as_str()),
+                Outcome::Processed => None,
+            };
+            if link_in(dir, &file, &from, reason, ("moving", &from)).await? {
+                tokio::fs::remove_file(&from).await.map_err(io("moving", &from))?;
+                return Ok(to);
             }
         }
         unreachable!("settled_names never ends")
+    }
+}
+
+/// Links `from` in as `dir/file`, its `reason` (if any) created new beside it first; false,
+/// with nothing left behind, when either name is taken (by anything, a replica's move in between
+/// too): the caller tries the next name. Nothing already there is ever written over. A failure
+/// to link is reported as `failing` says (an operation and its path).
+async fn link_in(
+    dir: &Path,
+    file: &str,
+    from: &Path,
+    reason: Option<&str>,
+    failing: (&'static str, &Path),
+) -> Result<bool, MailboxError> {
+    let reason_file = dir.join(super::reason_name(file));
+    if let Some(reason) = reason {
+        match tokio::fs::OpenOptions::new().write(true).create_new(true).open(&reason_file).await {
+            Ok(mut out) => tokio::io::AsyncWriteExt::write_all(&mut out, format!("{reason}\n").as_bytes())
+                .await
+                .map_err(io("writing", &reason_file))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(io("writing", &reason_file)(e)),
+        }
+    }
+    match tokio::fs::hard_link(from, dir.join(file)).await {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if reason.is_some() {
+                let _ = tokio::fs::remove_file(&reason_file).await;
+            }
+            Ok(false)
+        }
+        Err(e) => Err(io(failing.0, failing.1)(e)),
     }
 }
 
