@@ -50,15 +50,6 @@ impl Prepared {
         let writer = &codec.current(self.event_type).schema;
         Ok(codec.decode_datum_with_writer(writer, &self.payload[self.datum_at..])?.event)
     }
-
-    /// The encoded record's size, in bytes.
-    pub fn len(&self) -> usize {
-        self.payload.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.payload.is_empty()
-    }
 }
 
 /// Where a record landed.

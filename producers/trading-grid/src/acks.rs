@@ -34,6 +34,33 @@ pub struct Acknowledger {
     documents: OutboundDocuments,
 }
 
+/// What became of a file's interchanges, as their acknowledgements say.
+#[derive(Debug, Clone, Copy)]
+pub enum FileVerdict<'e> {
+    /// Processed: each transaction accepted but those rejected on their own (`found`: the errors
+    /// mapping found in them), and the sets gridsync does not map unless the sender's profile
+    /// accepts and ignores them.
+    Processed { found: &'e [EdiError] },
+    /// Not processed: every transaction rejected, the one the error lies in precisely.
+    Rejected(&'e EdiError),
+}
+
+impl<'e> FileVerdict<'e> {
+    /// The acknowledgement's verdict for an interchange of the sender whose profile ignores
+    /// `ignored`.
+    fn for_sender(self, ignored: &'e [String]) -> AckVerdict<'e> {
+        match self {
+            FileVerdict::Processed { found } => AckVerdict::Processed { found, ignored },
+            FileVerdict::Rejected(error) => AckVerdict::Rejected(error),
+        }
+    }
+
+    /// `accepted` or `rejected`, for metrics and logs.
+    pub fn outcome(self) -> &'static str {
+        self.for_sender(&[]).outcome()
+    }
+}
+
 impl Acknowledger {
     pub fn new(documents: OutboundDocuments) -> Self {
         Acknowledger { documents }
@@ -42,12 +69,11 @@ impl Acknowledger {
     /// A 997, 999 or CONTRL (as the sender's profile asks; none if it wants none) for each
     /// interchange of a file that parsed (acknowledgements excepted), and a TA1 accepting the
     /// envelope of each X12 interchange that asks for one (ISA14 = 1): its envelope was read,
-    /// whatever the 997 says of the groups inside. A `Processed` verdict's `ignored` is each
-    /// sender's own (`senders`).
+    /// whatever the 997 says of the groups inside.
     pub async fn interchanges(
         &self,
         interchanges: &[Interchange<'_>],
-        verdict: AckVerdict<'_>,
+        verdict: FileVerdict<'_>,
         senders: &Senders,
     ) -> Result<Vec<Ack>, AckError> {
         let mut written = Vec::new();
@@ -55,12 +81,7 @@ impl Acknowledger {
             let partner = interchange.sender_id.trim();
             let inbound = interchange.control_number.trim();
             let outcome = verdict.outcome();
-            let verdict = match verdict {
-                AckVerdict::Processed { found, .. } => {
-                    AckVerdict::Processed { found, ignored: senders.ignored(partner) }
-                }
-                other => other,
-            };
+            let verdict = verdict.for_sender(senders.ignored(partner));
             let standard = standard_name(interchange.standard);
             if let Some(kind) = senders.acknowledgement(partner) {
                 let document_type = match interchange.standard {

@@ -18,9 +18,7 @@ use std::{
 use futures::StreamExt;
 
 use gridsync_core::kafka::{EventProducer, Prepared, PublishError};
-use gridsync_edi::{
-    map_in_chunks, parse_with, rejection_exception, sniff_sender, write::AckVerdict, EdiError, Interchange, MapContext,
-};
+use gridsync_edi::{map_in_chunks, parse_with, rejection_exception, sniff_sender, EdiError, Interchange, MapContext};
 use gridsync_schemas::{
     events::{ExceptionKind, Severity},
     Event, Timestamp,
@@ -31,7 +29,7 @@ use tokio::{sync::oneshot, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    acks::{Ack, AckError, Acknowledger},
+    acks::{Ack, AckError, Acknowledger, FileVerdict},
     args::InboundArgs,
     exception::{self, About},
     retry::{retrying, retrying_unless},
@@ -371,11 +369,13 @@ impl Inbound {
             }
         }
         let mut file = FileEvents::default();
-        let found = match self.map(&claimed, &interchanges, &mut file).await {
+        // One reading of the file: every event of it, rejections' too, ingested at once.
+        let ctx = MapContext { file_name: Some(&claimed.name), ingested_at: Timestamp::now() };
+        let found = match self.map(&claimed, &ctx, &interchanges, &mut file).await {
             Mapping::Done(found) => found,
             Mapping::Shutdown => return Ok(()),
             Mapping::Failed(e) => {
-                if !self.acknowledge(&claimed, &interchanges, AckVerdict::Rejected(&e)).await {
+                if !self.acknowledge(&claimed, &interchanges, FileVerdict::Rejected(&e)).await {
                     return Ok(());
                 }
                 return self.quarantine(&claimed, Rejection::edi(&claimed.name, &e)).await;
@@ -384,7 +384,7 @@ impl Inbound {
         };
         // Transactions rejected on their own: kept in quarantine, each an exception published
         // with the file's events; the rest of the file flows.
-        for exception in self.keep_rejected(&claimed, &interchanges, &found).await? {
+        for exception in self.keep_rejected(&claimed, &ctx, &interchanges, &found).await? {
             match self.add(exception, &mut file).await {
                 Ok(()) => {}
                 Err(Publish::Refused(why)) => return self.unpublishable(&claimed, &why).await,
@@ -409,7 +409,7 @@ impl Inbound {
         for ((doc_type, partner), count) in documents {
             self.metrics.documents(&doc_type, &partner, count);
         }
-        if !self.acknowledge(&claimed, &interchanges, AckVerdict::Processed { found: &found, ignored: &[] }).await {
+        if !self.acknowledge(&claimed, &interchanges, FileVerdict::Processed { found: &found }).await {
             return Ok(());
         }
         self.mailbox.finish(&claimed.name, &Outcome::Processed).await?;
@@ -452,12 +452,17 @@ impl Inbound {
     /// Maps every interchange of the file into `file`, [`MAP_CHUNK`] transactions at a time, each
     /// chunk's events encoded and dropped before the next is mapped; done, the errors found
     /// inside transactions (each rejects its own).
-    async fn map(&self, claimed: &Claimed, interchanges: &[Interchange<'_>], file: &mut FileEvents) -> Mapping {
-        let ctx = MapContext { file_name: Some(&claimed.name), ingested_at: Timestamp::now() };
+    async fn map(
+        &self,
+        claimed: &Claimed,
+        ctx: &MapContext<'_>,
+        interchanges: &[Interchange<'_>],
+        file: &mut FileEvents,
+    ) -> Mapping {
         let mut found = Vec::new();
         for interchange in interchanges {
             let ignored = self.senders.ignored(&interchange.sender_id);
-            let mut chunks = map_in_chunks(interchange, &ctx, ignored, MAP_CHUNK);
+            let mut chunks = map_in_chunks(interchange, ctx, ignored, MAP_CHUNK);
             while let Some(chunk) = chunks.next_chunk() {
                 let events = match chunk {
                     Ok(events) => events,
@@ -524,10 +529,10 @@ impl Inbound {
     async fn keep_rejected(
         &self,
         claimed: &Claimed,
+        ctx: &MapContext<'_>,
         interchanges: &[Interchange<'_>],
         found: &[EdiError],
     ) -> Result<Vec<Event>, MailboxError> {
-        let ctx = MapContext { file_name: Some(&claimed.name), ingested_at: Timestamp::now() };
         let mut exceptions = Vec::new();
         for interchange in interchanges {
             let isa = interchange.control_number.trim();
@@ -544,14 +549,14 @@ impl Inbound {
                 self.metrics.rejected_transaction(partner, &tx.document_type, &format!("{:?}", error.kind));
                 tracing::warn!(file = %claimed.name, partner, kept = %kept.display(), %reason, "transaction rejected");
                 let path = Some(kept.display().to_string());
-                exceptions.push(rejection_exception(interchange, group, tx, error, &ctx, path));
+                exceptions.push(rejection_exception(interchange, group, tx, error, ctx, path));
             }
         }
         Ok(exceptions)
     }
 
     /// Writes the file's acknowledgements (when enabled); false on shutdown.
-    async fn acknowledge(&self, claimed: &Claimed, interchanges: &[Interchange<'_>], verdict: AckVerdict<'_>) -> bool {
+    async fn acknowledge(&self, claimed: &Claimed, interchanges: &[Interchange<'_>], verdict: FileVerdict<'_>) -> bool {
         let Some(acks) = &self.acks else { return true };
         let written =
             self.ack_step("writing acknowledgements", || acks.interchanges(interchanges, verdict, &self.senders));
