@@ -459,10 +459,7 @@ async fn search_page(
                     let by_id: std::collections::HashMap<&str, &gridsync_store::audit::AuditEntry> =
                         lineage.events.items.iter().map(|e| (e.event_id.as_str(), e)).collect();
                     let cause = |e: &gridsync_store::audit::AuditEntry| {
-                        e.refs
-                            .iter()
-                            .find(|r| r.kind == "event" && r.value != e.event_id)
-                            .and_then(|r| by_id.get(r.value.as_str()).copied())
+                        crate::order::cause_of(e).and_then(|id| by_id.get(id).copied())
                     };
                     lineage
                         .events

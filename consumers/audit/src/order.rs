@@ -30,6 +30,12 @@ fn sent_refs(entry: &AuditEntry) -> impl Iterator<Item = (&str, &str)> {
     entry.refs.iter().filter(|r| r.kind == "control" || r.kind == "file").map(|r| (r.kind.as_str(), r.value.as_str()))
 }
 
+/// The id of the event that caused `entry`, a side effect (its `event` reference other than its
+/// own id); `None` for anything else.
+pub fn cause_of(entry: &AuditEntry) -> Option<&str> {
+    entry.refs.iter().find(|r| r.kind == "event" && r.value != entry.event_id).map(|r| r.value.as_str())
+}
+
 /// One event and how deep it sits: 0 a document, 1 a side effect of one, 2 what was said of
 /// that side effect.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,8 +50,6 @@ pub fn causal(mut entries: Vec<AuditEntry>) -> Vec<Placed> {
     let is_effect = |e: &AuditEntry| e.event_type == "DeliveryPerformed";
     let is_follow_up =
         |e: &AuditEntry| matches!(e.event_type.as_str(), "FunctionalAckReceived" | "DocumentStatusChanged");
-    let source =
-        |e: &AuditEntry| e.refs.iter().find(|r| r.kind == "event" && r.value != e.event_id).map(|r| r.value.clone());
     // Side effects by the event that caused them; follow-ups by the document they name.
     let mut effects: HashMap<String, Vec<AuditEntry>> = HashMap::new();
     let mut follow_ups: HashMap<(String, String), Vec<AuditEntry>> = HashMap::new();
@@ -53,7 +57,7 @@ pub fn causal(mut entries: Vec<AuditEntry>) -> Vec<Placed> {
     let present: std::collections::HashSet<String> = entries.iter().map(|e| e.event_id.clone()).collect();
     for entry in entries {
         if is_effect(&entry) {
-            if let Some(cause) = source(&entry).filter(|c| present.contains(c)) {
+            if let Some(cause) = cause_of(&entry).filter(|c| present.contains(*c)).map(str::to_owned) {
                 effects.entry(cause).or_default().push(entry);
                 continue;
             }
