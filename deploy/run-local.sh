@@ -86,6 +86,7 @@ components=(
     "exceptions-consumer $(port 9473)"
     "distribution-consumer $(port 9474)"
     "audit-consumer $(port 9475)"
+    "lag-exporter $(port 9477)"
 )
 prometheus_port=$(port 9090)
 
@@ -102,6 +103,8 @@ status() {
         printf '%-24s %-8s %-38s %s\n' "$1" "$state" "$url" "$local_dir/logs/$1.log"
     done
     [ -n "$own_brokers" ] || "$root/deploy/local-broker.sh" status || true
+    echo "what each says of itself (gridsync status):"
+    "$bin/gridsync" status --port-offset "$offset" | sed 's/^/  /' || true
 }
 
 # Debian's prometheus scraping every binary (deploy/prometheus/prometheus.yml, ports shifted by
@@ -201,6 +204,9 @@ start_component() {
     elif [ "$1" = audit-consumer ]; then
         # Flow 7: every event and dead letter into the audit store; page and API on $audit_page.
         nohup "$bin/$1" --metrics-addr "127.0.0.1:$2" >>"$local_dir/logs/$1.log" 2>&1 &
+    elif [ "$1" = lag-exporter ]; then
+        # Every group's lag as the broker has it, for Prometheus (gridsync_group_lag).
+        nohup "$bin/gridsync" groups lag --serve --metrics-addr "127.0.0.1:$2" >>"$local_dir/logs/$1.log" 2>&1 &
     elif [[ "$1" == *-consumer ]]; then
         # Flows 1-6, 8 into Amplience (GRIDSYNC_AMPLIENCE_* above); billing writes 820/812s,
         # distribution partner-content packages, to the mailbox above.
@@ -294,6 +300,7 @@ start() {
     fi
     echo "  Grafana dashboard         docker compose up, then http://localhost:3000 (deploy/grafana/dashboards/gridsync.json)"
     echo "  the flows, again          deploy/run-local.sh report"
+    echo "  each component's state    $bin/gridsync status   (partitions, what holds a paused one, the last error)"
     echo "  lag per group, topics     $bin/gridsync groups lag; $bin/gridsync topics describe"
     echo "  dead letters              $bin/gridsync dlq show notifications   (records a flow could not use, with the reason)"
     echo "  one transaction           $bin/gridsync audit lineage INV-88001   (or: partner ACME, content <id>, open, dead-letters)"

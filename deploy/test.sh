@@ -58,6 +58,31 @@ if ! command -v promtool >/dev/null; then
   apt_install prometheus
 fi
 
+# Alertmanager's route is checked with its own amtool (Debian's prometheus-alertmanager).
+if ! command -v amtool >/dev/null; then
+  echo "installing Debian's prometheus-alertmanager (amtool) to check the alert routing..." >&2
+  apt_install prometheus-alertmanager
+fi
+
+# The deployment files are loaded as the real tools load them: docker-compose.yml by the
+# compose-spec loader and the kustomizations by kustomize (both Go libraries, built from the Go
+# module proxy into tests/deploy-check), the Kubernetes manifests checked against the Kubernetes
+# API schemas by kubernetes-validate (PyPI), all kept under ~/.cache/gridsync.
+tools_dir="$HOME/.cache/gridsync"
+export GRIDSYNC_DEPLOY_CHECK=${GRIDSYNC_DEPLOY_CHECK:-$tools_dir/bin/deploy-check}
+if ! command -v go >/dev/null; then
+  echo "installing Debian's golang for the deployment files' checks..." >&2
+  apt_install golang
+fi
+echo "building tests/deploy-check (compose-spec loader, kustomize)..." >&2
+(cd "$root/tests/deploy-check" && go build -o "$GRIDSYNC_DEPLOY_CHECK" .)
+export GRIDSYNC_KUBERNETES_VALIDATE=${GRIDSYNC_KUBERNETES_VALIDATE:-$tools_dir/venv/bin/kubernetes-validate}
+if [ ! -x "$GRIDSYNC_KUBERNETES_VALIDATE" ]; then
+  echo "installing kubernetes-validate (PyPI) to check the Kubernetes manifests..." >&2
+  python3 -m venv "$tools_dir/venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$tools_dir/venv"; }
+  "$tools_dir/venv/bin/pip" install --quiet kubernetes-validate==1.37.0
+fi
+
 # The quick start's test runs deploy/run-local.sh itself, which uses curl, python3 and perl.
 quick_start_tools=""
 for tool in curl python3 perl; do

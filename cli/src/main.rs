@@ -57,6 +57,9 @@ enum Command {
     Audit(commands::audit::AuditArgs),
     /// What each of the eight flows did, one line per flow, from the audit store.
     Report(commands::report::ReportArgs),
+    /// Every component's own account of itself: ready or why not, a consumer's partitions, the
+    /// record and error holding each paused one, its last error.
+    Status(commands::status::StatusArgs),
     /// Reset a stopped consumer's offsets so it processes records again (creating nothing twice).
     Replay {
         #[command(flatten)]
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
             Command::Edi { command } => commands::edi::run(command),
             Command::Audit(args) => commands::audit::run(args).await,
             Command::Report(args) => commands::report::run(args).await,
+            Command::Status(args) => commands::status::run(args).await,
             Command::Replay { args, kafka } => commands::replay::run(args, &kafka).await,
             Command::Dlq { command, kafka } => commands::dlq::run(command, &kafka).await,
             Command::Demo { args, kafka } => commands::demo::run(args, &kafka).await,

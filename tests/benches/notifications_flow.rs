@@ -4,7 +4,7 @@
 //! confirmation, a customer notification, a suppression-list entry), for a
 //! backlog from one buyer and one from a thousand buyers, with the Management
 //! API requests each side effect cost; and the latency from a source event's
-//! `occurred_at` to each of its side effects, p50/p99, at a steady rate.
+//! `ingested_at` (when it was received) to each of its side effects, p50/p99, at a steady rate.
 //!
 //! `cargo bench -p gridsync-tests --bench notifications_flow`
 //! (`GRIDSYNC_BENCH_ORDERS` sets each backlog, default 300).
@@ -108,7 +108,9 @@ async fn main() -> anyhow::Result<()> {
     // Warm-up: the group joined, templates read, the first suppression item created.
     let order = |seq: u64| {
         let mut event = sample(EventType::PurchaseOrderReceived, "ACME", seq);
-        event.envelope_mut().occurred_at = Timestamp::now();
+        let now = Timestamp::now();
+        event.envelope_mut().occurred_at = now;
+        event.envelope_mut().ingested_at = now;
         event
     };
     producer.publish(&order(0), None).await?;
@@ -146,18 +148,18 @@ async fn main() -> anyhow::Result<()> {
 
     // Latency: orders at a steady 20 a second, source event to side effect.
     let steady = 200u64;
-    let mut occurred = HashMap::new();
+    let mut received = HashMap::new();
     let mut ticker = tokio::time::interval(Duration::from_millis(50));
     for seq in 0..steady {
         ticker.tick().await;
         let event = order(1_000_000 + seq);
-        occurred.insert(event.envelope().event_id.clone(), event.envelope().occurred_at.millis());
+        received.insert(event.envelope().event_id.clone(), event.envelope().ingested_at.millis());
         producer.publish(&event, None).await?;
     }
     let performed = collect(&mut deliveries, 3 * steady as usize).await?;
     let mut latencies: Vec<i64> = performed
         .iter()
-        .filter_map(|d| occurred.get(&d.source_event_id).map(|at| d.performed_at.millis() - at))
+        .filter_map(|d| received.get(&d.source_event_id).map(|at| d.performed_at.millis() - at))
         .collect();
     latencies.sort_unstable();
     let percentile =

@@ -341,3 +341,182 @@ fn the_compose_secrets_script_makes_what_compose_reads() {
     assert!(run().status.success());
     assert_eq!(std::fs::read(&tokens).unwrap(), before, "run again, nothing changes");
 }
+
+/// A deployment tool the tests run: from `variable` (deploy/test.sh builds or installs each and
+/// sets it), else by `name` on the PATH. Its output; it must succeed.
+fn run_tool(variable: &str, name: &str, args: &[&str]) -> String {
+    let program = std::env::var(variable).unwrap_or_else(|_| name.to_owned());
+    let output = Command::new(&program)
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| panic!("{program} ({name}; deploy/test.sh installs it, or set {variable}): {e}"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{name} {args:?}:\n{}{stderr}", String::from_utf8_lossy(&output.stdout));
+    format!("{}{stderr}", String::from_utf8_lossy(&output.stdout))
+}
+
+/// `tests/deploy-check`: the compose-spec loader and kustomize, the libraries Docker Compose and
+/// `kubectl apply -k` use.
+fn deploy_check(args: &[&str]) -> String {
+    run_tool("GRIDSYNC_DEPLOY_CHECK", "deploy-check", args)
+}
+
+/// docker-compose.yml as Docker Compose reads it: valid against the compose specification, every
+/// volume, secret and network it names declared; each gridsync service scraped by Prometheus
+/// under its name, the lag exporter and Alertmanager beside them, every file it mounts present.
+#[test]
+fn docker_compose_loads_with_the_compose_spec_loader() {
+    let project: serde_json::Value = serde_json::from_str(&deploy_check(&["compose", "docker-compose.yml"])).unwrap();
+    let services = project["services"].as_object().unwrap();
+    for service in ["kafka", "postgres", "prometheus", "alertmanager", "grafana", "lag-exporter", "amp-sim", "tg-sim"] {
+        assert!(services.contains_key(service), "docker-compose.yml has no {service}");
+    }
+    // Long-running gridsync services, by their command.
+    let long_running = |spec: &serde_json::Value| {
+        let command = spec["command"].as_array().cloned().unwrap_or_default();
+        let binary = command.first().and_then(|c| c.as_str()).unwrap_or_default().to_owned();
+        binary.ends_with("-producer") || binary.ends_with("-consumer")
+    };
+    let pipeline: BTreeSet<&str> =
+        services.iter().filter(|(_, spec)| long_running(spec)).map(|(name, _)| name.as_str()).collect();
+    assert_eq!(pipeline.len(), PIPELINE_BINARIES.len(), "{pipeline:?}");
+    let prometheus: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(root().join("deploy/prometheus/prometheus-compose.yml")).unwrap(),
+    )
+    .unwrap();
+    let scraped = |job: &str| -> BTreeSet<String> {
+        let job = prometheus["scrape_configs"].as_sequence().unwrap().iter().find(|j| j["job_name"] == job).unwrap();
+        strings(&job["dns_sd_configs"][0]["names"]).into_iter().collect()
+    };
+    assert_eq!(
+        scraped("gridsync"),
+        pipeline.iter().map(|s| s.to_string()).collect(),
+        "Prometheus scrapes each service"
+    );
+    assert_eq!(scraped("gridsync-lag"), BTreeSet::from(["lag-exporter".to_owned()]));
+    // Files mounted from the repository exist (a missing one would be made an empty folder).
+    for (name, spec) in services {
+        for volume in spec["volumes"].as_array().into_iter().flatten().filter(|v| v["type"] == "bind") {
+            let source = volume["source"].as_str().unwrap();
+            assert!(std::path::Path::new(source).exists(), "docker-compose {name}: {source} does not exist");
+        }
+    }
+    let alertmanager = &services["alertmanager"]["volumes"][0]["source"];
+    assert!(alertmanager.as_str().unwrap().ends_with("deploy/alertmanager/alertmanager.yml"), "{alertmanager}");
+}
+
+/// The KEDA kafka scaler's settings (https://keda.sh/docs/latest/scalers/apache-kafka/) and a
+/// ScaledObject's, checked here as no KEDA schema is at hand.
+const KEDA_SPEC: [&str; 10] = [
+    "scaleTargetRef",
+    "pollingInterval",
+    "cooldownPeriod",
+    "initialCooldownPeriod",
+    "idleReplicaCount",
+    "minReplicaCount",
+    "maxReplicaCount",
+    "fallback",
+    "advanced",
+    "triggers",
+];
+const KEDA_KAFKA: [&str; 16] = [
+    "bootstrapServers",
+    "consumerGroup",
+    "topic",
+    "lagThreshold",
+    "activationLagThreshold",
+    "offsetResetPolicy",
+    "allowIdleConsumers",
+    "excludePersistentLag",
+    "scaleToZeroOnInvalidOffset",
+    "limitToPartitionsWithLag",
+    "ensureEvenDistributionOfPartitions",
+    "partitionLimitation",
+    "version",
+    "sasl",
+    "tls",
+    "unsafeSsl",
+];
+
+fn documents(text: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text).map(|d| Value::deserialize(d).unwrap()).filter(|d| !d.is_null()).collect()
+}
+
+/// What `kubectl apply -k` applies, built by kustomize and checked against the Kubernetes API's
+/// own schemas (kubernetes-validate, strict: an unknown field fails); with KEDA, the flow
+/// consumers' Deployments carry no replica count for the autoscaler to fight, and each
+/// ScaledObject scales a Deployment of the base on its consumer group, reading lag as the
+/// consumers do.
+#[test]
+fn the_kustomizations_build_and_validate_against_the_kubernetes_schemas() {
+    let built = tempfile::tempdir().unwrap();
+    let mut builds = BTreeMap::new();
+    for dir in ["base", "keda"] {
+        let yaml = deploy_check(&["kustomize", &format!("deploy/k8s/{dir}")]);
+        let file = built.path().join(format!("{dir}.yaml"));
+        std::fs::write(&file, &yaml).unwrap();
+        let validated = run_tool(
+            "GRIDSYNC_KUBERNETES_VALIDATE",
+            "kubernetes-validate",
+            &["--strict", "--kubernetes-version", "1.30.0", file.to_str().unwrap()],
+        );
+        let failed: Vec<&str> = validated.lines().filter(|l| !l.contains(" passed ")).collect();
+        // KEDA's kinds are not Kubernetes' own: the checks below are theirs.
+        let unknown = |l: &&str| l.contains("Couldn't find schema for kind ScaledObject");
+        assert!(failed.iter().all(|l| unknown(l)), "deploy/k8s/{dir}:\n{}", failed.join("\n"));
+        assert!(validated.contains("passed for resource deployment/"), "{validated}");
+        builds.insert(dir, documents(&yaml));
+    }
+    let deployments = |dir: &str| -> BTreeMap<String, Value> {
+        builds[dir]
+            .iter()
+            .filter(|d| d["kind"] == "Deployment")
+            .map(|d| (d["metadata"]["name"].as_str().unwrap().to_owned(), d.clone()))
+            .collect()
+    };
+    let (base, keda) = (deployments("base"), deployments("keda"));
+    assert_eq!(base.keys().collect::<Vec<_>>(), keda.keys().collect::<Vec<_>>());
+    let config = builds["base"].iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+    let catalog = gridsync_schemas::catalog::catalog().unwrap();
+    let scaled: Vec<&Value> = builds["keda"].iter().filter(|d| d["kind"] == "ScaledObject").collect();
+    let targets: BTreeSet<String> =
+        scaled.iter().map(|s| s["spec"]["scaleTargetRef"]["name"].as_str().unwrap().to_owned()).collect();
+    let consumers: BTreeSet<String> = catalog.consumers.iter().map(|c| c.name.clone()).collect();
+    assert_eq!(targets, consumers, "a ScaledObject per flow consumer");
+    for (name, deployment) in &keda {
+        let scaled_here = targets.contains(name);
+        assert_eq!(deployment["spec"]["replicas"].is_null(), scaled_here, "keda: {name}'s replicas");
+        assert!(!base[name]["spec"]["replicas"].is_null(), "base: {name} has its replicas");
+    }
+    for object in scaled {
+        assert_eq!(object["apiVersion"], "keda.sh/v1alpha1");
+        let spec = object["spec"].as_mapping().unwrap();
+        let name = object["spec"]["scaleTargetRef"]["name"].as_str().unwrap();
+        for key in spec.keys() {
+            assert!(KEDA_SPEC.contains(&key.as_str().unwrap()), "ScaledObject {name}: no field {key:?}");
+        }
+        let consumer = catalog.consumer(name).unwrap();
+        let partitions =
+            catalog.topics.iter().filter(|t| consumer.topics.contains(&t.name)).map(|t| t.partitions).min();
+        let (min, max) =
+            (object["spec"]["minReplicaCount"].as_u64().unwrap(), object["spec"]["maxReplicaCount"].as_u64());
+        assert!(min >= 1 && max >= Some(min) && max <= partitions.map(|p| p as u64), "{name}: {min}..{max:?}");
+        for trigger in object["spec"]["triggers"].as_sequence().unwrap() {
+            assert_eq!(trigger["type"], "kafka", "{name}");
+            let metadata = trigger["metadata"].as_mapping().unwrap();
+            for (key, value) in metadata {
+                assert!(
+                    KEDA_KAFKA.contains(&key.as_str().unwrap()),
+                    "ScaledObject {name}: the kafka scaler takes no {key:?}"
+                );
+                assert!(value.is_string(), "{name}: KEDA's metadata values are strings: {key:?}");
+            }
+            assert_eq!(trigger["metadata"]["consumerGroup"], consumer.group_id.as_str(), "{name}");
+            assert_eq!(trigger["metadata"]["bootstrapServers"], config["data"]["GRIDSYNC_BROKERS"], "{name}");
+            assert!(trigger["metadata"]["lagThreshold"].as_str().is_some_and(|t| t.parse::<u64>().is_ok()), "{name}");
+            // As the consumers start: a group without committed offsets reads from the earliest.
+            assert_eq!(trigger["metadata"]["offsetResetPolicy"], "earliest", "{name}");
+        }
+    }
+}

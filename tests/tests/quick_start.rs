@@ -12,7 +12,7 @@ use std::{
 use gridsync_tests::{workspace_binary, Broker, PIPELINE_BINARIES};
 
 /// Ports run-local.sh uses, before the offset.
-const PORTS: [u16; 12] = [9090, 9464, 9465, 9466, 9471, 9472, 9473, 9474, 9475, 9476, 9480, 9490];
+const PORTS: [u16; 13] = [9090, 9464, 9465, 9466, 9471, 9472, 9473, 9474, 9475, 9476, 9477, 9480, 9490];
 
 /// An offset under which every port run-local.sh uses is free now.
 fn free_offset() -> u16 {
@@ -122,6 +122,11 @@ fn the_quick_start_reports_every_flow_and_a_second_start_keeps_the_data_without_
     assert_eq!(welcome, 2, "the onboarding pack, with its guide, to ACME and GLOBEX in {}", outbound.display());
     assert!(flow_line(&stdout, 8).contains("exception-task -> Amplience"));
     assert!(stdout.contains("Where to look next:"));
+    // Each component's own account (gridsync status), the consumers with their groups.
+    for name in ["notifications", "billing", "exceptions", "distribution", "audit"] {
+        assert!(stdout.contains(&format!("{name:<14} ready  group gridsync.{name}: ")), "{name} in gridsync status");
+    }
+    assert!(stdout.contains("lag-exporter   ready"), "the lag exporter in gridsync status");
     let prometheus = format!("http://127.0.0.1:{}", 9090 + offset);
     assert!(stdout.contains(&format!("Prometheus on {prometheus}")), "--observe started no Prometheus");
     let scraped = |path: &str| {
@@ -141,6 +146,21 @@ fn the_quick_start_reports_every_flow_and_a_second_start_keeps_the_data_without_
     let rules = scraped("/api/v1/rules");
     let groups = rules["data"]["groups"].as_array().cloned().unwrap_or_default();
     assert!(groups.iter().any(|g| !g["rules"].as_array().is_none_or(Vec::is_empty)), "no alert rules loaded");
+    // The dashboard's latency, as Prometheus computes it from what it scraped: seconds from
+    // receiving a source to its side effect, not the document's business date (+Inf).
+    let p50 = "histogram_quantile(0.5, sum by (le) (gridsync_flow_source_to_effect_seconds_bucket))";
+    let query = format!("/api/v1/query?query={}", p50.replace(' ', "%20").replace('(', "%28").replace(')', "%29"));
+    let started = std::time::Instant::now();
+    let seconds = loop {
+        let answer = scraped(&query);
+        let value = answer["data"]["result"][0]["value"][1].as_str().and_then(|v| v.parse::<f64>().ok());
+        match value {
+            Some(v) if !v.is_nan() => break v,
+            _ if started.elapsed() > std::time::Duration::from_secs(60) => panic!("no latency scraped: {answer}"),
+            _ => std::thread::sleep(std::time::Duration::from_millis(500)),
+        }
+    };
+    assert!(seconds.is_finite() && seconds < 120.0, "source to side effect p50 is {seconds} s");
     let processed = state.path().join("tg-mailbox/processed");
     let files = files_in(&processed);
     assert!(files > 0, "the demo's partner files were processed");

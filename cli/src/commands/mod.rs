@@ -7,6 +7,7 @@ pub mod groups;
 pub mod replay;
 pub mod report;
 pub mod schemas;
+pub mod status;
 pub mod topics;
 
 use std::time::Duration;

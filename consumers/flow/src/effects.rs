@@ -119,6 +119,7 @@ pub struct Effects {
     performed: IntCounterVec,
     ledger_hits: IntCounterVec,
     latency: HistogramVec,
+    business_lag: HistogramVec,
 }
 
 impl Effects {
@@ -141,14 +142,37 @@ impl Effects {
         let latency = HistogramVec::new(
             histogram_opts!(
                 "flow_source_to_effect_seconds",
-                "Time from the source event's occurred_at to its side effect.",
+                "Time from gridsync receiving the source (its envelope's ingested_at: the partner file \
+                 claimed, the webhook answered, the Lens event read) to its side effect done.",
                 prometheus::exponential_buckets(0.01, 2.0, 20)?
+            ),
+            &["flow", "action"],
+        )?;
+        // The document's own date (occurred_at) is a business date, midnight for most EDI: how
+        // far behind the business a side effect lands, in minutes to days, not a latency.
+        let business_lag = HistogramVec::new(
+            histogram_opts!(
+                "flow_business_date_to_effect_seconds",
+                "Time from the source document's own date (occurred_at) to its side effect.",
+                vec![
+                    60.0,
+                    300.0,
+                    900.0,
+                    3600.0,
+                    4.0 * 3600.0,
+                    12.0 * 3600.0,
+                    86400.0,
+                    3.0 * 86400.0,
+                    7.0 * 86400.0,
+                    30.0 * 86400.0
+                ]
             ),
             &["flow", "action"],
         )?;
         metrics.register(Box::new(performed.clone()))?;
         metrics.register(Box::new(ledger_hits.clone()))?;
         metrics.register(Box::new(latency.clone()))?;
+        metrics.register(Box::new(business_lag.clone()))?;
         // Unique per process: a restarted consumer is a new owner, and its predecessor's
         // claims are taken over once their lease runs out.
         let owner = format!("{consumer}/{}/{}", std::process::id(), uuid::Uuid::new_v4().simple());
@@ -162,6 +186,7 @@ impl Effects {
             performed,
             ledger_hits,
             latency,
+            business_lag,
         })
     }
 
@@ -232,9 +257,15 @@ impl Effects {
             return Ok(performed);
         }
         self.performed.with_label_values(&[&self.consumer, &effect.action, &performed.outcome]).inc();
-        if let Some(since) = source.occurred_at.to_datetime() {
-            let seconds = (chrono::Utc::now() - since).num_milliseconds().max(0) as f64 / 1000.0;
-            self.latency.with_label_values(&[&self.consumer, &effect.action]).observe(seconds);
+        let labels = [self.consumer.as_str(), effect.action.as_str()];
+        let now = chrono::Utc::now();
+        let seconds_since =
+            |t: &Timestamp| t.to_datetime().map(|since| (now - since).num_milliseconds().max(0) as f64 / 1000.0);
+        if let Some(seconds) = seconds_since(&source.ingested_at) {
+            self.latency.with_label_values(&labels).observe(seconds);
+        }
+        if let Some(seconds) = seconds_since(&source.occurred_at) {
+            self.business_lag.with_label_values(&labels).observe(seconds);
         }
         let event = delivery_performed(&self.consumer, record, effect, &key, &performed, Some(&outcome));
         self.producer.publish(&event, Some(&record.trace)).await?;

@@ -32,7 +32,7 @@ use super::{
 use crate::{
     config::{ConfigError, KafkaArgs},
     registry::EventDecoder,
-    telemetry::{Health, Metrics, TraceContext},
+    telemetry::{ConsumerStatus, Health, Metrics, TraceContext},
 };
 
 /// One decoded record handed to a [`Handler`].
@@ -194,6 +194,8 @@ pub(crate) struct Shared<H> {
     pub(crate) producer: EventProducer,
     pub(crate) metrics: Metrics,
     pub(crate) settings: ConsumerSettings,
+    /// What `/status` shows of this consumer.
+    pub(crate) status: ConsumerStatus,
     /// Signalled by a worker each time it takes a record: room in its buffer for the
     /// records waiting in the dispatcher's overflow queues.
     pub(crate) room: tokio::sync::Notify,
@@ -221,8 +223,10 @@ pub async fn run_consumer<H: Handler>(
 ) -> Result<(), ConsumerError> {
     let ConsumerServices { decoder, producer, metrics, health } = services;
     metrics.start_consuming(&settings.topics);
+    let status = health.consumer().clone();
+    status.started(&settings.name, &settings.group_id, &settings.topics);
     let assignments = Assignments::default();
-    let context = GridsyncConsumerContext::new(metrics.clone(), assignments.clone());
+    let context = GridsyncConsumerContext::new(metrics.clone(), assignments.clone(), status.clone());
     let consumer: StreamConsumer<GridsyncConsumerContext> = kafka
         .client_config(CONSUMER_DEFAULTS, CONSUMER_OVERRIDES)?
         .set("group.id", &settings.group_id)
@@ -243,6 +247,7 @@ pub async fn run_consumer<H: Handler>(
         producer,
         metrics,
         settings,
+        status,
         room: tokio::sync::Notify::new(),
     });
     let mut dispatcher = Dispatcher::new(shared.clone(), shutdown.clone());
@@ -306,7 +311,7 @@ pub(crate) async fn partition_worker<H: Handler>(
         }
         let started = Instant::now();
         shared.metrics.record_received(message.topic());
-        let _busy = Busy::set(&busy);
+        let _busy = Busy::set(&busy, &shared.status);
         let Some(outcome) = process(&shared, &message, &cancel).await else {
             // Abandoned on shutdown or revoke: not stored, so redelivered.
             return;
@@ -321,18 +326,20 @@ pub(crate) async fn partition_worker<H: Handler>(
 }
 
 /// Marks a worker busy with a record until dropped, however the work ends.
-struct Busy<'a>(&'a std::sync::atomic::AtomicBool);
+struct Busy<'a>(&'a std::sync::atomic::AtomicBool, &'a ConsumerStatus);
 
 impl<'a> Busy<'a> {
-    fn set(flag: &'a std::sync::atomic::AtomicBool) -> Self {
+    fn set(flag: &'a std::sync::atomic::AtomicBool, status: &'a ConsumerStatus) -> Self {
         flag.store(true, std::sync::atomic::Ordering::Release);
-        Busy(flag)
+        status.handling(true);
+        Busy(flag, status)
     }
 }
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
         self.0.store(false, std::sync::atomic::Ordering::Release);
+        self.1.handling(false);
     }
 }
 
@@ -384,7 +391,7 @@ async fn process<H: Handler>(
     }
     let payload = message.payload().unwrap_or_default();
     let decoder = &shared.decoder;
-    let decoded = match retry(shared, cancel, topic, Stage::Decode, move || decoder.decode(payload)).await? {
+    let decoded = match retry(shared, cancel, message, Stage::Decode, move || decoder.decode(payload)).await? {
         Ok(decoded) => decoded,
         Err(failure) => return dead_letter(shared, message, failure, cancel).await,
     };
@@ -414,7 +421,7 @@ async fn process<H: Handler>(
         trace,
     };
     let (handler, record, timeout) = (&shared.handler, &record, shared.settings.handler_timeout);
-    let handled = retry(shared, cancel, topic, Stage::Process, move || async move {
+    let handled = retry(shared, cancel, message, Stage::Process, move || async move {
         match tokio::time::timeout(timeout, handler.handle(record)).await {
             Ok(result) => result,
             Err(_) => Err(HandlerError::transient("timeout", format!("the attempt took longer than {timeout:?}"))),
@@ -433,7 +440,27 @@ async fn process<H: Handler>(
 async fn retry<H, T, F, Fut>(
     shared: &Shared<H>,
     cancel: &CancellationToken,
-    topic: &str,
+    record: &OwnedMessage,
+    stage: Stage,
+    attempt: F,
+) -> Option<Result<T, Failure>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, HandlerError>>,
+{
+    let (topic, partition) = (record.topic(), record.partition());
+    let result = retry_attempts(shared, cancel, record, stage, attempt).await;
+    // Done, failed for good or abandoned: nothing holds the partition any more.
+    shared.metrics.retrying_since(topic, partition, None);
+    shared.status.released(topic, partition);
+    result
+}
+
+/// [`retry`]'s loop, which says what holds the partition while it retries.
+async fn retry_attempts<H, T, F, Fut>(
+    shared: &Shared<H>,
+    cancel: &CancellationToken,
+    record: &OwnedMessage,
     stage: Stage,
     mut attempt: F,
 ) -> Option<Result<T, Failure>>
@@ -442,6 +469,7 @@ where
     Fut: Future<Output = Result<T, HandlerError>>,
 {
     let policy = shared.settings.retry;
+    let (topic, partition) = (record.topic(), record.partition());
     let mut failures = 0u32;
     loop {
         match attempt().await {
@@ -449,6 +477,10 @@ where
             Err(HandlerError::Permanent { class, message, .. }) => return Some(Err(Failure { stage, class, message })),
             Err(error @ HandlerError::Transient { .. }) => {
                 failures += 1;
+                if failures == 1 {
+                    shared.metrics.retrying_since(topic, partition, Some(std::time::SystemTime::now()));
+                }
+                shared.status.retrying(topic, partition, record.offset(), stage.as_str(), error.to_string(), failures);
                 shared.metrics.retried(topic);
                 shared.metrics.failure(&stage.as_str().to_ascii_lowercase(), error.class());
                 if policy.is_paused(failures) {
@@ -480,7 +512,7 @@ async fn dead_letter<H>(
         dead_letter_topic = %dlq, "dead-lettering record"
     );
     let (producer, group, failure_ref) = (&shared.producer, &shared.settings.group_id, &failure);
-    let sent = retry(shared, cancel, message.topic(), failure.stage, move || async move {
+    let sent = retry(shared, cancel, message, failure.stage, move || async move {
         let headers = dead_letter::headers(message, group, failure_ref);
         match producer.send(dlq, message.key(), message.payload(), headers.clone()).await {
             // Too large for Kafka as it is: keep its start, and say so, rather than retry for ever.
@@ -500,6 +532,8 @@ async fn dead_letter<H>(
     .await?;
     match sent {
         Ok(_) => {
+            let error = format!("dead-lettered ({}, {}): {}", failure.stage.as_str(), failure.class, failure.message);
+            shared.status.failed(message.topic(), message.partition(), message.offset(), error);
             shared.metrics.dead_lettered(message.topic(), failure.stage.as_str());
             shared.metrics.failure(&failure.stage.as_str().to_ascii_lowercase(), &failure.class);
             Some("dead_lettered")

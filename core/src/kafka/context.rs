@@ -20,7 +20,7 @@ use rdkafka::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::telemetry::Metrics;
+use crate::telemetry::{ConsumerStatus, Metrics};
 
 /// The worker that owns one assigned partition.
 pub struct WorkerSlot {
@@ -81,16 +81,22 @@ impl Assignments {
 pub struct GridsyncConsumerContext {
     metrics: Metrics,
     assignments: Assignments,
+    status: ConsumerStatus,
 }
 
 impl GridsyncConsumerContext {
-    pub fn new(metrics: Metrics, assignments: Assignments) -> Self {
-        GridsyncConsumerContext { metrics, assignments }
+    pub fn new(metrics: Metrics, assignments: Assignments, status: ConsumerStatus) -> Self {
+        GridsyncConsumerContext { metrics, assignments, status }
     }
+}
+
+fn partitions(list: &TopicPartitionList) -> Vec<(String, i32)> {
+    list.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect()
 }
 
 impl ClientContext for GridsyncConsumerContext {
     fn stats(&self, statistics: Statistics) {
+        self.metrics.kafka_statistics("consumer", &statistics);
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
                 // librdkafka reports the internal UA partition as -1 and -1 lag when unknown.
@@ -110,6 +116,7 @@ impl ConsumerContext for GridsyncConsumerContext {
             // Work in flight for these partitions may finish, but its offset is
             // not stored: the new owner gets the record again (at-least-once).
             self.assignments.revoke(partitions);
+            self.status.revoked(self::partitions(partitions));
             for elem in partitions.elements() {
                 self.metrics.clear_consumer_lag(elem.topic(), elem.partition());
             }
@@ -121,6 +128,7 @@ impl ConsumerContext for GridsyncConsumerContext {
         match rebalance {
             Rebalance::Assign(partitions) => {
                 self.metrics.rebalance("assign");
+                self.status.assigned(self::partitions(partitions));
                 let list: Vec<String> =
                     partitions.elements().iter().map(|e| format!("{}[{}]", e.topic(), e.partition())).collect();
                 tracing::info!(partitions = %list.join(","), "partitions assigned");

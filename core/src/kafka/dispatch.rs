@@ -178,9 +178,11 @@ impl<H: Handler> Dispatcher<H> {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(topic, *partition);
         let result = if paused { self.shared.consumer.pause(&tpl) } else { self.shared.consumer.resume(&tpl) };
+        // As the dispatcher sees it (a partition revoked while paused is no longer paused here).
+        self.shared.metrics.partition_paused(topic, paused);
+        self.shared.status.paused(topic, *partition, paused);
         match result {
             Ok(()) if paused => {
-                self.shared.metrics.partition_paused(topic);
                 tracing::warn!(topic = %topic, partition, "partition paused: its worker is behind (a record is being retried)");
             }
             Ok(()) => tracing::info!(topic = %topic, partition, "partition resumed"),
@@ -261,7 +263,11 @@ mod tests {
         let consumer: StreamConsumer<GridsyncConsumerContext> = ClientConfig::new()
             .set("bootstrap.servers", "127.0.0.1:1")
             .set("group.id", "test")
-            .create_with_context(GridsyncConsumerContext::new(metrics.clone(), assignments.clone()))
+            .create_with_context(GridsyncConsumerContext::new(
+                metrics.clone(),
+                assignments.clone(),
+                crate::telemetry::ConsumerStatus::default(),
+            ))
             .unwrap();
         let settings = ConsumerSettings {
             name: "test".into(),
@@ -280,6 +286,7 @@ mod tests {
             producer: EventProducer::new(&kafka, metrics.clone()).unwrap(),
             metrics,
             settings,
+            status: crate::telemetry::ConsumerStatus::default(),
             room: Notify::new(),
         });
         let shutdown = CancellationToken::new();

@@ -108,10 +108,22 @@ impl PublishError {
 /// Librdkafka settings the producer's guarantees depend on; they override user options.
 const PRODUCER_OVERRIDES: &[(&str, &str)] = &[("enable.idempotence", "true"), ("acks", "all")];
 
+/// Librdkafka settings the producer starts from; users may override them.
+const PRODUCER_DEFAULTS: &[(&str, &str)] = &[("statistics.interval.ms", "5000")];
+
+/// The producer's librdkafka context: its statistics as metrics.
+pub struct ProducerContext(Metrics);
+
+impl rdkafka::ClientContext for ProducerContext {
+    fn stats(&self, statistics: rdkafka::statistics::Statistics) {
+        self.0.kafka_statistics("producer", &statistics);
+    }
+}
+
 /// Publishes events to the topics of the catalog.
 #[derive(Clone)]
 pub struct EventProducer {
-    producer: FutureProducer,
+    producer: FutureProducer<ProducerContext>,
     catalog: Arc<TopicCatalog>,
     codec: &'static Codec,
     registry: Option<Arc<SchemaRegistry>>,
@@ -120,7 +132,10 @@ pub struct EventProducer {
 
 impl EventProducer {
     pub fn new(kafka: &KafkaArgs, metrics: Metrics) -> Result<Self, PublishError> {
-        let producer = kafka.client_config(&[], PRODUCER_OVERRIDES)?.create().map_err(PublishError::Create)?;
+        let producer = kafka
+            .client_config(PRODUCER_DEFAULTS, PRODUCER_OVERRIDES)?
+            .create_with_context(ProducerContext(metrics.clone()))
+            .map_err(PublishError::Create)?;
         let catalog = gridsync_schemas::catalog::catalog()?.with_prefix(&kafka.topic_prefix);
         let registry = kafka.schema_registry_url.as_deref().map(|url| Arc::new(SchemaRegistry::new(url)));
         Ok(EventProducer { producer, catalog: Arc::new(catalog), codec: codec()?, registry, metrics })

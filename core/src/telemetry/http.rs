@@ -11,17 +11,24 @@ use std::{
 use axum::{extract::State, http::StatusCode, routing::get, Router};
 use tokio_util::sync::CancellationToken;
 
-use super::Metrics;
+use super::{ConsumerStatus, Metrics};
 
 /// Readiness, flipped by the component: ready once it can do its work,
 /// unready again while it shuts down; while unready, why (when it knows).
+/// A consumer's status beside it, for `/status`.
 #[derive(Clone, Default)]
 pub struct Health {
     ready: Arc<AtomicBool>,
     waiting_for: Arc<Mutex<Option<String>>>,
+    consumer: ConsumerStatus,
 }
 
 impl Health {
+    /// What the component's consumer loop (if it runs one) is doing.
+    pub fn consumer(&self) -> &ConsumerStatus {
+        &self.consumer
+    }
+
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::SeqCst);
     }
@@ -64,12 +71,24 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
     }
 }
 
+/// `/status`: the component, whether it is ready (and if not, why), and its consumer's state.
+async fn status(State(state): State<AppState>) -> axum::Json<serde_json::Value> {
+    let ready = state.health.is_ready();
+    axum::Json(serde_json::json!({
+        "component": state.metrics.component(),
+        "ready": ready,
+        "waiting_for": if ready { None } else { state.health.reason() },
+        "consumer": state.health.consumer.snapshot(),
+    }))
+}
+
 /// The telemetry routes, for components that serve more routes on the same port.
 pub fn router(metrics: Metrics, health: Health) -> Router {
     Router::new()
         .route("/metrics", get(self::metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/status", get(status))
         .with_state(AppState { metrics, health })
 }
 

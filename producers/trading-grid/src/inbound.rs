@@ -75,6 +75,8 @@ struct FileEvents {
     events: Vec<Prepared>,
     keys: Vec<Option<String>>,
     documents: BTreeMap<(String, String), u64>,
+    /// Partners' functional acknowledgements by (partner, status).
+    acks: BTreeMap<(String, &'static str), u64>,
 }
 
 /// What mapping a file came to.
@@ -391,7 +393,7 @@ impl Inbound {
                 Err(_) => return Ok(()),
             }
         }
-        let FileEvents { events, keys, documents } = file;
+        let FileEvents { events, keys, documents, acks } = file;
         // Looked up while the file before this one publishes (once the one before that is
         // recorded); its turn tells what it published meanwhile: an identical resend skips
         // its events.
@@ -408,6 +410,9 @@ impl Inbound {
         }
         for ((doc_type, partner), count) in documents {
             self.metrics.documents(&doc_type, &partner, count);
+        }
+        for ((partner, status), count) in acks {
+            self.metrics.acks_received(&partner, status, count);
         }
         if !self.acknowledge(&claimed, &interchanges, FileVerdict::Processed { found: &found }).await {
             return Ok(());
@@ -516,6 +521,9 @@ impl Inbound {
             let envelope = event.envelope();
             let doc_type = envelope.trading_grid_document.as_ref().map_or("", |d| d.document_type.as_str());
             *file.documents.entry((doc_type.to_owned(), envelope.trading_partner_id.clone())).or_default() += 1;
+        }
+        if let Event::FunctionalAckReceived(ack) = &event {
+            *file.acks.entry((ack.envelope.trading_partner_id.clone(), ack.status.as_str())).or_default() += 1;
         }
         file.keys.push(control_key(&event));
         file.events.push(prepared);

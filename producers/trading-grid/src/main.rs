@@ -58,6 +58,7 @@ async fn run(deps: ProducerDeps, args: args::TgArgs) -> Result<(), AppError> {
         None => senders::Senders::default(),
     };
     let metrics = telemetry::InboundMetrics::register(&deps.metrics)?;
+    metrics.expect_acks_from(senders.partner_ids());
     let lens_metrics = telemetry::LensMetrics::register(&deps.metrics)?;
     if !wait_for_brokers(&deps).await {
         return Ok(());

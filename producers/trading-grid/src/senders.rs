@@ -42,6 +42,11 @@ impl Senders {
         self.profile(sender).map_or(Some(X12Ack::default()), PartnerProfile::acknowledgement)
     }
 
+    /// The partners of the profiles, by id (none without profiles).
+    pub fn partner_ids(&self) -> impl Iterator<Item = &str> {
+        self.profiles.iter().flat_map(|p| p.all().map(|profile| profile.id.as_str()))
+    }
+
     /// The document types gridsync does not map that `sender`'s profile accepts and ignores.
     pub fn ignored(&self, sender: &str) -> &[String] {
         self.profile(sender).map_or(&[], |p| p.accept_unmapped.as_slice())

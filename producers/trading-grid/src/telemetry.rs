@@ -17,6 +17,7 @@ pub struct InboundMetrics {
     tolerated: IntCounterVec,
     unsupported: IntCounterVec,
     rejected_transactions: IntCounterVec,
+    acks_received: IntCounterVec,
     partners: PartnerLabels,
 }
 
@@ -114,6 +115,15 @@ impl InboundMetrics {
             &["partner", "document_type", "error"],
         )?;
         metrics.register(Box::new(rejected_transactions.clone()))?;
+        let acks_received = IntCounterVec::new(
+            opts!(
+                "tg_acks_received_total",
+                "Functional acknowledgements partners sent (997, 999, CONTRL) by status: REJECTED and \
+                 PARTIALLY_ACCEPTED refuse some of what gridsync sent them."
+            ),
+            &["partner", "status"],
+        )?;
+        metrics.register(Box::new(acks_received.clone()))?;
         metrics.register(Box::new(lag.clone()))?;
         // At zero from the start, so the first quarantined file shows as an increase.
         for outcome in ["processed", "quarantined"] {
@@ -135,12 +145,26 @@ impl InboundMetrics {
             tolerated,
             unsupported,
             rejected_transactions,
+            acks_received,
             partners: PartnerLabels::default(),
         })
     }
 
     pub fn documents(&self, document_type: &str, partner: &str, count: u64) {
         self.documents.with_label_values(&[document_type, self.partners.label(partner)]).inc_by(count);
+    }
+
+    /// Each partner's refusals start at zero, so that an alert sees the first one.
+    pub fn expect_acks_from<'a>(&self, partners: impl Iterator<Item = &'a str>) {
+        for partner in partners {
+            for status in ["REJECTED", "PARTIALLY_ACCEPTED"] {
+                self.acks_received.with_label_values(&[self.partners.label(partner), status]);
+            }
+        }
+    }
+
+    pub fn acks_received(&self, partner: &str, status: &str, count: u64) {
+        self.acks_received.with_label_values(&[self.partners.label(partner), status]).inc_by(count);
     }
 
     pub fn control_numbers_reused(&self, partner: &str) {
