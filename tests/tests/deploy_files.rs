@@ -256,6 +256,9 @@ fn the_kubernetes_manifests_run_each_binary_as_it_should() {
                 );
             }
         }
+        if binary == "gridsync" {
+            assert_eq!(command, ["gridsync", "groups", "lag", "--serve"], "{place}");
+        }
         if binary == "tg-producer" {
             // A file at the size cap fits in the memory limit (see tg_producer.rs's measure).
             let env = container["env"].as_sequence().unwrap();
@@ -272,8 +275,9 @@ fn the_kubernetes_manifests_run_each_binary_as_it_should() {
         }
         binaries.insert(binary);
     }
-    let expected: BTreeSet<String> = PIPELINE_BINARIES.map(str::to_owned).into();
-    assert_eq!(binaries, expected, "a Deployment per producer and consumer");
+    // And the lag exporter (`gridsync groups lag --serve`), which the lag alerts read.
+    let expected: BTreeSet<String> = PIPELINE_BINARIES.into_iter().chain(["gridsync"]).map(str::to_owned).collect();
+    assert_eq!(binaries, expected, "a Deployment per producer and consumer, and the lag exporter");
     // The hub's set-up runs as a Job, with only what `gridsync amplience setup` takes.
     let jobs: Vec<&(String, Value)> = of_kind("Job").collect();
     assert_eq!(jobs.len(), 1, "the amplience-setup Job");

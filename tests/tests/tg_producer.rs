@@ -381,6 +381,8 @@ async fn a_bad_transaction_is_rejected_alone_in_the_partners_999_and_the_rest_of
         metric_value(&metrics_url, "gridsync_tg_rejected_transactions_total", r#"error="CountMismatch""#);
     assert_eq!(rejected_count.await, 1.0);
     assert_eq!(metric_value(&metrics_url, "gridsync_tg_unsupported_total", r#"answer="ignored""#).await, 1.0);
+    // The good transactions of the file, counted per partner (the dashboard's partner panels).
+    assert!(metric_value(&metrics_url, "gridsync_tg_documents_total", "partner=").await >= 1.0);
 
     // The same file again: its rejected set is kept once, not twice.
     std::fs::write(root.join("inbound/retailer.edi"), &sent).unwrap();

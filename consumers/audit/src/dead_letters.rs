@@ -45,6 +45,10 @@ impl DeadLetterReader {
             &["consumer"],
         )?;
         self.metrics.register(Box::new(recorded.clone()))?;
+        // At zero from the start, per consumer: the first dead letter is an increase.
+        for name in self.names.values() {
+            recorded.with_label_values(&[name]);
+        }
         let consumer: StreamConsumer = self
             .kafka
             .client_config(

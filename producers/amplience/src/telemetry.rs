@@ -85,6 +85,9 @@ impl WebhookMetrics {
             ),
             &["outcome"],
         )?;
+        for outcome in Outcome::ALL {
+            latency.with_label_values(&[outcome.as_str()]);
+        }
         for c in [&requests, &rejected, &ignored, &published] {
             metrics.register(Box::new(c.clone()))?;
         }
