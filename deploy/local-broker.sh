@@ -8,6 +8,15 @@
 #   deploy/local-broker.sh serve DIR PORT CONTROLLER_PORT
 #                                           run one in the foreground with its data in DIR (formatted
 #                                           on first use): what the test harness starts, one per test binary
+#   deploy/local-broker.sh serve-secure DIR SASL_PORT TLS_PORT CONTROLLER_PORT
+#                                           the same, as a production cluster is: a SASL_SSL listener
+#                                           (SCRAM-SHA-512) and an mTLS listener, certificates made
+#                                           for the run under DIR/tls, ACLs enforced (KRaft's
+#                                           StandardAuthorizer; only User:broker and User:admin are
+#                                           super users). GRIDSYNC_SCRAM_USERS="name=password ..."
+#                                           makes SASL users (admin among them), GRIDSYNC_TLS_CLIENTS=
+#                                           "name ..." client certificates DIR/tls/<name>.crt/.key
+#                                           (principal User:<name>), beside DIR/tls/ca.pem
 #   deploy/local-broker.sh classpath        print the classpath it runs with
 #
 # Environment: GRIDSYNC_BROKER_PORT (9092), GRIDSYNC_CONTROLLER_PORT (9093), GRIDSYNC_LOCAL_DIR
@@ -102,6 +111,86 @@ auto.create.topics.enable=false
 EOF
 }
 
+# Certificates for a secured broker in $1/tls: a CA of the run's own, the broker's (for
+# 127.0.0.1 and localhost, in a PKCS#12 keystore with password $2) and one per
+# client named in GRIDSYNC_TLS_CLIENTS (CN=<name>, which the broker maps to User:<name>).
+make_certificates() {
+    local tls=$1/tls password=$2
+    mkdir -p "$tls"
+    [ -f "$tls/ca.pem" ] && return
+    local ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256)
+    openssl req -x509 "${ec[@]}" -nodes -keyout "$tls/ca.key" -out "$tls/ca.pem" -days 7 \
+        -subj "/CN=gridsync-test-ca" 2>/dev/null
+    sign() { # name, subject alternative names (optional)
+        openssl req "${ec[@]}" -nodes -keyout "$tls/$1.key" -out "$tls/$1.csr" -subj "/CN=$1" 2>/dev/null
+        local ext=$tls/$1.ext
+        echo "basicConstraints=CA:FALSE" >"$ext"
+        [ -z "${2:-}" ] || echo "subjectAltName=$2" >>"$ext"
+        openssl x509 -req -in "$tls/$1.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+            -out "$tls/$1.crt" -days 7 -extfile "$ext" 2>/dev/null
+        rm -f "$tls/$1.csr" "$ext"
+    }
+    sign broker "IP:127.0.0.1,DNS:localhost"
+    openssl pkcs12 -export -in "$tls/broker.crt" -inkey "$tls/broker.key" -certfile "$tls/ca.pem" -name broker \
+        -passout "pass:$password" -out "$tls/broker.p12"
+    for client in ${GRIDSYNC_TLS_CLIENTS:-}; do
+        sign "$client"
+    done
+    chmod 600 "$tls"/*.key
+}
+
+# The secured broker's configuration (see serve-secure): DIR, SASL port, TLS port, controller port.
+write_secure_config() {
+    local dir=$1 password
+    password=$(cat "$dir/tls/keystore-password")
+    write_config "$dir" "$2" "$4"
+    # Everything below replaces the plain listeners of write_config.
+    sed -i '/^listeners=/d; /^advertised.listeners=/d; /^listener.security.protocol.map=/d; /^inter.broker.listener.name=/d' "$dir/server.properties"
+    cat >>"$dir/server.properties" <<EOF
+listeners=SASL_SSL://127.0.0.1:$2,MTLS://127.0.0.1:$3,CONTROLLER://127.0.0.1:$4
+advertised.listeners=SASL_SSL://127.0.0.1:$2,MTLS://127.0.0.1:$3
+listener.security.protocol.map=SASL_SSL:SASL_SSL,MTLS:SSL,CONTROLLER:SSL
+# The broker talks to itself (and its controller) over TLS with its own certificate: User:broker.
+inter.broker.listener.name=MTLS
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$dir/tls/broker.p12
+ssl.keystore.password=$password
+ssl.key.password=$password
+ssl.truststore.type=PEM
+ssl.truststore.location=$dir/tls/ca.pem
+ssl.client.auth=required
+listener.name.sasl_ssl.ssl.client.auth=none
+ssl.principal.mapping.rules=RULE:^CN=([^,]+)\$/\$1/,DEFAULT
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:broker;User:admin
+allow.everyone.if.no.acl.found=false
+EOF
+}
+
+# A secured broker in the foreground (see the usage above); formats DIR on first use with the
+# SCRAM users of GRIDSYNC_SCRAM_USERS.
+serve_secure() {
+    local dir=$1
+    install
+    mkdir -p "$dir/tls"
+    [ -s "$dir/tls/keystore-password" ] || (umask 077 && head -c 18 /dev/urandom | base64 >"$dir/tls/keystore-password")
+    make_certificates "$dir" "$(cat "$dir/tls/keystore-password")"
+    write_secure_config "$dir" "$2" "$3" "$4"
+    if [ ! -f "$dir/data/meta.properties" ]; then
+        local cluster_id
+        local -a users=()
+        for user in ${GRIDSYNC_SCRAM_USERS:-}; do
+            users+=(--add-scram "SCRAM-SHA-512=[name=${user%%=*},password=${user#*=}]")
+        done
+        cluster_id=$(run_java kafka.tools.StorageTool random-uuid)
+        run_java kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" "${users[@]}" >/dev/null
+    fi
+    exec_java=1 run_java kafka.Kafka "$dir/server.properties"
+}
+
 # Runs a broker in the foreground (exec: the caller's pid is the JVM's). Formats DIR on first use;
 # a restart on the same DIR keeps its records, offsets and groups.
 serve() {
@@ -187,7 +276,9 @@ case ${1:-} in
     start) start ;;
     stop) stop ;;
     serve) [ $# -eq 4 ] || { echo "usage: $0 serve DIR PORT CONTROLLER_PORT" >&2; exit 2; }; serve "$2" "$3" "$4" ;;
+    serve-secure) [ $# -eq 5 ] || { echo "usage: $0 serve-secure DIR SASL_PORT TLS_PORT CONTROLLER_PORT" >&2; exit 2; }
+        serve_secure "$2" "$3" "$4" "$5" ;;
     classpath) echo "$(libs_dir)/*" ;;
     status) if running; then echo "Kafka running (pid $(cat "$pid_file")) on 127.0.0.1:$port"; else echo "Kafka not running"; exit 1; fi ;;
-    *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,25p' "$0" >&2; exit 2 ;;
 esac

@@ -36,6 +36,13 @@ enum Command {
         #[command(flatten)]
         kafka: KafkaArgs,
     },
+    /// The Kafka ACLs each component needs, from the catalog; `--apply` creates them.
+    Acls {
+        #[command(flatten)]
+        args: commands::acls::AclsArgs,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
     /// Consumer groups: how far behind each is, per partition.
     Groups {
         #[command(subcommand)]
@@ -100,6 +107,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Topics { command, kafka } => commands::topics::run(command, &kafka).await,
+            Command::Acls { args, kafka } => commands::acls::run(args, &kafka).await,
             Command::Groups { command, kafka } => commands::groups::run(command, &kafka).await,
             Command::Schemas { command } => commands::schemas::run(command),
             Command::Edi { command } => commands::edi::run(command),

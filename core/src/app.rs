@@ -54,6 +54,8 @@ pub enum AppError {
     Publish(#[from] crate::kafka::PublishError),
     #[error(transparent)]
     Consumer(#[from] crate::kafka::consumer::ConsumerError),
+    #[error(transparent)]
+    Access(#[from] crate::kafka::access::AccessError),
     #[error("{0}")]
     Source(Box<dyn std::error::Error + Send + Sync>),
     #[error("{what}: {source}")]
@@ -102,6 +104,14 @@ impl Runtime {
             "{name} starting"
         );
         Ok(Runtime { shutdown, metrics, health, server })
+    }
+
+    /// Stops the HTTP server (before anything else was started).
+    async fn stop(shutdown: tokio_util::sync::CancellationToken, server: tokio::task::JoinHandle<()>) {
+        shutdown.cancel();
+        if let Err(e) = server.await {
+            tracing::warn!(error = %e, "metrics server");
+        }
     }
 
     /// Stops the HTTP server and flushes what the producer still holds.
@@ -155,6 +165,10 @@ where
     let Runtime { shutdown, metrics, health, server } =
         Runtime::start(name, &cli.telemetry, &cli.kafka, default_metrics_port).await?;
     let catalog = catalog::catalog()?.with_prefix(&cli.kafka.topic_prefix);
+    if let Err(e) = crate::kafka::access::check(&cli.kafka, &catalog, name).await {
+        Runtime::stop(shutdown, server).await;
+        return Err(e.into());
+    }
     let mut settings = ConsumerSettings::from_catalog(catalog.consumer(name)?, cli.retry, cli.partition_buffer);
     settings.handler_timeout = std::time::Duration::from_millis(cli.handler_timeout_ms.max(1));
     let producer = EventProducer::new(&cli.kafka, metrics.clone())?;
@@ -243,6 +257,11 @@ where
     let run = async move {
         let Runtime { shutdown, metrics, health, server } =
             Runtime::start(name, &cli.telemetry, &cli.kafka, default_metrics_port).await?;
+        let catalog = catalog::catalog()?.with_prefix(&cli.kafka.topic_prefix);
+        if let Err(e) = crate::kafka::access::check(&cli.kafka, &catalog, name).await {
+            Runtime::stop(shutdown, server).await;
+            return Err(e.into());
+        }
         let producer = EventProducer::new(&cli.kafka, metrics.clone())?;
         let result = source(
             ProducerDeps { producer: producer.clone(), metrics, health, shutdown: shutdown.clone() },

@@ -155,6 +155,10 @@ pub struct ConsumerSpec {
     pub group_id: String,
     pub topics: Vec<String>,
     pub dead_letter_topic: String,
+    /// Event types it publishes (its side effects' reports, the exceptions it raises): what it
+    /// may write, for its ACLs.
+    #[serde(default)]
+    pub publishes: Vec<String>,
 }
 
 impl ConsumerSpec {
@@ -172,7 +176,12 @@ impl ConsumerSpec {
 pub struct ProducerSpec {
     pub name: String,
     pub description: String,
-    pub dead_letter_topic: String,
+    /// Where what it cannot publish as an event goes (none: it keeps such input elsewhere, as
+    /// tg-producer keeps bad files in quarantine).
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
+    /// Event types it publishes.
+    pub publishes: Vec<String>,
 }
 
 /// The whole catalog, validated.
@@ -239,10 +248,23 @@ impl TopicCatalog {
                 return Err(CatalogError::Invalid(format!("consumer {} reads unknown topic {unknown}", c.name)));
             }
         }
-        let owners = raw.consumer.iter().map(|c| (&c.name, &c.dead_letter_topic, "consumer"));
-        for (name, dead_letter_topic, role) in
-            owners.chain(raw.producer.iter().map(|p| (&p.name, &p.dead_letter_topic, "producer")))
-        {
+        let publishers = raw.consumer.iter().map(|c| (&c.name, &c.publishes));
+        for (name, publishes) in publishers.chain(raw.producer.iter().map(|p| (&p.name, &p.publishes))) {
+            if let Some(unknown) = publishes.iter().find(|e| !EventType::ALL.iter().any(|t| t.name() == e.as_str())) {
+                return Err(CatalogError::Invalid(format!("{name} publishes unknown event type {unknown}")));
+            }
+        }
+        let published = |e: &EventType| {
+            let mut lists = raw.consumer.iter().map(|c| &c.publishes).chain(raw.producer.iter().map(|p| &p.publishes));
+            lists.any(|list| list.iter().any(|n| n == e.name()))
+        };
+        if let Some(orphan) = EventType::ALL.into_iter().find(|e| !published(e)) {
+            return Err(CatalogError::Invalid(format!("nothing publishes {}", orphan.name())));
+        }
+        let owners = raw.consumer.iter().map(|c| (&c.name, Some(&c.dead_letter_topic), "consumer"));
+        let producers = raw.producer.iter().map(|p| (&p.name, p.dead_letter_topic.as_ref(), "producer"));
+        for (name, dead_letter_topic, role) in owners.chain(producers) {
+            let Some(dead_letter_topic) = dead_letter_topic else { continue };
             if topics.iter().any(|t| &t.name == dead_letter_topic) {
                 return Err(CatalogError::Invalid(format!("{dead_letter_topic} is used twice")));
             }
@@ -276,11 +298,11 @@ impl TopicCatalog {
 
     /// The dead-letter topic of a consumer or producer.
     pub fn dead_letter_topic(&self, name: &str) -> Result<&str, CatalogError> {
-        let consumers = self.consumers.iter().map(|c| (&c.name, &c.dead_letter_topic));
+        let consumers = self.consumers.iter().map(|c| (&c.name, Some(&c.dead_letter_topic)));
         consumers
-            .chain(self.producers.iter().map(|p| (&p.name, &p.dead_letter_topic)))
+            .chain(self.producers.iter().map(|p| (&p.name, p.dead_letter_topic.as_ref())))
             .find(|(n, _)| *n == name)
-            .map(|(_, topic)| topic.as_str())
+            .and_then(|(_, topic)| topic.map(String::as_str))
             .ok_or_else(|| CatalogError::UnknownConsumer(name.to_owned()))
     }
 
@@ -290,7 +312,7 @@ impl TopicCatalog {
             .consumers
             .iter()
             .map(|c| c.dead_letter_topic.clone())
-            .chain(self.producers.iter().map(|p| p.dead_letter_topic.clone()))
+            .chain(self.producers.iter().filter_map(|p| p.dead_letter_topic.clone()))
             .collect();
         topics.sort();
         topics.dedup();
@@ -312,7 +334,9 @@ impl TopicCatalog {
             }
         }
         for p in &mut out.producers {
-            p.dead_letter_topic = format!("{prefix}{}", p.dead_letter_topic);
+            if let Some(topic) = &mut p.dead_letter_topic {
+                *topic = format!("{prefix}{topic}");
+            }
         }
         out
     }
@@ -351,7 +375,7 @@ mod tests {
 
     #[test]
     fn inconsistent_catalogs_are_refused() {
-        let unrouted = CATALOG_TOML.replace("\"DeliveryPerformed\"", "");
+        let unrouted = CATALOG_TOML.replacen("events = [\"DeliveryPerformed\"]", "events = []", 1);
         assert!(
             matches!(TopicCatalog::parse(&unrouted), Err(CatalogError::Invalid(m)) if m.contains("DeliveryPerformed"))
         );
@@ -361,6 +385,17 @@ mod tests {
             1,
         );
         assert!(matches!(TopicCatalog::parse(&original_key), Err(CatalogError::Invalid(m)) if m.contains("original")));
+        let unpublished = CATALOG_TOML.replacen("publishes = [\"PaymentConfirmed\", ", "publishes = [", 1);
+        assert!(
+            matches!(TopicCatalog::parse(&unpublished), Err(CatalogError::Invalid(m)) if m == "nothing publishes PaymentConfirmed"),
+            "{:?}",
+            TopicCatalog::parse(&unpublished).err()
+        );
+        let misspelt =
+            CATALOG_TOML.replacen("publishes = [\"DeliveryPerformed\"]", "publishes = [\"DeliveryPerfomed\"]", 1);
+        assert!(
+            matches!(TopicCatalog::parse(&misspelt), Err(CatalogError::Invalid(m)) if m.contains("DeliveryPerfomed"))
+        );
         let typo = CATALOG_TOML.replacen("partitions = 6", "partitionz = 6", 1);
         assert!(matches!(TopicCatalog::parse(&typo), Err(CatalogError::Parse(_))));
         let unknown_topic = CATALOG_TOML.replacen("topics = [\"gridsync.tg.invoices\"", "topics = [\"nope\"", 1);

@@ -8,6 +8,7 @@
 //! - [`catalog`] is the declarative topic catalog (`schemas/topics.toml`).
 //! - [`compat`] checks every current schema against every kept earlier version.
 
+pub mod access;
 pub mod catalog;
 pub mod codec;
 pub mod compat;

@@ -451,3 +451,127 @@ pub async fn metric_sum(metrics_url: &str, metric: &str, labels: &str) -> f64 {
 pub fn payload(m: &OwnedMessage) -> &[u8] {
     m.payload().unwrap_or_default()
 }
+
+/// A broker as a production cluster is (`deploy/local-broker.sh serve-secure`): a SASL_SSL
+/// listener (SCRAM-SHA-512) and an mTLS listener with certificates made for the run, ACLs
+/// enforced, only `User:admin` (and the broker itself) a super user.
+pub struct SecuredBroker {
+    child: Mutex<Option<Child>>,
+    dir: tempfile::TempDir,
+    sasl_port: u16,
+    tls_port: u16,
+    passwords: std::collections::BTreeMap<String, String>,
+}
+
+impl SecuredBroker {
+    /// With SCRAM users `users` (and `admin`), and client certificates for `tls_clients`.
+    pub fn start(users: &[&str], tls_clients: &[&str]) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("gridsync-kafka-secure-").tempdir()?;
+        let passwords: std::collections::BTreeMap<String, String> = std::iter::once("admin")
+            .chain(users.iter().copied())
+            .map(|u| {
+                use std::hash::{BuildHasher, Hasher};
+                let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+                (u.to_owned(), format!("{u}-{random:016x}"))
+            })
+            .collect();
+        let scram: Vec<String> = passwords.iter().map(|(u, p)| format!("{u}={p}")).collect();
+        let (sasl_port, tls_port, controller_port) = (free_port(), free_port(), free_port());
+        let log = std::fs::File::create(dir.path().join("kafka.log"))?;
+        let child = Command::new("bash")
+            .arg(workspace_root().join("deploy/local-broker.sh"))
+            .arg("serve-secure")
+            .arg(dir.path().join("broker"))
+            .args([sasl_port, tls_port, controller_port].map(|p| p.to_string()))
+            .env("GRIDSYNC_SCRAM_USERS", scram.join(" "))
+            .env("GRIDSYNC_TLS_CLIENTS", tls_clients.join(" "))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting the secured Kafka (deploy/local-broker.sh serve-secure)")?;
+        let broker = SecuredBroker { child: Mutex::new(Some(child)), dir, sasl_port, tls_port, passwords };
+        broker.wait_ready(Duration::from_secs(120))?;
+        Ok(broker)
+    }
+
+    fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let mut config = ClientConfig::new();
+        for (key, value) in self.sasl("admin") {
+            config.set(key, value);
+        }
+        // The script makes the certificates first: a client needs the CA's.
+        let mut producer: Option<BaseProducer> = None;
+        loop {
+            if producer.is_none() && Path::new(&self.tls_file("ca.pem")).is_file() {
+                producer = Some(config.create()?);
+            }
+            if let Some(status) =
+                self.child.lock().unwrap_or_else(|e| e.into_inner()).as_mut().and_then(|c| c.try_wait().ok().flatten())
+            {
+                bail!("the secured Kafka exited ({status}); its log: {}", self.dir.path().join("kafka.log").display());
+            }
+            let metadata = producer.as_ref().map(|p| p.client().fetch_metadata(None, Duration::from_secs(2)));
+            if metadata.is_some_and(|m| m.is_ok_and(|m| !m.brokers().is_empty())) {
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                bail!("the secured Kafka is not ready after {timeout:?}; log in {}", self.dir.path().display());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn tls_file(&self, name: &str) -> String {
+        self.dir.path().join("broker/tls").join(name).display().to_string()
+    }
+
+    /// librdkafka settings for SCRAM user `user` on the SASL_SSL listener.
+    pub fn sasl(&self, user: &str) -> Vec<(String, String)> {
+        let password = self.passwords.get(user).cloned().unwrap_or_default();
+        [
+            ("bootstrap.servers", format!("127.0.0.1:{}", self.sasl_port)),
+            ("security.protocol", "SASL_SSL".to_owned()),
+            ("sasl.mechanism", "SCRAM-SHA-512".to_owned()),
+            ("sasl.username", user.to_owned()),
+            ("sasl.password", password),
+            ("ssl.ca.location", self.tls_file("ca.pem")),
+        ]
+        .map(|(k, v)| (k.to_owned(), v))
+        .into()
+    }
+
+    /// librdkafka settings for the client certificate of `client` on the mTLS listener.
+    pub fn tls(&self, client: &str) -> Vec<(String, String)> {
+        [
+            ("bootstrap.servers", format!("127.0.0.1:{}", self.tls_port)),
+            ("security.protocol", "SSL".to_owned()),
+            ("ssl.ca.location", self.tls_file("ca.pem")),
+            ("ssl.certificate.location", self.tls_file(&format!("{client}.crt"))),
+            ("ssl.key.location", self.tls_file(&format!("{client}.key"))),
+        ]
+        .map(|(k, v)| (k.to_owned(), v))
+        .into()
+    }
+
+    /// `settings` as a gridsync binary's command line: `--brokers` and `--kafka-option`s.
+    pub fn args(settings: &[(String, String)]) -> Vec<String> {
+        settings
+            .iter()
+            .flat_map(|(key, value)| match key.as_str() {
+                "bootstrap.servers" => ["--brokers".to_owned(), value.clone()],
+                _ => ["--kafka-option".to_owned(), format!("{key}={value}")],
+            })
+            .collect()
+    }
+}
+
+impl Drop for SecuredBroker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

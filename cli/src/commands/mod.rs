@@ -1,3 +1,4 @@
+pub mod acls;
 pub mod amplience;
 pub mod audit;
 pub mod demo;

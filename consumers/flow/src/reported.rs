@@ -41,7 +41,11 @@ pub enum LookupError {
 pub async fn is_on_topic(kafka: &KafkaArgs, topic: &str, event_id: &str, since_ms: i64) -> Result<bool, LookupError> {
     let config = kafka.client_config(
         &[],
-        &[("group.id", "gridsync-report-lookup"), ("enable.auto.commit", "false"), ("enable.partition.eof", "false")],
+        &[
+            ("group.id", gridsync_schemas::access::REPORT_LOOKUP_GROUP),
+            ("enable.auto.commit", "false"),
+            ("enable.partition.eof", "false"),
+        ],
     )?;
     let (topic, event_id) = (topic.to_owned(), event_id.to_owned());
     // librdkafka's look-ups block: off the async workers.

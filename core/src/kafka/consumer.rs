@@ -169,6 +169,9 @@ pub enum ConsumerError {
         #[source]
         source: KafkaError,
     },
+    /// The broker refused the consumer its group or topics: who, what, and what to do.
+    #[error("{0}")]
+    NotAuthorized(String),
 }
 
 /// How long one attempt of a handler may take unless configured.
@@ -255,6 +258,8 @@ pub async fn run_consumer<H: Handler>(
     let mut drain = tokio::time::interval(std::time::Duration::from_millis(20));
     drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
+    // An authorization the broker refuses does not come back by retrying: the loop stops on it.
+    let mut refused = None;
     loop {
         tokio::select! {
             biased;
@@ -265,8 +270,18 @@ pub async fn run_consumer<H: Handler>(
             message = shared.consumer.recv() => match message {
                 Ok(m) => dispatcher.route(m.detach()),
                 Err(e) => {
-                    // librdkafka reconnects by itself; these are informational.
                     shared.metrics.failure("consume", "kafka");
+                    if let Some(what) = not_authorized(&e, &shared.settings) {
+                        tracing::error!(error = %e, "{what}: not authorized");
+                        refused = Some(ConsumerError::NotAuthorized(format!(
+                            "Kafka does not allow {} to {what}: {e}. `gridsync acls` lists what {} needs; have it \
+                             granted (`gridsync acls --apply` as a Kafka administrator)",
+                            super::access::principal(kafka),
+                            shared.settings.name
+                        )));
+                        break;
+                    }
+                    // librdkafka reconnects by itself; these are informational.
                     tracing::warn!(error = %e, "consumer error");
                 }
             },
@@ -285,7 +300,18 @@ pub async fn run_consumer<H: Handler>(
     }
     tracing::info!(consumer = %shared.settings.name, "stopped; offsets committed");
     // Dropping the last handle closes the consumer, which leaves the group.
-    Ok(())
+    refused.map_or(Ok(()), Err)
+}
+
+/// What the broker refused, when `error` is an authorization failure.
+fn not_authorized(error: &KafkaError, settings: &ConsumerSettings) -> Option<String> {
+    match error.rdkafka_error_code()? {
+        RDKafkaErrorCode::GroupAuthorizationFailed => Some(format!("READ group {}", settings.group_id)),
+        RDKafkaErrorCode::TopicAuthorizationFailed => {
+            Some(format!("READ (or DESCRIBE) its topics {}", settings.topics.join(", ")))
+        }
+        _ => None,
+    }
 }
 
 /// Processes one partition's records in order until revoked or shut down.

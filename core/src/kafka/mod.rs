@@ -1,5 +1,6 @@
 //! Everything that talks to Kafka, through rdkafka only.
 
+pub mod access;
 pub mod admin;
 pub mod consumer;
 pub mod context;

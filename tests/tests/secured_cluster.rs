@@ -1,0 +1,179 @@
+//! gridsync on a Kafka cluster as production runs one: TLS everywhere, every client
+//! authenticated (SCRAM over SASL_SSL, or a client certificate), ACLs enforced, and each
+//! component only the ACLs `gridsync acls` derives for it from the catalog. A partner's order
+//! flows end to end (tg-producer as `User:tg-producer` → notifications-consumer as the
+//! certificate `CN=notifications` → Amplience, and the audit consumer as `User:audit` records
+//! it), the operator commands run as `User:operator` with the operator's ACLs, and a component
+//! short of one ACL stops at once naming the principal, the resource and the operation.
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use gridsync_tests::{metric_sum, set_up_hub, wait_for, workspace_binary, x12_purchase_orders, SecuredBroker};
+
+/// A gridsync binary's command line (`args` first: the CLI's subcommand) against the cluster
+/// with `settings`.
+fn command(binary: &str, args: &[&str], settings: &[(String, String)]) -> Command {
+    let mut command = Command::new(workspace_binary(binary));
+    command.args(args).args(SecuredBroker::args(settings));
+    command
+}
+
+fn run(mut command: Command) -> (bool, String) {
+    let output = command.output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+/// Kills the long-running binaries at the end, however the test ends.
+struct Running(Vec<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flow_runs_end_to_end_with_each_component_its_own_principal_and_only_its_acls() {
+    let broker = SecuredBroker::start(&["operator", "tg-producer", "audit"], &["notifications"]).unwrap();
+    let admin = broker.sasl("admin");
+    let operator = broker.sasl("operator");
+
+    // Least privilege, from the catalog: what `gridsync acls` prints is what it applies.
+    let (listed, printed) = run(command("gridsync", &["acls", "--operator", "User:operator"], &admin));
+    assert!(listed, "{printed}");
+    let apply = ["acls", "--operator", "User:operator", "--apply"];
+    let (applied, applied_text) = run(command("gridsync", &apply, &admin));
+    assert!(applied, "{applied_text}");
+    assert!(applied_text.starts_with(&printed), "the ACLs applied are those listed:\n{applied_text}");
+    let count: usize = printed.lines().filter(|l| l.trim_start().starts_with("ALLOW ")).count();
+    assert!(applied_text.contains(&format!("applied {count} ACLs for 8 principals")), "{applied_text}");
+    // Again: nothing changes, nothing fails.
+    assert!(run(command("gridsync", &apply, &admin)).0);
+
+    // The operator commands, as the operator.
+    let (created, text) = run(command("gridsync", &["topics", "apply"], &operator));
+    assert!(created, "topics apply as User:operator: {text}");
+    // A component may not: creating topics is the operator's.
+    let (allowed, text) = run(command("gridsync", &["topics", "apply"], &broker.sasl("tg-producer")));
+    assert!(!allowed && text.contains("TopicAuthorizationFailed"), "{text}");
+
+    // The hub, and the three components, each as itself.
+    let sim_config = gridsync_amp_sim::SimConfig::default();
+    let stop_sim = tokio_util::sync::CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = gridsync_amp_sim::Simulator::start(sim_config.clone(), listener, stop_sim.clone()).await.unwrap();
+    set_up_hub(&sim.url(), &sim_config.hub_id, &sim_config.repositories, None).await.unwrap();
+    let _stop_sim = stop_sim.drop_guard();
+    let state = tempfile::tempdir().unwrap();
+    let partners = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/partners.toml");
+    let mailbox = state.path().join("mailbox");
+    let ports = [gridsync_tests::free_port(), gridsync_tests::free_port(), gridsync_tests::free_port()];
+    let spawn = |binary: &str, settings: &[(String, String)], port: u16| {
+        let mut command = command(binary, &["--metrics-addr", &format!("127.0.0.1:{port}")], settings);
+        command
+            .env("GRIDSYNC_TG_MAILBOX_DIR", &mailbox)
+            .env("GRIDSYNC_TG_STORE_URL", format!("sqlite://{}", state.path().join("tg.db").display()))
+            .env("GRIDSYNC_FLOW_STORE_URL", format!("sqlite://{}", state.path().join(format!("{binary}.db")).display()))
+            .env("GRIDSYNC_AUDIT_STORE_URL", format!("sqlite://{}", state.path().join("audit.db").display()))
+            .env("GRIDSYNC_AUDIT_LISTEN", format!("127.0.0.1:{}", gridsync_tests::free_port()))
+            .env("GRIDSYNC_PARTNERS_FILE", &partners)
+            .env("GRIDSYNC_AMPLIENCE_API_URL", format!("{}/v2/content", sim.url()))
+            .env("GRIDSYNC_AMPLIENCE_TOKEN_URL", format!("{}/oauth/token", sim.url()))
+            .env("GRIDSYNC_AMPLIENCE_HUB_ID", &sim_config.hub_id)
+            .env("GRIDSYNC_AMPLIENCE_CLIENT_ID", "gridsync")
+            .env("GRIDSYNC_AMPLIENCE_CLIENT_SECRET", "gridsync-secret")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(state.path().join(format!("{binary}.log"))).unwrap());
+        command.spawn().unwrap()
+    };
+    let running = Running(vec![
+        spawn("tg-producer", &broker.sasl("tg-producer"), ports[0]),
+        spawn("notifications-consumer", &broker.tls("notifications"), ports[1]),
+        spawn("audit-consumer", &broker.sasl("audit"), ports[2]),
+    ]);
+    let log = |binary: &str| std::fs::read_to_string(state.path().join(format!("{binary}.log"))).unwrap_or_default();
+    for (binary, port) in ["tg-producer", "notifications-consumer", "audit-consumer"].iter().zip(ports) {
+        let ready = wait_for(Duration::from_secs(60), || async move {
+            reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        assert!(ready, "{binary} never became ready:\n{}", log(binary));
+    }
+
+    // ACME sends two orders.
+    std::fs::create_dir_all(mailbox.join("inbound")).unwrap();
+    let orders = ["PO-SEC-1".to_owned(), "PO-SEC-2".to_owned()];
+    std::fs::write(mailbox.join("inbound/acme.edi"), x12_purchase_orders("ACME", 7001, &orders, 1)).unwrap();
+    // Each order's three side effects in Amplience, reported, and recorded by the audit consumer.
+    let notifications = format!("http://127.0.0.1:{}/metrics", ports[1]);
+    let audit = format!("http://127.0.0.1:{}/metrics", ports[2]);
+    let done = wait_for(Duration::from_secs(120), || {
+        let (notifications, audit) = (notifications.clone(), audit.clone());
+        async move {
+            let effects = metric_sum(&notifications, "gridsync_flow_side_effects_total", "").await;
+            let recorded =
+                metric_sum(&audit, "gridsync_audit_events_recorded_total", "event_type=\"DeliveryPerformed\"").await;
+            effects >= 6.0 && recorded >= 6.0
+        }
+    })
+    .await;
+    let figures = |url: &str| {
+        let url = url.to_owned();
+        async move {
+            let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+            let wanted = [
+                "gridsync_flow_side_effects_total",
+                "gridsync_audit_events_recorded_total",
+                "gridsync_records_processed_total",
+                "gridsync_failures_total",
+            ];
+            text.lines().filter(|l| wanted.iter().any(|w| l.starts_with(w))).collect::<Vec<_>>().join("\n")
+        }
+    };
+    assert!(
+        done,
+        "the orders did not flow:\n{}\n{}\n--- tg-producer\n{}\n--- notifications\n{}\n--- audit\n{}",
+        figures(&notifications).await,
+        figures(&audit).await,
+        log("tg-producer"),
+        log("notifications-consumer"),
+        log("audit-consumer")
+    );
+    let orders_recorded =
+        metric_sum(&audit, "gridsync_audit_events_recorded_total", "event_type=\"PurchaseOrderReceived\"").await;
+    assert_eq!(orders_recorded, 2.0);
+    let created =
+        reqwest::get(format!("{}/__sim/items?prefix=gridsync/", sim.url())).await.unwrap().text().await.unwrap();
+    assert!(created.contains("PO-SEC-1") && created.contains("PO-SEC-2"), "{created}");
+
+    // The operator sees every group's lag.
+    let (read, text) = run(command("gridsync", &["groups", "lag"], &operator));
+    assert!(read && text.contains("gridsync.notifications") && text.contains("gridsync.audit"), "{text}");
+    drop(running);
+
+    // A component with another's credentials is short of ACLs: it stops at once, saying which.
+    let metrics = format!("127.0.0.1:{}", gridsync_tests::free_port());
+    let mut amp = command("amp-producer", &["--metrics-addr", &metrics], &broker.sasl("audit"));
+    amp.env("GRIDSYNC_AMP_WEBHOOK_SECRET", "secret")
+        .env("GRIDSYNC_AMP_STORE_URL", format!("sqlite://{}", state.path().join("amp.db").display()));
+    let started = std::time::Instant::now();
+    let (ran, text) = run(amp);
+    assert!(!ran, "{text}");
+    assert!(started.elapsed() < Duration::from_secs(30), "it stopped at once, not after retrying");
+    assert!(
+        text.contains("Kafka does not allow User:audit to WRITE topic gridsync.amp")
+            && text.contains("`gridsync acls` lists what amp-producer needs"),
+        "{text}"
+    );
+    // And no secret on its way out: the password is masked in what it logged.
+    let password = &broker.sasl("audit")[4].1;
+    assert!(!text.contains(password.as_str()), "the SASL password reached the output");
+}
