@@ -43,6 +43,8 @@ enum Command {
         #[command(flatten)]
         kafka: KafkaArgs,
     },
+    /// The catalog's topics and users (with their ACLs) as Strimzi resources, in a kustomize overlay.
+    Strimzi(commands::strimzi::StrimziArgs),
     /// Consumer groups: how far behind each is, per partition.
     Groups {
         #[command(subcommand)]
@@ -108,6 +110,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Topics { command, kafka } => commands::topics::run(command, &kafka).await,
             Command::Acls { args, kafka } => commands::acls::run(args, &kafka).await,
+            Command::Strimzi(args) => commands::strimzi::run(args),
             Command::Groups { command, kafka } => commands::groups::run(command, &kafka).await,
             Command::Schemas { command } => commands::schemas::run(command),
             Command::Edi { command } => commands::edi::run(command),

@@ -11,8 +11,9 @@
 //!   looks for a report it may have published before a crash;
 //! - the audit consumer: `READ` on every dead-letter topic and on its dead-letter reader's group.
 //!
-//! The operator commands (`topics apply`, `groups lag`, `replay`, `dlq redrive`, `demo`) act for
-//! the whole catalog; their principal gets the prefixed ACLs of [`operator`].
+//! The lag exporter describes every topic and group of the catalog ([`lag_exporter`]); the
+//! operator commands (`topics apply`, `groups lag`, `replay`, `dlq redrive`, `demo`) act for the
+//! whole catalog, and their principal gets the prefixed ACLs of [`operator`].
 
 use std::collections::BTreeSet;
 
@@ -171,6 +172,21 @@ pub fn grants(catalog: &TopicCatalog) -> Vec<Grant> {
         grants.push(Grant { component: consumer.name.clone(), acls });
     }
     grants
+}
+
+/// The lag exporter's (`gridsync groups lag --serve`): describing the topics and groups under
+/// `prefix`, which is what reading committed offsets and partition ends takes.
+pub fn lag_exporter(prefix: &str) -> Grant {
+    let acls = [Resource::Topic, Resource::Group]
+        .into_iter()
+        .map(|resource| Acl {
+            resource,
+            name: format!("{prefix}gridsync"),
+            pattern: Pattern::Prefixed,
+            operation: Operation::Describe,
+        })
+        .collect();
+    Grant { component: "lag-exporter".to_owned(), acls }
 }
 
 /// The operator's: every topic and group under `prefix` (what `topics apply`, `groups lag`,

@@ -524,3 +524,144 @@ fn the_kustomizations_build_and_validate_against_the_kubernetes_schemas() {
         }
     }
 }
+
+/// Strimzi's KafkaTopic and KafkaUser fields gridsync may use (its CRDs' schemas are not at hand
+/// here: https://strimzi.io/docs/operators/latest/configuring#type-KafkaUserSpec-reference).
+const STRIMZI_TOPIC_SPEC: [&str; 4] = ["topicName", "partitions", "replicas", "config"];
+const STRIMZI_USER_SPEC: [&str; 4] = ["authentication", "authorization", "quotas", "template"];
+const STRIMZI_ACL: [&str; 5] = ["resource", "operations", "operation", "host", "type"];
+const STRIMZI_OPERATIONS: [&str; 11] = [
+    "Read",
+    "Write",
+    "Create",
+    "Delete",
+    "Alter",
+    "Describe",
+    "ClusterAction",
+    "AlterConfigs",
+    "DescribeConfigs",
+    "IdempotentWrite",
+    "All",
+];
+
+/// `deploy/k8s/strimzi` is what `gridsync strimzi` makes of the catalog (regenerate it when the
+/// catalog changes); kustomize builds it over the base; its topics are the catalog's, its users
+/// hold exactly the ACLs `gridsync acls` lists, in fields Strimzi knows; each Deployment
+/// authenticates as its user with the Secret Strimzi makes for it.
+#[test]
+fn the_strimzi_resources_are_the_catalogs_and_its_acls() {
+    let fresh = tempfile::tempdir().unwrap();
+    let made = Command::new(workspace_binary("gridsync"))
+        .args(["strimzi", "--out", fresh.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    for file in ["topics.yaml", "users.yaml", "kustomization.yaml"] {
+        let checked_in = std::fs::read_to_string(root().join("deploy/k8s/strimzi").join(file)).unwrap_or_default();
+        let generated = std::fs::read_to_string(fresh.path().join(file)).unwrap();
+        assert!(checked_in == generated, "deploy/k8s/strimzi/{file} is stale: run `gridsync strimzi`");
+    }
+    let yaml = deploy_check(&["kustomize", "deploy/k8s/strimzi"]);
+    let built = documents(&yaml);
+    let of_kind = |kind: &'static str| built.iter().filter(move |d| d["kind"] == kind);
+
+    let catalog = gridsync_schemas::catalog::catalog().unwrap();
+    let topics: BTreeMap<&str, &Value> =
+        of_kind("KafkaTopic").map(|t| (t["spec"]["topicName"].as_str().unwrap(), t)).collect();
+    assert_eq!(topics.len(), catalog.topics.len());
+    for spec in &catalog.topics {
+        let topic = &topics[spec.name.as_str()]["spec"];
+        for key in topic.as_mapping().unwrap().keys() {
+            assert!(STRIMZI_TOPIC_SPEC.contains(&key.as_str().unwrap()), "KafkaTopic {}: {key:?}", spec.name);
+        }
+        assert_eq!(topic["partitions"].as_i64(), Some(i64::from(spec.partitions)), "{}", spec.name);
+        assert_eq!(topic["replicas"].as_i64(), Some(i64::from(spec.replication_factor)), "{}", spec.name);
+        for (key, value) in &spec.config {
+            assert_eq!(topic["config"][key.as_str()].as_str(), Some(value.as_str()), "{}: {key}", spec.name);
+        }
+    }
+
+    // The users' ACLs, as (principal, operation, resource type, name, pattern).
+    let mut strimzi = BTreeSet::new();
+    for user in of_kind("KafkaUser") {
+        let name = user["metadata"]["name"].as_str().unwrap();
+        let spec = &user["spec"];
+        for key in spec.as_mapping().unwrap().keys() {
+            assert!(STRIMZI_USER_SPEC.contains(&key.as_str().unwrap()), "KafkaUser {name}: {key:?}");
+        }
+        assert_eq!(spec["authentication"]["type"], "scram-sha-512", "{name}");
+        assert_eq!(spec["authorization"]["type"], "simple", "{name}");
+        for acl in spec["authorization"]["acls"].as_sequence().unwrap() {
+            for key in acl.as_mapping().unwrap().keys() {
+                assert!(STRIMZI_ACL.contains(&key.as_str().unwrap()), "KafkaUser {name}: ACL field {key:?}");
+            }
+            let resource = &acl["resource"];
+            let kind = resource["type"].as_str().unwrap();
+            assert!(["topic", "group", "cluster", "transactionalId"].contains(&kind), "{name}: {kind}");
+            let pattern = resource["patternType"].as_str().unwrap_or("literal");
+            assert!(["literal", "prefix"].contains(&pattern), "{name}: {pattern}");
+            for operation in strings(&acl["operations"]) {
+                assert!(STRIMZI_OPERATIONS.contains(&operation.as_str()), "{name}: {operation}");
+                let resource_name = resource["name"].as_str().unwrap_or("kafka-cluster").to_owned();
+                strimzi.insert((
+                    format!("User:{name}"),
+                    operation.to_uppercase(),
+                    kind.to_uppercase(),
+                    resource_name,
+                    pattern == "prefix",
+                ));
+            }
+        }
+    }
+    let listed = Command::new(workspace_binary("gridsync"))
+        .args(["acls", "--operator", "User:gridsync-operator"])
+        .output()
+        .unwrap();
+    assert!(listed.status.success());
+    let mut acls = BTreeSet::new();
+    let mut principal = String::new();
+    for line in String::from_utf8(listed.stdout).unwrap().lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["ALLOW", operation, kind, name, rest @ ..] => {
+                let operation = operation.replace('_', "");
+                acls.insert((principal.clone(), operation, kind.to_string(), name.to_string(), rest == ["(prefixed)"]));
+            }
+            [user, ..] => principal = user.to_string(),
+            [] => {}
+        }
+    }
+    let strimzi: BTreeSet<_> =
+        strimzi.into_iter().map(|(p, op, k, n, pre)| (p, op.replace('_', ""), k, n, pre)).collect();
+    assert!(acls.len() > 100, "{} ACLs listed", acls.len());
+    assert_eq!(strimzi, acls, "the KafkaUsers hold exactly what `gridsync acls` lists");
+
+    // Each Deployment authenticates as its own user, with the Secret Strimzi makes for it.
+    let users: BTreeSet<&str> = of_kind("KafkaUser").map(|u| u["metadata"]["name"].as_str().unwrap()).collect();
+    for deployment in of_kind("Deployment") {
+        let name = deployment["metadata"]["name"].as_str().unwrap();
+        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+        let env = container["env"].as_sequence().unwrap();
+        let user = env.iter().find(|e| e["name"] == "GRIDSYNC_KAFKA_SASL_USERNAME").and_then(|e| e["value"].as_str());
+        let user = user.unwrap_or_else(|| panic!("{name} has no Kafka user"));
+        assert!(users.contains(user), "{name} authenticates as {user}, which is no KafkaUser");
+        let volumes = deployment["spec"]["template"]["spec"]["volumes"].as_sequence().unwrap();
+        assert!(volumes.iter().any(|v| v["secret"]["secretName"] == user), "{name}: {user}'s Secret is not mounted");
+    }
+    let config = of_kind("ConfigMap").find(|c| c["metadata"]["name"] == "gridsync-config").unwrap();
+    assert_eq!(config["data"]["GRIDSYNC_KAFKA_SECURITY_PROTOCOL"], "SASL_SSL");
+    assert!(config["data"]["GRIDSYNC_BROKERS"].as_str().unwrap().ends_with("-kafka-bootstrap:9093"));
+    let validated = run_tool(
+        "GRIDSYNC_KUBERNETES_VALIDATE",
+        "kubernetes-validate",
+        &["--strict", "--kubernetes-version", "1.30.0", &{
+            let file = fresh.path().join("built.yaml");
+            std::fs::write(&file, &yaml).unwrap();
+            file.display().to_string()
+        }],
+    );
+    assert!(
+        validated.lines().all(|l| l.contains(" passed ") || l.contains("Couldn't find schema for kind Kafka")),
+        "{validated}"
+    );
+}

@@ -42,7 +42,8 @@ impl Drop for Running {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flow_runs_end_to_end_with_each_component_its_own_principal_and_only_its_acls() {
-    let broker = SecuredBroker::start(&["operator", "tg-producer", "audit"], &["notifications"]).unwrap();
+    let broker =
+        SecuredBroker::start(&["operator", "tg-producer", "audit", "lag-exporter"], &["notifications"]).unwrap();
     let admin = broker.sasl("admin");
     let operator = broker.sasl("operator");
 
@@ -54,7 +55,7 @@ async fn a_flow_runs_end_to_end_with_each_component_its_own_principal_and_only_i
     assert!(applied, "{applied_text}");
     assert!(applied_text.starts_with(&printed), "the ACLs applied are those listed:\n{applied_text}");
     let count: usize = printed.lines().filter(|l| l.trim_start().starts_with("ALLOW ")).count();
-    assert!(applied_text.contains(&format!("applied {count} ACLs for 8 principals")), "{applied_text}");
+    assert!(applied_text.contains(&format!("applied {count} ACLs for 9 principals")), "{applied_text}");
     // Again: nothing changes, nothing fails.
     assert!(run(command("gridsync", &apply, &admin)).0);
 
@@ -154,9 +155,11 @@ async fn a_flow_runs_end_to_end_with_each_component_its_own_principal_and_only_i
         reqwest::get(format!("{}/__sim/items?prefix=gridsync/", sim.url())).await.unwrap().text().await.unwrap();
     assert!(created.contains("PO-SEC-1") && created.contains("PO-SEC-2"), "{created}");
 
-    // The operator sees every group's lag.
-    let (read, text) = run(command("gridsync", &["groups", "lag"], &operator));
-    assert!(read && text.contains("gridsync.notifications") && text.contains("gridsync.audit"), "{text}");
+    // The operator, and the lag exporter's principal, see every group's lag.
+    for settings in [&operator, &broker.sasl("lag-exporter")] {
+        let (read, text) = run(command("gridsync", &["groups", "lag"], settings));
+        assert!(read && text.contains("gridsync.notifications  (") && text.contains("gridsync.audit  ("), "{text}");
+    }
     drop(running);
 
     // A component with another's credentials is short of ACLs: it stops at once, saying which.

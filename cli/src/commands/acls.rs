@@ -11,7 +11,7 @@ use clap::Args;
 use gridsync_core::config::KafkaArgs;
 use gridsync_kafka_acl::{create_acls, AclBinding, PatternType, ResourceType};
 use gridsync_schemas::{
-    access::{grants, operator, Grant, Pattern, Resource},
+    access::{grants, lag_exporter, operator, Grant, Pattern, Resource},
     catalog::catalog,
 };
 use rdkafka::admin::AdminClient;
@@ -48,6 +48,7 @@ pub fn principals(
     let catalog = catalog()?.with_prefix(prefix);
     let mut all: Vec<(String, Grant)> = grants(&catalog)
         .into_iter()
+        .chain([lag_exporter(prefix)])
         .map(|g| (named.remove(&g.component).unwrap_or_else(|| format!("User:{}", g.component)), g))
         .collect();
     if let Some(principal) = operator_principal {

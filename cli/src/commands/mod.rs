@@ -9,6 +9,7 @@ pub mod replay;
 pub mod report;
 pub mod schemas;
 pub mod status;
+pub mod strimzi;
 pub mod topics;
 
 use std::time::Duration;
