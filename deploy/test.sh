@@ -30,6 +30,12 @@ if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
 fi
 "$root/deploy/local-broker.sh" install
 
+# The secured-cluster test makes its certificates with openssl.
+if ! command -v openssl >/dev/null; then
+  echo "installing Debian's openssl for the secured-cluster test's certificates..." >&2
+  apt_install openssl
+fi
+
 # The SFTP mailbox tests run Debian's OpenSSH server (sshd) on a loopback port.
 if [ ! -x "${SSHD_BIN:-/usr/sbin/sshd}" ] || ! command -v ssh-keygen >/dev/null; then
   echo "installing Debian's openssh-server for the SFTP tests..." >&2
