@@ -453,9 +453,16 @@ async fn audit_answers(store: Store) {
         delivery("task-b-again", "ACME", 20, "exception-occurrence", "x3", &[("external", "item-b")]),
         delivery("resolved-a", "ACME", 21, "task-resolved", "ok1", &[("external", "item-a")]),
     ];
-    for e in &entries {
+    // The first two alone, then the whole list in one batch (as the audit consumer records a
+    // backlog) with an event twice in it: each recorded once, its references with it.
+    for e in &entries[..2] {
         assert!(log.record(e).await.unwrap(), "{} is new", e.event_id);
     }
+    let mut batch = entries.clone();
+    batch.push(entries[5].clone());
+    let new = log.record_each(&batch).await.unwrap();
+    let expected: Vec<bool> = (0..batch.len()).map(|i| (2..entries.len()).contains(&i)).collect();
+    assert_eq!(new, expected, "new: all but the two recorded before and the repeat");
     for e in &entries {
         assert!(!log.record(e).await.unwrap(), "{} again changes nothing", e.event_id);
     }

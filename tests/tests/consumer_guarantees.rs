@@ -303,6 +303,79 @@ async fn bad_records_are_dead_lettered_with_context_and_the_records_after_them_f
     assert!(wait_exit(&mut probe, Duration::from_secs(30)).await.success());
 }
 
+/// A handler that does many records at once (as the audit consumer records them, one store
+/// transaction each) keeps every guarantee: a backlog goes in batches, each record exactly
+/// once and in order; a batch holding a record that fails for good is redone one record at a
+/// time, so only that record is dead-lettered; a transient failure retries the batch.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batching_handler_takes_a_backlog_in_batches_and_dead_letters_only_the_bad_record() {
+    let s = setup("batches").await;
+    let key = b"ACME/ONE-PARTITION".as_slice();
+    let codec = codec().unwrap();
+    let event = |seq: u64, business_key: &str| {
+        let mut e = sample(EventType::InvoiceReceived, "ACME", seq);
+        e.envelope_mut().business_key = business_key.into();
+        e
+    };
+    // A backlog on one partition: 300 good records, a poison one, a flaky one, 300 more.
+    let mut good_ids = Vec::new();
+    let mut sent = Vec::new();
+    for seq in 0..300 {
+        let e = event(seq, "INV-OK");
+        good_ids.push(e.envelope().event_id.clone());
+        sent.push(codec.encode(&e));
+    }
+    let poison = codec.encode(&event(1000, "POISON-B"));
+    sent.push(poison.clone());
+    let flaky = event(1001, "FLAKY-B");
+    good_ids.push(flaky.envelope().event_id.clone());
+    sent.push(codec.encode(&flaky));
+    for seq in 300..600 {
+        let e = event(seq, "INV-OK");
+        good_ids.push(e.envelope().event_id.clone());
+        sent.push(codec.encode(&e));
+    }
+    for bytes in &sent {
+        s.producer.send(&s.topic, Some(key), Some(bytes), OwnedHeaders::new()).await.unwrap();
+    }
+
+    let port = free_port();
+    let mut probe = s.spawn_probe_with(&s.out(), 0, Some(port), &["--batch", "100"]);
+    assert!(
+        wait_until(Duration::from_secs(90), || ids(&s.out()).len() >= good_ids.len()).await,
+        "the backlog was processed: {} of {}",
+        ids(&s.out()).len(),
+        good_ids.len()
+    );
+    assert_eq!(ids(&s.out()), good_ids, "every good record once, in order");
+    let dead = read_topic(&s.broker.brokers(), &s.dlq, 1, Duration::from_secs(30)).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(payload(&dead[0]), poison.as_slice(), "only the poison record is dead-lettered");
+    // Batches were taken (of at most 100), and fewer than one per record.
+    let batches: Vec<usize> = std::fs::read_to_string(s.out().with_extension("batches"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    assert!(batches.iter().all(|b| (1..=100).contains(b)), "{batches:?}");
+    assert!(batches.len() < good_ids.len() / 4 && batches.iter().any(|b| *b > 10), "{batches:?}");
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
+    let value = |fragments: &[&str]| {
+        metrics
+            .lines()
+            .find(|l| !l.starts_with('#') && fragments.iter().all(|f| l.contains(f)))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let good = good_ids.len() as f64;
+    assert_eq!(value(&["gridsync_records_processed_total{", "outcome=\"ok\""]), Some(good), "{metrics}");
+    assert_eq!(value(&["gridsync_records_processed_total{", "outcome=\"dead_lettered\""]), Some(1.0));
+    assert_eq!(value(&["gridsync_records_in_total{"]), Some(good + 1.0), "each record counted in once");
+
+    sigterm(&probe);
+    assert!(wait_exit(&mut probe, Duration::from_secs(30)).await.success());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn consumers_joining_and_leaving_the_group_share_the_work_and_lose_nothing() {
     let s = setup("rebalance").await;

@@ -155,13 +155,38 @@ pub struct Audit {
     recorded: IntCounterVec,
 }
 
-impl Handler for Audit {
-    async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
-        let entry = entry::of_record(record).map_err(|e| HandlerError::permanent("audit.json", e))?;
-        let new = self.log.record(&entry).await.map_err(|e| HandlerError::from_source("audit.store", true, e))?;
+/// Events recorded in one store transaction when a backlog waits: one transaction costs about
+/// what one event costs, so a replay or a burst is recorded many at a time.
+pub const BATCH: usize = 500;
+
+impl Audit {
+    fn recorded(&self, entry: &gridsync_store::audit::AuditEntry, new: bool) {
         let outcome = if new { "new" } else { "already-recorded" };
         tracing::debug!(event_type = entry.event_type, outcome, "event recorded");
         self.recorded.with_label_values(&[entry.event_type.as_str(), outcome]).inc();
+    }
+}
+
+impl Handler for Audit {
+    async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
+        self.handle_batch(std::slice::from_ref(record)).await
+    }
+
+    fn batch_size(&self) -> usize {
+        BATCH
+    }
+
+    async fn handle_batch(&self, records: &[Record]) -> Result<(), HandlerError> {
+        let entries = records
+            .iter()
+            .map(entry::of_record)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| HandlerError::permanent("audit.json", e))?;
+        let new =
+            self.log.record_each(&entries).await.map_err(|e| HandlerError::from_source("audit.store", true, e))?;
+        for (entry, new) in entries.iter().zip(new) {
+            self.recorded(entry, new);
+        }
         Ok(())
     }
 }

@@ -115,6 +115,25 @@ pub trait Handler: Send + Sync + 'static {
     fn accepts(&self, _event_type: &str) -> bool {
         true
     }
+
+    /// How many waiting records of a partition it takes at once (1: one at a time). A handler
+    /// whose work for many records costs about what one costs (one store transaction for all)
+    /// says how many, and does them in [`Handler::handle_batch`].
+    fn batch_size(&self) -> usize {
+        1
+    }
+
+    /// The work for `records` (consecutive records of one partition, in order) at once: all done,
+    /// or an error. On a permanent error each record is handled again alone, so that only the one
+    /// that cannot be handled is dead-lettered; a transient one retries the batch.
+    fn handle_batch(&self, records: &[Record]) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        async move {
+            for record in records {
+                self.handle(record).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// A handler shared with its owner (tests, benchmarks, a flow that reads its state).
@@ -125,6 +144,14 @@ impl<H: Handler> Handler for Arc<H> {
 
     fn accepts(&self, event_type: &str) -> bool {
         H::accepts(self, event_type)
+    }
+
+    fn batch_size(&self) -> usize {
+        H::batch_size(self)
+    }
+
+    fn handle_batch(&self, records: &[Record]) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        H::handle_batch(self, records)
     }
 }
 
@@ -325,6 +352,7 @@ pub(crate) async fn partition_worker<H: Handler>(
     // Offsets below this were processed by this worker already: a redelivery
     // after a rebalance is skipped, and the stored offset never goes backwards.
     let mut next_offset: Option<i64> = None;
+    let batch_size = shared.handler.batch_size().max(1);
     loop {
         let message = tokio::select! {
             biased;
@@ -332,23 +360,147 @@ pub(crate) async fn partition_worker<H: Handler>(
             message = inbox.recv() => match message { Some(m) => m, None => return },
         };
         shared.room.notify_one();
-        if next_offset.is_some_and(|next| message.offset() < next) {
+        // With a batching handler, the records already waiting go with it.
+        let mut batch = vec![message];
+        while batch.len() < batch_size {
+            match inbox.try_recv() {
+                Ok(message) => {
+                    shared.room.notify_one();
+                    batch.push(message);
+                }
+                Err(_) => break,
+            }
+        }
+        batch.retain(|m| next_offset.is_none_or(|next| m.offset() >= next));
+        let Some(last) = batch.last() else { continue };
+        let last_offset = last.offset();
+        let done = if batch.len() > 1 {
+            process_batch(&shared, worker_id, &batch, &cancel, &busy).await
+        } else {
+            process_one(&shared, worker_id, &batch[0], &cancel, &busy).await
+        };
+        if !done {
+            return;
+        }
+        next_offset = Some(last_offset + 1);
+    }
+}
+
+/// Processes one record and stores its offset. False when the worker must stop: abandoned on
+/// shutdown or revoke (not stored, so redelivered), or no longer the partition's worker.
+async fn process_one<H: Handler>(
+    shared: &Shared<H>,
+    worker_id: u64,
+    message: &OwnedMessage,
+    cancel: &CancellationToken,
+    busy: &std::sync::atomic::AtomicBool,
+) -> bool {
+    let started = Instant::now();
+    shared.metrics.record_received(message.topic());
+    let _busy = Busy::set(busy, &shared.status);
+    let Some(outcome) = process(shared, message, cancel).await else {
+        return false;
+    };
+    if !store_offset(shared, worker_id, message) {
+        return false;
+    }
+    shared.metrics.record_processed(message.topic(), outcome, started.elapsed());
+    true
+}
+
+/// Processes consecutive records of a partition with one [`Handler::handle_batch`], then stores
+/// the last one's offset. Anything a batch cannot settle (a record that does not decode, a
+/// permanent failure) sends its records through [`process_one`], one by one, in order.
+async fn process_batch<H: Handler>(
+    shared: &Shared<H>,
+    worker_id: u64,
+    batch: &[OwnedMessage],
+    cancel: &CancellationToken,
+    busy: &std::sync::atomic::AtomicBool,
+) -> bool {
+    let started = Instant::now();
+    let mut records = Vec::with_capacity(batch.len());
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for message in batch {
+        if headers::get(message.headers(), headers::EVENT_TYPE).is_some_and(|t| !shared.handler.accepts(t)) {
+            outcomes.push("skipped");
             continue;
         }
-        let started = Instant::now();
-        shared.metrics.record_received(message.topic());
-        let _busy = Busy::set(&busy, &shared.status);
-        let Some(outcome) = process(&shared, &message, &cancel).await else {
-            // Abandoned on shutdown or revoke: not stored, so redelivered.
-            return;
+        let Ok(decoded) = shared.decoder.decode(message.payload().unwrap_or_default()).await else {
+            return one_by_one(shared, worker_id, batch, cancel, busy).await;
         };
-        if !store_offset(&shared, worker_id, &message) {
-            return;
-        }
-        drop(_busy);
-        next_offset = Some(message.offset() + 1);
-        shared.metrics.record_processed(message.topic(), outcome, started.elapsed());
+        let trace = headers::get(message.headers(), headers::TRACEPARENT)
+            .and_then(TraceContext::parse)
+            .unwrap_or_else(TraceContext::new_root);
+        records.push(Record {
+            event: decoded.event,
+            writer_version: decoded.writer_version,
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            trace,
+        });
+        outcomes.push("ok");
     }
+    let Some(first) = batch.first() else { return true };
+    let _busy = Busy::set(busy, &shared.status);
+    let span = tracing::info_span!(
+        "records",
+        consumer = %shared.settings.name,
+        topic = first.topic(),
+        partition = first.partition(),
+        offsets = %format!("{}..={}", first.offset(), batch.last().map_or(0, |m| m.offset())),
+    );
+    let (handler, records, timeout) = (&shared.handler, &records, shared.settings.handler_timeout);
+    let handled = retry(shared, cancel, first, Stage::Process, move || async move {
+        if records.is_empty() {
+            return Ok(());
+        }
+        match tokio::time::timeout(timeout, handler.handle_batch(records)).await {
+            Ok(result) => result,
+            Err(_) => Err(HandlerError::transient("timeout", format!("the attempt took longer than {timeout:?}"))),
+        }
+    })
+    .instrument(span)
+    .await;
+    match handled {
+        // Abandoned on shutdown or revoke: not stored, so redelivered.
+        None => false,
+        Some(Err(failure)) => {
+            tracing::warn!(class = %failure.class, error = %failure.message, records = batch.len(), "a batch failed; handling its records one by one");
+            drop(_busy);
+            one_by_one(shared, worker_id, batch, cancel, busy).await
+        }
+        Some(Ok(())) => {
+            let Some(last) = batch.last() else { return true };
+            if !store_offset(shared, worker_id, last) {
+                return false;
+            }
+            let took = started.elapsed();
+            for (message, outcome) in batch.iter().zip(outcomes) {
+                shared.metrics.record_received(message.topic());
+                shared.metrics.record_processed(message.topic(), outcome, took);
+            }
+            true
+        }
+    }
+}
+
+/// Each of `batch` through [`process_one`], in order.
+async fn one_by_one<H: Handler>(
+    shared: &Shared<H>,
+    worker_id: u64,
+    batch: &[OwnedMessage],
+    cancel: &CancellationToken,
+    busy: &std::sync::atomic::AtomicBool,
+) -> bool {
+    for message in batch {
+        if !process_one(shared, worker_id, message, cancel, busy).await {
+            return false;
+        }
+    }
+    true
 }
 
 /// Marks a worker busy with a record until dropped, however the work ends.

@@ -20,6 +20,28 @@ pub use queries::{ContentUse, Lineage, LINEAGE_MAX_EVENTS};
 
 use crate::{now_millis, StoreError};
 
+/// Values of an `audit_events` row as recorded.
+const RECORDED_COLUMNS: usize = 19;
+/// Rows per INSERT: within SQLite's and PostgreSQL's parameter limits (32,766 and 65,535).
+const EVENTS_PER_STATEMENT: usize = 500;
+const REFS_PER_STATEMENT: usize = 2_000;
+
+/// `($1, ..., $columns), ($columns+1, ...)` for `rows` rows.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        out.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("${}", row * columns + column + 1));
+        }
+        out.push(')');
+    }
+    out
+}
+
 /// Most rows one answer holds, whatever was asked.
 pub const MAX_PAGE: u32 = 500;
 
@@ -162,57 +184,70 @@ impl AuditLog {
     /// Records `entries` in one transaction (an import, a benchmark's fill), each unless its
     /// event id is recorded; returns how many were new.
     pub async fn record_all(&self, entries: &[AuditEntry]) -> Result<u64, StoreError> {
+        Ok(self.record_each(entries).await?.into_iter().filter(|new| *new).count() as u64)
+    }
+
+    /// Records `entries` in one transaction, each unless its event id is recorded: all or none
+    /// (the audit consumer's batches, whose offsets are stored once this returns). Whether each
+    /// was new.
+    pub async fn record_each(&self, entries: &[AuditEntry]) -> Result<Vec<bool>, StoreError> {
         let what = "recording audit events";
         let mut tx = self.pool.begin().await.map_err(StoreError::query(what))?;
-        let mut new = 0;
-        for entry in entries {
-            let inserted = sqlx::query(
+        let mut new = Vec::with_capacity(entries.len());
+        let recorded_at = now_millis();
+        // Many rows per statement: a statement costs about what a row costs, so a batch of
+        // hundreds is one round trip per chunk instead of one per event and reference.
+        for chunk in entries.chunks(EVENTS_PER_STATEMENT) {
+            let mut sql = String::from(
                 "INSERT INTO audit_events (event_id, event_type, source_system, partner, business_key, correlation_id,
                      occurred_at, seen_at, summary, action, status, due_at, content_item_id, content_version, topic,
-                     partition_no, record_offset, recorded_at, body)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
-                 ON CONFLICT (event_id) DO NOTHING",
-            )
-            .bind(&entry.event_id)
-            .bind(&entry.event_type)
-            .bind(&entry.source_system)
-            .bind(&entry.partner)
-            .bind(&entry.business_key)
-            .bind(&entry.correlation_id)
-            .bind(entry.occurred_at)
-            .bind(entry.seen_at)
-            .bind(&entry.summary)
-            .bind(&entry.action)
-            .bind(&entry.status)
-            .bind(entry.due_at)
-            .bind(&entry.content_item_id)
-            .bind(entry.content_version)
-            .bind(&entry.topic)
-            .bind(i64::from(entry.partition))
-            .bind(entry.offset)
-            .bind(now_millis())
-            .bind(&entry.body)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query(what))?
-            .rows_affected()
-                == 1;
-            if !inserted {
-                continue;
+                     partition_no, record_offset, recorded_at, body) VALUES ",
+            );
+            sql.push_str(&placeholders(chunk.len(), RECORDED_COLUMNS));
+            sql.push_str(" ON CONFLICT (event_id) DO NOTHING RETURNING event_id");
+            let mut query = sqlx::query(&sql);
+            for entry in chunk {
+                query = query
+                    .bind(&entry.event_id)
+                    .bind(&entry.event_type)
+                    .bind(&entry.source_system)
+                    .bind(&entry.partner)
+                    .bind(&entry.business_key)
+                    .bind(&entry.correlation_id)
+                    .bind(entry.occurred_at)
+                    .bind(entry.seen_at)
+                    .bind(&entry.summary)
+                    .bind(&entry.action)
+                    .bind(&entry.status)
+                    .bind(entry.due_at)
+                    .bind(&entry.content_item_id)
+                    .bind(entry.content_version)
+                    .bind(&entry.topic)
+                    .bind(i64::from(entry.partition))
+                    .bind(entry.offset)
+                    .bind(recorded_at)
+                    .bind(&entry.body);
             }
-            new += 1;
-            for r in &entry.refs {
-                sqlx::query(
-                    "INSERT INTO audit_refs (ref_value, ref_kind, partner, event_id) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(&r.value)
-                .bind(&r.kind)
-                .bind(&entry.partner)
-                .bind(&entry.event_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::query(what))?;
+            let rows = query.fetch_all(&mut *tx).await.map_err(StoreError::query(what))?;
+            let mut inserted = std::collections::HashSet::with_capacity(rows.len());
+            for row in rows {
+                inserted.insert(row.try_get::<String, _>(0).map_err(StoreError::query(what))?);
+            }
+            // The first of the chunk's entries with an id inserted is the one recorded.
+            let fresh: Vec<&AuditEntry> = chunk.iter().filter(|e| inserted.remove(&e.event_id)).collect();
+            new.extend(chunk.iter().map(|e| fresh.iter().any(|f| std::ptr::eq(*f, e))));
+            let refs: Vec<(&AuditRef, &AuditEntry)> =
+                fresh.iter().flat_map(|e| e.refs.iter().map(move |r| (r, *e))).collect();
+            for refs in refs.chunks(REFS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO audit_refs (ref_value, ref_kind, partner, event_id) VALUES {} ON CONFLICT DO NOTHING",
+                    placeholders(refs.len(), 4)
+                );
+                let mut query = sqlx::query(&sql);
+                for (r, entry) in refs {
+                    query = query.bind(&r.value).bind(&r.kind).bind(&entry.partner).bind(&entry.event_id);
+                }
+                query.execute(&mut *tx).await.map_err(StoreError::query(what))?;
             }
         }
         tx.commit().await.map_err(StoreError::query(what))?;

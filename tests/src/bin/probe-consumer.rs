@@ -8,7 +8,9 @@
 //! one whose correlation id is `HANG` hangs on its first attempt (until the
 //! handler timeout abandons it), then succeeds; one whose correlation id is
 //! `SLOW` runs until `<out>.release` exists, and writes when it began and ended
-//! to `<out>.spans`.
+//! to `<out>.spans`. With `--batch N` it takes up to N waiting records at once, all
+//! or none (a POISON or FLAKY record in a batch fails the batch before any is
+//! written), and appends each batch's size to `<out>.batches`.
 
 use std::{collections::HashMap, io::Write, path::PathBuf, sync::Mutex, time::Duration};
 
@@ -44,6 +46,9 @@ struct Cli {
     /// The consumer loop's per-attempt handler timeout.
     #[arg(long, default_value_t = 60_000)]
     handler_timeout_ms: u64,
+    /// Records taken at once when they wait (1: one at a time).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
 }
 
 struct Probe {
@@ -51,13 +56,32 @@ struct Probe {
     release: PathBuf,
     delay: Duration,
     flaky_attempts: Mutex<HashMap<String, u32>>,
+    batch: usize,
 }
 
 impl Handler for Probe {
+    fn batch_size(&self) -> usize {
+        self.batch
+    }
+
+    async fn handle_batch(&self, records: &[Record]) -> Result<(), HandlerError> {
+        for record in records {
+            self.check(record)?;
+        }
+        let lines: String = records.iter().map(line).collect();
+        self.append(&lines)?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.release.with_extension("batches"))
+            .and_then(|mut f| f.write_all(format!("{}\n", records.len()).as_bytes()))
+            .map_err(|e| HandlerError::transient("probe.io", e))
+    }
+
     async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
         let envelope = record.event.envelope();
         if envelope.business_key.starts_with("POISON") {
-            return Err(HandlerError::permanent("probe.poison", format!("{} is poison", envelope.business_key)));
+            return self.check(record);
         }
         if envelope.correlation_id == "STUCK" && !self.release.exists() {
             return Err(HandlerError::transient("probe.stuck", "held until released"));
@@ -80,6 +104,26 @@ impl Handler for Probe {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
             }
         }
+        self.check(record)?;
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        self.append(&line(record))
+    }
+}
+
+/// The line a processed record appends.
+fn line(record: &Record) -> String {
+    format!("{}\t{}\t{}\t{}\n", record.event.envelope().event_id, record.topic, record.partition, record.offset)
+}
+
+impl Probe {
+    /// POISON fails for good; FLAKY fails twice, then passes.
+    fn check(&self, record: &Record) -> Result<(), HandlerError> {
+        let envelope = record.event.envelope();
+        if envelope.business_key.starts_with("POISON") {
+            return Err(HandlerError::permanent("probe.poison", format!("{} is poison", envelope.business_key)));
+        }
         if envelope.business_key.starts_with("FLAKY") {
             let mut attempts = self.flaky_attempts.lock().map_err(|e| HandlerError::transient("probe.lock", e))?;
             let n = attempts.entry(envelope.event_id.clone()).or_default();
@@ -88,18 +132,17 @@ impl Handler for Probe {
                 return Err(HandlerError::transient("probe.flaky", format!("attempt {n} fails")));
             }
         }
-        if !self.delay.is_zero() {
-            tokio::time::sleep(self.delay).await;
-        }
-        let line = format!("{}\t{}\t{}\t{}\n", envelope.event_id, record.topic, record.partition, record.offset);
+        Ok(())
+    }
+
+    /// Appends `lines` to the output, durably.
+    fn append(&self, lines: &str) -> Result<(), HandlerError> {
         let mut out = self.out.lock().map_err(|e| HandlerError::transient("probe.lock", e))?;
-        out.write_all(line.as_bytes())
+        out.write_all(lines.as_bytes())
             .and_then(|()| out.sync_data())
             .map_err(|e| HandlerError::transient("probe.io", e))
     }
-}
 
-impl Probe {
     /// Appends `<what> <pid> <ms since the epoch>` to `<out>.spans`.
     fn span(&self, what: &str) -> Result<(), HandlerError> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -130,6 +173,7 @@ async fn main() -> anyhow::Result<()> {
         release,
         delay: Duration::from_millis(cli.delay_ms),
         flaky_attempts: Mutex::default(),
+        batch: cli.batch,
     };
     let settings = ConsumerSettings {
         name: "probe".into(),
