@@ -112,6 +112,23 @@ impl Setup {
     }
 }
 
+/// An invoice from ACME with `business_key` (which steers the probe: POISON, FLAKY, ...).
+fn invoice(seq: u64, business_key: &str) -> gridsync_schemas::Event {
+    let mut e = sample(EventType::InvoiceReceived, "ACME", seq);
+    e.envelope_mut().business_key = business_key.into();
+    e
+}
+
+/// The value of the sample in Prometheus text `metrics` whose line holds every fragment (in any
+/// order: Prometheus orders labels its own way).
+fn sample_value(metrics: &str, fragments: &[&str]) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| !l.starts_with('#') && fragments.iter().all(|f| l.contains(f)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+}
+
 fn rand_suffix() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()
 }
@@ -212,28 +229,23 @@ async fn bad_records_are_dead_lettered_with_context_and_the_records_after_them_f
     let s = setup("poison").await;
     let key = b"ACME/ONE-PARTITION".as_slice();
     let codec = codec().unwrap();
-    let event = |seq: u64, business_key: &str| {
-        let mut e = sample(EventType::InvoiceReceived, "ACME", seq);
-        e.envelope_mut().business_key = business_key.into();
-        e
-    };
     // All on one key, so one partition, in this order.
     let mut good_ids = Vec::new();
     let mut sent = Vec::new();
     for seq in 0..5 {
-        let e = event(seq, "INV-OK");
+        let e = invoice(seq, "INV-OK");
         good_ids.push(e.envelope().event_id.clone());
         sent.push(codec.encode(&e));
     }
     let undecodable = b"{\"not\": \"avro\"}".to_vec();
     sent.push(undecodable.clone());
-    let poison = codec.encode(&event(100, "POISON-1"));
+    let poison = codec.encode(&invoice(100, "POISON-1"));
     sent.push(poison.clone());
-    let flaky = event(101, "FLAKY-1");
+    let flaky = invoice(101, "FLAKY-1");
     good_ids.push(flaky.envelope().event_id.clone());
     sent.push(codec.encode(&flaky));
     for seq in 5..10 {
-        let e = event(seq, "INV-OK");
+        let e = invoice(seq, "INV-OK");
         good_ids.push(e.envelope().event_id.clone());
         sent.push(codec.encode(&e));
     }
@@ -282,14 +294,7 @@ async fn bad_records_are_dead_lettered_with_context_and_the_records_after_them_f
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Prometheus orders labels its own way: match every fragment, in any order.
-    let value = |fragments: &[&str]| {
-        metrics
-            .lines()
-            .find(|l| !l.starts_with('#') && fragments.iter().all(|f| l.contains(f)))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
-    };
+    let value = |fragments: &[&str]| sample_value(&metrics, fragments);
     assert_eq!(value(&["gridsync_dead_letters_total{", "stage=\"DECODE\""]), Some(1.0), "{metrics}");
     assert_eq!(value(&["gridsync_dead_letters_total{", "stage=\"PROCESS\""]), Some(1.0));
     assert_eq!(value(&["gridsync_failures_total{", "reason=\"codec.unknown_framing\""]), Some(1.0));
@@ -312,26 +317,21 @@ async fn a_batching_handler_takes_a_backlog_in_batches_and_dead_letters_only_the
     let s = setup("batches").await;
     let key = b"ACME/ONE-PARTITION".as_slice();
     let codec = codec().unwrap();
-    let event = |seq: u64, business_key: &str| {
-        let mut e = sample(EventType::InvoiceReceived, "ACME", seq);
-        e.envelope_mut().business_key = business_key.into();
-        e
-    };
     // A backlog on one partition: 300 good records, a poison one, a flaky one, 300 more.
     let mut good_ids = Vec::new();
     let mut sent = Vec::new();
     for seq in 0..300 {
-        let e = event(seq, "INV-OK");
+        let e = invoice(seq, "INV-OK");
         good_ids.push(e.envelope().event_id.clone());
         sent.push(codec.encode(&e));
     }
-    let poison = codec.encode(&event(1000, "POISON-B"));
+    let poison = codec.encode(&invoice(1000, "POISON-B"));
     sent.push(poison.clone());
-    let flaky = event(1001, "FLAKY-B");
+    let flaky = invoice(1001, "FLAKY-B");
     good_ids.push(flaky.envelope().event_id.clone());
     sent.push(codec.encode(&flaky));
     for seq in 300..600 {
-        let e = event(seq, "INV-OK");
+        let e = invoice(seq, "INV-OK");
         good_ids.push(e.envelope().event_id.clone());
         sent.push(codec.encode(&e));
     }
@@ -360,13 +360,7 @@ async fn a_batching_handler_takes_a_backlog_in_batches_and_dead_letters_only_the
     assert!(batches.iter().all(|b| (1..=100).contains(b)), "{batches:?}");
     assert!(batches.len() < good_ids.len() / 4 && batches.iter().any(|b| *b > 10), "{batches:?}");
     let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
-    let value = |fragments: &[&str]| {
-        metrics
-            .lines()
-            .find(|l| !l.starts_with('#') && fragments.iter().all(|f| l.contains(f)))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
-    };
+    let value = |fragments: &[&str]| sample_value(&metrics, fragments);
     let good = good_ids.len() as f64;
     assert_eq!(value(&["gridsync_records_processed_total{", "outcome=\"ok\""]), Some(good), "{metrics}");
     assert_eq!(value(&["gridsync_records_processed_total{", "outcome=\"dead_lettered\""]), Some(1.0));

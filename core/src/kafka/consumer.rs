@@ -374,11 +374,9 @@ pub(crate) async fn partition_worker<H: Handler>(
         batch.retain(|m| next_offset.is_none_or(|next| m.offset() >= next));
         let Some(last) = batch.last() else { continue };
         let last_offset = last.offset();
-        let done = if batch.len() > 1 {
-            process_batch(&shared, worker_id, &batch, &cancel, &busy).await
-        } else {
-            process_one(&shared, worker_id, &batch[0], &cancel, &busy).await
-        };
+        let worker = Worker { shared: &shared, id: worker_id, cancel: &cancel, busy: &busy };
+        let done =
+            if batch.len() > 1 { worker.process_batch(&batch).await } else { worker.process_one(&batch[0]).await };
         if !done {
             return;
         }
@@ -386,121 +384,115 @@ pub(crate) async fn partition_worker<H: Handler>(
     }
 }
 
-/// Processes one record and stores its offset. False when the worker must stop: abandoned on
-/// shutdown or revoke (not stored, so redelivered), or no longer the partition's worker.
-async fn process_one<H: Handler>(
-    shared: &Shared<H>,
-    worker_id: u64,
-    message: &OwnedMessage,
-    cancel: &CancellationToken,
-    busy: &std::sync::atomic::AtomicBool,
-) -> bool {
-    let started = Instant::now();
-    shared.metrics.record_received(message.topic());
-    let _busy = Busy::set(busy, &shared.status);
-    let Some(outcome) = process(shared, message, cancel).await else {
-        return false;
-    };
-    if !store_offset(shared, worker_id, message) {
-        return false;
-    }
-    shared.metrics.record_processed(message.topic(), outcome, started.elapsed());
-    true
+/// A partition's worker, as its records' processing sees it.
+struct Worker<'a, H> {
+    shared: &'a Shared<H>,
+    id: u64,
+    cancel: &'a CancellationToken,
+    busy: &'a std::sync::atomic::AtomicBool,
 }
 
-/// Processes consecutive records of a partition with one [`Handler::handle_batch`], then stores
-/// the last one's offset. Anything a batch cannot settle (a record that does not decode, a
-/// permanent failure) sends its records through [`process_one`], one by one, in order.
-async fn process_batch<H: Handler>(
-    shared: &Shared<H>,
-    worker_id: u64,
-    batch: &[OwnedMessage],
-    cancel: &CancellationToken,
-    busy: &std::sync::atomic::AtomicBool,
-) -> bool {
-    let started = Instant::now();
-    let mut records = Vec::with_capacity(batch.len());
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for message in batch {
-        if headers::get(message.headers(), headers::EVENT_TYPE).is_some_and(|t| !shared.handler.accepts(t)) {
-            outcomes.push("skipped");
-            continue;
-        }
-        let Ok(decoded) = shared.decoder.decode(message.payload().unwrap_or_default()).await else {
-            return one_by_one(shared, worker_id, batch, cancel, busy).await;
+impl<H: Handler> Worker<'_, H> {
+    /// Processes one record and stores its offset. False when the worker must stop: abandoned on
+    /// shutdown or revoke (not stored, so redelivered), or no longer the partition's worker.
+    async fn process_one(&self, message: &OwnedMessage) -> bool {
+        let Worker { shared, id: worker_id, cancel, busy } = *self;
+        let started = Instant::now();
+        shared.metrics.record_received(message.topic());
+        let _busy = Busy::set(busy, &shared.status);
+        let Some(outcome) = process(shared, message, cancel).await else {
+            return false;
         };
-        let trace = headers::get(message.headers(), headers::TRACEPARENT)
-            .and_then(TraceContext::parse)
-            .unwrap_or_else(TraceContext::new_root);
-        records.push(Record {
-            event: decoded.event,
-            writer_version: decoded.writer_version,
-            topic: message.topic().to_owned(),
-            partition: message.partition(),
-            offset: message.offset(),
-            key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-            trace,
-        });
-        outcomes.push("ok");
-    }
-    let Some(first) = batch.first() else { return true };
-    let _busy = Busy::set(busy, &shared.status);
-    let span = tracing::info_span!(
-        "records",
-        consumer = %shared.settings.name,
-        topic = first.topic(),
-        partition = first.partition(),
-        offsets = %format!("{}..={}", first.offset(), batch.last().map_or(0, |m| m.offset())),
-    );
-    let (handler, records, timeout) = (&shared.handler, &records, shared.settings.handler_timeout);
-    let handled = retry(shared, cancel, first, Stage::Process, move || async move {
-        if records.is_empty() {
-            return Ok(());
-        }
-        match tokio::time::timeout(timeout, handler.handle_batch(records)).await {
-            Ok(result) => result,
-            Err(_) => Err(HandlerError::transient("timeout", format!("the attempt took longer than {timeout:?}"))),
-        }
-    })
-    .instrument(span)
-    .await;
-    match handled {
-        // Abandoned on shutdown or revoke: not stored, so redelivered.
-        None => false,
-        Some(Err(failure)) => {
-            tracing::warn!(class = %failure.class, error = %failure.message, records = batch.len(), "a batch failed; handling its records one by one");
-            drop(_busy);
-            one_by_one(shared, worker_id, batch, cancel, busy).await
-        }
-        Some(Ok(())) => {
-            let Some(last) = batch.last() else { return true };
-            if !store_offset(shared, worker_id, last) {
-                return false;
-            }
-            let took = started.elapsed();
-            for (message, outcome) in batch.iter().zip(outcomes) {
-                shared.metrics.record_received(message.topic());
-                shared.metrics.record_processed(message.topic(), outcome, took);
-            }
-            true
-        }
-    }
-}
-
-/// Each of `batch` through [`process_one`], in order.
-async fn one_by_one<H: Handler>(
-    shared: &Shared<H>,
-    worker_id: u64,
-    batch: &[OwnedMessage],
-    cancel: &CancellationToken,
-    busy: &std::sync::atomic::AtomicBool,
-) -> bool {
-    for message in batch {
-        if !process_one(shared, worker_id, message, cancel, busy).await {
+        if !store_offset(shared, worker_id, message) {
             return false;
         }
+        shared.metrics.record_processed(message.topic(), outcome, started.elapsed());
+        true
     }
-    true
+
+    /// Processes consecutive records of a partition with one [`Handler::handle_batch`], then stores
+    /// the last one's offset. Anything a batch cannot settle (a record that does not decode, a
+    /// permanent failure) sends its records through [`Worker::process_one`], one by one, in order.
+    async fn process_batch(&self, batch: &[OwnedMessage]) -> bool {
+        let Worker { shared, id: worker_id, cancel, busy } = *self;
+        let started = Instant::now();
+        let mut records = Vec::with_capacity(batch.len());
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for message in batch {
+            if headers::get(message.headers(), headers::EVENT_TYPE).is_some_and(|t| !shared.handler.accepts(t)) {
+                outcomes.push("skipped");
+                continue;
+            }
+            let Ok(decoded) = shared.decoder.decode(message.payload().unwrap_or_default()).await else {
+                return self.one_by_one(batch).await;
+            };
+            let trace = headers::get(message.headers(), headers::TRACEPARENT)
+                .and_then(TraceContext::parse)
+                .unwrap_or_else(TraceContext::new_root);
+            records.push(Record {
+                event: decoded.event,
+                writer_version: decoded.writer_version,
+                topic: message.topic().to_owned(),
+                partition: message.partition(),
+                offset: message.offset(),
+                key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                trace,
+            });
+            outcomes.push("ok");
+        }
+        let Some(first) = batch.first() else { return true };
+        let _busy = Busy::set(busy, &shared.status);
+        let span = tracing::info_span!(
+            "records",
+            consumer = %shared.settings.name,
+            topic = first.topic(),
+            partition = first.partition(),
+            offsets = %format!("{}..={}", first.offset(), batch.last().map_or(0, |m| m.offset())),
+        );
+        let (handler, records, timeout) = (&shared.handler, &records, shared.settings.handler_timeout);
+        let handled = retry(shared, cancel, first, Stage::Process, move || async move {
+            if records.is_empty() {
+                return Ok(());
+            }
+            match tokio::time::timeout(timeout, handler.handle_batch(records)).await {
+                Ok(result) => result,
+                Err(_) => Err(HandlerError::transient("timeout", format!("the attempt took longer than {timeout:?}"))),
+            }
+        })
+        .instrument(span)
+        .await;
+        match handled {
+            // Abandoned on shutdown or revoke: not stored, so redelivered.
+            None => false,
+            Some(Err(failure)) => {
+                tracing::warn!(class = %failure.class, error = %failure.message, records = batch.len(), "a batch failed; handling its records one by one");
+                drop(_busy);
+                self.one_by_one(batch).await
+            }
+            Some(Ok(())) => {
+                let Some(last) = batch.last() else { return true };
+                if !store_offset(shared, worker_id, last) {
+                    return false;
+                }
+                let took = started.elapsed();
+                for (message, outcome) in batch.iter().zip(outcomes) {
+                    shared.metrics.record_received(message.topic());
+                    shared.metrics.record_processed(message.topic(), outcome, took);
+                }
+                true
+            }
+        }
+    }
+
+    /// Each of `batch` through [`Worker::process_one`], in order.
+    async fn one_by_one(&self, batch: &[OwnedMessage]) -> bool {
+        for message in batch {
+            if !self.process_one(message).await {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 /// Marks a worker busy with a record until dropped, however the work ends.
