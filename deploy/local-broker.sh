@@ -16,7 +16,10 @@
 #                                           super users). GRIDSYNC_SCRAM_USERS="name=password ..."
 #                                           makes SASL users (admin among them), GRIDSYNC_TLS_CLIENTS=
 #                                           "name ..." client certificates DIR/tls/<name>.crt/.key
-#                                           (principal User:<name>), beside DIR/tls/ca.pem
+#                                           (principal User:<name>), beside DIR/tls/ca.pem.
+#                                           GRIDSYNC_OAUTH_PORT and GRIDSYNC_OAUTH_JWKS_URL add an
+#                                           OAUTHBEARER listener (SASL_SSL) that validates JWTs
+#                                           against that JWKS, audience "kafka" (principal User:<sub>)
 #   deploy/local-broker.sh classpath        print the classpath it runs with
 #
 # Environment: GRIDSYNC_BROKER_PORT (9092), GRIDSYNC_CONTROLLER_PORT (9093), GRIDSYNC_LOCAL_DIR
@@ -80,7 +83,10 @@ EOF
 run_java() {
     local -a heap_opts
     read -r -a heap_opts <<<"$heap"
-    ${exec_java:+exec} java "${heap_opts[@]}" -XX:+UseG1GC -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+    # Kafka fetches a JWKS only from URLs it is told it may (its OAUTHBEARER listener).
+    local -a allowed=()
+    [ -z "${GRIDSYNC_OAUTH_JWKS_URL:-}" ] || allowed=("-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=$GRIDSYNC_OAUTH_JWKS_URL")
+    ${exec_java:+exec} java "${heap_opts[@]}" "${allowed[@]}" -XX:+UseG1GC -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
         -Dorg.slf4j.simpleLogger.showDateTime=true -cp "$(libs_dir)/*" "$@"
 }
 
@@ -168,6 +174,17 @@ authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 super.users=User:broker;User:admin
 allow.everyone.if.no.acl.found=false
 EOF
+    if [ -n "${GRIDSYNC_OAUTH_PORT:-}" ]; then
+        sed -i "s|^listeners=.*|&,OAUTH://127.0.0.1:$GRIDSYNC_OAUTH_PORT|; s|^advertised.listeners=.*|&,OAUTH://127.0.0.1:$GRIDSYNC_OAUTH_PORT|; s|^listener.security.protocol.map=.*|&,OAUTH:SASL_SSL|" "$dir/server.properties"
+        cat >>"$dir/server.properties" <<EOF
+listener.name.oauth.ssl.client.auth=none
+listener.name.oauth.sasl.enabled.mechanisms=OAUTHBEARER
+listener.name.oauth.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;
+listener.name.oauth.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler
+sasl.oauthbearer.jwks.endpoint.url=$GRIDSYNC_OAUTH_JWKS_URL
+sasl.oauthbearer.expected.audience=kafka
+EOF
+    fi
 }
 
 # A secured broker in the foreground (see the usage above); formats DIR on first use with the

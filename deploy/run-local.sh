@@ -253,6 +253,7 @@ start() {
         else
             echo "the first build compiles ~450 crates: about 10 minutes on 2 cores, once; cargo counts them below..."
         fi
+        "$root/deploy/build-deps.sh"
         (cd "$root" && cargo build --workspace --bins --locked)
     fi
     echo "[3/5] topics of the catalog"

@@ -23,6 +23,9 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+# What building gridsync needs besides Rust (CMake for librdkafka, ...).
+"$root/deploy/build-deps.sh"
+
 # Apache Kafka runs on Java and is fetched with Maven.
 if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
   echo "installing Debian's Java runtime and Maven for Apache Kafka..." >&2

@@ -460,12 +460,19 @@ pub struct SecuredBroker {
     dir: tempfile::TempDir,
     sasl_port: u16,
     tls_port: u16,
+    oauth_port: u16,
     passwords: std::collections::BTreeMap<String, String>,
 }
 
 impl SecuredBroker {
     /// With SCRAM users `users` (and `admin`), and client certificates for `tls_clients`.
     pub fn start(users: &[&str], tls_clients: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with(users, tls_clients, None)
+    }
+
+    /// The same, and with `oauth_jwks` (a JWKS URL) an OAUTHBEARER listener validating JWTs
+    /// against those keys, audience `kafka`.
+    pub fn start_with(users: &[&str], tls_clients: &[&str], oauth_jwks: Option<&str>) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("gridsync-kafka-secure-").tempdir()?;
         let passwords: std::collections::BTreeMap<String, String> = std::iter::once("admin")
             .chain(users.iter().copied())
@@ -476,9 +483,13 @@ impl SecuredBroker {
             })
             .collect();
         let scram: Vec<String> = passwords.iter().map(|(u, p)| format!("{u}={p}")).collect();
-        let (sasl_port, tls_port, controller_port) = (free_port(), free_port(), free_port());
+        let (sasl_port, tls_port, controller_port, oauth_port) = (free_port(), free_port(), free_port(), free_port());
         let log = std::fs::File::create(dir.path().join("kafka.log"))?;
-        let child = Command::new("bash")
+        let mut command = Command::new("bash");
+        if let Some(jwks) = oauth_jwks {
+            command.env("GRIDSYNC_OAUTH_JWKS_URL", jwks).env("GRIDSYNC_OAUTH_PORT", oauth_port.to_string());
+        }
+        let child = command
             .arg(workspace_root().join("deploy/local-broker.sh"))
             .arg("serve-secure")
             .arg(dir.path().join("broker"))
@@ -490,7 +501,7 @@ impl SecuredBroker {
             .stderr(log)
             .spawn()
             .context("starting the secured Kafka (deploy/local-broker.sh serve-secure)")?;
-        let broker = SecuredBroker { child: Mutex::new(Some(child)), dir, sasl_port, tls_port, passwords };
+        let broker = SecuredBroker { child: Mutex::new(Some(child)), dir, sasl_port, tls_port, oauth_port, passwords };
         broker.wait_ready(Duration::from_secs(120))?;
         Ok(broker)
     }
@@ -550,6 +561,23 @@ impl SecuredBroker {
             ("ssl.ca.location", self.tls_file("ca.pem")),
             ("ssl.certificate.location", self.tls_file(&format!("{client}.crt"))),
             ("ssl.key.location", self.tls_file(&format!("{client}.key"))),
+        ]
+        .map(|(k, v)| (k.to_owned(), v))
+        .into()
+    }
+
+    /// librdkafka settings for OAUTHBEARER (OIDC client credentials at `token_url`) on the
+    /// OAUTHBEARER listener.
+    pub fn oauth(&self, client_id: &str, secret: &str, token_url: &str) -> Vec<(String, String)> {
+        [
+            ("bootstrap.servers", format!("127.0.0.1:{}", self.oauth_port)),
+            ("security.protocol", "SASL_SSL".to_owned()),
+            ("sasl.mechanism", "OAUTHBEARER".to_owned()),
+            ("sasl.oauthbearer.method", "oidc".to_owned()),
+            ("sasl.oauthbearer.client.id", client_id.to_owned()),
+            ("sasl.oauthbearer.client.secret", secret.to_owned()),
+            ("sasl.oauthbearer.token.endpoint.url", token_url.to_owned()),
+            ("ssl.ca.location", self.tls_file("ca.pem")),
         ]
         .map(|(k, v)| (k.to_owned(), v))
         .into()

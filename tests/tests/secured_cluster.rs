@@ -180,3 +180,115 @@ async fn a_flow_runs_end_to_end_with_each_component_its_own_principal_and_only_i
     let password = &broker.sasl("audit")[4].1;
     assert!(!text.contains(password.as_str()), "the SASL password reached the output");
 }
+
+/// A token issuer for Kafka's OAUTHBEARER, as an OIDC provider is to Confluent Cloud or MSK: its
+/// keys (one Ed25519 key, as a JWKS) and a token endpoint that gives each client it knows (HTTP
+/// Basic, the client-credentials grant librdkafka uses) a JWT for audience `kafka` whose subject
+/// is the client's id.
+struct TokenIssuer {
+    url: String,
+}
+
+impl TokenIssuer {
+    async fn start(clients: &[(&str, &str)]) -> Self {
+        use axum::{http::HeaderMap, routing::get, Json, Router};
+        use base64::Engine;
+        use ring::signature::KeyPair;
+        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        let key = jsonwebtoken::EncodingKey::from_ed_der(pkcs8.as_ref());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let known: Vec<String> = clients
+            .iter()
+            .map(|(id, secret)| base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
+            .collect();
+        let issuer = url.clone();
+        let app = Router::new()
+            .route(
+                "/jwks",
+                get(move || async move {
+                    Json(serde_json::json!({"keys": [
+                        {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k1", "alg": "EdDSA", "use": "sig"}
+                    ]}))
+                }),
+            )
+            .route(
+                "/token",
+                axum::routing::post(move |headers: HeaderMap| async move {
+                    let basic = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.strip_prefix("Basic "))
+                        .filter(|b| known.iter().any(|k| k == b));
+                    let Some(basic) = basic else {
+                        return (
+                            axum::http::StatusCode::UNAUTHORIZED,
+                            Json(serde_json::json!({"error": "invalid_client"})),
+                        );
+                    };
+                    let decoded = base64::engine::general_purpose::STANDARD.decode(basic).unwrap_or_default();
+                    let client = String::from_utf8_lossy(&decoded).split(':').next().unwrap_or_default().to_owned();
+                    let now = chrono::Utc::now().timestamp();
+                    let claims = serde_json::json!({
+                        "iss": issuer, "aud": "kafka", "sub": client, "iat": now, "exp": now + 300, "scope": "kafka",
+                    });
+                    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+                    header.kid = Some("k1".into());
+                    let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+                    let answer = serde_json::json!({"access_token": token, "token_type": "bearer", "expires_in": 300});
+                    (axum::http::StatusCode::OK, Json(answer))
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        TokenIssuer { url }
+    }
+}
+
+/// OAUTHBEARER/OIDC, as Confluent Cloud, Amazon MSK and Azure Event Hubs offer it: librdkafka
+/// fetches a token from the issuer with the client's id and secret, the broker validates it
+/// against the issuer's keys (Kafka's own validator, with a JWKS URL) and knows the client as
+/// `User:<sub>`; with only its ACLs, the operator applies the topics and tg-producer publishes a
+/// partner's orders.
+#[tokio::test(flavor = "multi_thread")]
+async fn components_authenticate_with_oidc_tokens_the_broker_checks_against_the_issuers_keys() {
+    let issuer = TokenIssuer::start(&[("operator", "operator-secret"), ("tg-producer", "tg-secret")]).await;
+    let broker = SecuredBroker::start_with(&[], &[], Some(&format!("{}/jwks", issuer.url))).unwrap();
+    let apply = ["acls", "--operator", "User:operator", "--apply"];
+    let (applied, text) = run(command("gridsync", &apply, &broker.sasl("admin")));
+    assert!(applied, "{text}");
+    let token_url = format!("{}/token", issuer.url);
+    let operator = broker.oauth("operator", "operator-secret", &token_url);
+    let (created, text) = run(command("gridsync", &["topics", "apply"], &operator));
+    assert!(created, "topics apply with the operator's token: {text}");
+
+    let state = tempfile::tempdir().unwrap();
+    let mailbox = state.path().join("mailbox");
+    std::fs::create_dir_all(mailbox.join("inbound")).unwrap();
+    let port = gridsync_tests::free_port();
+    let producer = command(
+        "tg-producer",
+        &["--metrics-addr", &format!("127.0.0.1:{port}")],
+        &broker.oauth("tg-producer", "tg-secret", &token_url),
+    )
+    .env("GRIDSYNC_TG_MAILBOX_DIR", &mailbox)
+    .env("GRIDSYNC_TG_STORE_URL", format!("sqlite://{}", state.path().join("tg.db").display()))
+    .env("GRIDSYNC_PARTNERS_FILE", Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/partners.toml"))
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(state.path().join("tg-producer.log")).unwrap())
+    .spawn()
+    .unwrap();
+    let _running = Running(vec![producer]);
+    let orders = ["PO-OIDC-1".to_owned(), "PO-OIDC-2".to_owned()];
+    std::fs::write(mailbox.join("inbound/acme.edi"), x12_purchase_orders("ACME", 7101, &orders, 1)).unwrap();
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let published = wait_for(Duration::from_secs(90), || {
+        let metrics = metrics.clone();
+        async move { metric_sum(&metrics, "gridsync_tg_documents_total", "partner=\"ACME\"").await >= 2.0 }
+    })
+    .await;
+    let log = std::fs::read_to_string(state.path().join("tg-producer.log")).unwrap_or_default();
+    assert!(published, "tg-producer did not publish with its token:\n{log}");
+    assert!(!log.contains("tg-secret"), "the client secret reached the log");
+}
