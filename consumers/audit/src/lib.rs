@@ -184,8 +184,9 @@ impl Handler for Audit {
             .map_err(|e| HandlerError::permanent("audit.json", e))?;
         let new =
             self.log.record_each(&entries).await.map_err(|e| HandlerError::from_source("audit.store", true, e))?;
-        for (entry, new) in entries.iter().zip(new) {
-            self.recorded(entry, new);
+        for ((record, entry), new) in records.iter().zip(&entries).zip(new) {
+            // Each record's line in its own span: its trace, as when records come one at a time.
+            record.span("audit").in_scope(|| self.recorded(entry, new));
         }
         Ok(())
     }

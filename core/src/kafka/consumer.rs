@@ -49,6 +49,26 @@ pub struct Record {
     pub trace: TraceContext,
 }
 
+impl Record {
+    /// The span of this record's work for `consumer`: its place, its event and its trace, on every
+    /// log line of it (a batching handler enters it for each record's lines).
+    pub fn span(&self, consumer: &str) -> tracing::Span {
+        let envelope = self.event.envelope();
+        tracing::info_span!(
+            "record",
+            consumer,
+            topic = %self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            event_type = self.event.event_type().name(),
+            event_id = %envelope.event_id,
+            correlation_id = %envelope.correlation_id,
+            trace_id = %self.trace.trace_id_hex(),
+            parent_span_id = %self.trace.span_id_hex(),
+        )
+    }
+}
+
 /// The error that caused a [`HandlerError`], kept whole (shared, so the error stays `Clone`).
 pub type ErrorSource = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -568,19 +588,6 @@ async fn process<H: Handler>(
     let trace = headers::get(message.headers(), headers::TRACEPARENT)
         .and_then(TraceContext::parse)
         .unwrap_or_else(TraceContext::new_root);
-    let envelope = decoded.event.envelope();
-    let span = tracing::info_span!(
-        "record",
-        consumer = %shared.settings.name,
-        topic,
-        partition = message.partition(),
-        offset = message.offset(),
-        event_type = decoded.event.event_type().name(),
-        event_id = %envelope.event_id,
-        correlation_id = %envelope.correlation_id,
-        trace_id = %trace.trace_id_hex(),
-        parent_span_id = %trace.span_id_hex(),
-    );
     let record = Record {
         event: decoded.event,
         writer_version: decoded.writer_version,
@@ -590,6 +597,7 @@ async fn process<H: Handler>(
         key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
         trace,
     };
+    let span = record.span(&shared.settings.name);
     let (handler, record, timeout) = (&shared.handler, &record, shared.settings.handler_timeout);
     let handled = retry(shared, cancel, message, Stage::Process, move || async move {
         match tokio::time::timeout(timeout, handler.handle(record)).await {
