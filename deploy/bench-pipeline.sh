@@ -2,7 +2,7 @@
 # The pipeline benchmark (tests/benches/pipeline.rs): the release binaries on a broker of their
 # own, partners' orders from files to Amplience and the audit store, beside a raw librdkafka
 # client; prints each stage's rate, latency at a fixed load, CPU and memory per binary.
-#   deploy/bench-pipeline.sh                  GRIDSYNC_BENCH_ORDERS (5000), GRIDSYNC_BENCH_RATE (200)
+#   deploy/bench-pipeline.sh                  GRIDSYNC_BENCH_ORDERS (3000), GRIDSYNC_BENCH_RATE (200)
 # Its output, with the machine, goes in docs/BENCHMARKS.md.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -1,6 +1,7 @@
 //! The whole pipeline in one run, on a broker of its own: partners' orders in files →
 //! tg-producer → events on Kafka → notifications-consumer → side effects in amp-sim (set up as a
-//! hub, strict, answering at once) → every event and report in the audit store; and beside it a
+//! hub, strict, answering at once, gridsync's request budget off) → every event and report in the
+//! audit store; and beside it a
 //! raw librdkafka produce and consume of the same count and size on the same broker.
 //!
 //! It prints each stage's rate from a backlog (all files landing at once), the latency from
@@ -8,8 +9,8 @@
 //! CPU-seconds per 1,000 orders and peak memory per binary, and the ratios to the raw client.
 //!
 //! `deploy/bench-pipeline.sh` (builds the release binaries first, then
-//! `cargo bench -p gridsync-tests --bench pipeline`). `GRIDSYNC_BENCH_ORDERS` (default 5,000)
-//! sets the backlog, `GRIDSYNC_BENCH_RATE` (200) and `GRIDSYNC_BENCH_STEADY_SECS` (15) the
+//! `cargo bench -p gridsync-tests --bench pipeline`). `GRIDSYNC_BENCH_ORDERS` (default 3,000)
+//! sets the backlog, `GRIDSYNC_BENCH_RATE` (200) and `GRIDSYNC_BENCH_STEADY_SECS` (10) the
 //! steady phase.
 
 use std::{
@@ -182,9 +183,9 @@ async fn raw_rates(brokers: &str, topic: &str, count: usize, size: usize) -> any
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let orders: usize = env_or("GRIDSYNC_BENCH_ORDERS", 5_000);
+    let orders: usize = env_or("GRIDSYNC_BENCH_ORDERS", 3_000);
     let rate: usize = env_or("GRIDSYNC_BENCH_RATE", 200);
-    let steady_secs: u64 = env_or("GRIDSYNC_BENCH_STEADY_SECS", 15);
+    let steady_secs: u64 = env_or("GRIDSYNC_BENCH_STEADY_SECS", 10);
     let broker = Broker::start()?;
     let prefix = unique_prefix("bench-pipeline");
     let kafka = KafkaArgs { topic_prefix: prefix.clone(), ..KafkaArgs::for_brokers(broker.brokers()) };
@@ -231,6 +232,8 @@ async fn main() -> anyhow::Result<()> {
             .env("GRIDSYNC_AMPLIENCE_HUB_ID", &sim_config.hub_id)
             .env("GRIDSYNC_AMPLIENCE_CLIENT_ID", "gridsync")
             .env("GRIDSYNC_AMPLIENCE_CLIENT_SECRET", "gridsync-secret")
+            // gridsync's own speed: a real hub's budget (20 requests/s by default) would bound it.
+            .env("GRIDSYNC_AMPLIENCE_REQUESTS_PER_SECOND", "0")
             .env("GRIDSYNC_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join(format!("{name}.log")))?)
