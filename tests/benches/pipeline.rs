@@ -150,6 +150,11 @@ async fn raw_rates(brokers: &str, topic: &str, count: usize, size: usize) -> any
         .set("linger.ms", "5")
         .create()?;
     let payload = vec![7u8; size];
+    // Connected and warmed up first, as gridsync's binaries are by the time the files land.
+    producer
+        .send(FutureRecord::to(topic).key("warm-up").payload(&payload), Duration::from_secs(30))
+        .await
+        .map_err(|(e, _)| e)?;
     let started = Instant::now();
     let sends = (0..count).map(|i| {
         let key = format!("k{}", i % 64);
@@ -172,9 +177,11 @@ async fn raw_rates(brokers: &str, topic: &str, count: usize, size: usize) -> any
         .set("auto.offset.reset", "earliest")
         .create()?;
     consumer.subscribe(&[topic])?;
+    // Timed from the first record: joining the group is not reading.
+    consumer.recv().await?;
     let started = Instant::now();
-    let mut read = 0;
-    while read < count {
+    let mut read = 1;
+    while read <= count {
         consumer.recv().await?;
         read += 1;
     }
