@@ -15,7 +15,7 @@
 
 use std::{
     collections::BTreeMap,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -23,7 +23,9 @@ use std::{
 use gridsync_amp_sim::{SimConfig, Simulator};
 use gridsync_core::{config::KafkaArgs, kafka::admin::apply_topics};
 use gridsync_schemas::{catalog::catalog, codec, samples::sample, EventType};
-use gridsync_tests::{free_port, metric_sum, unique_prefix, workspace_binary, x12_purchase_orders, Broker};
+use gridsync_tests::{
+    free_port, metric_sum, pipeline_env, unique_prefix, workspace_binary, x12_purchase_orders, Broker,
+};
 use rdkafka::{
     consumer::{Consumer, StreamConsumer},
     producer::{FutureProducer, FutureRecord},
@@ -216,7 +218,6 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mailbox = dir.path().join("mailbox");
     std::fs::create_dir_all(mailbox.join("inbound"))?;
-    let partners = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/partners.toml");
     let spawn = |name: &'static str| -> anyhow::Result<Binary> {
         let port = free_port();
         let child = Command::new(workspace_binary(name))
@@ -228,17 +229,7 @@ async fn main() -> anyhow::Result<()> {
                 "--metrics-addr",
                 &format!("127.0.0.1:{port}"),
             ])
-            .env("GRIDSYNC_TG_MAILBOX_DIR", &mailbox)
-            .env("GRIDSYNC_TG_STORE_URL", format!("sqlite://{}", dir.path().join("tg.db").display()))
-            .env("GRIDSYNC_FLOW_STORE_URL", format!("sqlite://{}", dir.path().join(format!("{name}.db")).display()))
-            .env("GRIDSYNC_AUDIT_STORE_URL", format!("sqlite://{}", dir.path().join("audit.db").display()))
-            .env("GRIDSYNC_AUDIT_LISTEN", format!("127.0.0.1:{}", free_port()))
-            .env("GRIDSYNC_PARTNERS_FILE", &partners)
-            .env("GRIDSYNC_AMPLIENCE_API_URL", format!("{}/v2/content", sim.url()))
-            .env("GRIDSYNC_AMPLIENCE_TOKEN_URL", format!("{}/oauth/token", sim.url()))
-            .env("GRIDSYNC_AMPLIENCE_HUB_ID", &sim_config.hub_id)
-            .env("GRIDSYNC_AMPLIENCE_CLIENT_ID", "gridsync")
-            .env("GRIDSYNC_AMPLIENCE_CLIENT_SECRET", "gridsync-secret")
+            .envs(pipeline_env(dir.path(), name, &sim.url(), &sim_config.hub_id))
             // gridsync's own speed: a real hub's budget (20 requests/s by default) would bound it.
             .env("GRIDSYNC_AMPLIENCE_REQUESTS_PER_SECOND", "0")
             .env("GRIDSYNC_LOG", "warn")

@@ -603,3 +603,37 @@ impl Drop for SecuredBroker {
         }
     }
 }
+
+/// An Ed25519 signing key of the test's own and its public half as a JWK (`kid`), for the local
+/// token issuers the tests start (OpenID Connect for the audit view, OAUTHBEARER for Kafka).
+pub fn ed25519_key(kid: &str) -> anyhow::Result<(jsonwebtoken::EncodingKey, serde_json::Value)> {
+    use base64::Engine;
+    use ring::signature::KeyPair;
+    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+        .map_err(|_| anyhow::anyhow!("generating an Ed25519 key"))?;
+    let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+        .map_err(|_| anyhow::anyhow!("reading the Ed25519 key"))?;
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+    let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"});
+    Ok((jsonwebtoken::EncodingKey::from_ed_der(pkcs8.as_ref()), jwk))
+}
+
+/// The environment the pipeline's binaries run with in a test: the mailbox and stores in `state`,
+/// the partners of `deploy/partners.toml`, and the Amplience hub of the amp-sim at `amp_sim`
+/// (hub `hub_id`, client `gridsync`). `binary` names its own flow store.
+pub fn pipeline_env(state: &Path, binary: &str, amp_sim: &str, hub_id: &str) -> Vec<(&'static str, String)> {
+    let sqlite = |file: &str| format!("sqlite://{}", state.join(file).display());
+    vec![
+        ("GRIDSYNC_TG_MAILBOX_DIR", state.join("mailbox").display().to_string()),
+        ("GRIDSYNC_TG_STORE_URL", sqlite("tg.db")),
+        ("GRIDSYNC_FLOW_STORE_URL", sqlite(&format!("{binary}.db"))),
+        ("GRIDSYNC_AUDIT_STORE_URL", sqlite("audit.db")),
+        ("GRIDSYNC_AUDIT_LISTEN", format!("127.0.0.1:{}", free_port())),
+        ("GRIDSYNC_PARTNERS_FILE", workspace_root().join("deploy/partners.toml").display().to_string()),
+        ("GRIDSYNC_AMPLIENCE_API_URL", format!("{amp_sim}/v2/content")),
+        ("GRIDSYNC_AMPLIENCE_TOKEN_URL", format!("{amp_sim}/oauth/token")),
+        ("GRIDSYNC_AMPLIENCE_HUB_ID", hub_id.to_owned()),
+        ("GRIDSYNC_AMPLIENCE_CLIENT_ID", "gridsync".to_owned()),
+        ("GRIDSYNC_AMPLIENCE_CLIENT_SECRET", "gridsync-secret".to_owned()),
+    ]
+}

@@ -378,11 +378,7 @@ impl Issuer {
     async fn start(partners: Value) -> Self {
         use axum::{extract::Query, response::Redirect, routing::get, Form, Json, Router};
         use base64::Engine;
-        use ring::signature::KeyPair;
-        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
-        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
-        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
-        let key = jsonwebtoken::EncodingKey::from_ed_der(pkcs8.as_ref());
+        let (key, jwk) = gridsync_tests::ed25519_key("k1").unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         // Codes handed out: code → (nonce, PKCE challenge).
@@ -402,14 +398,7 @@ impl Issuer {
                     }
                 }),
             )
-            .route(
-                "/jwks",
-                get(move || async move {
-                    Json(serde_json::json!({"keys": [
-                        {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k1", "alg": "EdDSA", "use": "sig"}
-                    ]}))
-                }),
-            )
+            .route("/jwks", get(move || async move { Json(serde_json::json!({"keys": [jwk]})) }))
             .route(
                 "/authorize",
                 get(move |Query(q): Query<std::collections::HashMap<String, String>>| async move {

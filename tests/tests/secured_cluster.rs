@@ -12,7 +12,9 @@ use std::{
     time::Duration,
 };
 
-use gridsync_tests::{metric_sum, set_up_hub, wait_for, workspace_binary, x12_purchase_orders, SecuredBroker};
+use gridsync_tests::{
+    ed25519_key, metric_sum, pipeline_env, set_up_hub, wait_for, workspace_binary, x12_purchase_orders, SecuredBroker,
+};
 
 /// A gridsync binary's command line (`args` first: the CLI's subcommand) against the cluster
 /// with `settings`.
@@ -74,23 +76,12 @@ async fn a_flow_runs_end_to_end_with_each_component_its_own_principal_and_only_i
     set_up_hub(&sim.url(), &sim_config.hub_id, &sim_config.repositories, None).await.unwrap();
     let _stop_sim = stop_sim.drop_guard();
     let state = tempfile::tempdir().unwrap();
-    let partners = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/partners.toml");
     let mailbox = state.path().join("mailbox");
     let ports = [gridsync_tests::free_port(), gridsync_tests::free_port(), gridsync_tests::free_port()];
     let spawn = |binary: &str, settings: &[(String, String)], port: u16| {
         let mut command = command(binary, &["--metrics-addr", &format!("127.0.0.1:{port}")], settings);
         command
-            .env("GRIDSYNC_TG_MAILBOX_DIR", &mailbox)
-            .env("GRIDSYNC_TG_STORE_URL", format!("sqlite://{}", state.path().join("tg.db").display()))
-            .env("GRIDSYNC_FLOW_STORE_URL", format!("sqlite://{}", state.path().join(format!("{binary}.db")).display()))
-            .env("GRIDSYNC_AUDIT_STORE_URL", format!("sqlite://{}", state.path().join("audit.db").display()))
-            .env("GRIDSYNC_AUDIT_LISTEN", format!("127.0.0.1:{}", gridsync_tests::free_port()))
-            .env("GRIDSYNC_PARTNERS_FILE", &partners)
-            .env("GRIDSYNC_AMPLIENCE_API_URL", format!("{}/v2/content", sim.url()))
-            .env("GRIDSYNC_AMPLIENCE_TOKEN_URL", format!("{}/oauth/token", sim.url()))
-            .env("GRIDSYNC_AMPLIENCE_HUB_ID", &sim_config.hub_id)
-            .env("GRIDSYNC_AMPLIENCE_CLIENT_ID", "gridsync")
-            .env("GRIDSYNC_AMPLIENCE_CLIENT_SECRET", "gridsync-secret")
+            .envs(pipeline_env(state.path(), binary, &sim.url(), &sim_config.hub_id))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(state.path().join(format!("{binary}.log"))).unwrap());
         command.spawn().unwrap()
@@ -193,11 +184,7 @@ impl TokenIssuer {
     async fn start(clients: &[(&str, &str)]) -> Self {
         use axum::{http::HeaderMap, routing::get, Json, Router};
         use base64::Engine;
-        use ring::signature::KeyPair;
-        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
-        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
-        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
-        let key = jsonwebtoken::EncodingKey::from_ed_der(pkcs8.as_ref());
+        let (key, jwk) = ed25519_key("k1").unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let known: Vec<String> = clients
@@ -205,16 +192,8 @@ impl TokenIssuer {
             .map(|(id, secret)| base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
             .collect();
         let issuer = url.clone();
-        let app = Router::new()
-            .route(
-                "/jwks",
-                get(move || async move {
-                    Json(serde_json::json!({"keys": [
-                        {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k1", "alg": "EdDSA", "use": "sig"}
-                    ]}))
-                }),
-            )
-            .route(
+        let app =
+            Router::new().route("/jwks", get(move || async move { Json(serde_json::json!({"keys": [jwk]})) })).route(
                 "/token",
                 axum::routing::post(move |headers: HeaderMap| async move {
                     let basic = headers
