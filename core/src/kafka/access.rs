@@ -57,14 +57,10 @@ pub async fn check(kafka: &KafkaArgs, catalog: &TopicCatalog, component: &str) -
     let topics: Vec<String> = needed.keys().cloned().collect();
     // librdkafka's admin calls block.
     let answer = tokio::task::spawn_blocking(move || topic_operations(&admin, &topics, CHECK_TIMEOUT)).await;
-    let described = match answer {
-        Ok(Ok(described)) => described,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "could not check this component's ACLs; starting unchecked");
-            return Ok(());
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "could not check this component's ACLs; starting unchecked");
+    let described = match answer.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
+        Ok(described) => described,
+        Err(error) => {
+            tracing::warn!(%error, "could not check this component's ACLs; starting unchecked");
             return Ok(());
         }
     };

@@ -238,8 +238,14 @@ impl AuditLog {
                 inserted.insert(row.try_get::<String, _>(0).map_err(StoreError::query(what))?);
             }
             // The first of the chunk's entries with an id inserted is the one recorded.
-            let fresh: Vec<&AuditEntry> = chunk.iter().filter(|e| inserted.remove(&e.event_id)).collect();
-            new.extend(chunk.iter().map(|e| fresh.iter().any(|f| std::ptr::eq(*f, e))));
+            let mut fresh: Vec<&AuditEntry> = Vec::with_capacity(chunk.len());
+            for entry in chunk {
+                let recorded = inserted.remove(&entry.event_id);
+                new.push(recorded);
+                if recorded {
+                    fresh.push(entry);
+                }
+            }
             let refs: Vec<(&AuditRef, &AuditEntry)> =
                 fresh.iter().flat_map(|e| e.refs.iter().map(move |r| (r, *e))).collect();
             for refs in refs.chunks(REFS_PER_STATEMENT) {
