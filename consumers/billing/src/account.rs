@@ -189,7 +189,12 @@ fn summarise(fields: &mut Map<String, Value>, today: &str, now: &str) {
             }
         }
         for (reference, payment) in entry.get("payments").and_then(Value::as_object).into_iter().flatten() {
-            let at = payment["at"].as_str().unwrap_or("");
+            // A note (its document's acknowledgement, say) can arrive before the
+            // payment it is about: until the payment itself has, it is no payment.
+            let Some(at) = payment.get("at").and_then(Value::as_str) else { continue };
+            if amount(payment.get("amount")).is_none() {
+                continue;
+            }
             if last_payment.as_ref().is_none_or(|p| p["at"].as_str().unwrap_or("") < at) {
                 last_payment = Some(json!({
                     "reference": reference, "invoice": number, "amount": payment["amount"],
@@ -289,5 +294,27 @@ mod tests {
             "now",
         );
         assert_eq!(fields["invoices"]["INV-3"]["adjustments"]["D-1"]["acknowledgement"], "ACCEPTED");
+    }
+
+    #[test]
+    fn a_note_before_its_payment_is_no_payment_until_the_payment_arrives() {
+        let mut fields = Map::new();
+        let today = "2026-12-30";
+        let note = Change::Note {
+            invoice: "INV-1".into(),
+            on: Entry::Payment,
+            reference: "PAY-1".into(),
+            field: "acknowledgement".into(),
+            value: "ACCEPTED".into(),
+        };
+        apply(&mut fields, &invoice("INV-1", "100", "2027-01-10"), today, "now");
+        apply(&mut fields, &note, today, "now");
+        assert_eq!(fields["lastPayment"], Value::Null, "an acknowledgement alone is no payment: {fields:?}");
+        assert_eq!(fields["invoices"]["INV-1"]["status"], "open");
+        apply(&mut fields, &payment("INV-1", "PAY-1", "100", "2026-12-29T10:00:00Z"), today, "now");
+        assert_eq!(fields["lastPayment"]["amount"], "100.00");
+        assert_eq!(fields["lastPayment"]["at"], "2026-12-29T10:00:00Z");
+        assert_eq!(fields["invoices"]["INV-1"]["payments"]["PAY-1"]["acknowledgement"], "ACCEPTED");
+        assert_eq!(fields["invoices"]["INV-1"]["status"], "paid");
     }
 }
