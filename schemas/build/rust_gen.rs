@@ -167,6 +167,17 @@ impl Types {
             let _ = writeln!(code, "        crate::datum::WriteDatum::write_datum(&self.{}, out);", field_ident(fname));
         }
         code.push_str("    }\n}\n\n");
+        let _ = writeln!(code, "impl crate::datum::ReadDatum for {name} {{");
+        let _ = writeln!(
+            code,
+            "    fn read_datum(input: &mut &[u8]) -> Result<Self, crate::datum::DatumError> {{\n        Ok({name} {{"
+        );
+        for field in schema["fields"].as_array().ok_or("record without fields")? {
+            let fname = field["name"].as_str().ok_or("field without name")?;
+            // A struct expression's fields are evaluated in the order written: the schema's.
+            let _ = writeln!(code, "            {}: crate::datum::ReadDatum::read_datum(input)?,", field_ident(fname));
+        }
+        code.push_str("        })\n    }\n}\n\n");
         self.define(schema, code)
     }
 
@@ -204,6 +215,17 @@ impl Types {
             let _ = writeln!(code, "            {name}::{} => {index},", pascal(symbol));
         }
         code.push_str("        };\n        crate::datum::write_long(out, index);\n    }\n}\n\n");
+        let _ = writeln!(code, "impl crate::datum::ReadDatum for {name} {{");
+        let _ = writeln!(code, "    fn read_datum(input: &mut &[u8]) -> Result<Self, crate::datum::DatumError> {{");
+        let _ = writeln!(code, "        match crate::datum::read_long(input)? {{");
+        for (index, symbol) in symbols.iter().enumerate() {
+            let _ = writeln!(code, "            {index} => Ok({name}::{}),", pascal(symbol));
+        }
+        let _ = writeln!(
+            code,
+            "            index => Err(crate::datum::DatumError::EnumIndex {{ name: \"{name}\", index }}),"
+        );
+        code.push_str("        }\n    }\n}\n\n");
         self.define(schema, code)
     }
 }
@@ -262,9 +284,9 @@ fn dispatch(events: &[EventSchema]) -> Result<String, String> {
     );
     match_method(
         &mut o,
-        "    pub(crate) fn read_datum(self, reader: &apache_avro::reader::datum::GenericDatumReader<'_>, datum: &mut &[u8]) -> apache_avro::AvroResult<Event>",
+        "    pub(crate) fn read_datum(self, datum: &mut &[u8]) -> Result<Event, crate::datum::DatumError>",
         &names,
-        |t| format!("EventType::{t} => reader.read_deser::<{t}>(datum).map(Event::{t})"),
+        |t| format!("EventType::{t} => <{t} as crate::datum::ReadDatum>::read_datum(datum).map(Event::{t})"),
     );
     match_method(
         &mut o,

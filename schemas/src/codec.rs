@@ -99,10 +99,20 @@ pub enum CodecError {
         event_type: &'static str,
         version: u32,
         #[source]
-        source: apache_avro::Error,
+        source: DecodeError,
     },
     #[error("{0} bytes left over after the datum")]
     TrailingBytes(usize),
+}
+
+/// What reading a datum ran into: gridsync's reader (the current schema) or apache-avro's
+/// (an older writer schema resolved to the current one).
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error(transparent)]
+    Datum(#[from] crate::datum::DatumError),
+    #[error(transparent)]
+    Avro(#[from] apache_avro::Error),
 }
 
 impl CodecError {
@@ -186,9 +196,9 @@ pub struct Codec {
     schemas: &'static [KnownSchema],
     by_fingerprint: HashMap<Fingerprint, usize>,
     current: HashMap<EventType, usize>,
-    /// Per known schema: a plain reader for the current version (fast serde
-    /// path), a resolving reader (writer → current) for older ones.
-    readers: Vec<GenericDatumReader<'static>>,
+    /// Per known schema: for an older version, a resolving reader (writer → current); the
+    /// current version's datums are read by the generated reader (`datum`).
+    readers: Vec<Option<GenericDatumReader<'static>>>,
 }
 
 impl Codec {
@@ -211,10 +221,10 @@ impl Codec {
         let mut readers = Vec::with_capacity(schemas.len());
         for known in schemas {
             let reader = if known.current {
-                GenericDatumReader::builder(&known.schema).build().map_err(invalid)?
+                None
             } else {
                 let reader_schema = &schemas[current[&known.event_type]].schema;
-                GenericDatumReader::builder(&known.schema).reader_schema(reader_schema).build().map_err(invalid)?
+                Some(GenericDatumReader::builder(&known.schema).reader_schema(reader_schema).build().map_err(invalid)?)
             };
             readers.push(reader);
         }
@@ -253,6 +263,12 @@ impl Codec {
         event.write_datum(out);
     }
 
+    /// Reads a bare datum written with `event_type`'s current schema (the mirror of
+    /// [`Codec::encode_datum`]); all of `datum` must be the event's.
+    pub fn decode_datum(&self, event_type: EventType, datum: &[u8]) -> Result<Event, CodecError> {
+        self.decode_known(self.current[&event_type], datum).map(|decoded| decoded.event)
+    }
+
     /// Single-object encoding with the current schema.
     pub fn encode(&self, event: &Event) -> Vec<u8> {
         let fingerprint = self.current(event.event_type()).fingerprint;
@@ -278,15 +294,18 @@ impl Codec {
 
     fn decode_known(&self, index: usize, datum: &[u8]) -> Result<Decoded, CodecError> {
         let known = &self.schemas[index];
-        let reader = &self.readers[index];
-        let decode_err =
-            |source| CodecError::Decode { event_type: known.event_type.name(), version: known.version, source };
+        let decode_err = |source: DecodeError| CodecError::Decode {
+            event_type: known.event_type.name(),
+            version: known.version,
+            source,
+        };
         let mut rest = datum;
-        let event = if known.current {
-            known.event_type.read_datum(reader, &mut rest).map_err(decode_err)?
-        } else {
-            let value = reader.read_value(&mut rest).map_err(decode_err)?;
-            known.event_type.from_avro_value(&value).map_err(decode_err)?
+        let event = match &self.readers[index] {
+            None => known.event_type.read_datum(&mut rest).map_err(|e| decode_err(e.into()))?,
+            Some(reader) => {
+                let value = reader.read_value(&mut rest).map_err(|e| decode_err(e.into()))?;
+                known.event_type.from_avro_value(&value).map_err(|e| decode_err(e.into()))?
+            }
         };
         if !rest.is_empty() {
             return Err(CodecError::TrailingBytes(rest.len()));
@@ -311,7 +330,11 @@ impl Codec {
             .find(|t| name == format!("gridsync.events.{}", t.name()))
             .ok_or_else(|| CodecError::NotAnEvent(name.clone()))?;
         let reader_schema = &self.current(event_type).schema;
-        let decode_err = |source| CodecError::Decode { event_type: event_type.name(), version: 0, source };
+        let decode_err = |source: apache_avro::Error| CodecError::Decode {
+            event_type: event_type.name(),
+            version: 0,
+            source: source.into(),
+        };
         let reader = GenericDatumReader::builder(writer).reader_schema(reader_schema).build().map_err(decode_err)?;
         let mut rest = datum;
         let value = reader.read_value(&mut rest).map_err(decode_err)?;
@@ -330,8 +353,11 @@ impl Codec {
             return Err(CodecError::UnknownFraming(bytes[0]));
         };
         let known = self.by_fingerprint(fingerprint).ok_or(CodecError::UnknownFingerprint(fingerprint))?;
-        let decode_err =
-            |source| CodecError::Decode { event_type: known.event_type.name(), version: known.version, source };
+        let decode_err = |source: apache_avro::Error| CodecError::Decode {
+            event_type: known.event_type.name(),
+            version: known.version,
+            source: source.into(),
+        };
         let reader =
             GenericDatumReader::builder(&known.schema).reader_schema(reader_schema).build().map_err(decode_err)?;
         let mut rest = datum;

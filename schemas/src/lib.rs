@@ -12,7 +12,7 @@ pub mod access;
 pub mod catalog;
 pub mod codec;
 pub mod compat;
-mod datum;
+pub mod datum;
 mod helpers;
 pub mod samples;
 mod values;
@@ -23,6 +23,6 @@ pub mod events {
     include!(concat!(env!("OUT_DIR"), "/generated.rs"));
 }
 
-pub use codec::{codec, Codec, CodecError, Decoded, Fingerprint, Framing};
+pub use codec::{codec, Codec, CodecError, DecodeError, Decoded, Fingerprint, Framing};
 pub use events::{Envelope, Event, EventType};
 pub use values::{Date, Decimal, Timestamp, ValueError};

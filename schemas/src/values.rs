@@ -62,7 +62,7 @@ impl Decimal {
         v.mantissa()
     }
 
-    fn from_unscaled_bytes(bytes: &[u8]) -> Result<Self, ValueError> {
+    pub(crate) fn from_unscaled_bytes(bytes: &[u8]) -> Result<Self, ValueError> {
         if bytes.is_empty() || bytes.len() > 16 {
             return Err(ValueError::DecimalOutOfRange(format!("{} bytes", bytes.len())));
         }
@@ -165,7 +165,7 @@ impl Date {
         (self.0 - NaiveDate::default()).num_days() as i32
     }
 
-    fn from_days(days: i64) -> Option<Self> {
+    pub(crate) fn from_days(days: i64) -> Option<Self> {
         NaiveDate::default().checked_add_signed(chrono::Duration::try_days(days)?).map(Date)
     }
 }

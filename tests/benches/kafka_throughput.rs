@@ -4,7 +4,8 @@
 //! `cargo bench -p gridsync-tests --bench kafka_throughput`
 //! (`GRIDSYNC_BENCH_EVENTS` sets the count, default 20000; `GRIDSYNC_BENCH_BROKERS`
 //! measures an existing cluster instead of starting a local broker;
-//! `GRIDSYNC_BENCH_BUFFER` the consumer's records buffered per partition).
+//! `GRIDSYNC_BENCH_BUFFER` the consumer's records buffered per partition;
+//! `GRIDSYNC_BENCH_FILES=0` leaves out tg-producer's files, for profiling the rest).
 //!
 //! - produce: raw `FutureProducer` sends of pre-encoded payloads, against
 //!   `EventProducer::publish` (Avro encoding, headers, trace context); both
@@ -166,6 +167,9 @@ async fn main() -> anyhow::Result<()> {
         rate(raw_consume),
         rate(gridsync_consume)
     );
+    if std::env::var("GRIDSYNC_BENCH_FILES").is_ok_and(|v| v == "0") {
+        return Ok(());
+    }
     let tg = tg_producer_files(&brokers, 5_000).await?;
     let single = median(tg.singles.clone());
     let rates: Vec<String> = tg.singles.iter().map(|t| format!("{:.0}", tg.orders as f64 / t.as_secs_f64())).collect();
