@@ -19,3 +19,9 @@ pub mod registry;
 pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
+
+/// Every binary linking the runtime allocates with mimalloc: a record's work is many small
+/// allocations (a decoded event's strings, a message's copy), and glibc's malloc and free were
+/// about a fifth of the profile, of tg-producer's files and of the consumer loop alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

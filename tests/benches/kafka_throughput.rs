@@ -349,7 +349,7 @@ async fn consume_with_runtime(
     let services = ConsumerServices {
         decoder: EventDecoder::new(None)?,
         producer: EventProducer::new(kafka, metrics.clone())?,
-        metrics,
+        metrics: metrics.clone(),
         health: Health::default(),
     };
     let run = tokio::spawn({
@@ -360,5 +360,13 @@ async fn consume_with_runtime(
     let finished = Instant::now();
     run.await??;
     let first = handler.first_at.get().copied().unwrap_or(finished);
+    // Pauses mean refetching: librdkafka drops what it prefetched for a paused partition.
+    let pauses: f64 = metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with("gridsync_partition_pauses_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    eprintln!("  (the consumer loop paused its partitions {pauses} times)");
     Ok(finished - first)
 }

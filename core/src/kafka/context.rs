@@ -31,6 +31,11 @@ pub struct WorkerSlot {
     pub cancel: CancellationToken,
     /// Set while the worker handles a record: a revoke waits for it to clear.
     pub busy: Arc<AtomicBool>,
+    /// Set while its record failed and is being retried: the dispatcher pauses such a
+    /// partition when its records pile up, rather than stop reading for every partition.
+    pub retrying: Arc<AtomicBool>,
+    /// Records the worker has taken from its buffer: whether a worker that is behind moves.
+    pub taken: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How long a revoke waits for the handlers of its partitions to finish the

@@ -7,6 +7,6 @@ pub mod status;
 pub mod trace_context;
 
 pub use http::{serve, Health};
-pub use metrics::Metrics;
+pub use metrics::{Metrics, TopicSeries};
 pub use status::ConsumerStatus;
 pub use trace_context::TraceContext;

@@ -6,14 +6,22 @@
 
 use std::{
     collections::BTreeMap,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
 };
 
 use serde::Serialize;
 
 /// Shared between the consumer loop (which writes) and the HTTP server (which reads).
 #[derive(Clone, Default)]
-pub struct ConsumerStatus(Arc<Mutex<Option<State>>>);
+pub struct ConsumerStatus {
+    state: Arc<Mutex<Option<State>>>,
+    /// Counted apart from the state: every record changes it, and a lock per record was a
+    /// measurable part of the loop's time with every partition's worker taking it.
+    in_flight: Arc<AtomicUsize>,
+}
 
 /// A record a partition is held on: retried until it succeeds.
 #[derive(Clone, Debug, Serialize)]
@@ -65,7 +73,7 @@ fn now() -> String {
 impl ConsumerStatus {
     fn lock(&self) -> MutexGuard<'_, Option<State>> {
         // A poisoned lock only means a panic elsewhere; the status itself stays readable.
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// With `f` on the state, if this process runs a consumer.
@@ -146,18 +154,21 @@ impl ConsumerStatus {
     }
 
     pub fn handling(&self, started: bool) {
-        self.update(|s| {
-            if started {
-                s.in_flight += 1;
-            } else {
-                s.in_flight = s.in_flight.saturating_sub(1);
-            }
-        });
+        if started {
+            self.in_flight.fetch_add(1, Ordering::Relaxed);
+        } else {
+            // Never below zero: a `false` without its `true` changes nothing.
+            let _ = self.in_flight.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
     }
 
     /// A copy of the state (`None`: this process runs no consumer).
     pub fn snapshot(&self) -> Option<State> {
-        self.lock().clone()
+        let mut state = self.lock().clone();
+        if let Some(state) = state.as_mut() {
+            state.in_flight = self.in_flight.load(Ordering::Relaxed);
+        }
+        state
     }
 }
 

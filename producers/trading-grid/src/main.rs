@@ -18,11 +18,6 @@ use std::time::Duration;
 
 use gridsync_trading_grid::mailbox::MailboxSetupError;
 
-/// A file's thousands of events are thousands of small allocations: mimalloc spends about half
-/// of what the system allocator does on them (malloc and free were a fifth of the profile).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     gridsync_core::app::producer_main("tg-producer", ABOUT, 9464, run)
 }
