@@ -19,6 +19,10 @@ use crate::{
 /// hand-over per record; 64 measured 2,600 records/s through the loop, 1,024
 /// about 58,000 on two cores), small enough to bound memory (a few MB).
 pub const DEFAULT_PARTITION_BUFFER: usize = 1024;
+/// Keys of one partition handled at once by default.
+pub const DEFAULT_KEY_CONCURRENCY: usize = 8;
+/// Records one instance handles at once by default.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 32;
 
 /// Flags every consumer binary takes, and its own (`A`).
 #[derive(Debug, Parser)]
@@ -29,8 +33,10 @@ pub struct ConsumerCli<A: clap::Args> {
     pub telemetry: TelemetryArgs,
     #[command(flatten)]
     pub retry: RetryPolicy,
-    /// Records buffered per assigned partition. More wait in order behind them;
-    /// past four times this, the partition is paused until its worker catches up.
+    /// Records buffered per assigned partition. More wait in order behind them; past four times
+    /// this, reading stops until its worker has taken half of them, or, when the worker is stuck
+    /// (retrying a record, or taking none for a second), the partition is paused until it
+    /// catches up while the others go on.
     #[arg(long, env = "GRIDSYNC_PARTITION_BUFFER", default_value_t = DEFAULT_PARTITION_BUFFER)]
     pub partition_buffer: usize,
     /// Longest one attempt of a record's work may take; past it the attempt is
@@ -38,6 +44,15 @@ pub struct ConsumerCli<A: clap::Args> {
     /// holds up the partition or shutdown.
     #[arg(long, env = "GRIDSYNC_HANDLER_TIMEOUT_MS", default_value_t = 60_000)]
     pub handler_timeout_ms: u64,
+    /// Records of different keys of one partition handled at once; a key's records always one
+    /// after another, in order (1: strictly in partition order). What lets a flow waiting on a
+    /// slow Amplience keep up without more partitions.
+    #[arg(long, env = "GRIDSYNC_KEY_CONCURRENCY", default_value_t = DEFAULT_KEY_CONCURRENCY)]
+    pub key_concurrency: usize,
+    /// Records one instance handles at once over all its partitions (0: no bound): each
+    /// instance of a consumer brings this much more.
+    #[arg(long, env = "GRIDSYNC_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
+    pub max_in_flight: usize,
     #[command(flatten)]
     pub flow: A,
 }
@@ -171,6 +186,8 @@ where
     }
     let mut settings = ConsumerSettings::from_catalog(catalog.consumer(name)?, cli.retry, cli.partition_buffer);
     settings.handler_timeout = std::time::Duration::from_millis(cli.handler_timeout_ms.max(1));
+    settings.key_concurrency = cli.key_concurrency.max(1);
+    settings.max_in_flight = cli.max_in_flight;
     let producer = EventProducer::new(&cli.kafka, metrics.clone())?;
     let decoder = EventDecoder::new(cli.kafka.schema_registry_url.as_deref())?;
     let deps = ConsumerDeps {

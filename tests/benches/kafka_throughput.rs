@@ -344,6 +344,8 @@ async fn consume_with_runtime(
             .and_then(|v| v.parse().ok())
             .unwrap_or(gridsync_core::app::DEFAULT_PARTITION_BUFFER),
         handler_timeout: gridsync_core::kafka::consumer::DEFAULT_HANDLER_TIMEOUT,
+        key_concurrency: gridsync_core::app::DEFAULT_KEY_CONCURRENCY,
+        max_in_flight: gridsync_core::app::DEFAULT_MAX_IN_FLIGHT,
     };
     let metrics = Metrics::new("bench-consumer")?;
     let services = ConsumerServices {

@@ -8,10 +8,19 @@
 //! receipt to side effect at a fixed offered load (Prometheus's way, from the flow's histogram),
 //! CPU-seconds per 1,000 orders and peak memory per binary, and the ratios to the raw client.
 //!
+//! Then the scale-out: with amp-sim answering every call 50 ms late, a backlog of orders (from
+//! many buyers) through one notifications-consumer, then through two sharing a PostgreSQL store,
+//! and the ratio of their rates.
+//!
 //! `deploy/bench-pipeline.sh` (builds the release binaries first, then
 //! `cargo bench -p gridsync-tests --bench pipeline`). `GRIDSYNC_BENCH_ORDERS` (default 3,000)
 //! sets the backlog, `GRIDSYNC_BENCH_RATE` (200) and `GRIDSYNC_BENCH_STEADY_SECS` (10) the
-//! steady phase.
+//! steady phase, `GRIDSYNC_BENCH_SCALE_ORDERS` (1,000) the scale-out's backlog.
+//!
+//! `deploy/bench-pipeline.sh soak` (`GRIDSYNC_BENCH_SOAK=1`) instead runs
+//! `GRIDSYNC_BENCH_SOAK_ORDERS` (1,000,000) orders through the stack in files, kept at most
+//! 20,000 orders ahead of the notifications flow, and samples each binary's resident memory every
+//! 5 s: memory must stay flat, the last sample within a fifth of the one after the first 100,000.
 
 use std::{
     collections::BTreeMap,
@@ -21,8 +30,11 @@ use std::{
 };
 
 use gridsync_amp_sim::{SimConfig, Simulator};
-use gridsync_core::{config::KafkaArgs, kafka::admin::apply_topics};
-use gridsync_schemas::{catalog::catalog, codec, samples::sample, EventType};
+use gridsync_core::{
+    config::KafkaArgs,
+    kafka::{admin::apply_topics, EventProducer},
+};
+use gridsync_schemas::{catalog::catalog, codec, samples::sample, Event, EventType};
 use gridsync_tests::{
     free_port, metric_sum, pipeline_env, unique_prefix, workspace_binary, x12_purchase_orders, Broker,
 };
@@ -59,10 +71,20 @@ impl Binary {
 
     /// Peak resident memory in MiB.
     fn peak_mib(&self) -> f64 {
+        self.status_mib("VmHWM:")
+    }
+
+    /// Resident memory now, in MiB.
+    fn rss_mib(&self) -> f64 {
+        self.status_mib("VmRSS:")
+    }
+
+    /// A `kB` line of `/proc/<pid>/status`, in MiB.
+    fn status_mib(&self, field: &str) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         let kib = status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches(" kB").parse::<f64>().ok());
         kib.unwrap_or(0.0) / 1024.0
     }
@@ -190,62 +212,105 @@ async fn raw_rates(brokers: &str, topic: &str, count: usize, size: usize) -> any
     Ok((produced, count as f64 / started.elapsed().as_secs_f64()))
 }
 
+/// The running stack: the broker, amp-sim set up as a hub, the binaries' state folder.
+struct Stack {
+    broker: Broker,
+    prefix: String,
+    sim: Simulator,
+    sim_config: SimConfig,
+    stop: CancellationToken,
+    dir: tempfile::TempDir,
+}
+
+impl Stack {
+    async fn start() -> anyhow::Result<Self> {
+        let broker = Broker::start()?;
+        let prefix = unique_prefix("bench-pipeline");
+        apply_catalog(&broker, &prefix).await?;
+        let sim_config = SimConfig::default();
+        let stop = CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let sim = Simulator::start(sim_config.clone(), listener, stop.clone()).await?;
+        gridsync_tests::set_up_hub(&sim.url(), &sim_config.hub_id, &sim_config.repositories, None).await?;
+        let dir = tempfile::tempdir()?;
+        std::fs::create_dir_all(dir.path().join("mailbox").join("inbound"))?;
+        Ok(Stack { broker, prefix, sim, sim_config, stop, dir })
+    }
+
+    /// Starts `name` on `prefix`'s topics, with `env` over the pipeline's environment.
+    fn spawn(&self, name: &'static str, prefix: &str, env: &[(&str, String)]) -> anyhow::Result<Binary> {
+        let port = free_port();
+        let log = self.dir.path().join(format!("{name}-{port}.log"));
+        let child = Command::new(workspace_binary(name))
+            .args(["--brokers", &self.broker.brokers(), "--topic-prefix", prefix])
+            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+            .envs(pipeline_env(self.dir.path(), name, &self.sim.url(), &self.sim_config.hub_id))
+            // gridsync's own speed: a real hub's budget (20 requests/s by default) would bound it.
+            .env("GRIDSYNC_AMPLIENCE_REQUESTS_PER_SECOND", "0")
+            .env("GRIDSYNC_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()?;
+        Ok(Binary { name, child, metrics: format!("http://127.0.0.1:{port}/metrics") })
+    }
+
+    fn inbound(&self) -> PathBuf {
+        self.dir.path().join("mailbox").join("inbound")
+    }
+}
+
+async fn apply_catalog(broker: &Broker, prefix: &str) -> anyhow::Result<()> {
+    let kafka = KafkaArgs { topic_prefix: prefix.to_owned(), ..KafkaArgs::for_brokers(broker.brokers()) };
+    apply_topics(&kafka, &catalog()?.with_prefix(prefix).topics, false).await?;
+    Ok(())
+}
+
+/// Writes a partner's file of `numbers` into `staging`, then renames it into `inbound`.
+fn land_file(
+    staging: &std::path::Path,
+    inbound: &std::path::Path,
+    name: &str,
+    interchange: usize,
+    numbers: &[String],
+) -> anyhow::Result<()> {
+    std::fs::write(staging.join(name), x12_purchase_orders("ACME", interchange, numbers, 1))?;
+    std::fs::rename(staging.join(name), inbound.join(name))?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::var("GRIDSYNC_BENCH_SOAK").is_ok_and(|v| v == "1") {
+        return soak(env_or("GRIDSYNC_BENCH_SOAK_ORDERS", 1_000_000)).await;
+    }
     let orders: usize = env_or("GRIDSYNC_BENCH_ORDERS", 3_000);
     let rate: usize = env_or("GRIDSYNC_BENCH_RATE", 200);
     let steady_secs: u64 = env_or("GRIDSYNC_BENCH_STEADY_SECS", 10);
-    let broker = Broker::start()?;
-    let prefix = unique_prefix("bench-pipeline");
-    let kafka = KafkaArgs { topic_prefix: prefix.clone(), ..KafkaArgs::for_brokers(broker.brokers()) };
-    let catalog = catalog()?.with_prefix(&prefix);
-    apply_topics(&kafka, &catalog.topics, false).await?;
+    let stack = Stack::start().await?;
+    let (broker, prefix) = (&stack.broker, &stack.prefix);
 
     // The raw client first, on a topic of its own, records the size of an order's event.
     let size = codec()?.encode(&sample(EventType::PurchaseOrderReceived, "ACME", 1)).len();
     let raw_topic = format!("{prefix}raw");
     let admin = KafkaArgs::for_brokers(broker.brokers());
-    let mut raw_spec = catalog.topic_for(EventType::PurchaseOrderReceived).clone();
+    let mut raw_spec = catalog()?.topic_for(EventType::PurchaseOrderReceived).clone();
     raw_spec.name = raw_topic.clone();
     apply_topics(&admin, &[raw_spec], false).await?;
     let (raw_produce, raw_consume) = raw_rates(&broker.brokers(), &raw_topic, orders, size).await?;
 
-    let sim_config = SimConfig::default();
-    let stop = CancellationToken::new();
-    let sim =
-        Simulator::start(sim_config.clone(), tokio::net::TcpListener::bind("127.0.0.1:0").await?, stop.clone()).await?;
-    gridsync_tests::set_up_hub(&sim.url(), &sim_config.hub_id, &sim_config.repositories, None).await?;
-    let dir = tempfile::tempdir()?;
-    let mailbox = dir.path().join("mailbox");
-    std::fs::create_dir_all(mailbox.join("inbound"))?;
-    let spawn = |name: &'static str| -> anyhow::Result<Binary> {
-        let port = free_port();
-        let child = Command::new(workspace_binary(name))
-            .args([
-                "--brokers",
-                &broker.brokers(),
-                "--topic-prefix",
-                &prefix,
-                "--metrics-addr",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .envs(pipeline_env(dir.path(), name, &sim.url(), &sim_config.hub_id))
-            // gridsync's own speed: a real hub's budget (20 requests/s by default) would bound it.
-            .env("GRIDSYNC_AMPLIENCE_REQUESTS_PER_SECOND", "0")
-            .env("GRIDSYNC_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join(format!("{name}.log")))?)
-            .spawn()?;
-        Ok(Binary { name, child, metrics: format!("http://127.0.0.1:{port}/metrics") })
-    };
-    let binaries = [spawn("tg-producer")?, spawn("notifications-consumer")?, spawn("audit-consumer")?];
+    let binaries = [
+        stack.spawn("tg-producer", prefix, &[])?,
+        stack.spawn("notifications-consumer", prefix, &[])?,
+        stack.spawn("audit-consumer", prefix, &[])?,
+    ];
     for binary in &binaries {
         wait_ready(binary).await?;
     }
     let [tg, notifications, audit] = &binaries;
 
     // The backlog: every file lands at once (renamed in from a folder beside the mailbox).
-    let staging = dir.path().join("staging");
+    let staging = stack.dir.path().join("staging");
     std::fs::create_dir_all(&staging)?;
     let mut written = 0;
     let mut files: Vec<PathBuf> = Vec::new();
@@ -263,7 +328,7 @@ async fn main() -> anyhow::Result<()> {
     let start = Instant::now();
     for file in &files {
         if let Some(name) = file.file_name() {
-            std::fs::rename(file, mailbox.join("inbound").join(name))?;
+            std::fs::rename(file, stack.inbound().join(name))?;
         }
     }
     let n = orders as f64;
@@ -282,9 +347,7 @@ async fn main() -> anyhow::Result<()> {
     for tick in 0..steady_secs * 10 {
         ticker.tick().await;
         let numbers: Vec<String> = (0..per_file).map(|i| format!("PO-S{tick:05}{i:03}")).collect();
-        let name = format!("steady-{tick:05}.edi");
-        std::fs::write(staging.join(&name), x12_purchase_orders("ACME", 100_000 + tick as usize, &numbers, 1))?;
-        std::fs::rename(staging.join(&name), mailbox.join("inbound").join(&name))?;
+        land_file(&staging, &stack.inbound(), &format!("steady-{tick:05}.edi"), 100_000 + tick as usize, &numbers)?;
         sent += per_file;
     }
     let steady_start = Instant::now();
@@ -293,7 +356,11 @@ async fn main() -> anyhow::Result<()> {
     let after = buckets(&notifications.metrics, histogram).await;
     let (p50, p99) = (quantile(0.5, &before, &after), quantile(0.99, &before, &after));
 
-    stop.cancel();
+    let cpu_peak: Vec<(f64, f64)> = binaries.iter().zip(cpu).map(|(b, cpu)| (cpu, b.peak_mib())).collect();
+    drop(binaries);
+    let scale_orders = env_or("GRIDSYNC_BENCH_SCALE_ORDERS", 1_000);
+    let (one, two) = scale_out(&stack, scale_orders).await?;
+    stack.stop.cancel();
     let secs = |d: Duration| d.as_secs_f64();
     println!("pipeline: {orders} orders from ACME in {} files, on Apache Kafka at {}", files.len(), broker.brokers());
     println!(
@@ -320,13 +387,150 @@ async fn main() -> anyhow::Result<()> {
         "  at {rate} orders/s for {steady_secs} s: receipt → side effect p50 {:.3} s, p99 {:.3} s (histogram buckets)",
         p50, p99
     );
-    for (binary, cpu) in binaries.iter().zip(cpu) {
+    for (name, (cpu, peak)) in ["tg-producer", "notifications-consumer", "audit-consumer"].iter().zip(cpu_peak) {
         println!(
-            "  {:<24} {:>6.2} CPU-s per 1,000 orders in the backlog, peak RSS {:>6.1} MiB",
-            binary.name,
-            cpu * 1000.0 / n,
-            binary.peak_mib()
+            "  {name:<24} {:>6.2} CPU-s per 1,000 orders in the backlog, peak RSS {peak:>6.1} MiB",
+            cpu * 1000.0 / n
         );
     }
+    println!("  scale-out, amp-sim answering 50 ms late, {scale_orders} orders from 200 buyers, PostgreSQL store:");
+    println!("    one notifications-consumer:  {one:>8.1} orders/s");
+    println!("    two, sharing the store:      {two:>8.1} orders/s  ({:.2}× one)", two / one);
+    Ok(())
+}
+
+/// Orders/s through one notifications-consumer, then through two sharing a PostgreSQL store,
+/// with amp-sim answering every call 50 ms late: each a backlog of `orders` orders from 200
+/// buyers published at once, timed to the last of their side effects.
+async fn scale_out(stack: &Stack, orders: usize) -> anyhow::Result<(f64, f64)> {
+    let delay = serde_json::json!({ "delay_ms": 50, "count": u32::MAX });
+    reqwest::Client::new()
+        .post(format!("{}/__sim/faults", stack.sim.url()))
+        .json(&delay)
+        .send()
+        .await?
+        .error_for_status()?;
+    let mut rates = Vec::new();
+    for instances in [1, 2] {
+        let prefix = unique_prefix(&format!("bench-scale{instances}"));
+        apply_catalog(&stack.broker, &prefix).await?;
+        let store = gridsync_tests::postgres_schema().await?;
+        let env = [("GRIDSYNC_FLOW_STORE_URL", store)];
+        let binaries: Vec<Binary> =
+            (0..instances).map(|_| stack.spawn("notifications-consumer", &prefix, &env)).collect::<Result<_, _>>()?;
+        for binary in &binaries {
+            wait_ready(binary).await?;
+            wait_assigned(binary).await?;
+        }
+        let kafka = KafkaArgs { topic_prefix: prefix.clone(), ..KafkaArgs::for_brokers(stack.broker.brokers()) };
+        let producer = EventProducer::new(&kafka, gridsync_core::telemetry::Metrics::new("bench")?)?;
+        let events: Vec<_> = (0..orders)
+            .map(|i| {
+                let mut event = sample(EventType::PurchaseOrderReceived, "ACME", 50_000 + i as u64);
+                if let Event::PurchaseOrderReceived(po) = &mut event {
+                    po.buyer.id = format!("BUYER-{}", i % 200);
+                }
+                event
+            })
+            .collect();
+        let start = Instant::now();
+        for result in futures::future::join_all(events.iter().map(|e| producer.publish(e, None))).await {
+            result?;
+        }
+        let want = 3.0 * orders as f64;
+        let deadline = start + Duration::from_secs(1800);
+        loop {
+            let mut done = 0.0;
+            for binary in &binaries {
+                done += metric_sum(&binary.metrics, "gridsync_flow_side_effects_total", "").await;
+            }
+            if done >= want {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "{instances} instance(s): {done} of {want} side effects");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        rates.push(orders as f64 / start.elapsed().as_secs_f64());
+    }
+    Ok((rates[0], rates[1]))
+}
+
+/// Waits until `binary`'s `/status` shows partitions assigned to it.
+async fn wait_assigned(binary: &Binary) -> anyhow::Result<()> {
+    let status = binary.metrics.replace("/metrics", "/status");
+    for _ in 0..600 {
+        let body: serde_json::Value = match reqwest::get(&status).await {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        };
+        if body.pointer("/consumer/assigned").and_then(serde_json::Value::as_object).is_some_and(|a| !a.is_empty()) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("{} was never assigned partitions", binary.name)
+}
+
+/// The soak: `orders` orders through tg-producer, notifications and audit in files of 100, the
+/// inbound backlog kept at most 20,000 orders ahead of the notifications flow, each binary's
+/// resident memory sampled every 5 s.
+async fn soak(orders: usize) -> anyhow::Result<()> {
+    const AHEAD: usize = 20_000;
+    let stack = Stack::start().await?;
+    let names = ["tg-producer", "notifications-consumer", "audit-consumer"];
+    let binaries: Vec<Binary> =
+        names.iter().map(|name| stack.spawn(name, &stack.prefix, &[])).collect::<Result<_, _>>()?;
+    for binary in &binaries {
+        wait_ready(binary).await?;
+    }
+    let staging = stack.dir.path().join("staging");
+    std::fs::create_dir_all(&staging)?;
+    println!(
+        "soak: {orders} orders from ACME in files of {ORDERS_PER_FILE}, on Apache Kafka at {}",
+        stack.broker.brokers()
+    );
+    let (start, mut written, mut interchange) = (Instant::now(), 0, 1);
+    let mut samples: Vec<(usize, Vec<f64>)> = Vec::new();
+    let mut next_sample = Instant::now();
+    loop {
+        let effected = (metric_sum(&binaries[1].metrics, "gridsync_flow_side_effects_total", "").await / 3.0) as usize;
+        while written < orders && written < effected + AHEAD {
+            let count = ORDERS_PER_FILE.min(orders - written);
+            let numbers: Vec<String> = (written..written + count).map(|n| format!("PO-K{n:08}")).collect();
+            land_file(&staging, &stack.inbound(), &format!("soak-{interchange:07}.edi"), interchange, &numbers)?;
+            written += count;
+            interchange += 1;
+        }
+        if Instant::now() >= next_sample {
+            let rss: Vec<f64> = binaries.iter().map(Binary::rss_mib).collect();
+            println!(
+                "  {:>6.0} s  {effected:>8} orders effected  RSS MiB: {}",
+                start.elapsed().as_secs_f64(),
+                names.iter().zip(&rss).map(|(n, r)| format!("{n} {r:.1}")).collect::<Vec<_>>().join(", ")
+            );
+            samples.push((effected, rss));
+            next_sample += Duration::from_secs(5);
+        }
+        if effected >= orders {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let after_first = samples.iter().find(|(effected, _)| *effected >= 100_000.min(orders)).map(|(_, rss)| rss.clone());
+    let last = samples.last().map(|(_, rss)| rss.clone()).unwrap_or_default();
+    println!(
+        "soak: {orders} orders in {:.0} s ({:.0} orders/s)",
+        start.elapsed().as_secs_f64(),
+        orders as f64 / start.elapsed().as_secs_f64()
+    );
+    for (i, name) in names.iter().enumerate() {
+        let first = after_first.as_ref().and_then(|r| r.get(i)).copied().unwrap_or(f64::NAN);
+        let end = last.get(i).copied().unwrap_or(f64::NAN);
+        println!(
+            "  {name:<24} RSS after the first 100,000: {first:>7.1} MiB, at the end: {end:>7.1} MiB ({:+.0} %)",
+            100.0 * (end - first) / first
+        );
+    }
+    stack.stop.cancel();
     Ok(())
 }

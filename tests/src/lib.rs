@@ -637,3 +637,15 @@ pub fn pipeline_env(state: &Path, binary: &str, amp_sim: &str, hub_id: &str) -> 
         ("GRIDSYNC_AMPLIENCE_CLIENT_SECRET", "gridsync-secret".to_owned()),
     ]
 }
+
+/// The URL of a fresh schema on the test PostgreSQL server (127.0.0.1:5432, started by
+/// deploy/test.sh; `GRIDSYNC_TEST_POSTGRES_URL` overrides).
+pub async fn postgres_schema() -> anyhow::Result<String> {
+    let base = std::env::var("GRIDSYNC_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
+    let schema = format!("t_{}_{nanos}", std::process::id());
+    let admin = gridsync_store::Store::connect(&base).await?;
+    admin.execute_unchecked(&format!("CREATE SCHEMA {schema}")).await?;
+    Ok(format!("{base}?options=-c%20search_path%3D{schema}"))
+}

@@ -370,6 +370,59 @@ async fn a_batching_handler_takes_a_backlog_in_batches_and_dead_letters_only_the
     assert!(wait_exit(&mut probe, Duration::from_secs(30)).await.success());
 }
 
+/// With keys handled at once, a partition's records of different keys overlap while each key's
+/// stay in order: every record once, a poison one dead-lettered without holding its key's next
+/// records, a flaky one retried in its place.
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_of_a_partition_are_handled_at_once_each_key_in_order() {
+    let s = setup("keys").await;
+    let codec = codec().unwrap();
+    // 30 keys of 8 records each, interleaved, over the 6 partitions.
+    let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut poison = None;
+    for round in 0..8u64 {
+        for k in 0..30u64 {
+            let business_key = match (k, round) {
+                (3, 2) => "POISON-K".to_owned(),
+                (5, 1) => "FLAKY-K".to_owned(),
+                _ => format!("KEY-{k}"),
+            };
+            let e = invoice(round * 100 + k, &business_key);
+            let bytes = codec.encode(&e);
+            let key = format!("ACME/KEY-{k}");
+            s.producer.send(&s.topic, Some(key.as_bytes()), Some(&bytes), OwnedHeaders::new()).await.unwrap();
+            if business_key == "POISON-K" {
+                poison = Some(bytes);
+            } else {
+                by_key.entry(key).or_default().push(e.envelope().event_id.clone());
+            }
+        }
+    }
+    let expected: usize = by_key.values().map(Vec::len).sum();
+
+    let mut probe = s.spawn_probe_with(&s.out(), 30, None, &["--key-concurrency", "8"]);
+    assert!(
+        wait_until(Duration::from_secs(90), || ids(&s.out()).len() >= expected).await,
+        "{} of {expected} processed",
+        ids(&s.out()).len()
+    );
+    let processed = ids(&s.out());
+    assert_eq!(processed.len(), expected, "every record once");
+    for (key, sent) in &by_key {
+        let order: Vec<&String> = processed.iter().filter(|id| sent.contains(id)).collect();
+        assert_eq!(order, sent.iter().collect::<Vec<_>>(), "{key}'s records in the order sent");
+    }
+    let dead = read_topic(&s.broker.brokers(), &s.dlq, 1, Duration::from_secs(30)).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(Some(payload(&dead[0])), poison.as_deref(), "only the poison record is dead-lettered");
+    let in_hand: usize =
+        std::fs::read_to_string(s.out().with_extension("in-hand")).unwrap_or_default().trim().parse().unwrap_or(0);
+    assert!(in_hand > PARTITIONS as usize, "more records at once than partitions: {in_hand}");
+
+    sigterm(&probe);
+    assert!(wait_exit(&mut probe, Duration::from_secs(30)).await.success());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn consumers_joining_and_leaving_the_group_share_the_work_and_lose_nothing() {
     let s = setup("rebalance").await;

@@ -12,6 +12,8 @@
 
 use std::{future::Future, sync::Arc, time::Instant};
 
+use futures::StreamExt;
+
 use gridsync_schemas::{catalog::ConsumerSpec, Event};
 use rdkafka::{
     consumer::{CommitMode, Consumer, StreamConsumer},
@@ -188,6 +190,12 @@ pub struct ConsumerSettings {
     pub partition_buffer: usize,
     /// Longest one attempt of the handler may take before it counts as a transient failure.
     pub handler_timeout: std::time::Duration,
+    /// Records of different keys of one partition handled at once (1: strictly in partition
+    /// order). A key's records are always handled one after another, in order.
+    pub key_concurrency: usize,
+    /// Records this instance handles at once, over all its partitions (0: no bound). A second
+    /// instance of the consumer brings a budget of its own.
+    pub max_in_flight: usize,
 }
 
 impl ConsumerSettings {
@@ -200,6 +208,8 @@ impl ConsumerSettings {
             retry,
             partition_buffer: partition_buffer.max(1),
             handler_timeout: DEFAULT_HANDLER_TIMEOUT,
+            key_concurrency: 1,
+            max_in_flight: 0,
         }
     }
 }
@@ -253,6 +263,8 @@ pub(crate) struct Shared<H> {
     /// Signalled by a worker each time it takes a record: room in its buffer for the
     /// records waiting in the dispatcher's overflow queues.
     pub(crate) room: tokio::sync::Notify,
+    /// The instance's budget of records in hand (`max_in_flight`), if bounded.
+    pub(crate) in_flight: Option<tokio::sync::Semaphore>,
 }
 
 /// The services the consumer loop uses besides its handler.
@@ -276,6 +288,7 @@ pub async fn run_consumer<H: Handler>(
     shutdown: CancellationToken,
 ) -> Result<(), ConsumerError> {
     let ConsumerServices { decoder, producer, metrics, health } = services;
+    let max_in_flight = settings.max_in_flight;
     metrics.start_consuming(&settings.topics);
     let status = health.consumer().clone();
     status.started(&settings.name, &settings.group_id, &settings.topics);
@@ -303,6 +316,7 @@ pub async fn run_consumer<H: Handler>(
         settings,
         status,
         room: tokio::sync::Notify::new(),
+        in_flight: in_flight_budget(max_in_flight),
     });
     let mut dispatcher = Dispatcher::new(shared.clone(), shutdown.clone());
     // While a partition is paused, its waiting records are offered to its worker this often.
@@ -356,6 +370,11 @@ pub async fn run_consumer<H: Handler>(
     refused.map_or(Ok(()), Err)
 }
 
+/// The semaphore bounding records in hand to `max_in_flight` (0: none).
+pub(crate) fn in_flight_budget(max_in_flight: usize) -> Option<tokio::sync::Semaphore> {
+    (max_in_flight > 0).then(|| tokio::sync::Semaphore::new(max_in_flight))
+}
+
 /// What the broker refused, when `error` is an authorization failure.
 fn not_authorized(error: &KafkaError, settings: &ConsumerSettings) -> Option<String> {
     match error.rdkafka_error_code()? {
@@ -381,15 +400,23 @@ pub(crate) async fn partition_worker<H: Handler>(
     // after a rebalance is skipped, and the stored offset never goes backwards.
     let mut next_offset: Option<i64> = None;
     let batch_size = shared.handler.batch_size().max(1);
+    let key_concurrency = shared.settings.key_concurrency.max(1);
+    // A batching handler takes its batch; otherwise, with keys handled at once, enough waiting
+    // records for each of them to find a few keys.
+    let take = match (batch_size, key_concurrency) {
+        (1, 1) => 1,
+        (1, keys) => keys * KEYED_TAKE_PER_KEY,
+        (batch, _) => batch,
+    };
     loop {
         let message = tokio::select! {
             biased;
             _ = cancel.cancelled() => return,
             message = inbox.recv() => match message { Some(m) => m, None => return },
         };
-        // With a batching handler, the records already waiting go with it.
+        // The records already waiting go with it, as many as it takes at once.
         let mut batch = vec![message];
-        while batch.len() < batch_size {
+        while batch.len() < take {
             match inbox.try_recv() {
                 Ok(message) => batch.push(message),
                 Err(_) => break,
@@ -405,14 +432,20 @@ pub(crate) async fn partition_worker<H: Handler>(
         let Some(last) = batch.last() else { continue };
         let last_offset = last.offset();
         let worker = Worker { shared: &shared, series: &series, id: worker_id, cancel: &cancel, busy: &busy };
-        let done =
-            if batch.len() > 1 { worker.process_batch(&batch).await } else { worker.process_one(&batch[0]).await };
+        let done = match batch.len() {
+            1 => worker.process_one(&batch[0]).await,
+            _ if batch_size > 1 => worker.process_batch(&batch).await,
+            _ => worker.process_keyed(&batch).await,
+        };
         if !done {
             return;
         }
         next_offset = Some(last_offset + 1);
     }
 }
+
+/// Waiting records a worker takes at once per key it may handle at once (`key_concurrency`).
+const KEYED_TAKE_PER_KEY: usize = 4;
 
 /// A partition's worker, as its records' processing sees it.
 struct Worker<'a, H> {
@@ -431,6 +464,7 @@ impl<H: Handler> Worker<'_, H> {
         let started = Instant::now();
         self.series.record_received();
         let _busy = Busy::set(busy, &shared.status);
+        let Some(_permit) = in_flight_permit(shared).await else { return false };
         let Some(outcome) = process(shared, message, cancel).await else {
             return false;
         };
@@ -515,6 +549,35 @@ impl<H: Handler> Worker<'_, H> {
         }
     }
 
+    /// Processes consecutive records of a partition, those of different keys at once (up to
+    /// `key_concurrency`), each key's in order, then stores the last one's offset. On shutdown or
+    /// revoke every key finishes the record in hand and stops; the offset stored is the one after
+    /// the records done without a gap, and the rest come again (what of them was done is found
+    /// in the side-effect ledger).
+    async fn process_keyed(&self, batch: &[OwnedMessage]) -> bool {
+        let Worker { shared, id: worker_id, cancel, busy, series } = *self;
+        let mut chains: Vec<Vec<(usize, &OwnedMessage)>> = Vec::new();
+        let mut by_key: std::collections::HashMap<Option<&[u8]>, usize> = std::collections::HashMap::new();
+        for (index, message) in batch.iter().enumerate() {
+            let chain = *by_key.entry(message.key()).or_insert_with(|| {
+                chains.push(Vec::new());
+                chains.len() - 1
+            });
+            chains[chain].push((index, message));
+        }
+        let _busy = Busy::set(busy, &shared.status);
+        let chains: Vec<_> = chains.into_iter().map(|chain| run_chain(shared, series, cancel, chain)).collect();
+        let finished: Vec<Vec<usize>> =
+            futures::stream::iter(chains).buffer_unordered(shared.settings.key_concurrency.max(1)).collect().await;
+        let mut done = vec![false; batch.len()];
+        finished.into_iter().flatten().for_each(|index| done[index] = true);
+        let without_gap = done.iter().take_while(|done| **done).count();
+        match without_gap.checked_sub(1).map(|last| &batch[last]) {
+            Some(last) => store_offset(shared, worker_id, last) && without_gap == batch.len(),
+            None => false,
+        }
+    }
+
     /// Each of `batch` through [`Worker::process_one`], in order.
     async fn one_by_one(&self, batch: &[OwnedMessage]) -> bool {
         for message in batch {
@@ -523,6 +586,38 @@ impl<H: Handler> Worker<'_, H> {
             }
         }
         true
+    }
+}
+
+/// One key's records of a keyed batch, in order ([`Worker::process_keyed`]): the batch indices
+/// of those done (all of them, unless it stopped on shutdown or revoke).
+async fn run_chain<H: Handler>(
+    shared: &Shared<H>,
+    series: &TopicSeries,
+    cancel: &CancellationToken,
+    chain: Vec<(usize, &OwnedMessage)>,
+) -> Vec<usize> {
+    let mut done = Vec::with_capacity(chain.len());
+    for (index, message) in chain {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let started = Instant::now();
+        series.record_received();
+        let Some(_permit) = in_flight_permit(shared).await else { break };
+        let Some(outcome) = process(shared, message, cancel).await else { break };
+        series.record_processed(outcome, started.elapsed());
+        done.push(index);
+    }
+    done
+}
+
+/// A place in the instance's budget of records in hand: `Some(None)` when unbounded, `None`
+/// when the budget is closed (never: it lives as long as the workers).
+async fn in_flight_permit<H>(shared: &Shared<H>) -> Option<Option<tokio::sync::SemaphorePermit<'_>>> {
+    match &shared.in_flight {
+        None => Some(None),
+        Some(budget) => budget.acquire().await.ok().map(Some),
     }
 }
 

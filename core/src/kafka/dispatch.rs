@@ -333,6 +333,8 @@ mod tests {
             retry: RetryPolicy::default(),
             partition_buffer,
             handler_timeout: Duration::from_secs(60),
+            key_concurrency: 1,
+            max_in_flight: 0,
         };
         let shared = Arc::new(Shared {
             consumer: Arc::new(consumer),
@@ -344,6 +346,7 @@ mod tests {
             settings,
             status: crate::telemetry::ConsumerStatus::default(),
             room: Notify::new(),
+            in_flight: None,
         });
         (Dispatcher::new(shared.clone(), CancellationToken::new()), shared)
     }

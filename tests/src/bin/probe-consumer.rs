@@ -10,9 +10,20 @@
 //! `SLOW` runs until `<out>.release` exists, and writes when it began and ended
 //! to `<out>.spans`. With `--batch N` it takes up to N waiting records at once, all
 //! or none (a POISON or FLAKY record in a batch fails the batch before any is
-//! written), and appends each batch's size to `<out>.batches`.
+//! written), and appends each batch's size to `<out>.batches`. With `--key-concurrency N`
+//! it handles up to N keys of a partition at once, and writes the most records ever in their
+//! `--delay-ms` at once to `<out>.in-hand`.
 
-use std::{collections::HashMap, io::Write, path::PathBuf, sync::Mutex, time::Duration};
+use std::{
+    collections::HashMap,
+    io::Write,
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Mutex,
+    },
+    time::Duration,
+};
 
 use clap::Parser;
 use gridsync_core::{
@@ -49,6 +60,10 @@ struct Cli {
     /// Records taken at once when they wait (1: one at a time).
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// Keys of a partition handled at once; the most records ever in hand at once is written
+    /// to `<out>.in-hand`.
+    #[arg(long, default_value_t = 1)]
+    key_concurrency: usize,
 }
 
 struct Probe {
@@ -57,6 +72,9 @@ struct Probe {
     delay: Duration,
     flaky_attempts: Mutex<HashMap<String, u32>>,
     batch: usize,
+    /// Records in their delay now, and the most ever.
+    in_hand: AtomicUsize,
+    max_in_hand: AtomicUsize,
 }
 
 impl Handler for Probe {
@@ -106,7 +124,13 @@ impl Handler for Probe {
         }
         self.check(record)?;
         if !self.delay.is_zero() {
+            let now = self.in_hand.fetch_add(1, Ordering::SeqCst) + 1;
+            if now > self.max_in_hand.fetch_max(now, Ordering::SeqCst) {
+                std::fs::write(self.release.with_extension("in-hand"), now.to_string())
+                    .map_err(|e| HandlerError::transient("probe.io", e))?;
+            }
             tokio::time::sleep(self.delay).await;
+            self.in_hand.fetch_sub(1, Ordering::SeqCst);
         }
         self.append(&line(record))
     }
@@ -174,6 +198,8 @@ async fn main() -> anyhow::Result<()> {
         delay: Duration::from_millis(cli.delay_ms),
         flaky_attempts: Mutex::default(),
         batch: cli.batch,
+        in_hand: AtomicUsize::new(0),
+        max_in_hand: AtomicUsize::new(0),
     };
     let settings = ConsumerSettings {
         name: "probe".into(),
@@ -187,6 +213,8 @@ async fn main() -> anyhow::Result<()> {
         },
         partition_buffer: 16,
         handler_timeout: Duration::from_millis(cli.handler_timeout_ms),
+        key_concurrency: cli.key_concurrency,
+        max_in_flight: 0,
     };
     let producer = EventProducer::new(&cli.kafka, metrics.clone())?;
     let decoder = EventDecoder::new(None)?;

@@ -454,15 +454,7 @@ pub fn text(item: &Value, pointer: &str) -> String {
     item.pointer(pointer).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).unwrap_or_default()
 }
 
-/// The URL of a fresh schema on the test PostgreSQL server (127.0.0.1:5432, started by
-/// deploy/test.sh; `GRIDSYNC_TEST_POSTGRES_URL` overrides).
+/// The URL of a fresh schema on the test PostgreSQL server (see [`gridsync_tests::postgres_schema`]).
 pub async fn postgres_schema_url() -> String {
-    let base = std::env::var("GRIDSYNC_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let schema = format!("t_{}_{nanos}", std::process::id());
-    let admin =
-        gridsync_store::Store::connect(&base).await.expect("PostgreSQL on 127.0.0.1:5432 (deploy/test.sh starts it)");
-    admin.execute_unchecked(&format!("CREATE SCHEMA {schema}")).await.unwrap();
-    format!("{base}?options=-c%20search_path%3D{schema}")
+    gridsync_tests::postgres_schema().await.expect("PostgreSQL on 127.0.0.1:5432 (deploy/test.sh starts it)")
 }
