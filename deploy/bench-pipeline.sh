@@ -15,4 +15,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # The scale-out phase's instances share a PostgreSQL store.
 "$root/deploy/local-postgres.sh"
 cargo build --release --workspace --bins --locked
+if [ "${1:-}" = soak ]; then
+  export GRIDSYNC_BENCH_SOAK=1
+fi
 cargo bench --locked -p gridsync-tests --bench pipeline

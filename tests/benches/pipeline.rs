@@ -15,7 +15,8 @@
 //! `deploy/bench-pipeline.sh` (builds the release binaries first, then
 //! `cargo bench -p gridsync-tests --bench pipeline`). `GRIDSYNC_BENCH_ORDERS` (default 3,000)
 //! sets the backlog, `GRIDSYNC_BENCH_RATE` (200) and `GRIDSYNC_BENCH_STEADY_SECS` (10) the
-//! steady phase, `GRIDSYNC_BENCH_SCALE_ORDERS` (1,000) the scale-out's backlog.
+//! steady phase, `GRIDSYNC_BENCH_SCALE_ORDERS` (1,000) the scale-out's backlog
+//! (`GRIDSYNC_BENCH_SCALE_ONLY=1`: the scale-out alone).
 //!
 //! `deploy/bench-pipeline.sh soak` (`GRIDSYNC_BENCH_SOAK=1`) instead runs
 //! `GRIDSYNC_BENCH_SOAK_ORDERS` (1,000,000) orders through the stack in files, kept at most
@@ -284,6 +285,13 @@ async fn main() -> anyhow::Result<()> {
     if std::env::var("GRIDSYNC_BENCH_SOAK").is_ok_and(|v| v == "1") {
         return soak(env_or("GRIDSYNC_BENCH_SOAK_ORDERS", 1_000_000)).await;
     }
+    if std::env::var("GRIDSYNC_BENCH_SCALE_ONLY").is_ok_and(|v| v == "1") {
+        let (stack, orders) = (Stack::start().await?, env_or("GRIDSYNC_BENCH_SCALE_ORDERS", 1_000));
+        let (one, two) = scale_out(&stack, orders).await?;
+        print_scale_out(orders, one, two);
+        stack.stop.cancel();
+        return Ok(());
+    }
     let orders: usize = env_or("GRIDSYNC_BENCH_ORDERS", 3_000);
     let rate: usize = env_or("GRIDSYNC_BENCH_RATE", 200);
     let steady_secs: u64 = env_or("GRIDSYNC_BENCH_STEADY_SECS", 10);
@@ -393,16 +401,23 @@ async fn main() -> anyhow::Result<()> {
             cpu * 1000.0 / n
         );
     }
-    println!("  scale-out, amp-sim answering 50 ms late, {scale_orders} orders from 200 buyers, PostgreSQL store:");
-    println!("    one notifications-consumer:  {one:>8.1} orders/s");
-    println!("    two, sharing the store:      {two:>8.1} orders/s  ({:.2}× one)", two / one);
+    print_scale_out(scale_orders, one, two);
     Ok(())
 }
 
+fn print_scale_out(orders: usize, one: f64, two: f64) {
+    let buyers: usize = env_or("GRIDSYNC_BENCH_SCALE_BUYERS", 1_000);
+    println!("  scale-out, amp-sim answering 50 ms late, {orders} orders from {buyers} buyers, PostgreSQL store:");
+    println!("    one notifications-consumer:  {one:>8.1} orders/s");
+    println!("    two, sharing the store:      {two:>8.1} orders/s  ({:.2}× one)", two / one);
+}
+
 /// Orders/s through one notifications-consumer, then through two sharing a PostgreSQL store,
-/// with amp-sim answering every call 50 ms late: each a backlog of `orders` orders from 200
-/// buyers published at once, timed to the last of their side effects.
+/// with amp-sim answering every call 50 ms late: each a backlog of `orders` orders from
+/// `GRIDSYNC_BENCH_SCALE_BUYERS` (1,000) buyers published at once, timed to the last of their
+/// side effects.
 async fn scale_out(stack: &Stack, orders: usize) -> anyhow::Result<(f64, f64)> {
+    let buyers: usize = env_or("GRIDSYNC_BENCH_SCALE_BUYERS", 1_000).max(1);
     let delay = serde_json::json!({ "delay_ms": 50, "count": u32::MAX });
     reqwest::Client::new()
         .post(format!("{}/__sim/faults", stack.sim.url()))
@@ -414,8 +429,7 @@ async fn scale_out(stack: &Stack, orders: usize) -> anyhow::Result<(f64, f64)> {
     for instances in [1, 2] {
         let prefix = unique_prefix(&format!("bench-scale{instances}"));
         apply_catalog(&stack.broker, &prefix).await?;
-        let store = gridsync_tests::postgres_schema().await?;
-        let env = [("GRIDSYNC_FLOW_STORE_URL", store)];
+        let env = [("GRIDSYNC_FLOW_STORE_URL", gridsync_tests::postgres_schema().await?)];
         let binaries: Vec<Binary> =
             (0..instances).map(|_| stack.spawn("notifications-consumer", &prefix, &env)).collect::<Result<_, _>>()?;
         for binary in &binaries {
@@ -424,11 +438,12 @@ async fn scale_out(stack: &Stack, orders: usize) -> anyhow::Result<(f64, f64)> {
         }
         let kafka = KafkaArgs { topic_prefix: prefix.clone(), ..KafkaArgs::for_brokers(stack.broker.brokers()) };
         let producer = EventProducer::new(&kafka, gridsync_core::telemetry::Metrics::new("bench")?)?;
+        // New orders and buyers each time: the same orders again would find their items made.
         let events: Vec<_> = (0..orders)
             .map(|i| {
-                let mut event = sample(EventType::PurchaseOrderReceived, "ACME", 50_000 + i as u64);
+                let mut event = sample(EventType::PurchaseOrderReceived, "ACME", (instances * 1_000_000 + i) as u64);
                 if let Event::PurchaseOrderReceived(po) = &mut event {
-                    po.buyer.id = format!("BUYER-{}", i % 200);
+                    po.buyer.id = format!("BUYER-{instances}-{}", i % buyers);
                 }
                 event
             })

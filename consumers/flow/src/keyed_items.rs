@@ -25,7 +25,12 @@ use tokio::sync::oneshot;
 use crate::{effects::Outcome, FlowError};
 
 /// Saves of one batch that meet a newer version, before the batch gives up (transiently).
-const MAX_CONFLICT_RETRIES: u32 = 5;
+const MAX_CONFLICT_RETRIES: u32 = 8;
+
+/// The longest wait before reading an item again after a conflict, doubling from a tenth of it:
+/// two instances saving the same item at once would otherwise meet again at once (measured: two
+/// notifications consumers on 200 customers' items, 50 ms per call, fell to 2 orders/s).
+const CONFLICT_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_millis(400);
 
 impl Outcome {
     /// The outcome of changing `item` (of `content_type_uri`): `changed` false when
@@ -156,7 +161,7 @@ impl KeyedItems {
             Some(item) => item,
             None => self.client.ensure_item(repository_id, new).await?.item().clone(),
         };
-        for _ in 0..=MAX_CONFLICT_RETRIES {
+        for attempt in 0..=MAX_CONFLICT_RETRIES {
             let mut body = current.body.clone();
             let counted: Vec<bool> = batch.iter_mut().map(|w| (w.change)(&mut body)).collect();
             if body == current.body {
@@ -171,6 +176,10 @@ impl KeyedItems {
                 }
                 Err(e) if e.is_conflict() => {
                     tracing::info!(id = %current.id, "content item changed meanwhile; re-applying");
+                    // A random share of a doubling wait: whoever saved meanwhile is done first.
+                    let ceiling =
+                        (CONFLICT_BACKOFF_MAX / 10).saturating_mul(1 << attempt.min(4)).min(CONFLICT_BACKOFF_MAX);
+                    tokio::time::sleep(ceiling.mul_f64(rand::random::<f64>())).await;
                     current = self.client.get_item(&current.id).await?;
                 }
                 // Deleted meanwhile: made again (by its delivery key), the changes applied to it.
