@@ -361,13 +361,7 @@ mod tests {
         for offset in 0..3 {
             dispatcher.route(record(offset));
         }
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while handler.seen.lock().unwrap().is_empty() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await
-        .unwrap();
+        seen(&handler, 1).await;
         assert!(dispatcher.has_overflow());
 
         // The partition is revoked and assigned again; its owner fetches from the committed offset.
@@ -376,22 +370,16 @@ mod tests {
         }
         handler.release.notify_waiters();
         dispatcher.route(record(0));
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while handler.seen.lock().unwrap().len() < 2 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await
-        .expect("the new worker got the record");
+        seen(&handler, 2).await;
         assert_eq!(*handler.seen.lock().unwrap(), [0, 0], "the old worker's record 0, then the new worker's");
         shutdown.cancel();
         handler.release.notify_waiters();
     }
 
-    /// Waits until `handler` has seen a record.
-    async fn first_taken(handler: &Held) {
+    /// Waits until `handler` has seen `count` records.
+    async fn seen(handler: &Held, count: usize) {
         tokio::time::timeout(Duration::from_secs(10), async {
-            while handler.seen.lock().unwrap().is_empty() {
+            while handler.seen.lock().unwrap().len() < count {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         })
@@ -399,17 +387,23 @@ mod tests {
         .unwrap();
     }
 
-    #[tokio::test]
-    async fn a_partition_only_behind_stops_reading_and_a_stuck_one_is_paused_instead() {
-        // Buffer 2: limit 8 waiting records, reading again at 4.
+    /// A dispatcher with a buffer of 2 (limit: 8 waiting records, reading again at 4) whose one
+    /// partition's worker holds record 0, with 11 more routed: 2 in its buffer, 9 waiting.
+    async fn behind() -> (Dispatcher<Arc<Held>>, Arc<Shared<Arc<Held>>>, Arc<Held>) {
         let handler = Arc::new(Held::default());
         let (mut dispatcher, shared) = dispatcher_for(handler.clone(), 2);
         dispatcher.route(record(0));
-        first_taken(&handler).await;
+        seen(&handler, 1).await;
         for offset in 1..=11 {
             dispatcher.route(record(offset));
         }
-        // 2 in the worker's buffer, 9 waiting: behind, not (yet) stuck.
+        (dispatcher, shared, handler)
+    }
+
+    #[tokio::test]
+    async fn a_partition_only_behind_stops_reading_and_a_stuck_one_is_paused_instead() {
+        let (mut dispatcher, shared, handler) = behind().await;
+        // 9 waiting: behind, not (yet) stuck.
         assert!(dispatcher.is_behind(), "over the limit: reading stops");
         assert!(!dispatcher.overflow[&("t".to_owned(), 0)].paused);
 
@@ -425,13 +419,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_worker_that_takes_nothing_for_a_while_is_stuck_too() {
-        let handler = Arc::new(Held::default());
-        let (mut dispatcher, _shared) = dispatcher_for(handler.clone(), 2);
-        dispatcher.route(record(0));
-        first_taken(&handler).await;
-        for offset in 1..=11 {
-            dispatcher.route(record(offset));
-        }
+        let (mut dispatcher, _shared, handler) = behind().await;
         assert!(dispatcher.is_behind());
         tokio::time::sleep(STALLED_AFTER + Duration::from_millis(50)).await;
         dispatcher.drain_overflow();
@@ -443,24 +431,12 @@ mod tests {
 
     #[tokio::test]
     async fn reading_starts_again_only_once_half_the_waiting_records_are_taken() {
-        let handler = Arc::new(Held::default());
-        let (mut dispatcher, _shared) = dispatcher_for(handler.clone(), 2);
-        dispatcher.route(record(0));
-        first_taken(&handler).await;
-        for offset in 1..=11 {
-            dispatcher.route(record(offset));
-        }
+        let (mut dispatcher, _shared, handler) = behind().await;
         // 9 waiting. One record taken: 8 waiting, at the limit, still behind.
         let key = ("t".to_owned(), 0);
         let waiting = |d: &Dispatcher<Arc<Held>>| d.overflow.get(&key).map_or(0, |o| o.records.len());
         handler.release.notify_one();
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while handler.seen.lock().unwrap().len() < 2 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await
-        .unwrap();
+        seen(&handler, 2).await;
         dispatcher.drain_overflow();
         assert_eq!(waiting(&dispatcher), 8);
         assert!(dispatcher.is_behind(), "one record under the limit is not enough");
@@ -468,13 +444,7 @@ mod tests {
         for taken in 3..=6 {
             dispatcher.drain_overflow();
             handler.release.notify_one();
-            tokio::time::timeout(Duration::from_secs(10), async {
-                while handler.seen.lock().unwrap().len() < taken {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-            .await
-            .unwrap();
+            seen(&handler, taken).await;
         }
         dispatcher.drain_overflow();
         assert_eq!(waiting(&dispatcher), 4);
