@@ -281,10 +281,6 @@ impl Metrics {
         }
     }
 
-    pub fn record_received(&self, topic: &str) {
-        self.records_in.with_label_values(&[topic]).inc();
-    }
-
     /// `topic`'s series that change with every record, looked up once: for a partition's worker,
     /// which would otherwise hash the labels and take the vector's lock three times a record.
     pub fn topic_series(&self, topic: &str) -> TopicSeries {
@@ -300,11 +296,6 @@ impl Metrics {
     pub fn record_produced(&self, topic: &str, took: Duration) {
         self.records_out.with_label_values(&[topic]).inc();
         self.produce_seconds.with_label_values(&[topic]).observe(took.as_secs_f64());
-    }
-
-    pub fn record_processed(&self, topic: &str, outcome: &str, took: Duration) {
-        self.records_processed.with_label_values(&[topic, outcome]).inc();
-        self.processing_seconds.with_label_values(&[topic]).observe(took.as_secs_f64());
     }
 
     pub fn failure(&self, stage: &str, reason: &str) {
@@ -387,7 +378,7 @@ mod tests {
     #[test]
     fn renders_prometheus_text_with_component_label() {
         let m = Metrics::new("billing").unwrap();
-        m.record_received("gridsync.tg.invoices");
+        m.topic_series("gridsync.tg.invoices").record_received();
         m.dead_lettered("gridsync.tg.invoices", "DECODE");
         m.set_consumer_lag("gridsync.tg.invoices", 2, 17);
         let text = m.render();
