@@ -165,21 +165,16 @@ pub fn metrics_addr(telemetry: &TelemetryArgs, default_port: u16) -> SocketAddr 
 
 /// Runs the consumer named `name` in the catalog until SIGTERM/SIGINT.
 /// `make_handler` sets the flow up (stores, API clients) before consuming starts.
-pub async fn run_consumer_binary<A, H, F, Fut>(
-    name: &str,
-    default_metrics_port: u16,
-    cli: ConsumerCli<A>,
-    make_handler: F,
-) -> Result<(), AppError>
+pub async fn run_consumer_binary<A, H, F, Fut>(name: &str, cli: ConsumerCli<A>, make_handler: F) -> Result<(), AppError>
 where
     A: clap::Args,
     H: Handler,
     F: FnOnce(ConsumerDeps, A) -> Fut,
     Fut: std::future::Future<Output = Result<H, AppError>>,
 {
-    let Runtime { shutdown, metrics, health, server } =
-        Runtime::start(name, &cli.telemetry, &cli.kafka, default_metrics_port).await?;
     let catalog = catalog::catalog()?.with_prefix(&cli.kafka.topic_prefix);
+    let Runtime { shutdown, metrics, health, server } =
+        Runtime::start(name, &cli.telemetry, &cli.kafka, catalog.metrics_port(name)?).await?;
     if let Err(e) = crate::kafka::access::check(&cli.kafka, &catalog, name).await {
         Runtime::stop(shutdown, server).await;
         return Err(e.into());
@@ -222,7 +217,7 @@ where
 
 /// The whole `main` of a consumer binary: parses flags, runs, and turns the
 /// outcome into an exit code with the error on stderr.
-pub fn consumer_main<A, H, F, Fut>(name: &str, default_metrics_port: u16, make_handler: F) -> std::process::ExitCode
+pub fn consumer_main<A, H, F, Fut>(name: &str, make_handler: F) -> std::process::ExitCode
 where
     A: clap::Args,
     H: Handler,
@@ -230,7 +225,7 @@ where
     Fut: std::future::Future<Output = Result<H, AppError>>,
 {
     let cli = parse_cli::<ConsumerCli<A>>(consumer_about(name));
-    block_on_main(name, run_consumer_binary(name, default_metrics_port, cli, make_handler))
+    block_on_main(name, run_consumer_binary(name, cli, make_handler))
 }
 
 /// Flags every producer binary takes, and its own (`A`).
@@ -259,12 +254,7 @@ pub struct ProducerDeps {
 /// The whole `main` of a producer binary: telemetry, the event producer, then
 /// `source` until SIGTERM/SIGINT; queued records are flushed before exit. `about` opens its
 /// `--help`: what the binary is and does.
-pub fn producer_main<A, F, Fut>(
-    name: &str,
-    about: &'static str,
-    default_metrics_port: u16,
-    source: F,
-) -> std::process::ExitCode
+pub fn producer_main<A, F, Fut>(name: &str, about: &'static str, source: F) -> std::process::ExitCode
 where
     A: clap::Args,
     F: FnOnce(ProducerDeps, A) -> Fut,
@@ -272,9 +262,9 @@ where
 {
     let cli = parse_cli::<ProducerCli<A>>(about.to_owned());
     let run = async move {
-        let Runtime { shutdown, metrics, health, server } =
-            Runtime::start(name, &cli.telemetry, &cli.kafka, default_metrics_port).await?;
         let catalog = catalog::catalog()?.with_prefix(&cli.kafka.topic_prefix);
+        let Runtime { shutdown, metrics, health, server } =
+            Runtime::start(name, &cli.telemetry, &cli.kafka, catalog.metrics_port(name)?).await?;
         if let Err(e) = crate::kafka::access::check(&cli.kafka, &catalog, name).await {
             Runtime::stop(shutdown, server).await;
             return Err(e.into());

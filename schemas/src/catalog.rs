@@ -125,6 +125,7 @@ struct RawTopic {
 struct RawCatalog {
     defaults: Defaults,
     topic: Vec<RawTopic>,
+    flow: Vec<FlowSpec>,
     consumer: Vec<ConsumerSpec>,
     #[serde(default)]
     producer: Vec<ProducerSpec>,
@@ -146,6 +147,14 @@ pub struct TopicSpec {
     pub dead_letter_of: Option<String>,
 }
 
+/// One of the flows gridsync runs, as `gridsync report` numbers and names it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowSpec {
+    pub number: u8,
+    pub name: String,
+}
+
 /// A consumer: one binary, one consumer group, its own dead-letter topic.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -159,6 +168,14 @@ pub struct ConsumerSpec {
     /// may write, for its ACLs.
     #[serde(default)]
     pub publishes: Vec<String>,
+    /// The event types it acts on; the others its topics carry are skipped unread. Not given:
+    /// every one they carry (the audit records all).
+    #[serde(default)]
+    pub handles: Option<Vec<String>>,
+    /// The flows it serves, by number (see [`FlowSpec`]).
+    pub flows: Vec<u8>,
+    /// Where its metrics, health and status are served unless `--metrics-addr` says otherwise.
+    pub metrics_port: u16,
 }
 
 impl ConsumerSpec {
@@ -182,12 +199,16 @@ pub struct ProducerSpec {
     pub dead_letter_topic: Option<String>,
     /// Event types it publishes.
     pub publishes: Vec<String>,
+    /// Where its metrics, health and status are served unless `--metrics-addr` says otherwise.
+    pub metrics_port: u16,
 }
 
 /// The whole catalog, validated.
 #[derive(Debug, Clone)]
 pub struct TopicCatalog {
     pub topics: Vec<TopicSpec>,
+    /// In order of their numbers, which run from 1.
+    pub flows: Vec<FlowSpec>,
     pub consumers: Vec<ConsumerSpec>,
     pub producers: Vec<ProducerSpec>,
     by_event: BTreeMap<EventType, usize>,
@@ -247,6 +268,35 @@ impl TopicCatalog {
             if let Some(unknown) = c.topics.iter().find(|t| !topics.iter().any(|spec| &spec.name == *t)) {
                 return Err(CatalogError::Invalid(format!("consumer {} reads unknown topic {unknown}", c.name)));
             }
+            let carried = |event: &String| {
+                topics.iter().any(|t| c.topics.contains(&t.name) && t.events.iter().any(|e| e.name() == event))
+            };
+            if let Some(stray) = c.handles.iter().flatten().find(|e| !carried(e)) {
+                return Err(CatalogError::Invalid(format!(
+                    "consumer {} handles {stray}, which none of its topics carries",
+                    c.name
+                )));
+            }
+            if let Some(unknown) = c.flows.iter().find(|n| !raw.flow.iter().any(|f| f.number == **n)) {
+                return Err(CatalogError::Invalid(format!("consumer {} serves unknown flow {unknown}", c.name)));
+            }
+        }
+        let ports = raw.consumer.iter().map(|c| c.metrics_port).chain(raw.producer.iter().map(|p| p.metrics_port));
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(twice) = ports.into_iter().find(|port| !seen.insert(*port)) {
+            return Err(CatalogError::Invalid(format!("metrics port {twice} is used twice")));
+        }
+        for (n, flow) in raw.flow.iter().enumerate() {
+            if usize::from(flow.number) != n + 1 {
+                return Err(CatalogError::Invalid(format!(
+                    "flow {} is listed as number {}: flows run 1, 2, ...",
+                    flow.number,
+                    n + 1
+                )));
+            }
+            if !raw.consumer.iter().any(|c| c.flows.contains(&flow.number)) {
+                return Err(CatalogError::Invalid(format!("no consumer serves flow {}", flow.number)));
+            }
         }
         let publishers = raw.consumer.iter().map(|c| (&c.name, &c.publishes));
         for (name, publishes) in publishers.chain(raw.producer.iter().map(|p| (&p.name, &p.publishes))) {
@@ -283,13 +333,30 @@ impl TopicCatalog {
                 dead_letter_of: Some(name.clone()),
             });
         }
-        Ok(TopicCatalog { topics, consumers: raw.consumer, producers: raw.producer, by_event })
+        Ok(TopicCatalog { topics, flows: raw.flow, consumers: raw.consumer, producers: raw.producer, by_event })
     }
 
     /// The topic an event type is published to.
     pub fn topic_for(&self, event_type: EventType) -> &TopicSpec {
         // Every event type is routed: `parse` refuses a catalog that misses one.
         &self.topics[self.by_event[&event_type]]
+    }
+
+    /// Each producer and consumer, producers first, with where it serves its metrics by default.
+    pub fn metrics_ports(&self) -> Vec<(&str, u16)> {
+        let producers = self.producers.iter().map(|p| (p.name.as_str(), p.metrics_port));
+        producers.chain(self.consumers.iter().map(|c| (c.name.as_str(), c.metrics_port))).collect()
+    }
+
+    /// Where the producer or consumer `name` serves its metrics by default.
+    pub fn metrics_port(&self, name: &str) -> Result<u16, CatalogError> {
+        let found = self.metrics_ports().into_iter().find(|(n, _)| *n == name);
+        found.map(|(_, port)| port).ok_or_else(|| CatalogError::UnknownConsumer(name.to_owned()))
+    }
+
+    /// The flow numbered `number`.
+    pub fn flow(&self, number: u8) -> Option<&FlowSpec> {
+        self.flows.iter().find(|f| f.number == number)
     }
 
     pub fn consumer(&self, name: &str) -> Result<&ConsumerSpec, CatalogError> {
@@ -398,6 +465,21 @@ mod tests {
         );
         let typo = CATALOG_TOML.replacen("partitions = 6", "partitionz = 6", 1);
         assert!(matches!(TopicCatalog::parse(&typo), Err(CatalogError::Parse(_))));
+        let stray =
+            CATALOG_TOML.replacen("handles = [\"PartnerContentApproved\"", "handles = [\"DeliveryPerformed\"", 1);
+        assert!(
+            matches!(TopicCatalog::parse(&stray), Err(CatalogError::Invalid(m)) if m == "consumer distribution handles DeliveryPerformed, which none of its topics carries")
+        );
+        let unserved = CATALOG_TOML.replacen("flows = [8]", "flows = [6]", 1);
+        assert!(
+            matches!(TopicCatalog::parse(&unserved), Err(CatalogError::Invalid(m)) if m == "no consumer serves flow 8")
+        );
+        let unknown_flow = CATALOG_TOML.replacen("flows = [8]", "flows = [8, 9]", 1);
+        assert!(
+            matches!(TopicCatalog::parse(&unknown_flow), Err(CatalogError::Invalid(m)) if m.contains("unknown flow 9"))
+        );
+        let shared_port = CATALOG_TOML.replacen("metrics_port = 9472", "metrics_port = 9471", 1);
+        assert!(matches!(TopicCatalog::parse(&shared_port), Err(CatalogError::Invalid(m)) if m.contains("9471")));
         let unknown_topic = CATALOG_TOML.replacen("topics = [\"gridsync.tg.invoices\"", "topics = [\"nope\"", 1);
         assert!(matches!(TopicCatalog::parse(&unknown_topic), Err(CatalogError::Invalid(m)) if m.contains("nope")));
     }

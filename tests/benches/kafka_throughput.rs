@@ -337,6 +337,7 @@ async fn consume_with_runtime(
         name: "bench".into(),
         group_id: format!("{}runtime", kafka.topic_prefix),
         topics: vec![topic.to_owned()],
+        handles: None,
         dead_letter_topic: dead_letters.to_owned(),
         retry: RetryPolicy::default(),
         partition_buffer: std::env::var("GRIDSYNC_BENCH_BUFFER")

@@ -78,17 +78,14 @@ pub async fn set_up_hub(
 }
 
 /// The workspace's root folder (where `deploy/` is).
-/// The pipeline's long-running binaries: both producers and every flow consumer (each a
-/// Deployment on Kubernetes, a compose service, a Prometheus target).
-pub const PIPELINE_BINARIES: [&str; 7] = [
-    "tg-producer",
-    "amp-producer",
-    "notifications-consumer",
-    "billing-consumer",
-    "exceptions-consumer",
-    "distribution-consumer",
-    "audit-consumer",
-];
+/// The pipeline's long-running binaries, from the catalog: its producers and a
+/// `<name>-consumer` per consumer (each a Deployment on Kubernetes, a compose service, a
+/// Prometheus target).
+pub fn pipeline_binaries() -> Vec<String> {
+    let Ok(catalog) = gridsync_schemas::catalog::catalog() else { return Vec::new() };
+    let producers = catalog.producers.iter().map(|p| p.name.clone());
+    producers.chain(catalog.consumers.iter().map(|c| format!("{}-consumer", c.name))).collect()
+}
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()

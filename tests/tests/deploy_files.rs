@@ -11,7 +11,7 @@ use std::{
     process::Command,
 };
 
-use gridsync_tests::{workspace_binary, PIPELINE_BINARIES};
+use gridsync_tests::{pipeline_binaries, workspace_binary};
 use serde::Deserialize;
 use serde_yaml::Value;
 
@@ -98,8 +98,8 @@ fn docker_compose_gives_each_binary_only_what_it_takes() {
         }
         checked.insert(binary.clone());
     }
-    let expected = PIPELINE_BINARIES.into_iter().chain(["gridsync", "amp-sim", "tg-sim"]);
-    assert_eq!(checked, expected.map(str::to_owned).collect(), "every binary has its service");
+    let expected = pipeline_binaries().into_iter().chain(["gridsync", "amp-sim", "tg-sim"].map(str::to_owned));
+    assert_eq!(checked, expected.collect(), "every binary has its service");
     // Every folder a gridsync service mounts a volume on exists in the image, owned by the user
     // the binaries run as: a volume starts as the image's folder, or root's where there is none.
     let dockerfile = std::fs::read_to_string(root().join("deploy/Dockerfile")).unwrap();
@@ -276,7 +276,7 @@ fn the_kubernetes_manifests_run_each_binary_as_it_should() {
         binaries.insert(binary);
     }
     // And the lag exporter (`gridsync groups lag --serve`), which the lag alerts read.
-    let expected: BTreeSet<String> = PIPELINE_BINARIES.into_iter().chain(["gridsync"]).map(str::to_owned).collect();
+    let expected: BTreeSet<String> = pipeline_binaries().into_iter().chain(["gridsync".to_owned()]).collect();
     assert_eq!(binaries, expected, "a Deployment per producer and consumer, and the lag exporter");
     // The hub's set-up runs as a Job, with only what `gridsync amplience setup` takes.
     let jobs: Vec<&(String, Value)> = of_kind("Job").collect();
@@ -384,7 +384,7 @@ fn docker_compose_loads_with_the_compose_spec_loader() {
     };
     let pipeline: BTreeSet<&str> =
         services.iter().filter(|(_, spec)| long_running(spec)).map(|(name, _)| name.as_str()).collect();
-    assert_eq!(pipeline.len(), PIPELINE_BINARIES.len(), "{pipeline:?}");
+    assert_eq!(pipeline.len(), pipeline_binaries().len(), "{pipeline:?}");
     let prometheus: Value = serde_yaml::from_str(
         &std::fs::read_to_string(root().join("deploy/prometheus/prometheus-compose.yml")).unwrap(),
     )
@@ -664,4 +664,38 @@ fn the_strimzi_resources_are_the_catalogs_and_its_acls() {
         validated.lines().all(|l| l.contains(" passed ") || l.contains("Couldn't find schema for kind Kafka")),
         "{validated}"
     );
+}
+
+/// The quick start runs each producer and consumer of the catalog at the metrics port the
+/// catalog gives it, and nothing else of the pipeline, and its Prometheus scrapes each there:
+/// the catalog is the one list of them.
+#[test]
+fn the_quick_start_runs_and_scrapes_each_binary_of_the_catalog_at_its_port() {
+    let catalog = gridsync_schemas::catalog::catalog().unwrap();
+    let run_local = std::fs::read_to_string(root().join("deploy/run-local.sh")).unwrap();
+    for (name, port) in catalog.metrics_ports() {
+        let binary = if catalog.consumer(name).is_ok() { format!("{name}-consumer") } else { name.to_owned() };
+        let line = format!("\"{binary} $(port {port})\"");
+        assert!(run_local.contains(&line), "deploy/run-local.sh starts {binary} at its port: {line}");
+    }
+    let started = run_local.matches("-consumer $(port ").count() + run_local.matches("-producer $(port ").count();
+    assert_eq!(started, catalog.metrics_ports().len(), "deploy/run-local.sh starts what the catalog lists");
+
+    let prometheus: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root().join("deploy/prometheus/prometheus.yml")).unwrap())
+            .unwrap();
+    let jobs = prometheus["scrape_configs"].as_sequence().unwrap();
+    let job = jobs.iter().find(|j| j["job_name"] == "gridsync").unwrap();
+    let scraped: BTreeSet<(String, String)> = job["static_configs"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|c| {
+            let component = c["labels"]["component"].as_str().unwrap_or_default().to_owned();
+            strings(&c["targets"]).into_iter().map(move |t| (t, component.clone()))
+        })
+        .collect();
+    let expected =
+        catalog.metrics_ports().into_iter().map(|(name, port)| (format!("127.0.0.1:{port}"), name.to_owned()));
+    assert_eq!(scraped, expected.collect(), "deploy/prometheus/prometheus.yml scrapes each at its port");
 }

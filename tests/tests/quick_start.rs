@@ -9,7 +9,7 @@ use std::{
     process::{Command, Output},
 };
 
-use gridsync_tests::{workspace_binary, Broker, PIPELINE_BINARIES};
+use gridsync_tests::{pipeline_binaries, workspace_binary, Broker};
 
 /// Ports run-local.sh uses, before the offset.
 const PORTS: [u16; 13] = [9090, 9464, 9465, 9466, 9471, 9472, 9473, 9474, 9475, 9476, 9477, 9480, 9490];
@@ -139,7 +139,7 @@ fn the_quick_start_reports_every_flow_and_a_second_start_keeps_the_data_without_
         targets.iter().filter(|t| t["health"] == "up").count()
     };
     let started = std::time::Instant::now();
-    while healthy() < PIPELINE_BINARIES.len() {
+    while healthy() < pipeline_binaries().len() {
         assert!(started.elapsed() < std::time::Duration::from_secs(60), "Prometheus does not scrape every binary");
         std::thread::sleep(std::time::Duration::from_millis(500));
     }

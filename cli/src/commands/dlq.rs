@@ -24,7 +24,8 @@ pub enum DlqCommand {
     /// Print a consumer's dead letters, one JSON object per line: where each
     /// record came from, why it failed, and the record itself when it decodes.
     Show {
-        /// Consumer name (notifications, billing, exceptions, distribution, audit).
+        /// The consumer (or producer) whose dead letters to show.
+        #[arg(value_parser = super::dead_letter_owner())]
         consumer: String,
         /// Stop after this many records.
         #[arg(long, default_value_t = 100)]
@@ -35,6 +36,8 @@ pub enum DlqCommand {
     /// again. Progress is committed: a second run re-drives only newer ones; a
     /// run stopped by a Kafka error resumes from its last commit.
     Redrive {
+        /// The consumer (or producer) whose dead letters to re-drive.
+        #[arg(value_parser = super::dead_letter_owner())]
         consumer: String,
         /// Stop after this many records.
         #[arg(long, default_value_t = 10_000)]

@@ -21,6 +21,20 @@ use rdkafka::{
     TopicPartitionList,
 };
 
+/// A consumer's name, one of the catalog's (listed in `--help`, checked when parsed).
+pub fn consumer_name() -> clap::builder::PossibleValuesParser {
+    let catalog = gridsync_schemas::catalog::catalog();
+    clap::builder::PossibleValuesParser::new(catalog.iter().flat_map(|c| c.consumers.iter().map(|c| c.name.as_str())))
+}
+
+/// A consumer's or producer's name, one of the catalog's with a dead-letter topic.
+pub fn dead_letter_owner() -> clap::builder::PossibleValuesParser {
+    let catalog = gridsync_schemas::catalog::catalog();
+    let producers = catalog.iter().flat_map(|c| c.producers.iter().filter(|p| p.dead_letter_topic.is_some()));
+    let consumers = catalog.iter().flat_map(|c| c.consumers.iter().map(|c| c.name.as_str()));
+    clap::builder::PossibleValuesParser::new(consumers.chain(producers.map(|p| p.name.as_str())))
+}
+
 /// How long one call to the cluster (metadata, offsets, groups) waits for its answer.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -22,7 +22,8 @@ use rdkafka::{
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["to_earliest", "to_time", "to_offset"])))]
 pub struct ReplayArgs {
-    /// Consumer name (notifications, billing, exceptions, distribution, audit).
+    /// The consumer whose group to move.
+    #[arg(value_parser = super::consumer_name())]
     consumer: String,
     /// From the first record each partition still holds.
     #[arg(long)]

@@ -26,9 +26,9 @@ pub struct ReportArgs {
     /// Only what gridsync learned of since this time (RFC 3339; default: the last 24 hours).
     #[arg(long)]
     since: Option<String>,
-    /// Flows (1-8) that must report: waits for them (and for the store to settle), and fails
-    /// naming those that did not report within --timeout-secs.
-    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=8))]
+    /// Flows (by number, as the report lists them) that must report: waits for them (and for
+    /// the store to settle), and fails naming those that did not report within --timeout-secs.
+    #[arg(long, value_delimiter = ',', value_parser = flow_number)]
     expect: Vec<u8>,
     #[arg(long, default_value_t = 180)]
     timeout_secs: u64,
@@ -37,7 +37,13 @@ pub struct ReportArgs {
     settle_ms: u64,
 }
 
-use gridsync_audit::flows::{flow_of, AUDIT_FLOW, FLOWS};
+use gridsync_audit::flows::{self as catalog_flows, flow_of, is_flow, AUDIT_FLOW};
+
+/// A flow's number, one of the catalog's.
+fn flow_number(text: &str) -> Result<u8, String> {
+    let numbers = || catalog_flows::flows().iter().map(|f| f.number.to_string()).collect::<Vec<_>>().join(", ");
+    text.parse::<u8>().ok().filter(|n| is_flow(*n)).ok_or_else(|| format!("not a flow: {text} (flows: {})", numbers()))
+}
 
 /// What one flow did.
 #[derive(Default)]
@@ -184,8 +190,15 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         if Instant::now() >= deadline {
             waiting.finish_and_clear();
             print_report(&flows, &recording)?;
-            let missing: Vec<String> =
-                missing.iter().map(|f| format!("{f} ({})", FLOWS[usize::from(*f - 1)])).collect();
+            let missing: Vec<String> = missing
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{f} ({})",
+                        catalog_flows::flows().iter().find(|x| x.number == *f).map_or("", |x| x.name.as_str())
+                    )
+                })
+                .collect();
             if missing.is_empty() {
                 break (flows, recording);
             }
@@ -203,7 +216,8 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_report(flows: &BTreeMap<u8, FlowReport>, recording: &Recording) -> anyhow::Result<()> {
-    for (n, name) in (1u8..).zip(FLOWS) {
+    for flow in catalog_flows::flows() {
+        let (n, name) = (flow.number, &flow.name);
         let line = if n == AUDIT_FLOW {
             if recording.events == 0 {
                 "nothing recorded yet".to_owned()

@@ -11,17 +11,13 @@ use clap::Args;
 use serde_json::Value;
 
 /// Each long-running binary and where the quick start (`deploy/run-local.sh`) serves its
-/// telemetry, before `GRIDSYNC_PORT_OFFSET`.
-const QUICK_START: [(&str, u16); 8] = [
-    ("tg-producer", 9464),
-    ("amp-producer", 9465),
-    ("notifications", 9471),
-    ("billing", 9472),
-    ("exceptions", 9473),
-    ("distribution", 9474),
-    ("audit", 9475),
-    ("lag-exporter", 9477),
-];
+/// telemetry, before `GRIDSYNC_PORT_OFFSET`: the catalog's producers and consumers at their
+/// default ports, and the lag exporter.
+fn quick_start() -> anyhow::Result<Vec<(String, u16)>> {
+    let catalog = gridsync_schemas::catalog::catalog()?;
+    let binaries = catalog.metrics_ports().into_iter().map(|(name, port)| (name.to_owned(), port));
+    Ok(binaries.chain([("lag-exporter".to_owned(), super::groups::LAG_EXPORTER_PORT)]).collect())
+}
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -39,11 +35,11 @@ pub struct StatusArgs {
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let components: Vec<(String, String)> = if args.components.is_empty() {
-        QUICK_START
-            .iter()
+        quick_start()?
+            .into_iter()
             .map(|(name, port)| {
                 let port = port.saturating_add(args.port_offset);
-                ((*name).to_owned(), format!("http://127.0.0.1:{port}"))
+                (name, format!("http://127.0.0.1:{port}"))
             })
             .collect()
     } else {

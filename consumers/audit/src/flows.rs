@@ -1,21 +1,21 @@
-//! The eight flows, one list: which flow a side effect belongs to (by the consumer that
-//! performed it and what caused it), and which flows a source event feeds. `gridsync report`
-//! counts by it; the audit view filters by it.
+//! Which flow a side effect belongs to (by the consumer that performed it and what caused it),
+//! and which flows a source event feeds. `gridsync report` counts by it; the audit view filters
+//! by it. The flows themselves, numbered and named, are the catalog's (`schemas/topics.toml`).
 
+use gridsync_schemas::catalog::{catalog, FlowSpec};
 use gridsync_store::audit::AuditEntry;
 use serde_json::Value;
 
-/// The eight flows, as the report names them.
-pub const FLOWS: [&str; 8] = [
-    "orders -> confirmations",
-    "invoices <-> billing",
-    "shipments -> delivery content",
-    "onboarding -> partners",
-    "contracts, terms -> partners",
-    "B2B events -> notifications",
-    "one audit view",
-    "exceptions -> tasks",
-];
+/// The flows as the catalog lists them, numbered from 1 (none when the compiled-in catalog is
+/// invalid, which no binary starts with).
+pub fn flows() -> &'static [FlowSpec] {
+    catalog().map(|c| c.flows.as_slice()).unwrap_or_default()
+}
+
+/// Whether `number` is one of the flows.
+pub fn is_flow(number: u8) -> bool {
+    flows().iter().any(|f| f.number == number)
+}
 
 /// Flow 7 is the audit store itself: it reports once events are recorded.
 pub const AUDIT_FLOW: u8 = 7;

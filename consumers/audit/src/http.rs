@@ -223,7 +223,7 @@ pub struct SearchQuery {
     from: Option<String>,
     /// ... and on or before this day.
     to: Option<String>,
-    /// Only events of this flow (1 to 8).
+    /// Only events of this flow (its number, as the report lists the flows).
     flow: Option<String>,
     /// `1`: every open item read, not the first of each list.
     all: Option<String>,
@@ -440,12 +440,10 @@ async fn search_page(
     let nonempty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
     let (event_type, from, to) = (nonempty(&q.event_type), nonempty(&q.from), nonempty(&q.to));
     let flow = match nonempty(&q.flow) {
-        Some(n) => Some(
-            n.parse::<u8>()
-                .ok()
-                .filter(|n| (1..=8).contains(n))
-                .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, format!("flow={n:?} is not a flow (1 to 8)")))?,
-        ),
+        Some(n) => Some(n.parse::<u8>().ok().filter(|n| crate::flows::is_flow(*n)).ok_or_else(|| {
+            let known = crate::flows::flows().len();
+            ApiError(StatusCode::BAD_REQUEST, format!("flow={n:?} is not a flow (1 to {known})"))
+        })?),
         None => None,
     };
     let from_ms = from.as_deref().map(|d| day_start("from", d, 0)).transpose()?;

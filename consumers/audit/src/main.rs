@@ -6,5 +6,5 @@
 //! page (`--listen`, default 127.0.0.1:9476) and `gridsync audit`.
 
 fn main() -> std::process::ExitCode {
-    gridsync_core::app::consumer_main("audit", 9475, gridsync_audit::setup)
+    gridsync_core::app::consumer_main("audit", gridsync_audit::setup)
 }

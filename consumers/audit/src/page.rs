@@ -175,9 +175,10 @@ pub fn search(
         let _ = write!(types, "<option{selected}>{name}</option>");
     }
     let mut flows = String::from("<option value=\"\">any</option>");
-    for (n, name) in (1u8..).zip(crate::flows::FLOWS) {
+    for flow in crate::flows::flows() {
+        let n = flow.number;
         let selected = if form.flow == Some(n) { " selected" } else { "" };
-        let _ = write!(flows, "<option value=\"{n}\"{selected}>{n}: {}</option>", escape(name));
+        let _ = write!(flows, "<option value=\"{n}\"{selected}>{n}: {}</option>", escape(&flow.name));
     }
     let mut body = format!(
         "<form method=\"get\" action=\"/\" id=\"search\"><label>PO, invoice, shipment, payment, file, content item or event id \

@@ -38,22 +38,6 @@ use crate::{
     config::BillingConfig,
 };
 
-/// The event types this flow handles; the rest of its topics' records are skipped unread.
-const HANDLED: &[&str] = &[
-    "PurchaseOrderReceived",
-    "InvoiceReceived",
-    "RemittanceAdviceReceived",
-    "PaymentConfirmed",
-    "DisputeResolved",
-    "FunctionalAckReceived",
-    "DocumentStatusChanged",
-];
-
-/// Whether this flow handles events of `event_type`; the others on its topics are skipped unread.
-pub fn accepts(event_type: &str) -> bool {
-    HANDLED.contains(&event_type)
-}
-
 /// Kinds of the flow's own records.
 pub(crate) const ORDER: &str = "order";
 pub(crate) const INVOICE: &str = "invoice";
@@ -86,10 +70,6 @@ pub struct Billing {
 impl Handler for Billing {
     async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
         self.handle_event(record).await.map_err(HandlerError::from)
-    }
-
-    fn accepts(&self, event_type: &str) -> bool {
-        accepts(event_type)
     }
 }
 

@@ -5,5 +5,5 @@
 //! letters to `gridsync.billing.dlq`.
 
 fn main() -> std::process::ExitCode {
-    gridsync_core::app::consumer_main("billing", 9472, gridsync_billing::setup)
+    gridsync_core::app::consumer_main("billing", gridsync_billing::setup)
 }

@@ -38,12 +38,6 @@ use crate::{
     package,
 };
 
-const HANDLED: &[&str] = &["PartnerContentApproved", "PartnerContentPublished", "DocumentStatusChanged"];
-
-/// Whether this flow handles events of `event_type`; the others on its topics are skipped unread.
-pub fn accepts(event_type: &str) -> bool {
-    HANDLED.contains(&event_type)
-}
 /// Kinds of the flow's records.
 const LATEST: &str = "latest";
 const SENT: &str = "sent";
@@ -86,10 +80,6 @@ pub struct Distribution {
 impl Handler for Distribution {
     async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
         self.handle_event(record).await.map_err(HandlerError::from)
-    }
-
-    fn accepts(&self, event_type: &str) -> bool {
-        accepts(event_type)
     }
 }
 

@@ -6,5 +6,5 @@
 //! `gridsync.distribution.dlq`.
 
 fn main() -> std::process::ExitCode {
-    gridsync_core::app::consumer_main("distribution", 9474, gridsync_distribution::setup)
+    gridsync_core::app::consumer_main("distribution", gridsync_distribution::setup)
 }

@@ -75,16 +75,6 @@ impl Handler for Exceptions {
     async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
         self.handle_event(record).await.map_err(HandlerError::from)
     }
-
-    fn accepts(&self, event_type: &str) -> bool {
-        accepts(event_type)
-    }
-}
-
-/// Whether this flow handles events of `event_type`: every one on its topics but the reports
-/// of side effects (its own included), which are skipped unread.
-pub fn accepts(event_type: &str) -> bool {
-    event_type != "DeliveryPerformed"
 }
 
 impl Exceptions {

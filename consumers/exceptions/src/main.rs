@@ -5,5 +5,5 @@
 //! letters to `gridsync.exceptions.dlq`.
 
 fn main() -> std::process::ExitCode {
-    gridsync_core::app::consumer_main("exceptions", 9473, gridsync_exceptions::setup)
+    gridsync_core::app::consumer_main("exceptions", gridsync_exceptions::setup)
 }

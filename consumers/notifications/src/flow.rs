@@ -26,20 +26,6 @@ use serde_json::{json, Map, Value};
 
 use crate::config::NotificationsConfig;
 
-/// The event types this flow handles; the rest of its topics' records are skipped unread.
-const HANDLED: &[&str] = &[
-    "PurchaseOrderReceived",
-    "ShipNoticeReceived",
-    "DeliveryConfirmed",
-    "OrderResponseReceived",
-    "DocumentStatusChanged",
-];
-
-/// Whether this flow handles events of `event_type`; the others on its topics are skipped unread.
-pub fn accepts(event_type: &str) -> bool {
-    HANDLED.contains(&event_type)
-}
-
 /// The content type of a customer's campaign suppression.
 pub const SUPPRESSION_SCHEMA: &str = "https://schemas.gridsync.dev/campaign-suppression.json";
 
@@ -52,10 +38,6 @@ pub struct Notifications {
 impl Handler for Notifications {
     async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
         self.handle_event(record).await.map_err(HandlerError::from)
-    }
-
-    fn accepts(&self, event_type: &str) -> bool {
-        accepts(event_type)
     }
 }
 

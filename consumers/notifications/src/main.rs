@@ -4,5 +4,5 @@
 //! dead letters to `gridsync.notifications.dlq`.
 
 fn main() -> std::process::ExitCode {
-    gridsync_core::app::consumer_main("notifications", 9471, gridsync_notifications::setup)
+    gridsync_core::app::consumer_main("notifications", gridsync_notifications::setup)
 }

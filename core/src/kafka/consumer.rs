@@ -131,13 +131,6 @@ impl HandlerError {
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, record: &Record) -> impl Future<Output = Result<(), HandlerError>> + Send;
 
-    /// Whether records of `event_type` (their `gridsync.event_type` header) are
-    /// this handler's. Others are skipped without being decoded, their offsets
-    /// stored: a consumer reads whole topics but may want only some types.
-    fn accepts(&self, _event_type: &str) -> bool {
-        true
-    }
-
     /// How many waiting records of a partition it takes at once (1: one at a time). A handler
     /// whose work for many records costs about what one costs (one store transaction for all)
     /// says how many, and does them in [`Handler::handle_batch`].
@@ -164,10 +157,6 @@ impl<H: Handler> Handler for Arc<H> {
         H::handle(self, record)
     }
 
-    fn accepts(&self, event_type: &str) -> bool {
-        H::accepts(self, event_type)
-    }
-
     fn batch_size(&self) -> usize {
         H::batch_size(self)
     }
@@ -184,6 +173,9 @@ pub struct ConsumerSettings {
     pub name: String,
     pub group_id: String,
     pub topics: Vec<String>,
+    /// The event types it acts on (`None`: all): records of the others (by their
+    /// `gridsync.event_type` header) are skipped unread, their offsets stored. From the catalog.
+    pub handles: Option<Vec<String>>,
     pub dead_letter_topic: String,
     pub retry: RetryPolicy,
     /// Records buffered per partition worker; see `dispatch` for what happens when it is full.
@@ -199,11 +191,17 @@ pub struct ConsumerSettings {
 }
 
 impl ConsumerSettings {
+    /// Whether records of `event_type` are handled (see [`ConsumerSettings::handles`]).
+    pub fn accepts(&self, event_type: &str) -> bool {
+        self.handles.as_ref().is_none_or(|handles| handles.iter().any(|h| h == event_type))
+    }
+
     pub fn from_catalog(spec: &ConsumerSpec, retry: RetryPolicy, partition_buffer: usize) -> Self {
         ConsumerSettings {
             name: spec.name.clone(),
             group_id: spec.group_id.clone(),
             topics: spec.topics.clone(),
+            handles: spec.handles.clone(),
             dead_letter_topic: spec.dead_letter_topic.clone(),
             retry,
             partition_buffer: partition_buffer.max(1),
@@ -484,7 +482,7 @@ impl<H: Handler> Worker<'_, H> {
         let mut records = Vec::with_capacity(batch.len());
         let mut outcomes = Vec::with_capacity(batch.len());
         for message in batch {
-            if headers::get(message.headers(), headers::EVENT_TYPE).is_some_and(|t| !shared.handler.accepts(t)) {
+            if headers::get(message.headers(), headers::EVENT_TYPE).is_some_and(|t| !shared.settings.accepts(t)) {
                 outcomes.push("skipped");
                 continue;
             }
@@ -682,7 +680,7 @@ async fn process<H: Handler>(
 ) -> Option<&'static str> {
     let topic = message.topic();
     // Another flow's event type: skipped unread (a record without the header is decoded and handled).
-    if headers::get(message.headers(), headers::EVENT_TYPE).is_some_and(|t| !shared.handler.accepts(t)) {
+    if headers::get(message.headers(), headers::EVENT_TYPE).is_some_and(|t| !shared.settings.accepts(t)) {
         return Some("skipped");
     }
     let payload = message.payload().unwrap_or_default();

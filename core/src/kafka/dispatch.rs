@@ -329,6 +329,7 @@ mod tests {
             name: "test".into(),
             group_id: "test".into(),
             topics: vec!["t".into()],
+            handles: None,
             dead_letter_topic: "t.dlq".into(),
             retry: RetryPolicy::default(),
             partition_buffer,

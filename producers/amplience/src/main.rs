@@ -15,5 +15,5 @@ const ABOUT: &str = "The gridsync Amplience producer: receives Amplience's signe
     publishes them as Avro events on Kafka, answering Amplience only once Kafka has them.";
 
 fn main() -> std::process::ExitCode {
-    gridsync_core::app::producer_main("amp-producer", ABOUT, 9465, source::run)
+    gridsync_core::app::producer_main("amp-producer", ABOUT, source::run)
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use gridsync_trading_grid::mailbox::MailboxSetupError;
 
 fn main() -> std::process::ExitCode {
-    gridsync_core::app::producer_main("tg-producer", ABOUT, 9464, run)
+    gridsync_core::app::producer_main("tg-producer", ABOUT, run)
 }
 
 const ABOUT: &str = "The gridsync Trading Grid producer: publishes the EDI documents partners send \

@@ -205,6 +205,7 @@ async fn main() -> anyhow::Result<()> {
         name: "probe".into(),
         group_id: cli.group.clone(),
         topics: vec![cli.topic.clone()],
+        handles: None,
         dead_letter_topic: cli.dead_letter_topic.clone(),
         retry: RetryPolicy {
             initial: Duration::from_millis(20),
