@@ -239,10 +239,6 @@ pub struct ProducerCli<A: clap::Args> {
     pub source: A,
 }
 
-/// For a producer without flags of its own.
-#[derive(Debug, clap::Args)]
-pub struct NoArgs {}
-
 /// What a producer's event source gets.
 pub struct ProducerDeps {
     pub producer: EventProducer,
@@ -337,15 +333,4 @@ pub async fn wait_for_brokers(deps: &ProducerDeps) -> bool {
             return false;
         }
     }
-}
-
-/// The source of a producer whose connector has not landed yet: ready once
-/// the brokers answer, then idle until shutdown.
-pub async fn await_connector(deps: ProducerDeps, _: NoArgs) -> Result<(), AppError> {
-    if !wait_for_brokers(&deps).await {
-        return Ok(());
-    }
-    deps.shutdown.cancelled().await;
-    deps.health.set_ready(false);
-    Ok(())
 }

@@ -344,7 +344,7 @@ async fn consume_with_runtime(
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(gridsync_core::app::DEFAULT_PARTITION_BUFFER),
-        handler_timeout: gridsync_core::kafka::consumer::DEFAULT_HANDLER_TIMEOUT,
+        handler_timeout: gridsync_core::kafka::DEFAULT_HANDLER_TIMEOUT,
         key_concurrency: gridsync_core::app::DEFAULT_KEY_CONCURRENCY,
         max_in_flight: gridsync_core::app::DEFAULT_MAX_IN_FLIGHT,
     };

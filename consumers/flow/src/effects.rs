@@ -221,7 +221,14 @@ impl Effects {
                     let event = delivery_performed(&self.consumer, record, effect, &key, &performed, recorded.as_ref());
                     let topic = &self.producer.catalog().topic_for(event.event_type()).name;
                     let event_id = &event.envelope().event_id;
-                    if !crate::reported::is_on_topic(&self.kafka, topic, event_id, performed.performed_at_ms).await? {
+                    if !gridsync_core::kafka::reported::is_on_topic(
+                        &self.kafka,
+                        topic,
+                        event_id,
+                        performed.performed_at_ms,
+                    )
+                    .await?
+                    {
                         self.producer.publish(&event, Some(&record.trace)).await?;
                     }
                     self.ledger.mark_reported(&key).await?;

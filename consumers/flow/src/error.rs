@@ -29,7 +29,7 @@ pub enum FlowError {
     #[error("publishing DeliveryPerformed: {0}")]
     Publish(#[from] gridsync_core::kafka::PublishError),
     #[error("looking for an earlier DeliveryPerformed: {0}")]
-    Lookup(#[from] crate::reported::LookupError),
+    Lookup(#[from] gridsync_core::kafka::reported::LookupError),
     /// The failure of a batch of changes this record's change was saved with.
     #[error("{0}")]
     Batch(std::sync::Arc<FlowError>),

@@ -29,7 +29,6 @@ pub mod partners {
     pub use gridsync_trading_grid::partners::*;
 }
 pub mod raise;
-pub mod reported;
 pub mod scheduler;
 pub mod telemetry;
 pub mod templates;

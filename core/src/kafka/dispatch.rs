@@ -31,8 +31,8 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    consumer::{partition_worker, Shared},
     context::WorkerSlot,
+    worker::{partition_worker, Shared},
     Handler,
 };
 
@@ -274,9 +274,8 @@ mod tests {
     use crate::{
         config::KafkaArgs,
         kafka::{
-            consumer::{ConsumerSettings, Record},
             context::{Assignments, GridsyncConsumerContext},
-            EventProducer, HandlerError, RetryPolicy,
+            ConsumerSettings, EventProducer, HandlerError, Record, RetryPolicy,
         },
         registry::EventDecoder,
         telemetry::Metrics,

@@ -6,10 +6,16 @@ pub mod consumer;
 pub mod context;
 pub mod dead_letter;
 mod dispatch;
+pub mod handler;
 pub mod headers;
 pub mod producer;
+pub mod reported;
 pub mod retry;
+pub mod settings;
+mod worker;
 
-pub use consumer::{run_consumer, ConsumerServices, ConsumerSettings, Handler, HandlerError, Record};
+pub use consumer::{run_consumer, ConsumerServices};
+pub use handler::{Handler, HandlerError, Record};
 pub use producer::{Delivered, EventProducer, Prepared, PublishError};
 pub use retry::RetryPolicy;
+pub use settings::{ConsumerSettings, DEFAULT_HANDLER_TIMEOUT};

@@ -28,7 +28,9 @@ const RECORDED_COLUMNS: usize = 19;
 const DEAD_LETTER_COLUMNS: usize = 15;
 /// Rows per INSERT: a statement handed to the database costs about what a row costs. On SQLite
 /// the parameters are anonymous (`?`, see `Backend::parameters`): named ones made binding cost
-/// the square of a statement's parameters, which had kept statements to 16 rows.
+/// the square of a statement's parameters, which had kept statements to 16 rows. Only a full
+/// statement is kept prepared: every shorter length is a statement of its own, and keeping them
+/// all (up to a hundred a connection) held ~45 MiB of the audit consumer (soak, docs/BENCHMARKS.md).
 const EVENTS_PER_STATEMENT: usize = 100;
 const REFS_PER_STATEMENT: usize = 250;
 
@@ -41,7 +43,7 @@ async fn recorded_ids(
         "SELECT event_id FROM audit_events WHERE event_id IN {}",
         placeholders(Backend::Sqlite, 1, chunk.len())
     );
-    let mut query = sqlx::query(&sql);
+    let mut query = sqlx::query(&sql).persistent(chunk.len() == EVENTS_PER_STATEMENT);
     for entry in chunk {
         query = query.bind(&entry.event_id);
     }
@@ -244,7 +246,7 @@ impl AuditLog {
             if self.backend == Backend::Postgres {
                 sql.push_str(" RETURNING event_id");
             }
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(&sql).persistent(chunk.len() == EVENTS_PER_STATEMENT);
             for entry in chunk {
                 query = query
                     .bind(&entry.event_id)
@@ -302,7 +304,7 @@ impl AuditLog {
                     "INSERT INTO audit_refs (ref_value, ref_kind, partner, event_id) VALUES {} ON CONFLICT DO NOTHING",
                     placeholders(self.backend, refs.len(), 4)
                 );
-                let mut query = sqlx::query(&sql);
+                let mut query = sqlx::query(&sql).persistent(refs.len() == REFS_PER_STATEMENT);
                 for (r, entry) in refs {
                     query = query.bind(&r.value).bind(&r.kind).bind(&entry.partner).bind(&entry.event_id);
                 }
@@ -334,7 +336,7 @@ impl AuditLog {
                  VALUES {} ON CONFLICT (letter_key) DO NOTHING",
                 placeholders(self.backend, chunk.len(), DEAD_LETTER_COLUMNS)
             );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(&sql).persistent(chunk.len() == EVENTS_PER_STATEMENT);
             for letter in chunk {
                 query = query
                     .bind(letter.letter_key())

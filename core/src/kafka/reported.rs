@@ -10,7 +10,8 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use gridsync_core::{config::KafkaArgs, kafka::headers};
+use super::headers;
+use crate::config::KafkaArgs;
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
     error::KafkaError,
@@ -25,7 +26,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {
     #[error(transparent)]
-    Config(#[from] gridsync_core::config::ConfigError),
+    Config(#[from] crate::config::ConfigError),
     #[error("reading {topic}: {source}")]
     Kafka {
         topic: String,

@@ -1,0 +1,137 @@
+//! What a consumer's logic is to the consumer loop: a [`Handler`] of decoded [`Record`]s, and
+//! how it says a record failed ([`HandlerError`]: try again, or dead-letter it).
+
+use std::{future::Future, sync::Arc};
+
+use gridsync_schemas::Event;
+
+use crate::telemetry::TraceContext;
+
+/// One decoded record handed to a [`Handler`].
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub event: Event,
+    /// Schema version the producer wrote (0: an unknown version from a registry).
+    pub writer_version: u32,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    /// From the `traceparent` header, or a new trace when it had none.
+    pub trace: TraceContext,
+}
+
+impl Record {
+    /// The span of this record's work for `consumer`: its place, its event and its trace, on every
+    /// log line of it (a batching handler enters it for each record's lines).
+    pub fn span(&self, consumer: &str) -> tracing::Span {
+        let envelope = self.event.envelope();
+        tracing::info_span!(
+            "record",
+            consumer,
+            topic = %self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            event_type = self.event.event_type().name(),
+            event_id = %envelope.event_id,
+            correlation_id = %envelope.correlation_id,
+            trace_id = %self.trace.trace_id_hex(),
+            parent_span_id = %self.trace.span_id_hex(),
+        )
+    }
+}
+
+/// The error that caused a [`HandlerError`], kept whole (shared, so the error stays `Clone`).
+pub type ErrorSource = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a handler could not do its work.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HandlerError {
+    /// May succeed later (timeout, 429, 5xx, broker down): retried.
+    #[error("{class}: {message}")]
+    Transient {
+        class: String,
+        message: String,
+        #[source]
+        source: Option<ErrorSource>,
+    },
+    /// Will not succeed as it is (validation, 4xx): dead-lettered.
+    #[error("{class}: {message}")]
+    Permanent {
+        class: String,
+        message: String,
+        #[source]
+        source: Option<ErrorSource>,
+    },
+}
+
+impl HandlerError {
+    pub fn transient(class: impl Into<String>, error: impl std::fmt::Display) -> Self {
+        HandlerError::Transient { class: class.into(), message: error.to_string(), source: None }
+    }
+
+    pub fn permanent(class: impl Into<String>, error: impl std::fmt::Display) -> Self {
+        HandlerError::Permanent { class: class.into(), message: error.to_string(), source: None }
+    }
+
+    /// From an error kept as the source (its chain stays inspectable); `transient` says
+    /// whether trying again may help.
+    pub fn from_source(
+        class: impl Into<String>,
+        transient: bool,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        let (class, message, source) = (class.into(), error.to_string(), Some(Arc::new(error) as ErrorSource));
+        if transient {
+            HandlerError::Transient { class, message, source }
+        } else {
+            HandlerError::Permanent { class, message, source }
+        }
+    }
+
+    pub(crate) fn class(&self) -> &str {
+        match self {
+            HandlerError::Transient { class, .. } | HandlerError::Permanent { class, .. } => class,
+        }
+    }
+}
+
+/// A consumer's flow logic: the work done for one record. It must be
+/// idempotent: after a crash or a rebalance the same record can come again.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, record: &Record) -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// How many waiting records of a partition it takes at once (1: one at a time). A handler
+    /// whose work for many records costs about what one costs (one store transaction for all)
+    /// says how many, and does them in [`Handler::handle_batch`].
+    fn batch_size(&self) -> usize {
+        1
+    }
+
+    /// The work for `records` (consecutive records of one partition, in order) at once: all done,
+    /// or an error. On a permanent error each record is handled again alone, so that only the one
+    /// that cannot be handled is dead-lettered; a transient one retries the batch.
+    fn handle_batch(&self, records: &[Record]) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        async move {
+            for record in records {
+                self.handle(record).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A handler shared with its owner (tests, benchmarks, a flow that reads its state).
+impl<H: Handler> Handler for Arc<H> {
+    fn handle(&self, record: &Record) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        H::handle(self, record)
+    }
+
+    fn batch_size(&self) -> usize {
+        H::batch_size(self)
+    }
+
+    fn handle_batch(&self, records: &[Record]) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        H::handle_batch(self, records)
+    }
+}
