@@ -451,15 +451,8 @@ async fn audit_backlog(stack: &Stack, events: usize) -> anyhow::Result<Vec<(&'st
             }
         }
         let audit = stack.spawn("audit-consumer", &prefix, &[("GRIDSYNC_AUDIT_STORE_URL", url)])?;
-        let deadline = Instant::now() + Duration::from_secs(600);
-        let (first, since) = loop {
-            let recorded = metric_sum(&audit.metrics, metric, "").await;
-            if recorded > 0.0 {
-                break (recorded, Instant::now());
-            }
-            anyhow::ensure!(Instant::now() < deadline, "the audit consumer recorded nothing into {store}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
+        reached(&audit.metrics, metric, "", 1.0, Instant::now()).await?;
+        let (first, since) = (metric_sum(&audit.metrics, metric, "").await, Instant::now());
         let took = reached(&audit.metrics, metric, "", events as f64, since).await?;
         rates.push((store, (events as f64 - first) / took.as_secs_f64()));
     }

@@ -37,12 +37,15 @@ pub struct ReportArgs {
     settle_ms: u64,
 }
 
-use gridsync_audit::flows::{self as catalog_flows, flow_of, is_flow, AUDIT_FLOW};
+use gridsync_audit::flows::{self as catalog_flows, flow_of, AUDIT_FLOW};
 
 /// A flow's number, one of the catalog's.
 fn flow_number(text: &str) -> Result<u8, String> {
     let numbers = || catalog_flows::flows().iter().map(|f| f.number.to_string()).collect::<Vec<_>>().join(", ");
-    text.parse::<u8>().ok().filter(|n| is_flow(*n)).ok_or_else(|| format!("not a flow: {text} (flows: {})", numbers()))
+    text.parse::<u8>()
+        .ok()
+        .filter(|n| catalog_flows::flow(*n).is_some())
+        .ok_or_else(|| format!("not a flow: {text} (flows: {})", numbers()))
 }
 
 /// What one flow did.
@@ -192,12 +195,7 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
             print_report(&flows, &recording)?;
             let missing: Vec<String> = missing
                 .iter()
-                .map(|f| {
-                    format!(
-                        "{f} ({})",
-                        catalog_flows::flows().iter().find(|x| x.number == *f).map_or("", |x| x.name.as_str())
-                    )
-                })
+                .map(|f| format!("{f} ({})", catalog_flows::flow(*f).map_or("", |flow| flow.name.as_str())))
                 .collect();
             if missing.is_empty() {
                 break (flows, recording);

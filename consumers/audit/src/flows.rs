@@ -12,9 +12,9 @@ pub fn flows() -> &'static [FlowSpec] {
     catalog().map(|c| c.flows.as_slice()).unwrap_or_default()
 }
 
-/// Whether `number` is one of the flows.
-pub fn is_flow(number: u8) -> bool {
-    flows().iter().any(|f| f.number == number)
+/// The flow numbered `number`, if there is one.
+pub fn flow(number: u8) -> Option<&'static FlowSpec> {
+    catalog().ok()?.flow(number)
 }
 
 /// Flow 7 is the audit store itself: it reports once events are recorded.

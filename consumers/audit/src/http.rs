@@ -440,7 +440,7 @@ async fn search_page(
     let nonempty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
     let (event_type, from, to) = (nonempty(&q.event_type), nonempty(&q.from), nonempty(&q.to));
     let flow = match nonempty(&q.flow) {
-        Some(n) => Some(n.parse::<u8>().ok().filter(|n| crate::flows::is_flow(*n)).ok_or_else(|| {
+        Some(n) => Some(n.parse::<u8>().ok().filter(|n| crate::flows::flow(*n).is_some()).ok_or_else(|| {
             let known = crate::flows::flows().len();
             ApiError(StatusCode::BAD_REQUEST, format!("flow={n:?} is not a flow (1 to {known})"))
         })?),

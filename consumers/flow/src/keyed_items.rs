@@ -95,7 +95,7 @@ impl KeyedItems {
     }
 
     fn slot(&self, key: &str) -> Arc<Slot> {
-        let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slots = lock(&self.slots);
         if slots.len() >= MAX_SLOTS && !slots.contains_key(key) {
             forget_idle(&mut slots);
         }

@@ -272,22 +272,20 @@ impl AuditLog {
             let mut inserted: HashSet<String> = match self.backend {
                 Backend::Postgres => {
                     let rows = query.fetch_all(&mut *tx).await.map_err(StoreError::query(what))?;
-                    rows.iter().map(|row| row.try_get::<String, _>(0)).collect::<Result<_, _>>()
+                    rows.iter()
+                        .map(|row| row.try_get::<String, _>(0))
+                        .collect::<Result<_, _>>()
+                        .map_err(StoreError::query(what))?
                 }
                 // sqlx hands each row SQLite returns from its worker thread on its own (a wake-up
                 // and a switch of threads a row: a third of the time of a backlog, by perf), so the
                 // ids recorded already are asked first, under the writer's lock, and are few.
                 Backend::Sqlite => {
-                    let recorded = recorded_ids(&mut tx, chunk).await;
-                    match recorded {
-                        Ok(recorded) => query.execute(&mut *tx).await.map(|_| {
-                            chunk.iter().map(|e| &e.event_id).filter(|id| !recorded.contains(*id)).cloned().collect()
-                        }),
-                        Err(e) => Err(e),
-                    }
+                    let recorded = recorded_ids(&mut tx, chunk).await.map_err(StoreError::query(what))?;
+                    query.execute(&mut *tx).await.map_err(StoreError::query(what))?;
+                    chunk.iter().map(|e| &e.event_id).filter(|id| !recorded.contains(*id)).cloned().collect()
                 }
-            }
-            .map_err(StoreError::query(what))?;
+            };
             // The first of the chunk's entries with an id inserted is the one recorded.
             let mut fresh: Vec<&AuditEntry> = Vec::with_capacity(chunk.len());
             for entry in chunk {
