@@ -8,7 +8,7 @@ use gridsync_schemas::catalog;
 
 use crate::{
     config::{KafkaArgs, TelemetryArgs},
-    kafka::{run_consumer, ConsumerServices, ConsumerSettings, EventProducer, Handler, RetryPolicy},
+    kafka::{run_consumer, Backoff, ConsumerServices, ConsumerSettings, EventProducer, Handler},
     registry::EventDecoder,
     shutdown,
     telemetry::{self, Health, Metrics},
@@ -32,7 +32,11 @@ pub struct ConsumerCli<A: clap::Args> {
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
     #[command(flatten)]
-    pub retry: RetryPolicy,
+    pub retry: Backoff,
+    /// Retries of one record before its partition counts as paused (logged as such); it is
+    /// retried every longest backoff after that, until it succeeds or the process stops.
+    #[arg(long = "retry-attempts-before-pause", env = "GRIDSYNC_RETRY_ATTEMPTS_BEFORE_PAUSE", default_value_t = crate::kafka::settings::DEFAULT_ATTEMPTS_BEFORE_PAUSE)]
+    pub attempts_before_pause: u32,
     /// Records buffered per assigned partition. More wait in order behind them; past four times
     /// this, reading stops until its worker has taken half of them, or, when the worker is stuck
     /// (retrying a record, or taking none for a second), the partition is paused until it
@@ -180,6 +184,7 @@ where
         return Err(e.into());
     }
     let mut settings = ConsumerSettings::from_catalog(catalog.consumer(name)?, cli.retry, cli.partition_buffer);
+    settings.attempts_before_pause = cli.attempts_before_pause;
     settings.handler_timeout = std::time::Duration::from_millis(cli.handler_timeout_ms.max(1));
     settings.key_concurrency = cli.key_concurrency.max(1);
     settings.max_in_flight = cli.max_in_flight;

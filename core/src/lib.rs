@@ -15,6 +15,7 @@
 pub mod app;
 pub mod config;
 pub mod kafka;
+pub use gridsync_retry as retry;
 pub mod registry;
 pub mod serve;
 pub mod shutdown;

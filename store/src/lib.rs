@@ -23,6 +23,8 @@ mod webhooks;
 
 use std::time::Duration;
 
+use gridsync_retry::{retry_bounded, Backoff, Verdict};
+
 use sqlx::{
     any::{AnyPoolOptions, AnyRow},
     AnyPool,
@@ -117,6 +119,10 @@ impl Backend {
 /// Each SQLite connection's page cache, at most: 32 MiB (negative: in KiB).
 const SQLITE_CACHE_SIZE: &str = "PRAGMA cache_size = -32768";
 
+/// Two processes opening a fresh SQLite file at once may both try a migration: the loser tries
+/// again a moment later and finds it applied (six attempts over about two seconds).
+const MIGRATION_RETRY: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(1)).giving_up_after(6);
+
 /// A connection pool to the store, its tables ready.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -179,18 +185,14 @@ impl Store {
     /// share one for control numbers) may both try a migration: the loser finds it applied when
     /// it tries again a moment later.
     async fn migrate(&self) -> Result<(), StoreError> {
-        let mut attempt = 0;
-        loop {
-            match sqlx::migrate!("./migrations").run(&self.pool).await {
-                Ok(()) => return Ok(()),
-                Err(e) if attempt < 5 => {
-                    attempt += 1;
-                    tracing::debug!(error = %e, attempt, "migrating the store failed; trying again");
-                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
-                }
-                Err(source) => return Err(StoreError::Migrate { backend: self.backend, source }),
-            }
-        }
+        let migrate = || sqlx::migrate!("./migrations").run(&self.pool);
+        let again = |e: &sqlx::migrate::MigrateError, attempt| {
+            tracing::debug!(error = %e, attempt, "migrating the store failed; trying again");
+            Verdict::RETRY
+        };
+        retry_bounded(&MIGRATION_RETRY, migrate, again)
+            .await
+            .map_err(|source| StoreError::Migrate { backend: self.backend, source })
     }
 
     pub fn backend(&self) -> Backend {

@@ -27,8 +27,8 @@ use futures::{stream, StreamExt};
 use gridsync_core::{
     config::KafkaArgs,
     kafka::{
-        admin::apply_topics, run_consumer, ConsumerServices, ConsumerSettings, EventProducer, Handler, HandlerError,
-        Record, RetryPolicy,
+        admin::apply_topics, run_consumer, Backoff, ConsumerServices, ConsumerSettings, EventProducer, Handler, HandlerError,
+        Record,
     },
     registry::EventDecoder,
     telemetry::{Health, Metrics},
@@ -339,7 +339,8 @@ async fn consume_with_runtime(
         topics: vec![topic.to_owned()],
         handles: None,
         dead_letter_topic: dead_letters.to_owned(),
-        retry: RetryPolicy::default(),
+        retry: Backoff::default(),
+        attempts_before_pause: gridsync_core::kafka::settings::DEFAULT_ATTEMPTS_BEFORE_PAUSE,
         partition_buffer: std::env::var("GRIDSYNC_BENCH_BUFFER")
             .ok()
             .and_then(|v| v.parse().ok())

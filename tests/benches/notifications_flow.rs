@@ -18,7 +18,7 @@ use gridsync_amplience::ManagementArgs;
 use gridsync_core::{
     app::ConsumerDeps,
     config::KafkaArgs,
-    kafka::{admin::apply_topics, run_consumer, ConsumerServices, ConsumerSettings, EventProducer, RetryPolicy},
+    kafka::{admin::apply_topics, run_consumer, ConsumerServices, ConsumerSettings, EventProducer, Backoff},
     registry::EventDecoder,
     telemetry::{Health, Metrics},
 };
@@ -90,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
     let handler = gridsync_notifications::setup(deps, args).await?;
     let settings = ConsumerSettings::from_catalog(
         catalog.consumer("notifications")?,
-        RetryPolicy::default(),
+        Backoff::default(),
         gridsync_core::app::DEFAULT_PARTITION_BUFFER,
     );
     let services = ConsumerServices {

@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use gridsync_amp_sim::{SimConfig, Simulator};
 use gridsync_amplience::{
     management::ManagementArgs, AmplienceError, DeliveryClient, DeliveryKey, Ensured, ManagementClient, NewContentItem,
-    RetryPolicy,
+    DEFAULT_BACKOFF,
 };
 use serde_json::{json, Value};
 
@@ -250,7 +250,7 @@ async fn workflow_states_by_label_publish_and_delivery_by_id_and_key() {
         Err(AmplienceError::UnknownWorkflowState(_))
     ));
 
-    let delivery = DeliveryClient::new(&sim.sim.url(), Duration::from_secs(2), RetryPolicy::default()).unwrap();
+    let delivery = DeliveryClient::new(&sim.sim.url(), Duration::from_secs(2), DEFAULT_BACKOFF).unwrap();
     assert!(delivery.by_id(&id).await.unwrap_err().is_not_found(), "not published yet");
     let job = client.publish(&id).await.unwrap();
     assert!(job.is_some_and(|j| j.contains("/publishing-jobs/")));

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use gridsync_core::kafka::{ConsumerSettings, RetryPolicy};
+use gridsync_core::kafka::{Backoff, ConsumerSettings};
 use gridsync_schemas::{catalog::catalog, EventType};
 use gridsync_tests::{free_port, metric_sum, pipeline_binaries, unique_prefix, wait_until, workspace_binary, Broker};
 use nix::{sys::signal, unistd::Pid};
@@ -201,7 +201,7 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
     let mut effects = 0.0;
     for flow in ["notifications", "billing", "exceptions", "distribution"] {
         // What the consumer loop itself skips, by the catalog's `handles`.
-        let settings = ConsumerSettings::from_catalog(catalog.consumer(flow).unwrap(), RetryPolicy::default(), 1);
+        let settings = ConsumerSettings::from_catalog(catalog.consumer(flow).unwrap(), Backoff::default(), 1);
         let types = types_of(flow);
         let taken = types.iter().filter(|t| settings.accepts(t)).count();
         assert!(taken > 0, "{flow} takes none of its topics' events: {types:?}");

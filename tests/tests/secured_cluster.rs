@@ -111,9 +111,16 @@ async fn a_flow_runs_end_to_end_with_each_component_its_own_principal_and_only_i
         let (notifications, audit) = (notifications.clone(), audit.clone());
         async move {
             let effects = metric_sum(&notifications, "gridsync_flow_side_effects_total", "").await;
-            let recorded =
-                metric_sum(&audit, "gridsync_audit_events_recorded_total", "event_type=\"DeliveryPerformed\"").await;
-            effects >= 6.0 && recorded >= 6.0
+            // Each topic is its own partition stream: the audit consumer may record the
+            // deliveries before the orders, so the wait is for both.
+            let recorded = |event_type: &'static str| {
+                let audit = audit.clone();
+                async move {
+                    let labels = format!("event_type=\"{event_type}\"");
+                    metric_sum(&audit, "gridsync_audit_events_recorded_total", &labels).await
+                }
+            };
+            effects >= 6.0 && recorded("DeliveryPerformed").await >= 6.0 && recorded("PurchaseOrderReceived").await >= 2.0
         }
     })
     .await;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::Value;
 
-use gridsync_http::{RateLimiter, RetryPolicy};
+use gridsync_http::{Backoff, RateLimiter};
 
 use crate::{error::AmplienceError, Transport};
 
@@ -17,7 +17,7 @@ pub struct DeliveryClient {
 }
 
 impl DeliveryClient {
-    pub fn new(base_url: &str, timeout: Duration, retry: RetryPolicy) -> Result<Self, reqwest::Error> {
+    pub fn new(base_url: &str, timeout: Duration, retry: Backoff) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .user_agent(concat!("gridsync/", env!("CARGO_PKG_VERSION")))

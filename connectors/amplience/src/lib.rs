@@ -16,7 +16,7 @@ pub mod webhook;
 pub use delivery::DeliveryClient;
 pub use delivery_key::DeliveryKey;
 pub use error::AmplienceError;
-pub use gridsync_http::{RateLimiter, RetryPolicy, Secret, TransportStats};
+pub use gridsync_http::{Backoff, RateLimiter, Secret, TransportStats, DEFAULT_BACKOFF};
 pub use management::{Ensured, ManagementArgs, ManagementClient};
 pub use media::{Fetched, MediaClient, MediaLink};
 pub use model::{ContentItem, NewContentItem};

@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use gridsync_http::{method_name, Grant, RateLimiter, RetryPolicy, Secret, TransportStats};
+use gridsync_http::{method_name, Backoff, Grant, RateLimiter, Secret, TransportStats, DEFAULT_BACKOFF};
 
 use crate::{
     error::AmplienceError,
@@ -103,12 +103,8 @@ impl ManagementArgs {
         self.client_secret.clone().ok_or(ConfigError::Missing("--amplience-client-secret"))
     }
 
-    pub fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy {
-            max_attempts: self.max_attempts.max(1),
-            max_backoff: Duration::from_millis(self.max_backoff_ms),
-            ..RetryPolicy::default()
-        }
+    pub fn retry_policy(&self) -> Backoff {
+        Backoff { max: Duration::from_millis(self.max_backoff_ms), ..DEFAULT_BACKOFF }.giving_up_after(self.max_attempts.max(1))
     }
 }
 

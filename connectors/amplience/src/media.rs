@@ -17,7 +17,10 @@ use std::{
     time::Duration,
 };
 
-use gridsync_http::{retry_after, ApiError, RetryPolicy};
+use gridsync_http::{retry_after, ApiError, Backoff};
+use gridsync_retry::{retry_bounded, Verdict};
+#[cfg(test)]
+use gridsync_http::DEFAULT_BACKOFF;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -198,7 +201,7 @@ pub struct Fetched {
 #[derive(Debug, Clone)]
 pub struct MediaClient {
     http: reqwest::Client,
-    retry: RetryPolicy,
+    retry: Backoff,
     url_template: String,
     max_bytes: u64,
     policy: Arc<MediaPolicy>,
@@ -211,7 +214,7 @@ impl MediaClient {
     pub fn new(
         url_template: &str,
         read_timeout: Duration,
-        retry: RetryPolicy,
+        retry: Backoff,
         max_bytes: u64,
         policy: MediaPolicy,
     ) -> Result<Self, reqwest::Error> {
@@ -282,27 +285,26 @@ impl MediaClient {
             return Err(AmplienceError::MediaRefused { url, why });
         }
         let partial = dest.with_extension("part");
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let error = match self.attempt(&url, &partial).await {
-                Ok(fetched) => {
-                    tokio::fs::rename(&partial, dest)
-                        .await
-                        .map_err(|source| AmplienceError::MediaFile { path: dest.to_owned(), source })?;
-                    return Ok(fetched);
-                }
-                Err(error) => error,
-            };
-            // Nothing half-fetched is left behind, whatever happens next.
-            let _ = tokio::fs::remove_file(&partial).await;
-            if !error.is_retryable() || attempt >= self.retry.max_attempts {
-                return Err(error);
+        let fetch = || async {
+            let fetched = self.attempt(&url, &partial).await;
+            if fetched.is_err() {
+                // Nothing half-fetched is left behind, whatever happens next.
+                let _ = tokio::fs::remove_file(&partial).await;
             }
-            let delay = self.retry.delay(attempt, gridsync_http::ApiError::retry_after(&error));
-            tracing::warn!(%error, attempt, delay_ms = delay.as_millis() as u64, "media fetch failed; retrying");
-            tokio::time::sleep(delay).await;
-        }
+            fetched
+        };
+        let classify = |error: &AmplienceError, attempt| {
+            if !error.is_retryable() {
+                return Verdict::GiveUp;
+            }
+            tracing::warn!(%error, attempt, "media fetch failed; retrying");
+            Verdict::Retry { after: gridsync_http::ApiError::retry_after(error) }
+        };
+        let fetched = retry_bounded(&self.retry, fetch, classify).await?;
+        tokio::fs::rename(&partial, dest)
+            .await
+            .map_err(|source| AmplienceError::MediaFile { path: dest.to_owned(), source })?;
+        Ok(fetched)
     }
 
     async fn attempt(&self, url: &str, partial: &Path) -> Result<Fetched, AmplienceError> {
@@ -374,7 +376,7 @@ mod tests {
         let client = MediaClient::new(
             DEFAULT_URL_TEMPLATE,
             Duration::from_secs(1),
-            RetryPolicy::default(),
+            DEFAULT_BACKOFF,
             10,
             MediaPolicy::default(),
         )
@@ -396,7 +398,7 @@ mod tests {
         let client = MediaClient::new(
             DEFAULT_URL_TEMPLATE,
             Duration::from_secs(1),
-            RetryPolicy::default(),
+            DEFAULT_BACKOFF,
             10,
             MediaPolicy::default(),
         )
@@ -419,7 +421,7 @@ mod tests {
         // Allowed by name, internal by address: refused too.
         let inward = MediaPolicy { hosts: vec!["10.0.0.7".into()], allow_private: false };
         let client =
-            MediaClient::new(DEFAULT_URL_TEMPLATE, Duration::from_secs(1), RetryPolicy::default(), 10, inward).unwrap();
+            MediaClient::new(DEFAULT_URL_TEMPLATE, Duration::from_secs(1), DEFAULT_BACKOFF, 10, inward).unwrap();
         assert!(client.refusal(&client.url(&link("10.0.0.7"))).is_some_and(|why| why.contains("private")));
         for (ip, internal) in [
             ("10.1.2.3", true),
@@ -457,7 +459,7 @@ mod tests {
         // The simulator's case: a fixed loopback host, private addresses allowed.
         let template = format!("http://127.0.0.1:{port}/{{kind}}/{{endpoint}}/{{name}}");
         let policy = MediaPolicy { hosts: vec![], allow_private: true };
-        let retry = RetryPolicy { max_attempts: 1, ..RetryPolicy::default() };
+        let retry = DEFAULT_BACKOFF.giving_up_after(1);
         let client = MediaClient::new(&template, Duration::from_secs(2), retry, 1000, policy).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let away = MediaLink { name: "away".into(), ..link("ignored") };
@@ -468,7 +470,7 @@ mod tests {
         assert_eq!(fetched.bytes, 9);
         // Without private addresses allowed, the same loopback host is refused before any request.
         let strict =
-            MediaClient::new(&template, Duration::from_secs(2), RetryPolicy::default(), 1000, MediaPolicy::default())
+            MediaClient::new(&template, Duration::from_secs(2), DEFAULT_BACKOFF, 1000, MediaPolicy::default())
                 .unwrap();
         let refused = strict.fetch_to(&here, &dir.path().join("strict")).await.unwrap_err();
         assert!(matches!(refused, AmplienceError::MediaRefused { .. }), "{refused}");

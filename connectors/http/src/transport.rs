@@ -5,44 +5,15 @@
 
 use std::{sync::Arc, time::Duration};
 
-use rand::Rng;
+use gridsync_retry::{retry_bounded, Backoff, Jitter, Verdict};
 use reqwest::{header::HeaderMap, Method};
 
 use crate::{rate_limit::RateLimiter, token::TokenSource, ApiError};
 
-/// How hard to try before giving up.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Attempts per request, the first included.
-    pub max_attempts: u32,
-    /// Backoff before the second attempt; doubles each time.
-    pub initial_backoff: Duration,
-    /// Upper bound of one wait, `Retry-After` included.
-    pub max_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 8,
-            initial_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(30),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before attempt `attempt + 1`: the server's `Retry-After` when
-    /// given, else full jitter over the exponential step; capped either way.
-    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let delay = retry_after.unwrap_or_else(|| {
-            let step = self.initial_backoff.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-            let capped = step.min(self.max_backoff);
-            capped.mul_f64(rand::rng().random_range(0.0..=1.0))
-        });
-        delay.min(self.max_backoff)
-    }
-}
+/// How an API request is retried by default: from 200 ms, doubling to 30 s, full jitter (callers
+/// of one API contend for its rate limit), eight attempts in all.
+pub const DEFAULT_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(200), Duration::from_secs(30)).with_jitter(Jitter::Full).giving_up_after(8);
 
 /// `Retry-After` as seconds or an HTTP date.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
@@ -95,7 +66,7 @@ pub struct Transport<E> {
     http: reqwest::Client,
     tokens: Option<Arc<TokenSource<E>>>,
     limiter: Arc<RateLimiter>,
-    retry: RetryPolicy,
+    retry: Backoff,
     stats: Arc<TransportStats>,
 }
 
@@ -117,7 +88,7 @@ impl<E: ApiError> Transport<E> {
         http: reqwest::Client,
         tokens: Option<Arc<TokenSource<E>>>,
         limiter: RateLimiter,
-        retry: RetryPolicy,
+        retry: Backoff,
     ) -> Self {
         Transport { http, tokens, limiter: Arc::new(limiter), retry, stats: Arc::default() }
     }
@@ -141,34 +112,30 @@ impl<E: ApiError> Transport<E> {
         extra_limiter: Option<&RateLimiter>,
     ) -> Result<Response, E> {
         let name = method_name(&method);
-        let mut attempt = 0;
-        let mut refreshed = false;
-        loop {
-            attempt += 1;
-            let result = self.attempt(method.clone(), name, url, body, extra_limiter).await;
-            let error = match result {
-                Ok(response) => return Ok(response),
-                Err(Attempt::Unauthorized(token)) if !refreshed => {
+        let refreshed = std::sync::atomic::AtomicBool::new(false);
+        let send = || async {
+            match self.attempt(method.clone(), name, url, body, extra_limiter).await {
+                Ok(response) => Ok(response),
+                Err(Attempt::Unauthorized(token)) if !refreshed.swap(true, std::sync::atomic::Ordering::Relaxed) => {
                     // Expired or revoked early: one new token, then the same request again.
-                    refreshed = true;
-                    attempt -= 1;
                     self.stats.token_refreshes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if let Some(tokens) = &self.tokens {
                         tokens.invalidate(&token).await;
                     }
-                    continue;
+                    self.attempt(method.clone(), name, url, body, extra_limiter).await.map_err(|a| a.into_error(name, url))
                 }
-                Err(Attempt::Unauthorized(_)) => E::from_response(name, url.to_owned(), 401, None, b""),
-                Err(Attempt::Failed(error)) => error,
-            };
-            if !error.is_retryable() || attempt >= self.retry.max_attempts {
-                return Err(error);
+                Err(other) => Err(other.into_error(name, url)),
             }
-            let delay = self.retry.delay(attempt, error.retry_after());
-            tracing::warn!(%error, attempt, delay_ms = delay.as_millis() as u64, "request failed; retrying");
+        };
+        let classify = |error: &E, attempt: u32| {
+            if !error.is_retryable() {
+                return Verdict::GiveUp;
+            }
+            tracing::warn!(%error, attempt, "request failed; retrying");
             self.stats.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tokio::time::sleep(delay).await;
-        }
+            Verdict::Retry { after: error.retry_after() }
+        };
+        retry_bounded(&self.retry, send, classify).await
     }
 
     async fn attempt(
@@ -216,6 +183,16 @@ enum Attempt<E> {
     Failed(E),
 }
 
+impl<E: ApiError> Attempt<E> {
+    /// The failure as the API's error: a 401 as the API answered it.
+    fn into_error(self, name: &'static str, url: &str) -> E {
+        match self {
+            Attempt::Unauthorized(_) => E::from_response(name, url.to_owned(), 401, None, b""),
+            Attempt::Failed(error) => error,
+        }
+    }
+}
+
 pub fn method_name(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
@@ -230,21 +207,6 @@ pub fn method_name(method: &Method) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_is_capped_and_honours_retry_after() {
-        let policy = RetryPolicy {
-            max_attempts: 10,
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(2),
-        };
-        for attempt in 1..10 {
-            let bound = Duration::from_millis(100 * (1 << (attempt - 1))).min(Duration::from_secs(2));
-            assert!(policy.delay(attempt, None) <= bound);
-        }
-        assert_eq!(policy.delay(1, Some(Duration::from_secs(1))), Duration::from_secs(1));
-        assert_eq!(policy.delay(1, Some(Duration::from_secs(60))), Duration::from_secs(2), "capped");
-    }
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {

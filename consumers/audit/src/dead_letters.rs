@@ -12,7 +12,12 @@ use std::{collections::HashMap, time::Duration};
 
 use futures::FutureExt;
 
-use gridsync_core::{config::KafkaArgs, kafka::dead_letter, telemetry::Metrics};
+use gridsync_core::{
+    config::KafkaArgs,
+    kafka::dead_letter,
+    retry::{retry_logged, Backoff},
+    telemetry::Metrics,
+};
 use gridsync_schemas::catalog::TopicCatalog;
 use gridsync_store::audit::{AuditLog, DeadLetterEntry};
 use prometheus::{opts, IntCounterVec};
@@ -27,6 +32,9 @@ use tokio_util::sync::CancellationToken;
 pub fn names_by_group(catalog: &TopicCatalog) -> HashMap<String, String> {
     catalog.consumers.iter().map(|c| (c.group_id.clone(), c.name.clone())).collect()
 }
+
+/// How a store that is away is waited for: up to five seconds between attempts.
+const STORE_RETRY: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
 
 /// Reads dead letters into `log` until `shutdown`.
 pub struct DeadLetterReader {
@@ -89,19 +97,9 @@ impl DeadLetterReader {
             }
             let letters: Vec<DeadLetterEntry> = batch.iter().map(|m| entry(m, &self.names)).collect();
             // The store may be down for a while: the letters wait, nothing after them is skipped.
-            let mut attempt = 0u32;
-            loop {
-                match self.log.record_dead_letters(&letters).await {
-                    Ok(_) => break,
-                    Err(e) => {
-                        attempt += 1;
-                        tracing::warn!(error = %e, attempt, "recording dead letters; trying again");
-                        tokio::select! {
-                            _ = shutdown.cancelled() => return Ok(()),
-                            _ = tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25)))) => {}
-                        }
-                    }
-                }
+            let record = || self.log.record_dead_letters(&letters);
+            if retry_logged(&shutdown, &STORE_RETRY, "recording dead letters", record).await.is_none() {
+                return Ok(());
             }
             for letter in &letters {
                 tracing::info!(

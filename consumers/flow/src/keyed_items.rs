@@ -17,7 +17,8 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use gridsync_amplience::{AmplienceError, ContentItem, ManagementClient, NewContentItem};
+use gridsync_amplience::{AmplienceError, Backoff, ContentItem, ManagementClient, NewContentItem};
+use gridsync_core::retry::Jitter;
 use gridsync_schemas::events::{AmplienceContentRef, DeliveryOutcome};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -27,10 +28,11 @@ use crate::{effects::Outcome, FlowError};
 /// Saves of one batch that meet a newer version, before the batch gives up (transiently).
 const MAX_CONFLICT_RETRIES: u32 = 8;
 
-/// The longest wait before reading an item again after a conflict, doubling from a tenth of it:
+/// The wait before reading an item again after a conflict, doubling from a tenth of the longest:
 /// two instances saving the same item at once would otherwise meet again at once (measured: two
 /// notifications consumers on 200 customers' items, 50 ms per call, fell to 2 orders/s).
-const CONFLICT_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_millis(400);
+const CONFLICT_BACKOFF: Backoff =
+    Backoff::new(std::time::Duration::from_millis(40), std::time::Duration::from_millis(400)).with_jitter(Jitter::Full);
 
 impl Outcome {
     /// The outcome of changing `item` (of `content_type_uri`): `changed` false when
@@ -191,9 +193,7 @@ impl KeyedItems {
                 Err(e) if e.is_conflict() => {
                     tracing::info!(id = %current.id, "content item changed meanwhile; re-applying");
                     // A random share of a doubling wait: whoever saved meanwhile is done first.
-                    let ceiling =
-                        (CONFLICT_BACKOFF_MAX / 10).saturating_mul(1 << attempt.min(4)).min(CONFLICT_BACKOFF_MAX);
-                    tokio::time::sleep(ceiling.mul_f64(rand::random::<f64>())).await;
+                    tokio::time::sleep(CONFLICT_BACKOFF.delay(attempt + 1, None)).await;
                     current = self.client.get_item(&current.id).await?;
                 }
                 // Deleted meanwhile: made again (by its delivery key), the changes applied to it.

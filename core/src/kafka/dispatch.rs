@@ -275,7 +275,7 @@ mod tests {
         config::KafkaArgs,
         kafka::{
             context::{Assignments, GridsyncConsumerContext},
-            ConsumerSettings, EventProducer, HandlerError, Record, RetryPolicy,
+            Backoff, ConsumerSettings, EventProducer, HandlerError, Record,
         },
         registry::EventDecoder,
         telemetry::Metrics,
@@ -330,7 +330,8 @@ mod tests {
             topics: vec!["t".into()],
             handles: None,
             dead_letter_topic: "t.dlq".into(),
-            retry: RetryPolicy::default(),
+            retry: Backoff::default(),
+            attempts_before_pause: 8,
             partition_buffer,
             handler_timeout: Duration::from_secs(60),
             key_concurrency: 1,

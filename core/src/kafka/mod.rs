@@ -10,12 +10,11 @@ pub mod handler;
 pub mod headers;
 pub mod producer;
 pub mod reported;
-pub mod retry;
 pub mod settings;
 mod worker;
 
 pub use consumer::{run_consumer, ConsumerServices};
 pub use handler::{Handler, HandlerError, Record};
 pub use producer::{Delivered, EventProducer, Prepared, PublishError};
-pub use retry::RetryPolicy;
+pub use gridsync_retry::Backoff;
 pub use settings::{ConsumerSettings, DEFAULT_HANDLER_TIMEOUT};

@@ -2,8 +2,10 @@
 
 use gridsync_schemas::catalog::ConsumerSpec;
 
-use super::RetryPolicy;
+use super::Backoff;
 
+/// Transient failures of one record retried before its partition counts as paused, by default.
+pub const DEFAULT_ATTEMPTS_BEFORE_PAUSE: u32 = 8;
 /// How long one attempt of a handler may take unless configured.
 pub const DEFAULT_HANDLER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -18,7 +20,12 @@ pub struct ConsumerSettings {
     /// `gridsync.event_type` header) are skipped unread, their offsets stored. From the catalog.
     pub handles: Option<Vec<String>>,
     pub dead_letter_topic: String,
-    pub retry: RetryPolicy,
+    /// How a record whose work failed transiently is retried: backing off up to the longest
+    /// wait, then every longest wait until it succeeds or the process stops. A record is never
+    /// skipped because a dependency is down.
+    pub retry: Backoff,
+    /// Retries of one record after which its partition counts as paused (logged as such).
+    pub attempts_before_pause: u32,
     /// Records buffered per partition worker; see `dispatch` for what happens when it is full.
     pub partition_buffer: usize,
     /// Longest one attempt of the handler may take before it counts as a transient failure.
@@ -37,7 +44,7 @@ impl ConsumerSettings {
         self.handles.as_ref().is_none_or(|handles| handles.iter().any(|h| h == event_type))
     }
 
-    pub fn from_catalog(spec: &ConsumerSpec, retry: RetryPolicy, partition_buffer: usize) -> Self {
+    pub fn from_catalog(spec: &ConsumerSpec, retry: Backoff, partition_buffer: usize) -> Self {
         ConsumerSettings {
             name: spec.name.clone(),
             group_id: spec.group_id.clone(),
@@ -45,6 +52,7 @@ impl ConsumerSettings {
             handles: spec.handles.clone(),
             dead_letter_topic: spec.dead_letter_topic.clone(),
             retry,
+            attempts_before_pause: DEFAULT_ATTEMPTS_BEFORE_PAUSE,
             partition_buffer: partition_buffer.max(1),
             handler_timeout: DEFAULT_HANDLER_TIMEOUT,
             key_concurrency: 1,

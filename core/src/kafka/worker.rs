@@ -17,8 +17,9 @@ use tracing::Instrument;
 use super::{
     context::{Assignments, GridsyncConsumerContext},
     dead_letter::{self, Failure, Stage},
-    headers, ConsumerSettings, EventProducer, Handler, HandlerError, Record,
+    headers, Backoff, ConsumerSettings, EventProducer, Handler, HandlerError, Record,
 };
+use gridsync_retry::{retry_until, Verdict};
 use crate::{
     registry::EventDecoder,
     telemetry::{ConsumerStatus, Metrics, TopicSeries, TraceContext},
@@ -413,47 +414,47 @@ fn set_retrying<H>(shared: &Shared<H>, record: &OwnedMessage, retrying: bool) {
     }
 }
 
-/// [`retry`]'s loop, which says what holds the partition while it retries (counting `failures`).
+/// [`retry`]'s attempts, saying what holds the partition while it retries (counting `failures`).
 async fn retry_attempts<H, T, F, Fut>(
     shared: &Shared<H>,
     cancel: &CancellationToken,
     record: &OwnedMessage,
     stage: Stage,
-    mut attempt: F,
+    attempt: F,
     failures: &mut u32,
 ) -> Option<Result<T, Failure>>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, HandlerError>>,
 {
-    let policy = shared.settings.retry;
+    let settings = &shared.settings;
     let (topic, partition) = (record.topic(), record.partition());
-    loop {
-        match attempt().await {
-            Ok(value) => return Some(Ok(value)),
-            Err(HandlerError::Permanent { class, message, .. }) => return Some(Err(Failure { stage, class, message })),
-            Err(error @ HandlerError::Transient { .. }) => {
-                *failures += 1;
-                let failures = *failures;
-                if failures == 1 {
-                    shared.metrics.retrying_since(topic, partition, Some(std::time::SystemTime::now()));
-                    set_retrying(shared, record, true);
-                }
-                shared.status.retrying(topic, partition, record.offset(), stage.as_str(), error.to_string(), failures);
-                shared.metrics.retried(topic);
-                shared.metrics.failure(&stage.as_str().to_ascii_lowercase(), error.class());
-                if policy.is_paused(failures) {
-                    tracing::error!(%error, attempt = failures, "partition paused: retrying the same record until it succeeds");
-                } else {
-                    tracing::warn!(%error, attempt = failures, "transient failure; retrying");
-                }
-                tokio::select! {
-                    _ = cancel.cancelled() => return None,
-                    _ = tokio::time::sleep(policy.delay(failures)) => {}
-                }
-            }
+    let classify = |error: &HandlerError, attempt: u32| {
+        if matches!(error, HandlerError::Permanent { .. }) {
+            return Verdict::GiveUp;
         }
-    }
+        *failures = attempt;
+        if attempt == 1 {
+            shared.metrics.retrying_since(topic, partition, Some(std::time::SystemTime::now()));
+            set_retrying(shared, record, true);
+        }
+        shared.status.retrying(topic, partition, record.offset(), stage.as_str(), error.to_string(), attempt);
+        shared.metrics.retried(topic);
+        shared.metrics.failure(&stage.as_str().to_ascii_lowercase(), error.class());
+        if attempt > settings.attempts_before_pause {
+            tracing::error!(%error, attempt, "partition paused: retrying the same record until it succeeds");
+        } else {
+            tracing::warn!(%error, attempt, "transient failure; retrying");
+        }
+        Verdict::RETRY
+    };
+    // Never bounded: a record is retried until it succeeds, fails for good, or the process stops.
+    let backoff = Backoff { attempts: None, ..settings.retry };
+    Some(retry_until(cancel, &backoff, attempt, classify).await?.map_err(|error| match error {
+        HandlerError::Permanent { class, message, .. } | HandlerError::Transient { class, message, .. } => {
+            Failure { stage, class, message }
+        }
+    }))
 }
 
 /// Sends the original record with its error context to the dead-letter topic,

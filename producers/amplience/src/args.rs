@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use gridsync_amplience::{management::ManagementArgs, RetryPolicy, Secret};
+use gridsync_amplience::{management::ManagementArgs, Backoff, Secret};
 
 #[derive(Debug, clap::Args)]
 pub struct WebhookArgs {
@@ -92,8 +92,8 @@ impl WebhookArgs {
         Duration::from_millis(self.publish_timeout_ms)
     }
 
-    pub fn delivery_retry(&self) -> RetryPolicy {
+    pub fn delivery_retry(&self) -> Backoff {
         // A webhook is answered within seconds; Amplience retries the rest.
-        RetryPolicy { max_attempts: 3, ..self.management.retry_policy() }
+        self.management.retry_policy().giving_up_after(3)
     }
 }

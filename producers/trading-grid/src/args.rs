@@ -10,6 +10,9 @@ pub struct TgArgs {
     pub lens: gridsync_trading_grid::lens::LensArgs,
     #[command(flatten)]
     pub lens_poll: LensPollArgs,
+    /// How a broker, store or mailbox away for a while is waited for.
+    #[command(flatten)]
+    pub retry: gridsync_core::retry::Backoff,
     /// Where the producer keeps what must survive a restart: the control
     /// numbers of its acknowledgements (and, with Lens, its watermark).
     /// `sqlite://file.db` (created if missing) or `postgres://user@host/db`.

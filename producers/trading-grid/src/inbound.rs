@@ -26,13 +26,13 @@ use gridsync_schemas::{
 use gridsync_store::{PublishedEvents, ReceivedControls};
 use gridsync_trading_grid::mailbox::{Claimed, InboundMailbox, MailboxError, Outcome};
 use tokio::{sync::oneshot, task::JoinHandle};
+use gridsync_core::retry::{logged_unless, retry_logged, retry_until, Backoff};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     acks::{Ack, AckError, Acknowledger, FileVerdict},
     args::InboundArgs,
     exception::{self, About},
-    retry::{retrying, retrying_unless},
     telemetry::InboundMetrics,
 };
 
@@ -49,6 +49,8 @@ pub struct Inbound {
     pub producer: EventProducer,
     pub metrics: InboundMetrics,
     pub shutdown: CancellationToken,
+    /// How a broker, store or mailbox away for a while is waited for.
+    pub retry: Backoff,
 }
 
 /// Files in hand at once: one is claimed, parsed, mapped and its control numbers looked up (CPU
@@ -506,7 +508,7 @@ impl Inbound {
     async fn add(&self, event: Event, file: &mut FileEvents) -> Result<(), Publish> {
         let permanent = |e: &PublishError| !e.is_transient();
         let prepared =
-            match retrying_unless(&self.shutdown, "encoding", || self.producer.prepare(&event), permanent).await {
+            match retry_until(&self.shutdown, &self.retry, || self.producer.prepare(&event), logged_unless("encoding", permanent)).await {
                 None => return Err(Publish::Shutdown),
                 Some(Err(e)) => {
                     let envelope = event.envelope();
@@ -616,7 +618,7 @@ impl Inbound {
         what: &str,
         step: impl FnMut() -> Fut,
     ) -> Option<Result<T, AckError>> {
-        retrying_unless(&self.shutdown, what, step, |e: &AckError| !e.is_transient()).await
+        retry_until(&self.shutdown, &self.retry, step, logged_unless(what, |e: &AckError| !e.is_transient())).await
     }
 
     fn unwritable(&self, error: &AckError) {
@@ -633,7 +635,7 @@ impl Inbound {
     /// after a crash, or sent again), retrying transient failures.
     async fn publish(&self, event: &Event) -> Publish {
         let id = &event.envelope().event_id;
-        let Some(seen) = retrying(&self.shutdown, "reading the published events", || self.published.contains(id)).await
+        let Some(seen) = retry_logged(&self.shutdown, &self.retry, "reading the published events", || self.published.contains(id)).await
         else {
             return Publish::Shutdown;
         };
@@ -642,14 +644,14 @@ impl Inbound {
             return Publish::Done;
         }
         let permanent = |e: &PublishError| !e.is_transient();
-        match retrying_unless(&self.shutdown, "publishing", || self.producer.publish(event, None), permanent).await {
+        match retry_until(&self.shutdown, &self.retry, || self.producer.publish(event, None), logged_unless("publishing", permanent)).await {
             None => return Publish::Shutdown,
             Some(Err(e)) => return Publish::Refused(e.to_string()),
             Some(Ok(_)) => {}
         }
         // A crash right here is the one window left: the event goes out again
         // on the next start, under the same id, which consumers deduplicate.
-        match retrying(&self.shutdown, "recording a published event", || self.published.record(id, "tg-producer")).await
+        match retry_logged(&self.shutdown, &self.retry, "recording a published event", || self.published.record(id, "tg-producer")).await
         {
             Some(()) => Publish::Done,
             None => Publish::Shutdown,
@@ -660,7 +662,7 @@ impl Inbound {
     /// before the file's turn, while the file before it publishes. `None` on shutdown.
     async fn controls_of(&self, keys: Vec<Option<String>>) -> Option<Controls> {
         let named: Vec<String> = keys.iter().flatten().cloned().collect();
-        let last = retrying(&self.shutdown, "reading control numbers", || self.received.last_all(&named)).await?;
+        let last = retry_logged(&self.shutdown, &self.retry, "reading control numbers", || self.received.last_all(&named)).await?;
         Some(Controls { keys, last })
     }
 
@@ -691,7 +693,7 @@ impl Inbound {
                 .map(|(index, key, previous)| async move {
                     let publish = || self.producer.publish_prepared(&events[index], None);
                     let permanent = |e: &PublishError| !e.is_transient();
-                    (index, key, previous, retrying_unless(&self.shutdown, "publishing", publish, permanent).await)
+                    (index, key, previous, retry_until(&self.shutdown, &self.retry, publish, logged_unless("publishing", permanent)).await)
                 })
                 .buffer_unordered(PUBLISHES_IN_FLIGHT);
             let (mut outcome, mut handover) = (Publish::Done, Handover::default());
@@ -779,7 +781,7 @@ impl Inbound {
         let published = if unsure.is_empty() {
             Default::default()
         } else {
-            retrying(&self.shutdown, "reading the published events", || self.published.contained(&unsure)).await?
+            retry_logged(&self.shutdown, &self.retry, "reading the published events", || self.published.contained(&unsure)).await?
         };
         let is_published = |id: &String| before.events.contains(id) || published.contains(id);
         let fresh: Vec<(usize, Option<String>, Option<String>)> = keys
@@ -807,7 +809,7 @@ impl Inbound {
     /// Records events Kafka acknowledged, under the control numbers they came with (the
     /// published events take the rest); false if shutdown came before the store took them.
     async fn record_published(&self, batch: &[(String, Option<String>)]) -> bool {
-        retrying(&self.shutdown, "recording published events", || {
+        retry_logged(&self.shutdown, &self.retry, "recording published events", || {
             self.received.record_acknowledged(batch, "tg-producer")
         })
         .await

@@ -15,13 +15,13 @@ use gridsync_schemas::{
 };
 use gridsync_store::{SourceStates, Store, StoreError};
 use gridsync_trading_grid::lens::{parse_lens_time, LensClient, LensError, LensTransaction, SearchQuery};
+use gridsync_core::retry::{logged_unless, retry_logged, retry_until, Backoff};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     args::LensPollArgs,
     exception::{self, About},
     lens_events::{changes, fingerprint, LensContext, CONTENT_KEYS},
-    retry::{retrying, retrying_unless},
     telemetry::LensMetrics,
 };
 
@@ -47,6 +47,8 @@ pub struct LensPoller {
     pub producer: EventProducer,
     pub metrics: LensMetrics,
     pub shutdown: CancellationToken,
+    /// How a broker, store or mailbox away for a while is waited for.
+    pub retry: Backoff,
     pub args: LensPollArgs,
 }
 
@@ -141,7 +143,7 @@ impl LensPoller {
         for event in changes(tx, previous.as_deref(), ctx) {
             let permanent = |e: &PublishError| !e.is_transient();
             let publish = || self.producer.publish(&event, None);
-            match retrying_unless(&self.shutdown, "publishing", publish, permanent).await {
+            match retry_until(&self.shutdown, &self.retry, publish, logged_unless("publishing", permanent)).await {
                 None => return Err(PollError::Shutdown),
                 Some(Ok(_)) => {
                     self.metrics.event(event.event_type().name());
@@ -153,7 +155,7 @@ impl LensPoller {
                     self.metrics.event("unpublishable");
                     tracing::error!(transaction = %tx.transactionid, error = %e, "a Lens change cannot be published");
                     let exception = unpublishable(&event, &e);
-                    retrying(&self.shutdown, "publishing", || self.producer.publish(&exception, None))
+                    retry_logged(&self.shutdown, &self.retry, "publishing", || self.producer.publish(&exception, None))
                         .await
                         .ok_or(PollError::Shutdown)?;
                 }

@@ -9,7 +9,6 @@ mod exception;
 mod inbound;
 mod lens;
 mod lens_events;
-mod retry;
 mod senders;
 mod telemetry;
 
@@ -69,6 +68,7 @@ async fn run(deps: ProducerDeps, args: args::TgArgs) -> Result<(), AppError> {
         producer: deps.producer.clone(),
         metrics,
         shutdown: deps.shutdown.clone(),
+        retry: args.retry,
     };
     let poller = lens_client.map(|client| lens::LensPoller {
         client,
@@ -76,6 +76,7 @@ async fn run(deps: ProducerDeps, args: args::TgArgs) -> Result<(), AppError> {
         producer: deps.producer.clone(),
         metrics: lens_metrics,
         shutdown: deps.shutdown.clone(),
+        retry: args.retry,
         args: args.lens_poll.clone(),
     });
     let polling = async {

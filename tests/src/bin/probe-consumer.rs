@@ -29,7 +29,7 @@ use clap::Parser;
 use gridsync_core::{
     config::{KafkaArgs, TelemetryArgs},
     kafka::{
-        run_consumer, ConsumerServices, ConsumerSettings, EventProducer, Handler, HandlerError, Record, RetryPolicy,
+        run_consumer, ConsumerServices, ConsumerSettings, EventProducer, Handler, HandlerError, Backoff, Record,
     },
     registry::EventDecoder,
     shutdown,
@@ -207,11 +207,8 @@ async fn main() -> anyhow::Result<()> {
         topics: vec![cli.topic.clone()],
         handles: None,
         dead_letter_topic: cli.dead_letter_topic.clone(),
-        retry: RetryPolicy {
-            initial: Duration::from_millis(20),
-            max: Duration::from_millis(200),
-            attempts_before_pause: 3,
-        },
+        retry: Backoff::new(Duration::from_millis(20), Duration::from_millis(200)),
+        attempts_before_pause: 3,
         partition_buffer: 16,
         handler_timeout: Duration::from_millis(cli.handler_timeout_ms),
         key_concurrency: cli.key_concurrency,

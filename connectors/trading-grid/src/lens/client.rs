@@ -6,7 +6,7 @@
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use gridsync_http::{Grant, RateLimiter, RetryPolicy, Secret, TokenSource, Transport, TransportStats};
+use gridsync_http::{Backoff, Grant, RateLimiter, Secret, TokenSource, Transport, TransportStats, DEFAULT_BACKOFF};
 use reqwest::Method;
 use serde::Deserialize;
 
@@ -145,11 +145,7 @@ impl LensClient {
             .build()
             .map_err(|e| LensError::Config(format!("building the HTTP client: {e}")))?;
         let tokens = Arc::new(TokenSource::new(http.clone(), token_url, Grant::Basic, client_id, args.secret()?));
-        let retry = RetryPolicy {
-            max_attempts: args.max_attempts.max(1),
-            max_backoff: Duration::from_millis(args.max_backoff_ms),
-            ..RetryPolicy::default()
-        };
+        let retry = Backoff { max: Duration::from_millis(args.max_backoff_ms), ..DEFAULT_BACKOFF }.giving_up_after(args.max_attempts.max(1));
         let limiter = RateLimiter::new(args.requests_per_second, 2);
         Ok(LensClient {
             transport: Transport::new(http, Some(tokens), limiter, retry),

@@ -5,6 +5,7 @@
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use gridsync_http::Secret;
+use gridsync_retry::{retry_until, Backoff, Verdict};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -156,22 +157,18 @@ impl MailboxArgs {
 /// down or unreachable; a refused host key or login is a configuration error
 /// and ends it at once.
 async fn open_sftp(config: SftpConfig, shutdown: &CancellationToken) -> Result<SftpMailbox, MailboxSetupError> {
-    let mut delay = Duration::from_millis(100);
-    loop {
-        match SftpMailbox::open(config.clone()).await {
-            Ok(mailbox) => return Ok(mailbox),
-            Err(e @ (MailboxError::HostKey { .. } | MailboxError::Auth { .. } | MailboxError::UnsafeName(_))) => {
-                return Err(e.into())
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "SFTP mailbox not reachable yet")
-            }
+    let open = || SftpMailbox::open(config.clone());
+    let classify = |e: &MailboxError, attempt| match e {
+        MailboxError::HostKey { .. } | MailboxError::Auth { .. } | MailboxError::UnsafeName(_) => Verdict::GiveUp,
+        _ => {
+            tracing::warn!(error = %e, attempt, "SFTP mailbox not reachable yet");
+            Verdict::RETRY
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return Err(MailboxSetupError::ShutDown),
-            _ = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(MAX_CONNECT_BACKOFF);
+    };
+    let backoff = Backoff::new(Duration::from_millis(100), MAX_CONNECT_BACKOFF);
+    match retry_until(shutdown, &backoff, open, classify).await {
+        Some(opened) => Ok(opened?),
+        None => Err(MailboxSetupError::ShutDown),
     }
 }
 
