@@ -27,8 +27,8 @@ use futures::{stream, StreamExt};
 use gridsync_core::{
     config::KafkaArgs,
     kafka::{
-        admin::apply_topics, run_consumer, Backoff, ConsumerServices, ConsumerSettings, EventProducer, Handler, HandlerError,
-        Record,
+        admin::apply_topics, run_consumer, Backoff, ConsumerServices, ConsumerSettings, EventProducer, Handler,
+        HandlerError, Record,
     },
     registry::EventDecoder,
     telemetry::{Health, Metrics},

@@ -18,7 +18,7 @@ use gridsync_amplience::ManagementArgs;
 use gridsync_core::{
     app::ConsumerDeps,
     config::KafkaArgs,
-    kafka::{admin::apply_topics, run_consumer, ConsumerServices, ConsumerSettings, EventProducer, Backoff},
+    kafka::{admin::apply_topics, run_consumer, Backoff, ConsumerServices, ConsumerSettings, EventProducer},
     registry::EventDecoder,
     telemetry::{Health, Metrics},
 };

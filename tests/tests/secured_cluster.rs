@@ -120,7 +120,9 @@ async fn a_flow_runs_end_to_end_with_each_component_its_own_principal_and_only_i
                     metric_sum(&audit, "gridsync_audit_events_recorded_total", &labels).await
                 }
             };
-            effects >= 6.0 && recorded("DeliveryPerformed").await >= 6.0 && recorded("PurchaseOrderReceived").await >= 2.0
+            effects >= 6.0
+                && recorded("DeliveryPerformed").await >= 6.0
+                && recorded("PurchaseOrderReceived").await >= 2.0
         }
     })
     .await;

@@ -126,8 +126,8 @@ fn flows(args: &FlowsArgs, spec: &HubSpec) -> anyhow::Result<Flows> {
     }
     Ok(Flows {
         needs,
-        content_repository: notifications.repository_id,
-        template_repository: notifications.template_repository_id,
+        content_repository: notifications.messages.repository_id,
+        template_repository: notifications.messages.template_repository_id,
     })
 }
 

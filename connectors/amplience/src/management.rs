@@ -104,7 +104,8 @@ impl ManagementArgs {
     }
 
     pub fn retry_policy(&self) -> Backoff {
-        Backoff { max: Duration::from_millis(self.max_backoff_ms), ..DEFAULT_BACKOFF }.giving_up_after(self.max_attempts.max(1))
+        Backoff { max: Duration::from_millis(self.max_backoff_ms), ..DEFAULT_BACKOFF }
+            .giving_up_after(self.max_attempts.max(1))
     }
 }
 

@@ -17,10 +17,10 @@ use std::{
     time::Duration,
 };
 
-use gridsync_http::{retry_after, ApiError, Backoff};
-use gridsync_retry::{retry_bounded, Verdict};
 #[cfg(test)]
 use gridsync_http::DEFAULT_BACKOFF;
+use gridsync_http::{retry_after, ApiError, Backoff};
+use gridsync_retry::{retry_bounded, Verdict};
 use reqwest::header::CONTENT_TYPE;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -373,14 +373,9 @@ mod tests {
             links.iter().map(|l| (l.name.as_str(), l.kind)).collect::<Vec<_>>(),
             [("terms diagram", "i"), ("walkthrough", "v")]
         );
-        let client = MediaClient::new(
-            DEFAULT_URL_TEMPLATE,
-            Duration::from_secs(1),
-            DEFAULT_BACKOFF,
-            10,
-            MediaPolicy::default(),
-        )
-        .unwrap();
+        let client =
+            MediaClient::new(DEFAULT_URL_TEMPLATE, Duration::from_secs(1), DEFAULT_BACKOFF, 10, MediaPolicy::default())
+                .unwrap();
         assert_eq!(client.url(&links[0]), "https://cdn.media.amplience.net/i/acme/terms%20diagram");
         assert_eq!(client.url(&links[1]), "https://cdn.media.amplience.net/v/acme/walkthrough");
         assert!(check_template(DEFAULT_URL_TEMPLATE).is_ok());
@@ -395,14 +390,9 @@ mod tests {
     /// internal address, whatever the link says.
     #[tokio::test]
     async fn links_to_other_hosts_or_internal_addresses_are_refused_unfetched() {
-        let client = MediaClient::new(
-            DEFAULT_URL_TEMPLATE,
-            Duration::from_secs(1),
-            DEFAULT_BACKOFF,
-            10,
-            MediaPolicy::default(),
-        )
-        .unwrap();
+        let client =
+            MediaClient::new(DEFAULT_URL_TEMPLATE, Duration::from_secs(1), DEFAULT_BACKOFF, 10, MediaPolicy::default())
+                .unwrap();
         let dir = tempfile::tempdir().unwrap();
         for host in [
             "169.254.169.254",
@@ -470,8 +460,7 @@ mod tests {
         assert_eq!(fetched.bytes, 9);
         // Without private addresses allowed, the same loopback host is refused before any request.
         let strict =
-            MediaClient::new(&template, Duration::from_secs(2), DEFAULT_BACKOFF, 1000, MediaPolicy::default())
-                .unwrap();
+            MediaClient::new(&template, Duration::from_secs(2), DEFAULT_BACKOFF, 1000, MediaPolicy::default()).unwrap();
         let refused = strict.fetch_to(&here, &dir.path().join("strict")).await.unwrap_err();
         assert!(matches!(refused, AmplienceError::MediaRefused { .. }), "{refused}");
     }

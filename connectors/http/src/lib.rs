@@ -11,10 +11,10 @@ mod transport;
 
 use std::time::Duration;
 
+pub use gridsync_retry::{Backoff, Jitter};
 pub use rate_limit::RateLimiter;
 pub use secret::Secret;
 pub use token::{Grant, TokenSource, REFRESH_MARGIN};
-pub use gridsync_retry::{Backoff, Jitter};
 pub use transport::{method_name, retry_after, Response, Transport, TransportStats, DEFAULT_BACKOFF};
 
 /// The typed error of one API, built by the shared machinery.

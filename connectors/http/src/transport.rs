@@ -122,7 +122,9 @@ impl<E: ApiError> Transport<E> {
                     if let Some(tokens) = &self.tokens {
                         tokens.invalidate(&token).await;
                     }
-                    self.attempt(method.clone(), name, url, body, extra_limiter).await.map_err(|a| a.into_error(name, url))
+                    self.attempt(method.clone(), name, url, body, extra_limiter)
+                        .await
+                        .map_err(|a| a.into_error(name, url))
                 }
                 Err(other) => Err(other.into_error(name, url)),
             }

@@ -17,11 +17,11 @@
 //!   becomes an exception (flow 8).
 
 use gridsync_amplience::{DeliveryKey, NewContentItem};
-use gridsync_core::kafka::{Handler, HandlerError, Record};
+use gridsync_core::kafka::Record;
 use gridsync_edi::write::PartyId;
 use gridsync_flow::{
-    clock::Clock, messages, partners::PartnerProfile, Audience, FlowContext, FlowError, Messages, Raise, Send,
-    SideEffect,
+    clock::Clock, messages, partners::PartnerProfile, Audience, FlowContext, FlowError, FlowHandler, Messages, Raise,
+    Send, SideEffect,
 };
 use gridsync_schemas::{
     events::{DisputeResolved, ExceptionKind, InvoiceReceived, OrderLine, PaymentConfirmed, RemittanceAdviceReceived},
@@ -67,12 +67,6 @@ pub struct Billing {
     pub us: PartyId,
 }
 
-impl Handler for Billing {
-    async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
-        self.handle_event(record).await.map_err(HandlerError::from)
-    }
-}
-
 /// `<partner>/<reference>`: the key of a partner's invoice, order or document.
 pub(crate) fn key(partner: &str, reference: &str) -> String {
     format!("{partner}/{reference}")
@@ -83,8 +77,8 @@ pub(crate) fn invoice_subject(partner: &str, invoice: &str) -> String {
     format!("invoice/{partner}/{invoice}")
 }
 
-impl Billing {
-    async fn handle_event(&self, record: &Record) -> Result<(), FlowError> {
+impl FlowHandler for Billing {
+    async fn handle(&self, record: &Record) -> Result<(), FlowError> {
         match &record.event {
             Event::PurchaseOrderReceived(po) => {
                 let lines = serde_json::to_string(&po.lines).map_err(FlowError::own_record)?;
@@ -101,16 +95,12 @@ impl Billing {
             _ => Ok(()),
         }
     }
+}
 
+impl Billing {
     pub(crate) fn today(&self) -> (String, String) {
         let now = self.clock.now();
         (now.date_naive().to_string(), now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-    }
-
-    pub(crate) fn template(&self, action: &str, partner: &PartnerProfile) -> Result<String, FlowError> {
-        self.config
-            .template_key(action, &partner.id, &partner.locale)
-            .ok_or_else(|| FlowError::Invalid(format!("no template configured for {action:?}")))
     }
 
     async fn invoice(&self, record: &Record, invoice: &InvoiceReceived) -> Result<(), FlowError> {
@@ -162,7 +152,7 @@ impl Billing {
                 .await?;
             let send = Send {
                 action: "invoice-rejected",
-                template_key: &self.template("invoice-rejected", partner)?,
+                template_key: &self.config.messages.template("invoice-rejected", partner)?,
                 audience: Audience::AccountTeam(&self.config.account_team_workflow_state),
                 context: &context,
                 extra: Map::new(),
@@ -173,7 +163,7 @@ impl Billing {
         }
         let send = Send {
             action: "billing-communication",
-            template_key: &self.template("billing-communication", partner)?,
+            template_key: &self.config.messages.template("billing-communication", partner)?,
             audience: Audience::Customer,
             context: &context,
             extra: Map::new(),

@@ -12,7 +12,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use gridsync_core::app::{AppError, ConsumerDeps};
 use gridsync_edi::write::PartyId;
-use gridsync_flow::{FlowArgs, FlowContext};
+use gridsync_flow::{Flow, FlowArgs, FlowContext};
 use gridsync_trading_grid::{documents::OutboundDocuments, mailbox::args::MailboxArgs};
 
 /// The consumer's flags beside the runtime's.
@@ -41,35 +41,29 @@ pub struct Args {
 
 /// Connects the flow (store, Amplience, partner profiles, templates, the
 /// outbound mailbox) and starts its timers.
-pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<flow::Billing>, AppError> {
+pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Flow<Arc<flow::Billing>>, AppError> {
     let config = config::BillingConfig::load(args.config.as_deref()).map_err(AppError::other)?;
     let shutdown = deps.shutdown.clone();
     let metrics = deps.metrics.clone();
     let outbound = args.mailbox.open_outbound(&shutdown).await.map_err(AppError::other)?;
-    let ctx = FlowContext::connect(deps, &args.flow).await?;
-    ctx.await_hub(&config.requirements(&ctx.partners), args.flow.hub_check_retry()).await?;
-    let messages = ctx.messages(
-        &args.flow,
-        &config.repository_id,
-        &config.content_type_uri,
-        &config.template_repository_id,
-        &config.approved_states,
-    );
+    let ctx = FlowContext::connect(deps, args.flow).await?;
+    ctx.await_hub(&config.requirements(&ctx.partners)).await?;
+    let messages = ctx.messages(&config.messages, &config.content_type_uri);
     let numbering = match &args.outbound_store_url {
         Some(url) => gridsync_store::Store::connect(url).await.map_err(AppError::other)?,
         None => ctx.store.clone(),
     };
-    let scheduler = ctx.scheduler(&args.flow);
+    let scheduler = ctx.scheduler();
     let billing = Arc::new(flow::Billing {
         documents: OutboundDocuments::new(numbering, outbound),
         records: ctx.store.flow_records(&ctx.name),
         timers: ctx.store.timers(&ctx.name),
-        clock: args.flow.clock(),
+        clock: ctx.clock(),
         us: PartyId { qualifier: Some(args.own_interchange_qualifier), id: args.own_interchange_id },
         ctx,
         messages,
         config,
     });
     scheduler.spawn("billing", billing.clone(), metrics, shutdown);
-    Ok(billing)
+    Ok(Flow(billing))
 }

@@ -99,7 +99,7 @@ impl Billing {
         .collect();
         let send = Send {
             action: PAYMENT_REMINDER,
-            template_key: &self.template(PAYMENT_REMINDER, partner)?,
+            template_key: &self.config.messages.template(PAYMENT_REMINDER, partner)?,
             audience: Audience::Customer,
             context: &context,
             extra,

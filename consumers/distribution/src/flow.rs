@@ -19,8 +19,10 @@
 use std::{collections::BTreeMap, path::PathBuf};
 
 use gridsync_amplience::{DeliveryClient, DeliveryKey, MediaLink, NewContentItem};
-use gridsync_core::kafka::{Handler, HandlerError, Record};
-use gridsync_flow::{clock::Clock, effects::Outcome, scheduler, FlowContext, FlowError, Raise, SideEffect};
+use gridsync_core::kafka::Record;
+use gridsync_flow::{
+    clock::Clock, effects::Outcome, scheduler, FlowContext, FlowError, FlowHandler, Raise, SideEffect,
+};
 use gridsync_schemas::{
     events::{DeliveryOutcome, Direction, DocumentStatus, DocumentStatusChanged, ExceptionKind, PartnerContent},
     Event, Timestamp,
@@ -77,12 +79,6 @@ pub struct Distribution {
     pub spool_dir: PathBuf,
 }
 
-impl Handler for Distribution {
-    async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
-        self.handle_event(record).await.map_err(HandlerError::from)
-    }
-}
-
 /// A content version's attachments, shared by its packages.
 struct Parts {
     spool: tempfile::TempDir,
@@ -98,8 +94,8 @@ fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-impl Distribution {
-    async fn handle_event(&self, record: &Record) -> Result<(), FlowError> {
+impl FlowHandler for Distribution {
+    async fn handle(&self, record: &Record) -> Result<(), FlowError> {
         match &record.event {
             Event::PartnerContentApproved(approved)
                 if self.config.on_approval.iter().any(|k| k == approved.content.kind.as_str()) =>
@@ -113,7 +109,9 @@ impl Distribution {
             _ => Ok(()),
         }
     }
+}
 
+impl Distribution {
     async fn get<T: for<'de> Deserialize<'de>>(&self, kind: &str, key: &str) -> Result<Option<T>, FlowError> {
         self.records.get(kind, key).await?.map(|t| serde_json::from_str(&t)).transpose().map_err(FlowError::own_record)
     }

@@ -11,7 +11,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use gridsync_amplience::{media, DeliveryClient, MediaClient};
 use gridsync_core::app::{AppError, ConsumerDeps};
-use gridsync_flow::{FlowArgs, FlowContext};
+use gridsync_flow::{Flow, FlowArgs, FlowContext};
 use gridsync_trading_grid::mailbox::args::MailboxArgs;
 
 /// The longest wait for the next bytes of a media fetch (not for the whole of it).
@@ -54,15 +54,15 @@ pub struct Args {
 }
 
 /// Connects the flow (store, Amplience, partner profiles, the outbound mailbox) and starts its timers.
-pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<flow::Distribution>, AppError> {
+pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Flow<Arc<flow::Distribution>>, AppError> {
     media::check_template(&args.media_url).map_err(|why| AppError::other(format!("--amplience-media-url {why}")))?;
     let config = config::DistributionConfig::load(args.config.as_deref()).map_err(AppError::other)?;
     let shutdown = deps.shutdown.clone();
     let metrics = deps.metrics.clone();
     let outbound = args.mailbox.open_outbound(&shutdown).await.map_err(AppError::other)?;
-    let ctx = FlowContext::connect(deps, &args.flow).await?;
-    ctx.await_hub(&config.requirements(), args.flow.hub_check_retry()).await?;
-    let scheduler = ctx.scheduler(&args.flow);
+    let ctx = FlowContext::connect(deps, args.flow.clone()).await?;
+    ctx.await_hub(&config.requirements()).await?;
+    let scheduler = ctx.scheduler();
     let delivery = match &args.delivery_url {
         Some(url) => {
             let retry = args.flow.amplience.retry_policy();
@@ -85,7 +85,7 @@ pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<flow::Distribut
     let distribution = Arc::new(flow::Distribution {
         records: ctx.store.flow_records(&ctx.name),
         timers: ctx.store.timers(&ctx.name),
-        clock: args.flow.clock(),
+        clock: ctx.clock(),
         hub_id: args.flow.amplience.hub_id.clone(),
         delivery,
         outbound,
@@ -95,5 +95,5 @@ pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<flow::Distribut
         config,
     });
     scheduler.spawn("distribution", distribution.clone(), metrics, shutdown);
-    Ok(distribution)
+    Ok(Flow(distribution))
 }

@@ -5,8 +5,7 @@ use std::{collections::BTreeMap, path::Path};
 use gridsync_amplience::setup::Requirements;
 use gridsync_flow::{
     config::{self, ConfigError},
-    hub_check::template_keys,
-    PartnerProfiles,
+    MessageConfig, PartnerProfiles,
 };
 use serde::Deserialize;
 
@@ -16,19 +15,16 @@ pub const DEFAULT: &str = include_str!("../default-exceptions.toml");
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExceptionsConfig {
-    pub repository_id: String,
+    /// Repositories, approved states and templates, as every messaging flow has them.
+    #[serde(flatten)]
+    pub messages: MessageConfig,
     pub task_content_type_uri: String,
     pub message_content_type_uri: String,
-    pub template_repository_id: String,
-    pub approved_states: Vec<String>,
     pub open_state: String,
     pub resolved_state: String,
     pub revision_state: String,
     pub customer_documents: Vec<String>,
     pub customer_kinds: Vec<String>,
-    pub templates: BTreeMap<String, String>,
-    #[serde(default)]
-    pub partner_templates: BTreeMap<String, BTreeMap<String, String>>,
     /// Exception kind (`FA_REJECTED`) → what to do.
     pub guidance: BTreeMap<String, String>,
 }
@@ -38,24 +34,11 @@ impl ExceptionsConfig {
         config::load(path, DEFAULT, "default-exceptions.toml")
     }
 
-    pub fn template_key(&self, action: &str, partner: &str, locale: &str) -> Option<String> {
-        config::template_key(&self.templates, &self.partner_templates, action, partner, locale)
-    }
-
     /// What the flow needs of the Amplience hub, for `partners`.
     pub fn requirements(&self, partners: &PartnerProfiles) -> Requirements {
-        let mut needs = Requirements::default();
+        let types = [self.task_content_type_uri.as_str(), self.message_content_type_uri.as_str()];
         let states = [&self.open_state, &self.resolved_state, &self.revision_state];
-        needs
-            .content_type(&self.task_content_type_uri, &self.repository_id)
-            .content_type(&self.message_content_type_uri, &self.repository_id)
-            .workflow_states(self.approved_states.iter().chain(states))
-            .templates(
-                &self.template_repository_id,
-                &self.approved_states,
-                template_keys(&self.templates, &self.partner_templates, partners),
-            );
-        needs
+        self.messages.requirements(types, states, partners)
     }
 }
 

@@ -15,10 +15,10 @@
 //! - a later success of the same exchange (delivered, acknowledged, the file
 //!   read) → each of its open tasks moves to the resolved state with what resolved it.
 
-use gridsync_core::kafka::{Handler, HandlerError, Record};
+use gridsync_core::kafka::Record;
 use gridsync_flow::{
-    effects::Outcome, messages, partners::PartnerProfile, Audience, FlowContext, FlowError, KeyedLocks, Messages, Send,
-    SideEffect,
+    effects::Outcome, messages, partners::PartnerProfile, Audience, FlowContext, FlowError, FlowHandler, KeyedLocks,
+    Messages, Send, SideEffect,
 };
 use gridsync_schemas::{
     events::{DocumentExchangeException, ExceptionKind, Severity},
@@ -71,14 +71,8 @@ pub struct Exceptions {
     pub exchanges: KeyedLocks,
 }
 
-impl Handler for Exceptions {
-    async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
-        self.handle_event(record).await.map_err(HandlerError::from)
-    }
-}
-
-impl Exceptions {
-    async fn handle_event(&self, record: &Record) -> Result<(), FlowError> {
+impl FlowHandler for Exceptions {
+    async fn handle(&self, record: &Record) -> Result<(), FlowError> {
         if let Event::DocumentExchangeException(exception) = &record.event {
             // An informational exception is a record for the audit view (a set a partner's
             // profile accepts and ignores): nothing for anyone to do, so no task.
@@ -95,17 +89,13 @@ impl Exceptions {
         }
         Ok(())
     }
+}
 
+impl Exceptions {
     /// The partner's profile, or a stand-in for one the profiles do not list:
     /// a failure of an unknown sender's file needs a task most of all.
     fn partner(&self, id: &str) -> PartnerProfile {
         self.ctx.partners.get(id).cloned().unwrap_or_else(|_| PartnerProfile::unlisted(id))
-    }
-
-    fn template(&self, action: &str, partner: &PartnerProfile) -> Result<String, FlowError> {
-        self.config
-            .template_key(action, &partner.id, &partner.locale)
-            .ok_or_else(|| FlowError::Invalid(format!("no template configured for {action:?}")))
     }
 
     async fn task(&self, key: &str) -> Result<Option<TaskRecord>, FlowError> {
@@ -153,7 +143,7 @@ impl Exceptions {
         .collect();
         let send = Send {
             action: "exception-task",
-            template_key: &self.template("exception-task", &partner)?,
+            template_key: &self.config.messages.template("exception-task", &partner)?,
             audience: Audience::AccountTeam(&self.config.open_state),
             context: &context,
             extra,
@@ -213,7 +203,7 @@ impl Exceptions {
         if self.config.customer_documents.contains(&document) && self.config.customer_kinds.iter().any(|k| k == kind) {
             let send = Send {
                 action: "exception-customer-notice",
-                template_key: &self.template("exception-customer-notice", &partner)?,
+                template_key: &self.config.messages.template("exception-customer-notice", &partner)?,
                 audience: Audience::Customer,
                 context: &context,
                 extra: Map::new(),

@@ -8,7 +8,7 @@ pub mod flow;
 use std::path::PathBuf;
 
 use gridsync_core::app::{AppError, ConsumerDeps};
-use gridsync_flow::{FlowArgs, FlowContext};
+use gridsync_flow::{Flow, FlowArgs, FlowContext};
 
 /// The consumer's flags beside the runtime's.
 #[derive(Debug, Clone, clap::Args)]
@@ -21,21 +21,12 @@ pub struct Args {
 }
 
 /// Connects the flow: store, Amplience, partner profiles, templates.
-pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<flow::Exceptions, AppError> {
+pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Flow<flow::Exceptions>, AppError> {
     let config = config::ExceptionsConfig::load(args.config.as_deref()).map_err(AppError::other)?;
-    let ctx = FlowContext::connect(deps, &args.flow).await?;
-    ctx.await_hub(&config.requirements(&ctx.partners), args.flow.hub_check_retry()).await?;
-    let messages = |content_type_uri: &str| {
-        ctx.messages(
-            &args.flow,
-            &config.repository_id,
-            content_type_uri,
-            &config.template_repository_id,
-            &config.approved_states,
-        )
-    };
-    let tasks = messages(&config.task_content_type_uri);
-    let notices = messages(&config.message_content_type_uri);
+    let ctx = FlowContext::connect(deps, args.flow).await?;
+    ctx.await_hub(&config.requirements(&ctx.partners)).await?;
+    let tasks = ctx.messages(&config.messages, &config.task_content_type_uri);
+    let notices = ctx.messages(&config.messages, &config.message_content_type_uri);
     let records = ctx.store.flow_records(&ctx.name);
-    Ok(flow::Exceptions { tasks, messages: notices, records, ctx, config, exchanges: Default::default() })
+    Ok(Flow(flow::Exceptions { tasks, messages: notices, records, ctx, config, exchanges: Default::default() }))
 }

@@ -60,10 +60,6 @@ pub struct FlowArgs {
 }
 
 impl FlowArgs {
-    pub fn hub_check_retry(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.hub_check_retry_ms)
-    }
-
     pub fn clock(&self) -> crate::clock::Clock {
         self.clock_file.clone().map_or(crate::clock::Clock::System, crate::clock::Clock::File)
     }

@@ -18,7 +18,7 @@ use gridsync_core::{
 };
 use gridsync_schemas::{
     events::{AmplienceContentRef, DeliveryOutcome, DeliveryPerformed, Envelope, SourceSystem, TargetSystem},
-    Event, Timestamp,
+    Event, EventType, Timestamp,
 };
 use gridsync_store::{Claim, Performed, SideEffects};
 use prometheus::{histogram_opts, opts, HistogramVec, IntCounterVec};
@@ -304,16 +304,14 @@ pub fn delivery_performed(
     let performed_at = Timestamp::from_millis(performed.performed_at_ms);
     Event::DeliveryPerformed(DeliveryPerformed {
         envelope: Envelope {
-            event_id: Envelope::deterministic_event_id(SourceSystem::Gridsync, &["delivery", key]),
-            event_type: "DeliveryPerformed".into(),
-            occurred_at: performed_at,
-            ingested_at: Timestamp::now(),
-            source_system: SourceSystem::Gridsync,
-            trading_partner_id: source.trading_partner_id.clone(),
-            business_key: source.business_key.clone(),
-            correlation_id: source.correlation_id.clone(),
-            trading_grid_document: source.trading_grid_document.clone(),
             amplience_content: outcome.and_then(|o| o.amplience_item.clone()),
+            ..Envelope::derived_from(
+                source,
+                SourceSystem::Gridsync,
+                EventType::DeliveryPerformed,
+                &["delivery", key],
+                performed_at,
+            )
         },
         consumer: consumer.to_owned(),
         target_system: effect.target,

@@ -12,24 +12,13 @@ use std::time::Duration;
 use gridsync_amplience::setup::{check, HubSpec, Requirements};
 use gridsync_core::app::AppError;
 
-use crate::{config::template_key, FlowContext};
-
-/// The template keys `templates` (action → key pattern) give for every partner's locale.
-pub fn template_keys<'a>(
-    templates: &'a std::collections::BTreeMap<String, String>,
-    partner_templates: &'a std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
-    partners: &'a crate::PartnerProfiles,
-) -> impl Iterator<Item = String> + 'a {
-    partners.all().flat_map(move |partner| {
-        templates
-            .keys()
-            .filter_map(move |action| template_key(templates, partner_templates, action, &partner.id, &partner.locale))
-    })
-}
+use crate::FlowContext;
 
 impl FlowContext {
-    /// Checks the hub against `requirements` until it passes (or shutdown).
-    pub async fn await_hub(&self, requirements: &Requirements, retry: Duration) -> Result<(), AppError> {
+    /// Checks the hub against `requirements` until it passes (or shutdown), again every
+    /// `--hub-check-retry-ms` meanwhile.
+    pub async fn await_hub(&self, requirements: &Requirements) -> Result<(), AppError> {
+        let retry = Duration::from_millis(self.args.hub_check_retry_ms);
         let spec = HubSpec::shipped().map_err(AppError::other)?;
         let health = &self.deps.health;
         loop {

@@ -1,6 +1,8 @@
 //! What every flow consumer stands on, so that a consumer binary is its flow
 //! logic and little else:
 //!
+//! - [`FlowHandler`]: a flow's logic, what one record becomes; [`Flow`] runs it
+//!   on the consumer loop;
 //! - [`FlowArgs`] and [`FlowContext`]: the flags and the set-up every flow
 //!   shares (the store, the Amplience client, partner profiles, templates);
 //! - [`effects`]: side effects performed once, claimed in a ledger by a
@@ -20,6 +22,7 @@ pub mod config;
 pub mod context;
 pub mod effects;
 pub mod error;
+pub mod handler;
 pub mod hub_check;
 pub mod keyed_items;
 pub mod keyed_locks;
@@ -34,9 +37,11 @@ pub mod telemetry;
 pub mod templates;
 
 pub use args::FlowArgs;
+pub use config::MessageConfig;
 pub use context::FlowContext;
 pub use effects::{Effects, SideEffect};
 pub use error::FlowError;
+pub use handler::{Flow, FlowHandler};
 pub use keyed_locks::KeyedLocks;
 pub use messages::{Audience, Message, Messages, Send};
 pub use partners::{PartnerProfile, PartnerProfiles};

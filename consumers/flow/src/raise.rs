@@ -32,19 +32,14 @@ impl FlowContext {
         let document = raise.document.or_else(|| source.trading_grid_document.clone());
         let event: Event = DocumentExchangeException {
             envelope: Envelope {
-                event_id: Envelope::deterministic_event_id(
-                    SourceSystem::Gridsync,
-                    &[&self.name, "exception", &source.event_id, raise.kind.as_str(), raise.reason],
-                ),
-                event_type: EventType::DocumentExchangeException.name().to_owned(),
-                occurred_at: raise.at,
-                ingested_at: Timestamp::now(),
-                source_system: SourceSystem::Gridsync,
-                trading_partner_id: source.trading_partner_id.clone(),
-                business_key: source.business_key.clone(),
-                correlation_id: source.correlation_id.clone(),
                 trading_grid_document: document.clone(),
-                amplience_content: source.amplience_content.clone(),
+                ..Envelope::derived_from(
+                    source,
+                    SourceSystem::Gridsync,
+                    EventType::DocumentExchangeException,
+                    &[&self.name, "exception", &source.event_id, raise.kind.as_str(), raise.reason],
+                    raise.at,
+                )
             },
             kind: raise.kind,
             severity: Severity::Error,

@@ -16,8 +16,10 @@
 //! garble nothing; the correlation id links them in the audit view.
 
 use gridsync_amplience::{DeliveryKey, NewContentItem};
-use gridsync_core::kafka::{Handler, HandlerError, Record};
-use gridsync_flow::{messages, partners::PartnerProfile, Audience, FlowContext, FlowError, Messages, Send, SideEffect};
+use gridsync_core::kafka::Record;
+use gridsync_flow::{
+    messages, partners::PartnerProfile, Audience, FlowContext, FlowError, FlowHandler, Messages, Send, SideEffect,
+};
 use gridsync_schemas::{
     events::{DocumentStatus, PurchaseOrderReceived},
     Event,
@@ -35,14 +37,8 @@ pub struct Notifications {
     pub config: NotificationsConfig,
 }
 
-impl Handler for Notifications {
-    async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
-        self.handle_event(record).await.map_err(HandlerError::from)
-    }
-}
-
-impl Notifications {
-    async fn handle_event(&self, record: &Record) -> Result<(), FlowError> {
+impl FlowHandler for Notifications {
+    async fn handle(&self, record: &Record) -> Result<(), FlowError> {
         let envelope = record.event.envelope();
         let partner = self.ctx.partners.get(&envelope.trading_partner_id)?;
         let mut context = messages::context(record, partner)?;
@@ -88,7 +84,9 @@ impl Notifications {
         }
         Ok(())
     }
+}
 
+impl Notifications {
     /// The account team, whose items are created in the configured workflow state.
     fn account_team(&self) -> Audience<'_> {
         Audience::AccountTeam(&self.config.account_team_workflow_state)
@@ -104,10 +102,7 @@ impl Notifications {
         context: &Value,
         extra: Map<String, Value>,
     ) -> Result<(), FlowError> {
-        let template_key = self
-            .config
-            .template_key(action, &partner.id, &partner.locale)
-            .ok_or_else(|| FlowError::Invalid(format!("no template configured for {action:?}")))?;
+        let template_key = self.config.messages.template(action, partner)?;
         let send = Send { action, template_key: &template_key, audience, context, extra, once_per: None };
         self.messages.send(&self.ctx.effects, record, partner, send).await?;
         Ok(())

@@ -8,7 +8,7 @@ pub mod flow;
 use std::path::PathBuf;
 
 use gridsync_core::app::{AppError, ConsumerDeps};
-use gridsync_flow::{FlowArgs, FlowContext};
+use gridsync_flow::{Flow, FlowArgs, FlowContext};
 
 /// The consumer's flags beside the runtime's.
 #[derive(Debug, Clone, clap::Args)]
@@ -21,16 +21,10 @@ pub struct Args {
 }
 
 /// Connects the flow: store, Amplience, partner profiles, templates.
-pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<flow::Notifications, AppError> {
+pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Flow<flow::Notifications>, AppError> {
     let config = config::NotificationsConfig::load(args.config.as_deref()).map_err(AppError::other)?;
-    let ctx = FlowContext::connect(deps, &args.flow).await?;
-    ctx.await_hub(&config.requirements(&ctx.partners), args.flow.hub_check_retry()).await?;
-    let messages = ctx.messages(
-        &args.flow,
-        &config.repository_id,
-        &config.content_type_uri,
-        &config.template_repository_id,
-        &config.approved_states,
-    );
-    Ok(flow::Notifications { ctx, messages, config })
+    let ctx = FlowContext::connect(deps, args.flow).await?;
+    ctx.await_hub(&config.requirements(&ctx.partners)).await?;
+    let messages = ctx.messages(&config.messages, &config.content_type_uri);
+    Ok(Flow(flow::Notifications { ctx, messages, config }))
 }

@@ -14,7 +14,7 @@ pub mod settings;
 mod worker;
 
 pub use consumer::{run_consumer, ConsumerServices};
+pub use gridsync_retry::Backoff;
 pub use handler::{Handler, HandlerError, Record};
 pub use producer::{Delivered, EventProducer, Prepared, PublishError};
-pub use gridsync_retry::Backoff;
 pub use settings::{ConsumerSettings, DEFAULT_HANDLER_TIMEOUT};

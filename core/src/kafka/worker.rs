@@ -19,11 +19,11 @@ use super::{
     dead_letter::{self, Failure, Stage},
     headers, Backoff, ConsumerSettings, EventProducer, Handler, HandlerError, Record,
 };
-use gridsync_retry::{retry_until, Verdict};
 use crate::{
     registry::EventDecoder,
     telemetry::{ConsumerStatus, Metrics, TopicSeries, TraceContext},
 };
+use gridsync_retry::{retry_until, Verdict};
 
 /// What a worker needs, shared by all of them.
 pub(crate) struct Shared<H> {

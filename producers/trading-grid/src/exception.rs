@@ -58,16 +58,15 @@ pub fn about(event: &Event, about: About) -> Event {
     details.insert("event_id".to_owned(), envelope.event_id.clone());
     DocumentExchangeException {
         envelope: Envelope {
-            event_id: Envelope::deterministic_event_id(SourceSystem::TradingGrid, &[about.what, &envelope.event_id]),
-            event_type: EventType::DocumentExchangeException.name().to_owned(),
-            occurred_at: now,
             ingested_at: now,
-            source_system: SourceSystem::TradingGrid,
-            trading_partner_id: envelope.trading_partner_id.clone(),
-            business_key: envelope.business_key.clone(),
-            correlation_id: envelope.correlation_id.clone(),
-            trading_grid_document: envelope.trading_grid_document.clone(),
             amplience_content: None,
+            ..Envelope::derived_from(
+                envelope,
+                SourceSystem::TradingGrid,
+                EventType::DocumentExchangeException,
+                &[about.what, &envelope.event_id],
+                now,
+            )
         },
         kind: about.kind,
         severity: about.severity,

@@ -18,6 +18,7 @@ use std::{
 use futures::StreamExt;
 
 use gridsync_core::kafka::{EventProducer, Prepared, PublishError};
+use gridsync_core::retry::{logged_unless, retry_logged, retry_until, Backoff};
 use gridsync_edi::{map_in_chunks, parse_with, rejection_exception, sniff_sender, EdiError, Interchange, MapContext};
 use gridsync_schemas::{
     events::{ExceptionKind, Severity},
@@ -26,7 +27,6 @@ use gridsync_schemas::{
 use gridsync_store::{PublishedEvents, ReceivedControls};
 use gridsync_trading_grid::mailbox::{Claimed, InboundMailbox, MailboxError, Outcome};
 use tokio::{sync::oneshot, task::JoinHandle};
-use gridsync_core::retry::{logged_unless, retry_logged, retry_until, Backoff};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -507,18 +507,24 @@ impl Inbound {
     /// received (an exception is not one). `Err(Shutdown)` or `Err(Refused)`: it cannot be.
     async fn add(&self, event: Event, file: &mut FileEvents) -> Result<(), Publish> {
         let permanent = |e: &PublishError| !e.is_transient();
-        let prepared =
-            match retry_until(&self.shutdown, &self.retry, || self.producer.prepare(&event), logged_unless("encoding", permanent)).await {
-                None => return Err(Publish::Shutdown),
-                Some(Err(e)) => {
-                    let envelope = event.envelope();
-                    return Err(Publish::Refused(format!(
-                        "its {} {} cannot be encoded: {e}",
-                        envelope.event_type, envelope.business_key
-                    )));
-                }
-                Some(Ok(prepared)) => prepared,
-            };
+        let prepared = match retry_until(
+            &self.shutdown,
+            &self.retry,
+            || self.producer.prepare(&event),
+            logged_unless("encoding", permanent),
+        )
+        .await
+        {
+            None => return Err(Publish::Shutdown),
+            Some(Err(e)) => {
+                let envelope = event.envelope();
+                return Err(Publish::Refused(format!(
+                    "its {} {} cannot be encoded: {e}",
+                    envelope.event_type, envelope.business_key
+                )));
+            }
+            Some(Ok(prepared)) => prepared,
+        };
         if !matches!(event, Event::DocumentExchangeException(_)) {
             let envelope = event.envelope();
             let doc_type = envelope.trading_grid_document.as_ref().map_or("", |d| d.document_type.as_str());
@@ -635,7 +641,9 @@ impl Inbound {
     /// after a crash, or sent again), retrying transient failures.
     async fn publish(&self, event: &Event) -> Publish {
         let id = &event.envelope().event_id;
-        let Some(seen) = retry_logged(&self.shutdown, &self.retry, "reading the published events", || self.published.contains(id)).await
+        let Some(seen) =
+            retry_logged(&self.shutdown, &self.retry, "reading the published events", || self.published.contains(id))
+                .await
         else {
             return Publish::Shutdown;
         };
@@ -644,14 +652,24 @@ impl Inbound {
             return Publish::Done;
         }
         let permanent = |e: &PublishError| !e.is_transient();
-        match retry_until(&self.shutdown, &self.retry, || self.producer.publish(event, None), logged_unless("publishing", permanent)).await {
+        match retry_until(
+            &self.shutdown,
+            &self.retry,
+            || self.producer.publish(event, None),
+            logged_unless("publishing", permanent),
+        )
+        .await
+        {
             None => return Publish::Shutdown,
             Some(Err(e)) => return Publish::Refused(e.to_string()),
             Some(Ok(_)) => {}
         }
         // A crash right here is the one window left: the event goes out again
         // on the next start, under the same id, which consumers deduplicate.
-        match retry_logged(&self.shutdown, &self.retry, "recording a published event", || self.published.record(id, "tg-producer")).await
+        match retry_logged(&self.shutdown, &self.retry, "recording a published event", || {
+            self.published.record(id, "tg-producer")
+        })
+        .await
         {
             Some(()) => Publish::Done,
             None => Publish::Shutdown,
@@ -662,7 +680,9 @@ impl Inbound {
     /// before the file's turn, while the file before it publishes. `None` on shutdown.
     async fn controls_of(&self, keys: Vec<Option<String>>) -> Option<Controls> {
         let named: Vec<String> = keys.iter().flatten().cloned().collect();
-        let last = retry_logged(&self.shutdown, &self.retry, "reading control numbers", || self.received.last_all(&named)).await?;
+        let last =
+            retry_logged(&self.shutdown, &self.retry, "reading control numbers", || self.received.last_all(&named))
+                .await?;
         Some(Controls { keys, last })
     }
 
@@ -693,7 +713,12 @@ impl Inbound {
                 .map(|(index, key, previous)| async move {
                     let publish = || self.producer.publish_prepared(&events[index], None);
                     let permanent = |e: &PublishError| !e.is_transient();
-                    (index, key, previous, retry_until(&self.shutdown, &self.retry, publish, logged_unless("publishing", permanent)).await)
+                    (
+                        index,
+                        key,
+                        previous,
+                        retry_until(&self.shutdown, &self.retry, publish, logged_unless("publishing", permanent)).await,
+                    )
                 })
                 .buffer_unordered(PUBLISHES_IN_FLIGHT);
             let (mut outcome, mut handover) = (Publish::Done, Handover::default());
@@ -781,7 +806,10 @@ impl Inbound {
         let published = if unsure.is_empty() {
             Default::default()
         } else {
-            retry_logged(&self.shutdown, &self.retry, "reading the published events", || self.published.contained(&unsure)).await?
+            retry_logged(&self.shutdown, &self.retry, "reading the published events", || {
+                self.published.contained(&unsure)
+            })
+            .await?
         };
         let is_published = |id: &String| before.events.contains(id) || published.contains(id);
         let fresh: Vec<(usize, Option<String>, Option<String>)> = keys

@@ -9,13 +9,13 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::StreamExt;
 use gridsync_core::kafka::{EventProducer, PublishError};
+use gridsync_core::retry::{logged_unless, retry_logged, retry_until, Backoff};
 use gridsync_schemas::{
     events::{ExceptionKind, Severity},
     Event, Timestamp,
 };
 use gridsync_store::{SourceStates, Store, StoreError};
 use gridsync_trading_grid::lens::{parse_lens_time, LensClient, LensError, LensTransaction, SearchQuery};
-use gridsync_core::retry::{logged_unless, retry_logged, retry_until, Backoff};
 use tokio_util::sync::CancellationToken;
 
 use crate::{

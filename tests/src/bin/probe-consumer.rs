@@ -28,9 +28,7 @@ use std::{
 use clap::Parser;
 use gridsync_core::{
     config::{KafkaArgs, TelemetryArgs},
-    kafka::{
-        run_consumer, ConsumerServices, ConsumerSettings, EventProducer, Handler, HandlerError, Backoff, Record,
-    },
+    kafka::{run_consumer, Backoff, ConsumerServices, ConsumerSettings, EventProducer, Handler, HandlerError, Record},
     registry::EventDecoder,
     shutdown,
     telemetry::{self, Health, Metrics},

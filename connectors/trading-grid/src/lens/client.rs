@@ -145,7 +145,8 @@ impl LensClient {
             .build()
             .map_err(|e| LensError::Config(format!("building the HTTP client: {e}")))?;
         let tokens = Arc::new(TokenSource::new(http.clone(), token_url, Grant::Basic, client_id, args.secret()?));
-        let retry = Backoff { max: Duration::from_millis(args.max_backoff_ms), ..DEFAULT_BACKOFF }.giving_up_after(args.max_attempts.max(1));
+        let retry = Backoff { max: Duration::from_millis(args.max_backoff_ms), ..DEFAULT_BACKOFF }
+            .giving_up_after(args.max_attempts.max(1));
         let limiter = RateLimiter::new(args.requests_per_second, 2);
         Ok(LensClient {
             transport: Transport::new(http, Some(tokens), limiter, retry),
