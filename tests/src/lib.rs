@@ -393,21 +393,49 @@ pub fn x12_purchase_orders(sender: &str, interchange: usize, po_numbers: &[Strin
 pub const TG_PRODUCER_BASE_BYTES: u64 = 128 << 20;
 pub const TG_PRODUCER_BYTES_PER_FILE_BYTE: u64 = 16;
 
+/// How often the `wait_*` helpers ask again.
+const POLL: Duration = Duration::from_millis(50);
+
 /// Polls `check` until it returns true or `timeout` passes.
 pub async fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     wait_for(timeout, || std::future::ready(check())).await
 }
 
 /// [`wait_until`] for a check that awaits (a metric, the store).
-pub async fn wait_for<F: std::future::Future<Output = bool>>(timeout: Duration, mut check: impl FnMut() -> F) -> bool {
+pub async fn wait_for<F: std::future::Future<Output = bool>>(timeout: Duration, check: impl FnMut() -> F) -> bool {
+    poll_until(timeout, check, |done| *done).await
+}
+
+/// Asks `check` until it answers `Some` (what the wait is for: a log that grew long enough, an
+/// answer that is not 503), `None` once `timeout` passed without one.
+pub async fn wait_for_some<T, F: std::future::Future<Output = Option<T>>>(
+    timeout: Duration,
+    check: impl FnMut() -> F,
+) -> Option<T> {
+    poll_until(timeout, check, Option::is_some).await
+}
+
+/// Reads `read` until what it reads is `done`, or `timeout` passes: the last value read either
+/// way, for the assertion after it to show what was seen.
+pub async fn poll_until<T, F: std::future::Future<Output = T>>(
+    timeout: Duration,
+    mut read: impl FnMut() -> F,
+    done: impl Fn(&T) -> bool,
+) -> T {
     let started = Instant::now();
-    while started.elapsed() < timeout {
-        if check().await {
-            return true;
+    loop {
+        let value = read().await;
+        if done(&value) || started.elapsed() >= timeout {
+            return value;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(POLL).await;
     }
-    check().await
+}
+
+/// Whether the binary answering at `url` (its `/readyz`, or its `/metrics` beside it) says it is ready.
+pub async fn is_ready(url: &str) -> bool {
+    let readyz = url.replace("/metrics", "/readyz");
+    reqwest::get(&readyz).await.is_ok_and(|r| r.status().is_success())
 }
 
 /// The lines a probe consumer wrote: `event_id topic partition offset`.

@@ -14,7 +14,9 @@ use gridsync_amplience::{
     DeliveryKey, ManagementClient, NewContentItem, Secret,
 };
 use gridsync_schemas::{codec, events::Event, EventType};
-use gridsync_tests::{free_port, metric_value, payload, read_topic, workspace_binary, Broker, Pipeline};
+use gridsync_tests::{
+    free_port, is_ready, metric_value, payload, read_topic, wait_for, wait_for_some, workspace_binary, Broker, Pipeline,
+};
 
 mod common;
 use common::postgres_schema_url;
@@ -86,14 +88,9 @@ impl Harness {
             dir,
             _stop_sim: stop.drop_guard(),
         };
-        let ready_url = harness.metrics_url.replace("/metrics", "/readyz");
-        for _ in 0..600 {
-            if reqwest::get(&ready_url).await.is_ok_and(|r| r.status().is_success()) {
-                return harness;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("amp-producer not ready:\n{}", harness.log());
+        let ready = wait_for(Duration::from_secs(30), || is_ready(&harness.metrics_url)).await;
+        assert!(ready, "amp-producer not ready:\n{}", harness.log());
+        harness
     }
 
     /// SIGKILLs the producer and starts it again on the same ports and store.
@@ -111,12 +108,9 @@ impl Harness {
         let log = self.dir.path().join("replica.log");
         let mut child =
             spawn_producer(&self.pipeline, &self.sim.url(), &self.config.hub_id, (listen, metrics), store_url, &log);
-        let ready_url = format!("http://127.0.0.1:{metrics}/readyz");
-        for _ in 0..600 {
-            if reqwest::get(&ready_url).await.is_ok_and(|r| r.status().is_success()) {
-                return (child, format!("http://127.0.0.1:{listen}/webhooks/amplience"));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let metrics_url = format!("http://127.0.0.1:{metrics}/metrics");
+        if wait_for(Duration::from_secs(30), || is_ready(&metrics_url)).await {
+            return (child, format!("http://127.0.0.1:{listen}/webhooks/amplience"));
         }
         let _ = child.kill();
         let _ = child.wait();
@@ -157,12 +151,13 @@ impl Harness {
 
     /// Waits until the simulator has finished `count` deliveries.
     async fn deliveries(&self, count: usize) -> Vec<Value> {
-        for _ in 0..600 {
+        let finished = wait_for_some(Duration::from_secs(30), || async {
             let log = self.webhook_log().await;
-            if log.len() >= count {
-                return log;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            (log.len() >= count).then_some(log)
+        })
+        .await;
+        if let Some(log) = finished {
+            return log;
         }
         panic!("{count} webhook deliveries did not finish: {:?}\n{}", self.webhook_log().await, self.log());
     }
@@ -384,16 +379,18 @@ async fn replicas_sharing_postgresql_publish_each_delivery_once_however_it_is_re
         let client = client.clone();
         async move {
             let signature = sign(body.as_bytes(), &Secret::new(SECRET));
-            for _ in 0..100 {
+            let accepted = wait_for_some(Duration::from_secs(10), || async {
                 let answer =
                     client.post(&url).header(SIGNATURE_HEADER, &signature).body(body.clone()).send().await.unwrap();
                 if answer.status() == 200 {
-                    return answer.json::<Value>().await.unwrap()["eventId"].as_str().unwrap_or_default().to_owned();
+                    return Some(
+                        answer.json::<Value>().await.unwrap()["eventId"].as_str().unwrap_or_default().to_owned(),
+                    );
                 }
                 assert_eq!(answer.status(), 503, "busy elsewhere is 503");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            panic!("never accepted");
+                None
+            });
+            accepted.await.expect("never accepted")
         }
     };
     let attempts = deliveries.iter().flat_map(|body| {
@@ -442,14 +439,11 @@ async fn a_webhook_while_kafka_is_down_gets_503_and_succeeds_on_redelivery() {
     // Amplience sends it again until it is accepted. The refused attempt's
     // record may reach Kafka first: the redelivery then finds it and does not
     // publish a second one.
-    let mut accepted = h.post(body.as_bytes(), Some(&signature)).await;
-    for _ in 0..60 {
-        if accepted.status() != 503 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        accepted = h.post(body.as_bytes(), Some(&signature)).await;
-    }
+    let accepted = wait_for_some(Duration::from_secs(30), || async {
+        let answer = h.post(body.as_bytes(), Some(&signature)).await;
+        (answer.status() != 503).then_some(answer)
+    });
+    let accepted = accepted.await.unwrap_or_else(|| panic!("refused with 503 for 30 s:\n{}", h.log()));
     assert_eq!(accepted.status(), 200, "{}", h.log());
     let answer: Value = accepted.json().await.unwrap();
     assert!(answer["status"] == "published" || answer["status"] == "duplicate", "{answer}");
@@ -607,13 +601,12 @@ async fn amp_producer_sigkilled_again_and_again_mid_burst_publishes_every_webhoo
             let (client, url, answered) = (client.clone(), url.clone(), answered.clone());
             tokio::spawn(async move {
                 let signature = sign(body.as_bytes(), &Secret::new(SECRET));
-                loop {
+                let accepted = wait_for(Duration::from_secs(300), || async {
                     let sent = client.post(&url).header(SIGNATURE_HEADER, &signature).body(body.clone()).send().await;
-                    if sent.is_ok_and(|answer| answer.status() == 200) {
-                        answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    sent.is_ok_and(|answer| answer.status() == 200)
+                });
+                if accepted.await {
+                    answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             })
         })

@@ -10,7 +10,7 @@ use std::{collections::HashSet, process::Command, time::Duration};
 
 use common::{browser::Browser, fixture, kill, stop, World};
 use gridsync_schemas::{catalog, codec};
-use gridsync_tests::{free_port, payload, read_all, wait_until, workspace_binary};
+use gridsync_tests::{free_port, payload, read_all, wait_for_some, wait_until, workspace_binary};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
 
@@ -46,18 +46,18 @@ fn position(steps: &[(String, String)], event_type: &str, action: &str) -> usize
 
 /// Waits (up to two minutes) until the order's lineage holds `done`; returns it.
 async fn lineage_until(w: &World, view: &str, what: &str, done: impl Fn(&[(String, String)]) -> bool) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..1200 {
-        if let Ok(response) = reqwest::get(format!("{view}/api/lineage?ref={PO}&limit=500")).await {
-            if let Ok(answer) = response.json::<Value>().await {
-                if answer.get("events").is_some() && done(&steps(&answer)) {
-                    return answer;
-                }
-                last = answer;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let lineage = || async {
+        let answer: Value =
+            reqwest::get(format!("{view}/api/lineage?ref={PO}&limit=500")).await.ok()?.json().await.ok()?;
+        Some(answer)
+    };
+    let complete = wait_for_some(Duration::from_secs(120), || async {
+        lineage().await.filter(|answer| answer.get("events").is_some() && done(&steps(answer)))
+    });
+    if let Some(answer) = complete.await {
+        return answer;
     }
+    let last = lineage().await.unwrap_or_default();
     let last = if last.get("events").is_some() { format!("{:#?}", steps(&last)) } else { last.to_string() };
     panic!("{what}: never in the lineage: {last}\n{}", w.logs());
 }
@@ -90,16 +90,15 @@ fn cli(store_url: &str, args: &[&str]) -> Value {
 
 /// Waits until the audit store holds exactly the events on the topics: none lost, none twice.
 async fn recorded_everything(w: &World, store_url: &str) -> HashSet<String> {
-    let mut on_topics = HashSet::new();
-    for _ in 0..60 {
-        on_topics = event_ids_on_topics(w);
+    let recorded = wait_for_some(Duration::from_secs(30), || async {
+        let on_topics = event_ids_on_topics(w);
         let counts = cli(store_url, &["counts"]);
-        if counts["events"].as_u64() == Some(on_topics.len() as u64) {
-            return on_topics;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!("the audit store never held the {} events on the topics\n{}", on_topics.len(), w.logs());
+        (counts["events"].as_u64() == Some(on_topics.len() as u64)).then_some(on_topics)
+    });
+    recorded.await.unwrap_or_else(|| {
+        let on_topics = event_ids_on_topics(w).len();
+        panic!("the audit store never held the {on_topics} events on the topics\n{}", w.logs())
+    })
 }
 
 #[tokio::test(flavor = "multi_thread")]

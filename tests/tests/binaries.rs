@@ -11,7 +11,9 @@ use std::{
 
 use gridsync_core::kafka::{Backoff, ConsumerSettings};
 use gridsync_schemas::{catalog::catalog, EventType};
-use gridsync_tests::{free_port, metric_sum, pipeline_binaries, unique_prefix, wait_until, workspace_binary, Broker};
+use gridsync_tests::{
+    free_port, metric_sum, pipeline_binaries, poll_until, unique_prefix, wait_until, workspace_binary, Broker,
+};
 use nix::{sys::signal, unistd::Pid};
 
 fn gridsync(args: &[&str], broker: &Broker, prefix: &str) -> Output {
@@ -134,14 +136,10 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
     for (name, port, _) in &running {
         let base = format!("http://127.0.0.1:{port}");
         for (path, what) in [("healthz", "alive"), ("readyz", "ready")] {
-            let mut status = None;
-            for _ in 0..600 {
-                status = get(&format!("{base}/{path}")).await.map(|r| r.0);
-                if status == Some(200) {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            let url = format!("{base}/{path}");
+            let status =
+                poll_until(Duration::from_secs(60), || async { get(&url).await.map(|r| r.0) }, |s| *s == Some(200));
+            let status = status.await;
             assert_eq!(status, Some(200), "{name} never became {what}");
         }
     }
@@ -174,21 +172,18 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
     for name in ["audit"] {
         let want: BTreeSet<&str> = types_of(name).into_iter().collect();
         let port = running.iter().find(|(n, ..)| *n == format!("{name}-consumer")).map(|(_, p, _)| *p).unwrap();
-        let mut seen = BTreeSet::new();
-        for _ in 0..600 {
-            let metrics = get(&format!("http://127.0.0.1:{port}/metrics")).await.map(|r| r.1).unwrap_or_default();
-            seen = metrics
+        let read = || async { get(&format!("http://127.0.0.1:{port}/metrics")).await.map(|r| r.1).unwrap_or_default() };
+        let recorded = |metrics: &String| -> BTreeSet<String> {
+            metrics
                 .lines()
                 .filter(|l| l.starts_with("gridsync_audit_events_recorded_total{"))
                 .filter_map(|l| l.split("event_type=\"").nth(1)?.split('"').next().map(str::to_owned))
-                .collect();
-            if seen.len() >= want.len() {
-                assert!(metrics.contains("gridsync_records_in_total{"), "{name} exports records_in");
-                assert!(metrics.contains("gridsync_processing_seconds_bucket{"), "{name} exports latency");
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+                .collect()
+        };
+        let metrics = poll_until(Duration::from_secs(60), read, |m| recorded(m).len() >= want.len()).await;
+        let seen = recorded(&metrics);
+        assert!(metrics.contains("gridsync_records_in_total{"), "{name} exports records_in");
+        assert!(metrics.contains("gridsync_processing_seconds_bucket{"), "{name} exports latency");
         assert_eq!(
             seen.iter().map(String::as_str).collect::<BTreeSet<_>>(),
             want,
@@ -213,14 +208,12 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
             let url = url.clone();
             async move { metric_sum(&url, "gridsync_records_processed_total", &format!("outcome=\"{outcome}\"")).await }
         };
-        let mut handled = (0.0, 0.0);
-        for _ in 0..600 {
-            handled = (processed("ok").await, processed("skipped").await);
-            if handled == expected {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let handled = poll_until(
+            Duration::from_secs(60),
+            || async { (processed("ok").await, processed("skipped").await) },
+            |handled| *handled == expected,
+        )
+        .await;
         let log = std::fs::read_to_string(logs.path().join(format!("{name}.log"))).unwrap_or_default();
         assert_eq!(handled, expected, "{name}: records handled and skipped\n{log}");
         let performed = metric_sum(&url, "gridsync_flow_side_effects_total", "").await;
@@ -246,27 +239,20 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
             r#"event_type="DeliveryPerformed",outcome="new""#,
         )
     };
-    for _ in 0..600 {
-        if reported().await >= 1.0 + effects {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(reported().await, 1.0 + effects, "the demo's DeliveryPerformed and one per side effect");
+    let reported = poll_until(Duration::from_secs(60), reported, |n| *n >= 1.0 + effects).await;
+    assert_eq!(reported, 1.0 + effects, "the demo's DeliveryPerformed and one per side effect");
 
     // Each consumer says what it is doing (`/status`): its group, its partitions, nothing held.
     for spec in &catalog.consumers {
         let name = format!("{}-consumer", spec.name);
         let port = running.iter().find(|(n, ..)| *n == name).map(|(_, p, _)| *p).unwrap();
-        let mut status = serde_json::Value::Null;
-        for _ in 0..300 {
+        let read = || async {
             let (_, text) = get(&format!("http://127.0.0.1:{port}/status")).await.unwrap();
-            status = serde_json::from_str(&text).unwrap();
-            if status["consumer"]["assigned"].as_object().is_some_and(|a| !a.is_empty()) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()
+        };
+        let assigned =
+            |status: &serde_json::Value| status["consumer"]["assigned"].as_object().is_some_and(|a| !a.is_empty());
+        let status = poll_until(Duration::from_secs(30), read, assigned).await;
         assert_eq!(status["ready"], true, "{name}: {status}");
         assert_eq!(status["component"], spec.name.as_str(), "{name}: {status}");
         assert_eq!(status["consumer"]["group"], spec.group_id.as_str(), "{name}: {status}");
@@ -305,14 +291,7 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
         let sum: f64 = lines.iter().filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum();
         (lines.len(), sum)
     };
-    let mut lag = (0, f64::NAN);
-    for _ in 0..300 {
-        lag = audit_lag().await;
-        if lag.0 > 0 && lag.1 == 0.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let lag = poll_until(Duration::from_secs(30), audit_lag, |lag| lag.0 > 0 && lag.1 == 0.0).await;
     assert!(lag.0 > 0 && lag.1 == 0.0, "the audit group's lag as the broker has it: {lag:?}");
     let (_, exported) = get(&lag_url).await.unwrap();
     for spec in &catalog.consumers {
@@ -329,15 +308,11 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
     let urls: Vec<String> = running.iter().map(|(_, port, _)| format!("http://127.0.0.1:{port}/metrics")).collect();
     let used = used_metric_names();
     assert!(used.len() >= 15, "the rules and dashboards name {used:?}");
-    let mut missing = BTreeSet::new();
-    for _ in 0..300 {
+    let missing = || async {
         let exported = exported_metric_names(&urls).await;
-        missing = used.difference(&exported).cloned().collect();
-        if missing.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        used.difference(&exported).cloned().collect::<BTreeSet<_>>()
+    };
+    let missing = poll_until(Duration::from_secs(30), missing, BTreeSet::is_empty).await;
     assert!(missing.is_empty(), "used in deploy/prometheus or deploy/grafana but exported by no binary: {missing:?}");
 
     for (_, _, child) in &running {

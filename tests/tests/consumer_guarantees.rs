@@ -21,7 +21,8 @@ use gridsync_schemas::{
     Event, EventType,
 };
 use gridsync_tests::{
-    free_port, metric_value, payload, processed_lines, read_topic, unique_prefix, wait_until, Broker,
+    free_port, metric_value, payload, poll_until, processed_lines, read_topic, unique_prefix, wait_for, wait_until,
+    Broker,
 };
 use nix::{sys::signal, unistd::Pid};
 use rdkafka::{message::OwnedHeaders, Message};
@@ -286,14 +287,11 @@ async fn bad_records_are_dead_lettered_with_context_and_the_records_after_them_f
 
     // Lag comes from librdkafka's statistics: wait for the partition's gauge.
     let lag_line = format!("partition=\"{}\"", offsets[0].0);
-    let mut metrics = String::new();
-    for _ in 0..100 {
-        metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
-        if metrics.lines().any(|l| l.starts_with("gridsync_consumer_lag{") && l.contains(&lag_line)) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let read =
+        || async { reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap() };
+    let has_lag =
+        |metrics: &String| metrics.lines().any(|l| l.starts_with("gridsync_consumer_lag{") && l.contains(&lag_line));
+    let metrics = poll_until(Duration::from_secs(10), read, has_lag).await;
     let value = |fragments: &[&str]| sample_value(&metrics, fragments);
     assert_eq!(value(&["gridsync_dead_letters_total{", "stage=\"DECODE\""]), Some(1.0), "{metrics}");
     assert_eq!(value(&["gridsync_dead_letters_total{", "stage=\"PROCESS\""]), Some(1.0));
@@ -436,14 +434,10 @@ async fn consumers_joining_and_leaving_the_group_share_the_work_and_lose_nothing
     let b_metrics = free_port();
     let mut b = s.spawn_probe_writing(&out_b, 10, Some(b_metrics));
     let b_url = format!("http://127.0.0.1:{b_metrics}/metrics");
-    let mut assigned = false;
-    for _ in 0..900 {
-        if metric_value(&b_url, "gridsync_rebalances_total", r#"kind="assign""#).await >= 1.0 {
-            assigned = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let assigned = wait_for(Duration::from_secs(90), || async {
+        metric_value(&b_url, "gridsync_rebalances_total", r#"kind="assign""#).await >= 1.0
+    })
+    .await;
     assert!(assigned, "b was never assigned partitions");
     published.extend(s.publish_many_from(600, 600).await);
     assert!(
@@ -611,14 +605,10 @@ async fn a_revoked_partition_is_not_handed_on_while_its_record_is_in_hand() {
     // The partition moves (or comes back) only once a is done with it. Both write to the same files.
     let mut b = s.spawn_probe(0, None);
     let a_url = format!("http://127.0.0.1:{a_metrics}/metrics");
-    let mut revoking = false;
-    for _ in 0..900 {
-        if metric_value(&a_url, "gridsync_rebalances_total", r#"kind="revoke""#).await >= 1.0 {
-            revoking = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let revoking = wait_for(Duration::from_secs(90), || async {
+        metric_value(&a_url, "gridsync_rebalances_total", r#"kind="revoke""#).await >= 1.0
+    })
+    .await;
     assert!(revoking, "b's joining made a give its partitions up");
     // While a's handler is still in the record, nobody may begin it again (a rebalance
     // completes in well under three seconds when nothing holds it back).

@@ -4,7 +4,7 @@ use std::{process::Command, time::Duration};
 
 use gridsync_core::kafka::{dead_letter, headers};
 use gridsync_schemas::{codec, samples::sample, EventType};
-use gridsync_tests::{payload, read_topic, workspace_binary, Pipeline};
+use gridsync_tests::{payload, read_topic, wait_for_some, workspace_binary, Pipeline};
 use rdkafka::{
     message::{Header, OwnedHeaders},
     Message,
@@ -95,15 +95,10 @@ async fn a_redrive_that_fails_part_way_resumes_after_what_it_re_drove() {
     let topic = rdkafka::admin::NewTopic::new(&missing, 1, rdkafka::admin::TopicReplication::Fixed(1));
     admin.create_topics(&[topic], &rdkafka::admin::AdminOptions::new()).await.unwrap();
     // Run again: the first letter is not re-driven twice; the rest go out.
-    let mut resumed = (false, String::new(), String::new());
-    for _ in 0..20 {
-        resumed = redrive(&pipeline);
-        if resumed.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await; // the new topic's metadata spreading
-    }
-    assert!(resumed.0, "{resumed:?}");
+    // Until the new topic's metadata has spread.
+    let resumed =
+        wait_for_some(Duration::from_secs(10), || std::future::ready(Some(redrive(&pipeline)).filter(|r| r.0)));
+    let resumed = resumed.await.unwrap_or_else(|| panic!("{:?}", redrive(&pipeline)));
     assert!(resumed.1.contains("re-drove 2 dead letters"), "{}", resumed.1);
     assert_eq!(read_topic(&pipeline.broker.brokers(), &invoices, 3, Duration::from_secs(3)).unwrap().len(), 2);
     assert_eq!(read_topic(&pipeline.broker.brokers(), &missing, 2, Duration::from_secs(3)).unwrap().len(), 1);

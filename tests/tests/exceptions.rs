@@ -173,11 +173,10 @@ async fn a_failure_handled_after_the_success_that_clears_it_resolves_its_task_at
     };
     w.pipeline.producer.publish(&success, None).await.unwrap();
     let orders = w.pipeline.topic(EventType::PurchaseOrderReceived).to_owned();
-    let started = std::time::Instant::now();
-    while gridsync_tests::metric_value(&metrics, "gridsync_records_processed_total", &orders).await < 1.0 {
-        assert!(started.elapsed() < std::time::Duration::from_secs(60), "the success was never handled");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let handled = gridsync_tests::wait_for(std::time::Duration::from_secs(60), || async {
+        gridsync_tests::metric_value(&metrics, "gridsync_records_processed_total", &orders).await >= 1.0
+    });
+    assert!(handled.await, "the success was never handled");
 
     // Learned of a minute before the success: opened and resolved.
     w.pipeline.producer.publish(&failure(77, 60_000), None).await.unwrap();

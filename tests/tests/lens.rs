@@ -17,7 +17,10 @@ use gridsync_schemas::{
     events::{DocumentStatus, Event},
     EventType,
 };
-use gridsync_tests::{free_port, metric_value, payload, read_all, read_topic, wait_until, workspace_binary, Pipeline};
+use gridsync_tests::{
+    free_port, metric_value, payload, poll_until, read_all, read_topic, wait_for, wait_until, workspace_binary,
+    Pipeline,
+};
 use gridsync_tg_sim::{
     partner::{self, PartnerConfig},
     SimConfig, Simulator,
@@ -168,14 +171,10 @@ async fn status_changes_become_events_once_and_the_partner_loop_closes() {
     let producer = spawn_producer(&pipeline, &sim, dir.path(), port);
     let metrics = format!("http://127.0.0.1:{port}/metrics");
     let published = |labels: &'static str| metric_value(&metrics, "gridsync_tg_lens_events_total", labels);
-    let mut ready = false;
-    for _ in 0..300 {
-        if published("DocumentStatusChanged").await >= 2.0 && published("DocumentExchangeException").await >= 1.0 {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let ready = wait_for(Duration::from_secs(30), || async {
+        published("DocumentStatusChanged").await >= 2.0 && published("DocumentExchangeException").await >= 1.0
+    })
+    .await;
     let log = std::fs::read_to_string(dir.path().join("producer.log")).unwrap_or_default();
     assert!(ready, "{log}");
 
@@ -249,9 +248,8 @@ async fn status_changes_become_events_once_and_the_partner_loop_closes() {
     assert!(wait_until(Duration::from_secs(30), || answered.is_file()).await, "the partner's 997 was processed");
     // The topic also holds the status changes of everything the partner picked up.
     let topic = pipeline.topic(EventType::FunctionalAckReceived);
-    let mut acks = Vec::new();
-    for _ in 0..10 {
-        acks = read_topic(&pipeline.broker.brokers(), topic, 100, Duration::from_secs(2))
+    let read = || {
+        let acks: Vec<_> = read_topic(&pipeline.broker.brokers(), topic, 100, Duration::from_secs(2))
             .unwrap()
             .iter()
             .filter_map(|m| match codec.decode(payload(m)).unwrap().event {
@@ -259,10 +257,9 @@ async fn status_changes_become_events_once_and_the_partner_loop_closes() {
                 _ => None,
             })
             .collect();
-        if !acks.is_empty() {
-            break;
-        }
-    }
+        std::future::ready(acks)
+    };
+    let acks = poll_until(Duration::from_secs(20), read, |acks| !acks.is_empty()).await;
     // One 997 transaction set per group of the interchange: the 850's and the 810's (keyed
     // apart, so in either order).
     let mut groups: Vec<(&str, Option<&str>)> = acks

@@ -28,7 +28,7 @@ use gridsync_schemas::{
     samples::sample,
     Event, EventType,
 };
-use gridsync_tests::{free_port, payload, read_topic, workspace_binary, Pipeline};
+use gridsync_tests::{free_port, payload, poll_until, read_topic, wait_for, workspace_binary, Pipeline};
 use rdkafka::Message;
 use serde_json::{json, Value};
 
@@ -217,20 +217,13 @@ async fn edi_documents_become_notifications_from_approved_templates() {
     .into_iter()
     .map(|(a, n)| (a.to_owned(), n))
     .collect();
-    let mut items = Vec::new();
-    for _ in 0..600 {
-        items = h.items("gridsync/").await;
+    let all_made = |items: &Vec<Value>| {
         let suppressing: usize =
             items.iter().filter_map(|i| i["item"]["body"]["orders"].as_array().map(Vec::len)).sum();
-        let list_done = suppressing == 4;
-        if list_done
-            && count_by_action(&items.iter().filter(|i| !action_of(i).is_empty()).cloned().collect::<Vec<_>>())
-                == expected
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        let messages: Vec<Value> = items.iter().filter(|i| !action_of(i).is_empty()).cloned().collect();
+        suppressing == 4 && count_by_action(&messages) == expected
+    };
+    let items = poll_until(Duration::from_secs(60), || h.items("gridsync/"), all_made).await;
     let messages: Vec<Value> = items.iter().filter(|i| !action_of(i).is_empty()).cloned().collect();
     assert_eq!(count_by_action(&messages), expected, "{}", h.log("consumer"));
     // An item is reported once it is whole (created, and in its workflow state): read them again
@@ -358,33 +351,22 @@ async fn killed_and_parallel_consumers_create_every_item_exactly_once_through_am
     let mut first = h.consumer("first", &[]);
     let second = h.consumer("second", &[]);
     // Mid-stream: some items exist, most do not yet.
-    let mut started = false;
-    for _ in 0..1200 {
-        if h.items("gridsync/order-confirmation").await.len() >= 5 {
-            started = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let started =
+        wait_for(Duration::from_secs(120), || async { h.items("gridsync/order-confirmation").await.len() >= 5 }).await;
     assert!(started, "{}", h.log("first"));
     first.kill().unwrap();
     first.wait().unwrap();
     let restarted = h.consumer("restarted", &[]);
 
-    let mut done = false;
-    for _ in 0..1200 {
+    let done = wait_for(Duration::from_secs(120), || async {
         let items = h.items("gridsync/").await;
         let counts = count_by_action(&items);
         let entries: usize = items.iter().filter_map(|i| i["item"]["body"]["orders"].as_array().map(Vec::len)).sum();
-        if counts.get("order-confirmation") == Some(&(ORDERS as usize))
+        counts.get("order-confirmation") == Some(&(ORDERS as usize))
             && counts.get("customer-notification") == Some(&(ORDERS as usize))
             && entries == ORDERS as usize
-        {
-            done = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     assert!(done, "{:?}\n{}", count_by_action(&h.items("gridsync/").await), h.log("restarted"));
     stop(second).await;
     stop(restarted).await;
@@ -451,11 +433,8 @@ async fn a_report_that_reached_kafka_before_a_crash_is_not_sent_again() {
 
     let consumer = h.consumer("consumer", &[]);
     // Its other two side effects are performed and reported; this one is only noted.
-    let mut tries = 0;
-    while ledger.get(&key).await.unwrap().is_some_and(|p| !p.reported) && tries < 600 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        tries += 1;
-    }
+    let reported = || async { ledger.get(&key).await.unwrap().is_none_or(|p| p.reported) };
+    wait_for(Duration::from_secs(60), reported).await;
     assert!(ledger.get(&key).await.unwrap().unwrap().reported, "{}", h.log("consumer"));
     assert_eq!(h.deliveries(3).len(), 3, "the other two side effects reported");
     stop(consumer).await;

@@ -4,7 +4,6 @@
 //! SFTP), which this crate reads safely, and writes outbound ones there. Its
 //! one REST API is read-only visibility: the Lens transaction search.
 
-pub mod documents;
 pub mod lens;
 pub mod mailbox;
 pub mod partners;

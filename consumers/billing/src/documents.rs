@@ -14,15 +14,13 @@ use gridsync_edi::{
     Standard,
 };
 use gridsync_flow::{effects::Outcome, partners, partners::PartnerProfile, scheduler, FlowError, SideEffect};
+use gridsync_outbound::{DocumentError, Numbered};
 use gridsync_schemas::events::{
     AckStatus, DeliveryOutcome, Direction, DisputeResolved, DocumentStatus, DocumentStatusChanged, EdiStandard,
     ExceptionKind, FunctionalAckReceived, PaymentConfirmed, TradingGridDocumentRef,
 };
 use gridsync_store::Timer;
-use gridsync_trading_grid::{
-    documents::{DocumentError, Numbered},
-    mailbox::OutboundMailbox,
-};
+use gridsync_trading_grid::mailbox::OutboundMailbox;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -62,7 +60,7 @@ pub(crate) struct AckTimer {
     pub control_number: u32,
 }
 
-/// Writes a document: the standard, us, the partner, and its envelope's number.
+/// Writes a document: the standard, gridsync's own party, the partner, and its envelope's number.
 type Build<'a> = Box<dyn FnOnce(Standard, PartyId, PartyId, Numbered) -> Result<Vec<u8>, WriteError> + Send + 'a>;
 
 /// One document to send.
@@ -101,11 +99,11 @@ fn standard(partner: &PartnerProfile) -> Standard {
 
 impl SentDocument {
     /// How the document is named in events about it.
-    fn reference(&self, us: &PartyId, partner: &PartnerProfile) -> TradingGridDocumentRef {
+    fn reference(&self, own_party: &PartyId, partner: &PartnerProfile) -> TradingGridDocumentRef {
         TradingGridDocumentRef {
             standard: if self.standard == "EDIFACT" { EdiStandard::Edifact } else { EdiStandard::X12 },
             document_type: self.document_type.clone(),
-            sender_id: us.id.clone(),
+            sender_id: own_party.id.clone(),
             receiver_id: partner.interchange_id.clone(),
             interchange_control_number: self.control_number.to_string(),
             group_control_number: Some(self.control_number.to_string()),
@@ -138,8 +136,8 @@ impl Billing {
             reference: &payment.payment_reference,
             invoice: &payment.invoice_number,
             document_type,
-            build: Box::new(move |standard, us, them, numbered| {
-                remittance_advice(standard, us, them, &remittance, numbered.control_number, numbered.prepared_at)
+            build: Box::new(move |standard, own_party, them, numbered| {
+                remittance_advice(standard, own_party, them, &remittance, numbered.control_number, numbered.prepared_at)
             }),
         };
         self.send(record, partner, out).await
@@ -176,8 +174,8 @@ impl Billing {
             reference: &dispute.dispute_id,
             invoice: &dispute.invoice_number,
             document_type: adjustment.document_type(standard(partner)),
-            build: Box::new(move |standard, us, them, numbered| {
-                adjustment_advice(standard, us, them, &adjustment, numbered.control_number, numbered.prepared_at)
+            build: Box::new(move |standard, own_party, them, numbered| {
+                adjustment_advice(standard, own_party, them, &adjustment, numbered.control_number, numbered.prepared_at)
             }),
         };
         self.send(record, partner, out).await
@@ -215,7 +213,7 @@ impl Billing {
                     OutboundMailbox::file_name(&partner.id, document_type, &format!("{reference}-{control:09}"), "edi");
                 let sent = SentDocument {
                     document_type: document_type.to_owned(),
-                    standard: gridsync_trading_grid::documents::standard_name(standard).to_owned(),
+                    standard: gridsync_outbound::standard_name(standard).to_owned(),
                     file: file.clone(),
                     control_number: control,
                     kind: kind.to_owned(),
@@ -244,7 +242,7 @@ impl Billing {
                         payload: serde_json::to_string(&payload).map_err(FlowError::own_record)?,
                     })
                     .await?;
-                let bytes = build(standard, self.us.clone(), them, numbered).map_err(written)?;
+                let bytes = build(standard, self.own_party.clone(), them, numbered).map_err(written)?;
                 let written = self.documents.write_numbered(&file, &bytes).await.map_err(outbound)?;
                 Ok(Outcome {
                     external_id: file,
@@ -322,7 +320,7 @@ impl Billing {
                 ExceptionKind::FaRejected,
                 &reason,
                 details,
-                Some(sent.reference(&self.us, partner)),
+                Some(sent.reference(&self.own_party, partner)),
             )
             .await?;
         }
@@ -398,7 +396,7 @@ impl Billing {
             ExceptionKind::FaLate,
             &reason,
             details,
-            Some(sent.reference(&self.us, partner)),
+            Some(sent.reference(&self.own_party, partner)),
         )
         .await?;
         sent.overdue = true;

@@ -23,12 +23,12 @@ use gridsync_flow::{
     clock::Clock, messages, partners::PartnerProfile, Audience, FlowContext, FlowError, FlowHandler, Messages, Raise,
     Send, SideEffect,
 };
+use gridsync_outbound::OutboundDocuments;
 use gridsync_schemas::{
     events::{DisputeResolved, ExceptionKind, InvoiceReceived, OrderLine, PaymentConfirmed, RemittanceAdviceReceived},
     Event, Timestamp,
 };
 use gridsync_store::{FlowRecords, Timers};
-use gridsync_trading_grid::documents::OutboundDocuments;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -64,7 +64,7 @@ pub struct Billing {
     pub timers: Timers,
     pub clock: Clock,
     /// gridsync's own interchange id, the sender of what it writes.
-    pub us: PartyId,
+    pub own_party: PartyId,
 }
 
 /// `<partner>/<reference>`: the key of a partner's invoice, order or document.

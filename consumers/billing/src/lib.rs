@@ -13,7 +13,8 @@ use std::{path::PathBuf, sync::Arc};
 use gridsync_core::app::{AppError, ConsumerDeps};
 use gridsync_edi::write::PartyId;
 use gridsync_flow::{Flow, FlowArgs, FlowContext};
-use gridsync_trading_grid::{documents::OutboundDocuments, mailbox::args::MailboxArgs};
+use gridsync_outbound::OutboundDocuments;
+use gridsync_trading_grid::mailbox::args::MailboxArgs;
 
 /// The consumer's flags beside the runtime's.
 #[derive(Debug, Clone, clap::Args)]
@@ -59,7 +60,7 @@ pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Flow<Arc<flow::Bill
         records: ctx.store.flow_records(&ctx.name),
         timers: ctx.store.timers(&ctx.name),
         clock: ctx.clock(),
-        us: PartyId { qualifier: Some(args.own_interchange_qualifier), id: args.own_interchange_id },
+        own_party: PartyId { qualifier: Some(args.own_interchange_qualifier), id: args.own_interchange_id },
         ctx,
         messages,
         config,

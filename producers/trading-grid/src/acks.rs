@@ -14,10 +14,8 @@ use gridsync_edi::{
     write::{envelope_rejection, functional_ack, interchange_acceptance, AckVerdict},
     EdiError, Interchange, Standard,
 };
-use gridsync_trading_grid::{
-    documents::{standard_name, DocumentError, OutboundDocuments},
-    mailbox::{OutboundMailbox, Written},
-};
+use gridsync_outbound::{standard_name, DocumentError, OutboundDocuments};
+use gridsync_trading_grid::mailbox::{OutboundMailbox, Written};
 
 /// Why an acknowledgement could not be written; `is_transient` says whether trying again helps.
 pub type AckError = DocumentError;

@@ -39,9 +39,8 @@ async fn run(deps: ProducerDeps, args: args::TgArgs) -> Result<(), AppError> {
     };
     // Events published, acknowledgement numbers, Lens progress.
     let store = gridsync_store::Store::connect(&args.store_url).await.map_err(source_error)?;
-    let acks = (!args.inbound.no_acks).then(|| {
-        acks::Acknowledger::new(gridsync_trading_grid::documents::OutboundDocuments::new(store.clone(), outbound))
-    });
+    let acks = (!args.inbound.no_acks)
+        .then(|| acks::Acknowledger::new(gridsync_outbound::OutboundDocuments::new(store.clone(), outbound)));
     let lens_client = if args.lens.is_configured() {
         Some(gridsync_trading_grid::lens::LensClient::new(&args.lens).map_err(source_error)?)
     } else {

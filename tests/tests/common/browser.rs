@@ -37,16 +37,11 @@ impl Browser {
             .unwrap();
         let http = reqwest::Client::new();
         let driver_url = format!("http://127.0.0.1:{port}");
-        let mut ready = false;
-        for _ in 0..100 {
-            if let Ok(r) = http.get(format!("{driver_url}/status")).send().await {
-                if r.json::<Value>().await.is_ok_and(|s| s["value"]["ready"] == true) {
-                    ready = true;
-                    break;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let ready = gridsync_tests::wait_for(Duration::from_secs(10), || async {
+            let Ok(answer) = http.get(format!("{driver_url}/status")).send().await else { return false };
+            answer.json::<Value>().await.is_ok_and(|s| s["value"]["ready"] == true)
+        })
+        .await;
         assert!(ready, "chromedriver never became ready on {driver_url}");
         let capabilities = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
@@ -129,15 +124,7 @@ impl Browser {
     /// Waits (up to ten seconds) until the browser's URL is one `wanted` accepts, as after a
     /// click that submits a form (the click returns before the navigation ends); the URL then.
     pub async fn url_until(&self, wanted: impl Fn(&str) -> bool) -> String {
-        let mut url = self.current_url().await;
-        for _ in 0..100 {
-            if wanted(&url) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            url = self.current_url().await;
-        }
-        url
+        gridsync_tests::poll_until(Duration::from_secs(10), || self.current_url(), |url| wanted(url)).await
     }
 
     pub async fn current_url(&self) -> String {

@@ -227,13 +227,10 @@ impl World {
         assert!(String::from_utf8_lossy(&out.stdout).contains("records will be processed again"), "{out:?}");
         let records = self.records_on_topics(name);
         let (child, metrics) = self.consumer(binary, &format!("{name}-replayed"), extra);
-        let mut processed = 0.0;
-        for _ in 0..1200 {
-            processed = gridsync_tests::metric_sum(&metrics, "gridsync_records_processed_total", "").await;
-            if processed >= records as f64 {
-                return child;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let processed = || gridsync_tests::metric_sum(&metrics, "gridsync_records_processed_total", "");
+        let processed = gridsync_tests::poll_until(Duration::from_secs(120), processed, |n| *n >= records as f64).await;
+        if processed >= records as f64 {
+            return child;
         }
         panic!("{name} processed {processed} of {records} records again\n{}", self.logs());
     }
@@ -261,13 +258,10 @@ impl World {
 
     /// Waits (up to a minute) until the items under `prefix` satisfy `done`; returns them.
     pub async fn items_until(&self, prefix: &str, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let mut items = Vec::new();
-        for _ in 0..600 {
-            items = self.items(prefix).await;
-            if done(&items) {
-                return items;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let items =
+            gridsync_tests::poll_until(Duration::from_secs(60), || self.items(prefix), |items| done(items)).await;
+        if done(&items) {
+            return items;
         }
         panic!("{what}: never came; items under {prefix}: {items:#?}\n{}", self.logs());
     }
@@ -425,13 +419,9 @@ pub fn client_as(url: &str, hub_id: &str, who: (&str, &str)) -> ManagementClient
 /// SIGTERM, then waits (up to 30 s) for a clean exit.
 pub async fn stop(mut child: Child) {
     let _ = signal::kill(Pid::from_raw(child.id() as i32), signal::Signal::SIGTERM);
-    for _ in 0..300 {
-        if child.try_wait().unwrap().is_some() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    if !gridsync_tests::wait_until(Duration::from_secs(30), || child.try_wait().unwrap().is_some()).await {
+        let _ = child.kill();
     }
-    let _ = child.kill();
 }
 
 /// SIGKILL: no goodbye, no offsets committed.

@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDateTime};
 use gridsync_edi::{write::WriteError, Standard};
 use gridsync_store::{Reservation, Store, StoreError};
 
-use crate::mailbox::{MailboxError, OutboundTarget, Written};
+use gridsync_trading_grid::mailbox::{MailboxError, OutboundTarget, Written};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentError {
