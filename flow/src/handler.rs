@@ -26,6 +26,8 @@ impl<F: FlowHandler> FlowHandler for Arc<F> {
 pub struct Flow<F>(pub F);
 
 impl<F: FlowHandler> Handler for Flow<F> {
+    type Input = Record;
+
     async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
         self.0.handle(record).await.map_err(HandlerError::from)
     }

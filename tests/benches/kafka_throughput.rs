@@ -313,6 +313,8 @@ struct Counting {
 }
 
 impl Handler for Counting {
+    type Input = Record;
+
     async fn handle(&self, _record: &Record) -> Result<(), HandlerError> {
         self.first_at.get_or_init(Instant::now);
         if self.seen.fetch_add(1, Ordering::Relaxed) + 1 == self.want {

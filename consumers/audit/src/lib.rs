@@ -13,8 +13,10 @@ pub mod page;
 use std::{net::SocketAddr, sync::Arc};
 
 use gridsync_core::{
-    app::{AppError, ConsumerDeps},
-    kafka::{Handler, HandlerError, Record},
+    app::{AppError, ConsumerDeps, DEFAULT_PARTITION_BUFFER},
+    kafka::{run_consumer, Backoff, ConsumerServices, ConsumerSettings, Handler, HandlerError, Record},
+    registry::EventDecoder,
+    telemetry::Health,
 };
 use gridsync_schemas::catalog;
 use gridsync_store::{audit::AuditLog, Store};
@@ -168,6 +170,8 @@ impl Audit {
 }
 
 impl Handler for Audit {
+    type Input = Record;
+
     async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
         self.handle_batch(std::slice::from_ref(record)).await
     }
@@ -190,6 +194,39 @@ impl Handler for Audit {
         }
         Ok(())
     }
+}
+
+/// How a store that is away is waited for by the dead-letter reader: up to five seconds between
+/// attempts (it holds up nothing but dead letters).
+const DEAD_LETTER_RETRY: Backoff =
+    Backoff::new(std::time::Duration::from_millis(200), std::time::Duration::from_secs(5));
+
+/// Records every dead-letter topic's letters on the consumer loop, as a second consumer of this
+/// process: a group of its own, every dead-letter topic of the catalog, records read raw.
+fn start_dead_letter_reader(deps: &ConsumerDeps, log: AuditLog) -> Result<(), AppError> {
+    let catalog = catalog::catalog()?.with_prefix(&deps.kafka.topic_prefix);
+    let spec = catalog.consumer(&deps.name)?;
+    let mut settings = ConsumerSettings::from_catalog(spec, DEAD_LETTER_RETRY, DEFAULT_PARTITION_BUFFER);
+    settings.name = format!("{}-dead-letters", deps.name);
+    settings.group_id = spec.dead_letter_reader_group();
+    settings.topics = catalog.dead_letter_topics();
+    settings.handles = None;
+    let handler = dead_letters::DeadLetters::new(dead_letters::names_by_group(&catalog), log, &deps.metrics)?;
+    let services = ConsumerServices {
+        decoder: EventDecoder::new(None)?,
+        producer: deps.producer.clone(),
+        metrics: deps.metrics.clone(),
+        // Its own: the process's readiness and `/status` are the audit consumer's.
+        health: Health::default(),
+    };
+    let (kafka, shutdown) = (deps.kafka.clone(), deps.shutdown.clone());
+    tokio::spawn(async move {
+        tracing::info!(topics = ?settings.topics, "recording dead letters");
+        if let Err(e) = run_consumer(&kafka, settings, handler, services, shutdown).await {
+            tracing::error!(error = %e, "the dead-letter reader stopped");
+        }
+    });
+    Ok(())
 }
 
 /// Opens the audit store, starts the dead-letter reader and the audit view.
@@ -218,21 +255,7 @@ pub async fn setup(deps: ConsumerDeps, args: Args) -> Result<Arc<Audit>, AppErro
         tokio::spawn(prune_hourly(log.clone(), args.retention_days, pruned, deps.shutdown.clone()));
     }
 
-    let catalog = catalog::catalog()?.with_prefix(&deps.kafka.topic_prefix);
-    let reader = dead_letters::DeadLetterReader {
-        kafka: deps.kafka.clone(),
-        group: catalog.consumer(&deps.name)?.dead_letter_reader_group(),
-        topics: catalog.dead_letter_topics(),
-        names: dead_letters::names_by_group(&catalog),
-        log: log.clone(),
-        metrics: deps.metrics.clone(),
-    };
-    let shutdown = deps.shutdown.clone();
-    tokio::spawn(async move {
-        if let Err(e) = reader.run(shutdown).await {
-            tracing::error!(error = %e, "the dead-letter reader stopped");
-        }
-    });
+    start_dead_letter_reader(&deps, log.clone())?;
     let names = match &args.partners {
         Some(path) => {
             let profiles = gridsync_trading_grid::partners::PartnerProfiles::load(path).map_err(AppError::other)?;

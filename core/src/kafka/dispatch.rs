@@ -289,6 +289,8 @@ mod tests {
     }
 
     impl Handler for Held {
+        type Input = Record;
+
         async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
             self.seen.lock().map_err(|e| HandlerError::transient("lock", e))?.push(record.offset);
             self.release.notified().await;

@@ -1,11 +1,87 @@
-//! What a consumer's logic is to the consumer loop: a [`Handler`] of decoded [`Record`]s, and
-//! how it says a record failed ([`HandlerError`]: try again, or dead-letter it).
+//! What a consumer's logic is to the consumer loop: a [`Handler`] of decoded [`Record`]s (or of
+//! [`RawRecord`]s, as they are on the topic), and how it says a record failed
+//! ([`HandlerError`]: try again, or dead-letter it).
 
 use std::{future::Future, sync::Arc};
 
 use gridsync_schemas::Event;
+use rdkafka::message::{Headers, Message, OwnedMessage};
 
-use crate::telemetry::TraceContext;
+use super::headers;
+use crate::{registry::EventDecoder, telemetry::TraceContext};
+
+/// What a handler takes of each record, read from the message by the loop.
+pub trait Input: Sized + Send + Sync + 'static {
+    /// Reads `message`. A failure is the record's: retried when transient, dead-lettered (as a
+    /// `DECODE` failure) when permanent.
+    fn read(decoder: &EventDecoder, message: &OwnedMessage) -> impl Future<Output = Result<Self, HandlerError>> + Send;
+
+    /// The span of this record's work for `consumer`, on each of its log lines.
+    fn span(&self, consumer: &str) -> tracing::Span;
+}
+
+impl Input for Record {
+    async fn read(decoder: &EventDecoder, message: &OwnedMessage) -> Result<Self, HandlerError> {
+        let decoded = decoder.decode(message.payload().unwrap_or_default()).await?;
+        let trace = headers::get(message.headers(), headers::TRACEPARENT)
+            .and_then(TraceContext::parse)
+            .unwrap_or_else(TraceContext::new_root);
+        Ok(Record {
+            event: decoded.event,
+            writer_version: decoded.writer_version,
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            trace,
+        })
+    }
+
+    fn span(&self, consumer: &str) -> tracing::Span {
+        Record::span(self, consumer)
+    }
+}
+
+/// A record as it is on the topic, undecoded: for what is not an event (dead letters, which may
+/// not decode, keep their context in headers).
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    /// In the order the producer wrote them.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub payload: Vec<u8>,
+}
+
+impl RawRecord {
+    /// The last header named `name`, as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let value = self.headers.iter().rev().find(|(key, _)| key == name)?.1.as_deref()?;
+        Some(String::from_utf8_lossy(value).into_owned())
+    }
+}
+
+impl Input for RawRecord {
+    async fn read(_: &EventDecoder, message: &OwnedMessage) -> Result<Self, HandlerError> {
+        let headers = message
+            .headers()
+            .map_or_else(Vec::new, |h| h.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec))).collect());
+        Ok(RawRecord {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            headers,
+            payload: message.payload().unwrap_or_default().to_vec(),
+        })
+    }
+
+    fn span(&self, consumer: &str) -> tracing::Span {
+        tracing::info_span!("record", consumer, topic = %self.topic, partition = self.partition, offset = self.offset)
+    }
+}
 
 /// One decoded record handed to a [`Handler`].
 #[derive(Debug, Clone)]
@@ -99,7 +175,10 @@ impl HandlerError {
 /// A consumer's flow logic: the work done for one record. It must be
 /// idempotent: after a crash or a rebalance the same record can come again.
 pub trait Handler: Send + Sync + 'static {
-    fn handle(&self, record: &Record) -> impl Future<Output = Result<(), HandlerError>> + Send;
+    /// What it takes of each record: [`Record`] (the event, decoded) or [`RawRecord`].
+    type Input: Input;
+
+    fn handle(&self, record: &Self::Input) -> impl Future<Output = Result<(), HandlerError>> + Send;
 
     /// How many waiting records of a partition it takes at once (1: one at a time). A handler
     /// whose work for many records costs about what one costs (one store transaction for all)
@@ -111,7 +190,7 @@ pub trait Handler: Send + Sync + 'static {
     /// The work for `records` (consecutive records of one partition, in order) at once: all done,
     /// or an error. On a permanent error each record is handled again alone, so that only the one
     /// that cannot be handled is dead-lettered; a transient one retries the batch.
-    fn handle_batch(&self, records: &[Record]) -> impl Future<Output = Result<(), HandlerError>> + Send {
+    fn handle_batch(&self, records: &[Self::Input]) -> impl Future<Output = Result<(), HandlerError>> + Send {
         async move {
             for record in records {
                 self.handle(record).await?;
@@ -123,7 +202,9 @@ pub trait Handler: Send + Sync + 'static {
 
 /// A handler shared with its owner (tests, benchmarks, a flow that reads its state).
 impl<H: Handler> Handler for Arc<H> {
-    fn handle(&self, record: &Record) -> impl Future<Output = Result<(), HandlerError>> + Send {
+    type Input = H::Input;
+
+    fn handle(&self, record: &Self::Input) -> impl Future<Output = Result<(), HandlerError>> + Send {
         H::handle(self, record)
     }
 
@@ -131,7 +212,7 @@ impl<H: Handler> Handler for Arc<H> {
         H::batch_size(self)
     }
 
-    fn handle_batch(&self, records: &[Record]) -> impl Future<Output = Result<(), HandlerError>> + Send {
+    fn handle_batch(&self, records: &[Self::Input]) -> impl Future<Output = Result<(), HandlerError>> + Send {
         H::handle_batch(self, records)
     }
 }

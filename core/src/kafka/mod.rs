@@ -15,6 +15,6 @@ mod worker;
 
 pub use consumer::{run_consumer, ConsumerServices};
 pub use gridsync_retry::Backoff;
-pub use handler::{Handler, HandlerError, Record};
+pub use handler::{Handler, HandlerError, Input, RawRecord, Record};
 pub use producer::{Delivered, EventProducer, Prepared, PublishError};
 pub use settings::{ConsumerSettings, DEFAULT_HANDLER_TIMEOUT};

@@ -17,11 +17,11 @@ use tracing::Instrument;
 use super::{
     context::{Assignments, GridsyncConsumerContext},
     dead_letter::{self, Failure, Stage},
-    headers, Backoff, ConsumerSettings, EventProducer, Handler, HandlerError, Record,
+    headers, Backoff, ConsumerSettings, EventProducer, Handler, HandlerError, Input,
 };
 use crate::{
     registry::EventDecoder,
-    telemetry::{ConsumerStatus, Metrics, TopicSeries, TraceContext},
+    telemetry::{ConsumerStatus, Metrics, TopicSeries},
 };
 use gridsync_retry::{retry_until, Verdict};
 
@@ -150,21 +150,10 @@ impl<H: Handler> Worker<'_, H> {
                 outcomes.push("skipped");
                 continue;
             }
-            let Ok(decoded) = shared.decoder.decode(message.payload().unwrap_or_default()).await else {
+            let Ok(record) = H::Input::read(&shared.decoder, message).await else {
                 return self.one_by_one(batch).await;
             };
-            let trace = headers::get(message.headers(), headers::TRACEPARENT)
-                .and_then(TraceContext::parse)
-                .unwrap_or_else(TraceContext::new_root);
-            records.push(Record {
-                event: decoded.event,
-                writer_version: decoded.writer_version,
-                topic: message.topic().to_owned(),
-                partition: message.partition(),
-                offset: message.offset(),
-                key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                trace,
-            });
+            records.push(record);
             outcomes.push("ok");
         }
         let Some(first) = batch.first() else { return true };
@@ -342,28 +331,14 @@ async fn process<H: Handler>(
     message: &OwnedMessage,
     cancel: &CancellationToken,
 ) -> Option<&'static str> {
-    let topic = message.topic();
     // Another flow's event type: skipped unread (a record without the header is decoded and handled).
     if headers::get(message.headers(), headers::EVENT_TYPE).is_some_and(|t| !shared.settings.accepts(t)) {
         return Some("skipped");
     }
-    let payload = message.payload().unwrap_or_default();
     let decoder = &shared.decoder;
-    let decoded = match retry(shared, cancel, message, Stage::Decode, move || decoder.decode(payload)).await? {
-        Ok(decoded) => decoded,
+    let record = match retry(shared, cancel, message, Stage::Decode, move || H::Input::read(decoder, message)).await? {
+        Ok(record) => record,
         Err(failure) => return dead_letter(shared, message, failure, cancel).await,
-    };
-    let trace = headers::get(message.headers(), headers::TRACEPARENT)
-        .and_then(TraceContext::parse)
-        .unwrap_or_else(TraceContext::new_root);
-    let record = Record {
-        event: decoded.event,
-        writer_version: decoded.writer_version,
-        topic: topic.to_owned(),
-        partition: message.partition(),
-        offset: message.offset(),
-        key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-        trace,
     };
     let span = record.span(&shared.settings.name);
     let (handler, record, timeout) = (&shared.handler, &record, shared.settings.handler_timeout);

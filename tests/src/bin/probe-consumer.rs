@@ -76,6 +76,8 @@ struct Probe {
 }
 
 impl Handler for Probe {
+    type Input = Record;
+
     fn batch_size(&self) -> usize {
         self.batch
     }
