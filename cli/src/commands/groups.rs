@@ -17,7 +17,7 @@ use gridsync_schemas::catalog::catalog;
 use prometheus::{opts, IntCounter, IntGaugeVec};
 use rdkafka::{consumer::Consumer, Offset};
 
-use super::{group_client, partitions_of, ADMIN_TIMEOUT};
+use gridsync_core::kafka::groups::{group_client, partitions_of, ADMIN_TIMEOUT};
 
 #[derive(Debug, Subcommand)]
 pub enum GroupsCommand {

@@ -13,7 +13,7 @@ use clap::Args;
 use gridsync_core::config::KafkaArgs;
 use gridsync_schemas::catalog::catalog;
 
-use super::{group_client, partitions_of, ADMIN_TIMEOUT};
+use gridsync_core::kafka::groups::{group_client, partitions_of, ADMIN_TIMEOUT};
 use rdkafka::{
     consumer::{CommitMode, Consumer},
     Offset, TopicPartitionList,

@@ -97,8 +97,9 @@ fn describe(
     let client: BaseConsumer = kafka.client_config(&[], &[])?.create()?;
     let mut described = Described { text: String::new(), problems: 0 };
     for name in names {
-        let metadata =
-            client.fetch_metadata(Some(name), super::ADMIN_TIMEOUT).with_context(|| format!("reading {name}"))?;
+        let metadata = client
+            .fetch_metadata(Some(name), gridsync_core::kafka::groups::ADMIN_TIMEOUT)
+            .with_context(|| format!("reading {name}"))?;
         let found = metadata.topics().iter().find(|t| t.name() == name);
         let Some(topic) = found.filter(|t| t.error().is_none() && !t.partitions().is_empty()) else {
             described.problems += 1;
@@ -108,7 +109,7 @@ fn describe(
         let mut held = 0;
         let mut lines = String::new();
         for p in topic.partitions() {
-            let (low, high) = client.fetch_watermarks(name, p.id(), super::ADMIN_TIMEOUT)?;
+            let (low, high) = client.fetch_watermarks(name, p.id(), gridsync_core::kafka::groups::ADMIN_TIMEOUT)?;
             held += high - low;
             lines.push_str(&format!(
                 "  {:>3}  leader {}  replicas {:?}  in sync {:?}  offsets {low}..{high}\n",

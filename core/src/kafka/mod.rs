@@ -6,6 +6,7 @@ pub mod consumer;
 pub mod context;
 pub mod dead_letter;
 mod dispatch;
+pub mod groups;
 pub mod handler;
 pub mod headers;
 pub mod producer;
