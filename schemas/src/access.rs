@@ -230,11 +230,12 @@ mod tests {
     fn each_component_gets_what_it_reads_writes_and_dead_letters_and_nothing_else() {
         let catalog = catalog().unwrap().with_prefix("p.");
         let grants = grants(&catalog);
+        // A principal per producer and consumer of the catalog, in its order.
         let names: Vec<&str> = grants.iter().map(|g| g.component.as_str()).collect();
-        assert_eq!(
-            names,
-            ["tg-producer", "amp-producer", "notifications", "billing", "exceptions", "distribution", "audit"]
-        );
+        let components =
+            catalog.producers.iter().map(|p| p.name.as_str()).chain(catalog.consumers.iter().map(|c| c.name.as_str()));
+        assert_eq!(names, components.collect::<Vec<_>>());
+        assert!(names.len() >= 7 && names.starts_with(&["tg-producer", "amp-producer"]), "{names:?}");
         let tg = grant(&grants, "tg-producer");
         assert!(has(tg, Resource::Topic, "p.gridsync.tg.orders", Operation::Write));
         assert!(has(tg, Resource::Cluster, "kafka-cluster", Operation::IdempotentWrite));
