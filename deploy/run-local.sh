@@ -75,19 +75,18 @@ audit_page=http://$GRIDSYNC_AUDIT_LISTEN
 export GRIDSYNC_AUDIT_TOKENS_FILE=${GRIDSYNC_AUDIT_TOKENS_FILE:-$local_dir/audit-tokens.toml}
 audit_token_file=$local_dir/audit-token
 
-# name and metrics port of every long-running binary
-components=(
-    "amp-sim $(port 9480)"
-    "tg-sim $(port 9490)"
-    "tg-producer $(port 9464)"
-    "amp-producer $(port 9465)"
-    "notifications-consumer $(port 9471)"
-    "billing-consumer $(port 9472)"
-    "exceptions-consumer $(port 9473)"
-    "distribution-consumer $(port 9474)"
-    "audit-consumer $(port 9475)"
-    "lag-exporter $(port 9477)"
-)
+# name and metrics port of every long-running binary: both simulators, then what the catalog
+# (schemas/topics.toml) lists, its producers and consumers at their ports and the lag exporter,
+# as `gridsync catalog binaries` says once it is built.
+simulators=("amp-sim $(port 9480)" "tg-sim $(port 9490)")
+load_components() {
+    components=("${simulators[@]}")
+    [ -x "$bin/gridsync" ] || return 0
+    local listed
+    listed=$("$bin/gridsync" catalog binaries --port-offset "$offset")
+    while read -r line; do components+=("$line"); done <<<"$listed"
+}
+load_components
 prometheus_port=$(port 9090)
 
 status() {
@@ -256,6 +255,7 @@ start() {
         "$root/deploy/build-deps.sh"
         (cd "$root" && cargo build --workspace --bins --locked)
     fi
+    load_components
     echo "[3/5] topics of the catalog"
     "$bin/gridsync" topics apply
     echo "[4/5] starting the producers, consumers and both simulators"

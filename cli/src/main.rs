@@ -69,6 +69,12 @@ enum Command {
     /// Every component's own account of itself: ready or why not, a consumer's partitions, the
     /// record and error holding each paused one, its last error.
     Status(commands::status::StatusArgs),
+    /// What the catalog lists, for scripts and files that cannot read it: the binaries and
+    /// their ports, Prometheus's targets.
+    Catalog {
+        #[command(subcommand)]
+        command: commands::catalog::CatalogCommand,
+    },
     /// Reset a stopped consumer's offsets so it processes records again (creating nothing twice).
     Replay {
         #[command(flatten)]
@@ -117,6 +123,7 @@ fn main() -> ExitCode {
             Command::Audit(args) => commands::audit::run(args).await,
             Command::Report(args) => commands::report::run(args).await,
             Command::Status(args) => commands::status::run(args).await,
+            Command::Catalog { command } => commands::catalog::run(command).map(|()| ExitCode::SUCCESS),
             Command::Replay { args, kafka } => commands::replay::run(args, &kafka).await,
             Command::Dlq { command, kafka } => commands::dlq::run(command, &kafka).await,
             Command::Demo { args, kafka } => commands::demo::run(args, &kafka).await,

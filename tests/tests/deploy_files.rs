@@ -667,20 +667,44 @@ fn the_strimzi_resources_are_the_catalogs_and_its_acls() {
 }
 
 /// The quick start runs each producer and consumer of the catalog at the metrics port the
-/// catalog gives it, and nothing else of the pipeline, and its Prometheus scrapes each there:
-/// the catalog is the one list of them.
+/// catalog gives it (as `gridsync catalog binaries` lists them), and nothing else of the
+/// pipeline, and its Prometheus scrapes each there: the catalog is the one list of them.
 #[test]
 fn the_quick_start_runs_and_scrapes_each_binary_of_the_catalog_at_its_port() {
     let catalog = gridsync_schemas::catalog::catalog().unwrap();
     let run_local = std::fs::read_to_string(root().join("deploy/run-local.sh")).unwrap();
-    for (name, port) in catalog.metrics_ports() {
-        let binary = if catalog.consumer(name).is_ok() { format!("{name}-consumer") } else { name.to_owned() };
-        let line = format!("\"{binary} $(port {port})\"");
-        assert!(run_local.contains(&line), "deploy/run-local.sh starts {binary} at its port: {line}");
-    }
-    let started = run_local.matches("-consumer $(port ").count() + run_local.matches("-producer $(port ").count();
-    assert_eq!(started, catalog.metrics_ports().len(), "deploy/run-local.sh starts what the catalog lists");
+    assert!(
+        run_local.contains(r#""$bin/gridsync" catalog binaries --port-offset "$offset""#),
+        "run-local.sh asks the catalog"
+    );
+    assert!(
+        !run_local.contains("-consumer $(port ") && !run_local.contains("-producer $(port "),
+        "nor lists them itself"
+    );
+    let gridsync = workspace_binary("gridsync");
+    let listed = Command::new(&gridsync).args(["catalog", "binaries", "--port-offset", "3"]).output().unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    let listed: BTreeSet<String> = String::from_utf8(listed.stdout).unwrap().lines().map(str::to_owned).collect();
+    let mut expected: BTreeSet<String> = catalog
+        .metrics_ports()
+        .into_iter()
+        .map(|(name, port)| {
+            let binary = if catalog.consumer(name).is_ok() { format!("{name}-consumer") } else { name.to_owned() };
+            format!("{binary} {}", port + 3)
+        })
+        .collect();
+    let lag_exporter = listed.iter().find(|l| l.starts_with("lag-exporter ")).cloned();
+    expected.extend(lag_exporter);
+    assert_eq!(listed, expected, "each binary of the catalog at its port, shifted, and the lag exporter");
 
+    let generated = Command::new(&gridsync).args(["catalog", "prometheus"]).output().unwrap();
+    assert!(generated.status.success(), "{generated:?}");
+    let committed = std::fs::read_to_string(root().join("deploy/prometheus/prometheus.yml")).unwrap();
+    assert_eq!(
+        String::from_utf8(generated.stdout).unwrap(),
+        committed,
+        "deploy/prometheus/prometheus.yml is stale: run `gridsync catalog prometheus > deploy/prometheus/prometheus.yml`"
+    );
     let prometheus: Value =
         serde_yaml::from_str(&std::fs::read_to_string(root().join("deploy/prometheus/prometheus.yml")).unwrap())
             .unwrap();

@@ -11,14 +11,17 @@ use std::{
 
 use gridsync_tests::{pipeline_binaries, workspace_binary, Broker};
 
-/// Ports run-local.sh uses, before the offset.
-const PORTS: [u16; 13] = [9090, 9464, 9465, 9466, 9471, 9472, 9473, 9474, 9475, 9476, 9477, 9480, 9490];
+/// Ports run-local.sh uses beside the catalog's metrics ports, before the offset: Prometheus,
+/// amp-producer's webhooks, the audit view, the lag exporter, amp-sim, tg-sim.
+const OTHER_PORTS: [u16; 6] = [9090, 9466, 9476, 9477, 9480, 9490];
 
 /// An offset under which every port run-local.sh uses is free now.
 fn free_offset() -> u16 {
+    let catalog = gridsync_schemas::catalog::catalog().unwrap();
+    let ports: Vec<u16> = catalog.metrics_ports().into_iter().map(|(_, port)| port).chain(OTHER_PORTS).collect();
     (1..200)
         .map(|n| 20_000 + n * 100 + (std::process::id() % 50) as u16)
-        .find(|offset| PORTS.iter().all(|p| TcpListener::bind(("127.0.0.1", p + offset)).is_ok()))
+        .find(|offset| ports.iter().all(|p| TcpListener::bind(("127.0.0.1", p + offset)).is_ok()))
         .expect("a free range of ports")
 }
 

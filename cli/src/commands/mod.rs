@@ -1,6 +1,7 @@
 pub mod acls;
 pub mod amplience;
 pub mod audit;
+pub mod catalog;
 pub mod demo;
 pub mod dlq;
 pub mod edi;

@@ -10,13 +10,9 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::Value;
 
-/// Each long-running binary and where the quick start (`deploy/run-local.sh`) serves its
-/// telemetry, before `GRIDSYNC_PORT_OFFSET`: the catalog's producers and consumers at their
-/// default ports, and the lag exporter.
+/// Each long-running binary's component and where the quick start serves its telemetry.
 fn quick_start() -> anyhow::Result<Vec<(String, u16)>> {
-    let catalog = gridsync_schemas::catalog::catalog()?;
-    let binaries = catalog.metrics_ports().into_iter().map(|(name, port)| (name.to_owned(), port));
-    Ok(binaries.chain([("lag-exporter".to_owned(), super::groups::LAG_EXPORTER_PORT)]).collect())
+    Ok(super::catalog::binaries()?.into_iter().map(|b| (b.component, b.port)).collect())
 }
 
 #[derive(Debug, Args)]
