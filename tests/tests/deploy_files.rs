@@ -666,6 +666,24 @@ fn the_strimzi_resources_are_the_catalogs_and_its_acls() {
     );
 }
 
+/// The deployment files that cannot read the catalog are what `gridsync catalog` makes of it
+/// (as `deploy/k8s/strimzi/` is what `gridsync strimzi` makes): a flow added to the catalog is
+/// scraped and scaled once they are made again.
+#[test]
+fn the_files_made_from_the_catalog_are_as_it_makes_them_now() {
+    for (args, file) in [
+        (&["catalog", "prometheus"][..], "deploy/prometheus/prometheus.yml"),
+        (&["catalog", "prometheus", "--compose"][..], "deploy/prometheus/prometheus-compose.yml"),
+        (&["catalog", "keda"][..], "deploy/k8s/keda/scaledobjects.yaml"),
+    ] {
+        let made = Command::new(workspace_binary("gridsync")).args(args).output().unwrap();
+        assert!(made.status.success(), "{made:?}");
+        let committed = std::fs::read_to_string(root().join(file)).unwrap();
+        let command = format!("gridsync {} > {file}", args.join(" "));
+        assert_eq!(String::from_utf8(made.stdout).unwrap(), committed, "{file} is stale: run `{command}`");
+    }
+}
+
 /// The quick start runs each producer and consumer of the catalog at the metrics port the
 /// catalog gives it (as `gridsync catalog binaries` lists them), and nothing else of the
 /// pipeline, and its Prometheus scrapes each there: the catalog is the one list of them.
@@ -697,14 +715,6 @@ fn the_quick_start_runs_and_scrapes_each_binary_of_the_catalog_at_its_port() {
     expected.extend(lag_exporter);
     assert_eq!(listed, expected, "each binary of the catalog at its port, shifted, and the lag exporter");
 
-    let generated = Command::new(&gridsync).args(["catalog", "prometheus"]).output().unwrap();
-    assert!(generated.status.success(), "{generated:?}");
-    let committed = std::fs::read_to_string(root().join("deploy/prometheus/prometheus.yml")).unwrap();
-    assert_eq!(
-        String::from_utf8(generated.stdout).unwrap(),
-        committed,
-        "deploy/prometheus/prometheus.yml is stale: run `gridsync catalog prometheus > deploy/prometheus/prometheus.yml`"
-    );
     let prometheus: Value =
         serde_yaml::from_str(&std::fs::read_to_string(root().join("deploy/prometheus/prometheus.yml")).unwrap())
             .unwrap();
