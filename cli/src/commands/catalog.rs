@@ -83,26 +83,46 @@ scrape_configs:
     static_configs:
 ",
     );
-    let (lag, pipeline): (Vec<Binary>, Vec<Binary>) = binaries()?.into_iter().partition(|b| b.binary == "lag-exporter");
-    for b in pipeline {
-        writeln!(out, "      - targets: [127.0.0.1:{}]\n        labels: {{component: {}}}", b.port, b.component)?;
-    }
+    let (pipeline, lag) = pipeline_and_lag_exporter()?;
+    let targets = |out: &mut String, of: Vec<Binary>| -> std::fmt::Result {
+        of.iter().try_for_each(|b| {
+            writeln!(out, "      - targets: [127.0.0.1:{}]\n        labels: {{component: {}}}", b.port, b.component)
+        })
+    };
+    targets(&mut out, pipeline)?;
     out.push_str(
         "  # Consumer-group lag from the broker's offsets (`gridsync groups lag --serve`).
   - job_name: gridsync-lag
     static_configs:
 ",
     );
-    for b in lag {
-        writeln!(out, "      - targets: [127.0.0.1:{}]\n        labels: {{component: {}}}", b.port, b.component)?;
-    }
+    targets(&mut out, lag)?;
     Ok(out)
+}
+
+/// [`binaries`] apart from the lag exporter, and the lag exporter (a job of its own).
+fn pipeline_and_lag_exporter() -> anyhow::Result<(Vec<Binary>, Vec<Binary>)> {
+    Ok(binaries()?.into_iter().partition(|b| b.binary != "lag-exporter"))
 }
 
 /// Prometheus in docker-compose: each service of [`binaries`] by its DNS name.
 pub fn prometheus_compose() -> anyhow::Result<String> {
-    let (lag, pipeline): (Vec<Binary>, Vec<Binary>) = binaries()?.into_iter().partition(|b| b.binary == "lag-exporter");
-    let names = |of: Vec<Binary>| of.into_iter().map(|b| b.component).collect::<Vec<_>>().join(", ");
+    let (pipeline, lag) = pipeline_and_lag_exporter()?;
+    // A job finding every replica of the services by their DNS names.
+    let job = |name: &str, honor_labels: &str, of: Vec<Binary>| {
+        let names = of.into_iter().map(|b| b.component).collect::<Vec<_>>().join(", ");
+        format!(
+            "  - job_name: {name}
+{honor_labels}    dns_sd_configs:
+      - names: [{names}]
+        type: A
+        port: 9464
+    relabel_configs:
+      - source_labels: [__meta_dns_name]
+        target_label: component
+"
+        )
+    };
     Ok(format!(
         "# Prometheus in docker-compose: every replica of every gridsync service (the service name
 # resolves to all its containers), each serving /metrics on 9464, labelled with its service as
@@ -119,26 +139,9 @@ alerting:
     - static_configs:
         - targets: [alertmanager:9093]
 scrape_configs:
-  - job_name: gridsync
-    honor_labels: true
-    dns_sd_configs:
-      - names: [{}]
-        type: A
-        port: 9464
-    relabel_configs:
-      - source_labels: [__meta_dns_name]
-        target_label: component
-  - job_name: gridsync-lag
-    dns_sd_configs:
-      - names: [{}]
-        type: A
-        port: 9464
-    relabel_configs:
-      - source_labels: [__meta_dns_name]
-        target_label: component
-",
-        names(pipeline),
-        names(lag)
+{}{}",
+        job("gridsync", "    honor_labels: true\n", pipeline),
+        job("gridsync-lag", "", lag)
     ))
 }
 
