@@ -675,6 +675,8 @@ fn the_files_made_from_the_catalog_are_as_it_makes_them_now() {
         (&["catalog", "prometheus"][..], "deploy/prometheus/prometheus.yml"),
         (&["catalog", "prometheus", "--compose"][..], "deploy/prometheus/prometheus-compose.yml"),
         (&["catalog", "keda"][..], "deploy/k8s/keda/scaledobjects.yaml"),
+        (&["catalog", "kustomization"][..], "deploy/k8s/base/kustomization.yaml"),
+        (&["catalog", "postgres"][..], "deploy/postgres/init.sql"),
     ] {
         let made = Command::new(workspace_binary("gridsync")).args(args).output().unwrap();
         assert!(made.status.success(), "{made:?}");

@@ -47,6 +47,12 @@ pub enum CatalogCommand {
     /// `deploy/k8s/keda/scaledobjects.yaml`: a KEDA ScaledObject per consumer, on its group's lag
     /// (`gridsync catalog keda > deploy/k8s/keda/scaledobjects.yaml`).
     Keda,
+    /// `deploy/k8s/base/kustomization.yaml`: the base's resources, a manifest per producer and
+    /// consumer (`gridsync catalog kustomization > deploy/k8s/base/kustomization.yaml`).
+    Kustomization,
+    /// `deploy/postgres/init.sql`: a database per producer and consumer, for compose's PostgreSQL
+    /// (`gridsync catalog postgres > deploy/postgres/init.sql`).
+    Postgres,
 }
 
 pub fn run(command: CatalogCommand) -> anyhow::Result<()> {
@@ -59,6 +65,8 @@ pub fn run(command: CatalogCommand) -> anyhow::Result<()> {
         CatalogCommand::Prometheus { compose: false } => print!("{}", prometheus()?),
         CatalogCommand::Prometheus { compose: true } => print!("{}", prometheus_compose()?),
         CatalogCommand::Keda => print!("{}", keda()?),
+        CatalogCommand::Kustomization => print!("{}", kustomization()?),
+        CatalogCommand::Postgres => print!("{}", postgres()?),
     }
     Ok(())
 }
@@ -189,6 +197,48 @@ spec:
             name = consumer.name,
             group = consumer.group_id,
         )?;
+    }
+    Ok(out)
+}
+
+/// The Kubernetes base's kustomization: its shared resources and a manifest per binary.
+pub fn kustomization() -> anyhow::Result<String> {
+    let catalog = gridsync_schemas::catalog::catalog()?;
+    let mut out = String::from(
+        "# The gridsync base: `kubectl apply -k deploy/k8s/base`, after creating the Secret and the
+# partner profiles' ConfigMap named in config.yaml. Overlays set the image, the brokers and the replicas per environment.
+# Generated from schemas/topics.toml: `gridsync catalog kustomization > deploy/k8s/base/kustomization.yaml`.
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+labels:
+  - pairs: {app.kubernetes.io/part-of: gridsync}
+resources:
+  - config.yaml
+  - amplience-setup.yaml
+",
+    );
+    let manifests =
+        catalog.producers.iter().map(|p| p.name.as_str()).chain(catalog.consumers.iter().map(|c| c.name.as_str()));
+    for manifest in manifests.chain(["lag-exporter", "network-policies"]) {
+        writeln!(out, "  - {manifest}.yaml")?;
+    }
+    Ok(out)
+}
+
+/// compose's PostgreSQL set-up: a database per producer (named without `-producer`: `tg`) and
+/// consumer (`billing`).
+pub fn postgres() -> anyhow::Result<String> {
+    let catalog = gridsync_schemas::catalog::catalog()?;
+    let mut out = String::from(
+        "-- One database per gridsync component (docker-compose's postgres service runs this once, on an
+-- empty data folder). billing-consumer also uses `tg` for the control numbers it shares with
+-- tg-producer.
+-- Generated from schemas/topics.toml: `gridsync catalog postgres > deploy/postgres/init.sql`.
+",
+    );
+    let producers = catalog.producers.iter().map(|p| p.name.trim_end_matches("-producer"));
+    for database in producers.chain(catalog.consumers.iter().map(|c| c.name.as_str())) {
+        writeln!(out, "CREATE DATABASE {database};")?;
     }
     Ok(out)
 }
