@@ -179,6 +179,11 @@ pub struct ConsumerSpec {
 }
 
 impl ConsumerSpec {
+    /// The binary that runs it: `<name>-consumer`.
+    pub fn binary(&self) -> String {
+        format!("{}-consumer", self.name)
+    }
+
     /// The group of a consumer's second reader, of every dead-letter topic (the audit
     /// consumer records dead letters, which are not events, that way). A replay resets it too.
     pub fn dead_letter_reader_group(&self) -> String {
@@ -346,6 +351,13 @@ impl TopicCatalog {
     pub fn metrics_ports(&self) -> Vec<(&str, u16)> {
         let producers = self.producers.iter().map(|p| (p.name.as_str(), p.metrics_port));
         producers.chain(self.consumers.iter().map(|c| (c.name.as_str(), c.metrics_port))).collect()
+    }
+
+    /// Each producer's and consumer's binary, its name here and its default metrics port,
+    /// producers first (a producer's binary has its name).
+    pub fn binaries(&self) -> Vec<(String, &str, u16)> {
+        let producers = self.producers.iter().map(|p| (p.name.clone(), p.name.as_str(), p.metrics_port));
+        producers.chain(self.consumers.iter().map(|c| (c.binary(), c.name.as_str(), c.metrics_port))).collect()
     }
 
     /// Where the producer or consumer `name` serves its metrics by default.

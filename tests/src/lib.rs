@@ -83,8 +83,7 @@ pub async fn set_up_hub(
 /// Prometheus target).
 pub fn pipeline_binaries() -> Vec<String> {
     let Ok(catalog) = gridsync_schemas::catalog::catalog() else { return Vec::new() };
-    let producers = catalog.producers.iter().map(|p| p.name.clone());
-    producers.chain(catalog.consumers.iter().map(|c| format!("{}-consumer", c.name))).collect()
+    catalog.binaries().into_iter().map(|(binary, ..)| binary).collect()
 }
 
 pub fn workspace_root() -> PathBuf {

@@ -244,7 +244,7 @@ async fn every_binary_runs_against_the_broker_and_stops_cleanly_on_sigterm() {
 
     // Each consumer says what it is doing (`/status`): its group, its partitions, nothing held.
     for spec in &catalog.consumers {
-        let name = format!("{}-consumer", spec.name);
+        let name = spec.binary();
         let port = running.iter().find(|(n, ..)| *n == name).map(|(_, p, _)| *p).unwrap();
         let read = || async {
             let (_, text) = get(&format!("http://127.0.0.1:{port}/status")).await.unwrap();

@@ -705,14 +705,8 @@ fn the_quick_start_runs_and_scrapes_each_binary_of_the_catalog_at_its_port() {
     let listed = Command::new(&gridsync).args(["catalog", "binaries", "--port-offset", "3"]).output().unwrap();
     assert!(listed.status.success(), "{listed:?}");
     let listed: BTreeSet<String> = String::from_utf8(listed.stdout).unwrap().lines().map(str::to_owned).collect();
-    let mut expected: BTreeSet<String> = catalog
-        .metrics_ports()
-        .into_iter()
-        .map(|(name, port)| {
-            let binary = if catalog.consumer(name).is_ok() { format!("{name}-consumer") } else { name.to_owned() };
-            format!("{binary} {}", port + 3)
-        })
-        .collect();
+    let mut expected: BTreeSet<String> =
+        catalog.binaries().into_iter().map(|(binary, _, port)| format!("{binary} {}", port + 3)).collect();
     let lag_exporter = listed.iter().find(|l| l.starts_with("lag-exporter ")).cloned();
     expected.extend(lag_exporter);
     assert_eq!(listed, expected, "each binary of the catalog at its port, shifted, and the lag exporter");

@@ -13,7 +13,8 @@ use std::{
 };
 
 use gridsync_tests::{
-    ed25519_key, metric_sum, pipeline_env, set_up_hub, wait_for, workspace_binary, x12_purchase_orders, SecuredBroker,
+    ed25519_key, is_ready, metric_sum, pipeline_env, set_up_hub, wait_for, workspace_binary, x12_purchase_orders,
+    SecuredBroker,
 };
 
 /// A gridsync binary's command line (`args` first: the CLI's subcommand) against the cluster
@@ -93,10 +94,8 @@ async fn a_flow_runs_end_to_end_with_each_component_its_own_principal_and_only_i
     ]);
     let log = |binary: &str| std::fs::read_to_string(state.path().join(format!("{binary}.log"))).unwrap_or_default();
     for (binary, port) in ["tg-producer", "notifications-consumer", "audit-consumer"].iter().zip(ports) {
-        let ready = wait_for(Duration::from_secs(60), || async move {
-            reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.is_ok_and(|r| r.status().is_success())
-        })
-        .await;
+        let readyz = format!("http://127.0.0.1:{port}/readyz");
+        let ready = wait_for(Duration::from_secs(60), || is_ready(&readyz)).await;
         assert!(ready, "{binary} never became ready:\n{}", log(binary));
     }
 

@@ -16,10 +16,8 @@ pub struct Binary {
 
 pub fn binaries() -> anyhow::Result<Vec<Binary>> {
     let catalog = gridsync_schemas::catalog::catalog()?;
-    let pipeline = catalog.metrics_ports().into_iter().map(|(name, port)| {
-        let binary = if catalog.consumer(name).is_ok() { format!("{name}-consumer") } else { name.to_owned() };
-        Binary { binary, component: name.to_owned(), port }
-    });
+    let pipeline =
+        catalog.binaries().into_iter().map(|(binary, name, port)| Binary { binary, component: name.to_owned(), port });
     let lag_exporter = Binary {
         binary: "lag-exporter".into(),
         component: "lag-exporter".into(),

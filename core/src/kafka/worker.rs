@@ -170,10 +170,7 @@ impl<H: Handler> Worker<'_, H> {
             if records.is_empty() {
                 return Ok(());
             }
-            match tokio::time::timeout(timeout, handler.handle_batch(records)).await {
-                Ok(result) => result,
-                Err(_) => Err(HandlerError::transient("timeout", format!("the attempt took longer than {timeout:?}"))),
-            }
+            within(timeout, handler.handle_batch(records)).await
         })
         .instrument(span)
         .await;
@@ -342,22 +339,29 @@ async fn process<H: Handler>(
     };
     let span = record.span(&shared.settings.name);
     let (handler, record, timeout) = (&shared.handler, &record, shared.settings.handler_timeout);
-    let handled = retry(shared, cancel, message, Stage::Process, move || async move {
-        match tokio::time::timeout(timeout, handler.handle(record)).await {
-            Ok(result) => result,
-            Err(_) => Err(HandlerError::transient("timeout", format!("the attempt took longer than {timeout:?}"))),
-        }
-    })
-    .instrument(span)
-    .await?;
+    let handled = retry(shared, cancel, message, Stage::Process, move || within(timeout, handler.handle(record)))
+        .instrument(span)
+        .await?;
     match handled {
         Ok(()) => Some("ok"),
         Err(failure) => dead_letter(shared, message, failure, cancel).await,
     }
 }
 
-/// Runs `attempt` until it succeeds or fails permanently, backing off between
-/// transient failures. `None` if cancelled meanwhile.
+/// One attempt of a handler's work, bounded by `timeout`: past it, a transient failure (the
+/// attempt is abandoned and retried, so a hung call never holds up the partition or shutdown).
+async fn within(
+    timeout: std::time::Duration,
+    work: impl Future<Output = Result<(), HandlerError>>,
+) -> Result<(), HandlerError> {
+    match tokio::time::timeout(timeout, work).await {
+        Ok(result) => result,
+        Err(_) => Err(HandlerError::transient("timeout", format!("the attempt took longer than {timeout:?}"))),
+    }
+}
+
+/// Runs `attempt` until it succeeds or fails permanently, backing off between transient
+/// failures, saying meanwhile what holds the partition. `None` if cancelled meanwhile.
 async fn retry<H, T, F, Fut>(
     shared: &Shared<H>,
     cancel: &CancellationToken,
@@ -369,46 +373,14 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, HandlerError>>,
 {
-    let mut failures = 0u32;
-    let result = retry_attempts(shared, cancel, record, stage, attempt, &mut failures).await;
-    // Done, failed for good or abandoned after a transient failure: nothing holds the partition
-    // any more. (Only then: on every record's path, clearing what was never set cost two locks.)
-    if failures > 0 {
-        shared.metrics.retrying_since(record.topic(), record.partition(), None);
-        shared.status.released(record.topic(), record.partition());
-        set_retrying(shared, record, false);
-    }
-    result
-}
-
-/// Marks `record`'s partition (its current worker) as retrying a record, or not.
-fn set_retrying<H>(shared: &Shared<H>, record: &OwnedMessage, retrying: bool) {
-    let map = shared.assignments.lock();
-    if let Some(slot) = map.get(&(record.topic().to_owned(), record.partition())) {
-        slot.retrying.store(retrying, std::sync::atomic::Ordering::Release);
-    }
-}
-
-/// [`retry`]'s attempts, saying what holds the partition while it retries (counting `failures`).
-async fn retry_attempts<H, T, F, Fut>(
-    shared: &Shared<H>,
-    cancel: &CancellationToken,
-    record: &OwnedMessage,
-    stage: Stage,
-    attempt: F,
-    failures: &mut u32,
-) -> Option<Result<T, Failure>>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, HandlerError>>,
-{
     let settings = &shared.settings;
     let (topic, partition) = (record.topic(), record.partition());
+    let mut failures = 0u32;
     let classify = |error: &HandlerError, attempt: u32| {
         if matches!(error, HandlerError::Permanent { .. }) {
             return Verdict::GiveUp;
         }
-        *failures = attempt;
+        failures = attempt;
         if attempt == 1 {
             shared.metrics.retrying_since(topic, partition, Some(std::time::SystemTime::now()));
             set_retrying(shared, record, true);
@@ -425,11 +397,27 @@ where
     };
     // Never bounded: a record is retried until it succeeds, fails for good, or the process stops.
     let backoff = Backoff { attempts: None, ..settings.retry };
-    Some(retry_until(cancel, &backoff, attempt, classify).await?.map_err(|error| match error {
+    let result = retry_until(cancel, &backoff, attempt, classify).await;
+    // Done, failed for good or abandoned after a transient failure: nothing holds the partition
+    // any more. (Only then: on every record's path, clearing what was never set cost two locks.)
+    if failures > 0 {
+        shared.metrics.retrying_since(topic, partition, None);
+        shared.status.released(topic, partition);
+        set_retrying(shared, record, false);
+    }
+    Some(result?.map_err(|error| match error {
         HandlerError::Permanent { class, message, .. } | HandlerError::Transient { class, message, .. } => {
             Failure { stage, class, message }
         }
     }))
+}
+
+/// Marks `record`'s partition (its current worker) as retrying a record, or not.
+fn set_retrying<H>(shared: &Shared<H>, record: &OwnedMessage, retrying: bool) {
+    let map = shared.assignments.lock();
+    if let Some(slot) = map.get(&(record.topic().to_owned(), record.partition())) {
+        slot.retrying.store(retrying, std::sync::atomic::Ordering::Release);
+    }
 }
 
 /// Sends the original record with its error context to the dead-letter topic,
