@@ -502,6 +502,53 @@ async fn partner_content_approved_and_published_by_people_flows_and_gridsyncs_ow
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_publish_read_while_the_item_is_saved_and_published_again_keeps_its_version_and_body_together() {
+    let h = Harness::start("amp-publish-race").await;
+    let repo = h.config.repositories[0].clone();
+    let legal = h.finance();
+    let contract = NewContentItem {
+        label: "Terms 2027".into(),
+        schema: CONTRACT.into(),
+        delivery_key: None,
+        folder_id: None,
+        locale: None,
+        fields: json!({"title": "Terms 2027", "targetPartnerIds": ["ACME"], "clauses": ["30 days"]})
+            .as_object()
+            .unwrap()
+            .clone(),
+    };
+    let item = legal.create_item(&repo, &contract).await.unwrap();
+    // The producer's read of the published body is held up 2 s, and meanwhile legal saves and
+    // publishes again: the body it then reads is the next version's.
+    let faults = format!("{}/__sim/faults", h.sim.url());
+    let http = reqwest::Client::new();
+    let slow = json!({ "scope": "delivery", "delay_ms": 2000, "count": 1 });
+    assert!(http.post(&faults).json(&slow).send().await.unwrap().status().is_success());
+    legal.publish(&item.id).await.unwrap();
+    let taken = wait_for(Duration::from_secs(30), || async {
+        let queued: Vec<Value> = http.get(&faults).send().await.unwrap().json().await.unwrap();
+        queued.is_empty()
+    })
+    .await;
+    assert!(taken, "the producer never read the published body\n{}", h.log());
+    let saved = legal.update_item(&item.id, |item| item.body["clauses"] = json!(["60 days"])).await.unwrap();
+    legal.publish(&item.id).await.unwrap();
+
+    // Each publish is one event, and each carries a version with that version's body: the
+    // first, read across the second save, is read again whole.
+    let events = h.events(EventType::PartnerContentPublished, 2, Duration::from_secs(30));
+    let pairs: Vec<(i64, Value)> = events
+        .iter()
+        .map(|e| {
+            let Event::PartnerContentPublished(p) = e else { panic!("{e:?}") };
+            let body: Value = serde_json::from_str(p.content.body_json.as_deref().unwrap()).unwrap();
+            (p.content.version, body["clauses"].clone())
+        })
+        .collect();
+    assert_eq!(pairs, vec![(saved.version, json!(["60 days"])); 2], "{}", h.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_edition_publishes_each_of_its_partner_content_items_once() {
     let h = Harness::start("amp-edition").await;
     let repo = h.config.repositories[0].clone();

@@ -15,6 +15,8 @@ use crate::mapping::{self, MapError, Mapped, MappingConfig, EDITION_PUBLISHED, S
 
 /// An edition's items fetched from Amplience at once, at most (its rate limits are per hub).
 const ITEMS_FETCHED_AT_ONCE: usize = 8;
+/// Reads of an item and its published body before a webhook is answered "try again".
+const CONSISTENT_READ_ATTEMPTS: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
@@ -138,21 +140,30 @@ impl Resolver {
             ))
             .into());
         };
-        let item = management.get_item(id).await?;
-        let Some(kind) = item.schema().and_then(|schema| self.config.partner_content.get(schema)).copied() else {
-            return Ok(Err("content_type_not_mapped"));
-        };
-        if mapping::is_own_change(&self.config, None, Some(&item)) {
-            return Ok(Err("own_change"));
-        }
-        let published = match delivery.by_id(id).await {
-            Ok(body) => body,
-            // The CDN may not serve a fresh publish yet: ask to be sent again.
-            Err(e) if e.is_not_found() => {
-                return Err(ResolveError::Transient(format!("not on the Delivery API yet: {e}")))
+        // The version comes from the Management API and the body from the Delivery API: two
+        // reads, between which an editor may save and publish again. The item is read again
+        // after the body, and the pair is kept only if its version did not move meanwhile, so
+        // an event never carries one version's number with another's body.
+        for _ in 0..CONSISTENT_READ_ATTEMPTS {
+            let item = management.get_item(id).await?;
+            let Some(kind) = item.schema().and_then(|schema| self.config.partner_content.get(schema)).copied() else {
+                return Ok(Err("content_type_not_mapped"));
+            };
+            if mapping::is_own_change(&self.config, None, Some(&item)) {
+                return Ok(Err("own_change"));
             }
-            Err(e) => return Err(e.into()),
-        };
-        Ok(Ok(mapping::published(kind, &item, &published, snapshot, self.hub_id.as_deref())?))
+            let published = match delivery.by_id(id).await {
+                Ok(body) => body,
+                // The CDN may not serve a fresh publish yet: ask to be sent again.
+                Err(e) if e.is_not_found() => {
+                    return Err(ResolveError::Transient(format!("not on the Delivery API yet: {e}")))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if management.get_item(id).await?.version == item.version {
+                return Ok(Ok(mapping::published(kind, &item, &published, snapshot, self.hub_id.as_deref())?));
+            }
+        }
+        Err(ResolveError::Transient(format!("content item {id} changed while it was read {CONSISTENT_READ_ATTEMPTS} times")))
     }
 }

@@ -20,10 +20,10 @@ use axum::{
     Json, Router,
 };
 use futures::StreamExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// One fault, as posted to a simulator's `POST /__sim/faults`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
     /// Answer with this status instead (401, 429, 500, 503, ...).
@@ -84,6 +84,12 @@ impl Faults {
             self.queue.lock().unwrap_or_else(PoisonError::into_inner).push_back((scope, spec));
         }
         Ok(())
+    }
+
+    /// The faults still queued, each with its scope and the requests it has left.
+    pub fn queued(&self) -> Vec<FaultSpec> {
+        let queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.iter().map(|(scope, spec)| FaultSpec { scope: Some(scope.clone()), ..spec.clone() }).collect()
     }
 
     pub fn clear(&self) {
@@ -159,8 +165,9 @@ fn cut_after(response: Response, limit: u64) -> Response {
     Response::from_parts(parts, Body::from_stream(cut))
 }
 
-/// `POST /__sim/faults` (queue a [`FaultSpec`]; 400 for an unknown scope)
-/// and `DELETE /__sim/faults` (clear them), to merge into a simulator's router.
+/// `POST /__sim/faults` (queue a [`FaultSpec`]; 400 for an unknown scope), `GET /__sim/faults`
+/// (those still queued: a test waits on a fault being taken rather than on a clock) and
+/// `DELETE /__sim/faults` (clear them), to merge into a simulator's router.
 pub fn router<S: Clone + Send + Sync + 'static>(faults: Arc<Faults>) -> Router<S> {
     async fn add(State(faults): State<Arc<Faults>>, Json(spec): Json<FaultSpec>) -> Response {
         match faults.push(spec) {
@@ -172,7 +179,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(faults: Arc<Faults>) -> Router<S
         faults.clear();
         StatusCode::NO_CONTENT
     }
-    Router::new().route("/__sim/faults", post(add).delete(clear)).with_state(faults)
+    async fn queued(State(faults): State<Arc<Faults>>) -> Json<Vec<FaultSpec>> {
+        Json(faults.queued())
+    }
+    Router::new().route("/__sim/faults", post(add).get(queued).delete(clear)).with_state(faults)
 }
 
 #[cfg(test)]
