@@ -131,7 +131,7 @@ async fn groups_lag_counts_what_each_partition_has_not_committed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn replay_to_offset_moves_only_the_partitions_it_names() {
+async fn replay_to_an_offset_moves_only_the_partitions_it_names_and_to_a_time_the_first_record_after_it() {
     let OrdersAndGroup { broker, prefix, catalog, orders, group, consumer, ends } =
         twenty_orders("replay-offset").await;
 
@@ -178,4 +178,14 @@ async fn replay_to_offset_moves_only_the_partitions_it_names() {
         gridsync(&broker, &prefix, &["replay", "notifications", "--to-offset", &format!("{invoices}:0:0")]);
     assert!(!ok && stderr.contains(&format!("{invoices}:0 is not a partition {group} reads")), "{stderr}");
     assert_eq!(committed(), expected);
+
+    // By time: from before every record, each partition from its start; from after them all, at
+    // its end.
+    let by_time = |at: &str| gridsync(&broker, &prefix, &["replay", "notifications", "--to-time", at]);
+    let (ok, _, stderr) = by_time("2000-01-01T00:00:00Z");
+    assert!(ok, "{stderr}");
+    assert_eq!(committed(), vec![0; 6]);
+    let (ok, _, stderr) = by_time("2099-01-01T00:00:00Z");
+    assert!(ok, "{stderr}");
+    assert_eq!(committed(), ends);
 }

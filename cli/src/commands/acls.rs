@@ -4,17 +4,15 @@
 //! of its own, `User:<component>` unless `--principal` says otherwise; `--operator` adds the
 //! operator commands' principal.
 
-use std::{collections::BTreeMap, process::ExitCode, time::Duration};
+use std::{collections::BTreeMap, process::ExitCode};
 
 use anyhow::Context;
 use clap::Args;
 use gridsync_core::config::KafkaArgs;
-use gridsync_kafka_acl::{create_acls, AclBinding, PatternType, ResourceType};
 use gridsync_schemas::{
-    access::{grants, lag_exporter, operator, Grant, Pattern, Resource},
+    access::{grants, lag_exporter, operator, Grant, Pattern},
     catalog::catalog,
 };
-use rdkafka::admin::AdminClient;
 
 #[derive(Debug, Args)]
 pub struct AclsArgs {
@@ -60,29 +58,6 @@ pub fn principals(
     Ok(all)
 }
 
-/// The librdkafka bindings of `grants`.
-pub fn bindings(grants: &[(String, Grant)]) -> Vec<AclBinding> {
-    grants
-        .iter()
-        .flat_map(|(principal, grant)| {
-            grant.acls.iter().map(move |acl| AclBinding {
-                resource: match acl.resource {
-                    Resource::Topic => ResourceType::Topic,
-                    Resource::Group => ResourceType::Group,
-                    Resource::Cluster => ResourceType::Cluster,
-                },
-                name: acl.name.clone(),
-                pattern: match acl.pattern {
-                    Pattern::Literal => PatternType::Literal,
-                    Pattern::Prefixed => PatternType::Prefixed,
-                },
-                principal: principal.clone(),
-                operation: acl.operation.as_str(),
-            })
-        })
-        .collect()
-}
-
 pub async fn run(args: AclsArgs, kafka: &KafkaArgs) -> anyhow::Result<ExitCode> {
     let grants = principals(&args.principals, args.operator.as_deref(), &kafka.topic_prefix)?;
     for (principal, grant) in &grants {
@@ -93,12 +68,7 @@ pub async fn run(args: AclsArgs, kafka: &KafkaArgs) -> anyhow::Result<ExitCode> 
         }
     }
     if args.apply {
-        let bindings = bindings(&grants);
-        let count = bindings.len();
-        let admin: AdminClient<_> = kafka.client_config(&[], &[])?.create().context("creating the admin client")?;
-        tokio::task::spawn_blocking(move || create_acls(&admin, &bindings, Duration::from_secs(30)))
-            .await?
-            .context("creating the ACLs")?;
+        let count = gridsync_core::kafka::access::apply(kafka, &grants).await.context("creating the ACLs")?;
         outln!("applied {count} ACLs for {} principals (ACLs there already are kept as they are)", grants.len());
     }
     Ok(ExitCode::SUCCESS)

@@ -15,9 +15,8 @@ use gridsync_core::{
 };
 use gridsync_schemas::catalog::catalog;
 use prometheus::{opts, IntCounter, IntGaugeVec};
-use rdkafka::{consumer::Consumer, Offset};
 
-use gridsync_core::kafka::groups::{group_client, partitions_of, ADMIN_TIMEOUT};
+use gridsync_core::kafka::groups::GroupClient;
 
 #[derive(Debug, Subcommand)]
 pub enum GroupsCommand {
@@ -118,26 +117,13 @@ impl std::fmt::Display for GroupLag {
 }
 
 fn describe_group(kafka: &KafkaArgs, group: &str, topics: &[String]) -> anyhow::Result<GroupLag> {
-    let consumer = group_client(kafka, group)?;
-    let list = consumer.fetch_group_list(Some(group), ADMIN_TIMEOUT).with_context(|| format!("describing {group}"))?;
-    let (state, members) = list
-        .groups()
-        .iter()
-        .find(|g| g.name() == group)
-        .map_or(("unknown".to_owned(), 0), |g| (g.state().to_owned(), g.members().len()));
-    let wanted = partitions_of(&consumer, topics)?;
-    let committed =
-        consumer.committed_offsets(wanted.clone(), ADMIN_TIMEOUT).with_context(|| format!("{group}'s offsets"))?;
-    let mut partitions = Vec::new();
-    for element in wanted.elements() {
-        let (topic, partition) = (element.topic().to_owned(), element.partition());
-        let (start, end) = consumer.fetch_watermarks(&topic, partition, ADMIN_TIMEOUT)?;
-        let committed = match committed.find_partition(&topic, partition).map(|p| p.offset()) {
-            Some(Offset::Offset(n)) => Some(n),
-            _ => None,
-        };
-        partitions.push((PartitionLag { topic, partition, committed, end }, start));
-    }
+    let client = GroupClient::new(kafka, group)?;
+    let (state, members) = client.state()?.map_or(("unknown".to_owned(), 0), |g| (g.state, g.members.len()));
+    let partitions = client
+        .partitions(topics)?
+        .into_iter()
+        .map(|p| (PartitionLag { topic: p.topic, partition: p.partition, committed: p.committed, end: p.high }, p.low))
+        .collect();
     Ok(GroupLag { group: group.to_owned(), state, members, partitions })
 }
 

@@ -13,11 +13,7 @@ use clap::Args;
 use gridsync_core::config::KafkaArgs;
 use gridsync_schemas::catalog::catalog;
 
-use gridsync_core::kafka::groups::{group_client, partitions_of, ADMIN_TIMEOUT};
-use rdkafka::{
-    consumer::{CommitMode, Consumer},
-    Offset, TopicPartitionList,
-};
+use gridsync_core::kafka::groups::GroupClient;
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["to_earliest", "to_time", "to_offset"])))]
@@ -97,8 +93,7 @@ pub async fn run(args: ReplayArgs, kafka: &KafkaArgs) -> anyhow::Result<ExitCode
 
 /// Whether the broker knows `group` (it has members or committed offsets).
 fn group_exists(kafka: &KafkaArgs, group: &str) -> anyhow::Result<bool> {
-    let list = group_client(kafka, group)?.fetch_group_list(Some(group), ADMIN_TIMEOUT)?;
-    Ok(list.groups().iter().any(|g| g.name() == group && g.state() != "Dead"))
+    Ok(GroupClient::new(kafka, group)?.state()?.is_some_and(|g| g.state != "Dead"))
 }
 
 fn replay_group(
@@ -108,78 +103,52 @@ fn replay_group(
     target: &Target,
     dry_run: bool,
 ) -> anyhow::Result<()> {
-    let consumer = group_client(kafka, group)?;
-    let list = consumer.fetch_group_list(Some(group), ADMIN_TIMEOUT).with_context(|| format!("describing {group}"))?;
-    if let Some(live) = list.groups().iter().find(|g| g.name() == group && !g.members().is_empty()) {
-        let members: Vec<String> =
-            live.members().iter().map(|m| format!("{} on {}", m.client_id(), m.client_host())).collect();
+    let client = GroupClient::new(kafka, group)?;
+    if let Some(live) = client.state()?.filter(|g| !g.members.is_empty()) {
         bail!(
             "group {group} has {} live member(s) ({}): stop the consumer first, then replay",
-            members.len(),
-            members.join(", ")
+            live.members.len(),
+            live.members.join(", ")
         );
     }
     // Every partition of the group's topics, or the ones --to-offset names.
-    let mut partitions = partitions_of(&consumer, topics)?;
+    let mut partitions = client.partitions(topics)?;
     if let Target::Offsets(named) = target {
-        let mut wanted = TopicPartitionList::new();
-        for e in partitions.elements() {
-            if named.contains_key(&(e.topic().to_owned(), e.partition())) {
-                wanted.add_partition(e.topic(), e.partition());
-            }
-        }
-        partitions = wanted;
-    }
-    if let Target::Offsets(named) = target {
+        partitions.retain(|p| named.contains_key(&(p.topic.clone(), p.partition)));
         for (topic, partition) in named.keys() {
-            if partitions.find_partition(topic, *partition).is_none() {
+            if !partitions.iter().any(|p| (&p.topic, p.partition) == (topic, *partition)) {
                 bail!("{topic}:{partition} is not a partition {group} reads");
             }
         }
     }
-    let committed = consumer.committed_offsets(partitions.clone(), ADMIN_TIMEOUT)?;
     let by_time = match target {
         Target::Time(at) => {
-            let mut asked = TopicPartitionList::new();
-            for e in partitions.elements() {
-                asked.add_partition_offset(e.topic(), e.partition(), Offset::Offset(*at))?;
-            }
-            Some(consumer.offsets_for_times(asked, ADMIN_TIMEOUT)?)
+            let asked: Vec<(String, i32)> = partitions.iter().map(|p| (p.topic.clone(), p.partition)).collect();
+            client.offsets_at(&asked, *at)?
         }
-        _ => None,
+        _ => BTreeMap::new(),
     };
-    let mut plan = TopicPartitionList::new();
+    let mut plan = Vec::new();
     let mut records = 0;
     println!("{group}:");
-    for e in partitions.elements() {
-        let (topic, partition) = (e.topic(), e.partition());
-        let (low, high) = consumer.fetch_watermarks(topic, partition, ADMIN_TIMEOUT)?;
+    for p in &partitions {
+        let (topic, partition, low, high) = (&p.topic, p.partition, p.low, p.high);
         let to = match target {
             Target::Earliest => low,
-            Target::Offsets(named) => {
-                named.get(&(topic.to_owned(), partition)).copied().unwrap_or(low).clamp(low, high)
-            }
-            Target::Time(_) => {
-                match by_time.as_ref().and_then(|t| t.find_partition(topic, partition)).map(|p| p.offset()) {
-                    Some(Offset::Offset(o)) => o,
-                    _ => high,
-                }
-            }
+            Target::Offsets(named) => named.get(&(topic.clone(), partition)).copied().unwrap_or(low).clamp(low, high),
+            Target::Time(_) => by_time.get(&(topic.clone(), partition)).copied().flatten().unwrap_or(high),
         };
-        let now = match committed.find_partition(topic, partition).map(|p| p.offset()) {
-            Some(Offset::Offset(o)) => o.to_string(),
-            _ => "none".to_owned(),
-        };
+        let now = p.committed.map_or_else(|| "none".to_owned(), |o| o.to_string());
         records += (high - to).max(0);
         println!("  {topic}[{partition}]: committed {now} -> {to} ({} records to process, end {high})", high - to);
-        plan.add_partition_offset(topic, partition, Offset::Offset(to))?;
+        plan.push((topic.clone(), partition, to));
     }
     if dry_run {
-        println!("  would reset {} partitions; {records} records would be processed again", plan.count());
+        println!("  would reset {} partitions; {records} records would be processed again", plan.len());
         return Ok(());
     }
     // Committing without joining: the broker takes it from an empty group.
-    consumer.commit(&plan, CommitMode::Sync).with_context(|| format!("committing the new offsets of {group}"))?;
-    println!("  reset {} partitions; {records} records will be processed again", plan.count());
+    client.commit(&plan).with_context(|| format!("committing the new offsets of {group}"))?;
+    println!("  reset {} partitions; {records} records will be processed again", plan.len());
     Ok(())
 }

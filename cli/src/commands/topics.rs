@@ -93,42 +93,33 @@ fn describe(
     names: &[String],
     expected: &std::collections::BTreeMap<String, i32>,
 ) -> anyhow::Result<Described> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let client: BaseConsumer = kafka.client_config(&[], &[])?.create()?;
     let mut described = Described { text: String::new(), problems: 0 };
-    for name in names {
-        let metadata = client
-            .fetch_metadata(Some(name), gridsync_core::kafka::groups::ADMIN_TIMEOUT)
-            .with_context(|| format!("reading {name}"))?;
-        let found = metadata.topics().iter().find(|t| t.name() == name);
-        let Some(topic) = found.filter(|t| t.error().is_none() && !t.partitions().is_empty()) else {
+    for (name, partitions) in gridsync_core::kafka::groups::describe_topics(kafka, names)? {
+        let Some(partitions) = partitions else {
             described.problems += 1;
             described.text.push_str(&format!("{name}: not on the cluster\n"));
             continue;
         };
-        let mut held = 0;
-        let mut lines = String::new();
-        for p in topic.partitions() {
-            let (low, high) = client.fetch_watermarks(name, p.id(), gridsync_core::kafka::groups::ADMIN_TIMEOUT)?;
-            held += high - low;
-            lines.push_str(&format!(
-                "  {:>3}  leader {}  replicas {:?}  in sync {:?}  offsets {low}..{high}\n",
-                p.id(),
-                p.leader(),
-                p.replicas(),
-                p.isr()
-            ));
-        }
-        let partitions = topic.partitions().len();
-        let unlike = match expected.get(name) {
-            Some(&want) if usize::try_from(want).ok() != Some(partitions) => {
+        let held: i64 = partitions.iter().map(|p| p.high - p.low).sum();
+        let lines: String = partitions
+            .iter()
+            .map(|p| {
+                format!(
+                    "  {:>3}  leader {}  replicas {:?}  in sync {:?}  offsets {}..{}\n",
+                    p.id, p.leader, p.replicas, p.in_sync, p.low, p.high
+                )
+            })
+            .collect();
+        let count = partitions.len();
+        let unlike = match expected.get(&name) {
+            Some(&want) if usize::try_from(want).ok() != Some(count) => {
                 described.problems += 1;
                 format!("; the catalog says {want} partitions")
             }
             Some(_) => String::new(),
             None => "; not a catalog topic".to_owned(),
         };
-        described.text.push_str(&format!("{name}: {partitions} partitions, {held} records held{unlike}\n{lines}"));
+        described.text.push_str(&format!("{name}: {count} partitions, {held} records held{unlike}\n{lines}"));
     }
     Ok(described)
 }

@@ -96,7 +96,7 @@ fn entry(record: &RawRecord, names: &HashMap<String, String>) -> DeadLetterEntry
         original_topic: header(dead_letter::ORIGINAL_TOPIC),
         original_partition: header(dead_letter::ORIGINAL_PARTITION).and_then(|p| p.parse().ok()),
         original_offset: header(dead_letter::ORIGINAL_OFFSET).and_then(|o| o.parse().ok()),
-        key: record.key.clone(),
+        key: record.key_text(),
         payload_bytes: i64::try_from(record.payload.len()).unwrap_or(i64::MAX),
     }
 }

@@ -6,18 +6,20 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use gridsync_kafka_acl::topic_operations;
+use gridsync_kafka_acl::{create_acls, topic_operations, AclBinding, PatternType, ResourceType};
 use gridsync_schemas::{
-    access::{grants, Resource},
+    access::{grants, Grant, Pattern, Resource},
     catalog::TopicCatalog,
 };
-use rdkafka::admin::AdminClient;
+use rdkafka::{admin::AdminClient, client::DefaultClientContext};
 
 use crate::config::{ConfigError, KafkaArgs};
 
 /// How long the check waits for the cluster; past it the binary starts unchecked (the cluster is
 /// unreachable, which its own retries report).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long creating the ACLs waits for the cluster.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
@@ -26,6 +28,47 @@ pub enum AccessError {
     /// Kafka does not allow the principal an operation on a topic: which, and what to do.
     #[error("{0}")]
     Refused(String),
+    #[error("creating a Kafka admin client: {0}")]
+    Client(#[source] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Apply(#[from] gridsync_kafka_acl::AclError),
+    #[error("the ACL task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Creates the ACLs of `grants` (principal, grant) on the cluster, as a principal allowed to ALTER
+/// it; Kafka keeps an ACL that exists as it is, so applying twice changes nothing. Returns how many.
+pub async fn apply(kafka: &KafkaArgs, grants: &[(String, Grant)]) -> Result<usize, AccessError> {
+    let bindings = bindings(grants);
+    let count = bindings.len();
+    let admin: AdminClient<DefaultClientContext> =
+        kafka.client_config(&[], &[])?.create().map_err(AccessError::Client)?;
+    // librdkafka's admin calls block: keep them off the async workers.
+    tokio::task::spawn_blocking(move || create_acls(&admin, &bindings, APPLY_TIMEOUT)).await??;
+    Ok(count)
+}
+
+/// The librdkafka bindings of `grants`.
+fn bindings(grants: &[(String, Grant)]) -> Vec<AclBinding> {
+    grants
+        .iter()
+        .flat_map(|(principal, grant)| {
+            grant.acls.iter().map(move |acl| AclBinding {
+                resource: match acl.resource {
+                    Resource::Topic => ResourceType::Topic,
+                    Resource::Group => ResourceType::Group,
+                    Resource::Cluster => ResourceType::Cluster,
+                },
+                name: acl.name.clone(),
+                pattern: match acl.pattern {
+                    Pattern::Literal => PatternType::Literal,
+                    Pattern::Prefixed => PatternType::Prefixed,
+                },
+                principal: principal.clone(),
+                operation: acl.operation.as_str(),
+            })
+        })
+        .collect()
 }
 
 /// Who this client is to Kafka, as far as its settings say.

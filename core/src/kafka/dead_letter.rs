@@ -12,6 +12,8 @@ pub const STAGE: &str = "__connect.errors.stage";
 pub const ERROR_CLASS: &str = "__connect.errors.exception.class.name";
 pub const ERROR_MESSAGE: &str = "__connect.errors.exception.message";
 pub const FAILED_AT: &str = "gridsync.dlq.failed_at";
+/// Set on a re-driven record: `<dead-letter topic>/<partition>@<offset>`.
+pub const REDRIVEN_FROM: &str = "gridsync.redriven_from";
 /// Set when Kafka refused the whole record as too large: the payload's original size in
 /// bytes; the dead letter then carries only the first `TRUNCATED_PAYLOAD_BYTES` of it.
 pub const TRUNCATED_FROM: &str = "gridsync.dlq.truncated_from_bytes";
@@ -93,4 +95,17 @@ pub fn headers(original: &OwnedMessage, consumer: &str, failure: &Failure) -> Ow
         out = out.insert(Header { key, value: Some(value) });
     }
     out
+}
+
+/// The headers a dead letter goes back to its original topic with: the original ones, without the
+/// failure's context (or an earlier re-drive's mark), and [`REDRIVEN_FROM`] naming the letter.
+pub fn redrive_headers(letter: &super::RawRecord) -> OwnedHeaders {
+    let from = format!("{}/{}@{}", letter.topic, letter.partition, letter.offset);
+    let mut headers = OwnedHeaders::new();
+    for (key, value) in &letter.headers {
+        if !key.starts_with("__connect.errors.") && key != FAILED_AT && key != REDRIVEN_FROM {
+            headers = headers.insert(Header { key, value: value.as_deref() });
+        }
+    }
+    headers.insert(Header { key: REDRIVEN_FROM, value: Some(&from) })
 }

@@ -49,7 +49,8 @@ pub struct RawRecord {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
-    pub key: Option<String>,
+    /// As written: a dead letter goes back with its key's exact bytes.
+    pub key: Option<Vec<u8>>,
     /// In the order the producer wrote them.
     pub headers: Vec<(String, Option<Vec<u8>>)>,
     pub payload: Vec<u8>,
@@ -63,19 +64,31 @@ impl RawRecord {
     }
 }
 
-impl Input for RawRecord {
-    async fn read(_: &EventDecoder, message: &OwnedMessage) -> Result<Self, HandlerError> {
+impl RawRecord {
+    /// A copy of `message` as it is.
+    pub(crate) fn of(message: &impl Message) -> Self {
         let headers = message
             .headers()
             .map_or_else(Vec::new, |h| h.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec))).collect());
-        Ok(RawRecord {
+        RawRecord {
             topic: message.topic().to_owned(),
             partition: message.partition(),
             offset: message.offset(),
-            key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            key: message.key().map(<[u8]>::to_vec),
             headers,
             payload: message.payload().unwrap_or_default().to_vec(),
-        })
+        }
+    }
+
+    /// The key as text (lossily, where it is not UTF-8).
+    pub fn key_text(&self) -> Option<String> {
+        self.key.as_deref().map(|k| String::from_utf8_lossy(k).into_owned())
+    }
+}
+
+impl Input for RawRecord {
+    async fn read(_: &EventDecoder, message: &OwnedMessage) -> Result<Self, HandlerError> {
+        Ok(RawRecord::of(message))
     }
 
     fn span(&self, consumer: &str) -> tracing::Span {

@@ -10,6 +10,7 @@ pub mod groups;
 pub mod handler;
 pub mod headers;
 pub mod producer;
+pub mod reader;
 pub mod reported;
 pub mod settings;
 mod worker;

@@ -164,6 +164,8 @@ impl Resolver {
                 return Ok(Ok(mapping::published(kind, &item, &published, snapshot, self.hub_id.as_deref())?));
             }
         }
-        Err(ResolveError::Transient(format!("content item {id} changed while it was read {CONSISTENT_READ_ATTEMPTS} times")))
+        Err(ResolveError::Transient(format!(
+            "content item {id} changed while it was read {CONSISTENT_READ_ATTEMPTS} times"
+        )))
     }
 }
