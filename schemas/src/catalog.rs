@@ -176,6 +176,49 @@ pub struct ConsumerSpec {
     pub flows: Vec<u8>,
     /// Where its metrics, health and status are served unless `--metrics-addr` says otherwise.
     pub metrics_port: u16,
+    /// What its deployment gives it: `gridsync catalog` makes its compose service and its
+    /// Kubernetes manifest from this.
+    #[serde(default)]
+    pub deploy: DeploySpec,
+}
+
+/// What a consumer's deployment gives it beyond Kafka, its own store and the partner profiles.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploySpec {
+    /// What else it reaches or keeps.
+    #[serde(default)]
+    pub needs: Vec<Need>,
+    /// Its compose service and Kubernetes manifest are written by hand (the audit consumer, which
+    /// serves a page of its own): `gridsync catalog` makes neither.
+    #[serde(default)]
+    pub by_hand: bool,
+}
+
+impl DeploySpec {
+    pub fn needs(&self, need: Need) -> bool {
+        self.needs.contains(&need)
+    }
+}
+
+/// One thing a consumer's deployment gives it, named in the catalog as `kebab-case`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Need {
+    /// A file of its own settings (`--config`, `GRIDSYNC_<NAME>_CONFIG`).
+    Config,
+    /// Amplience's Management API: the hub, the client id, the client secret file.
+    Amplience,
+    /// Amplience's Delivery API (what is published now).
+    AmplienceDelivery,
+    /// Amplience's media links.
+    AmplienceMedia,
+    /// Trading Grid's outbound mailbox (a directory in compose, SFTP in Kubernetes).
+    TradingGrid,
+    /// EDI envelopes of its own: control numbers in tg-producer's store, the own interchange id.
+    EdiNumbers,
+    /// A scratch directory (`GRIDSYNC_<NAME>_SPOOL_DIR`).
+    Spool,
 }
 
 impl ConsumerSpec {

@@ -671,17 +671,39 @@ fn the_strimzi_resources_are_the_catalogs_and_its_acls() {
 /// scraped and scaled once they are made again.
 #[test]
 fn the_files_made_from_the_catalog_are_as_it_makes_them_now() {
-    for (args, file) in [
+    let compose = root().join("docker-compose.yml").display().to_string();
+    let mut made_files: Vec<(Vec<String>, String, String)> = [
         (&["catalog", "prometheus"][..], "deploy/prometheus/prometheus.yml"),
         (&["catalog", "prometheus", "--compose"][..], "deploy/prometheus/prometheus-compose.yml"),
         (&["catalog", "keda"][..], "deploy/k8s/keda/scaledobjects.yaml"),
         (&["catalog", "kustomization"][..], "deploy/k8s/base/kustomization.yaml"),
         (&["catalog", "postgres"][..], "deploy/postgres/init.sql"),
-    ] {
-        let made = Command::new(workspace_binary("gridsync")).args(args).output().unwrap();
-        assert!(made.status.success(), "{made:?}");
-        let committed = std::fs::read_to_string(root().join(file)).unwrap();
+    ]
+    .into_iter()
+    .map(|(args, file)| {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let command = format!("gridsync {} > {file}", args.join(" "));
+        (args, file.to_owned(), command)
+    })
+    .collect();
+    // The consumers' regions of docker-compose.yml, and each consumer's manifest but those the
+    // catalog says are written by hand.
+    made_files.push((
+        vec!["catalog".into(), "compose".into(), compose],
+        "docker-compose.yml".into(),
+        "gridsync catalog compose --write".into(),
+    ));
+    let catalog = gridsync_schemas::catalog::catalog().unwrap();
+    for consumer in catalog.consumers.iter().filter(|c| !c.deploy.by_hand) {
+        let file = format!("deploy/k8s/base/{}.yaml", consumer.name);
+        let command = format!("gridsync catalog k8s {} > {file}", consumer.name);
+        made_files.push((vec!["catalog".into(), "k8s".into(), consumer.name.clone()], file, command));
+    }
+    assert!(made_files.len() > 6, "some consumers' manifests are made");
+    for (args, file, command) in made_files {
+        let made = Command::new(workspace_binary("gridsync")).args(&args).output().unwrap();
+        assert!(made.status.success(), "{made:?}");
+        let committed = std::fs::read_to_string(root().join(&file)).unwrap();
         assert_eq!(String::from_utf8(made.stdout).unwrap(), committed, "{file} is stale: run `{command}`");
     }
 }

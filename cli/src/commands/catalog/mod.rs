@@ -5,6 +5,10 @@
 
 use std::fmt::Write;
 
+use anyhow::Context;
+
+pub mod deploy;
+
 /// Each long-running binary of the pipeline, its component and where the quick start serves its
 /// telemetry before `GRIDSYNC_PORT_OFFSET`: the catalog's producers and consumers at their
 /// default ports, then the lag exporter.
@@ -51,6 +55,22 @@ pub enum CatalogCommand {
     /// `deploy/postgres/init.sql`: a database per producer and consumer, for compose's PostgreSQL
     /// (`gridsync catalog postgres > deploy/postgres/init.sql`).
     Postgres,
+    /// `docker-compose.yml` with a service and a volume per consumer made from the catalog (the
+    /// regions between its `# >>>` and `# <<<` markers; the consumers marked `deploy.by_hand`
+    /// are written outside them): printed, or with `--write` saved in place.
+    Compose {
+        #[arg(default_value = "docker-compose.yml")]
+        file: std::path::PathBuf,
+        #[arg(long)]
+        write: bool,
+    },
+    /// `deploy/k8s/base/<consumer>.yaml`: the consumer's Deployment, PodDisruptionBudget and
+    /// NetworkPolicy, made from what the catalog says it needs
+    /// (`gridsync catalog k8s <consumer> > deploy/k8s/base/<consumer>.yaml`).
+    K8s {
+        #[arg(value_parser = super::consumer_name())]
+        consumer: String,
+    },
 }
 
 pub fn run(command: CatalogCommand) -> anyhow::Result<()> {
@@ -65,6 +85,18 @@ pub fn run(command: CatalogCommand) -> anyhow::Result<()> {
         CatalogCommand::Keda => print!("{}", keda()?),
         CatalogCommand::Kustomization => print!("{}", kustomization()?),
         CatalogCommand::Postgres => print!("{}", postgres()?),
+        CatalogCommand::Compose { file, write } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let made = deploy::compose(gridsync_schemas::catalog::catalog()?, &text)?;
+            if write {
+                std::fs::write(&file, made).with_context(|| format!("writing {}", file.display()))?;
+            } else {
+                print!("{made}");
+            }
+        }
+        CatalogCommand::K8s { consumer } => {
+            print!("{}", deploy::k8s(gridsync_schemas::catalog::catalog()?, &consumer)?)
+        }
     }
     Ok(())
 }
