@@ -28,17 +28,13 @@ pub struct StrimziArgs {
     print: bool,
 }
 
-/// Which Deployment of `deploy/k8s/base` runs each component.
-const DEPLOYMENTS: [(&str, &str); 8] = [
-    ("tg-producer", "tg-producer"),
-    ("amp-producer", "amp-producer"),
-    ("notifications", "notifications"),
-    ("billing", "billing"),
-    ("exceptions", "exceptions"),
-    ("distribution", "distribution"),
-    ("audit", "audit"),
-    ("lag-exporter", "lag-exporter"),
-];
+/// Each component's Kafka user, which is also the name of its Deployment in `deploy/k8s/base`:
+/// the catalog's producers and consumers, and the lag exporter.
+fn deployments() -> anyhow::Result<Vec<String>> {
+    let catalog = gridsync_schemas::catalog::catalog()?;
+    let components = catalog.binaries().into_iter().map(|(_, component, _)| component.to_owned());
+    Ok(components.chain(["lag-exporter".to_owned()]).collect())
+}
 
 fn yaml_documents(documents: &[Value]) -> anyhow::Result<String> {
     let mut out = String::new();
@@ -124,7 +120,8 @@ fn kustomization(cluster: &str) -> anyhow::Result<String> {
             {"op": "add", "path": "/data/GRIDSYNC_KAFKA_SSL_CA_LOCATION", "value": "/run/secrets/kafka-ca/ca.crt"},
         ]))?,
     })];
-    for (user, deployment) in DEPLOYMENTS {
+    for user in deployments()? {
+        let deployment = &user;
         let ops = json!([
             {"op": "add", "path": "/spec/template/spec/containers/0/env/-",
              "value": {"name": "GRIDSYNC_KAFKA_SASL_USERNAME", "value": user}},

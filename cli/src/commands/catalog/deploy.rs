@@ -12,6 +12,10 @@ use gridsync_schemas::catalog::{ConsumerSpec, Need, TopicCatalog};
 pub const COMPOSE_SERVICES: &str = "consumer services";
 pub const COMPOSE_VOLUMES: &str = "consumer volumes";
 
+/// Where a consumer's compose volume is mounted in its container: one folder the image makes
+/// (owned by the user the binaries run as, so the volume starts so) serves every consumer.
+const STATE: &str = "/var/lib/gridsync/state";
+
 /// The consumers whose deployment files are made here.
 fn made(catalog: &TopicCatalog) -> impl Iterator<Item = &ConsumerSpec> {
     catalog.consumers.iter().filter(|c| !c.deploy.by_hand)
@@ -67,13 +71,13 @@ pub fn compose_services(catalog: &TopicCatalog) -> Result<String, std::fmt::Erro
             )?;
         }
         if needs(Need::Spool) {
-            writeln!(out, "      GRIDSYNC_{}_SPOOL_DIR: /var/lib/gridsync/{name}/spool", upper(name))?;
+            writeln!(out, "      GRIDSYNC_{}_SPOOL_DIR: {STATE}/spool", upper(name))?;
         }
         if needs(Need::Amplience) {
             writeln!(out, "    secrets: [amplience_client_secret]")?;
         }
         let mailbox = if needs(Need::TradingGrid) { ", tg-mailbox:/var/lib/gridsync/tg-mailbox" } else { "" };
-        writeln!(out, "    volumes: [{name}:/var/lib/gridsync/{name}{mailbox}]")?;
+        writeln!(out, "    volumes: [{name}:{STATE}{mailbox}]")?;
     }
     Ok(out)
 }
@@ -192,7 +196,8 @@ apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: {name}
-  labels: {labels}
+  # gridsync.dev/role: the KEDA overlay hands every consumer's replicas to its autoscaler.
+  labels: {{app.kubernetes.io/name: gridsync, app.kubernetes.io/component: {name}, gridsync.dev/role: consumer}}
 spec:
   # Replicas share the consumer group: more than its topics' partitions ({partitions}) would idle.
   replicas: 2
