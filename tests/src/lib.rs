@@ -414,6 +414,22 @@ pub async fn wait_for_some<T, F: std::future::Future<Output = Option<T>>>(
     poll_until(timeout, check, Option::is_some).await
 }
 
+/// [`poll_until`] for a synchronous test or helper (a blocking read, no runtime): every half
+/// second, as such reads are slower.
+pub fn poll_until_blocking<T>(timeout: Duration, mut read: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    let started = Instant::now();
+    loop {
+        let value = read();
+        if done(&value) || started.elapsed() >= timeout {
+            return value;
+        }
+        std::thread::sleep(BLOCKING_POLL);
+    }
+}
+
+/// How often [`poll_until_blocking`] reads again.
+const BLOCKING_POLL: Duration = Duration::from_millis(500);
+
 /// Reads `read` until what it reads is `done`, or `timeout` passes: the last value read either
 /// way, for the assertion after it to show what was seen.
 pub async fn poll_until<T, F: std::future::Future<Output = T>>(

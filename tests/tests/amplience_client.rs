@@ -126,6 +126,25 @@ async fn remembered_keys_are_bounded_and_a_forgotten_key_still_yields_its_one_it
 }
 
 #[tokio::test]
+async fn a_key_a_replica_made_a_moment_ago_is_found_on_the_first_page() {
+    let sim = Sim::start().await;
+    let (first, replica) = (sim.client(), sim.client());
+    // Three pages of older items, then the one both replicas make at once.
+    for i in 0..250 {
+        first.ensure_item(sim.repo(), &confirmation("ACME", &format!("PO8{i:03}"))).await.unwrap();
+    }
+    let made = first.ensure_item(sim.repo(), &confirmation("ACME", "PO8999")).await.unwrap();
+    // The replica holds its token already (a read), so what follows counts only the lookup.
+    replica.get_item(&made.item().id).await.unwrap();
+    let read_before = sim.stats().await["answered"]["200"].as_u64().unwrap_or(0);
+    let found = replica.ensure_item(sim.repo(), &confirmation("ACME", "PO8999")).await.unwrap();
+    assert!(matches!(found, Ensured::Existing(_)) && found.item().id == made.item().id, "{found:?}");
+    let stats = sim.stats().await;
+    assert_eq!(stats["answered"]["200"].as_u64().unwrap_or(0) - read_before, 1, "one page read, the newest: {stats}");
+    assert_eq!(stats["creates"], 251, "one item per key");
+}
+
+#[tokio::test]
 async fn a_429_storm_is_ridden_out_without_losing_work() {
     let sim = Sim::start().await;
     let client = Arc::new(sim.client());

@@ -253,6 +253,13 @@ async fn the_hub_refuses_what_amplience_refuses() {
     // An update is validated too.
     let invalid = client.update_item(&created.id, |item| item.body["recipient"] = json!(7)).await.unwrap_err();
     assert_eq!(invalid.status(), Some(400), "{invalid}");
+    // Lists sort by the dates the hub keeps, newest first when asked; not by any field.
+    client.create_item(hub.repo(), &message("gridsync/test/5")).await.unwrap();
+    let (status, newest) = hub.raw(reqwest::Method::GET, &format!("{path}?sort=createdDate,desc&size=1"), "").await;
+    let first = &newest["_embedded"]["content-items"][0];
+    assert_eq!((status, first["body"]["_meta"]["deliveryKey"].as_str()), (200, Some("gridsync/test/5")), "{newest}");
+    let (status, body) = hub.raw(reqwest::Method::GET, &format!("{path}?sort=colour,desc"), "").await;
+    assert_eq!((status, body["errors"][0]["code"].as_str()), (400, Some("INVALID_SORT")), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

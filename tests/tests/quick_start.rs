@@ -7,9 +7,10 @@ use std::{
     net::TcpListener,
     path::{Path, PathBuf},
     process::{Command, Output},
+    time::Duration,
 };
 
-use gridsync_tests::{pipeline_binaries, workspace_binary, Broker};
+use gridsync_tests::{pipeline_binaries, poll_until_blocking, workspace_binary, Broker};
 
 /// Ports run-local.sh uses beside the catalog's metrics ports, before the offset: Prometheus,
 /// amp-producer's webhooks, the audit view, the lag exporter, amp-sim, tg-sim.
@@ -141,11 +142,8 @@ fn the_quick_start_reports_every_flow_and_a_second_start_keeps_the_data_without_
         let targets = targets["data"]["activeTargets"].as_array().cloned().unwrap_or_default();
         targets.iter().filter(|t| t["health"] == "up").count()
     };
-    let started = std::time::Instant::now();
-    while healthy() < pipeline_binaries().len() {
-        assert!(started.elapsed() < std::time::Duration::from_secs(60), "Prometheus does not scrape every binary");
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
+    let up = poll_until_blocking(Duration::from_secs(60), healthy, |up| *up >= pipeline_binaries().len());
+    assert!(up >= pipeline_binaries().len(), "Prometheus scrapes {up} binaries, not every one");
     let rules = scraped("/api/v1/rules");
     let groups = rules["data"]["groups"].as_array().cloned().unwrap_or_default();
     assert!(groups.iter().any(|g| !g["rules"].as_array().is_none_or(Vec::is_empty)), "no alert rules loaded");
@@ -153,16 +151,12 @@ fn the_quick_start_reports_every_flow_and_a_second_start_keeps_the_data_without_
     // receiving a source to its side effect, not the document's business date (+Inf).
     let p50 = "histogram_quantile(0.5, sum by (le) (gridsync_flow_source_to_effect_seconds_bucket))";
     let query = format!("/api/v1/query?query={}", p50.replace(' ', "%20").replace('(', "%28").replace(')', "%29"));
-    let started = std::time::Instant::now();
-    let seconds = loop {
-        let answer = scraped(&query);
+    let latency = |answer: &serde_json::Value| {
         let value = answer["data"]["result"][0]["value"][1].as_str().and_then(|v| v.parse::<f64>().ok());
-        match value {
-            Some(v) if !v.is_nan() => break v,
-            _ if started.elapsed() > std::time::Duration::from_secs(60) => panic!("no latency scraped: {answer}"),
-            _ => std::thread::sleep(std::time::Duration::from_millis(500)),
-        }
+        value.filter(|v| !v.is_nan())
     };
+    let answer = poll_until_blocking(Duration::from_secs(60), || scraped(&query), |a| latency(a).is_some());
+    let seconds = latency(&answer).unwrap_or_else(|| panic!("no latency scraped: {answer}"));
     assert!(seconds.is_finite() && seconds < 120.0, "source to side effect p50 is {seconds} s");
     let processed = state.path().join("tg-mailbox/processed");
     let files = files_in(&processed);

@@ -276,7 +276,8 @@ impl ManagementClient {
         page: u32,
         size: u32,
     ) -> Result<Page<T>, AmplienceError> {
-        let (url, value) = self.call(Method::GET, &format!("{path}?page={page}&size={size}"), None).await?;
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let (url, value) = self.call(Method::GET, &format!("{path}{separator}page={page}&size={size}"), None).await?;
         Page::from_hal(&value, embedded).map_err(|message| AmplienceError::Unexpected { method: "GET", url, message })
     }
 
@@ -303,14 +304,19 @@ impl ManagementClient {
         self.all_pages(&format!("/content-repositories/{repository_id}/content-items"), "content-items").await
     }
 
-    /// The item of `repository_id` whose delivery key is `key`, by scanning the pages.
+    /// The item of `repository_id` whose delivery key is `key`, by scanning the pages, newest first.
     pub async fn find_by_delivery_key(
         &self,
         repository_id: &str,
         key: &str,
     ) -> Result<Option<ContentItem>, AmplienceError> {
+        // Newest first: the item met here is most often one a replica created a moment ago (both
+        // made the same key at once), found on the first page instead of after every older one.
+        let path = format!("/content-repositories/{repository_id}/content-items");
         for number in 0.. {
-            let page = self.list_items(repository_id, number, SCAN_PAGE_SIZE).await?;
+            let page: Page<ContentItem> = self
+                .get_page(&format!("{path}?sort=createdDate,desc"), "content-items", number, SCAN_PAGE_SIZE)
+                .await?;
             if let Some(found) = page.items.iter().find(|i| i.delivery_key() == Some(key)) {
                 return Ok(Some(found.clone()));
             }

@@ -241,6 +241,9 @@ pub(crate) struct PageQuery {
     pub page: usize,
     #[serde(default = "twenty")]
     pub size: usize,
+    /// Spring's `field[,asc|desc]`, as the Management API's list links offer it (`{?page,size,sort}`).
+    #[serde(default)]
+    pub sort: Option<String>,
 }
 
 fn twenty() -> usize {
@@ -248,7 +251,7 @@ fn twenty() -> usize {
 }
 
 async fn list_items(State(state): State<Shared>, Path(repo): Path<String>, Query(q): Query<PageQuery>) -> Response {
-    answer(lock(&state.hub).page(&repo, q.page, q.size), StatusCode::OK)
+    answer(lock(&state.hub).page(&repo, q.page, q.size, q.sort.as_deref()), StatusCode::OK)
 }
 
 async fn get_item(State(state): State<Shared>, Path(id): Path<String>) -> Response {

@@ -346,18 +346,33 @@ impl Hub {
         self.published_by_key.get(key).and_then(|id| self.published.get(id)).cloned()
     }
 
-    /// A HAL page of a repository's items, oldest first.
-    pub fn page(&self, repository: &str, page: usize, size: usize) -> Result<Value, HubError> {
+    /// A HAL page of a repository's items, oldest first unless `sort` (`createdDate` or
+    /// `lastModifiedDate`, then `,asc` or `,desc`) says otherwise; another field is refused (400).
+    pub fn page(&self, repository: &str, page: usize, size: usize, sort: Option<&str>) -> Result<Value, HubError> {
         self.repository(repository)?;
-        let all = self.by_repository.get(repository).map(Vec::as_slice).unwrap_or_default();
+        let ids = self.by_repository.get(repository).map(Vec::as_slice).unwrap_or_default();
+        let mut all: Vec<&ContentItem> = ids.iter().filter_map(|id| self.items.get(id)).collect();
+        if let Some(sort) = sort {
+            let (field, direction) = sort.split_once(',').unwrap_or((sort, "asc"));
+            match field {
+                "createdDate" => {}
+                "lastModifiedDate" => all.sort_by(|a, b| a.last_modified_date.cmp(&b.last_modified_date)),
+                _ => return Err(HubError::new(400, "INVALID_SORT", format!("cannot sort content items by {field:?}"))),
+            }
+            match direction.to_ascii_lowercase().as_str() {
+                "asc" => {}
+                "desc" => all.reverse(),
+                _ => return Err(HubError::new(400, "INVALID_SORT", format!("sort direction {direction:?}"))),
+            }
+        }
         let size = size.clamp(1, 100);
         let total_pages = all.len().div_ceil(size);
-        let items: Vec<&ContentItem> =
-            all.iter().skip(page * size).take(size).filter_map(|id| self.items.get(id)).collect();
+        let items: Vec<&ContentItem> = all.iter().skip(page * size).take(size).copied().collect();
         let base = format!("/v2/content/content-repositories/{repository}/content-items");
-        let mut links = json!({ "self": { "href": format!("{base}?page={page}&size={size}") } });
+        let sorted = sort.map(|s| format!("&sort={s}")).unwrap_or_default();
+        let mut links = json!({ "self": { "href": format!("{base}?page={page}&size={size}{sorted}") } });
         if page + 1 < total_pages {
-            links["next"] = json!({ "href": format!("{base}?page={}&size={size}", page + 1) });
+            links["next"] = json!({ "href": format!("{base}?page={}&size={size}{sorted}", page + 1) });
         }
         Ok(json!({
             "_embedded": { "content-items": items },

@@ -17,7 +17,7 @@ use std::{
 use gridsync_amp_sim::{Client, SimConfig};
 use gridsync_amplience::{ManagementClient, NewContentItem};
 use gridsync_schemas::{codec, events::DeliveryPerformed, Event, EventType};
-use gridsync_tests::{free_port, metric_value, payload, read_all, workspace_binary, Pipeline};
+use gridsync_tests::{free_port, metric_value, payload, poll_until_blocking, read_all, workspace_binary, Pipeline};
 use gridsync_tg_sim::partner::{self, PartnerConfig};
 use nix::{sys::signal, unistd::Pid};
 use serde_json::Value;
@@ -342,21 +342,19 @@ impl World {
     pub fn events_until(&self, event_type: EventType, done: impl Fn(&[Event]) -> bool) -> Vec<Event> {
         let codec = codec().unwrap();
         let topic = self.pipeline.topic(event_type);
-        let mut events = Vec::new();
         // Every record the topic holds at each look (its watermarks say how many), until `done`
         // or a minute has passed: a busy machine slows the pipeline, never the count read.
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while std::time::Instant::now() < deadline {
-            events = read_all(&self.pipeline.broker.brokers(), topic, Duration::from_secs(30))
+        let read = || -> Vec<Event> {
+            read_all(&self.pipeline.broker.brokers(), topic, Duration::from_secs(30))
                 .unwrap()
                 .iter()
                 .map(|m| codec.decode(payload(m)).unwrap().event)
                 .filter(|e| e.event_type() == event_type)
-                .collect();
-            if done(&events) {
-                return events;
-            }
-            std::thread::sleep(Duration::from_millis(500));
+                .collect()
+        };
+        let events = poll_until_blocking(Duration::from_secs(60), read, |events| done(events));
+        if done(&events) {
+            return events;
         }
         // One line per event (the whole events would hide the logs that say why).
         let seen: Vec<String> = events
