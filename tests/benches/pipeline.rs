@@ -254,7 +254,8 @@ impl Stack {
             .envs(pipeline_env(self.dir.path(), name, &self.sim.url(), &self.sim_config.hub_id))
             // gridsync's own speed: a real hub's budget (20 requests/s by default) would bound it.
             .env("GRIDSYNC_AMPLIENCE_REQUESTS_PER_SECOND", "0")
-            .env("GRIDSYNC_LOG", "warn")
+            // Quiet unless asked (`GRIDSYNC_BENCH_LOG=info`): logging every record costs CPU.
+            .env("GRIDSYNC_LOG", std::env::var("GRIDSYNC_BENCH_LOG").unwrap_or_else(|_| "warn".into()))
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log)?)

@@ -17,111 +17,19 @@ use std::{
     time::Duration,
 };
 
-use common::stop;
+use common::{stop, World};
 use futures::{stream, StreamExt};
-use gridsync_amp_sim::{Client, SimConfig, Simulator};
-use gridsync_amplience::{ManagementClient, NewContentItem};
+use gridsync_amp_sim::SimConfig;
+use gridsync_amplience::NewContentItem;
 use gridsync_core::kafka::{dead_letter, headers};
-use gridsync_schemas::{
-    codec,
-    events::{DeliveryPerformed, DocumentStatus},
-    samples::sample,
-    Event, EventType,
-};
-use gridsync_tests::{free_port, payload, poll_until, read_topic, wait_for, workspace_binary, Pipeline};
+use gridsync_schemas::{events::DocumentStatus, samples::sample, Event, EventType};
+use gridsync_tests::{free_port, poll_until, read_topic, wait_for, workspace_binary};
 use rdkafka::Message;
 use serde_json::{json, Value};
 
-const EDITOR: (&str, &str) = ("content.editor", "editor-secret");
-
-struct Harness {
-    pipeline: Pipeline,
-    sim: Simulator,
-    hub_id: String,
-    dir: tempfile::TempDir,
-    _stop_sim: tokio_util::sync::DropGuard,
-}
-
-impl Harness {
-    async fn start(name: &str) -> Self {
-        let pipeline = Pipeline::start(name, None).await.unwrap();
-        let config = SimConfig {
-            clients: vec![
-                Client { id: "gridsync".into(), secret: "gridsync-secret".into() },
-                Client { id: EDITOR.0.into(), secret: EDITOR.1.into() },
-            ],
-            ..SimConfig::default()
-        };
-        let stop = tokio_util::sync::CancellationToken::new();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sim = Simulator::start(config.clone(), listener, stop.clone()).await.unwrap();
-        gridsync_tests::set_up_hub(&sim.url(), &config.hub_id, &config.repositories, None).await.unwrap();
-        Harness {
-            pipeline,
-            sim,
-            hub_id: config.hub_id,
-            dir: tempfile::tempdir().unwrap(),
-            _stop_sim: stop.drop_guard(),
-        }
-    }
-
-    fn amplience_args(&self) -> Vec<String> {
-        vec![
-            format!("--amplience-api-url={}/v2/content", self.sim.url()),
-            format!("--amplience-token-url={}/oauth/token", self.sim.url()),
-            format!("--amplience-hub-id={}", self.hub_id),
-            "--amplience-client-id=gridsync".into(),
-            "--amplience-max-backoff-ms=500".into(),
-        ]
-    }
-
-    /// A notifications consumer writing its log to `<name>.log`.
-    fn consumer(&self, name: &str, extra: &[&str]) -> Child {
-        let partners = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/partners.toml");
-        Command::new(workspace_binary("notifications-consumer"))
-            .args(["--brokers", &self.pipeline.broker.brokers(), "--topic-prefix", &self.pipeline.kafka.topic_prefix])
-            .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
-            .arg(format!("--store-url=sqlite://{}", self.dir.path().join("notifications.db").display()))
-            .arg("--partners")
-            .arg(partners)
-            .args(["--claim-lease-ms", "8000", "--retry-max", "1000"])
-            .args(self.amplience_args())
-            .args(extra)
-            .env("GRIDSYNC_AMPLIENCE_CLIENT_SECRET", "gridsync-secret")
-            // A killed member leaves the group after 6 s instead of 45: the survivors get its partitions sooner.
-            .env("GRIDSYNC_KAFKA_SESSION_TIMEOUT_MS", "6000")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap())
-            .spawn()
-            .unwrap()
-    }
-
-    fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
-    }
-
-    /// Items whose delivery key starts with `prefix`, as amp-sim holds them.
-    async fn items(&self, prefix: &str) -> Vec<Value> {
-        common::sim_items(&self.sim.url(), prefix).await
-    }
-
-    fn editor(&self) -> ManagementClient {
-        common::client_as(&self.sim.url(), &self.hub_id, EDITOR)
-    }
-
-    /// Every DeliveryPerformed on the deliveries topic (at least `at_least` of them).
-    fn deliveries(&self, at_least: usize) -> Vec<DeliveryPerformed> {
-        let topic = self.pipeline.topic(EventType::DeliveryPerformed);
-        let codec = codec().unwrap();
-        read_topic(&self.pipeline.broker.brokers(), topic, at_least, Duration::from_secs(20))
-            .unwrap()
-            .iter()
-            .filter_map(|m| match codec.decode(payload(m)).unwrap().event {
-                Event::DeliveryPerformed(d) => Some(d),
-                _ => None,
-            })
-            .collect()
-    }
+/// A notifications consumer of `h`, logging to `<name>.log`.
+fn notifications(h: &World, name: &str, extra: &[&str]) -> Child {
+    h.consumer("notifications-consumer", name, extra).0
 }
 
 fn fixture(name: &str) -> PathBuf {
@@ -142,9 +50,9 @@ fn count_by_action(items: &[Value]) -> BTreeMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn edi_documents_become_notifications_from_approved_templates() {
-    let h = Harness::start("notify").await;
+    let h = World::without_producers("notify").await;
     // Two partner templates that cannot be used: one names a field no event has, one is not approved.
-    let editor = h.editor();
+    let editor = h.finance();
     let repo = &SimConfig::default().repositories[1];
     let template = |key: &str, body: &str| NewContentItem {
         label: key.into(),
@@ -179,7 +87,9 @@ async fn edi_documents_become_notifications_from_approved_templates() {
     }
     h.pipeline.producer.publish(&failed, None).await.unwrap();
 
-    let mailbox = h.dir.path().join("mailbox");
+    // A mailbox of the test's own, which no partner answers: tg-producer runs without
+    // acknowledgements.
+    let mailbox = h.dir.path().join("own-mailbox");
     let inbound = mailbox.join("inbound");
     std::fs::create_dir_all(&inbound).unwrap();
     for name in [
@@ -202,7 +112,7 @@ async fn edi_documents_become_notifications_from_approved_templates() {
         .stderr(std::fs::File::create(h.dir.path().join("tg.log")).unwrap())
         .spawn()
         .unwrap();
-    let consumer = h.consumer("consumer", &["--config", &config.to_string_lossy()]);
+    let consumer = notifications(&h, "consumer", &["--config", &config.to_string_lossy()]);
 
     let expected: BTreeMap<String, usize> = [
         ("order-confirmation", 4),
@@ -228,7 +138,7 @@ async fn edi_documents_become_notifications_from_approved_templates() {
     assert_eq!(count_by_action(&messages), expected, "{}", h.log("consumer"));
     // An item is reported once it is whole (created, and in its workflow state): read them again
     // once every side effect is reported.
-    let deliveries = h.deliveries(19);
+    let deliveries = h.deliveries_until(|d| d.len() >= 19);
     let items = h.items("gridsync/").await;
     let messages: Vec<Value> = items.iter().filter(|i| !action_of(i).is_empty()).cloned().collect();
 
@@ -325,7 +235,7 @@ async fn edi_documents_become_notifications_from_approved_templates() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_and_parallel_consumers_create_every_item_exactly_once_through_amplience_faults() {
-    let h = Harness::start("notify-crash").await;
+    let h = World::without_producers("notify-crash").await;
     const ORDERS: u64 = 40;
     // Ordered now: the customers stay suppressed for 30 days (an order older than that would not be).
     let events: Vec<Event> = (0..ORDERS)
@@ -339,7 +249,7 @@ async fn killed_and_parallel_consumers_create_every_item_exactly_once_through_am
         stream::iter(&events).map(|e| h.pipeline.producer.publish(e, None)).buffer_unordered(64).collect().await;
     assert!(published.iter().all(Result::is_ok));
     // Amplience is slow, then rate-limits, then fails for a while.
-    let faults = format!("{}/__sim/faults", h.sim.url());
+    let faults = format!("{}/__sim/faults", h.amp.url());
     for spec in [
         json!({ "delay_ms": 150, "count": 40 }),
         json!({ "status": 429, "retry_after": 1, "count": 6 }),
@@ -348,15 +258,15 @@ async fn killed_and_parallel_consumers_create_every_item_exactly_once_through_am
         reqwest::Client::new().post(&faults).json(&spec).send().await.unwrap();
     }
 
-    let mut first = h.consumer("first", &[]);
-    let second = h.consumer("second", &[]);
+    let mut first = notifications(&h, "first", &[]);
+    let second = notifications(&h, "second", &[]);
     // Mid-stream: some items exist, most do not yet.
     let started =
         wait_for(Duration::from_secs(120), || async { h.items("gridsync/order-confirmation").await.len() >= 5 }).await;
     assert!(started, "{}", h.log("first"));
     first.kill().unwrap();
     first.wait().unwrap();
-    let restarted = h.consumer("restarted", &[]);
+    let restarted = notifications(&h, "restarted", &[]);
 
     let done = wait_for(Duration::from_secs(120), || async {
         let items = h.items("gridsync/").await;
@@ -380,7 +290,9 @@ async fn killed_and_parallel_consumers_create_every_item_exactly_once_through_am
     assert!(per_key.values().all(|n| *n == 1), "a delivery key twice: {per_key:?}");
     assert_eq!(items.len(), 2 * ORDERS as usize + 1, "two messages per order and the customer's suppression");
     // And exactly one DeliveryPerformed per side effect.
-    let deliveries = h.deliveries(3 * ORDERS as usize + 10);
+    let deliveries = h.deliveries_until(|d| {
+        d.iter().map(|d| d.idempotency_key.as_str()).collect::<BTreeSet<_>>().len() >= 3 * ORDERS as usize
+    });
     let keys: BTreeSet<&str> = deliveries.iter().map(|d| d.idempotency_key.as_str()).collect();
     assert_eq!(keys.len(), 3 * ORDERS as usize);
     let mut repeated: BTreeMap<&str, Vec<(&str, i64, &str)>> = BTreeMap::new();
@@ -401,11 +313,12 @@ async fn a_report_that_reached_kafka_before_a_crash_is_not_sent_again() {
     use gridsync_flow::effects::{delivery_performed, SideEffect};
     use gridsync_store::{Performed, Store};
 
-    let h = Harness::start("notify-reported").await;
+    let h = World::without_producers("notify-reported").await;
     let order = sample(EventType::PurchaseOrderReceived, "ACME", 900);
     // What a consumer killed between Kafka's acknowledgement of its report and the ledger's note
     // of it leaves behind: the effect done and unreported in the ledger, its report on the topic.
-    let store = Store::connect(&format!("sqlite://{}", h.dir.path().join("notifications.db").display())).await.unwrap();
+    let store =
+        Store::connect(&format!("sqlite://{}", h.store_file("notifications-consumer").display())).await.unwrap();
     let effect = SideEffect::amplience("order-confirmation", Some("orders@acme.example".into()));
     let key = effect.key(order.envelope());
     let ledger = store.side_effects();
@@ -431,15 +344,15 @@ async fn a_report_that_reached_kafka_before_a_crash_is_not_sent_again() {
     h.pipeline.producer.publish(&report, None).await.unwrap();
     h.pipeline.producer.publish(&order, None).await.unwrap();
 
-    let consumer = h.consumer("consumer", &[]);
+    let consumer = notifications(&h, "consumer", &[]);
     // Its other two side effects are performed and reported; this one is only noted.
     let reported = || async { ledger.get(&key).await.unwrap().is_none_or(|p| p.reported) };
     wait_for(Duration::from_secs(60), reported).await;
     assert!(ledger.get(&key).await.unwrap().unwrap().reported, "{}", h.log("consumer"));
-    assert_eq!(h.deliveries(3).len(), 3, "the other two side effects reported");
+    assert_eq!(h.deliveries_until(|d| d.len() >= 3).len(), 3, "the other two side effects reported");
     stop(consumer).await;
-    // Waits for a fourth report, which must not come.
-    let all = h.deliveries(4);
+    // Stopped, it reports nothing more: every report on the topic now.
+    let all = h.deliveries_until(|_| true);
     assert_eq!(all.iter().filter(|d| d.idempotency_key == key).count(), 1, "found on the topic, not sent again");
     assert_eq!(all.len(), 3, "one report per side effect: {:?}", all.iter().map(|d| &d.action).collect::<Vec<_>>());
     assert!(h.items("gridsync/order-confirmation").await.is_empty(), "the ledger said done: nothing created again");

@@ -2,9 +2,7 @@
 //! commands (`groups lag`, `replay`, `topics`) ask of the cluster. Every call blocks: run them off
 //! the async workers.
 
-use std::time::Duration;
-
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use rdkafka::{
     consumer::{BaseConsumer, CommitMode, Consumer},
@@ -38,6 +36,20 @@ pub enum ClusterError {
     },
 }
 
+impl ClusterError {
+    pub(crate) fn metadata(topic: &str, source: KafkaError) -> Self {
+        ClusterError::Metadata { topic: topic.to_owned(), source }
+    }
+}
+
+/// The offset `list` holds for `topic`'s `partition`, if it is one (not "none committed", "end").
+fn offset_in(list: &TopicPartitionList, topic: &str, partition: i32) -> Option<i64> {
+    match list.find_partition(topic, partition).map(|p| p.offset()) {
+        Some(Offset::Offset(n)) => Some(n),
+        _ => None,
+    }
+}
+
 /// A client acting for consumer group `group` without joining it: it reads (and may commit) the
 /// group's offsets.
 fn group_client(kafka: &KafkaArgs, group: &str) -> Result<BaseConsumer, ClusterError> {
@@ -53,7 +65,7 @@ fn partitions_of(client: &BaseConsumer, topics: &[String]) -> Result<TopicPartit
     for topic in topics {
         let metadata = client
             .fetch_metadata(Some(topic), ADMIN_TIMEOUT)
-            .map_err(|source| ClusterError::Metadata { topic: topic.clone(), source })?;
+            .map_err(|source| ClusterError::metadata(topic, source))?;
         for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
             partitions.add_partition(topic, p.id());
         }
@@ -120,11 +132,8 @@ impl GroupClient {
             let (low, high) = self
                 .client
                 .fetch_watermarks(&topic, partition, ADMIN_TIMEOUT)
-                .map_err(|source| ClusterError::Metadata { topic: topic.clone(), source })?;
-            let committed = match committed.find_partition(&topic, partition).map(|p| p.offset()) {
-                Some(Offset::Offset(n)) => Some(n),
-                _ => None,
-            };
+                .map_err(|source| ClusterError::metadata(&topic, source))?;
+            let committed = offset_in(&committed, &topic, partition);
             partitions.push(PartitionOffsets { topic, partition, committed, low, high });
         }
         Ok(partitions)
@@ -140,7 +149,7 @@ impl GroupClient {
         for (topic, partition) in partitions {
             asked
                 .add_partition_offset(topic, *partition, Offset::Offset(at_ms))
-                .map_err(|source| ClusterError::Metadata { topic: topic.clone(), source })?;
+                .map_err(|source| ClusterError::metadata(topic, source))?;
         }
         let found = self.client.offsets_for_times(asked, ADMIN_TIMEOUT).map_err(|source| ClusterError::Group {
             group: self.group.clone(),
@@ -149,13 +158,7 @@ impl GroupClient {
         })?;
         Ok(partitions
             .iter()
-            .map(|(topic, partition)| {
-                let offset = match found.find_partition(topic, *partition).map(|p| p.offset()) {
-                    Some(Offset::Offset(o)) => Some(o),
-                    _ => None,
-                };
-                ((topic.clone(), *partition), offset)
-            })
+            .map(|(topic, partition)| ((topic.clone(), *partition), offset_in(&found, topic, *partition)))
             .collect())
     }
 
@@ -164,7 +167,7 @@ impl GroupClient {
         let mut list = TopicPartitionList::new();
         for (topic, partition, offset) in offsets {
             list.add_partition_offset(topic, *partition, Offset::Offset(*offset))
-                .map_err(|source| ClusterError::Metadata { topic: topic.clone(), source })?;
+                .map_err(|source| ClusterError::metadata(topic, source))?;
         }
         self.client.commit(&list, CommitMode::Sync).map_err(|source| ClusterError::Group {
             group: self.group.clone(),
@@ -194,9 +197,8 @@ pub fn describe_topics(kafka: &KafkaArgs, topics: &[String]) -> Result<Vec<Topic
     let client: BaseConsumer = kafka.client_config(&[], &[])?.create().map_err(ClusterError::Create)?;
     let mut described = Vec::new();
     for name in topics {
-        let metadata = client
-            .fetch_metadata(Some(name), ADMIN_TIMEOUT)
-            .map_err(|source| ClusterError::Metadata { topic: name.clone(), source })?;
+        let metadata =
+            client.fetch_metadata(Some(name), ADMIN_TIMEOUT).map_err(|source| ClusterError::metadata(name, source))?;
         let found = metadata.topics().iter().find(|t| t.name() == name);
         let Some(topic) = found.filter(|t| t.error().is_none() && !t.partitions().is_empty()) else {
             described.push((name.clone(), None));
@@ -206,7 +208,7 @@ pub fn describe_topics(kafka: &KafkaArgs, topics: &[String]) -> Result<Vec<Topic
         for p in topic.partitions() {
             let (low, high) = client
                 .fetch_watermarks(name, p.id(), ADMIN_TIMEOUT)
-                .map_err(|source| ClusterError::Metadata { topic: name.clone(), source })?;
+                .map_err(|source| ClusterError::metadata(name, source))?;
             partitions.push(PartitionLayout {
                 id: p.id(),
                 leader: p.leader(),

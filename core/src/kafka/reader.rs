@@ -59,12 +59,12 @@ impl TopicReader {
             .map_err(ClusterError::Create)?;
         let metadata = client
             .fetch_metadata(Some(topic), ADMIN_TIMEOUT)
-            .map_err(|source| ClusterError::Metadata { topic: topic.to_owned(), source })?;
+            .map_err(|source| ClusterError::metadata(topic, source))?;
         let mut assignment = TopicPartitionList::new();
         for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
             assignment
                 .add_partition_offset(topic, p.id(), Offset::Beginning)
-                .map_err(|source| metadata_error(topic, source))?;
+                .map_err(|source| ClusterError::metadata(topic, source))?;
         }
         if from == ReadFrom::Committed {
             let asked = || async {
@@ -83,11 +83,11 @@ impl TopicReader {
                 if let Offset::Offset(o) = element.offset() {
                     assignment
                         .set_partition_offset(topic, element.partition(), Offset::Offset(o))
-                        .map_err(|source| metadata_error(topic, source))?;
+                        .map_err(|source| ClusterError::metadata(topic, source))?;
                 }
             }
         }
-        client.assign(&assignment).map_err(|source| metadata_error(topic, source))?;
+        client.assign(&assignment).map_err(|source| ClusterError::metadata(topic, source))?;
         Ok(TopicReader { client, topic: topic.to_owned() })
     }
 
@@ -119,13 +119,7 @@ impl TopicReader {
     pub fn done(&self, record: &RawRecord) -> Result<(), ClusterError> {
         let mut next = TopicPartitionList::new();
         next.add_partition_offset(&record.topic, record.partition, Offset::Offset(record.offset + 1))
-            .map_err(|source| metadata_error(&record.topic, source))?;
-        self.client
-            .commit(&next, CommitMode::Sync)
-            .map_err(|source| ClusterError::Metadata { topic: record.topic.clone(), source })
+            .map_err(|source| ClusterError::metadata(&record.topic, source))?;
+        self.client.commit(&next, CommitMode::Sync).map_err(|source| ClusterError::metadata(&record.topic, source))
     }
-}
-
-fn metadata_error(topic: &str, source: KafkaError) -> ClusterError {
-    ClusterError::Metadata { topic: topic.to_owned(), source }
 }

@@ -44,6 +44,16 @@ pub struct World {
 
 impl World {
     pub async fn start(name: &str) -> Self {
+        Self::start_with(name, true).await
+    }
+
+    /// The world without its producers (and without the hub's webhook to amp-producer): for a
+    /// test that publishes its events itself, or runs a producer of its own.
+    pub async fn without_producers(name: &str) -> Self {
+        Self::start_with(name, false).await
+    }
+
+    async fn start_with(name: &str, producers: bool) -> Self {
         let pipeline = Pipeline::start(name, None).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mailbox = dir.path().join("mailbox");
@@ -64,7 +74,8 @@ impl World {
         // An empty hub, set up as a user sets theirs up: content types, templates, the webhook.
         let webhook_url = format!("http://127.0.0.1:{listen}/webhooks/amplience");
         let hub = (&amp.url(), &amp_config.hub_id, &amp_config.repositories);
-        gridsync_tests::set_up_hub(hub.0, hub.1, hub.2, Some((&webhook_url, WEBHOOK_SECRET))).await.unwrap();
+        let webhook = producers.then_some((webhook_url.as_str(), WEBHOOK_SECRET));
+        gridsync_tests::set_up_hub(hub.0, hub.1, hub.2, webhook).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tg = gridsync_tg_sim::Simulator::start(gridsync_tg_sim::SimConfig::default(), listener, stop.clone())
             .await
@@ -76,6 +87,24 @@ impl World {
         };
         let partner_stop = stop.child_token();
         tokio::spawn(partner::run(partner, tg.ledger.clone(), partner_stop.clone()));
+        let clock = dir.path().join("clock");
+        let mut world = World {
+            pipeline,
+            amp,
+            hub_id: amp_config.hub_id.clone(),
+            tg,
+            dir,
+            mailbox,
+            clock,
+            producers: Vec::new(),
+            consumers: std::sync::Mutex::default(),
+            partner: partner_stop,
+            _stop: stop.drop_guard(),
+        };
+        if !producers {
+            return world;
+        }
+        let (pipeline, amp, tg, dir, mailbox) = (&world.pipeline, &world.amp, &world.tg, &world.dir, &world.mailbox);
         let log = |name: &str| std::fs::File::create(dir.path().join(format!("{name}.log"))).unwrap();
         let kafka = [
             "--brokers".to_owned(),
@@ -89,7 +118,7 @@ impl World {
             .args(["--amplience-delivery-url", &amp.url()])
             .args(["--amplience-api-url", &format!("{}/v2/content", amp.url())])
             .args(["--amplience-token-url", &format!("{}/oauth/token", amp.url())])
-            .args(["--amplience-hub-id", &amp_config.hub_id, "--amplience-client-id", "gridsync"])
+            .args(["--amplience-hub-id", &world.hub_id, "--amplience-client-id", "gridsync"])
             .arg(format!("--store-url=sqlite://{}", dir.path().join("amp-producer.db").display()))
             .env("GRIDSYNC_AMP_WEBHOOK_SECRET", WEBHOOK_SECRET)
             .env("GRIDSYNC_AMPLIENCE_CLIENT_SECRET", "gridsync-secret")
@@ -103,26 +132,14 @@ impl World {
             .args(["--lens-url", &tg.url(), "--lens-client-id", "gridsync", "--lens-poll-ms", "200"])
             .env("GRIDSYNC_LENS_CLIENT_SECRET", "gridsync-secret")
             .arg("--mailbox-dir")
-            .arg(&mailbox)
+            .arg(mailbox)
             .arg(format!("--store-url=sqlite://{}", dir.path().join("tg-producer.db").display()))
             .stdout(Stdio::null())
             .stderr(log("tg-producer"))
             .spawn()
             .unwrap();
-        let clock = dir.path().join("clock");
-        World {
-            pipeline,
-            amp,
-            hub_id: amp_config.hub_id,
-            tg,
-            dir,
-            mailbox,
-            clock,
-            producers: vec![amp_producer, tg_producer],
-            consumers: std::sync::Mutex::default(),
-            partner: partner_stop,
-            _stop: stop.drop_guard(),
-        }
+        world.producers = vec![amp_producer, tg_producer];
+        world
     }
 
     /// The trading partner stops picking up and answering what gridsync sends.
@@ -142,11 +159,16 @@ impl World {
         std::fs::rename(&temp, &self.clock).unwrap();
     }
 
+    /// The SQLite store every instance of the flow consumer `binary` shares.
+    pub fn store_file(&self, binary: &str) -> PathBuf {
+        self.dir.path().join(format!("{binary}.db"))
+    }
+
     /// Starts the flow consumer `binary`, logging to `<name>.log`; returns it with its metrics URL.
     pub fn consumer(&self, binary: &str, name: &str, extra: &[&str]) -> (Child, String) {
         let partners = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/partners.toml");
         let mut flow = vec![
-            format!("--store-url=sqlite://{}", self.dir.path().join(format!("{binary}.db")).display()),
+            format!("--store-url=sqlite://{}", self.store_file(binary).display()),
             format!("--partners={}", partners.display()),
             format!("--clock-file={}", self.clock.display()),
             format!("--amplience-api-url={}/v2/content", self.amp.url()),
