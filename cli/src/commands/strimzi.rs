@@ -120,8 +120,8 @@ fn kustomization(cluster: &str) -> anyhow::Result<String> {
             {"op": "add", "path": "/data/GRIDSYNC_KAFKA_SSL_CA_LOCATION", "value": "/run/secrets/kafka-ca/ca.crt"},
         ]))?,
     })];
+    // A component's user and its Deployment share its name.
     for user in deployments()? {
-        let deployment = &user;
         let ops = json!([
             {"op": "add", "path": "/spec/template/spec/containers/0/env/-",
              "value": {"name": "GRIDSYNC_KAFKA_SASL_USERNAME", "value": user}},
@@ -136,8 +136,7 @@ fn kustomization(cluster: &str) -> anyhow::Result<String> {
             {"op": "add", "path": "/spec/template/spec/volumes/-",
              "value": {"name": "kafka-ca", "secret": {"secretName": format!("{cluster}-cluster-ca-cert"), "items": [{"key": "ca.crt", "path": "ca.crt"}]}}},
         ]);
-        patches
-            .push(json!({"target": {"kind": "Deployment", "name": deployment}, "patch": serde_yaml::to_string(&ops)?}));
+        patches.push(json!({"target": {"kind": "Deployment", "name": user}, "patch": serde_yaml::to_string(&ops)?}));
     }
     let kustomization = json!({
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
