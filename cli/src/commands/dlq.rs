@@ -66,7 +66,7 @@ pub async fn run(command: DlqCommand, kafka: &KafkaArgs) -> anyhow::Result<ExitC
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
         let read_count = reader.read(limit, |letter| -> anyhow::Result<()> {
-            let from = format!("{topic}/{}@{}", letter.partition, letter.offset);
+            let from = letter.place();
             // Each letter's progress is committed once it is done with, so a run that fails part-way
             // (a Kafka error, a topic gone) re-drives nothing twice when run again.
             let Some(original) = letter.header(dead_letter::ORIGINAL_TOPIC) else {

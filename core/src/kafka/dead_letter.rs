@@ -100,7 +100,7 @@ pub fn headers(original: &OwnedMessage, consumer: &str, failure: &Failure) -> Ow
 /// The headers a dead letter goes back to its original topic with: the original ones, without the
 /// failure's context (or an earlier re-drive's mark), and [`REDRIVEN_FROM`] naming the letter.
 pub fn redrive_headers(letter: &super::RawRecord) -> OwnedHeaders {
-    let from = format!("{}/{}@{}", letter.topic, letter.partition, letter.offset);
+    let from = letter.place();
     let mut headers = OwnedHeaders::new();
     for (key, value) in &letter.headers {
         if !key.starts_with("__connect.errors.") && key != FAILED_AT && key != REDRIVEN_FROM {

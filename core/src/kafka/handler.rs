@@ -80,6 +80,11 @@ impl RawRecord {
         }
     }
 
+    /// Where it is: `<topic>/<partition>@<offset>`.
+    pub fn place(&self) -> String {
+        format!("{}/{}@{}", self.topic, self.partition, self.offset)
+    }
+
     /// The key as text (lossily, where it is not UTF-8).
     pub fn key_text(&self) -> Option<String> {
         self.key.as_deref().map(|k| String::from_utf8_lossy(k).into_owned())

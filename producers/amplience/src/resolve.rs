@@ -144,8 +144,9 @@ impl Resolver {
         // reads, between which an editor may save and publish again. The item is read again
         // after the body, and the pair is kept only if its version did not move meanwhile, so
         // an event never carries one version's number with another's body.
+        // The read after the body is the next attempt's read of the item, when its version moved.
+        let mut item = management.get_item(id).await?;
         for _ in 0..CONSISTENT_READ_ATTEMPTS {
-            let item = management.get_item(id).await?;
             let Some(kind) = item.schema().and_then(|schema| self.config.partner_content.get(schema)).copied() else {
                 return Ok(Err("content_type_not_mapped"));
             };
@@ -160,9 +161,11 @@ impl Resolver {
                 }
                 Err(e) => return Err(e.into()),
             };
-            if management.get_item(id).await?.version == item.version {
+            let after = management.get_item(id).await?;
+            if after.version == item.version {
                 return Ok(Ok(mapping::published(kind, &item, &published, snapshot, self.hub_id.as_deref())?));
             }
+            item = after;
         }
         Err(ResolveError::Transient(format!(
             "content item {id} changed while it was read {CONSISTENT_READ_ATTEMPTS} times"
